@@ -1,0 +1,20 @@
+# Compiler settings for Hearth's own targets. Warnings are errors in our code; third-party headers
+# come from /usr/include and are treated as system headers, so they cannot break the build.
+
+set(HEARTH_WARNINGS
+    -Wall -Wextra -Wpedantic -Werror
+    -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual
+    -Wnull-dereference -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
+
+if(HEARTH_SANITIZE)
+    set(HEARTH_SANITIZER_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer
+        -fno-sanitize-recover=undefined)
+    add_compile_options(${HEARTH_SANITIZER_FLAGS})
+    add_link_options(${HEARTH_SANITIZER_FLAGS})
+endif()
+
+# hearth_configure_target(<target>): warnings and include roots for a target of ours.
+function(hearth_configure_target target)
+    target_compile_options(${target} PRIVATE ${HEARTH_WARNINGS})
+    target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+endfunction()

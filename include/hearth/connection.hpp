@@ -1,0 +1,131 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <hearth/payload.hpp>
+
+namespace hearth {
+
+/// Process-unique connection id. A strong type so that it never mixes with other integers.
+enum class ConnectionId : std::uint64_t {};
+
+inline std::string to_string(ConnectionId id) {
+    return std::to_string(static_cast<std::uint64_t>(id));
+}
+
+/// WebSocket close codes Hearth uses (RFC 6455, section 7.4.1).
+namespace close_code {
+inline constexpr std::uint16_t kNormal = 1000;
+inline constexpr std::uint16_t kGoingAway = 1001;
+inline constexpr std::uint16_t kProtocolError = 1002;
+inline constexpr std::uint16_t kUnsupportedData = 1003;
+inline constexpr std::uint16_t kNoStatus = 1005;
+inline constexpr std::uint16_t kAbnormal = 1006;
+inline constexpr std::uint16_t kInvalidPayload = 1007;
+inline constexpr std::uint16_t kPolicyViolation = 1008;
+inline constexpr std::uint16_t kTooBig = 1009;
+inline constexpr std::uint16_t kInternalError = 1011;
+inline constexpr std::uint16_t kTryAgainLater = 1013;
+}  // namespace close_code
+
+/// What `Connection::send` did with a message.
+enum class SendResult : std::uint8_t {
+    kQueued,   // in the outbox; it will be written unless the connection fails first
+    kDropped,  // over the outbox bound: dropped, and the route's overflow policy applied (counted)
+    kClosed,   // the connection is closing or closed; nothing was queued
+};
+
+/// How a connection ended, as its handler sees it.
+struct CloseInfo {
+    std::uint16_t code = close_code::kAbnormal;  // 1006 when no close frame was exchanged
+    std::string reason;
+    bool initiated_by_peer = false;
+};
+
+/// A client transport as front-ends see it: no Beast or Asio types. Runs on: its own io thread,
+/// for its whole life. `send` and `close` may be called from any thread; the rest only from the
+/// connection's thread (inside its handler callbacks, or in work posted to it).
+class Connection {
+public:
+    virtual ~Connection() = default;
+
+    virtual ConnectionId id() const noexcept = 0;
+    /// "ip:port" of the peer.
+    virtual const std::string& peer_address() const noexcept = 0;
+    /// The route's path, e.g. "/ws".
+    virtual const std::string& route() const noexcept = 0;
+
+    /// Thread-safe. Queues a message; a broadcast passes the same payload to every recipient.
+    virtual SendResult send(SharedPayload message) = 0;
+    /// Thread-safe. Starts the closing handshake with this code and reason; later sends are
+    /// dropped.
+    virtual void close(std::uint16_t code, std::string_view reason) = 0;
+
+    /// Whether permessage-deflate was negotiated for this connection.
+    virtual bool compressed() const noexcept = 0;
+    /// Bytes waiting in the outbox (connection thread).
+    virtual std::size_t outbound_bytes() const noexcept = 0;
+};
+
+using ConnectionPtr = std::shared_ptr<Connection>;
+
+/// A weak reference to a connection that may outlive it (habit: weak handles across boundaries).
+class ConnectionHandle {
+public:
+    ConnectionHandle() = default;
+    explicit ConnectionHandle(const ConnectionPtr& c) : id_(c->id()), weak_(c) {}
+
+    ConnectionId id() const noexcept { return id_; }
+    ConnectionPtr lock() const noexcept { return weak_.lock(); }
+
+private:
+    ConnectionId id_{};
+    std::weak_ptr<Connection> weak_;
+};
+
+/// A front-end's per-connection logic, created when a WebSocket upgrade is accepted. Every
+/// callback runs on the connection's io thread; the handler is destroyed on it after `on_close`.
+class WsHandler {
+public:
+    virtual ~WsHandler() = default;
+
+    /// The handshake completed; `connection` can be stored (it stays valid until `on_close`).
+    virtual void on_open(const ConnectionPtr& connection) = 0;
+    /// A complete message (reassembled, decompressed, UTF-8 validated when text).
+    virtual void on_message(MessageKind kind, std::string_view data) = 0;
+    /// A ping frame arrived (the pong is sent by the transport). Most handlers ignore it.
+    virtual void on_ping() {}
+    /// The connection is gone; called exactly once.
+    virtual void on_close(const CloseInfo& info) = 0;
+};
+
+/// What to do when a recipient's outbox is full.
+enum class OverflowPolicy : std::uint8_t {
+    kClose,  // close with 1008 "slow consumer" (the default: the client must resynchronise)
+    kDrop,   // drop the new message and keep the connection
+};
+
+/// Per-route WebSocket settings. Defaults come from the `[websocket]` config section; a front-end
+/// may override any of them from its own section.
+struct WsRouteSettings {
+    std::size_t max_message_bytes = 1024 * 1024;  // incoming message limit; over it: close 1009
+    std::size_t max_outbound_bytes = 4 * 1024 * 1024;  // outbox bound per connection
+    OverflowPolicy overflow = OverflowPolicy::kClose;
+    std::chrono::milliseconds idle_timeout{120'000};  // nothing received for this long: close 1001
+    std::chrono::milliseconds ping_interval{30'000};  // server pings; 0 disables
+    std::chrono::milliseconds pong_timeout{10'000};   // no pong (or anything) after a ping: close
+    std::chrono::milliseconds close_timeout{5'000};   // wait for the peer's close frame
+    std::chrono::milliseconds write_timeout{
+        30'000};                                   // a write stalled this long: drop the connection
+    bool compression = true;                       // offer permessage-deflate when asked
+    std::size_t compression_threshold_bytes = 64;  // smaller messages are sent uncompressed
+    std::size_t max_connections_per_ip = 1000;     // 0 = unlimited; over it: 1008 after upgrade
+    double max_messages_per_s = 1000;              // token bucket refill rate; 0 = unlimited
+    double message_burst = 2000;                   // token bucket size
+};
+
+}  // namespace hearth

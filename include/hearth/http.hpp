@@ -1,0 +1,111 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <hearth/connection.hpp>
+
+namespace hearth {
+
+struct HttpHeader {
+    std::string name;
+    std::string value;
+};
+
+/// An HTTP request as routes see it (no Beast types). Valid for the duration of the handler call;
+/// an asynchronous handler copies what it needs.
+struct HttpRequest {
+    std::string method;  // "GET", "POST", ...
+    std::string target;  // as sent: path and query
+    std::string path;    // percent-decoded path without the query
+    std::string query;   // raw query string without '?'
+    std::vector<HttpHeader> headers;
+    std::string body;
+    std::string peer_address;  // "ip:port"
+    std::string listener;      // the listener's name, e.g. "http"
+    bool tls = false;
+
+    /// Case-insensitive header lookup; the first occurrence.
+    std::optional<std::string_view> header(std::string_view name) const;
+    /// A query parameter, percent-decoded; the first occurrence.
+    std::optional<std::string> query_param(std::string_view name) const;
+};
+
+struct HttpResponse {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::vector<HttpHeader> headers;  // extra headers
+
+    static HttpResponse json(int status, std::string body);
+    static HttpResponse text(int status, std::string body,
+                             std::string content_type = "text/plain; charset=utf-8");
+    /// The API's error shape: {"error":{"code":"...","message":"..."}}.
+    static HttpResponse error(int status, std::string_view code, std::string_view message);
+};
+
+/// Completes one request, from any thread, exactly once. If it is destroyed unused the client gets
+/// a 500 and the route is logged, so a forgotten response never hangs a connection.
+class HttpResponder {
+public:
+    using Deliver = std::function<void(HttpResponse)>;
+
+    HttpResponder() = default;
+    explicit HttpResponder(Deliver deliver);
+
+    void respond(HttpResponse response);
+    explicit operator bool() const noexcept { return state_ != nullptr; }
+
+private:
+    struct State;
+    std::shared_ptr<State> state_;
+};
+
+using HttpHandler = std::function<void(const HttpRequest&, HttpResponder)>;
+
+/// Convenience for handlers that answer at once.
+inline HttpHandler sync_handler(std::function<HttpResponse(const HttpRequest&)> f) {
+    return [f = std::move(f)](const HttpRequest& req, HttpResponder res) { res.respond(f(req)); };
+}
+
+/// A WebSocket route: the upgrade request is offered to `accept`, on the connection's io thread,
+/// which returns the connection's handler, or a response that refuses the upgrade (e.g. 401).
+struct WsRoute {
+    using Accept =
+        std::function<std::variant<std::unique_ptr<WsHandler>, HttpResponse>(const HttpRequest&)>;
+
+    std::shared_ptr<const WsRouteSettings> settings = std::make_shared<WsRouteSettings>();
+    Accept accept;
+};
+
+/// Where a listener binds and whether it speaks TLS.
+struct ListenerSpec {
+    std::string name;           // for logs and metrics, e.g. "http", "homestead"
+    std::string listen;         // "host:port"; port 0 picks a free port
+    std::string tls_cert_file;  // both set: TLS (https, wss)
+    std::string tls_key_file;
+};
+
+enum class PathMatch : std::uint8_t { kExact, kPrefix };
+
+/// Route registration, implemented by the network layer and used by modules while they start.
+/// Collisions (the same method and path twice on one listener, a port claimed with different TLS
+/// settings) throw `std::runtime_error` naming the port and path: a startup error.
+class Router {
+public:
+    virtual ~Router() = default;
+
+    /// Declares (or joins) a listener; returns its key for the add_* calls.
+    virtual std::string listener(const ListenerSpec& spec) = 0;
+    /// `method` empty matches any method.
+    virtual void add_http_route(const std::string& listener, std::string method, std::string path,
+                                HttpHandler handler, PathMatch match = PathMatch::kExact) = 0;
+    virtual void add_ws_route(const std::string& listener, std::string path, WsRoute route) = 0;
+};
+
+}  // namespace hearth

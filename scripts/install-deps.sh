@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Hearth needs to build and test, when they are missing.
+# As root it runs apt-get; as anyone else it prints the exact command and stops, so that a
+# developer is never surprised by a sudo prompt in the middle of a build.
+set -euo pipefail
+
+packages=(
+    # toolchain
+    g++ cmake ninja-build ccache pkg-config make clang-format-16
+    # libraries (Boost 1.81 component packages: libboost-dev is 1.74 and conflicts)
+    libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+    libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
+    libsqlite3-dev libsodium-dev libssl-dev zlib1g-dev
+    # tests and benchmarks
+    libgtest-dev libgmock-dev libbenchmark-dev openssl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "Hearth needs these Debian packages: ${missing[*]}" >&2
+    echo "Install them with:" >&2
+    echo "    sudo apt-get update && sudo $cmd" >&2
+    exit 1
+fi
+
+echo "Installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine may have no package lists yet; refresh them only when the install needs it.
+if ! apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+fi

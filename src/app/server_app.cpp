@@ -1,0 +1,193 @@
+#include "app/server_app.hpp"
+#include <mutex>
+
+#include "api/core_routes.hpp"
+#include "core/events.hpp"
+#include "core/metrics.hpp"
+#include "core/runtime.hpp"
+#include "core/ws_settings.hpp"
+#include "net/server.hpp"
+#include "util/log.hpp"
+
+namespace hearth::app {
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = util::logger("core");
+    return l;
+}
+
+net::HttpLimits http_limits(const core::HttpConfig& c) {
+    net::HttpLimits l;
+    l.max_header_bytes = static_cast<std::size_t>(c.max_header_bytes);
+    l.max_body_bytes = static_cast<std::size_t>(c.max_body_bytes);
+    l.request_timeout = std::chrono::milliseconds(c.request_timeout_ms);
+    l.write_timeout = std::chrono::milliseconds(c.write_timeout_ms);
+    l.keepalive_timeout = std::chrono::seconds(c.keepalive_timeout_s);
+    return l;
+}
+
+}  // namespace
+
+core::ConfigSchema make_schema() {
+    core::ConfigSchema schema;
+    schema.add<core::ServerConfig>();
+    schema.add<core::HttpConfig>();
+    schema.add<core::WebSocketConfig>();
+    return schema;
+}
+
+struct ServerApp::Impl {
+    Impl(const core::ConfigSchema& s, std::shared_ptr<const core::Config> c)
+        : schema(s),
+          config(std::move(c)),
+          events(static_cast<std::size_t>(config->get<core::ServerConfig>().event_ring_size)),
+          runtime(static_cast<std::size_t>(config->get<core::ServerConfig>().io_threads),
+                  static_cast<std::size_t>(config->get<core::ServerConfig>().blocking_threads)),
+          server(runtime, metrics, events, http_limits(config->get<core::HttpConfig>())) {}
+
+    const core::ConfigSchema& schema;
+    mutable std::mutex config_mutex;
+    std::shared_ptr<const core::Config> config;
+    core::MetricsRegistry metrics;
+    core::EventRing events;
+    core::Runtime runtime;
+    net::Server server;
+    std::string http_listener;
+    bool started = false;
+    bool stopped = false;
+    core::Counter* reloads_ok = nullptr;
+    core::Counter* reloads_failed = nullptr;
+};
+
+ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const core::Config> config)
+    : impl_(std::make_unique<Impl>(schema, std::move(config))) {
+    auto& m = impl_->metrics;
+    core::register_process_metrics(m);
+    impl_->reloads_ok = &m.counter("hearth_config_reloads_total",
+                                   "Configuration reloads, by result.", {{"result", "ok"}});
+    impl_->reloads_failed =
+        &m.counter("hearth_config_reloads_total", "Configuration reloads, by result.",
+                   {{"result", "rejected"}});
+    const auto& http = impl_->config->get<core::HttpConfig>();
+    impl_->http_listener =
+        impl_->server.listener({"http", http.listen, http.tls_cert_file, http.tls_key_file});
+    api::add_core_routes(impl_->server, impl_->http_listener, m, {});
+    if (http.echo_route) {
+        api::add_echo_route(impl_->server, impl_->http_listener,
+                            std::make_shared<const WsRouteSettings>(core::ws_route_settings(
+                                impl_->config->get<core::WebSocketConfig>())));
+    }
+}
+
+ServerApp::~ServerApp() {
+    shutdown();
+}
+
+void ServerApp::start() {
+    impl_->runtime.start();
+    try {
+        impl_->server.start();
+    } catch (...) {
+        impl_->runtime.stop();
+        impl_->stopped = true;
+        throw;
+    }
+    impl_->started = true;
+    impl_->events.record("server.start", "hearth", "listening");
+}
+
+bool ServerApp::reload() {
+    auto running = config();
+    if (running->source().empty()) {
+        log()->info("reload: no config file was given; nothing to reload");
+        return false;
+    }
+    auto result = impl_->schema.load(running->source(), core::ConfigSchema::process_environment());
+    if (!result.config) {
+        impl_->reloads_failed->inc();
+        for (const auto& e : result.errors) {
+            log()->error("config reload rejected: {}", e);
+        }
+        log()->error("config reload rejected ({} error(s)); the running configuration stays",
+                     result.errors.size());
+        impl_->events.record("config.reload_rejected", running->source().string(),
+                             std::to_string(result.errors.size()) + " error(s)");
+        return false;
+    }
+    apply(result.config);
+    return true;
+}
+
+void ServerApp::apply(std::shared_ptr<const core::Config> next) {
+    auto running = config();
+    for (const auto& key : impl_->schema.restart_required(*running, *next)) {
+        log()->warn(
+            "config reload: {} changed but needs a restart; the running value stays until then",
+            key);
+    }
+    const auto& server = next->get<core::ServerConfig>();
+    if (!util::set_log_level(server.log_level)) {
+        log()->error("config reload: unknown log level {}", server.log_level);
+    }
+    impl_->server.update_http_limits(http_limits(next->get<core::HttpConfig>()));
+    impl_->server.reload_tls();
+    if (running->get<core::HttpConfig>().echo_route) {
+        impl_->server.update_ws_settings(
+            impl_->http_listener, "/echo",
+            std::make_shared<const WsRouteSettings>(
+                core::ws_route_settings(next->get<core::WebSocketConfig>())));
+    }
+    {
+        std::lock_guard lock(impl_->config_mutex);
+        impl_->config = std::move(next);
+    }
+    impl_->reloads_ok->inc();
+    impl_->events.record("config.reload", running->source().string(), "applied");
+    log()->info("configuration reloaded from {}", running->source().string());
+}
+
+bool ServerApp::shutdown() {
+    if (impl_->stopped) {
+        return true;
+    }
+    impl_->stopped = true;
+    bool drained = true;
+    if (impl_->started) {
+        const auto timeout =
+            std::chrono::milliseconds(config()->get<core::ServerConfig>().shutdown_timeout_ms);
+        log()->info("shutting down: {} connection(s) open, waiting up to {} ms",
+                    impl_->server.open_connections(), timeout.count());
+        impl_->server.begin_shutdown();
+        drained = impl_->server.wait_drained(std::chrono::steady_clock::now() + timeout);
+        if (!drained) {
+            log()->warn("shutdown: {} connection(s) still open after {} ms; closing them",
+                        impl_->server.open_connections(), timeout.count());
+        }
+    }
+    impl_->runtime.stop();
+    log()->info("stopped");
+    return drained;
+}
+
+std::uint16_t ServerApp::http_port() const {
+    return impl_->server.bound_port(impl_->http_listener);
+}
+
+std::shared_ptr<const core::Config> ServerApp::config() const {
+    std::lock_guard lock(impl_->config_mutex);
+    return impl_->config;
+}
+
+core::MetricsRegistry& ServerApp::metrics() {
+    return impl_->metrics;
+}
+core::EventRing& ServerApp::events() {
+    return impl_->events;
+}
+net::Server& ServerApp::server() {
+    return impl_->server;
+}
+
+}  // namespace hearth::app

@@ -1,0 +1,393 @@
+// HTTP/1.1 sessions (plain and TLS) and the WebSocket upgrade that turns one into a WsConnection.
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/pct_string_view.hpp>
+#include <strings.h>
+
+#include "net/server_state.hpp"
+#include "net/ws_codec.hpp"
+#include "net/ws_connection.hpp"
+#include "util/log.hpp"
+
+namespace hearth::net {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = util::logger("http");
+    return l;
+}
+
+bool has_token(std::string_view list, std::string_view token) {
+    // Comma-separated, case-insensitive tokens, as in "Connection: keep-alive, Upgrade".
+    while (!list.empty()) {
+        auto comma = list.find(',');
+        auto item = list.substr(0, comma);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
+            item.remove_prefix(1);
+        }
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
+            item.remove_suffix(1);
+        }
+        if (item.size() == token.size() &&
+            strncasecmp(item.data(), token.data(), token.size()) == 0) {
+            return true;
+        }
+        if (comma == std::string_view::npos) {
+            break;
+        }
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+HttpRequest to_request(const http::request<http::string_body>& req, const std::string& peer,
+                       const ListenerState& listener) {
+    HttpRequest out;
+    out.method = std::string(req.method_string());
+    out.target = std::string(req.target());
+    std::string_view target = out.target;
+    auto q = target.find('?');
+    const std::string_view raw_path = target.substr(0, q);
+    if (q != std::string_view::npos) {
+        out.query = std::string(target.substr(q + 1));
+    }
+    auto decoded = boost::urls::make_pct_string_view(raw_path);
+    out.path = decoded ? decoded->decode() : std::string(raw_path);
+    out.headers.reserve(static_cast<std::size_t>(std::distance(req.begin(), req.end())));
+    for (const auto& field : req) {
+        out.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+    }
+    out.body = req.body();
+    out.peer_address = peer;
+    out.listener = listener.spec.name;
+    out.tls = listener.is_tls();
+    return out;
+}
+
+std::string peer_ip_of(const tcp::socket& s, std::string& address) {
+    boost::system::error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    if (ec) {
+        address = "unknown";
+        return address;
+    }
+    auto ip = ep.address().to_string();
+    address = ep.address().is_v6() ? "[" + ip + "]:" + std::to_string(ep.port())
+                                   : ip + ":" + std::to_string(ep.port());
+    return ip;
+}
+
+/// One HTTP connection. Runs on: its io thread. Owned by: its coroutine. Requests are answered
+/// one at a time, in order: a client that pipelines waits in the socket buffer (TCP backpressure),
+/// so the bound on pipelined requests is one in progress plus what the read buffer holds.
+template <class Stream>
+class HttpSession final : public Session, public std::enable_shared_from_this<HttpSession<Stream>> {
+public:
+    HttpSession(Stream stream, std::shared_ptr<ServerState> server, ListenerState& listener)
+        : stream_(std::move(stream)), server_(std::move(server)), listener_(listener) {
+        peer_ip_ = peer_ip_of(beast::get_lowest_layer(stream_).socket(), peer_address_);
+    }
+
+    void start() {
+        id_ = server_->next_connection_id.fetch_add(1);
+        server_->session_opened(id_, this->shared_from_this());
+        listener_.open_http->add(1);
+        asio::co_spawn(stream_.get_executor(), run(this->shared_from_this()), asio::detached);
+    }
+
+    void shutdown() override {
+        stopping_ = true;
+        if (idle_) {
+            // Waiting for the next request: nothing is lost by closing now.
+            beast::get_lowest_layer(stream_).cancel();
+        }
+    }
+
+private:
+    // `self` is unused but keeps the session alive for as long as the coroutine runs.
+    asio::awaitable<void> run([[maybe_unused]] std::shared_ptr<HttpSession> self) {
+        try {
+            co_await serve();
+        } catch (const std::exception& e) {
+            log()->debug("connection {} from {}: {}", id_, peer_address_, e.what());
+        }
+        finish();
+    }
+
+    void finish() {
+        if (finished_) {
+            return;
+        }
+        finished_ = true;
+        listener_.open_http->sub(1);
+        server_->session_closed(id_);
+    }
+
+    asio::awaitable<void> serve() {
+        if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+            auto limits = server_->http_limits();
+            beast::get_lowest_layer(stream_).expires_after(limits->request_timeout);
+            co_await stream_.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
+        }
+        while (!stopping_) {
+            auto limits = server_->http_limits();
+            http::request_parser<http::string_body> parser;
+            parser.header_limit(static_cast<std::uint32_t>(limits->max_header_bytes));
+            parser.body_limit(limits->max_body_bytes);
+
+            boost::system::error_code ec;
+            idle_ = true;
+            beast::get_lowest_layer(stream_).expires_after(limits->keepalive_timeout);
+            co_await http::async_read_header(stream_, buffer_, parser,
+                                             asio::redirect_error(asio::use_awaitable, ec));
+            idle_ = false;
+            if (!ec && !parser.is_done()) {
+                beast::get_lowest_layer(stream_).expires_after(limits->request_timeout);
+                co_await http::async_read(stream_, buffer_, parser,
+                                          asio::redirect_error(asio::use_awaitable, ec));
+            }
+            if (ec == http::error::header_limit) {
+                count("unmatched", 431);
+                co_await reject(431, "header_too_large",
+                                "The request head is larger than the server accepts.");
+                co_return;
+            }
+            if (ec == http::error::body_limit) {
+                count("unmatched", 413);
+                co_await reject(413, "body_too_large",
+                                "The request body is larger than the server accepts.");
+                co_return;
+            }
+            if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+                ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+                ec == asio::error::connection_reset) {
+                co_return;
+            }
+            if (ec) {
+                count("unmatched", 400);
+                co_await reject(400, "bad_request",
+                                "The request is not valid HTTP/1.1: " + ec.message() + ".");
+                co_return;
+            }
+
+            auto& req = parser.get();
+            if (is_websocket_upgrade(req)) {
+                if (co_await upgrade(req)) {
+                    co_return;  // the socket now belongs to a WsConnection
+                }
+                continue;
+            }
+            HttpResponse response = co_await dispatch(req);
+            const bool keep_alive = req.keep_alive() && !stopping_;
+            co_await write_response(std::move(response), req.version(), keep_alive);
+            if (!keep_alive) {
+                co_await close_gracefully();
+                co_return;
+            }
+        }
+    }
+
+    static bool is_websocket_upgrade(const http::request<http::string_body>& req) {
+        auto upgrade = req[http::field::upgrade];
+        return req.method() == http::verb::get &&
+               has_token(req[http::field::connection], "upgrade") &&
+               has_token(upgrade, "websocket");
+    }
+
+    asio::awaitable<HttpResponse> dispatch(const http::request<http::string_body>& req) {
+        HttpRequest request = to_request(req, peer_address_, listener_);
+        bool method_mismatch = false;
+        const HttpRoute* route = listener_.find_http(request.method, request.path, method_mismatch);
+        if (route == nullptr) {
+            if (method_mismatch) {
+                count(request.path, 405);
+                co_return HttpResponse::error(
+                    405, "method_not_allowed",
+                    "Method " + request.method + " is not allowed on " + request.path + ".");
+            }
+            count("unmatched", 404);
+            co_return HttpResponse::error(404, "not_found", "No route for " + request.path + ".");
+        }
+        HttpResponse response = co_await call_handler(*route, request);
+        count(route->path, response.status);
+        co_return response;
+    }
+
+    // Runs a route's handler and waits for its response, which may come from any thread.
+    asio::awaitable<HttpResponse> call_handler(const HttpRoute& route, const HttpRequest& request) {
+        auto executor = stream_.get_executor();
+        co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(HttpResponse)>(
+            [&route, &request, executor](auto handler) {
+                auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+                HttpResponder responder([shared, executor](HttpResponse r) {
+                    asio::post(executor, [shared, r = std::move(r)]() mutable {
+                        std::move (*shared)(std::move(r));
+                    });
+                });
+                try {
+                    route.handler(request, responder);
+                } catch (const std::exception& e) {
+                    log()->error("route {} threw: {}", route.path, e.what());
+                    responder.respond(HttpResponse::error(
+                        500, "internal", "The server failed to handle the request."));
+                }
+            },
+            asio::use_awaitable);
+    }
+
+    // Returns true when the connection was handed over to a WsConnection.
+    asio::awaitable<bool> upgrade(const http::request<http::string_body>& req) {
+        HttpRequest request = to_request(req, peer_address_, listener_);
+        auto route = listener_.find_ws(request.path);
+        if (!route) {
+            count("unmatched", 404);
+            co_await reject(404, "not_found", "No WebSocket route for " + request.path + ".");
+            co_return true;
+        }
+        if (req[http::field::sec_websocket_version] != "13") {
+            HttpResponse r = HttpResponse::error(426, "unsupported_websocket_version",
+                                                 "Only WebSocket version 13 is supported.");
+            r.headers.push_back({"Sec-WebSocket-Version", "13"});
+            count(route->path(), 426);
+            co_await write_response(std::move(r), req.version(), false);
+            co_await close_gracefully();
+            co_return true;
+        }
+        const auto key = req[http::field::sec_websocket_key];
+        if (key.size() != 24) {
+            count(route->path(), 400);
+            co_await reject(400, "bad_websocket_key", "Sec-WebSocket-Key is missing or malformed.");
+            co_return true;
+        }
+        std::variant<std::unique_ptr<WsHandler>, HttpResponse> accepted;
+        try {
+            accepted = route->accept()(request);
+        } catch (const std::exception& e) {
+            log()->error("WebSocket route {} threw on upgrade: {}", route->path(), e.what());
+            accepted =
+                HttpResponse::error(500, "internal", "The server failed to accept the connection.");
+        }
+        if (auto* refusal = std::get_if<HttpResponse>(&accepted)) {
+            count(route->path(), refusal->status);
+            co_await write_response(std::move(*refusal), req.version(), false);
+            co_await close_gracefully();
+            co_return true;
+        }
+        auto settings = route->settings();
+        std::optional<std::string> deflate;
+        if (settings->compression) {
+            deflate = ws::negotiate_deflate(req[http::field::sec_websocket_extensions]);
+        }
+        std::string response =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+            "Upgrade\r\nSec-WebSocket-Accept: ";
+        response += ws::accept_key(key);
+        response += "\r\n";
+        if (deflate) {
+            response += "Sec-WebSocket-Extensions: ";
+            response += *deflate;
+            response += "\r\n";
+        }
+        response += "\r\n";
+        count(route->path(), 101);
+
+        auto leftover = buffer_.data();
+        std::string early(static_cast<const char*>(leftover.data()), leftover.size());
+        beast::get_lowest_layer(stream_).expires_never();
+        typename WsConnectionFor::Params params{server_,       &listener_, route,
+                                                peer_address_, peer_ip_,   deflate.has_value()};
+        finish();  // the WsConnection registers itself
+        std::shared_ptr<WsConnectionFor> conn;
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+            conn = std::make_shared<WsConnectionFor>(stream_.release_socket(), std::move(params));
+        } else {
+            conn = std::make_shared<WsConnectionFor>(std::move(stream_), std::move(params));
+        }
+        conn->start(std::move(response), std::move(early),
+                    std::move(std::get<std::unique_ptr<WsHandler>>(accepted)));
+        co_return true;
+    }
+
+    asio::awaitable<void> reject(int status, std::string_view code, std::string message) {
+        co_await write_response(HttpResponse::error(status, code, message), 11, false);
+        co_await close_gracefully();
+    }
+
+    asio::awaitable<void> write_response(HttpResponse r, unsigned version, bool keep_alive) {
+        http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+        res.set(http::field::server, "hearth");
+        res.set(http::field::content_type, r.content_type);
+        for (auto& h : r.headers) {
+            res.set(h.name, h.value);
+        }
+        res.body() = std::move(r.body);
+        res.keep_alive(keep_alive);
+        res.prepare_payload();
+        beast::get_lowest_layer(stream_).expires_after(server_->http_limits()->write_timeout);
+        boost::system::error_code ec;
+        co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            throw boost::system::system_error(ec);
+        }
+    }
+
+    asio::awaitable<void> close_gracefully() {
+        boost::system::error_code ec;
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+            stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        } else {
+            beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
+            co_await stream_.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+        }
+        co_return;
+    }
+
+    void count(std::string_view route, int status) {
+        server_->http_requests(listener_.spec.name, route, status).inc();
+    }
+
+    using WsConnectionFor = WsConnection<
+        std::conditional_t<std::is_same_v<Stream, beast::tcp_stream>, tcp::socket, Stream>>;
+
+    Stream stream_;
+    std::shared_ptr<ServerState> server_;
+    ListenerState& listener_;
+    beast::flat_buffer buffer_;
+    std::string peer_address_;
+    std::string peer_ip_;
+    std::uint64_t id_ = 0;
+    bool idle_ = false;
+    bool stopping_ = false;
+    bool finished_ = false;
+};
+
+}  // namespace
+
+void start_http_session(std::shared_ptr<ServerState> server, ListenerState& listener,
+                        tcp::socket socket) {
+    if (server->shutting_down.load()) {
+        return;  // the socket closes as it goes out of scope
+    }
+    if (auto tls = listener.tls_context()) {
+        using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+        auto session = std::make_shared<HttpSession<TlsStream>>(
+            TlsStream(beast::tcp_stream(std::move(socket)), *tls), server, listener);
+        session->start();
+    } else {
+        auto session = std::make_shared<HttpSession<beast::tcp_stream>>(
+            beast::tcp_stream(std::move(socket)), server, listener);
+        session->start();
+    }
+}
+
+}  // namespace hearth::net

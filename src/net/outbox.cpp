@@ -1,0 +1,116 @@
+#include "net/outbox.hpp"
+
+namespace hearth::net {
+
+namespace {
+
+constexpr std::uint8_t kPongOpcode = 0x0A;
+
+// Vectors that grew during a burst give their memory back once drained.
+constexpr std::size_t kKeepCapacity = 64;
+
+void release_if_large(std::vector<OutFrame>& v) noexcept {
+    if (v.capacity() > kKeepCapacity) {
+        std::vector<OutFrame>().swap(v);
+    } else {
+        v.clear();
+    }
+}
+
+}  // namespace
+
+OutFrame Outbox::Queue::take_front() noexcept {
+    OutFrame f = std::move(frames[head]);
+    if (++head == frames.size()) {
+        clear();
+    }
+    return f;
+}
+
+void Outbox::Queue::clear() noexcept {
+    head = 0;
+    release_if_large(frames);
+}
+
+bool Outbox::push_data(OutFrame frame) {
+    const std::size_t size = frame.wire_size();
+    if (data_bytes_ > 0 && data_bytes_ + size > max_data_bytes_) {
+        return false;
+    }
+    data_bytes_ += size;
+    data_.frames.push_back(std::move(frame));
+    return true;
+}
+
+void Outbox::push_control(OutFrame frame) {
+    frame.control = true;
+    control_.frames.push_back(std::move(frame));
+}
+
+void Outbox::push_pong(OutFrame frame) {
+    frame.control = true;
+    for (std::size_t i = 0; i < control_.size(); ++i) {
+        if ((control_[i].header[0] & 0x0F) == kPongOpcode) {
+            control_[i] = std::move(frame);
+            return;
+        }
+    }
+    control_.frames.push_back(std::move(frame));
+}
+
+void Outbox::push_last(OutFrame frame) {
+    frame.control = true;
+    data_.frames.push_back(std::move(frame));
+}
+
+void Outbox::drop_queued_data() noexcept {
+    for (std::size_t i = 0; i < data_.size(); ++i) {
+        if (!data_[i].control) {
+            data_bytes_ -= data_[i].wire_size();
+        }
+    }
+    data_.clear();
+}
+
+std::size_t Outbox::gather(std::vector<boost::asio::const_buffer>& out, std::size_t max_frames,
+                           std::size_t max_bytes) {
+    if (in_flight()) {
+        return 0;
+    }
+    std::size_t bytes = 0;
+    for (Queue* q : {&control_, &data_}) {
+        while (q->size() > 0 && in_flight_.size() < max_frames && bytes < max_bytes) {
+            in_flight_.push_back(q->take_front());
+            bytes += in_flight_.back().wire_size();
+        }
+    }
+    // Buffers are taken only now: in_flight_ does not grow again until complete().
+    for (const OutFrame& f : in_flight_) {
+        if (f.header_size > 0) {
+            out.emplace_back(f.header.data(), f.header_size);
+        }
+        const std::string_view body = f.body();
+        if (!body.empty()) {
+            out.emplace_back(body.data(), body.size());
+        }
+    }
+    return in_flight_.size();
+}
+
+void Outbox::complete() noexcept {
+    for (const OutFrame& f : in_flight_) {
+        if (!f.control) {
+            data_bytes_ -= f.wire_size();
+        }
+    }
+    release_if_large(in_flight_);
+}
+
+void Outbox::clear() noexcept {
+    control_.clear();
+    data_.clear();
+    release_if_large(in_flight_);
+    data_bytes_ = 0;
+}
+
+}  // namespace hearth::net

@@ -1,0 +1,77 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <hearth/http.hpp>
+
+namespace hearth::core {
+class Runtime;
+class MetricsRegistry;
+class EventRing;
+}  // namespace hearth::core
+
+namespace hearth::net {
+
+/// HTTP limits applied to every listener; replaced as a whole on config reload.
+struct HttpLimits {
+    std::size_t max_header_bytes = 16 * 1024;
+    std::size_t max_body_bytes = 1024 * 1024;
+    std::chrono::milliseconds request_timeout{30'000};
+    std::chrono::milliseconds write_timeout{30'000};
+    std::chrono::milliseconds keepalive_timeout{60'000};
+};
+
+struct ServerState;
+
+/// The network layer: listeners, HTTP sessions and WebSocket connections, with routes registered
+/// by modules through the `Router` interface. Lifecycle, all from one control thread:
+/// construct, register routes, `start` (binds every listener or throws naming the one that
+/// failed), then `begin_shutdown` + `wait_drained`, then stop the runtime's threads, then destroy
+/// the server, then the runtime.
+class Server final : public Router {
+public:
+    Server(core::Runtime& runtime, core::MetricsRegistry& metrics, core::EventRing& events,
+           HttpLimits limits);
+    ~Server() override;
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Router
+    std::string listener(const ListenerSpec& spec) override;
+    void add_http_route(const std::string& listener, std::string method, std::string path,
+                        HttpHandler handler, PathMatch match) override;
+    void add_ws_route(const std::string& listener, std::string path, WsRoute route) override;
+
+    /// Updates a WebSocket route's settings; open connections apply them to their next message.
+    void update_ws_settings(const std::string& listener, const std::string& path,
+                            std::shared_ptr<const WsRouteSettings> settings);
+    /// Applies new HTTP limits to new requests.
+    void update_http_limits(HttpLimits limits);
+    /// Reloads every TLS listener's certificate and key; on failure the old ones stay (logged).
+    void reload_tls();
+
+    /// Binds and starts accepting on every listener. Throws std::runtime_error naming the listener
+    /// and address when one cannot be bound (in use, bad address, unreadable certificate).
+    void start();
+    /// The port a listener is bound to (after start), by listener key.
+    std::uint16_t bound_port(const std::string& listener) const;
+    /// Listener keys, in declaration order.
+    std::vector<std::string> listeners() const;
+
+    /// Stops accepting, closes WebSockets with 1001 and idle HTTP connections; requests in progress
+    /// finish and then close. Thread-safe, idempotent.
+    void begin_shutdown();
+    /// Waits until every connection is gone or `deadline` passes; true when all are gone.
+    bool wait_drained(std::chrono::steady_clock::time_point deadline);
+    /// Connections (HTTP and WebSocket) currently open.
+    std::size_t open_connections() const;
+
+private:
+    std::shared_ptr<ServerState> state_;
+};
+
+}  // namespace hearth::net

@@ -1,0 +1,177 @@
+#pragma once
+
+// Internal state of net::Server shared by its listeners and sessions. Not part of the net API.
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <hearth/http.hpp>
+
+#include "core/events.hpp"
+#include "core/metrics.hpp"
+#include "core/runtime.hpp"
+#include "net/server.hpp"
+#include "net/ws_codec.hpp"
+
+namespace hearth::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+/// Anything that lives on an io thread and must end at shutdown. Runs on: its io thread.
+class Session {
+public:
+    virtual ~Session() = default;
+    /// Begin a graceful close (WebSocket: 1001; HTTP: close once the current request is answered).
+    virtual void shutdown() = 0;
+};
+
+/// Per io thread; touched only on that thread.
+struct ThreadState {
+    static constexpr std::size_t kReadBufferBytes = 64 * 1024;
+
+    asio::io_context* io = nullptr;
+    std::unordered_map<std::uint64_t, std::weak_ptr<Session>> sessions;
+    // Shared by every connection of the thread: an idle connection then owns no read buffer and
+    // no zlib state (every message is inflated on its own, see ws::negotiate_deflate).
+    ws::Inflater inflater;
+    std::unique_ptr<std::uint8_t[]> read_buffer =
+        std::make_unique<std::uint8_t[]>(kReadBufferBytes);
+};
+
+/// Counters of one WebSocket route (label route="/path").
+struct WsRouteMetrics {
+    core::Gauge* open = nullptr;
+    core::Counter* accepted = nullptr;
+    core::Counter* messages_in = nullptr;
+    core::Counter* messages_out = nullptr;
+    core::Counter* bytes_in = nullptr;
+    core::Counter* bytes_out = nullptr;
+    core::Counter* dropped = nullptr;  // messages dropped at the outbox bound
+};
+
+/// A registered WebSocket route. Settings can be replaced at runtime (config reload); connections
+/// notice through `generation`, a relaxed load per message.
+class WsRouteState {
+public:
+    WsRouteState(std::string listener, std::string path, WsRoute route,
+                 core::MetricsRegistry& metrics);
+
+    const std::string& listener() const noexcept { return listener_; }
+    const std::string& path() const noexcept { return path_; }
+    const WsRoute::Accept& accept() const noexcept { return accept_; }
+    const WsRouteMetrics& metrics() const noexcept { return metrics_; }
+
+    std::shared_ptr<const WsRouteSettings> settings() const;
+    void set_settings(std::shared_ptr<const WsRouteSettings> s);
+    std::uint32_t generation() const noexcept {
+        return generation_.load(std::memory_order_relaxed);
+    }
+
+    /// Counts a new connection from `ip`; false (and nothing counted) past the per-address limit.
+    bool add_peer(const std::string& ip, std::size_t limit);
+    void remove_peer(const std::string& ip);
+
+    /// Counts a server-initiated disconnect by reason (slow_consumer, rate_limited, ...).
+    void count_disconnect(std::string_view reason);
+
+private:
+    std::string listener_;
+    std::string path_;
+    WsRoute::Accept accept_;
+    core::MetricsRegistry& registry_;
+    WsRouteMetrics metrics_;
+    mutable std::mutex mutex_;
+    std::shared_ptr<const WsRouteSettings> settings_;
+    std::atomic<std::uint32_t> generation_{0};
+    std::unordered_map<std::string, std::size_t> peers_;
+};
+
+struct HttpRoute {
+    std::string method;  // empty: any
+    std::string path;
+    PathMatch match = PathMatch::kExact;
+    HttpHandler handler;
+};
+
+/// A listener: its address, TLS context and routes. Routes are fixed once the server starts, so
+/// sessions read them without a lock.
+struct ListenerState {
+    ListenerSpec spec;
+    std::vector<std::string> owners;  // names of the specs that asked for it
+    std::vector<HttpRoute> http_routes;
+    std::map<std::string, std::shared_ptr<WsRouteState>, std::less<>> ws_routes;
+    std::unique_ptr<tcp::acceptor> acceptor;
+    std::unique_ptr<asio::steady_timer> accept_retry;  // backs off when out of file descriptors
+    std::uint16_t port = 0;
+
+    mutable std::mutex tls_mutex;
+    std::shared_ptr<asio::ssl::context> tls;  // null: plain
+
+    core::Gauge* open_http = nullptr;
+    core::Gauge* open_ws = nullptr;
+    core::Counter* accepted = nullptr;
+    core::Counter* accept_errors = nullptr;
+
+    std::shared_ptr<asio::ssl::context> tls_context() const {
+        std::lock_guard lock(tls_mutex);
+        return tls;
+    }
+    bool is_tls() const { return !spec.tls_cert_file.empty(); }
+
+    /// The route for a path, exact matches first, then the longest prefix; null when none.
+    /// `method_mismatch` is set when a route has the path but not the method.
+    const HttpRoute* find_http(std::string_view method, std::string_view path,
+                               bool& method_mismatch) const;
+    std::shared_ptr<WsRouteState> find_ws(std::string_view path) const;
+};
+
+struct ServerState {
+    ServerState(core::Runtime& rt, core::MetricsRegistry& m, core::EventRing& e, HttpLimits l);
+
+    core::Runtime& runtime;
+    core::MetricsRegistry& metrics;
+    core::EventRing& events;
+
+    std::vector<std::unique_ptr<ListenerState>> listeners;
+    std::vector<std::unique_ptr<ThreadState>> threads;  // indexed like the runtime's io threads
+
+    std::shared_ptr<const HttpLimits> http_limits() const;
+    void set_http_limits(HttpLimits limits);
+
+    std::atomic<bool> shutting_down{false};
+    std::atomic<std::uint64_t> next_connection_id{1};
+
+    /// Session bookkeeping for graceful shutdown. Call on the session's io thread.
+    void session_opened(std::uint64_t id, const std::shared_ptr<Session>& session);
+    void session_closed(std::uint64_t id);
+    std::size_t open_sessions() const noexcept { return open_.load(); }
+    bool wait_drained(std::chrono::steady_clock::time_point deadline);
+
+    ThreadState& this_thread_state();
+
+    core::Counter& http_requests(const std::string& listener, std::string_view route, int status);
+
+private:
+    mutable std::mutex limits_mutex_;
+    std::shared_ptr<const HttpLimits> limits_;
+    std::atomic<std::size_t> open_{0};
+    std::mutex drain_mutex_;
+    std::condition_variable drained_;
+};
+
+/// Starts the session for a socket accepted on `listener` (on the socket's io thread).
+void start_http_session(std::shared_ptr<ServerState> server, ListenerState& listener,
+                        tcp::socket socket);
+
+}  // namespace hearth::net

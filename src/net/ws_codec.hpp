@@ -1,0 +1,181 @@
+#pragma once
+
+// The WebSocket wire format (RFC 6455 framing, RFC 7692 permessage-deflate), server side, with no
+// I/O: bytes in, events out. Written by hand rather than using Beast's websocket::stream because
+// Hearth needs what that stream cannot do: write many queued frames in one system call, share one
+// encoded (and one compressed) frame between every recipient of a broadcast, compress only
+// messages above a size threshold, and keep an idle connection's memory to a few hundred bytes.
+// Beast still parses the HTTP upgrade; tests use Beast's client as an independent peer.
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <hearth/payload.hpp>
+
+namespace hearth::net::ws {
+
+enum class Opcode : std::uint8_t {
+    kContinuation = 0x0,
+    kText = 0x1,
+    kBinary = 0x2,
+    kClose = 0x8,
+    kPing = 0x9,
+    kPong = 0xA,
+};
+
+inline constexpr std::size_t kMaxHeaderBytes = 10;  // server frames are never masked
+inline constexpr std::size_t kMaxControlPayload = 125;
+
+/// Writes an unmasked (server) frame header into `out`; returns its length (2, 4 or 10).
+std::size_t encode_header(std::span<std::uint8_t, kMaxHeaderBytes> out, Opcode opcode, bool fin,
+                          bool rsv1, std::uint64_t payload_length) noexcept;
+
+/// A whole unmasked frame (header + payload), for control frames and tests.
+std::string encode_frame(Opcode opcode, std::string_view payload, bool fin = true,
+                         bool rsv1 = false);
+
+/// A whole masked (client) frame: what a client sends. For tests, fuzzing and the load generator.
+std::string encode_client_frame(Opcode opcode, std::string_view payload,
+                                std::array<std::uint8_t, 4> mask, bool fin = true,
+                                bool rsv1 = false);
+
+/// The payload of a close frame: 2-byte code, then the reason truncated to fit 125 bytes at a
+/// UTF-8 character boundary.
+std::string close_payload(std::uint16_t code, std::string_view reason);
+
+/// Sec-WebSocket-Accept for a Sec-WebSocket-Key (SHA-1 and base64, RFC 6455 section 4.2.2).
+std::string accept_key(std::string_view client_key);
+
+/// Negotiates permessage-deflate from a Sec-WebSocket-Extensions request header. Accepts the first
+/// offer Hearth can honour and returns the response header value, which always asks for
+/// `server_no_context_takeover; client_no_context_takeover`: every message is compressed on its
+/// own, so one compressed frame serves every recipient and one inflater serves a whole thread.
+/// An offer that limits server_max_window_bits below 15 is declined. nullopt: no compression.
+std::optional<std::string> negotiate_deflate(std::string_view extensions_header);
+
+/// Raw-deflate decompression of whole messages (no context takeover). Not thread-safe: one per
+/// io thread. The zlib state is allocated on first use.
+class Inflater {
+public:
+    Inflater();
+    ~Inflater();
+    Inflater(const Inflater&) = delete;
+    Inflater& operator=(const Inflater&) = delete;
+
+    enum class Status : std::uint8_t { kOk, kCorrupt, kTooBig };
+    /// Inflates one message (the 00 00 FF FF tail is appended internally) into `out` (replaced).
+    /// kTooBig as soon as the output would exceed `max_output`: memory stays bounded.
+    Status inflate(std::string_view compressed, std::size_t max_output, std::string& out);
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+/// Raw-deflate compression of whole messages (no context takeover), trailing 00 00 FF FF removed
+/// as RFC 7692 requires. Thread-safe: uses a per-thread zlib stream.
+std::string deflate_message(std::string_view message);
+
+/// One step of parsing: what the parser found.
+struct FrameEvent {
+    enum class Type : std::uint8_t {
+        kNeedMore,  // the input holds no complete event; keep the unconsumed bytes, read more
+        kMessage,   // a complete data message in `data` (decompressed; text is valid UTF-8)
+        kPing,      // `data` is the ping payload
+        kPong,
+        kClose,  // peer's close: `code` (1005 when absent) and `data` = reason
+        kError,  // protocol violation: close with `code` and reason `data`; stop parsing
+    };
+    Type type = Type::kNeedMore;
+    MessageKind kind = MessageKind::kText;
+    std::uint16_t code = 0;
+    std::string_view data;  // valid until the next call to `next` or until the input changes
+};
+
+/// Parses client frames. Payloads are unmasked in place in the caller's buffer, so a single-frame
+/// uncompressed message is delivered without a copy. Fragments are reassembled in an internal
+/// buffer that is released once the message is delivered. Runs on: the connection's thread.
+///
+/// The caller's contract (the usual read loop: append what the socket gave to a buffer, call
+/// `next` until kNeedMore, erase the consumed prefix after each call):
+/// - A frame is consumed only when it is complete. When only part of a frame is in `input`
+///   (header included: its payload is not), `next` returns kNeedMore and leaves that frame's bytes
+///   unconsumed; the caller keeps them and reads more. The caller therefore buffers at most one
+///   frame: for the largest frame accepted, `max_message_bytes` (plus the deflate slack below) plus
+///   its header. Limits are checked from the header, so an oversize frame fails before its payload
+///   arrives.
+/// - `consumed` counts exactly the bytes of the frames the event covers. Non-final fragments are
+///   absorbed into the internal buffer as they complete, so kNeedMore may come with `consumed` > 0
+///   (those fragments) and an event may cover several fragments followed by the frame that ended
+///   the message or a control frame that arrived between fragments. Always erase `consumed` bytes,
+///   whatever the event.
+/// - An event's `data` may point into `input` (unmasked in place) or into the parser: it is valid
+///   until the next call to `next` or until the caller changes those bytes of `input`.
+/// - After kError, `consumed` is the bytes before the offending frame, every later call returns the
+///   same kError with `consumed` = 0, and the internal buffers are freed.
+/// - A compressed message's compressed size may exceed `max_message_bytes` by
+///   `deflate_slack_bytes(max_message_bytes)` (deflate expands incompressible data a little); its
+///   inflated size is held to `max_message_bytes` exactly.
+/// - The reassembly buffers keep at most `kRetainedBufferBytes` of capacity once their message has
+///   been delivered (freed on the call after the delivery), so an idle parser holds no big
+///   allocation.
+class FrameParser {
+public:
+    struct Limits {
+        std::size_t max_message_bytes = 1 << 20;  // after decompression; over it: kError 1009
+    };
+
+    static constexpr std::size_t kRetainedBufferBytes = 256;
+
+    /// How many compressed bytes beyond `max_message_bytes` a compressed message may carry.
+    static constexpr std::size_t deflate_slack_bytes(std::size_t max_message_bytes) noexcept {
+        return max_message_bytes / 8 + 1024;
+    }
+
+    /// `inflater` is used when `deflate` was negotiated; it may be shared by the thread's parsers.
+    /// `deflate` without an inflater is treated as no deflate (RSV1 frames are then rejected).
+    FrameParser(Limits limits, bool deflate, Inflater* inflater);
+
+    void set_limits(Limits limits) noexcept { limits_ = limits; }
+
+    /// Heap bytes the parser holds in its reassembly buffers (their capacity), for tests and the
+    /// per-connection memory figure.
+    std::size_t buffered_capacity() const noexcept {
+        return fragments_.capacity() + inflated_.capacity();
+    }
+
+    /// Finds the next event in `input`; returns it and how many bytes of `input` it consumed. After
+    /// kError every later call returns kError again. Never throws on malformed input.
+    std::pair<FrameEvent, std::size_t> next(std::span<std::uint8_t> input);
+
+private:
+    std::pair<FrameEvent, std::size_t> fail(std::uint16_t code, std::string_view reason,
+                                            std::size_t consumed);
+    std::pair<FrameEvent, std::size_t> deliver(MessageKind kind, bool compressed,
+                                               std::string_view body, std::size_t frame_start,
+                                               std::size_t frame_end);
+    void release_buffers() noexcept;
+
+    Limits limits_;
+    bool deflate_;
+    Inflater* inflater_;
+    bool failed_ = false;
+    // The data message being reassembled from fragments, if any.
+    bool in_message_ = false;
+    bool message_compressed_ = false;
+    MessageKind message_kind_ = MessageKind::kText;
+    // A delivered event's data may live in fragments_ or inflated_: they are cleared on the next
+    // call, not at delivery.
+    bool release_pending_ = false;
+    std::string fragments_;
+    std::string inflated_;
+    FrameEvent error_;
+};
+
+}  // namespace hearth::net::ws

@@ -1,0 +1,638 @@
+#pragma once
+
+// A WebSocket connection after the upgrade: Hearth's own framing (net/ws_codec.hpp) over a plain
+// TCP socket or a TLS stream. Included only by the session translation units.
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+
+#include <hearth/connection.hpp>
+
+#include "net/outbox.hpp"
+#include "net/server_state.hpp"
+#include "net/ws_codec.hpp"
+#include "util/log.hpp"
+
+namespace hearth::net {
+
+using Clock = std::chrono::steady_clock;
+
+template <class Stream>
+inline constexpr bool kIsPlainSocket = std::is_same_v<Stream, tcp::socket>;
+
+/// One WebSocket connection. Runs on: its own io thread, for its whole life. Owned by: its pending
+/// operations (and the front-end's ConnectionPtr while it keeps one).
+///
+/// Reading: a plain socket waits for readability and reads into the thread's shared buffer, so an
+/// idle connection owns no read buffer; only the bytes of an incomplete frame are kept. Writing:
+/// one write in flight; frames queued meanwhile go out together in the next gathered write, so a
+/// busy connection needs one system call for many frames. Every phase has a deadline, checked by
+/// one timer: ping interval, pong, idle, write stall and the closing handshake.
+template <class Stream>
+class WsConnection final : public Connection,
+                           public Session,
+                           public std::enable_shared_from_this<WsConnection<Stream>> {
+public:
+    struct Params {
+        std::shared_ptr<ServerState> server;
+        ListenerState* listener = nullptr;
+        std::shared_ptr<WsRouteState> route;
+        std::string peer_address;
+        std::string peer_ip;
+        bool deflate = false;
+    };
+
+    WsConnection(Stream stream, Params p)
+        : stream_(std::move(stream)),
+          server_(std::move(p.server)),
+          listener_(*p.listener),
+          route_(std::move(p.route)),
+          thread_(server_->this_thread_state()),
+          executor_(thread_.io->get_executor()),
+          settings_(route_->settings()),
+          generation_(route_->generation()),
+          id_(static_cast<ConnectionId>(server_->next_connection_id.fetch_add(1))),
+          peer_address_(std::move(p.peer_address)),
+          peer_ip_(std::move(p.peer_ip)),
+          deflate_(p.deflate),
+          parser_({settings_->max_message_bytes}, p.deflate, &thread_.inflater),
+          outbox_(settings_->max_outbound_bytes),
+          timer_(executor_),
+          tokens_(settings_->message_burst) {}
+
+    /// Writes the 101 response, delivers `leftover` (bytes the client sent after its request) and
+    /// starts reading. The handler is opened before any message reaches it.
+    void start(std::string handshake_response, std::string leftover,
+               std::unique_ptr<WsHandler> handler) {
+        handler_ = std::move(handler);
+        auto self = this->shared_from_this();
+        server_->session_opened(static_cast<std::uint64_t>(id_), self);
+        route_->metrics().accepted->inc();
+        route_->metrics().open->add(1);
+        listener_.open_ws->add(1);
+        registered_ = true;
+        if constexpr (kIsPlainSocket<Stream>) {
+            boost::system::error_code ec;
+            stream_.non_blocking(true, ec);
+            stream_.set_option(tcp::no_delay(true), ec);
+        }
+        last_rx_ = Clock::now();
+
+        OutFrame response;
+        response.owned = std::move(handshake_response);
+        outbox_.push_control(std::move(response));
+        flush();
+
+        const bool over_limit = !route_->add_peer(peer_ip_, settings_->max_connections_per_ip);
+        peer_counted_ = !over_limit;
+        handler_->on_open(self);
+        if (over_limit) {
+            route_->count_disconnect("too_many_connections");
+            close_local(close_code::kPolicyViolation, "too many connections from your address");
+        }
+        if (server_->shutting_down.load()) {
+            close_local(close_code::kGoingAway, "server shutting down");
+        }
+        arm_timer();
+        if (!leftover.empty()) {
+            on_bytes(std::span(reinterpret_cast<std::uint8_t*>(leftover.data()), leftover.size()));
+        }
+        if (state_ != State::kClosed) {
+            read_some();
+        }
+    }
+
+    // Connection ------------------------------------------------------------------------------
+    ConnectionId id() const noexcept override { return id_; }
+    const std::string& peer_address() const noexcept override { return peer_address_; }
+    const std::string& route() const noexcept override { return route_->path(); }
+    bool compressed() const noexcept override { return deflate_; }
+    std::size_t outbound_bytes() const noexcept override { return outbox_.data_bytes(); }
+
+    SendResult send(SharedPayload message) override {
+        if (!executor_.running_in_this_thread()) {
+            asio::post(executor_,
+                       [self = this->shared_from_this(), m = std::move(message)]() mutable {
+                           (void)self->send(std::move(m));
+                       });
+            return SendResult::kQueued;
+        }
+        return send_local(std::move(message));
+    }
+
+    void close(std::uint16_t code, std::string_view reason) override {
+        if (!executor_.running_in_this_thread()) {
+            asio::post(executor_, [self = this->shared_from_this(), code, r = std::string(reason)] {
+                self->close_local(code, r);
+            });
+            return;
+        }
+        close_local(code, reason);
+    }
+
+    // Session ---------------------------------------------------------------------------------
+    void shutdown() override { close_local(close_code::kGoingAway, "server shutting down"); }
+
+private:
+    enum class State : std::uint8_t {
+        kOpen,     // messages flow both ways
+        kClosing,  // a close frame is queued or sent; waiting for it to be written and for the
+                   // peer's
+        kClosed,   // transport closed, handler told
+    };
+
+    static constexpr std::size_t kMaxBatchFrames = 256;  // IOV_MAX is 1024; 2 buffers per frame
+    static constexpr std::size_t kMaxBatchBytes = 512 * 1024;
+    static constexpr int kMaxReadsPerWake = 8;  // then yield to the thread's other connections
+
+    void half_close() noexcept {
+        boost::system::error_code ignored;
+        if constexpr (kIsPlainSocket<Stream>) {
+            stream_.shutdown(tcp::socket::shutdown_send, ignored);
+        } else {
+            boost::beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send,
+                                                                      ignored);
+        }
+    }
+
+    void close_transport() noexcept {
+        boost::system::error_code ignored;
+        if constexpr (kIsPlainSocket<Stream>) {
+            stream_.close(ignored);
+        } else {
+            // No TLS close_notify: the WebSocket closing handshake already ended the session.
+            boost::beast::get_lowest_layer(stream_).socket().close(ignored);
+        }
+    }
+
+    // ---- sending ---------------------------------------------------------------------------
+
+    SendResult send_local(SharedPayload message) {
+        if (state_ != State::kOpen) {
+            return SendResult::kClosed;
+        }
+        refresh_settings();
+        OutFrame frame;
+        const bool compress = deflate_ && message->size() >= settings_->compression_threshold_bytes;
+        frame.shared_body =
+            compress ? message->derived([](std::string_view b) { return ws::deflate_message(b); })
+                     : message->bytes();
+        const auto opcode =
+            message->kind() == MessageKind::kText ? ws::Opcode::kText : ws::Opcode::kBinary;
+        frame.header_size = static_cast<std::uint8_t>(ws::encode_header(
+            std::span<std::uint8_t, ws::kMaxHeaderBytes>(frame.header.data(), ws::kMaxHeaderBytes),
+            opcode, true, compress, frame.shared_body.size()));
+        frame.payload = std::move(message);
+        if (!outbox_.push_data(std::move(frame))) {
+            route_->metrics().dropped->inc();
+            if (settings_->overflow == OverflowPolicy::kClose) {
+                route_->count_disconnect("slow_consumer");
+                outbox_.drop_queued_data();
+                close_local(close_code::kPolicyViolation, "slow consumer");
+            }
+            return SendResult::kDropped;
+        }
+        route_->metrics().messages_out->inc();
+        schedule_flush();
+        return SendResult::kQueued;
+    }
+
+    void push_control(ws::Opcode opcode, std::string payload) {
+        OutFrame frame;
+        frame.owned = std::move(payload);
+        frame.header_size = static_cast<std::uint8_t>(ws::encode_header(
+            std::span<std::uint8_t, ws::kMaxHeaderBytes>(frame.header.data(), ws::kMaxHeaderBytes),
+            opcode, true, false, frame.owned.size()));
+        if (opcode == ws::Opcode::kPong) {
+            outbox_.push_pong(std::move(frame));
+        } else if (opcode == ws::Opcode::kClose) {
+            outbox_.push_last(
+                std::move(frame));  // after the data already queued: it is the last frame
+        } else {
+            outbox_.push_control(std::move(frame));
+        }
+        schedule_flush();
+    }
+
+    // Frames queued by one handler run go out together: the flush runs after the current handler.
+    void schedule_flush() {
+        if (flush_scheduled_ || outbox_.in_flight() || state_ == State::kClosed) {
+            return;
+        }
+        flush_scheduled_ = true;
+        asio::post(executor_, [self = this->shared_from_this()] {
+            self->flush_scheduled_ = false;
+            self->flush();
+        });
+    }
+
+    void flush() {
+        if (state_ == State::kClosed || outbox_.in_flight()) {
+            return;
+        }
+        buffers_.clear();
+        if (outbox_.gather(buffers_, kMaxBatchFrames, kMaxBatchBytes) == 0) {
+            return;
+        }
+        write_started_ = Clock::now();
+        arm_timer();
+        auto on_written = [self = this->shared_from_this()](const boost::system::error_code& ec,
+                                                            std::size_t n) {
+            self->on_written(ec, n);
+        };
+        if constexpr (kIsPlainSocket<Stream>) {
+            asio::async_write(stream_, buffers_, std::move(on_written));
+        } else {
+            // A TLS stream encrypts each buffer of a sequence separately; one flat buffer makes one
+            // record per batch instead of two per frame.
+            tls_write_buffer_.clear();
+            for (const auto& b : buffers_) {
+                tls_write_buffer_.append(static_cast<const char*>(b.data()), b.size());
+            }
+            asio::async_write(stream_, asio::buffer(tls_write_buffer_), std::move(on_written));
+        }
+    }
+
+    void on_written(const boost::system::error_code& ec, std::size_t bytes) {
+        route_->metrics().bytes_out->inc(bytes);
+        const bool close_was_in_batch = close_queued_ && outbox_.queued() == 0;
+        outbox_.complete();
+        buffers_ = {};
+        if constexpr (!kIsPlainSocket<Stream>) {
+            if (tls_write_buffer_.capacity() > 64 * 1024) {
+                std::string().swap(tls_write_buffer_);
+            }
+        }
+        if (state_ == State::kClosed) {
+            return;
+        }
+        if (ec) {
+            teardown(CloseInfo{close_code::kAbnormal, "write failed: " + ec.message(), false});
+            return;
+        }
+        if (close_was_in_batch) {
+            close_written_ = true;
+            if (peer_closed_) {
+                teardown(close_info_);  // the closing handshake is complete
+                return;
+            }
+            if (discard_input_) {
+                half_close();
+            }
+        }
+        if (!outbox_.empty()) {
+            flush();
+        }
+    }
+
+    // ---- closing ---------------------------------------------------------------------------
+
+    void close_local(std::uint16_t code, std::string_view reason) {
+        if (state_ != State::kOpen) {
+            return;
+        }
+        state_ = State::kClosing;
+        close_info_ = CloseInfo{code, std::string(reason), false};
+        close_deadline_ = Clock::now() + settings_->close_timeout;
+        close_queued_ = true;
+        // 1005 and 1006 must never be sent (RFC 6455 7.4.1): they mean "no code".
+        const bool no_code = code == close_code::kNoStatus || code == close_code::kAbnormal;
+        push_control(ws::Opcode::kClose, no_code ? std::string() : ws::close_payload(code, reason));
+        arm_timer();
+    }
+
+    void on_peer_close(std::uint16_t code, std::string_view reason) {
+        peer_closed_ = true;
+        stop_reading_ = true;
+        if (state_ == State::kOpen) {
+            state_ = State::kClosing;
+            close_info_ = CloseInfo{code, std::string(reason), true};
+            close_deadline_ = Clock::now() + settings_->close_timeout;
+            close_queued_ = true;
+            // Echo the peer's code, as RFC 6455 5.5.1 asks.
+            push_control(ws::Opcode::kClose, code == close_code::kNoStatus
+                                                 ? std::string()
+                                                 : ws::close_payload(code, ""));
+            arm_timer();
+        } else if (close_written_) {
+            teardown(close_info_);
+        }
+    }
+
+    /// Ends the connection: closes the transport and tells the handler, exactly once.
+    void teardown(CloseInfo info) {
+        if (state_ == State::kClosed) {
+            return;
+        }
+        state_ = State::kClosed;
+        timer_.cancel();
+        close_transport();
+        outbox_.clear();
+        std::string().swap(inbuf_);
+        if (peer_counted_) {
+            route_->remove_peer(peer_ip_);
+        }
+        if (registered_) {
+            route_->metrics().open->sub(1);
+            listener_.open_ws->sub(1);
+        }
+        auto handler = std::move(handler_);
+        if (handler) {
+            handler->on_close(info);
+        }
+        server_->session_closed(static_cast<std::uint64_t>(id_));
+    }
+
+    // ---- reading ---------------------------------------------------------------------------
+
+    void read_some() {
+        if (stop_reading_ || state_ == State::kClosed) {
+            return;
+        }
+        if constexpr (kIsPlainSocket<Stream>) {
+            stream_.async_wait(tcp::socket::wait_read,
+                               [self = this->shared_from_this()](
+                                   const boost::system::error_code& ec) { self->on_readable(ec); });
+        } else {
+            if (!tls_read_buffer_) {
+                tls_read_buffer_ = std::make_unique<std::uint8_t[]>(kTlsReadBufferBytes);
+            }
+            stream_.async_read_some(
+                asio::buffer(tls_read_buffer_.get(), kTlsReadBufferBytes),
+                [self = this->shared_from_this()](const boost::system::error_code& ec,
+                                                  std::size_t n) { self->on_read(ec, n); });
+        }
+    }
+
+    // Plain sockets: the socket is readable; read until it would block (Asio's reactor reports a
+    // readiness edge only once, so the socket must be drained before waiting again).
+    void on_readable(const boost::system::error_code& ec) {
+        if (state_ == State::kClosed) {
+            return;
+        }
+        if (ec) {
+            on_transport_error(ec);
+            return;
+        }
+        auto* buffer = thread_.read_buffer.get();
+        for (int i = 0; i < kMaxReadsPerWake; ++i) {
+            boost::system::error_code read_ec;
+            const std::size_t n =
+                stream_.read_some(asio::buffer(buffer, ThreadState::kReadBufferBytes), read_ec);
+            if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
+                read_some();
+                return;
+            }
+            if (read_ec) {
+                on_transport_error(read_ec);
+                return;
+            }
+            on_bytes(std::span(buffer, n));
+            if (state_ == State::kClosed || stop_reading_) {
+                return;
+            }
+            if (n < ThreadState::kReadBufferBytes) {
+                read_some();  // drained
+                return;
+            }
+        }
+        asio::post(executor_, [self = this->shared_from_this()] { self->on_readable({}); });
+    }
+
+    void on_read(const boost::system::error_code& ec, std::size_t n) {
+        if (state_ == State::kClosed) {
+            return;
+        }
+        if (ec) {
+            on_transport_error(ec);
+            return;
+        }
+        on_bytes(std::span(tls_read_buffer_.get(), n));
+        read_some();
+    }
+
+    void on_transport_error(const boost::system::error_code& ec) {
+        if (close_written_) {
+            // Our close frame is out; the peer closing the transport completes the handshake.
+            teardown(close_info_);
+            return;
+        }
+        const bool eof = ec == asio::error::eof || ec == asio::error::connection_reset;
+        teardown(CloseInfo{close_code::kAbnormal,
+                           eof ? "connection closed without a close frame" : ec.message(), true});
+    }
+
+    void on_bytes(std::span<std::uint8_t> data) {
+        last_rx_ = Clock::now();
+        ping_outstanding_ = false;
+        route_->metrics().bytes_in->inc(data.size());
+        if (inbuf_.empty()) {
+            const std::size_t used = parse(data);
+            if (used < data.size() && state_ != State::kClosed && !stop_reading_) {
+                inbuf_.assign(reinterpret_cast<const char*>(data.data() + used),
+                              data.size() - used);
+            }
+        } else {
+            inbuf_.append(reinterpret_cast<const char*>(data.data()), data.size());
+            const std::size_t used =
+                parse(std::span(reinterpret_cast<std::uint8_t*>(inbuf_.data()), inbuf_.size()));
+            if (state_ == State::kClosed || stop_reading_) {
+                std::string().swap(inbuf_);
+            } else if (used == inbuf_.size()) {
+                std::string().swap(inbuf_);  // give a large frame's memory back
+            } else {
+                inbuf_.erase(0, used);
+            }
+        }
+    }
+
+    // Runs the parser over `data`; returns the bytes consumed.
+    std::size_t parse(std::span<std::uint8_t> data) {
+        std::size_t offset = 0;
+        while (state_ != State::kClosed && !stop_reading_ && !discard_input_) {
+            auto [event, used] = parser_.next(data.subspan(offset));
+            offset += used;
+            switch (event.type) {
+                case ws::FrameEvent::Type::kNeedMore:
+                    return offset;
+                case ws::FrameEvent::Type::kMessage:
+                    on_message(event.kind, event.data);
+                    break;
+                case ws::FrameEvent::Type::kPing:
+                    if (state_ == State::kOpen) {
+                        push_control(ws::Opcode::kPong, std::string(event.data));
+                        if (handler_) {
+                            handler_->on_ping();
+                        }
+                    }
+                    break;
+                case ws::FrameEvent::Type::kPong:
+                    break;
+                case ws::FrameEvent::Type::kClose:
+                    on_peer_close(event.code, event.data);
+                    break;
+                case ws::FrameEvent::Type::kError:
+                    route_->count_disconnect(event.code == close_code::kTooBig ? "too_big"
+                                                                               : "protocol_error");
+                    // The byte stream cannot be trusted any more: discard what follows, and once
+                    // our close frame is out, half-close so that the peer sees the end.
+                    discard_input_ = true;
+                    close_local(event.code, event.data);
+                    return data.size();
+            }
+        }
+        return data.size();
+    }
+
+    void on_message(MessageKind kind, std::string_view data) {
+        if (state_ != State::kOpen) {
+            return;  // after our close frame the peer's data is discarded (RFC 6455 1.4)
+        }
+        refresh_settings();
+        if (settings_->max_messages_per_s > 0) {
+            const auto now = Clock::now();
+            const double elapsed = std::chrono::duration<double>(now - tokens_at_).count();
+            tokens_at_ = now;
+            tokens_ = std::min(settings_->message_burst,
+                               tokens_ + elapsed * settings_->max_messages_per_s);
+            if (tokens_ < 1.0) {
+                route_->count_disconnect("rate_limited");
+                close_local(close_code::kPolicyViolation, "message rate limit exceeded");
+                return;
+            }
+            tokens_ -= 1.0;
+        }
+        route_->metrics().messages_in->inc();
+        handler_->on_message(kind, data);
+    }
+
+    void refresh_settings() {
+        const auto generation = route_->generation();
+        if (generation != generation_) {
+            generation_ = generation;
+            settings_ = route_->settings();
+            parser_.set_limits({settings_->max_message_bytes});
+            outbox_.set_max_bytes(settings_->max_outbound_bytes);
+        }
+    }
+
+    // ---- deadlines -------------------------------------------------------------------------
+
+    void arm_timer() {
+        if (state_ == State::kClosed) {
+            return;
+        }
+        Clock::time_point next = Clock::time_point::max();
+        if (state_ == State::kOpen) {
+            next = last_rx_ + settings_->idle_timeout;
+            if (ping_outstanding_) {
+                next = std::min(next, ping_sent_ + settings_->pong_timeout);
+            } else if (settings_->ping_interval.count() > 0) {
+                next = std::min(next, last_rx_ + settings_->ping_interval);
+            }
+        } else {
+            next = close_deadline_;
+        }
+        if (outbox_.in_flight()) {
+            next = std::min(next, write_started_ + settings_->write_timeout);
+        }
+        // Deadlines only move later while traffic flows, so the timer is re-armed only when it
+        // fires or when it must fire sooner: no timer operation per message.
+        if (timer_armed_ && next >= timer_expiry_) {
+            return;
+        }
+        timer_armed_ = true;
+        timer_expiry_ = next;
+        timer_.expires_at(next);
+        timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
+            if (ec != asio::error::operation_aborted) {
+                self->timer_armed_ = false;
+                self->on_timer();
+            }
+        });
+    }
+
+    void on_timer() {
+        if (state_ == State::kClosed) {
+            return;
+        }
+        const auto now = Clock::now();
+        if (outbox_.in_flight() && now >= write_started_ + settings_->write_timeout) {
+            route_->count_disconnect("write_timeout");
+            teardown(CloseInfo{close_code::kAbnormal, "write timed out", false});
+            return;
+        }
+        if (state_ == State::kClosing) {
+            if (now >= close_deadline_) {
+                teardown(close_info_);
+                return;
+            }
+        } else if (now >= last_rx_ + settings_->idle_timeout) {
+            route_->count_disconnect("idle_timeout");
+            close_local(close_code::kGoingAway, "idle timeout");
+        } else if (ping_outstanding_ && now >= ping_sent_ + settings_->pong_timeout) {
+            route_->count_disconnect("pong_timeout");
+            close_local(close_code::kGoingAway, "ping timeout");
+        } else if (!ping_outstanding_ && settings_->ping_interval.count() > 0 &&
+                   now >= last_rx_ + settings_->ping_interval) {
+            ping_outstanding_ = true;
+            ping_sent_ = now;
+            push_control(ws::Opcode::kPing, std::string());
+        }
+        arm_timer();
+    }
+
+    static constexpr std::size_t kTlsReadBufferBytes = 16 * 1024;
+
+    Stream stream_;
+    std::shared_ptr<ServerState> server_;
+    ListenerState& listener_;
+    std::shared_ptr<WsRouteState> route_;
+    ThreadState& thread_;
+    asio::io_context::executor_type executor_;  // typed, for a cheap running_in_this_thread()
+    std::shared_ptr<const WsRouteSettings> settings_;
+    std::uint32_t generation_;
+    ConnectionId id_;
+    std::string peer_address_;
+    std::string peer_ip_;
+    bool deflate_;
+    std::unique_ptr<WsHandler> handler_;
+
+    State state_ = State::kOpen;
+    bool registered_ = false;
+    bool peer_counted_ = false;
+    bool stop_reading_ = false;   // the peer's close frame arrived: nothing may follow it
+    bool discard_input_ = false;  // after a protocol error: read and drop until the peer closes
+    bool peer_closed_ = false;
+    bool close_queued_ = false;
+    bool close_written_ = false;
+    bool flush_scheduled_ = false;
+    bool ping_outstanding_ = false;
+    bool timer_armed_ = false;
+    CloseInfo close_info_;
+
+    ws::FrameParser parser_;
+    std::string inbuf_;  // the bytes of an incomplete frame
+    std::unique_ptr<std::uint8_t[]> tls_read_buffer_;
+
+    Outbox outbox_;
+    std::vector<asio::const_buffer> buffers_;  // the batch in flight
+    std::string tls_write_buffer_;
+
+    asio::steady_timer timer_;
+    Clock::time_point timer_expiry_{};
+    Clock::time_point last_rx_{};
+    Clock::time_point ping_sent_{};
+    Clock::time_point write_started_{};
+    Clock::time_point close_deadline_{};
+
+    double tokens_;
+    Clock::time_point tokens_at_ = Clock::now();
+};
+
+}  // namespace hearth::net

@@ -1,0 +1,244 @@
+#include "support/server.hpp"
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <stdexcept>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support/clients.hpp"
+
+extern char** environ;
+
+namespace hearth::test {
+
+TempDir::TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-test-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) {
+        throw std::runtime_error("mkdtemp failed");
+    }
+    path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+}
+
+std::string test_config_toml(const Overrides& overrides, const std::string& data_dir) {
+    Overrides all = {
+        {"server.data_dir", "\"" + data_dir + "\""},
+        {"server.io_threads", "2"},
+        {"server.shutdown_timeout_ms", "5000"},
+        {"http.listen", "\"127.0.0.1:0\""},
+        {"http.echo_route", "true"},
+    };
+    for (const auto& [k, v] : overrides) {
+        all[k] = v;
+    }
+    std::map<std::string, std::vector<std::string>> sections;
+    for (const auto& [k, v] : all) {
+        auto dot = k.rfind('.');
+        sections[k.substr(0, dot)].push_back(k.substr(dot + 1) + " = " + v);
+    }
+    std::ostringstream out;
+    for (const auto& [section, lines] : sections) {
+        out << "[" << section << "]\n";
+        for (const auto& l : lines) {
+            out << l << "\n";
+        }
+    }
+    return out.str();
+}
+
+TestServer::TestServer(const Overrides& overrides) : schema_(app::make_schema()) {
+    auto loaded = schema_.load_string(test_config_toml(overrides, dir_.path()), "test.toml", {});
+    if (!loaded.config) {
+        std::string all;
+        for (const auto& e : loaded.errors) {
+            all += e + "\n";
+        }
+        throw std::runtime_error("test config invalid:\n" + all);
+    }
+    app_ = std::make_unique<app::ServerApp>(schema_, loaded.config);
+    app_->start();
+}
+
+TestServer::~TestServer() {
+    app_->shutdown();
+}
+
+std::uint16_t TestServer::port() const {
+    return app_->http_port();
+}
+
+double TestServer::metric(const std::string& name,
+                          const std::map<std::string, std::string>& labels) const {
+    return metric_value(http_request(port(), "GET", "/metrics").body, name, labels);
+}
+
+double metric_value(const std::string& text, const std::string& name,
+                    const std::map<std::string, std::string>& labels) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#' || line.compare(0, name.size(), name) != 0) {
+            continue;
+        }
+        const char next = line.size() > name.size() ? line[name.size()] : '\0';
+        if (next != '{' && next != ' ') {
+            continue;
+        }
+        bool match = true;
+        for (const auto& [k, v] : labels) {
+            if (line.find(k + "=\"" + v + "\"") == std::string::npos) {
+                match = false;
+            }
+        }
+        if (match) {
+            return std::stod(line.substr(line.rfind(' ') + 1));
+        }
+    }
+    return 0;
+}
+
+std::string hearth_binary() {
+    const char* dir = std::getenv("HEARTH_TEST_BINARY_DIR");
+    return std::string(dir ? dir : ".") + "/hearth";
+}
+
+ChildProcess::ChildProcess(const std::vector<std::string>& args,
+                           const std::map<std::string, std::string>& env,
+                           const std::string& stdin_text) {
+    int out_pipe[2];
+    int in_pipe[2];
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(in_pipe, O_CLOEXEC) != 0) {
+        throw std::runtime_error("pipe failed");
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 2);
+
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e) {
+        env_strings.emplace_back(*e);
+    }
+    for (const auto& [k, v] : env) {
+        env_strings.push_back(k + "=" + v);
+    }
+    std::vector<char*> envp;
+    for (auto& s : env_strings) {
+        envp.push_back(s.data());
+    }
+    envp.push_back(nullptr);
+    std::vector<std::string> argv_strings{hearth_binary()};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& s : argv_strings) {
+        argv.push_back(s.data());
+    }
+    argv.push_back(nullptr);
+
+    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    close(out_pipe[1]);
+    close(in_pipe[0]);
+    if (rc != 0) {
+        close(out_pipe[0]);
+        close(in_pipe[1]);
+        throw std::runtime_error("cannot start " + argv_strings[0]);
+    }
+    if (!stdin_text.empty()) {
+        (void)!::write(in_pipe[1], stdin_text.data(), stdin_text.size());
+    }
+    close(in_pipe[1]);
+    out_fd_ = out_pipe[0];
+}
+
+ChildProcess::~ChildProcess() {
+    if (!exited_ && pid_ > 0) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+    }
+    if (out_fd_ >= 0) {
+        close(out_fd_);
+    }
+}
+
+bool ChildProcess::pump(std::chrono::milliseconds timeout) {
+    if (out_fd_ < 0) {
+        return false;
+    }
+    pollfd p{out_fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) {
+        return true;
+    }
+    char buf[4096];
+    const ssize_t n = ::read(out_fd_, buf, sizeof buf);
+    if (n <= 0) {
+        close(out_fd_);
+        out_fd_ = -1;
+        return false;
+    }
+    output_.append(buf, static_cast<std::size_t>(n));
+    return true;
+}
+
+std::string ChildProcess::wait_for_line(const std::string& needle,
+                                        std::chrono::milliseconds deadline) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    for (;;) {
+        for (;;) {
+            auto nl = output_.find('\n', scanned_);
+            if (nl == std::string::npos) {
+                break;
+            }
+            std::string line = output_.substr(scanned_, nl - scanned_);
+            scanned_ = nl + 1;
+            if (line.find(needle) != std::string::npos) {
+                return line;
+            }
+        }
+        if (std::chrono::steady_clock::now() >= until) {
+            throw std::runtime_error("no output line containing \"" + needle + "\"; output:\n" +
+                                     output_);
+        }
+        if (!pump(std::chrono::milliseconds(100))) {
+            if (output_.find('\n', scanned_) == std::string::npos) {
+                throw std::runtime_error("process ended before printing \"" + needle +
+                                         "\"; output:\n" + output_);
+            }
+        }
+    }
+}
+
+void ChildProcess::signal(int signo) {
+    kill(pid_, signo);
+}
+
+int ChildProcess::wait_exit(std::chrono::milliseconds deadline) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    // The child's output pipe reaches EOF when it exits: read until then, within the deadline.
+    while (out_fd_ >= 0) {
+        if (std::chrono::steady_clock::now() >= until) {
+            throw std::runtime_error("process did not exit in time; output:\n" + output_);
+        }
+        (void)pump(std::chrono::milliseconds(100));
+    }
+    if (!exited_) {
+        int status = 0;
+        waitpid(pid_, &status, 0);
+        exited_ = true;
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    return exit_code_;
+}
+
+}  // namespace hearth::test

@@ -1,0 +1,98 @@
+#pragma once
+
+// The server in-process on 127.0.0.1 port 0, and the `hearth` binary as a child process.
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "app/server_app.hpp"
+
+namespace hearth::test {
+
+/// A temporary directory, removed with its contents when destroyed.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const noexcept { return path_; }
+    std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+private:
+    std::string path_;
+};
+
+/// Config overrides as "section.key" -> TOML value text, e.g. {"websocket.idle_timeout_s", "1"}.
+using Overrides = std::map<std::string, std::string>;
+
+/// Builds TOML text from overrides on top of the test defaults (port 0, two io threads, the echo
+/// route on, a temporary data_dir).
+std::string test_config_toml(const Overrides& overrides, const std::string& data_dir);
+
+/// An in-process server. Construction starts it; destruction shuts it down.
+class TestServer {
+public:
+    TestServer() : TestServer(Overrides{}) {}
+    TestServer(std::initializer_list<Overrides::value_type> overrides)
+        : TestServer(Overrides(overrides)) {}
+    explicit TestServer(const Overrides& overrides);
+    TestServer(const TestServer&) = delete;
+    TestServer& operator=(const TestServer&) = delete;
+    ~TestServer();
+
+    std::uint16_t port() const;
+    app::ServerApp& app() { return *app_; }
+    /// The value of one sample of GET /metrics, e.g. metric("hearth_ws_disconnects_total",
+    /// {{"reason","slow_consumer"}}); 0 when absent.
+    double metric(const std::string& name,
+                  const std::map<std::string, std::string>& labels = {}) const;
+
+private:
+    TempDir dir_;
+    core::ConfigSchema schema_;
+    std::unique_ptr<app::ServerApp> app_;
+};
+
+/// Parses one sample's value out of Prometheus text; 0 when absent.
+double metric_value(const std::string& text, const std::string& name,
+                    const std::map<std::string, std::string>& labels);
+
+/// The `hearth` binary started as a child process, its standard output and error captured.
+class ChildProcess {
+public:
+    ChildProcess(const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& env = {},
+                 const std::string& stdin_text = "");
+    ~ChildProcess();
+
+    /// Waits for a line of output containing `needle`; returns it. Throws on the deadline or when
+    /// the process exits first.
+    std::string wait_for_line(const std::string& needle,
+                              std::chrono::milliseconds deadline = std::chrono::seconds(20));
+    void signal(int signo);
+    /// Waits for the exit; returns the exit code (128 + signal when killed). Throws on the
+    /// deadline.
+    int wait_exit(std::chrono::milliseconds deadline = std::chrono::seconds(20));
+    /// Everything printed so far.
+    const std::string& output() const noexcept { return output_; }
+
+private:
+    bool pump(std::chrono::milliseconds timeout);  // reads what is available; false at EOF
+    int pid_ = -1;
+    int out_fd_ = -1;
+    bool exited_ = false;
+    int exit_code_ = -1;
+    std::string output_;
+    std::size_t scanned_ = 0;
+};
+
+/// The path of the built `hearth` binary.
+std::string hearth_binary();
+
+}  // namespace hearth::test

@@ -1,0 +1,136 @@
+#include "net/outbox.hpp"
+
+#include <gtest/gtest.h>
+
+namespace hearth::net {
+namespace {
+
+OutFrame data_frame(std::string bytes) {
+    OutFrame f;
+    f.header_size = 2;
+    f.header = {0x82, static_cast<std::uint8_t>(bytes.size())};
+    f.payload = make_binary(std::move(bytes));
+    f.shared_body = f.payload->bytes();
+    return f;
+}
+
+OutFrame control_frame(std::uint8_t opcode, std::string bytes) {
+    OutFrame f;
+    f.header_size = 2;
+    f.header = {static_cast<std::uint8_t>(0x80 | opcode), static_cast<std::uint8_t>(bytes.size())};
+    f.owned = std::move(bytes);
+    return f;
+}
+
+std::string flatten(const std::vector<boost::asio::const_buffer>& buffers) {
+    std::string out;
+    for (const auto& b : buffers) {
+        out.append(static_cast<const char*>(b.data()), b.size());
+    }
+    return out;
+}
+
+TEST(Outbox, BoundsQueuedDataBytes) {
+    Outbox box(10);
+    EXPECT_TRUE(box.push_data(data_frame("abcd")));   // 6 bytes on the wire
+    EXPECT_FALSE(box.push_data(data_frame("efgh")));  // 12 > 10
+    EXPECT_EQ(box.data_bytes(), 6u);
+    EXPECT_TRUE(box.push_data(data_frame("ij")));  // 10
+    EXPECT_EQ(box.data_bytes(), 10u);
+}
+
+TEST(Outbox, AcceptsOneOversizeFrameWhenEmpty) {
+    Outbox box(10);
+    EXPECT_TRUE(box.push_data(data_frame(std::string(100, 'x'))));
+    EXPECT_FALSE(box.push_data(data_frame("y")));
+}
+
+TEST(Outbox, ControlFramesGoFirstButNotIntoABatchInFlight) {
+    Outbox box(1000);
+    ASSERT_TRUE(box.push_data(data_frame("d1")));
+    std::vector<boost::asio::const_buffer> buffers;
+    EXPECT_EQ(box.gather(buffers, 10, 1000), 1u);
+    ASSERT_TRUE(box.push_data(data_frame("d2")));
+    box.push_control(control_frame(0x9, "p"));
+    std::vector<boost::asio::const_buffer> more;
+    EXPECT_EQ(box.gather(more, 10, 1000), 0u);  // one batch at a time
+    EXPECT_EQ(flatten(buffers).substr(2), "d1");
+    box.complete();
+    buffers.clear();
+    EXPECT_EQ(box.gather(buffers, 10, 1000), 2u);
+    const auto wire = flatten(buffers);
+    EXPECT_EQ(wire.substr(2, 1), "p");  // the ping before d2
+    EXPECT_EQ(wire.substr(5), "d2");
+    box.complete();
+    EXPECT_TRUE(box.empty());
+    EXPECT_EQ(box.data_bytes(), 0u);
+}
+
+TEST(Outbox, CloseFrameGoesAfterQueuedData) {
+    Outbox box(1000);
+    ASSERT_TRUE(box.push_data(data_frame("d1")));
+    box.push_last(control_frame(0x8, "bye"));
+    std::vector<boost::asio::const_buffer> buffers;
+    EXPECT_EQ(box.gather(buffers, 10, 1000), 2u);
+    EXPECT_EQ(flatten(buffers).substr(6), "bye");
+}
+
+TEST(Outbox, PongsCoalesce) {
+    Outbox box(1000);
+    for (int i = 0; i < 100; ++i) {
+        box.push_pong(control_frame(0xA, std::to_string(i)));
+    }
+    EXPECT_EQ(box.queued(), 1u);
+    std::vector<boost::asio::const_buffer> buffers;
+    box.gather(buffers, 10, 1000);
+    EXPECT_EQ(flatten(buffers).substr(2), "99");
+}
+
+TEST(Outbox, BatchIsLimitedByFramesAndBytes) {
+    Outbox box(1 << 20);
+    for (int i = 0; i < 10; ++i) {
+        ASSERT_TRUE(box.push_data(data_frame(std::string(100, 'x'))));
+    }
+    std::vector<boost::asio::const_buffer> buffers;
+    EXPECT_EQ(box.gather(buffers, 4, 1 << 20), 4u);
+    box.complete();
+    buffers.clear();
+    EXPECT_EQ(box.gather(buffers, 100, 250), 3u);  // stops adding once 250 bytes are reached
+    box.complete();
+    EXPECT_EQ(box.data_bytes(), 3u * 102);
+}
+
+TEST(Outbox, DropQueuedDataKeepsTheBatchInFlight) {
+    Outbox box(1000);
+    ASSERT_TRUE(box.push_data(data_frame("d1")));
+    std::vector<boost::asio::const_buffer> buffers;
+    box.gather(buffers, 10, 1000);
+    ASSERT_TRUE(box.push_data(data_frame("d2")));
+    box.drop_queued_data();
+    EXPECT_EQ(box.data_bytes(), 4u);  // d1 is still being written
+    EXPECT_EQ(flatten(buffers).substr(2), "d1");
+    box.complete();
+    EXPECT_TRUE(box.empty());
+    EXPECT_EQ(box.data_bytes(), 0u);
+}
+
+TEST(Outbox, SharedPayloadIsNotCopiedPerRecipient) {
+    auto payload = make_text("broadcast");
+    Outbox a(1000);
+    Outbox b(1000);
+    for (Outbox* box : {&a, &b}) {
+        OutFrame f;
+        f.payload = payload;
+        f.shared_body = payload->bytes();
+        ASSERT_TRUE(box->push_data(std::move(f)));
+    }
+    std::vector<boost::asio::const_buffer> ba;
+    std::vector<boost::asio::const_buffer> bb;
+    a.gather(ba, 10, 1000);
+    b.gather(bb, 10, 1000);
+    EXPECT_EQ(ba[0].data(), bb[0].data());
+    EXPECT_EQ(ba[0].data(), payload->bytes().data());
+}
+
+}  // namespace
+}  // namespace hearth::net
