@@ -1,5 +1,7 @@
 #include "app/server_app.hpp"
+#include <filesystem>
 #include <mutex>
+#include <stdexcept>
 
 #include "api/core_routes.hpp"
 #include "core/events.hpp"
@@ -86,6 +88,12 @@ ServerApp::~ServerApp() {
 }
 
 void ServerApp::start() {
+    const auto& data_dir = config()->get<core::ServerConfig>().data_dir;
+    std::error_code ec;
+    std::filesystem::create_directories(data_dir, ec);
+    if (ec) {
+        throw std::runtime_error("cannot create data directory " + data_dir + ": " + ec.message());
+    }
     impl_->runtime.start();
     try {
         impl_->server.start();

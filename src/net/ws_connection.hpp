@@ -22,6 +22,11 @@ namespace hearth::net {
 
 using Clock = std::chrono::steady_clock;
 
+inline std::shared_ptr<spdlog::logger> ws_log() {
+    static auto l = util::logger("ws");
+    return l;
+}
+
 template <class Stream>
 inline constexpr bool kIsPlainSocket = std::is_same_v<Stream, tcp::socket>;
 
@@ -76,6 +81,10 @@ public:
         route_->metrics().open->add(1);
         listener_.open_ws->add(1);
         registered_ = true;
+        server_->events.record("connection.open", to_string(id_),
+                               "websocket " + route_->path() + " from " + peer_address_);
+        ws_log()->debug("[conn {}] open: {} from {}{}", to_string(id_), route_->path(),
+                        peer_address_, deflate_ ? " (permessage-deflate)" : "");
         if constexpr (kIsPlainSocket<Stream>) {
             boost::system::error_code ec;
             stream_.non_blocking(true, ec);
@@ -341,6 +350,12 @@ private:
             route_->metrics().open->sub(1);
             listener_.open_ws->sub(1);
         }
+        server_->events.record("connection.close", to_string(id_),
+                               "websocket " + route_->path() + " " + std::to_string(info.code) +
+                                   (info.reason.empty() ? "" : " " + info.reason) +
+                                   (info.initiated_by_peer ? " (by client)" : " (by server)"));
+        ws_log()->debug("[conn {}] closed: {} {}{}", to_string(id_), info.code, info.reason,
+                        info.initiated_by_peer ? " (by client)" : "");
         auto handler = std::move(handler_);
         if (handler) {
             handler->on_close(info);

@@ -1,10 +1,12 @@
 // WebSocket connections through real sockets against the /echo route: framing, limits, timeouts,
 // compression, abuse limits and slow consumers.
 
+#include <algorithm>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "core/events.hpp"
 #include "support/clients.hpp"
 #include "support/server.hpp"
 
@@ -26,6 +28,40 @@ TEST(WebSocket, EchoesTextAndBinary) {
     ASSERT_TRUE(m);
     EXPECT_FALSE(m->text);
     EXPECT_EQ(m->data, binary);
+}
+
+TEST(WebSocket, OpenAndCloseAreRecordedAsEvents) {
+    TestServer server;
+    {
+        WsClient client(server.port());
+        client.send_text("x");
+        ASSERT_TRUE(client.read());
+        client.close(4001, "done");
+    }
+    // The server records the close once it has seen the client's close frame; wait for it through
+    // a request that the server answers after (the same thread order does not hold across threads,
+    // so poll the ring with a deadline).
+    const auto until = std::chrono::steady_clock::now() + kDeadline;
+    std::vector<core::Event> events;
+    for (;;) {
+        events = server.app().events().recent(100);
+        const bool closed = std::any_of(events.begin(), events.end(), [](const core::Event& e) {
+            return e.kind == "connection.close";
+        });
+        if (closed || std::chrono::steady_clock::now() > until) {
+            break;
+        }
+        (void)http_request(server.port(), "GET", "/health");
+    }
+    auto find = [&](const std::string& kind) {
+        return std::find_if(events.begin(), events.end(),
+                            [&](const core::Event& e) { return e.kind == kind; });
+    };
+    ASSERT_NE(find("connection.open"), events.end());
+    ASSERT_NE(find("connection.close"), events.end());
+    EXPECT_NE(find("connection.close")->detail.find("4001 done (by client)"), std::string::npos)
+        << find("connection.close")->detail;
+    EXPECT_EQ(find("connection.open")->subject, find("connection.close")->subject);
 }
 
 TEST(WebSocket, EchoesMessagesUpToTheLimitInOrder) {
