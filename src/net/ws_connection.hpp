@@ -111,7 +111,15 @@ public:
         if (!leftover.empty()) {
             on_bytes(std::span(reinterpret_cast<std::uint8_t*>(leftover.data()), leftover.size()));
         }
-        if (state_ != State::kClosed) {
+        if (state_ == State::kClosed) {
+            return;
+        }
+        if constexpr (kIsPlainSocket<Stream>) {
+            // Read before waiting: bytes that arrived while the HTTP session handed the socket over
+            // may already have used up the reactor's readiness edge, and a wait would then sleep
+            // until the client sends more.
+            on_readable({});
+        } else {
             read_some();
         }
     }
