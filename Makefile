@@ -22,7 +22,10 @@ run: release
 	./build/release/hearth serve $(ARGS)
 
 # The whole test suite under AddressSanitizer and UndefinedBehaviorSanitizer, after the format check.
+# The Release server binary is built too, so that `make run` cannot break unnoticed.
 test: deps format-check debug
+	@cmake --preset release >/dev/null
+	cmake --build --preset release --target hearth
 	ctest --preset debug
 
 bench: release
