@@ -8,6 +8,8 @@
 #include "core/metrics.hpp"
 #include "core/runtime.hpp"
 #include "core/ws_settings.hpp"
+#include "frontends/native/native.hpp"
+#include "hub/hub.hpp"
 #include "net/server.hpp"
 #include "util/log.hpp"
 
@@ -37,6 +39,8 @@ core::ConfigSchema make_schema() {
     schema.add<core::ServerConfig>();
     schema.add<core::HttpConfig>();
     schema.add<core::WebSocketConfig>();
+    schema.add<hub::HubConfig>();
+    schema.add<frontends::native::NativeConfig>();
     return schema;
 }
 
@@ -47,6 +51,8 @@ struct ServerApp::Impl {
           events(static_cast<std::size_t>(config->get<core::ServerConfig>().event_ring_size)),
           runtime(static_cast<std::size_t>(config->get<core::ServerConfig>().io_threads),
                   static_cast<std::size_t>(config->get<core::ServerConfig>().blocking_threads)),
+          hub(runtime, metrics, config->get<hub::HubConfig>()),
+          native(hub, metrics, config->get<frontends::native::NativeConfig>()),
           server(runtime, metrics, events, http_limits(config->get<core::HttpConfig>())) {}
 
     const core::ConfigSchema& schema;
@@ -55,7 +61,9 @@ struct ServerApp::Impl {
     core::MetricsRegistry metrics;
     core::EventRing events;
     core::Runtime runtime;
-    net::Server server;
+    hub::Hub hub;
+    frontends::native::NativeFrontend native;
+    net::Server server;  // last: destroyed first, while the io contexts still exist
     std::string http_listener;
     bool started = false;
     bool stopped = false;
@@ -76,10 +84,13 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     impl_->http_listener =
         impl_->server.listener({"http", http.listen, http.tls_cert_file, http.tls_key_file});
     api::add_core_routes(impl_->server, impl_->http_listener, m, {});
+    auto ws_settings = std::make_shared<const WsRouteSettings>(
+        core::ws_route_settings(impl_->config->get<core::WebSocketConfig>()));
     if (http.echo_route) {
-        api::add_echo_route(impl_->server, impl_->http_listener,
-                            std::make_shared<const WsRouteSettings>(core::ws_route_settings(
-                                impl_->config->get<core::WebSocketConfig>())));
+        api::add_echo_route(impl_->server, impl_->http_listener, ws_settings);
+    }
+    if (impl_->config->get<frontends::native::NativeConfig>().enabled) {
+        impl_->native.add_routes(impl_->server, impl_->http_listener, ws_settings);
     }
 }
 
@@ -141,12 +152,16 @@ void ServerApp::apply(std::shared_ptr<const core::Config> next) {
     }
     impl_->server.update_http_limits(http_limits(next->get<core::HttpConfig>()));
     impl_->server.reload_tls();
+    auto ws_settings = std::make_shared<const WsRouteSettings>(
+        core::ws_route_settings(next->get<core::WebSocketConfig>()));
     if (running->get<core::HttpConfig>().echo_route) {
-        impl_->server.update_ws_settings(
-            impl_->http_listener, "/echo",
-            std::make_shared<const WsRouteSettings>(
-                core::ws_route_settings(next->get<core::WebSocketConfig>())));
+        impl_->server.update_ws_settings(impl_->http_listener, "/echo", ws_settings);
     }
+    if (running->get<frontends::native::NativeConfig>().enabled) {
+        impl_->server.update_ws_settings(impl_->http_listener, "/ws", ws_settings);
+    }
+    impl_->hub.update_config(next->get<hub::HubConfig>());
+    impl_->native.reload(next->get<frontends::native::NativeConfig>());
     {
         std::lock_guard lock(impl_->config_mutex);
         impl_->config = std::move(next);

@@ -1,0 +1,537 @@
+#include "frontends/native/native.hpp"
+#include <charconv>
+#include <mutex>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "core/metrics.hpp"
+#include "hub/hub.hpp"
+#include "util/log.hpp"
+
+namespace hearth::frontends::native {
+
+namespace json = boost::json;
+
+namespace {
+
+// Namespaces of the other front-ends (ARCHITECTURE.md, "Topics and who may use them").
+constexpr std::string_view kForeignNamespaces[] = {
+    "hunterpie:", "homestead:", "moonshare:", "dracosoft:", "world:"};
+constexpr std::string_view kNativePrefix = "native:";
+constexpr std::size_t kMaxTopicBytes = 256;
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = util::logger("native");
+    return l;
+}
+
+std::string quoted(std::string_view s) {
+    return json::serialize(json::string_view(s.data(), s.size()));
+}
+
+}  // namespace
+
+std::string hub_topic(std::string_view client_topic) {
+    for (auto ns : kForeignNamespaces) {
+        if (client_topic.starts_with(ns)) {
+            return std::string(client_topic);
+        }
+    }
+    return std::string(kNativePrefix) + std::string(client_topic);
+}
+
+bool is_foreign(std::string_view topic) {
+    return !topic.starts_with(kNativePrefix);
+}
+
+// Parses "ACTION:TOPIC"; returns false when malformed.
+static bool parse_rule(std::string_view text, bool& any, Action& action, std::string& pattern,
+                       bool& prefix) {
+    const auto colon = text.find(':');
+    if (colon == std::string_view::npos || colon + 1 == text.size()) {
+        return false;
+    }
+    const auto verb = text.substr(0, colon);
+    any = verb == "*";
+    if (verb == "subscribe") {
+        action = Action::kSubscribe;
+    } else if (verb == "publish") {
+        action = Action::kPublish;
+    } else if (verb == "presence") {
+        action = Action::kPresence;
+    } else if (!any) {
+        return false;
+    }
+    auto topic = text.substr(colon + 1);
+    prefix = topic.ends_with('*');
+    if (prefix) {
+        topic.remove_suffix(1);
+    }
+    if (topic.find('*') != std::string_view::npos) {
+        return false;
+    }
+    pattern = std::string(topic);
+    return true;
+}
+
+void NativeConfig::validate(core::ConfigErrors& errors) const {
+    for (const auto& r : topic_rules) {
+        bool any = false;
+        Action action{};
+        std::string pattern;
+        bool prefix = false;
+        if (!parse_rule(r, any, action, pattern, prefix)) {
+            errors.push_back("native.topic_rules: \"" + r +
+                             "\" is not ACTION:TOPIC (ACTION one of subscribe, publish, presence, "
+                             "*; TOPIC may end in *)");
+        }
+    }
+}
+
+TopicRules::TopicRules(const std::vector<std::string>& rules) {
+    for (const auto& r : rules) {
+        Rule rule{};
+        if (parse_rule(r, rule.any_action, rule.action, rule.pattern, rule.prefix)) {
+            rules_.push_back(std::move(rule));
+        }
+    }
+}
+
+bool TopicRules::allows(Action action, std::string_view topic) const {
+    for (const auto& r : rules_) {
+        if (!r.any_action && r.action != action) {
+            continue;
+        }
+        if (r.prefix ? topic.starts_with(r.pattern) : topic == r.pattern) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Settings and counters shared by every connection of the front-end.
+struct NativeFrontend::Shared {
+    struct Settings {
+        bool allow_anonymous;
+        std::size_t max_publish_bytes;
+        TopicRules rules;
+    };
+
+    Shared(hub::Hub& h, core::MetricsRegistry& m, const NativeConfig& c) : hub(h), metrics(m) {
+        set(c);
+        format = hub::register_format("native");
+        requests = &m.counter("hearth_native_requests_total", "Native protocol requests received.");
+    }
+
+    void set(const NativeConfig& c) {
+        auto s = std::make_shared<const Settings>(
+            Settings{c.allow_anonymous, static_cast<std::size_t>(c.max_publish_bytes),
+                     TopicRules(c.topic_rules)});
+        std::lock_guard lock(mutex);
+        settings = std::move(s);
+    }
+    std::shared_ptr<const Settings> get() const {
+        std::lock_guard lock(mutex);
+        return settings;
+    }
+
+    void count_error(std::string_view code) {
+        metrics
+            .counter("hearth_native_errors_total", "Native protocol errors answered, by code.",
+                     {{"code", std::string(code)}})
+            .inc();
+    }
+
+    hub::Hub& hub;
+    core::MetricsRegistry& metrics;
+    std::size_t format = 0;
+    core::Counter* requests = nullptr;
+    mutable std::mutex mutex;
+    std::shared_ptr<const Settings> settings;
+};
+
+namespace {
+
+/// The wire form of a hub message for native clients, built once per message.
+SharedPayload encode_message(const hub::HubMessage& m) {
+    std::string out;
+    out.reserve(64 + m.topic().size() + m.data().size());
+    out += R"({"type":"message",)";
+    if (!m.topic().empty()) {
+        std::string_view topic = m.topic();
+        if (topic.starts_with(kNativePrefix)) {
+            topic.remove_prefix(kNativePrefix.size());
+        }
+        out += R"("topic":)";
+        out += quoted(topic);
+        out += ',';
+    }
+    out += R"("from":")";
+    out += to_string(m.from());
+    out += R"(","data":)";
+    out += m.data();
+    out += '}';
+    return make_text(std::move(out));
+}
+
+/// One native client. Runs on: its connection's io thread. Owned by: the WebSocket connection.
+class NativeConnection final : public WsHandler, public hub::Subscriber {
+public:
+    explicit NativeConnection(std::shared_ptr<NativeFrontend::Shared> shared)
+        : shared_(std::move(shared)) {}
+
+    // WsHandler
+    void on_open(const ConnectionPtr& connection) override {
+        connection_ = connection;
+        id_ = connection->id();
+        shared_->hub.attach(*this, "anonymous");
+        attached_ = true;
+    }
+
+    void on_message(MessageKind kind, std::string_view data) override {
+        shared_->requests->inc();
+        if (kind != MessageKind::kText) {
+            reply_error(nullptr, "invalid_json",
+                        "Messages are JSON text; binary frames are not accepted.");
+            return;
+        }
+        boost::system::error_code ec;
+        json::value parsed = json::parse(json::string_view(data.data(), data.size()), ec);
+        if (ec || !parsed.is_object()) {
+            reply_error(
+                nullptr, "invalid_json",
+                ec ? "The message is not valid JSON." : "The message is not a JSON object.");
+            return;
+        }
+        const json::object& msg = parsed.get_object();
+        const json::value* id = msg.if_contains("id");
+        const json::value* type = msg.if_contains("type");
+        if (type == nullptr || !type->is_string()) {
+            reply_error(id, "invalid_field", "Field \"type\" is missing or not a string.");
+            return;
+        }
+        const auto settings = shared_->get();
+        const std::string_view t = type->get_string();
+        if (t == "hello") {
+            on_hello(msg, id, *settings);
+            return;
+        }
+        if (!settings->allow_anonymous && !authenticated_) {
+            reply_error(id, "not_allowed", "Send a hello with a valid token first.");
+            return;
+        }
+        if (t == "subscribe") {
+            on_subscribe(msg, id, *settings);
+        } else if (t == "unsubscribe") {
+            on_unsubscribe(msg, id);
+        } else if (t == "publish") {
+            on_publish(msg, id, *settings);
+        } else if (t == "send") {
+            on_send(msg, id, *settings);
+        } else if (t == "presence") {
+            on_presence_request(msg, id, *settings);
+        } else {
+            reply_error(id, "unknown_type", "Unknown message type \"" + std::string(t) + "\".");
+        }
+    }
+
+    void on_close(const CloseInfo&) override {
+        alive_.reset();
+        if (attached_) {
+            shared_->hub.detach(*this);
+            attached_ = false;
+        }
+        connection_.reset();
+    }
+
+    // hub::Subscriber
+    ConnectionId subscriber_id() const noexcept override { return id_; }
+
+    bool deliver(const hub::SharedMessage& message) override {
+        if (!connection_) {
+            return false;
+        }
+        const auto& payload = message->encoded(shared_->format, encode_message);
+        return connection_->send(payload) == SendResult::kQueued;
+    }
+
+    void on_presence(const hub::PresenceEvent& e) override {
+        if (!connection_) {
+            return;
+        }
+        std::string_view topic = e.topic;
+        if (topic.starts_with(kNativePrefix)) {
+            topic.remove_prefix(kNativePrefix.size());
+        }
+        std::string out = e.kind == hub::PresenceEvent::Kind::kJoin ? R"({"type":"join","topic":)"
+                                                                    : R"({"type":"leave","topic":)";
+        out += quoted(topic);
+        out += R"(,"connection":")";
+        out += to_string(e.connection);
+        out += R"("})";
+        (void)connection_->send(make_text(std::move(out)));
+    }
+
+private:
+    using Settings = NativeFrontend::Shared::Settings;
+
+    void on_hello(const json::object& msg, const json::value* id, const Settings& settings) {
+        if (const auto* token = msg.if_contains("token"); token != nullptr && !token->is_null()) {
+            if (!token->is_string()) {
+                reply_error(id, "invalid_field", "Field \"token\" must be a string.");
+                return;
+            }
+            // Accounts and their tokens arrive with the accounts issue; until then no token is
+            // valid.
+            reply_error(id, "unauthenticated", "The token is not valid.");
+            return;
+        }
+        if (!settings.allow_anonymous) {
+            reply_error(id, "unauthenticated", "This server requires a token.");
+            return;
+        }
+        json::object r;
+        r["type"] = "welcome";
+        r["connection"] = to_string(id_);
+        reply(std::move(r), id);
+    }
+
+    // The topic field of a request, mapped to the hub and checked against the rules; nullopt after
+    // an error reply.
+    std::optional<std::string> topic_of(const json::object& msg, const json::value* id,
+                                        const Settings& settings, Action action) {
+        const auto* topic = msg.if_contains("topic");
+        if (topic == nullptr || !topic->is_string() || topic->get_string().empty()) {
+            reply_error(id, "invalid_field",
+                        "Field \"topic\" is missing or not a non-empty string.");
+            return std::nullopt;
+        }
+        const std::string_view t = topic->get_string();
+        if (t.size() > kMaxTopicBytes) {
+            reply_error(id, "invalid_field", "Field \"topic\" is longer than 256 bytes.");
+            return std::nullopt;
+        }
+        auto hub = hub_topic(t);
+        if (is_foreign(hub) && !settings.rules.allows(action, hub)) {
+            reply_error(id, "not_allowed",
+                        "Topic \"" + std::string(t) + "\" belongs to another front-end.");
+            return std::nullopt;
+        }
+        return hub;
+    }
+
+    void on_subscribe(const json::object& msg, const json::value* id, const Settings& settings) {
+        auto topic = topic_of(msg, id, settings, Action::kSubscribe);
+        if (!topic) {
+            return;
+        }
+        bool presence = false;
+        if (const auto* p = msg.if_contains("presence")) {
+            if (!p->is_bool()) {
+                reply_error(id, "invalid_field", "Field \"presence\" must be a boolean.");
+                return;
+            }
+            presence = p->get_bool();
+        }
+        shared_->hub.subscribe(
+            *this, *topic, presence, guarded(id, [this](Errc e, const json::value* rid) {
+                if (e == Errc::kOk) {
+                    reply_ok(rid);
+                } else if (e == Errc::kLimitReached) {
+                    reply_error(rid, "limit_reached", "A subscription limit was reached.");
+                } else {
+                    reply_error(rid, "not_allowed", "Subscription refused.");
+                }
+            }));
+    }
+
+    void on_unsubscribe(const json::object& msg, const json::value* id) {
+        const auto* topic = msg.if_contains("topic");
+        if (topic == nullptr || !topic->is_string() || topic->get_string().empty()) {
+            reply_error(id, "invalid_field",
+                        "Field \"topic\" is missing or not a non-empty string.");
+            return;
+        }
+        // Unsubscribing from a topic one is not in is not an error: the outcome is the same.
+        shared_->hub.unsubscribe(*this, hub_topic(topic->get_string()), [](Errc) {});
+        reply_ok(id);
+    }
+
+    // The `data` of a publish or send, serialised; nullopt after an error reply.
+    std::optional<std::string> data_of(const json::object& msg, const json::value* id,
+                                       const Settings& settings) {
+        const auto* data = msg.if_contains("data");
+        if (data == nullptr) {
+            reply_error(id, "invalid_field", "Field \"data\" is missing.");
+            return std::nullopt;
+        }
+        std::string serialized = json::serialize(*data);
+        if (serialized.size() > settings.max_publish_bytes) {
+            reply_error(id, "too_large",
+                        "Field \"data\" is larger than " +
+                            std::to_string(settings.max_publish_bytes) + " bytes.");
+            return std::nullopt;
+        }
+        return serialized;
+    }
+
+    void on_publish(const json::object& msg, const json::value* id, const Settings& settings) {
+        auto topic = topic_of(msg, id, settings, Action::kPublish);
+        if (!topic) {
+            return;
+        }
+        bool echo = false;
+        if (const auto* e = msg.if_contains("echo")) {
+            if (!e->is_bool()) {
+                reply_error(id, "invalid_field", "Field \"echo\" must be a boolean.");
+                return;
+            }
+            echo = e->get_bool();
+        }
+        auto data = data_of(msg, id, settings);
+        if (!data) {
+            return;
+        }
+        // The ok goes first, so that a publisher with echo sees its ok before its own message.
+        reply_ok(id);
+        shared_->hub.publish(std::make_shared<const hub::HubMessage>(std::move(*topic), id_,
+                                                                     "anonymous", std::move(*data)),
+                             echo);
+    }
+
+    void on_send(const json::object& msg, const json::value* id, const Settings& settings) {
+        const auto* to = msg.if_contains("to");
+        std::uint64_t target = 0;
+        if (to == nullptr || !to->is_string()) {
+            reply_error(id, "invalid_field", "Field \"to\" is missing or not a string.");
+            return;
+        }
+        const std::string_view to_text = to->get_string();
+        const auto [end, ec] =
+            std::from_chars(to_text.data(), to_text.data() + to_text.size(), target);
+        if (ec != std::errc() || end != to_text.data() + to_text.size()) {
+            reply_error(id, "unknown_connection",
+                        "No connection \"" + std::string(to_text) + "\".");
+            return;
+        }
+        auto data = data_of(msg, id, settings);
+        if (!data) {
+            return;
+        }
+        auto message = std::make_shared<const hub::HubMessage>(std::string(), id_, "anonymous",
+                                                               std::move(*data));
+        shared_->hub.send(
+            static_cast<ConnectionId>(target), std::move(message),
+            guarded(id, [this, to_text = std::string(to_text)](Errc e, const json::value* rid) {
+                if (e == Errc::kOk) {
+                    reply_ok(rid);
+                } else {
+                    reply_error(rid, "unknown_connection", "No connection \"" + to_text + "\".");
+                }
+            }));
+    }
+
+    void on_presence_request(const json::object& msg, const json::value* id,
+                             const Settings& settings) {
+        auto topic = topic_of(msg, id, settings, Action::kPresence);
+        if (!topic) {
+            return;
+        }
+        std::string client_topic(msg.at("topic").get_string());
+        auto rid = id != nullptr ? std::make_shared<json::value>(*id) : nullptr;
+        std::weak_ptr<int> alive = alive_;
+        shared_->hub.presence(*topic,
+                              [this, alive, rid, client_topic](std::vector<hub::Member> members) {
+                                  if (alive.expired()) {
+                                      return;
+                                  }
+                                  json::array list;
+                                  list.reserve(members.size());
+                                  for (const auto& m : members) {
+                                      json::object o;
+                                      o["connection"] = to_string(m.connection);
+                                      o["principal"] = m.principal;
+                                      list.push_back(std::move(o));
+                                  }
+                                  json::object r;
+                                  r["type"] = "presence";
+                                  r["topic"] = client_topic;
+                                  r["members"] = std::move(list);
+                                  reply(std::move(r), rid.get());
+                              });
+    }
+
+    // Wraps a completion so that it runs only while this connection exists, with its request id.
+    template <class F>
+    hub::Hub::Done guarded(const json::value* id, F f) {
+        auto rid = id != nullptr ? std::make_shared<json::value>(*id) : nullptr;
+        std::weak_ptr<int> alive = alive_;
+        return [alive, rid, f = std::move(f)](Errc e) {
+            if (!alive.expired()) {
+                f(e, rid.get());
+            }
+        };
+    }
+
+    void reply(json::object r, const json::value* id) {
+        if (id != nullptr) {
+            r["id"] = *id;
+        }
+        if (connection_) {
+            (void)connection_->send(make_text(json::serialize(r)));
+        }
+    }
+
+    void reply_ok(const json::value* id) {
+        json::object r;
+        r["type"] = "ok";
+        reply(std::move(r), id);
+    }
+
+    void reply_error(const json::value* id, std::string_view code, std::string_view message) {
+        shared_->count_error(code);
+        json::object r;
+        r["type"] = "error";
+        r["code"] = code;
+        r["message"] = message;
+        reply(std::move(r), id);
+    }
+
+    std::shared_ptr<NativeFrontend::Shared> shared_;
+    ConnectionPtr connection_;
+    ConnectionId id_{};
+    bool attached_ = false;
+    bool authenticated_ = false;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // completions check it: see guarded()
+};
+
+}  // namespace
+
+NativeFrontend::NativeFrontend(hub::Hub& hub, core::MetricsRegistry& metrics,
+                               const NativeConfig& config)
+    : shared_(std::make_shared<Shared>(hub, metrics, config)) {}
+
+NativeFrontend::~NativeFrontend() = default;
+
+void NativeFrontend::add_routes(Router& router, const std::string& listener,
+                                std::shared_ptr<const WsRouteSettings> settings) {
+    WsRoute route;
+    route.settings = std::move(settings);
+    route.accept =
+        [shared = shared_](
+            const HttpRequest&) -> std::variant<std::unique_ptr<WsHandler>, HttpResponse> {
+        return std::make_unique<NativeConnection>(shared);
+    };
+    router.add_ws_route(listener, "/ws", std::move(route));
+    log()->info("native protocol on /ws");
+}
+
+void NativeFrontend::reload(const NativeConfig& config) {
+    shared_->set(config);
+}
+
+}  // namespace hearth::frontends::native

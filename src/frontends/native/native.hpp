@@ -1,0 +1,98 @@
+#pragma once
+
+// Hearth's own protocol: JSON text messages over WebSocket at /ws on the HTTP listener, mapping
+// one to one onto the hub (subscribe, unsubscribe, publish, send, presence). Documented in
+// docs/protocol/native.md.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <hearth/http.hpp>
+
+#include "core/config.hpp"
+
+namespace hearth::core {
+class MetricsRegistry;
+}
+namespace hearth::hub {
+class Hub;
+}
+
+namespace hearth::frontends::native {
+
+struct NativeConfig {
+    static constexpr std::string_view kName = "native";
+    static constexpr std::string_view kDescription =
+        "Hearth's own JSON protocol over WebSocket, at /ws on the HTTP listener.";
+
+    bool enabled = true;
+    bool allow_anonymous = true;
+    std::int64_t max_publish_bytes = 64 * 1024;
+    std::vector<std::string> topic_rules;
+
+    template <class V>
+    void visit(V& v) {
+        v("enabled", enabled, {.help = "Serve the native protocol at /ws.", .restart = true});
+        v("allow_anonymous", allow_anonymous,
+          {.help = "Let clients use the protocol without a hello carrying a valid token."});
+        v("max_publish_bytes", max_publish_bytes,
+          {.help = "Largest `data` of a publish or send, in bytes of JSON; larger is refused with "
+                   "too_large.",
+           .min = 1,
+           .max = std::int64_t{1} << 30});
+        v("topic_rules", topic_rules,
+          {.help = "Grants to other front-ends' topics, each \"ACTION:TOPIC\" where ACTION is "
+                   "subscribe, publish, "
+                   "presence or * and TOPIC a full topic name, optionally ending in * (e.g. "
+                   "\"subscribe:hunterpie:*\")."});
+    }
+    void validate(core::ConfigErrors& errors) const;
+    bool operator==(const NativeConfig&) const = default;
+};
+
+/// What a native client may do to a topic of another front-end's namespace.
+enum class Action : std::uint8_t { kSubscribe, kPublish, kPresence };
+
+/// The parsed `topic_rules`. Thread-safe to read.
+class TopicRules {
+public:
+    explicit TopicRules(const std::vector<std::string>& rules);
+    bool allows(Action action, std::string_view hub_topic) const;
+
+private:
+    struct Rule {
+        bool any_action;
+        Action action;
+        std::string pattern;  // without the trailing '*'
+        bool prefix;
+    };
+    std::vector<Rule> rules_;
+};
+
+/// Maps a client's topic name to the hub's: "chat" -> "native:chat"; "hunterpie:abc" (another
+/// front-end's namespace) stays as it is and needs a topic rule.
+std::string hub_topic(std::string_view client_topic);
+/// Whether a hub topic is outside the native namespace.
+bool is_foreign(std::string_view hub_topic);
+
+/// The native front-end: its /ws route and per-connection handlers. Created and reloaded on the
+/// control thread; its handlers run on the io threads. Must outlive the server's connections (the
+/// app destroys it after the network layer).
+class NativeFrontend {
+public:
+    NativeFrontend(hub::Hub& hub, core::MetricsRegistry& metrics, const NativeConfig& config);
+    ~NativeFrontend();
+
+    void add_routes(Router& router, const std::string& listener,
+                    std::shared_ptr<const WsRouteSettings> settings);
+    /// Applies allow_anonymous, max_publish_bytes and topic_rules to later messages.
+    void reload(const NativeConfig& config);
+
+    struct Shared;
+
+private:
+    std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace hearth::frontends::native
