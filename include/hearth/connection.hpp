@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -61,6 +62,13 @@ public:
 
     /// Thread-safe. Queues a message; a broadcast passes the same payload to every recipient.
     virtual SendResult send(SharedPayload message) = 0;
+    /// Like `send`, and when the result is kQueued, `on_written` runs later on the connection's
+    /// thread: with true once the whole frame has been handed to the kernel, with false if the
+    /// connection ends first. (Used where a protocol acknowledges delivery, e.g. Homestead's
+    /// "completed".) From another thread the result is kQueued and the outcome comes through
+    /// `on_written` alone.
+    virtual SendResult send(SharedPayload message,
+                            std::function<void(bool written)> on_written) = 0;
     /// Thread-safe. Starts the closing handshake with this code and reason; later sends are
     /// dropped.
     virtual void close(std::uint16_t code, std::string_view reason) = 0;
@@ -119,8 +127,10 @@ struct WsRouteSettings {
     std::chrono::milliseconds ping_interval{30'000};  // server pings; 0 disables
     std::chrono::milliseconds pong_timeout{10'000};   // no pong (or anything) after a ping: close
     std::chrono::milliseconds close_timeout{5'000};   // wait for the peer's close frame
-    std::chrono::milliseconds write_timeout{
-        30'000};                                   // a write stalled this long: drop the connection
+    // A write stalled this long: drop the connection.
+    std::chrono::milliseconds write_timeout{30'000};
+    // No data message this long after the upgrade: close 1008 "handshake timeout"; 0: no limit.
+    std::chrono::milliseconds first_message_timeout{0};
     bool compression = true;                       // offer permessage-deflate when asked
     std::size_t compression_threshold_bytes = 64;  // smaller messages are sent uncompressed
     std::size_t max_connections_per_ip = 1000;     // 0 = unlimited; over it: 1008 after upgrade

@@ -63,13 +63,24 @@ void Outbox::push_last(OutFrame frame) {
     data_.frames.push_back(std::move(frame));
 }
 
-void Outbox::drop_queued_data() noexcept {
+void Outbox::Queue::collect(std::vector<std::function<void(bool)>>& out) {
+    for (std::size_t i = head; i < frames.size(); ++i) {
+        if (frames[i].on_written) {
+            out.push_back(std::move(frames[i].on_written));
+        }
+    }
+}
+
+std::vector<std::function<void(bool)>> Outbox::drop_queued_data() {
+    std::vector<std::function<void(bool)>> callbacks;
+    data_.collect(callbacks);
     for (std::size_t i = 0; i < data_.size(); ++i) {
         if (!data_[i].control) {
             data_bytes_ -= data_[i].wire_size();
         }
     }
     data_.clear();
+    return callbacks;
 }
 
 std::size_t Outbox::gather(std::vector<boost::asio::const_buffer>& out, std::size_t max_frames,
@@ -97,20 +108,34 @@ std::size_t Outbox::gather(std::vector<boost::asio::const_buffer>& out, std::siz
     return in_flight_.size();
 }
 
-void Outbox::complete() noexcept {
-    for (const OutFrame& f : in_flight_) {
+std::vector<std::function<void(bool)>> Outbox::complete() {
+    std::vector<std::function<void(bool)>> callbacks;
+    for (OutFrame& f : in_flight_) {
         if (!f.control) {
             data_bytes_ -= f.wire_size();
         }
+        if (f.on_written) {
+            callbacks.push_back(std::move(f.on_written));
+        }
     }
     release_if_large(in_flight_);
+    return callbacks;
 }
 
-void Outbox::clear() noexcept {
+std::vector<std::function<void(bool)>> Outbox::clear() {
+    std::vector<std::function<void(bool)>> callbacks;
+    for (OutFrame& f : in_flight_) {
+        if (f.on_written) {
+            callbacks.push_back(std::move(f.on_written));
+        }
+    }
+    control_.collect(callbacks);
+    data_.collect(callbacks);
     control_.clear();
     data_.clear();
     release_if_large(in_flight_);
     data_bytes_ = 0;
+    return callbacks;
 }
 
 }  // namespace hearth::net

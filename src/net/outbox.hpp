@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,7 @@ struct OutFrame {
     SharedPayload payload;         // keeps `shared_body` alive
     std::string_view shared_body;  // a view into `payload` (or its derived, compressed form)
     std::string owned;             // control frames own their bytes
+    std::function<void(bool)> on_written;  // optional: told whether the frame reached the kernel
 
     std::string_view body() const noexcept {
         return owned.empty() ? shared_body : std::string_view(owned);
@@ -56,22 +58,25 @@ public:
     /// last frame on the wire). Not counted against the bound.
     void push_last(OutFrame frame);
     /// Drops queued data frames that are not yet in flight (a slow consumer about to be closed).
-    void drop_queued_data() noexcept;
+    /// Returns the dropped frames' `on_written` callbacks, for the caller to run with false.
+    std::vector<std::function<void(bool)>> drop_queued_data();
 
     /// Moves the next batch (at most `max_frames` frames; it stops adding at `max_bytes`) in flight
     /// and appends its buffers to `out`; they stay valid until `complete`. Returns the number of
     /// frames; 0 when nothing is queued or a batch is already in flight.
     std::size_t gather(std::vector<boost::asio::const_buffer>& out, std::size_t max_frames,
                        std::size_t max_bytes);
-    /// The batch in flight was written: drop it.
-    void complete() noexcept;
+    /// The batch in flight was written: drop it. Returns the frames' `on_written` callbacks (the
+    /// caller runs them: not from inside the outbox, which they might re-enter).
+    std::vector<std::function<void(bool)>> complete();
 
     bool empty() const noexcept { return queued() == 0 && in_flight_.empty(); }
     bool in_flight() const noexcept { return !in_flight_.empty(); }
     std::size_t queued() const noexcept { return control_.size() + data_.size(); }
     /// Data bytes queued or in flight: what the bound applies to.
     std::size_t data_bytes() const noexcept { return data_bytes_; }
-    void clear() noexcept;
+    /// Empties everything; returns every pending `on_written` callback, to run with false.
+    std::vector<std::function<void(bool)>> clear();
 
 private:
     // A vector with a moving head rather than std::deque: an empty one allocates nothing, which
@@ -84,6 +89,7 @@ private:
         OutFrame& operator[](std::size_t i) noexcept { return frames[head + i]; }
         OutFrame take_front() noexcept;
         void clear() noexcept;
+        void collect(std::vector<std::function<void(bool)>>& out);
     };
 
     std::size_t max_data_bytes_;

@@ -91,6 +91,7 @@ public:
             stream_.set_option(tcp::no_delay(true), ec);
         }
         last_rx_ = Clock::now();
+        opened_at_ = last_rx_;
 
         OutFrame response;
         response.owned = std::move(handshake_response);
@@ -131,15 +132,19 @@ public:
     bool compressed() const noexcept override { return deflate_; }
     std::size_t outbound_bytes() const noexcept override { return outbox_.data_bytes(); }
 
-    SendResult send(SharedPayload message) override {
+    SendResult send(SharedPayload message) override { return send(std::move(message), {}); }
+
+    SendResult send(SharedPayload message, std::function<void(bool)> on_written) override {
         if (!executor_.running_in_this_thread()) {
-            asio::post(executor_,
-                       [self = this->shared_from_this(), m = std::move(message)]() mutable {
-                           (void)self->send(std::move(m));
-                       });
+            asio::post(executor_, [self = this->shared_from_this(), m = std::move(message),
+                                   cb = std::move(on_written)]() mutable {
+                if (self->send_local(std::move(m), cb) != SendResult::kQueued && cb) {
+                    cb(false);
+                }
+            });
             return SendResult::kQueued;
         }
-        return send_local(std::move(message));
+        return send_local(std::move(message), std::move(on_written));
     }
 
     void close(std::uint16_t code, std::string_view reason) override {
@@ -189,7 +194,7 @@ private:
 
     // ---- sending ---------------------------------------------------------------------------
 
-    SendResult send_local(SharedPayload message) {
+    SendResult send_local(SharedPayload message, std::function<void(bool)> on_written) {
         if (state_ != State::kOpen) {
             return SendResult::kClosed;
         }
@@ -205,11 +210,12 @@ private:
             std::span<std::uint8_t, ws::kMaxHeaderBytes>(frame.header.data(), ws::kMaxHeaderBytes),
             opcode, true, compress, frame.shared_body.size()));
         frame.payload = std::move(message);
+        frame.on_written = std::move(on_written);
         if (!outbox_.push_data(std::move(frame))) {
             route_->metrics().dropped->inc();
             if (settings_->overflow == OverflowPolicy::kClose) {
                 route_->count_disconnect("slow_consumer");
-                outbox_.drop_queued_data();
+                run_callbacks(outbox_.drop_queued_data(), false);
                 close_local(close_code::kPolicyViolation, "slow consumer");
             }
             return SendResult::kDropped;
@@ -234,6 +240,12 @@ private:
             outbox_.push_control(std::move(frame));
         }
         schedule_flush();
+    }
+
+    static void run_callbacks(std::vector<std::function<void(bool)>> callbacks, bool written) {
+        for (auto& cb : callbacks) {
+            cb(written);
+        }
     }
 
     // Frames queued by one handler run go out together: the flush runs after the current handler.
@@ -278,13 +290,14 @@ private:
     void on_written(const boost::system::error_code& ec, std::size_t bytes) {
         route_->metrics().bytes_out->inc(bytes);
         const bool close_was_in_batch = close_queued_ && outbox_.queued() == 0;
-        outbox_.complete();
+        auto callbacks = outbox_.complete();
         buffers_ = {};
         if constexpr (!kIsPlainSocket<Stream>) {
             if (tls_write_buffer_.capacity() > 64 * 1024) {
                 std::string().swap(tls_write_buffer_);
             }
         }
+        run_callbacks(std::move(callbacks), !ec);
         if (state_ == State::kClosed) {
             return;
         }
@@ -349,7 +362,7 @@ private:
         state_ = State::kClosed;
         timer_.cancel();
         close_transport();
-        outbox_.clear();
+        run_callbacks(outbox_.clear(), false);
         std::string().swap(inbuf_);
         if (peer_counted_) {
             route_->remove_peer(peer_ip_);
@@ -531,6 +544,7 @@ private:
             tokens_ -= 1.0;
         }
         route_->metrics().messages_in->inc();
+        got_message_ = true;
         handler_->on_message(kind, data);
     }
 
@@ -553,6 +567,9 @@ private:
         Clock::time_point next = Clock::time_point::max();
         if (state_ == State::kOpen) {
             next = last_rx_ + settings_->idle_timeout;
+            if (!got_message_ && settings_->first_message_timeout.count() > 0) {
+                next = std::min(next, opened_at_ + settings_->first_message_timeout);
+            }
             if (ping_outstanding_) {
                 next = std::min(next, ping_sent_ + settings_->pong_timeout);
             } else if (settings_->ping_interval.count() > 0) {
@@ -595,6 +612,10 @@ private:
                 teardown(close_info_);
                 return;
             }
+        } else if (!got_message_ && settings_->first_message_timeout.count() > 0 &&
+                   now >= opened_at_ + settings_->first_message_timeout) {
+            route_->count_disconnect("handshake_timeout");
+            close_local(close_code::kPolicyViolation, "handshake timeout");
         } else if (now >= last_rx_ + settings_->idle_timeout) {
             route_->count_disconnect("idle_timeout");
             close_local(close_code::kGoingAway, "idle timeout");
@@ -637,6 +658,7 @@ private:
     bool flush_scheduled_ = false;
     bool ping_outstanding_ = false;
     bool timer_armed_ = false;
+    bool got_message_ = false;  // a data message arrived (ends the first-message deadline)
     CloseInfo close_info_;
 
     ws::FrameParser parser_;
@@ -649,6 +671,7 @@ private:
 
     asio::steady_timer timer_;
     Clock::time_point timer_expiry_{};
+    Clock::time_point opened_at_{};
     Clock::time_point last_rx_{};
     Clock::time_point ping_sent_{};
     Clock::time_point write_started_{};

@@ -154,5 +154,52 @@ TEST(Router, UpgradeRefusedByTheRouteGetsItsResponse) {
     EXPECT_EQ(events.back().kind, "upgrade.refused");
 }
 
+/// Echoes each message with a write callback, then reports the callback's outcome.
+class WrittenReporter final : public WsHandler {
+public:
+    void on_open(const ConnectionPtr& c) override { connection_ = c; }
+    void on_message(MessageKind, std::string_view data) override {
+        std::weak_ptr<Connection> weak = connection_;
+        (void)connection_->send(make_text(std::string(data)), [weak](bool written) {
+            if (auto c = weak.lock()) {
+                (void)c->send(make_text(written ? "written" : "lost"));
+            }
+        });
+    }
+    void on_close(const CloseInfo&) override { connection_.reset(); }
+
+private:
+    ConnectionPtr connection_;
+};
+
+TEST(Router, WriteCallbacksAndTheFirstMessageDeadline) {
+    Bare bare;
+    auto l = bare.server->listener({"api", "127.0.0.1:0", "", ""});
+    WsRoute route;
+    auto settings = std::make_shared<WsRouteSettings>();
+    settings->first_message_timeout = std::chrono::milliseconds(300);
+    route.settings = settings;
+    route.accept =
+        [](const HttpRequest&) -> std::variant<std::unique_ptr<WsHandler>, HttpResponse> {
+        return std::make_unique<WrittenReporter>();
+    };
+    bare.router().add_ws_route(l, "/cb", std::move(route));
+    bare.start();
+    const auto port = bare.server->bound_port(l);
+
+    WsClient talker(port, WsOptions{.path = "/cb"});
+    talker.send_text("hi");
+    EXPECT_EQ(talker.read()->data, "hi");
+    EXPECT_EQ(talker.read()->data, "written");
+
+    WsClient silent(port, WsOptions{.path = "/cb"});
+    auto closed = silent.wait_closed();
+    EXPECT_EQ(closed.code, 1008);
+    EXPECT_EQ(closed.reason, "handshake timeout");
+    // The talker sent in time and stays open.
+    talker.send_text("still");
+    EXPECT_EQ(talker.read()->data, "still");
+}
+
 }  // namespace
 }  // namespace hearth::test

@@ -55,13 +55,13 @@ TEST(Outbox, ControlFramesGoFirstButNotIntoABatchInFlight) {
     std::vector<boost::asio::const_buffer> more;
     EXPECT_EQ(box.gather(more, 10, 1000), 0u);  // one batch at a time
     EXPECT_EQ(flatten(buffers).substr(2), "d1");
-    box.complete();
+    (void)box.complete();
     buffers.clear();
     EXPECT_EQ(box.gather(buffers, 10, 1000), 2u);
     const auto wire = flatten(buffers);
     EXPECT_EQ(wire.substr(2, 1), "p");  // the ping before d2
     EXPECT_EQ(wire.substr(5), "d2");
-    box.complete();
+    (void)box.complete();
     EXPECT_TRUE(box.empty());
     EXPECT_EQ(box.data_bytes(), 0u);
 }
@@ -93,10 +93,10 @@ TEST(Outbox, BatchIsLimitedByFramesAndBytes) {
     }
     std::vector<boost::asio::const_buffer> buffers;
     EXPECT_EQ(box.gather(buffers, 4, 1 << 20), 4u);
-    box.complete();
+    (void)box.complete();
     buffers.clear();
     EXPECT_EQ(box.gather(buffers, 100, 250), 3u);  // stops adding once 250 bytes are reached
-    box.complete();
+    (void)box.complete();
     EXPECT_EQ(box.data_bytes(), 3u * 102);
 }
 
@@ -109,7 +109,7 @@ TEST(Outbox, DropQueuedDataKeepsTheBatchInFlight) {
     box.drop_queued_data();
     EXPECT_EQ(box.data_bytes(), 4u);  // d1 is still being written
     EXPECT_EQ(flatten(buffers).substr(2), "d1");
-    box.complete();
+    (void)box.complete();
     EXPECT_TRUE(box.empty());
     EXPECT_EQ(box.data_bytes(), 0u);
 }
@@ -130,6 +130,29 @@ TEST(Outbox, SharedPayloadIsNotCopiedPerRecipient) {
     b.gather(bb, 10, 1000);
     EXPECT_EQ(ba[0].data(), bb[0].data());
     EXPECT_EQ(ba[0].data(), payload->bytes().data());
+}
+
+TEST(Outbox, WrittenCallbacksComeBackFromCompleteAndClear) {
+    Outbox box(1000);
+    std::vector<std::string> seen;
+    for (const char* name : {"a", "b", "c"}) {
+        OutFrame f = data_frame(name);
+        f.on_written = [&seen, name](bool ok) {
+            seen.push_back(std::string(name) + (ok ? "+" : "-"));
+        };
+        ASSERT_TRUE(box.push_data(std::move(f)));
+    }
+    std::vector<boost::asio::const_buffer> buffers;
+    EXPECT_EQ(box.gather(buffers, 1, 1000), 1u);
+    for (auto& cb : box.complete()) {
+        cb(true);
+    }
+    buffers.clear();
+    box.gather(buffers, 1, 1000);  // "b" in flight
+    for (auto& cb : box.clear()) {
+        cb(false);
+    }
+    EXPECT_EQ(seen, (std::vector<std::string>{"a+", "b-", "c-"}));
 }
 
 }  // namespace

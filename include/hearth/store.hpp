@@ -1,0 +1,72 @@
+#pragma once
+
+// The durable store as every module sees it. Asynchronous: work runs on the store's own threads
+// (SQLite: one writer thread with group commit, readers on the blocking pool; PostgreSQL later: a
+// connection pool), never on an io thread. Each completion runs on a store thread: a caller on an
+// io thread wraps it with `core::post_to_current_thread` (core/post.hpp) to get it back home.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <hearth/result.hpp>
+
+namespace hearth::store {
+
+template <class T>
+using Completion = std::function<void(Result<T>)>;
+
+/// One message in a mailbox.
+struct MailboxEntry {
+    std::string key;        // the mailbox
+    std::uint64_t seq = 0;  // increasing across all mailboxes: insertion order
+    std::string body;       // opaque to the store
+    std::chrono::system_clock::time_point stored_at;
+};
+
+struct AppendResult {
+    std::uint64_t seq = 0;      // the new entry's seq
+    std::uint64_t dropped = 0;  // oldest entries removed to stay within max_depth
+};
+
+/// Durable, ordered, bounded queues of messages for offline recipients, by key (e.g.
+/// "homestead:mod-to-bot:C"). Operations submitted by one thread complete in submission order.
+/// Errors: kStorageFailure (disk full, read-only, corrupt: logged with the cause), kUnavailable
+/// (the store is overloaded: its queue is full; nothing was done), kShuttingDown.
+class Mailboxes {
+public:
+    virtual ~Mailboxes() = default;
+
+    /// Appends `body`; the completion runs once the entry is committed (durable when
+    /// `[storage] synchronous = "full"`). When the mailbox then holds more than `max_depth`
+    /// entries the oldest are deleted in the same transaction and counted in `dropped`.
+    virtual void append(std::string key, std::string body, std::size_t max_depth,
+                        Completion<AppendResult> done) = 0;
+    /// Up to `max` entries of one mailbox, oldest first.
+    virtual void read(std::string key, std::size_t max,
+                      Completion<std::vector<MailboxEntry>> done) = 0;
+    /// Up to `max` entries of every mailbox whose key starts with `prefix`, in insertion order.
+    virtual void read_prefix(std::string prefix, std::size_t max,
+                             Completion<std::vector<MailboxEntry>> done) = 0;
+    /// Deletes the entry `seq` of mailbox `key` (a delivered message). Deleting a missing entry is
+    /// not an error.
+    virtual void remove(std::string key, std::uint64_t seq, Completion<void> done) = 0;
+    /// Deletes every entry of `key` with seq <= `up_to`.
+    virtual void remove_up_to(std::string key, std::uint64_t up_to,
+                              Completion<std::uint64_t> done) = 0;
+    /// Entries in `key`.
+    virtual void depth(std::string key, Completion<std::uint64_t> done) = 0;
+};
+
+/// The store: what the app opens once (from `[storage]`) and hands to modules.
+class Store {
+public:
+    virtual ~Store() = default;
+    virtual Mailboxes& mailboxes() = 0;
+    /// Whether the store answered its last health probe (for /ready). Thread-safe, never blocks.
+    virtual bool healthy() const noexcept = 0;
+};
+
+}  // namespace hearth::store
