@@ -324,21 +324,32 @@ private:
         return hub;
     }
 
+    // An optional boolean field (false when absent); nullopt after an error reply.
+    std::optional<bool> optional_bool(const json::object& msg, const json::value* id,
+                                      std::string_view field) {
+        const auto* v = msg.if_contains(field);
+        if (v == nullptr) {
+            return false;
+        }
+        if (!v->is_bool()) {
+            reply_error(id, "invalid_field",
+                        "Field \"" + std::string(field) + "\" must be a boolean.");
+            return std::nullopt;
+        }
+        return v->get_bool();
+    }
+
     void on_subscribe(const json::object& msg, const json::value* id, const Settings& settings) {
         auto topic = topic_of(msg, id, settings, Action::kSubscribe);
         if (!topic) {
             return;
         }
-        bool presence = false;
-        if (const auto* p = msg.if_contains("presence")) {
-            if (!p->is_bool()) {
-                reply_error(id, "invalid_field", "Field \"presence\" must be a boolean.");
-                return;
-            }
-            presence = p->get_bool();
+        const auto presence = optional_bool(msg, id, "presence");
+        if (!presence) {
+            return;
         }
         shared_->hub.subscribe(
-            *this, *topic, presence, guarded(id, [this](Errc e, const json::value* rid) {
+            *this, *topic, *presence, guarded(id, [this](Errc e, const json::value* rid) {
                 if (e == Errc::kOk) {
                     reply_ok(rid);
                 } else if (e == Errc::kLimitReached) {
@@ -384,13 +395,9 @@ private:
         if (!topic) {
             return;
         }
-        bool echo = false;
-        if (const auto* e = msg.if_contains("echo")) {
-            if (!e->is_bool()) {
-                reply_error(id, "invalid_field", "Field \"echo\" must be a boolean.");
-                return;
-            }
-            echo = e->get_bool();
+        const auto echo = optional_bool(msg, id, "echo");
+        if (!echo) {
+            return;
         }
         auto data = data_of(msg, id, settings);
         if (!data) {
@@ -400,7 +407,7 @@ private:
         reply_ok(id);
         shared_->hub.publish(std::make_shared<const hub::HubMessage>(std::move(*topic), id_,
                                                                      "anonymous", std::move(*data)),
-                             echo);
+                             *echo);
     }
 
     void on_send(const json::object& msg, const json::value* id, const Settings& settings) {
