@@ -220,7 +220,7 @@ private:
             }
             return SendResult::kDropped;
         }
-        route_->metrics().messages_out->inc();
+        ++uncounted_out_;
         schedule_flush();
         return SendResult::kQueued;
     }
@@ -269,6 +269,9 @@ private:
             return;
         }
         write_started_ = Clock::now();
+        // Route counters are shared by every thread: add to them once per write, not per message.
+        route_->metrics().messages_out->inc(uncounted_out_);
+        uncounted_out_ = 0;
         arm_timer();
         auto on_written = [self = this->shared_from_this()](const boost::system::error_code& ec,
                                                             std::size_t n) {
@@ -362,6 +365,8 @@ private:
         state_ = State::kClosed;
         timer_.cancel();
         close_transport();
+        route_->metrics().messages_out->inc(uncounted_out_);
+        uncounted_out_ = 0;
         run_callbacks(outbox_.clear(), false);
         std::string().swap(inbuf_);
         if (peer_counted_) {
@@ -489,6 +494,15 @@ private:
 
     // Runs the parser over `data`; returns the bytes consumed.
     std::size_t parse(std::span<std::uint8_t> data) {
+        const std::size_t used = parse_frames(data);
+        if (uncounted_in_ > 0) {
+            route_->metrics().messages_in->inc(uncounted_in_);
+            uncounted_in_ = 0;
+        }
+        return used;
+    }
+
+    std::size_t parse_frames(std::span<std::uint8_t> data) {
         std::size_t offset = 0;
         while (state_ != State::kClosed && !stop_reading_ && !discard_input_) {
             auto [event, used] = parser_.next(data.subspan(offset));
@@ -543,7 +557,7 @@ private:
             }
             tokens_ -= 1.0;
         }
-        route_->metrics().messages_in->inc();
+        ++uncounted_in_;
         got_message_ = true;
         handler_->on_message(kind, data);
     }
@@ -658,7 +672,10 @@ private:
     bool flush_scheduled_ = false;
     bool ping_outstanding_ = false;
     bool timer_armed_ = false;
-    bool got_message_ = false;  // a data message arrived (ends the first-message deadline)
+    bool got_message_ = false;
+    std::uint32_t uncounted_in_ = 0;   // messages received since the route counter was updated
+    std::uint32_t uncounted_out_ = 0;  // messages queued since the route counter was updated  // a
+                                       // data message arrived (ends the first-message deadline)
     CloseInfo close_info_;
 
     ws::FrameParser parser_;
