@@ -1,0 +1,244 @@
+// Smoke tests of the load generator: a short run of each hearth-bench scenario against an
+// in-process server, checking that the tool works and reports (never a speed).
+
+#include <chrono>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support/server.hpp"
+
+extern char** environ;
+
+namespace hearth::test {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+std::string bench_binary() {
+    const char* dir = std::getenv("HEARTH_TEST_BINARY_DIR");
+    return std::string(dir ? dir : ".") + "/hearth-bench";
+}
+
+struct BenchRun {
+    int exit_code = -1;
+    std::string out;  // standard output; standard error goes to the test's own
+};
+
+// Runs hearth-bench with `args`; kills it and throws past `deadline` (the tool must end by itself
+// well before: its runs here last a few seconds).
+BenchRun run_bench(const std::vector<std::string>& args, std::chrono::milliseconds deadline = 60s) {
+    int out_pipe[2];
+    if (pipe2(out_pipe, O_CLOEXEC) != 0) {
+        throw std::runtime_error("pipe failed");
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+    std::vector<std::string> argv_strings{bench_binary()};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& s : argv_strings) {
+        argv.push_back(s.data());
+    }
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out_pipe[1]);
+    if (rc != 0) {
+        close(out_pipe[0]);
+        throw std::runtime_error("cannot start " + argv_strings[0]);
+    }
+    BenchRun run;
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            until - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+            close(out_pipe[0]);
+            throw std::runtime_error("hearth-bench did not exit in time; output:\n" + run.out);
+        }
+        pollfd p{out_pipe[0], POLLIN, 0};
+        if (poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 100))) <= 0) {
+            continue;
+        }
+        char buf[4096];
+        const ssize_t n = read(out_pipe[0], buf, sizeof buf);
+        if (n <= 0) {
+            break;  // EOF: the process is ending
+        }
+        run.out.append(buf, static_cast<std::size_t>(n));
+    }
+    close(out_pipe[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return run;
+}
+
+// The last line of the output, parsed as the report.
+json::object report_of(const BenchRun& run) {
+    std::string text = run.out;
+    while (!text.empty() && text.back() == '\n') {
+        text.pop_back();
+    }
+    const auto nl = text.rfind('\n');
+    const std::string last = nl == std::string::npos ? text : text.substr(nl + 1);
+    boost::system::error_code ec;
+    auto v = json::parse(last, ec);
+    if (ec || !v.is_object()) {
+        throw std::runtime_error("the last line is not a JSON object; output:\n" + run.out);
+    }
+    return v.as_object();
+}
+
+std::uint64_t u64(const json::object& o, std::string_view key) {
+    const auto* v = o.if_contains(key);
+    if (v == nullptr) {
+        throw std::runtime_error("no \"" + std::string(key) + "\" in " + json::serialize(o));
+    }
+    return v->to_number<std::uint64_t>();
+}
+
+double number(const json::object& o, std::string_view key) {
+    const auto* v = o.if_contains(key);
+    if (v == nullptr) {
+        throw std::runtime_error("no \"" + std::string(key) + "\" in " + json::serialize(o));
+    }
+    return v->to_number<double>();
+}
+
+std::string url(const TestServer& server, const std::string& path) {
+    return "ws://127.0.0.1:" + std::to_string(server.port()) + path;
+}
+
+// The server's per-connection message rate limit (1000/s by default) would close a benchmark
+// connection within its first second.
+const Overrides kNoRateLimit{{"websocket.max_messages_per_s", "0"}};
+
+TEST(BenchSmoke, Echo) {
+    TestServer server(kNoRateLimit);
+    const auto run =
+        run_bench({"echo", "--url", url(server, "/echo"), "--connections", "4", "--size", "64",
+                   "--duration", "1", "--json", "--server-pid", std::to_string(getpid())});
+    ASSERT_EQ(run.exit_code, 0) << run.out;
+    const auto r = report_of(run);
+    EXPECT_EQ(r.at("scenario").as_string(), "echo");
+    EXPECT_GT(u64(r, "delivered"), 0U);
+    EXPECT_EQ(u64(r, "errors"), 0U) << json::serialize(r);
+    EXPECT_EQ(u64(r, "sent"), u64(r, "delivered"));  // every round trip completed in the drain
+    EXPECT_EQ(u64(r, "connections_opened"), 4U);
+    EXPECT_GE(number(r, "server_cpu_s"), 0.0);
+    const auto& latency = r.at("latency_us").as_object();
+    EXPECT_GT(number(latency, "p50"), 0.0);
+    EXPECT_LE(number(latency, "p50"), number(latency, "p99"));
+    EXPECT_LE(number(latency, "p99"), number(latency, "max"));
+}
+
+TEST(BenchSmoke, Connections) {
+    TestServer server;
+    const auto run = run_bench({"connections", "--url", url(server, "/echo"), "--count", "60",
+                                "--source-addresses", "3", "--duration", "1", "--json",
+                                "--server-pid", std::to_string(getpid())});
+    ASSERT_EQ(run.exit_code, 0) << run.out;
+    const auto r = report_of(run);
+    EXPECT_EQ(u64(r, "opened"), 60U) << json::serialize(r);
+    EXPECT_EQ(u64(r, "open_at_end"), 60U);
+    EXPECT_EQ(u64(r, "delivered"), 60U);  // a delivery is a completed handshake
+    EXPECT_EQ(u64(r, "errors"), 0U) << json::serialize(r);
+    EXPECT_GE(number(r, "server_cpu_s"), 0.0);
+    EXPECT_TRUE(r.contains("server_rss_bytes_per_connection"));
+}
+
+TEST(BenchSmoke, Fanout) {
+    TestServer server(kNoRateLimit);
+    const auto run = run_bench({"fanout", "--url", url(server, "/ws"), "--publishers", "2",
+                                "--subscribers", "5", "--size", "128", "--duration", "1", "--json",
+                                "--server-pid", std::to_string(getpid())});
+    ASSERT_EQ(run.exit_code, 0) << run.out;
+    const auto r = report_of(run);
+    EXPECT_EQ(u64(r, "subscribed"), 5U) << json::serialize(r);
+    EXPECT_GT(u64(r, "delivered"), 0U);
+    EXPECT_EQ(u64(r, "errors"), 0U) << json::serialize(r);
+    // Every publish reached every subscriber (the run drains what is in flight).
+    EXPECT_EQ(u64(r, "delivered"), u64(r, "sent") * 5);
+    EXPECT_GE(number(r, "server_cpu_s"), 0.0);
+}
+
+TEST(BenchSmoke, FanoutAtAFixedRate) {
+    TestServer server(kNoRateLimit);
+    const auto run =
+        run_bench({"fanout", "--url", url(server, "/ws"), "--publishers", "1", "--subscribers", "3",
+                   "--rate", "200", "--duration", "1", "--json"});
+    ASSERT_EQ(run.exit_code, 0) << run.out;
+    const auto r = report_of(run);
+    EXPECT_EQ(u64(r, "errors"), 0U) << json::serialize(r);
+    // About 200 publishes in one second; generous bounds, this is no speed test.
+    EXPECT_GT(u64(r, "sent"), 50U);
+    EXPECT_LE(u64(r, "sent"), 220U);
+    EXPECT_EQ(u64(r, "delivered"), u64(r, "sent") * 3);
+}
+
+TEST(BenchSmoke, EndsByItselfWhenNobodyListens) {
+    // A port that was free a moment ago: connections are refused.
+    const int s = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    socklen_t len = sizeof addr;
+    getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
+    close(s);
+    const auto run = run_bench(
+        {"echo", "--url", "ws://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/echo",
+         "--connections", "3", "--duration", "1", "--json"},
+        30s);
+    EXPECT_EQ(run.exit_code, 1) << run.out;
+    const auto r = report_of(run);
+    EXPECT_EQ(u64(r, "connections_failed"), 3U);
+    EXPECT_EQ(u64(r, "errors"), 3U);
+}
+
+TEST(BenchSmoke, EndsByItselfWhenTheServerNeverAnswers) {
+    // A listener that never accepts: TCP connects (the kernel's backlog), the upgrade is never
+    // answered, so only the handshake deadline ends each connection.
+    const int s = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(listen(s, 16), 0);
+    socklen_t len = sizeof addr;
+    getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
+    const auto start = std::chrono::steady_clock::now();
+    const auto run = run_bench(
+        {"connections", "--url", "ws://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/echo",
+         "--count", "3", "--handshake-timeout", "0.5", "--duration", "1", "--json"},
+        30s);
+    close(s);
+    EXPECT_EQ(run.exit_code, 1) << run.out;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
+    const auto r = report_of(run);
+    EXPECT_EQ(u64(r, "connections_failed"), 3U);
+    EXPECT_EQ(u64(r.at("close_reasons").as_object(), "handshake timed out"), 3U)
+        << json::serialize(r);
+}
+
+}  // namespace
+}  // namespace hearth::test
