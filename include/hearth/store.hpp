@@ -1,7 +1,7 @@
 #pragma once
 
 // The durable store as every module sees it. Asynchronous: work runs on the store's own threads
-// (SQLite: one writer thread with group commit, readers on the blocking pool; PostgreSQL later: a
+// (SQLite: one writer thread with group commit and reader threads of its own; PostgreSQL later: a
 // connection pool), never on an io thread. Each completion runs on a store thread: a caller on an
 // io thread wraps it with `core::post_to_current_thread` (core/post.hpp) to get it back home.
 
@@ -32,9 +32,11 @@ struct AppendResult {
 };
 
 /// Durable, ordered, bounded queues of messages for offline recipients, by key (e.g.
-/// "homestead:mod-to-bot:C"). Operations submitted by one thread complete in submission order.
-/// Errors: kStorageFailure (disk full, read-only, corrupt: logged with the cause), kUnavailable
-/// (the store is overloaded: its queue is full; nothing was done), kShuttingDown.
+/// "homestead:mod-to-bot:C"). Operations submitted by one thread complete in submission order,
+/// and a read sees every write submitted before it. Errors: kStorageFailure (disk full, read-only,
+/// corrupt: logged with the cause), kUnavailable (the store is overloaded: its queue is full;
+/// nothing was done), kShuttingDown. An operation refused at submission (kUnavailable for a full
+/// queue, kShuttingDown) completes at once, on the calling thread, before the call returns.
 class Mailboxes {
 public:
     virtual ~Mailboxes() = default;

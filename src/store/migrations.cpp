@@ -1,0 +1,224 @@
+#include "store/migrations.hpp"
+#include <stdexcept>
+
+#include <sqlite3.h>
+
+namespace hearth::store {
+namespace {
+
+// Migration 1: mailboxes. `seq` is AUTOINCREMENT so that a seq is never reused after the newest
+// entry is deleted: clients acknowledge by seq, and a reused one would acknowledge the wrong
+// message. `mailbox_depth` counts the entries of each key, kept exact by triggers (also when an
+// operator edits the table by hand), so that `depth` and the bound cost one lookup instead of a
+// count over the mailbox; a key's row disappears with its last entry, so the table stays as small
+// as the set of non-empty mailboxes.
+constexpr std::string_view kMailboxesSql = R"sql(
+CREATE TABLE mailbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    body BLOB NOT NULL,
+    stored_at INTEGER NOT NULL -- Unix time in milliseconds
+);
+CREATE INDEX mailbox_key_seq ON mailbox (key, seq);
+CREATE TABLE mailbox_depth (
+    key TEXT PRIMARY KEY,
+    depth INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER mailbox_depth_insert AFTER INSERT ON mailbox BEGIN
+    INSERT INTO mailbox_depth (key, depth) VALUES (NEW.key, 1)
+        ON CONFLICT (key) DO UPDATE SET depth = depth + 1;
+END;
+CREATE TRIGGER mailbox_depth_delete AFTER DELETE ON mailbox BEGIN
+    UPDATE mailbox_depth SET depth = depth - 1 WHERE key = OLD.key;
+    DELETE FROM mailbox_depth WHERE key = OLD.key AND depth <= 0;
+END;
+CREATE TRIGGER mailbox_depth_rekey AFTER UPDATE OF key ON mailbox
+    WHEN NEW.key IS NOT OLD.key BEGIN
+    UPDATE mailbox_depth SET depth = depth - 1 WHERE key = OLD.key;
+    DELETE FROM mailbox_depth WHERE key = OLD.key AND depth <= 0;
+    INSERT INTO mailbox_depth (key, depth) VALUES (NEW.key, 1)
+        ON CONFLICT (key) DO UPDATE SET depth = depth + 1;
+END;
+)sql";
+
+// Append new migrations here: {2, "accounts", R"sql(...)sql"}, ...
+constexpr Migration kMigrations[] = {
+    {1, "mailboxes", kMailboxesSql},
+};
+
+// How long `hearth migrate` waits for a running server's write lock.
+constexpr int kBusyTimeoutMs = 5'000;
+
+/// A connection used only here, on the calling thread.
+class Connection {
+public:
+    explicit Connection(const std::string& path) : path_(path) {
+        const int rc = sqlite3_open_v2(path.c_str(), &db_,
+                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                           SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                                       nullptr);
+        if (rc != SQLITE_OK) {
+            // sqlite3_open_v2 may hand back a handle even on failure; it must still be closed.
+            std::string cause = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+            sqlite3_close(db_);
+            db_ = nullptr;
+            fail("cannot open the database: " + cause);
+        }
+        sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    }
+    ~Connection() { sqlite3_close(db_); }
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    /// Runs `sql` (one or more statements); on error returns SQLite's message.
+    std::string exec(std::string_view sql) {
+        const std::string text(sql);
+        char* message = nullptr;
+        const int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &message);
+        if (rc == SQLITE_OK) {
+            return {};
+        }
+        std::string out = message != nullptr ? message : sqlite3_errstr(rc);
+        sqlite3_free(message);
+        return out + " (" + sqlite3_errstr(rc) + ")";
+    }
+
+    void exec_or_fail(std::string_view sql, std::string_view what) {
+        if (auto error = exec(sql); !error.empty()) {
+            fail(std::string(what) + ": " + error);
+        }
+    }
+
+    /// The first column of the first row of `sql`, as text (empty when there is no row).
+    std::string query_text(const char* sql, std::string_view what) {
+        sqlite3_stmt* stmt = nullptr;
+        int rc = sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr);
+        std::string out;
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(stmt);
+            if (rc == SQLITE_ROW) {
+                const auto* text = sqlite3_column_text(stmt, 0);
+                out = text != nullptr ? reinterpret_cast<const char*>(text) : "";
+                rc = SQLITE_OK;
+            } else if (rc == SQLITE_DONE) {
+                rc = SQLITE_OK;
+            }
+        }
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_OK) {
+            fail(std::string(what) + ": " + sqlite3_errmsg(db_) + " (" + sqlite3_errstr(rc) + ")");
+        }
+        return out;
+    }
+
+    int user_version() {
+        return std::stoi(query_text("PRAGMA user_version", "reading the schema version"));
+    }
+
+    bool in_transaction() const noexcept { return sqlite3_get_autocommit(db_) == 0; }
+
+    [[noreturn]] void fail(const std::string& message) const {
+        throw std::runtime_error(path_ + ": " + message);
+    }
+
+private:
+    std::string path_;
+    sqlite3* db_ = nullptr;
+};
+
+void check_numbering(std::span<const Migration> migrations) {
+    for (std::size_t i = 0; i < migrations.size(); ++i) {
+        if (migrations[i].version != static_cast<int>(i) + 1) {
+            throw std::logic_error("migration " + std::string(migrations[i].name) +
+                                   " has version " + std::to_string(migrations[i].version) +
+                                   ", expected " + std::to_string(i + 1));
+        }
+    }
+}
+
+std::string describe(const Migration& m) {
+    return std::to_string(m.version) + " " + std::string(m.name);
+}
+
+}  // namespace
+
+std::span<const Migration> sqlite_migrations() noexcept {
+    return kMigrations;
+}
+
+int latest_sqlite_schema_version() noexcept {
+    return kMigrations[std::size(kMigrations) - 1].version;
+}
+
+std::string MigrationReport::summary() const {
+    if (applied.empty()) {
+        return path + ": schema version " + std::to_string(to_version) + ", up to date";
+    }
+    std::string out = path + ": schema version " + std::to_string(from_version) + " -> " +
+                      std::to_string(to_version) + " (applied: ";
+    for (std::size_t i = 0; i < applied.size(); ++i) {
+        out += (i > 0 ? ", " : "") + applied[i];
+    }
+    return out + ")";
+}
+
+MigrationReport migrate_sqlite(const std::string& path) {
+    return migrate_sqlite(path, kMigrations);
+}
+
+MigrationReport migrate_sqlite(const std::string& path, std::span<const Migration> migrations) {
+    check_numbering(migrations);
+    const int latest = migrations.empty() ? 0 : migrations.back().version;
+
+    Connection db(path);
+    // WAL is a property of the file: set once here, every later connection inherits it. The
+    // first statement is also where a file that is not a database is noticed.
+    const std::string mode = db.query_text("PRAGMA journal_mode = WAL", "enabling WAL journaling");
+    if (mode != "wal") {
+        db.fail("cannot enable WAL journaling (journal mode stays \"" + mode + "\")");
+    }
+    db.exec_or_fail("PRAGMA foreign_keys = ON", "enabling foreign keys");
+
+    MigrationReport report;
+    report.path = path;
+    report.from_version = db.user_version();
+    report.to_version = report.from_version;
+    if (report.from_version > latest) {
+        db.fail("schema version " + std::to_string(report.from_version) +
+                " is newer than this build knows (" + std::to_string(latest) +
+                "): the database was written by a newer Hearth");
+    }
+    for (const Migration& m : migrations) {
+        if (m.version <= report.to_version) {
+            continue;
+        }
+        // IMMEDIATE takes the write lock first, so two processes migrating at once serialise;
+        // the version is read again under the lock in case the other one got there first.
+        db.exec_or_fail("BEGIN IMMEDIATE", "starting migration " + describe(m));
+        const int current = db.user_version();
+        if (current >= m.version) {
+            db.exec_or_fail("COMMIT", "ending migration " + describe(m));
+            report.to_version = current;
+            continue;
+        }
+        std::string error = db.exec(m.sql);
+        if (error.empty()) {
+            error = db.exec("PRAGMA user_version = " + std::to_string(m.version));
+        }
+        if (error.empty()) {
+            error = db.exec("COMMIT");
+        }
+        if (!error.empty()) {
+            if (db.in_transaction()) {
+                (void)db.exec("ROLLBACK");
+            }
+            db.fail("migration " + describe(m) + " failed: " + error +
+                    "; the database stays at schema version " + std::to_string(current));
+        }
+        report.to_version = m.version;
+        report.applied.push_back(describe(m));
+    }
+    return report;
+}
+
+}  // namespace hearth::store
