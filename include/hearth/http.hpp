@@ -32,7 +32,8 @@ struct HttpRequest {
 
     /// Case-insensitive header lookup; the first occurrence.
     std::optional<std::string_view> header(std::string_view name) const;
-    /// A query parameter, percent-decoded; the first occurrence.
+    /// A query parameter, percent-decoded with "+" as a space (form encoding); the first
+    /// occurrence.
     std::optional<std::string> query_param(std::string_view name) const;
 };
 

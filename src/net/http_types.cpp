@@ -25,9 +25,12 @@ std::optional<std::string> HttpRequest::query_param(std::string_view name) const
     if (!params) {
         return std::nullopt;
     }
+    // Form semantics, as browsers and Go's url.ParseQuery have them: '+' is a space.
+    boost::urls::encoding_opts opts;
+    opts.space_as_plus = true;
     for (auto param : *params) {
-        if (param.key == name) {
-            return param.has_value ? std::string(param.value) : std::string();
+        if (param.key.decode(opts) == name) {
+            return param.has_value ? param.value.decode(opts) : std::string();
         }
     }
     return std::nullopt;

@@ -2,9 +2,11 @@
 #include <algorithm>
 #include <future>
 #include <stdexcept>
+#include <utility>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
+#include <unistd.h>
 
 #include "core/config.hpp"
 #include "net/server_state.hpp"
@@ -41,6 +43,19 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const ListenerSpec& spec) {
 
 void accept_next(std::shared_ptr<ServerState> server, ListenerState& listener);
 
+// A descriptor in transit between threads; closed if the hand-over never happens (shutdown).
+struct OwnedFd {
+    explicit OwnedFd(int f) : fd(f) {}
+    OwnedFd(OwnedFd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+    OwnedFd& operator=(OwnedFd&&) = delete;
+    ~OwnedFd() {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+    }
+    int fd;
+};
+
 void on_accept(std::shared_ptr<ServerState> server, ListenerState& listener,
                const boost::system::error_code& ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || server->shutting_down.load()) {
@@ -62,20 +77,36 @@ void on_accept(std::shared_ptr<ServerState> server, ListenerState& listener,
         return;
     }
     listener.accepted->inc();
-    // The socket already belongs to its io thread's context; start the session there.
-    auto executor = socket.get_executor();
-    asio::post(executor, [server, &listener, s = std::move(socket)]() mutable {
-        start_http_session(server, listener, std::move(s));
-    });
+    // The socket is accepted on the listener's own context and handed to the next io thread as a
+    // bare descriptor: no operation of one context ever holds an object of another, which would
+    // make the contexts' destruction order matter at shutdown.
+    auto& target = server->runtime.next_io_context();
+    boost::system::error_code release_ec;
+    const auto protocol = socket.local_endpoint(release_ec).protocol();
+    const auto fd = release_ec ? -1 : socket.release(release_ec);
+    if (release_ec || fd < 0) {
+        listener.accept_errors->inc();
+        log()->warn("listener {}: cannot hand over an accepted socket: {}", listener.spec.name,
+                    release_ec.message());
+    } else {
+        asio::post(target, [server, &listener, &target, protocol, owned = OwnedFd(fd)]() mutable {
+            boost::system::error_code assign_ec;
+            tcp::socket s(target);
+            s.assign(protocol, owned.fd, assign_ec);
+            if (!assign_ec) {
+                owned.fd = -1;  // the socket owns it now
+                start_http_session(server, listener, std::move(s));
+            }
+        });
+    }
     accept_next(std::move(server), listener);
 }
 
 void accept_next(std::shared_ptr<ServerState> server, ListenerState& listener) {
-    auto& target = server->runtime.next_io_context();
-    listener.acceptor->async_accept(target, [server, &listener](const boost::system::error_code& ec,
-                                                                tcp::socket socket) mutable {
-        on_accept(std::move(server), listener, ec, std::move(socket));
-    });
+    listener.acceptor->async_accept(
+        [server, &listener](const boost::system::error_code& ec, tcp::socket socket) mutable {
+            on_accept(std::move(server), listener, ec, std::move(socket));
+        });
 }
 
 }  // namespace
