@@ -1,5 +1,6 @@
 #include "app/cli.hpp"
 #include <csignal>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <iterator>
@@ -9,6 +10,9 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "app/server_app.hpp"
+#include "store/migrations.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "store/storage_config.hpp"
 #include "util/log.hpp"
 #include "util/version.hpp"
 
@@ -97,6 +101,28 @@ int serve(const std::string& file, const std::string& log_level, const std::stri
     return code;
 }
 
+// Applies pending schema migrations to the configured database and reports what it did.
+int migrate(const std::string& file) {
+    auto schema = make_schema();
+    auto loaded = schema.load(file, core::ConfigSchema::process_environment());
+    if (!loaded.config) {
+        print_errors(file.empty() ? "configuration" : file, loaded.errors);
+        return 1;
+    }
+    const auto& storage = loaded.config->get<store::StorageConfig>();
+    const auto& data_dir = loaded.config->get<core::ServerConfig>().data_dir;
+    try {
+        std::error_code ec;
+        std::filesystem::create_directories(data_dir, ec);
+        const auto report = store::migrate_sqlite(store::sqlite_path(storage, data_dir));
+        std::cout << report.summary() << "\n";
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "migrate failed: " << e.what() << "\n";
+        return 1;
+    }
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -117,6 +143,13 @@ int run_cli(int argc, char** argv) {
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     serve_cmd->add_option("--log-format", log_format, "Override server.log_format.")
         ->check(CLI::IsMember({"text", "json"}));
+
+    std::string migrate_file;
+    auto* migrate_cmd =
+        cli.add_subcommand("migrate", "Apply pending database schema migrations and report them.");
+    migrate_cmd
+        ->add_option("-c,--config", migrate_file, "TOML config file (default: embedded defaults).")
+        ->check(CLI::ExistingFile);
 
     auto* config_cmd = cli.add_subcommand("config", "Inspect configuration.");
     config_cmd->require_subcommand(1);
@@ -142,6 +175,9 @@ int run_cli(int argc, char** argv) {
     }
     if (serve_cmd->parsed()) {
         return serve(config_file, log_level, log_format);
+    }
+    if (migrate_cmd->parsed()) {
+        return migrate(migrate_file);
     }
     if (config_cmd->parsed()) {
         auto schema = make_schema();

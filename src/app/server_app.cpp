@@ -8,9 +8,12 @@
 #include "core/metrics.hpp"
 #include "core/runtime.hpp"
 #include "core/ws_settings.hpp"
+#include "frontends/homestead/homestead.hpp"
 #include "frontends/native/native.hpp"
 #include "hub/hub.hpp"
 #include "net/server.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "store/storage_config.hpp"
 #include "util/log.hpp"
 
 namespace hearth::app {
@@ -41,6 +44,8 @@ core::ConfigSchema make_schema() {
     schema.add<core::WebSocketConfig>();
     schema.add<hub::HubConfig>();
     schema.add<frontends::native::NativeConfig>();
+    schema.add<store::StorageConfig>();
+    schema.add<frontends::homestead::HomesteadConfig>();
     return schema;
 }
 
@@ -53,7 +58,19 @@ struct ServerApp::Impl {
                   static_cast<std::size_t>(config->get<core::ServerConfig>().blocking_threads)),
           hub(runtime, metrics, config->get<hub::HubConfig>()),
           native(hub, metrics, config->get<frontends::native::NativeConfig>()),
+          store(store::open_sqlite_store(config->get<store::StorageConfig>(),
+                                         config->get<core::ServerConfig>().data_dir, metrics)),
+          homestead(make_homestead()),
           server(runtime, metrics, events, http_limits(config->get<core::HttpConfig>())) {}
+
+    std::unique_ptr<frontends::homestead::HomesteadFrontend> make_homestead() {
+        const auto& c = config->get<frontends::homestead::HomesteadConfig>();
+        if (!c.enabled) {
+            return nullptr;
+        }
+        return std::make_unique<frontends::homestead::HomesteadFrontend>(
+            runtime, store->mailboxes(), metrics, c);
+    }
 
     const core::ConfigSchema& schema;
     mutable std::mutex config_mutex;
@@ -63,6 +80,9 @@ struct ServerApp::Impl {
     core::Runtime runtime;
     hub::Hub hub;
     frontends::native::NativeFrontend native;
+    // After the runtime: destroyed first, so that its last completions still find the io contexts.
+    std::unique_ptr<store::Store> store;
+    std::unique_ptr<frontends::homestead::HomesteadFrontend> homestead;  // when enabled
     net::Server server;  // last: destroyed first, while the io contexts still exist
     std::string http_listener;
     bool started = false;
@@ -91,6 +111,13 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     }
     if (impl_->config->get<frontends::native::NativeConfig>().enabled) {
         impl_->native.add_routes(impl_->server, impl_->http_listener, ws_settings);
+    }
+    if (impl_->homestead) {
+        impl_->homestead->add_routes(
+            impl_->server,
+            std::make_shared<const WsRouteSettings>(frontends::homestead::route_settings(
+                impl_->config->get<frontends::homestead::HomesteadConfig>(),
+                impl_->config->get<core::WebSocketConfig>())));
     }
 }
 
@@ -162,6 +189,14 @@ void ServerApp::apply(std::shared_ptr<const core::Config> next) {
     }
     impl_->hub.update_config(next->get<hub::HubConfig>());
     impl_->native.reload(next->get<frontends::native::NativeConfig>());
+    if (impl_->homestead) {
+        const auto& homestead = next->get<frontends::homestead::HomesteadConfig>();
+        impl_->server.update_ws_settings(
+            impl_->homestead->listener(), "/sync",
+            std::make_shared<const WsRouteSettings>(frontends::homestead::route_settings(
+                homestead, next->get<core::WebSocketConfig>())));
+        impl_->homestead->reload(homestead);
+    }
     {
         std::lock_guard lock(impl_->config_mutex);
         impl_->config = std::move(next);

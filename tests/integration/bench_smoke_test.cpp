@@ -29,8 +29,7 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 std::string bench_binary() {
-    const char* dir = std::getenv("HEARTH_TEST_BINARY_DIR");
-    return std::string(dir ? dir : ".") + "/hearth-bench";
+    return built_binary("hearth-bench");
 }
 
 struct BenchRun {

@@ -1,6 +1,7 @@
 // The `hearth` binary as a user runs it: commands, config checking, signals, graceful shutdown,
 // TLS. Each test starts the real binary as a child process.
 
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -62,6 +63,18 @@ TEST(Cli, ServeRejectsAnInvalidConfig) {
     ChildProcess p({"serve", "-c", dir.file("bad.toml")});
     EXPECT_EQ(p.wait_exit(), 1);
     EXPECT_NE(p.output().find("nope"), std::string::npos) << p.output();
+}
+
+TEST(Cli, MigrateAppliesTheSchemaOnceAndReports) {
+    TempDir dir;
+    const std::map<std::string, std::string> env{{"HEARTH_SERVER__DATA_DIR", dir.path()}};
+    ChildProcess first({"migrate"}, env);
+    EXPECT_EQ(first.wait_exit(), 0) << first.output();
+    EXPECT_NE(first.output().find("1 mailboxes"), std::string::npos) << first.output();
+    EXPECT_TRUE(std::filesystem::exists(dir.file("hearth.db")));
+    ChildProcess again({"migrate"}, env);
+    EXPECT_EQ(again.wait_exit(), 0) << again.output();
+    EXPECT_EQ(again.output().find("1 mailboxes"), std::string::npos) << again.output();
 }
 
 TEST(Lifecycle, SigtermClosesWebSocketsWith1001AndExitsZero) {

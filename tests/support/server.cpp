@@ -107,9 +107,18 @@ double metric_value(const std::string& text, const std::string& name,
     return 0;
 }
 
+std::string built_binary(const std::string& name) {
+    if (const char* dir = std::getenv("HEARTH_TEST_BINARY_DIR")) {
+        return std::string(dir) + "/" + name;
+    }
+    // Run by hand rather than by ctest: the test binaries live in <build>/tests.
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ec ? "./" + name : (exe.parent_path().parent_path() / name).string();
+}
+
 std::string hearth_binary() {
-    const char* dir = std::getenv("HEARTH_TEST_BINARY_DIR");
-    return std::string(dir ? dir : ".") + "/hearth";
+    return built_binary("hearth");
 }
 
 ChildProcess::ChildProcess(const std::vector<std::string>& args,

@@ -92,6 +92,9 @@ private:
     std::size_t scanned_ = 0;
 };
 
+/// The path of a program built next to `hearth` (`hearth-bench`, ...), found through
+/// HEARTH_TEST_BINARY_DIR (set by ctest) or the test binary's own location.
+std::string built_binary(const std::string& name);
 /// The path of the built `hearth` binary.
 std::string hearth_binary();
 

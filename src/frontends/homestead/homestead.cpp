@@ -1,0 +1,855 @@
+#include "frontends/homestead/homestead.hpp"
+#include <array>
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <hearth/store.hpp>
+
+#include "core/metrics.hpp"
+#include "core/post.hpp"
+#include "core/runtime.hpp"
+#include "core/ws_settings.hpp"
+#include "frontends/homestead/codec.hpp"
+#include "util/log.hpp"
+
+namespace hearth::frontends::homestead {
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = util::logger("homestead");
+    return l;
+}
+
+// Mailbox keys: one queue per channel and direction. The bot's flush reads every channel's
+// to-bot queue with one prefix read, in insertion (receive) order.
+constexpr std::string_view kToBotPrefix = "homestead:to-bot:";
+constexpr std::string_view kToModPrefix = "homestead:to-mod:";
+
+// Entries read per flush page; the next page is read once this one is written and removed.
+constexpr std::size_t kFlushPage = 256;
+// Live messages held for a recipient while its queue is being flushed (they must not overtake
+// the older queued ones). Past it a message is not held: it goes to the store, like a message for
+// an offline recipient, and is flushed with the queue.
+constexpr std::size_t kMaxHeld = 4096;
+// Messages of one sender whose ack is not yet sent (waiting for a commit or a write, or for an
+// earlier one). Past it a message is answered `failed` at once, in order: the bound keeps a sender
+// that floods a stalled store or recipient from holding unbounded memory.
+constexpr std::size_t kMaxUnacked = 8192;
+// The startup count of queued messages for the depth gauge reads at most this many.
+constexpr std::size_t kDepthScanMax = 1'000'000;
+
+using Digest = std::array<unsigned char, 32>;
+
+/// SHA-256 of an API key: keys are compared as digests so that the comparison takes the same time
+/// whatever the length or content of the key presented.
+Digest digest(std::string_view key) {
+    Digest d{};
+    unsigned int size = 0;
+    if (EVP_Digest(key.data(), key.size(), d.data(), &size, EVP_sha256(), nullptr) != 1) {
+        throw std::runtime_error("SHA-256 is not available");
+    }
+    return d;
+}
+
+enum class Ack : std::uint8_t { kPending, kCompleted, kQueued, kFailed, kMalformed };
+constexpr std::size_t kAckKinds = 3;  // completed, queued, failed: the ones counted
+
+std::string_view ack_name(Ack a) {
+    switch (a) {
+        case Ack::kCompleted:
+            return "completed";
+        case Ack::kQueued:
+            return "queued";
+        default:
+            return "failed";
+    }
+}
+
+std::string_view direction_name(Kind sender) {
+    return sender == Kind::kMod ? "mod_to_bot" : "bot_to_mod";
+}
+
+/// A message on its way to one recipient. `done` may be called from any thread (it posts to the
+/// sender's thread) and must be called exactly once: true once written to the recipient's socket.
+struct Delivery {
+    std::shared_ptr<const std::string> prefix;  // encode_forward_prefix
+    std::function<void(bool written)> done;
+};
+
+/// A connected, handshaken mod or bot as other connections see it. Immutable; its functions are
+/// thread-safe (they post to the recipient's io thread).
+struct Route {
+    ConnectionId id{};
+    ConnectionHandle connection;
+    std::function<void(Delivery)> deliver;
+    std::function<void()> flush_hint;  // "your queue has new entries": re-read it
+};
+using RoutePtr = std::shared_ptr<const Route>;
+
+/// Who is connected: the bot (at most one) and the mods by channel. Thread-safe: a mutex held for
+/// a few pointer copies, never across a send or a close.
+class Registry {
+public:
+    /// False when a bot is already registered.
+    bool add_bot(RoutePtr route) {
+        std::lock_guard lock(mutex_);
+        if (bot_) {
+            return false;
+        }
+        bot_ = std::move(route);
+        return true;
+    }
+    /// Registers a mod; returns the mods it replaces (none with `multi`), for the caller to close.
+    std::vector<RoutePtr> add_mod(const std::string& channel, RoutePtr route, bool multi) {
+        std::vector<RoutePtr> replaced;
+        std::lock_guard lock(mutex_);
+        auto& list = mods_[channel];
+        if (!multi) {
+            replaced.swap(list);
+        }
+        list.push_back(std::move(route));
+        return replaced;
+    }
+    void remove_bot(ConnectionId id) {
+        std::lock_guard lock(mutex_);
+        if (bot_ && bot_->id == id) {
+            bot_.reset();
+        }
+    }
+    void remove_mod(const std::string& channel, ConnectionId id) {
+        std::lock_guard lock(mutex_);
+        auto it = mods_.find(channel);
+        if (it == mods_.end()) {
+            return;
+        }
+        std::erase_if(it->second, [id](const RoutePtr& r) { return r->id == id; });
+        if (it->second.empty()) {
+            mods_.erase(it);
+        }
+    }
+    RoutePtr bot() const {
+        std::lock_guard lock(mutex_);
+        return bot_;
+    }
+    std::vector<RoutePtr> mods(const std::string& channel) const {
+        std::lock_guard lock(mutex_);
+        auto it = mods_.find(channel);
+        return it == mods_.end() ? std::vector<RoutePtr>{} : it->second;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    RoutePtr bot_;
+    std::unordered_map<std::string, std::vector<RoutePtr>> mods_;
+};
+
+}  // namespace
+
+void HomesteadConfig::validate(core::ConfigErrors& errors) const {
+    std::string host;
+    std::uint16_t port = 0;
+    if (!core::parse_host_port(listen, host, port)) {
+        errors.push_back("homestead.listen: \"" + listen + "\" is not host:port");
+    }
+    if (tls_cert_file.empty() != tls_key_file.empty()) {
+        errors.emplace_back("homestead.tls_cert_file, homestead.tls_key_file: set both or neither");
+    }
+    if (api_key.empty()) {
+        // An empty key would let any client in that sends none.
+        errors.emplace_back("homestead.api_key: must not be empty");
+    }
+    if (ping_interval_s > 0 && read_timeout_s <= ping_interval_s) {
+        errors.emplace_back(
+            "homestead.read_timeout_s: must be greater than ping_interval_s, or a client that "
+            "only answers pings is closed before it is pinged");
+    }
+}
+
+WsRouteSettings route_settings(const HomesteadConfig& c, const core::WebSocketConfig& ws) {
+    WsRouteSettings s = core::ws_route_settings(ws);
+    s.max_message_bytes = static_cast<std::size_t>(c.body_size_mb) * 1024 * 1024;
+    s.ping_interval = std::chrono::seconds(c.ping_interval_s);
+    // The original's read deadline: 60 s after the last message or pong, whatever the pings.
+    s.idle_timeout = std::chrono::seconds(c.read_timeout_s);
+    s.pong_timeout = std::chrono::seconds(c.read_timeout_s);
+    s.write_timeout = std::chrono::seconds(c.write_timeout_s);
+    s.first_message_timeout = std::chrono::seconds(c.handshake_timeout_s);
+    s.compression = false;
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// State shared by every connection of the front-end. Thread-safe.
+struct HomesteadFrontend::Shared {
+    Shared(core::Runtime& r, store::Mailboxes& m, core::MetricsRegistry& metrics,
+           const HomesteadConfig& c)
+        : runtime(r), mailboxes(m) {
+        set(c);
+        for (Kind k : {Kind::kMod, Kind::kBot}) {
+            const auto i = static_cast<std::size_t>(k);
+            const std::string kind(kind_name(k));
+            const std::string direction(direction_name(k));
+            connections[i] = &metrics.gauge(
+                "hearth_homestead_connections",
+                "Homestead connections that completed their handshake, by kind.", {{"kind", kind}});
+            for (std::size_t a = 0; a < kAckKinds; ++a) {
+                messages[i][a] = &metrics.counter(
+                    "hearth_homestead_messages_total",
+                    "Homestead messages received, by direction and acknowledgement.",
+                    {{"direction", direction},
+                     {"ack", std::string(ack_name(static_cast<Ack>(a + 1)))}});
+            }
+            // Indexed by the sender's kind: the direction of the queue.
+            dropped[i] = &metrics.counter(
+                "hearth_homestead_queue_dropped_total",
+                "Queued Homestead messages dropped because their queue was full (queue_max).",
+                {{"direction", direction}});
+            depth[i] = &metrics.gauge("hearth_homestead_queue_depth",
+                                      "Homestead messages stored for offline recipients.",
+                                      {{"direction", direction}});
+            flushed[i] = &metrics.counter(
+                "hearth_homestead_queue_delivered_total",
+                "Queued Homestead messages written to their recipient after it connected.",
+                {{"direction", direction}});
+            for (std::size_t a = 0; a < kAckKinds; ++a) {
+                acks[i][a] = make_text(encode_status(ack_name(static_cast<Ack>(a + 1)), k));
+            }
+        }
+        rejected_metrics = &metrics;
+    }
+
+    void set(const HomesteadConfig& c) {
+        auto d = digest(c.api_key);
+        {
+            std::lock_guard lock(mutex);
+            key_digest = d;
+        }
+        queue_max.store(static_cast<std::size_t>(c.queue_max), std::memory_order_relaxed);
+        multi_mod.store(c.multi_mod, std::memory_order_relaxed);
+    }
+
+    bool key_matches(std::string_view presented) const {
+        const Digest d = digest(presented);
+        Digest expected;
+        {
+            std::lock_guard lock(mutex);
+            expected = key_digest;
+        }
+        return CRYPTO_memcmp(d.data(), expected.data(), d.size()) == 0;
+    }
+
+    void count_rejected(std::string_view reason) {
+        rejected_metrics
+            ->counter("hearth_homestead_rejected_total",
+                      "Homestead requests and messages refused, by reason.",
+                      {{"reason", std::string(reason)}})
+            .inc();
+    }
+
+    /// Counts a message of `sender` by its acknowledgement (completed, queued or failed).
+    void count(Kind sender, Ack ack) {
+        messages[static_cast<std::size_t>(sender)][static_cast<std::size_t>(ack) - 1]->inc();
+    }
+
+    static std::string mailbox_key(Kind sender, std::string_view channel) {
+        std::string key(sender == Kind::kMod ? kToBotPrefix : kToModPrefix);
+        key += channel;
+        return key;
+    }
+
+    /// The registered recipients of a message from `sender` to `channel`.
+    std::vector<RoutePtr> recipients(Kind sender, const std::string& channel) const {
+        if (sender == Kind::kMod) {
+            auto bot = registry.bot();
+            return bot ? std::vector<RoutePtr>{std::move(bot)} : std::vector<RoutePtr>{};
+        }
+        return registry.mods(channel);
+    }
+
+    core::Runtime& runtime;
+    store::Mailboxes& mailboxes;
+    Registry registry;
+    mutable std::mutex mutex;
+    Digest key_digest{};
+    std::atomic<std::size_t> queue_max{8};
+    std::atomic<bool> multi_mod{false};
+
+    // Indexed by Kind (the sender's, for per-direction figures), then by Ack - 1.
+    std::array<core::Gauge*, 2> connections{};
+    std::array<std::array<core::Counter*, kAckKinds>, 2> messages{};
+    std::array<core::Counter*, 2> dropped{};
+    std::array<core::Gauge*, 2> depth{};
+    std::array<core::Counter*, 2> flushed{};
+    std::array<std::array<SharedPayload, kAckKinds>, 2> acks{};
+    core::MetricsRegistry* rejected_metrics = nullptr;
+    SharedPayload malformed_message = make_text(std::string(kMalformedMessage));
+};
+
+namespace {
+
+using Shared = HomesteadFrontend::Shared;
+
+/// One /sync connection: its handshake, its messages as a sender (forwarding, storing, ordered
+/// acks) and as a recipient (live messages and the flush of its queue). Runs on: its connection's
+/// io thread; everything else reaches it by posting there. Owned by: its WsHandler, and by the
+/// completions of its own messages (so that a message whose delivery fails after its sender left
+/// is still stored). The registry holds only weak references to it.
+class Peer final : public std::enable_shared_from_this<Peer> {
+public:
+    explicit Peer(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+
+    void open(const ConnectionPtr& connection) {
+        connection_ = ConnectionHandle(connection);
+        open_ = true;
+        id_ = connection->id();
+        peer_address_ = connection->peer_address();
+    }
+
+    void message(std::string_view data) {
+        // Binary frames are read like text ones: the original's reader takes either.
+        switch (phase_) {
+            case Phase::kHandshake:
+                on_handshake(data);
+                break;
+            case Phase::kMod:
+            case Phase::kBot:
+                on_chat(data);
+                break;
+            case Phase::kRefused:
+            case Phase::kClosed:
+                break;
+        }
+    }
+
+    void closed(const CloseInfo& info) {
+        if (phase_ == Phase::kMod || phase_ == Phase::kBot) {
+            if (phase_ == Phase::kMod) {
+                shared_->registry.remove_mod(handshake_.channel_id, id_);
+            } else {
+                shared_->registry.remove_bot(id_);
+            }
+            shared_->connections[static_cast<std::size_t>(handshake_.kind)]->sub(1);
+            log()->info("[conn {}] {} disconnected: {} {}", to_string(id_),
+                        kind_name(handshake_.kind), info.code, info.reason);
+        }
+        phase_ = Phase::kClosed;
+        open_ = false;
+        // Held live messages go back to their senders, which store them.
+        auto held = std::move(held_);
+        held_.clear();
+        for (auto& d : held) {
+            d.done(false);
+        }
+    }
+
+private:
+    enum class Phase : std::uint8_t { kHandshake, kMod, kBot, kRefused, kClosed };
+
+    /// The connection while it is open; null after on_close.
+    ConnectionPtr connection() const { return open_ ? connection_.lock() : nullptr; }
+
+    // ---- handshake ---------------------------------------------------------------------------
+
+    void on_handshake(std::string_view data) {
+        auto parsed = parse_handshake(data);
+        if (auto* error = std::get_if<HandshakeError>(&parsed)) {
+            static constexpr std::string_view kReasons[] = {
+                "malformed_handshake", "malformed_mod_handshake", "malformed_bot_handshake",
+                "unknown_handshake"};
+            refuse(handshake_error_frame(*error), kReasons[static_cast<std::size_t>(*error)]);
+            return;
+        }
+        handshake_ = std::get<Handshake>(std::move(parsed));
+        auto route = make_route();
+        if (handshake_.kind == Kind::kBot) {
+            if (!shared_->registry.add_bot(route)) {
+                refuse(kBotAlreadyConnected, "bot_already_connected");
+                return;
+            }
+            phase_ = Phase::kBot;
+            log()->info("[conn {}] bot connected: bot_id={} from {}", to_string(id_),
+                        handshake_.bot_id, peer_address_);
+        } else {
+            auto replaced = shared_->registry.add_mod(
+                handshake_.channel_id, route, shared_->multi_mod.load(std::memory_order_relaxed));
+            phase_ = Phase::kMod;
+            log()->info("[conn {}] mod connected: server_id={} channel_id={} from {}",
+                        to_string(id_), handshake_.server_id, handshake_.channel_id, peer_address_);
+            for (const auto& old : replaced) {
+                if (auto c = old->connection.lock()) {
+                    log()->info("[conn {}] mod replaced by [conn {}] on channel {}",
+                                to_string(old->id), to_string(id_), handshake_.channel_id);
+                    c->close(kCloseCode, kCloseReason);
+                }
+            }
+        }
+        shared_->connections[static_cast<std::size_t>(handshake_.kind)]->add(1);
+        if (auto c = connection()) {
+            (void)c->send(make_text(encode_status("connected", handshake_.kind)));
+        }
+        start_flush();
+    }
+
+    void refuse(std::string_view frame, std::string_view reason) {
+        shared_->count_rejected(reason);
+        log()->debug("[conn {}] handshake refused: {}", to_string(id_), reason);
+        phase_ = Phase::kRefused;
+        if (auto c = connection()) {
+            (void)c->send(make_text(std::string(frame)));
+            c->close(kCloseCode, kCloseReason);
+        }
+    }
+
+    RoutePtr make_route() {
+        std::weak_ptr<Peer> weak = weak_from_this();
+        auto route = std::make_shared<Route>();
+        route->id = id_;
+        route->connection = connection_;
+        route->deliver =
+            core::post_to_current_thread<Delivery>(shared_->runtime, [weak](Delivery d) {
+                if (auto self = weak.lock()) {
+                    self->deliver(std::move(d));
+                } else {
+                    d.done(false);
+                }
+            });
+        route->flush_hint = core::post_to_current_thread(shared_->runtime, [weak] {
+            if (auto self = weak.lock()) {
+                self->on_flush_hint();
+            }
+        });
+        return route;
+    }
+
+    // ---- as a sender -------------------------------------------------------------------------
+
+    /// One received message, from its arrival until its ack (or error frame) is sent. Acks leave
+    /// in message order, whatever order their outcomes arrive in.
+    struct Slot {
+        Ack ack = Ack::kPending;
+        bool live = false;         // deliveries in flight: outcome unknown
+        bool needs_store = false;  // no recipient took it: append once every earlier one has
+        bool any_written = false;
+        int awaiting = 0;  // deliveries in flight
+        std::shared_ptr<const std::string> prefix;
+        std::string key;
+    };
+
+    void on_chat(std::string_view data) {
+        const auto received_at = std::chrono::system_clock::now();
+        const Kind kind = handshake_.kind;
+        const auto index = next_slot_index();
+        slots_.emplace_back();
+        Slot& slot = slots_.back();
+        if (slots_.size() > kMaxUnacked) {
+            slot.ack = Ack::kFailed;
+            shared_->count(kind, Ack::kFailed);
+            drain_acks();
+            return;
+        }
+        auto message = parse_message(handshake_, data);
+        if (!message) {
+            shared_->count_rejected("malformed_message");
+            slot.ack = Ack::kMalformed;
+            drain_acks();
+            return;
+        }
+        slot.prefix =
+            std::make_shared<const std::string>(encode_forward_prefix(kind, *message, received_at));
+        slot.key = Shared::mailbox_key(kind, message->channel_id);
+        auto targets = shared_->recipients(kind, message->channel_id);
+        if (targets.empty()) {
+            slot.needs_store = true;
+            pump_store();
+            return;
+        }
+        slot.live = true;
+        slot.awaiting = static_cast<int>(targets.size());
+        auto done = core::post_to_current_thread<bool>(
+            shared_->runtime, [self = shared_from_this(), index](bool written) {
+                self->on_delivered(index, written);
+            });
+        const auto prefix = slot.prefix;
+        for (const auto& t : targets) {
+            t->deliver(Delivery{prefix, done});
+        }
+    }
+
+    std::uint64_t next_slot_index() const { return first_slot_ + slots_.size(); }
+
+    Slot* slot_at(std::uint64_t index) {
+        if (index < first_slot_ || index >= next_slot_index()) {
+            return nullptr;
+        }
+        return &slots_[static_cast<std::size_t>(index - first_slot_)];
+    }
+
+    void on_delivered(std::uint64_t index, bool written) {
+        Slot* s = slot_at(index);
+        if (s == nullptr) {
+            return;
+        }
+        s->any_written = s->any_written || written;
+        if (--s->awaiting > 0) {
+            return;
+        }
+        s->live = false;
+        if (s->any_written) {
+            resolve(*s, Ack::kCompleted);
+        } else {
+            // The recipient left, or could not take it in time: store it like a message for an
+            // offline recipient.
+            s->needs_store = true;
+        }
+        pump_store();
+        drain_acks();
+    }
+
+    /// Submits the appends that may go now. Appends leave in message order (the store commits one
+    /// thread's operations in submission order), so a message whose delivery is still in flight
+    /// holds back the appends of later ones: if it fails, it must be queued before them.
+    void pump_store() {
+        store_cursor_ = std::max(store_cursor_, first_slot_);
+        while (store_cursor_ < next_slot_index()) {
+            Slot& s = *slot_at(store_cursor_);
+            if (s.live) {
+                break;
+            }
+            if (s.needs_store) {
+                s.needs_store = false;
+                append(store_cursor_, s);
+            }
+            ++store_cursor_;
+        }
+    }
+
+    void append(std::uint64_t index, Slot& s) {
+        const Kind kind = handshake_.kind;
+        const std::string key = s.key;
+        shared_->mailboxes.append(
+            s.key, *s.prefix, shared_->queue_max.load(std::memory_order_relaxed),
+            core::post_to_current_thread<Result<store::AppendResult>>(
+                shared_->runtime,
+                [self = shared_from_this(), index, kind, key](Result<store::AppendResult> r) {
+                    self->on_appended(index, kind, key, r);
+                }));
+    }
+
+    void on_appended(std::uint64_t index, Kind kind, const std::string& key,
+                     const Result<store::AppendResult>& r) {
+        const auto k = static_cast<std::size_t>(kind);
+        Ack ack = Ack::kQueued;
+        if (r) {
+            shared_->dropped[k]->inc(r->dropped);
+            shared_->depth[k]->add(1 - static_cast<std::int64_t>(r->dropped));
+            // A recipient that connected after this message found it offline may have read its
+            // queue before this commit: tell it to read again.
+            const auto channel =
+                key.substr(kind == Kind::kMod ? kToBotPrefix.size() : kToModPrefix.size());
+            for (const auto& t : shared_->recipients(kind, channel)) {
+                t->flush_hint();
+            }
+        } else {
+            ack = Ack::kFailed;
+            log()->warn("[conn {}] could not queue a message for {}: {}", to_string(id_), key,
+                        r.error().message());
+        }
+        if (Slot* s = slot_at(index)) {
+            resolve(*s, ack);
+            drain_acks();
+        }
+    }
+
+    void resolve(Slot& s, Ack ack) {
+        s.ack = ack;
+        s.prefix.reset();
+        shared_->count(handshake_.kind, ack);
+    }
+
+    void drain_acks() {
+        const auto c = connection();  // null once the sender left: its messages still go on
+        while (!slots_.empty() && slots_.front().ack != Ack::kPending) {
+            const Ack ack = slots_.front().ack;
+            slots_.pop_front();
+            ++first_slot_;
+            if (c) {
+                (void)c->send(ack == Ack::kMalformed
+                                  ? shared_->malformed_message
+                                  : shared_->acks[static_cast<std::size_t>(handshake_.kind)]
+                                                 [static_cast<std::size_t>(ack) - 1]);
+            }
+        }
+    }
+
+    // ---- as a recipient ----------------------------------------------------------------------
+
+    void deliver(Delivery d) {
+        if (!open_ || (phase_ != Phase::kMod && phase_ != Phase::kBot)) {
+            d.done(false);
+            return;
+        }
+        if (flushing_) {
+            if (held_.size() >= kMaxHeld) {
+                d.done(false);
+                return;
+            }
+            held_.push_back(std::move(d));
+            return;
+        }
+        send_live(std::move(d));
+    }
+
+    void send_live(Delivery d) {
+        const auto c = connection();
+        if (!c) {
+            d.done(false);
+            return;
+        }
+        auto payload = make_text(finish_forward(*d.prefix, std::chrono::system_clock::now()));
+        if (c->send(std::move(payload), [done = d.done](bool written) { done(written); }) !=
+            SendResult::kQueued) {
+            d.done(false);  // not queued: the callback was dropped unrun
+        }
+    }
+
+    void on_flush_hint() {
+        if (!open_ || (phase_ != Phase::kMod && phase_ != Phase::kBot)) {
+            return;
+        }
+        if (flushing_) {
+            flush_again_ = true;
+        } else {
+            start_flush();
+        }
+    }
+
+    void start_flush() {
+        flushing_ = true;
+        flush_again_ = false;
+        read_page();
+    }
+
+    void read_page() {
+        auto done = core::post_to_current_thread<Result<std::vector<store::MailboxEntry>>>(
+            shared_->runtime,
+            [self = shared_from_this()](Result<std::vector<store::MailboxEntry>> r) {
+                self->on_page(std::move(r));
+            });
+        if (handshake_.kind == Kind::kBot) {
+            shared_->mailboxes.read_prefix(std::string(kToBotPrefix), kFlushPage, std::move(done));
+        } else {
+            shared_->mailboxes.read(Shared::mailbox_key(Kind::kBot, handshake_.channel_id),
+                                    kFlushPage, std::move(done));
+        }
+    }
+
+    void on_page(Result<std::vector<store::MailboxEntry>> r) {
+        const auto c = connection();
+        if (!c) {
+            return;
+        }
+        if (!r) {
+            log()->warn("[conn {}] could not read the queue: {}; it stays for the next connection",
+                        to_string(id_), r.error().message());
+            finish_flush();
+            return;
+        }
+        auto& entries = *r;
+        page_full_ = entries.size() >= kFlushPage;
+        page_outstanding_ = entries.size();
+        page_failed_ = false;
+        if (entries.empty()) {
+            finish_flush();
+            return;
+        }
+        const auto now = std::chrono::system_clock::now();
+        for (auto& e : entries) {
+            if (page_failed_) {
+                // The connection is gone: what is left stays queued.
+                --page_outstanding_;
+                continue;
+            }
+            if (!valid_forward_prefix(e.body)) {
+                log()->warn("[conn {}] dropping an unreadable queued message {} of {}",
+                            to_string(id_), e.seq, e.key);
+                remove(std::move(e.key), e.seq);
+                continue;
+            }
+            auto payload = make_text(finish_forward(e.body, now));
+            const auto result = c->send(std::move(payload), [self = shared_from_this(), key = e.key,
+                                                             seq = e.seq](bool written) mutable {
+                self->on_flushed(std::move(key), seq, written);
+            });
+            if (result != SendResult::kQueued) {
+                page_failed_ = true;
+                --page_outstanding_;
+            }
+        }
+        if (page_outstanding_ == 0) {
+            finish_flush();
+        }
+    }
+
+    void on_flushed(std::string key, std::uint64_t seq, bool written) {
+        if (!written) {
+            page_failed_ = true;
+            if (--page_outstanding_ == 0) {
+                finish_flush();
+            }
+            return;
+        }
+        shared_
+            ->flushed[static_cast<std::size_t>(key.starts_with(kToBotPrefix) ? Kind::kMod
+                                                                             : Kind::kBot)]
+            ->inc();
+        remove(std::move(key), seq);
+    }
+
+    /// Removes a delivered (or unreadable) entry; the page is done when every entry is.
+    void remove(std::string key, std::uint64_t seq) {
+        const auto direction =
+            static_cast<std::size_t>(key.starts_with(kToBotPrefix) ? Kind::kMod : Kind::kBot);
+        auto done = core::post_to_current_thread<Result<void>>(
+            shared_->runtime, [self = shared_from_this(), direction](Result<void> r) {
+                if (r) {
+                    self->shared_->depth[direction]->sub(1);
+                } else {
+                    // Reading the page again would deliver the entry twice: stop this flush.
+                    self->page_failed_ = true;
+                    log()->warn("[conn {}] could not remove a delivered message: {}",
+                                to_string(self->id_), r.error().message());
+                }
+                if (--self->page_outstanding_ == 0) {
+                    self->page_done();
+                }
+            });
+        shared_->mailboxes.remove(std::move(key), seq, std::move(done));
+    }
+
+    void page_done() {
+        if (!page_failed_ && open_ && (page_full_ || flush_again_)) {
+            flush_again_ = false;
+            read_page();  // sees the removals: submitted after them from this thread
+            return;
+        }
+        finish_flush();
+    }
+
+    void finish_flush() {
+        flushing_ = false;
+        auto held = std::move(held_);
+        held_.clear();
+        for (auto& d : held) {
+            if (open_) {
+                send_live(std::move(d));
+            } else {
+                d.done(false);
+            }
+        }
+        if (flush_again_ && open_) {
+            start_flush();
+        }
+    }
+
+    std::shared_ptr<Shared> shared_;
+    // Weak: callbacks queued on other io threads may keep this Peer alive, and must not keep
+    // the connection (and its socket) alive with it.
+    ConnectionHandle connection_;
+    bool open_ = false;  // between on_open and on_close
+    std::string peer_address_;
+    ConnectionId id_{};
+    Phase phase_ = Phase::kHandshake;
+    Handshake handshake_;
+
+    // As a sender: messages whose ack is not sent yet, oldest first.
+    std::deque<Slot> slots_;
+    std::uint64_t first_slot_ = 0;    // the index of slots_.front()
+    std::uint64_t store_cursor_ = 0;  // slots before it need no more appends
+
+    // As a recipient.
+    bool flushing_ = false;     // reading/writing the queue; live messages wait in held_
+    bool flush_again_ = false;  // new entries were committed during the flush
+    bool page_full_ = false;
+    bool page_failed_ = false;
+    std::size_t page_outstanding_ = 0;  // entries of the page not yet written and removed
+    std::deque<Delivery> held_;
+};
+
+/// Adapts a Peer to the connection's callbacks. Runs on: the connection's io thread.
+class Handler final : public WsHandler {
+public:
+    explicit Handler(std::shared_ptr<Shared> shared)
+        : peer_(std::make_shared<Peer>(std::move(shared))) {}
+
+    void on_open(const ConnectionPtr& connection) override { peer_->open(connection); }
+    void on_message(MessageKind, std::string_view data) override { peer_->message(data); }
+    void on_close(const CloseInfo& info) override { peer_->closed(info); }
+
+private:
+    std::shared_ptr<Peer> peer_;
+};
+
+}  // namespace
+
+HomesteadFrontend::HomesteadFrontend(core::Runtime& runtime, store::Mailboxes& mailboxes,
+                                     core::MetricsRegistry& metrics, const HomesteadConfig& config)
+    : shared_(std::make_shared<Shared>(runtime, mailboxes, metrics, config)),
+      start_config_(config) {
+    // The depth gauges start from what the store holds (messages queued before a restart).
+    for (Kind k : {Kind::kMod, Kind::kBot}) {
+        mailboxes.read_prefix(std::string(k == Kind::kMod ? kToBotPrefix : kToModPrefix),
+                              kDepthScanMax,
+                              [shared = shared_, k](Result<std::vector<store::MailboxEntry>> r) {
+                                  if (r) {
+                                      shared->depth[static_cast<std::size_t>(k)]->add(
+                                          static_cast<std::int64_t>(r->size()));
+                                  }
+                              });
+    }
+}
+
+HomesteadFrontend::~HomesteadFrontend() = default;
+
+void HomesteadFrontend::add_routes(Router& router,
+                                   std::shared_ptr<const WsRouteSettings> settings) {
+    // The listener's address and TLS files need a restart: the config the front-end started with.
+    const HomesteadConfig& c = start_config_;
+    listener_ = router.listener({"homestead", c.listen, c.tls_cert_file, c.tls_key_file});
+    router.add_http_route(listener_, "GET", "/health", sync_handler([](const HttpRequest&) {
+                              return HttpResponse::json(200, std::string(kHealthy));
+                          }));
+    WsRoute route;
+    route.settings = std::move(settings);
+    route.accept =
+        [shared = shared_](
+            const HttpRequest& req) -> std::variant<std::unique_ptr<WsHandler>, HttpResponse> {
+        // The query is decoded here, as Go's url.Values decodes it ('+' is a space), so that any
+        // key a client of the original could present is read the same.
+        auto key = query_value(req.query, "api_key");
+        std::string presented = key && !key->empty()
+                                    ? std::move(*key)
+                                    : std::string(req.header("X-API-Key").value_or(""));
+        if (!shared->key_matches(presented)) {
+            shared->count_rejected("invalid_api_key");
+            log()->debug("refused /sync from {}: invalid API key", req.peer_address);
+            return HttpResponse::json(401, std::string(kInvalidApiKey));
+        }
+        return std::make_unique<Handler>(shared);
+    };
+    router.add_ws_route(listener_, "/sync", std::move(route));
+    log()->info("Homestead gateway on {} (/sync, /health)", c.listen);
+}
+
+void HomesteadFrontend::reload(const HomesteadConfig& config) {
+    shared_->set(config);
+}
+
+}  // namespace hearth::frontends::homestead
