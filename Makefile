@@ -11,7 +11,7 @@ deps:
 
 release: deps
 	@cmake --preset release >/dev/null
-	cmake --build --preset release
+	cmake --build --preset release --target hearth
 
 debug: deps
 	@cmake --preset debug >/dev/null
@@ -28,7 +28,10 @@ test: deps format-check debug
 	cmake --build --preset release --target hearth
 	ctest --preset debug
 
-bench: release
+# Micro-benchmarks (Google Benchmark); the load generator hearth-bench is built alongside.
+bench: deps
+	@cmake --preset release >/dev/null
+	cmake --build --preset release --target hearth hearth-microbench hearth-bench
 	./build/release/bench/hearth-microbench
 
 format: deps
