@@ -8,12 +8,12 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/pct_string_view.hpp>
-#include <strings.h>
 
 #include "net/server_state.hpp"
 #include "net/ws_codec.hpp"
 #include "net/ws_connection.hpp"
 #include "util/log.hpp"
+#include "util/strings.hpp"
 
 namespace hearth::net {
 
@@ -38,8 +38,7 @@ bool has_token(std::string_view list, std::string_view token) {
         while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
             item.remove_suffix(1);
         }
-        if (item.size() == token.size() &&
-            strncasecmp(item.data(), token.data(), token.size()) == 0) {
+        if (util::iequals_ascii(item, token)) {
             return true;
         }
         if (comma == std::string_view::npos) {

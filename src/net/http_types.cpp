@@ -4,16 +4,16 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <boost/url/parse_query.hpp>
-#include <strings.h>
 
 #include <hearth/http.hpp>
+
+#include "util/strings.hpp"
 
 namespace hearth {
 
 std::optional<std::string_view> HttpRequest::header(std::string_view name) const {
     for (const auto& h : headers) {
-        if (h.name.size() == name.size() &&
-            strncasecmp(h.name.data(), name.data(), name.size()) == 0) {
+        if (util::iequals_ascii(h.name, name)) {
             return std::string_view(h.value);
         }
     }

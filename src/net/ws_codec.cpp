@@ -1,5 +1,7 @@
 #include "net/ws_codec.hpp"
 
+#include "util/strings.hpp"
+
 // zlib then declares next_in as a pointer to const, as it only reads through it.
 #define ZLIB_CONST
 #include <algorithm>
@@ -120,26 +122,6 @@ bool is_tchar(char c) noexcept {
         return true;
     }
     return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i];
-        char y = b[i];
-        if (x >= 'A' && x <= 'Z') {
-            x = static_cast<char>(x - 'A' + 'a');
-        }
-        if (y >= 'A' && y <= 'Z') {
-            y = static_cast<char>(y - 'A' + 'a');
-        }
-        if (x != y) {
-            return false;
-        }
-    }
-    return true;
 }
 
 struct ExtensionParam {
@@ -286,21 +268,21 @@ bool acceptable_deflate_offer(const ExtensionOffer& offer) {
         return true;
     };
     for (const ExtensionParam& p : offer.params) {
-        if (iequals(p.name, "server_no_context_takeover")) {
+        if (util::iequals_ascii(p.name, "server_no_context_takeover")) {
             if (!once(seen_server_nct) || p.has_value) {
                 return false;
             }
-        } else if (iequals(p.name, "client_no_context_takeover")) {
+        } else if (util::iequals_ascii(p.name, "client_no_context_takeover")) {
             if (!once(seen_client_nct) || p.has_value) {
                 return false;
             }
-        } else if (iequals(p.name, "server_max_window_bits")) {
+        } else if (util::iequals_ascii(p.name, "server_max_window_bits")) {
             // Valid values below 15 are declined too: Hearth's compressed frames are shared by
             // every recipient, so they are all made with the same 15-bit window.
             if (!once(seen_server_bits) || !p.has_value || window_bits(p.value) != 15) {
                 return false;
             }
-        } else if (iequals(p.name, "client_max_window_bits")) {
+        } else if (util::iequals_ascii(p.name, "client_max_window_bits")) {
             if (!once(seen_client_bits) || (p.has_value && window_bits(p.value) == 0)) {
                 return false;
             }
@@ -409,7 +391,8 @@ std::optional<std::string> negotiate_deflate(std::string_view extensions_header)
         return std::nullopt;
     }
     for (const ExtensionOffer& offer : *offers) {
-        if (iequals(offer.name, "permessage-deflate") && acceptable_deflate_offer(offer)) {
+        if (util::iequals_ascii(offer.name, "permessage-deflate") &&
+            acceptable_deflate_offer(offer)) {
             return std::string(
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
         }

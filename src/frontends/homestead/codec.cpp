@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "util/strings.hpp"
+
 namespace hearth::frontends::homestead {
 
 namespace {
@@ -413,26 +415,6 @@ bool Document::parse(std::string_view text) {
     }
 }
 
-bool equal_fold_ascii(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i];
-        char y = b[i];
-        if (x >= 'A' && x <= 'Z') {
-            x = static_cast<char>(x - 'A' + 'a');
-        }
-        if (y >= 'A' && y <= 'Z') {
-            y = static_cast<char>(y - 'A' + 'a');
-        }
-        if (x != y) {
-            return false;
-        }
-    }
-    return true;
-}
-
 std::string unescape(std::string_view s) {
     std::string out;
     out.reserve(s.size());
@@ -504,8 +486,8 @@ int Document::member(int object, std::string_view name) const {
         const Node& n = node(i);
         const std::string_view key = text_.substr(n.key_begin, n.key_end - n.key_begin);
         const bool match = key.find('\\') == std::string_view::npos
-                               ? equal_fold_ascii(key, name)
-                               : equal_fold_ascii(unescape(key), name);
+                               ? util::iequals_ascii(key, name)
+                               : util::iequals_ascii(unescape(key), name);
         if (match) {
             found = i;
         }
