@@ -209,6 +209,11 @@ struct WsClient::Impl {
     std::variant<std::unique_ptr<Plain>, std::unique_ptr<Tls>> ws;
     beast::flat_buffer buffer;
     std::optional<WsClose> closed;
+    struct PendingRead {
+        bool done = false;
+        boost::system::error_code result;
+    };
+    std::shared_ptr<PendingRead> pending_read;
     std::map<std::string, std::string> upgrade_headers;
     int pings = 0;
 
@@ -286,7 +291,6 @@ WsClient::WsClient(std::uint16_t port, WsOptions options) : impl_(std::make_uniq
                                      std::to_string(response.result_int()) + ")");
         }
     });
-    (void)options.auto_pong;
 }
 
 WsClient::~WsClient() {
@@ -337,17 +341,24 @@ std::optional<WsMessage> WsClient::read(std::chrono::milliseconds deadline) {
     }
     std::optional<WsMessage> out;
     impl_->with([&](auto& ws) {
-        bool done = false;
-        boost::system::error_code result;
-        impl_->buffer.clear();
-        ws.async_read(impl_->buffer, [&](boost::system::error_code ec, std::size_t) {
-            result = ec;
-            done = true;
-        });
-        run_until(impl_->ioc, done, deadline, "WebSocket message");
-        if (result) {
+        // A read that outlives its deadline stays pending (Beast allows one at a time); the next
+        // call waits for that same read instead of starting another. Its state is shared, so the
+        // completion never writes into a stack frame that is gone.
+        if (!impl_->pending_read) {
+            impl_->pending_read = std::make_shared<Impl::PendingRead>();
+            impl_->buffer.clear();
+            ws.async_read(impl_->buffer,
+                          [state = impl_->pending_read](boost::system::error_code ec, std::size_t) {
+                              state->result = ec;
+                              state->done = true;
+                          });
+        }
+        const auto state = impl_->pending_read;
+        run_until(impl_->ioc, state->done, deadline, "WebSocket message");
+        impl_->pending_read.reset();
+        if (state->result) {
             WsClose c;
-            if (result == websocket::error::closed) {
+            if (state->result == websocket::error::closed) {
                 c.code = static_cast<std::uint16_t>(ws.reason().code);
                 c.reason = std::string(ws.reason().reason.data(), ws.reason().reason.size());
             }

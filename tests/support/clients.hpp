@@ -65,7 +65,6 @@ struct WsOptions {
     bool tls = false;
     std::map<std::string, std::string> headers{};
     std::string local_address{};  // bind the client to this source address (per-IP limits)
-    bool auto_pong = true;        // Beast answers pings itself
 };
 
 /// A Beast WebSocket client. Every call waits at most `kDeadline`; on timeout it throws.
@@ -76,7 +75,8 @@ public:
 
     void send_text(const std::string& data);
     void send_binary(const std::string& data);
-    /// The next message; nullopt when the connection closed instead (see `close_info`).
+    /// The next message; nullopt when the connection closed instead (see `close_info`). Throws
+    /// when the deadline passes; a later call resumes waiting for the same message.
     std::optional<WsMessage> read(std::chrono::milliseconds deadline = kDeadline);
     /// Reads (discarding messages) until the connection closes; returns how it closed.
     WsClose wait_closed(std::chrono::milliseconds deadline = kDeadline);
