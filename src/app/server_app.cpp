@@ -9,6 +9,7 @@
 #include "core/runtime.hpp"
 #include "core/ws_settings.hpp"
 #include "frontends/homestead/homestead.hpp"
+#include "frontends/hunterpie/hunterpie.hpp"
 #include "frontends/native/native.hpp"
 #include "hub/hub.hpp"
 #include "net/server.hpp"
@@ -46,6 +47,7 @@ core::ConfigSchema make_schema() {
     schema.add<frontends::native::NativeConfig>();
     schema.add<store::StorageConfig>();
     schema.add<frontends::homestead::HomesteadConfig>();
+    schema.add<frontends::hunterpie::HunterpieConfig>();
     return schema;
 }
 
@@ -61,6 +63,7 @@ struct ServerApp::Impl {
           store(store::open_sqlite_store(config->get<store::StorageConfig>(),
                                          config->get<core::ServerConfig>().data_dir, metrics)),
           homestead(make_homestead()),
+          hunterpie(make_hunterpie()),
           server(runtime, metrics, events, http_limits(config->get<core::HttpConfig>())) {}
 
     std::unique_ptr<frontends::homestead::HomesteadFrontend> make_homestead() {
@@ -70,6 +73,14 @@ struct ServerApp::Impl {
         }
         return std::make_unique<frontends::homestead::HomesteadFrontend>(
             runtime, store->mailboxes(), metrics, c);
+    }
+
+    std::unique_ptr<frontends::hunterpie::HunterpieFrontend> make_hunterpie() {
+        const auto& c = config->get<frontends::hunterpie::HunterpieConfig>();
+        if (!c.enabled) {
+            return nullptr;
+        }
+        return std::make_unique<frontends::hunterpie::HunterpieFrontend>(metrics, c);
     }
 
     const core::ConfigSchema& schema;
@@ -83,6 +94,7 @@ struct ServerApp::Impl {
     // After the runtime: destroyed first, so that its last completions still find the io contexts.
     std::unique_ptr<store::Store> store;
     std::unique_ptr<frontends::homestead::HomesteadFrontend> homestead;  // when enabled
+    std::unique_ptr<frontends::hunterpie::HunterpieFrontend> hunterpie;  // when enabled
     net::Server server;  // last: destroyed first, while the io contexts still exist
     std::string http_listener;
     bool started = false;
@@ -118,6 +130,14 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
             std::make_shared<const WsRouteSettings>(frontends::homestead::route_settings(
                 impl_->config->get<frontends::homestead::HomesteadConfig>(),
                 impl_->config->get<core::WebSocketConfig>())));
+    }
+    if (impl_->hunterpie) {
+        impl_->hunterpie->add_routes(
+            impl_->server,
+            std::make_shared<const WsRouteSettings>(frontends::hunterpie::route_settings(
+                impl_->config->get<frontends::hunterpie::HunterpieConfig>(),
+                impl_->config->get<core::WebSocketConfig>())));
+        impl_->hunterpie->add_api_routes(impl_->server, impl_->http_listener, http.admin_token);
     }
 }
 
@@ -196,6 +216,14 @@ void ServerApp::apply(std::shared_ptr<const core::Config> next) {
             std::make_shared<const WsRouteSettings>(frontends::homestead::route_settings(
                 homestead, next->get<core::WebSocketConfig>())));
         impl_->homestead->reload(homestead);
+    }
+    if (impl_->hunterpie) {
+        impl_->server.update_ws_settings(
+            impl_->hunterpie->listener(), impl_->hunterpie->connect_path(),
+            std::make_shared<const WsRouteSettings>(frontends::hunterpie::route_settings(
+                next->get<frontends::hunterpie::HunterpieConfig>(),
+                next->get<core::WebSocketConfig>())));
+        impl_->hunterpie->set_admin_token(next->get<core::HttpConfig>().admin_token);
     }
     {
         std::lock_guard lock(impl_->config_mutex);

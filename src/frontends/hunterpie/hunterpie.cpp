@@ -1,0 +1,567 @@
+#include "frontends/hunterpie/hunterpie.hpp"
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "core/metrics.hpp"
+#include "core/ws_settings.hpp"
+#include "util/log.hpp"
+
+namespace hearth::frontends::hunterpie {
+
+namespace {
+
+namespace json = boost::json;
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = util::logger("hunterpie");
+    return l;
+}
+
+// The original's replies, byte for byte (typos included: clients and bots match on them).
+constexpr std::string_view kUnknownMessage =
+    R"({"type":"servermsg","level":"warn","text":"uknown message"})";
+constexpr std::string_view kEmptySessionId =
+    R"({"type":"servermsg","level":"warn","text":"Session id cannot be empty!"})";
+// Hearth's answer where the original crashes or ignores the frame (a documented deviation).
+constexpr std::string_view kInvalidMessage =
+    R"({"type":"servermsg","level":"warn","text":"invalid message"})";
+constexpr std::string_view kVersion = "0.1";
+constexpr std::string_view kHtml = "text/html; charset=utf-8";
+
+std::string quoted(std::string_view s) {
+    return json::serialize(json::string_view(s.data(), s.size()));
+}
+
+std::string lowercase(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return out;
+}
+
+std::string servermsg(std::string_view level, std::string_view text) {
+    return R"({"type":"servermsg","level":)" + quoted(level) + R"(,"text":)" + quoted(text) + "}";
+}
+
+std::string sessionstate(bool leader_connected, std::size_t players) {
+    return std::string(R"({"type":"sessionstate","leaderConnected":)") +
+           (leader_connected ? "true" : "false") + R"(,"playersCount":)" + std::to_string(players) +
+           "}";
+}
+
+std::string random_name() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "player-%08llx",
+                  static_cast<unsigned long long>(rng() & 0xffffffffULL));
+    return buf;
+}
+
+using Digest = std::array<unsigned char, 32>;
+
+/// SHA-256 of a token: tokens are compared as digests so that the comparison takes the same time
+/// whatever the length or content of the token presented.
+Digest digest(std::string_view key) {
+    Digest d{};
+    unsigned int size = 0;
+    if (EVP_Digest(key.data(), key.size(), d.data(), &size, EVP_sha256(), nullptr) != 1) {
+        throw std::runtime_error("SHA-256 is not available");
+    }
+    return d;
+}
+
+HttpResponse with_cors(HttpResponse r) {
+    r.headers.push_back({"Access-Control-Allow-Origin", "*"});
+    return r;
+}
+
+/// The answer of the original's `cors()` middleware to a preflight.
+HttpResponse preflight(const HttpRequest& req) {
+    HttpResponse r = HttpResponse::text(204, "");
+    r.content_type.clear();
+    r.headers.push_back({"Access-Control-Allow-Origin", "*"});
+    r.headers.push_back({"Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE"});
+    if (auto h = req.header("Access-Control-Request-Headers")) {
+        r.headers.push_back({"Access-Control-Allow-Headers", std::string(*h)});
+    }
+    r.headers.push_back({"Vary", "Access-Control-Request-Headers"});
+    return r;
+}
+
+/// A member of a session as the other members' threads see it. Immutable.
+struct Member {
+    ConnectionId id{};
+    ConnectionHandle connection;
+    bool leader = false;
+};
+using Members = std::shared_ptr<const std::vector<Member>>;
+
+}  // namespace
+
+void HunterpieConfig::validate(core::ConfigErrors& errors) const {
+    std::string host;
+    std::uint16_t port = 0;
+    if (!core::parse_host_port(listen, host, port)) {
+        errors.push_back("hunterpie.listen: \"" + listen + "\" is not host:port");
+    }
+    if (tls_cert_file.empty() != tls_key_file.empty()) {
+        errors.emplace_back("hunterpie.tls_cert_file, hunterpie.tls_key_file: set both or neither");
+    }
+    if (!path_prefix.empty() && (path_prefix.front() != '/' || path_prefix.back() == '/')) {
+        errors.push_back("hunterpie.path_prefix: \"" + path_prefix +
+                         "\" must start with '/' and not end with one");
+    }
+}
+
+WsRouteSettings route_settings(const HunterpieConfig& c, const core::WebSocketConfig& ws) {
+    WsRouteSettings s = core::ws_route_settings(ws);
+    // Every received frame, pings included, refreshes the transport's idle timer: exactly the
+    // original's activity rule.
+    s.idle_timeout = std::chrono::seconds(c.socket_timeout_s);
+    s.ping_interval = std::chrono::milliseconds(0);  // the original never pings; clients do
+    s.first_message_timeout = std::chrono::milliseconds(0);
+    s.compression = c.compression;
+    s.compression_threshold_bytes = static_cast<std::size_t>(c.compression_threshold_bytes);
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// State shared by every connection of the front-end. Thread-safe.
+///
+/// Sessions are kept here, in one map under a mutex, rather than as hub topics: `sessionstate`
+/// must carry the exact member count and leader flag after every join and leave, in the same order
+/// for every member, and the hub's subscribe and presence are asynchronous and per shard, which
+/// makes those counts racy to compute. Membership changes are rare (a player joins a hunt); the
+/// mutex is held for them and for the sends of the resulting state (sends only queue), so every
+/// member sees the states in the order the changes happened. A push takes the lock only to copy
+/// the session's member list (copy-on-write), and sends outside it.
+struct HunterpieFrontend::Shared {
+    Shared(core::MetricsRegistry& m)
+        : started(std::chrono::steady_clock::now()),
+          connections(m.gauge("hearth_hunterpie_connections", "Open HunterPie connections.")),
+          sessions_gauge(m.gauge("hearth_hunterpie_sessions", "HunterPie sessions with members.")),
+          pushes(m.counter("hearth_hunterpie_pushes_total", "HunterPie push messages received.")),
+          deliveries(m.counter("hearth_hunterpie_push_deliveries_total",
+                               "HunterPie push messages queued to a recipient.")),
+          dropped(m.counter("hearth_hunterpie_push_dropped_total",
+                            "HunterPie push messages a recipient could not take (outbox full or "
+                            "closing).")),
+          pushed_bytes(m.counter("hearth_hunterpie_pushed_bytes_total",
+                                 "Bytes of HunterPie push messages received.")),
+          invalid(m.counter("hearth_hunterpie_invalid_messages_total",
+                            "HunterPie messages that were not JSON with a string type (answered "
+                            "\"invalid message\").")),
+          servermsgs(m.counter("hearth_hunterpie_servermsg_total",
+                               "Operator notices sent through the admin API.")),
+          unknown_message(make_text(std::string(kUnknownMessage))),
+          empty_session_id(make_text(std::string(kEmptySessionId))),
+          invalid_message(make_text(std::string(kInvalidMessage))),
+          pong(make_text("pong")) {}
+
+    // ---- sessions -----------------------------------------------------------------------------
+
+    /// Adds (or updates the leader flag of) a member; every member gets the new state.
+    void join(const std::string& session, const Member& member) {
+        std::lock_guard lock(mutex);
+        auto& slot = sessions[session];
+        if (!slot) {
+            sessions_gauge.add(1);
+        }
+        auto next = slot ? std::make_shared<std::vector<Member>>(*slot)
+                         : std::make_shared<std::vector<Member>>();
+        auto it = std::find_if(next->begin(), next->end(),
+                               [&](const Member& m) { return m.id == member.id; });
+        if (it == next->end()) {
+            next->push_back(member);
+        } else {
+            it->leader = member.leader;
+        }
+        slot = std::move(next);
+        announce(*slot);
+    }
+
+    /// Removes a member; the remaining ones get the new state. An empty session is removed.
+    void leave(const std::string& session, ConnectionId id) {
+        std::lock_guard lock(mutex);
+        auto found = sessions.find(session);
+        if (found == sessions.end()) {
+            return;
+        }
+        auto next = std::make_shared<std::vector<Member>>(*found->second);
+        std::erase_if(*next, [id](const Member& m) { return m.id == id; });
+        if (next->empty()) {
+            sessions.erase(found);
+            sessions_gauge.sub(1);
+            return;
+        }
+        found->second = std::move(next);
+        announce(*found->second);
+    }
+
+    /// Under `mutex`.
+    void announce(const std::vector<Member>& members) {
+        bool leader = false;
+        for (const auto& m : members) {
+            leader = leader || m.leader;
+        }
+        auto state = make_text(sessionstate(leader, members.size()));
+        for (const auto& m : members) {
+            if (auto c = m.connection.lock()) {
+                (void)c->send(state);
+            }
+        }
+    }
+
+    Members members(const std::string& session) const {
+        std::lock_guard lock(mutex);
+        auto found = sessions.find(session);
+        return found == sessions.end() ? nullptr : found->second;
+    }
+
+    std::size_t session_count() const {
+        std::lock_guard lock(mutex);
+        return sessions.size();
+    }
+
+    // ---- every connection, for operator notices -----------------------------------------------
+
+    void add_connection(ConnectionId id, ConnectionHandle handle) {
+        std::lock_guard lock(mutex);
+        all[id] = std::move(handle);
+    }
+    void remove_connection(ConnectionId id) {
+        std::lock_guard lock(mutex);
+        all.erase(id);
+    }
+    std::vector<ConnectionHandle> every_connection() const {
+        std::lock_guard lock(mutex);
+        std::vector<ConnectionHandle> out;
+        out.reserve(all.size());
+        for (const auto& [id, h] : all) {
+            out.push_back(h);
+        }
+        return out;
+    }
+
+    // ---- admin token ----------------------------------------------------------------------------
+
+    void set_token(const std::string& token) {
+        std::lock_guard lock(mutex);
+        token_set = !token.empty();
+        token_digest = digest(token);
+    }
+    bool authorized(const HttpRequest& req) const {
+        constexpr std::string_view kBearer = "Bearer ";
+        const auto h = req.header("Authorization").value_or("");
+        const std::string_view presented =
+            h.starts_with(kBearer) ? h.substr(kBearer.size()) : std::string_view{};
+        const Digest d = digest(presented);
+        std::lock_guard lock(mutex);
+        return token_set && CRYPTO_memcmp(d.data(), token_digest.data(), d.size()) == 0;
+    }
+
+    std::string status_page() const {
+        const double uptime =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        char up[64];
+        std::snprintf(up, sizeof up, "%.2f", uptime);
+        return "Sever is OK!<br>Active sessions: " + std::to_string(session_count()) +
+               "<br>Active sockets: " + std::to_string(connections.value()) +
+               "<br>Data pushed total: " + std::to_string(pushed_bytes.value()) +
+               " Bytes<br>Uptime: " + up + " sec";
+    }
+
+    const std::chrono::steady_clock::time_point started;
+    core::Gauge& connections;
+    core::Gauge& sessions_gauge;
+    core::Counter& pushes;
+    core::Counter& deliveries;
+    core::Counter& dropped;
+    core::Counter& pushed_bytes;
+    core::Counter& invalid;
+    core::Counter& servermsgs;
+    const SharedPayload unknown_message;
+    const SharedPayload empty_session_id;
+    const SharedPayload invalid_message;
+    const SharedPayload pong;
+
+    mutable std::mutex mutex;
+    std::unordered_map<std::string, Members> sessions;
+    std::unordered_map<ConnectionId, ConnectionHandle> all;
+    bool token_set = false;
+    Digest token_digest{};
+};
+
+namespace {
+
+/// One /connect connection. Runs on: the connection's io thread (every callback); owned by the
+/// network layer. Its session id and leader flag are touched only there.
+class Handler final : public WsHandler {
+public:
+    Handler(std::shared_ptr<HunterpieFrontend::Shared> shared, std::string name)
+        : shared_(std::move(shared)), name_(std::move(name)) {}
+
+    void on_open(const ConnectionPtr& connection) override {
+        connection_ = ConnectionHandle(connection);
+        id_ = connection->id();
+        opened_ = true;
+        shared_->connections.add(1);
+        shared_->add_connection(id_, connection_);
+        last_activity_ = std::chrono::steady_clock::now();
+        log()->debug("[conn {}] connected as {}", to_string(id_), name_);
+    }
+
+    void on_ping() override { last_activity_ = std::chrono::steady_clock::now(); }
+
+    void on_message(MessageKind kind, std::string_view data) override {
+        // The transport's idle timer already counts this frame; these mirror the original's
+        // per-connection fields.
+        last_activity_ = std::chrono::steady_clock::now();
+        bytes_received_ += data.size();
+        if (kind == MessageKind::kText && data == "ping") {
+            reply(shared_->pong);
+            return;
+        }
+        if (kind != MessageKind::kText) {
+            reply(shared_->unknown_message);
+            return;
+        }
+        boost::system::error_code ec;
+        json::value parsed = json::parse(json::string_view(data.data(), data.size()), ec);
+        const json::value* type = nullptr;
+        if (!ec && parsed.is_object()) {
+            type = parsed.get_object().if_contains("type");
+        }
+        if (type == nullptr || !type->is_string()) {
+            shared_->invalid.inc();
+            reply(shared_->invalid_message);
+            return;
+        }
+        const json::object& msg = parsed.get_object();
+        const std::string t = lowercase(type->get_string());
+        if (t == "setsession") {
+            on_set_session(msg);
+        } else if (t == "push") {
+            on_push(msg, data);
+        } else if (t == "leavesession") {
+            leave_session();
+            if (auto c = connection_.lock()) {
+                c->close(close_code::kNoStatus, "");  // an empty close frame, as the original
+            }
+        } else if (t == "setname") {
+            if (const auto* n = msg.if_contains("name"); n != nullptr && n->is_string()) {
+                name_ = std::string(n->get_string());
+            }
+        } else {
+            reply(make_text(servermsg("warn", "unexpected message type " + t + "!")));
+        }
+    }
+
+    void on_close(const CloseInfo&) override {
+        if (!opened_) {
+            return;  // the upgrade never completed: nothing was counted or registered
+        }
+        leave_session();
+        shared_->remove_connection(id_);
+        shared_->connections.sub(1);
+        log()->debug("[conn {}] {} disconnected", to_string(id_), name_);
+    }
+
+private:
+    void reply(const SharedPayload& payload) {
+        if (auto c = connection_.lock()) {
+            (void)c->send(payload);
+        }
+    }
+
+    void on_set_session(const json::object& msg) {
+        const auto* sid = msg.if_contains("sessionId");
+        if (sid == nullptr || !sid->is_string() || sid->get_string().empty()) {
+            reply(shared_->empty_session_id);
+            leave_session();
+            return;
+        }
+        std::string next(sid->get_string());
+        if (next != session_) {
+            leave_session();
+        }
+        const auto* leader = msg.if_contains("isLeader");
+        leader_ = leader != nullptr && leader->is_bool() && leader->get_bool();
+        session_ = std::move(next);
+        shared_->join(session_, Member{id_, connection_, leader_});
+    }
+
+    void on_push(const json::object& msg, std::string_view frame) {
+        shared_->pushes.inc();
+        shared_->pushed_bytes.inc(frame.size());
+        const auto* sid = msg.if_contains("sessionId");
+        if (sid == nullptr || !sid->is_string()) {
+            return;
+        }
+        const auto members = shared_->members(std::string(sid->get_string()));
+        if (!members) {
+            return;
+        }
+        // One payload for every recipient: its compressed form is computed once and shared.
+        SharedPayload payload;
+        for (const auto& m : *members) {
+            if (m.leader || m.id == id_) {
+                continue;
+            }
+            auto c = m.connection.lock();
+            if (!c) {
+                continue;
+            }
+            if (!payload) {
+                payload = make_text(std::string(frame));
+            }
+            if (c->send(payload) == SendResult::kQueued) {
+                shared_->deliveries.inc();
+            } else {
+                shared_->dropped.inc();
+            }
+        }
+    }
+
+    void leave_session() {
+        if (session_.empty()) {
+            return;
+        }
+        shared_->leave(session_, id_);
+        session_.clear();
+        leader_ = false;
+    }
+
+    std::shared_ptr<HunterpieFrontend::Shared> shared_;
+    ConnectionHandle connection_;
+    ConnectionId id_{};
+    bool opened_ = false;
+    std::string name_;
+    std::string session_;  // empty: in no session
+    bool leader_ = false;
+    std::chrono::steady_clock::time_point last_activity_{};
+    std::uint64_t bytes_received_ = 0;
+};
+
+constexpr std::array<std::string_view, 5> kLevels = {"trace", "debug", "info", "warn", "error"};
+
+}  // namespace
+
+HunterpieFrontend::HunterpieFrontend(core::MetricsRegistry& metrics, const HunterpieConfig& config)
+    : shared_(std::make_shared<Shared>(metrics)), start_config_(config) {}
+
+HunterpieFrontend::~HunterpieFrontend() = default;
+
+std::string HunterpieFrontend::connect_path() const {
+    return start_config_.path_prefix + "/connect";
+}
+
+void HunterpieFrontend::add_routes(Router& router,
+                                   std::shared_ptr<const WsRouteSettings> settings) {
+    // The listener's address, TLS files and prefix need a restart: the config it started with.
+    const HunterpieConfig& c = start_config_;
+    const std::string& prefix = c.path_prefix;
+    listener_ = router.listener({"hunterpie", c.listen, c.tls_cert_file, c.tls_key_file});
+    router.add_http_route(
+        listener_, "GET", prefix + "/version", sync_handler([](const HttpRequest&) {
+            return with_cors(HttpResponse::text(200, std::string(kVersion), std::string(kHtml)));
+        }));
+    router.add_http_route(
+        listener_, "GET", prefix.empty() ? "/" : prefix + "/",
+        sync_handler([shared = shared_](const HttpRequest&) {
+            return with_cors(HttpResponse::text(200, shared->status_page(), std::string(kHtml)));
+        }));
+    for (const std::string path : {"/", "/version", "/connect"}) {
+        router.add_http_route(listener_, "OPTIONS", prefix + path, sync_handler(preflight));
+    }
+    WsRoute route;
+    route.settings = std::move(settings);
+    route.accept =
+        [shared = shared_](
+            const HttpRequest& req) -> std::variant<std::unique_ptr<WsHandler>, HttpResponse> {
+        auto name = req.query_param("playerName");
+        return std::make_unique<Handler>(shared,
+                                         name && !name->empty() ? std::move(*name) : random_name());
+    };
+    router.add_ws_route(listener_, connect_path(), std::move(route));
+    log()->info("HunterPie sync on {} ({}/connect, {}/version)", c.listen, prefix, prefix);
+}
+
+void HunterpieFrontend::add_api_routes(Router& router, const std::string& http_listener,
+                                       const std::string& admin_token) {
+    set_admin_token(admin_token);
+    router.add_http_route(
+        http_listener, "POST", "/api/v1/hunterpie/servermsg",
+        sync_handler([shared = shared_](const HttpRequest& req) {
+            if (!shared->authorized(req)) {
+                return HttpResponse::error(401, "unauthorized",
+                                           "A valid admin bearer token is required.");
+            }
+            boost::system::error_code ec;
+            json::value parsed = json::parse(req.body, ec);
+            if (ec || !parsed.is_object()) {
+                return HttpResponse::error(400, "invalid_json", "The body is not a JSON object.");
+            }
+            const auto& o = parsed.get_object();
+            const auto* text = o.if_contains("text");
+            const auto* level = o.if_contains("level");
+            const auto* session = o.if_contains("sessionId");
+            if (text == nullptr || !text->is_string()) {
+                return HttpResponse::error(400, "invalid_field", "\"text\" must be a string.");
+            }
+            if (level == nullptr || !level->is_string() ||
+                std::find(kLevels.begin(), kLevels.end(), std::string_view(level->get_string())) ==
+                    kLevels.end()) {
+                return HttpResponse::error(
+                    400, "invalid_field",
+                    "\"level\" must be one of trace, debug, info, warn, error.");
+            }
+            if (session != nullptr && !session->is_string()) {
+                return HttpResponse::error(400, "invalid_field", "\"sessionId\" must be a string.");
+            }
+            auto payload = make_text(servermsg(level->get_string(), text->get_string()));
+            std::size_t delivered = 0;
+            auto send = [&](const ConnectionHandle& h) {
+                if (auto c = h.lock(); c && c->send(payload) == SendResult::kQueued) {
+                    ++delivered;
+                }
+            };
+            if (session != nullptr) {
+                if (auto members = shared->members(std::string(session->get_string()))) {
+                    for (const auto& m : *members) {
+                        send(m.connection);
+                    }
+                }
+            } else {
+                for (const auto& h : shared->every_connection()) {
+                    send(h);
+                }
+            }
+            shared->servermsgs.inc();
+            log()->info("operator notice ({}) sent to {} connection(s)",
+                        std::string_view(level->get_string()), delivered);
+            return HttpResponse::json(200, R"({"delivered":)" + std::to_string(delivered) + "}");
+        }));
+}
+
+void HunterpieFrontend::set_admin_token(const std::string& admin_token) {
+    shared_->set_token(admin_token);
+}
+
+}  // namespace hearth::frontends::hunterpie

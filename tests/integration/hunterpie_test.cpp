@@ -1,0 +1,554 @@
+// The HunterPie sync front-end with real clients: every row of the message table in its exact
+// bytes, sessions, the HTTP pages, compression (with and without, in one session), the inactivity
+// timeout and the operator notice endpoint.
+
+#include <cstdio>
+#include <regex>
+#include <thread>
+
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include "net/server.hpp"
+#include "support/clients.hpp"
+#include "support/server.hpp"
+
+namespace hearth::test {
+namespace {
+
+constexpr std::string_view kLeaderJoin =
+    R"({"sessionId":"host-abc","type":"SetSession","isLeader":true})";
+constexpr std::string_view kMemberJoin =
+    R"({"sessionId":"host-abc","type":"SetSession","isLeader":false})";
+constexpr std::string_view kPush =
+    R"({"sessionId":"host-abc","type":"Push","data":[["m1",[[0,99.5]],[[1,12]]]]})";
+
+std::string state(bool leader, int players) {
+    return std::string(R"({"type":"sessionstate","leaderConnected":)") +
+           (leader ? "true" : "false") + R"(,"playersCount":)" + std::to_string(players) + "}";
+}
+
+Overrides with_hunterpie(Overrides extra) {
+    Overrides all = {{"hunterpie.enabled", "true"}, {"hunterpie.listen", "\"127.0.0.1:0\""}};
+    for (auto& [k, v] : extra) {
+        all[k] = v;
+    }
+    return all;
+}
+
+/// The in-process server with the HunterPie front-end on its own port.
+class Sync {
+public:
+    Sync() : server_(with_hunterpie({})) {}
+    explicit Sync(Overrides extra) : server_(with_hunterpie(std::move(extra))) {}
+    std::uint16_t port() { return server_.app().server().bound_port("hunterpie"); }
+    TestServer& server() { return server_; }
+
+private:
+    TestServer server_;
+};
+
+/// A sync client over Beast's WebSocket client.
+class Client {
+public:
+    explicit Client(std::uint16_t port, bool compression = false,
+                    const std::string& path = "/connect?playerName=hunter")
+        : ws_(port, WsOptions{.path = path, .compression = compression}) {}
+
+    void send(std::string_view text) { ws_.send_text(std::string(text)); }
+    /// The next text message; fails the test on close or deadline.
+    std::string next() {
+        auto m = ws_.read();
+        if (!m) {
+            ADD_FAILURE() << "connection closed: " << ws_.close_info()->code;
+            return {};
+        }
+        EXPECT_TRUE(m->text);
+        return m->data;
+    }
+    std::string call(std::string_view text) {
+        send(text);
+        return next();
+    }
+    /// A round trip: everything the server sent before the pong was read, and nothing was.
+    void expect_nothing_pending() { EXPECT_EQ(call("ping"), "pong"); }
+    WsClient& ws() { return ws_; }
+
+private:
+    WsClient ws_;
+};
+
+/// Reads one whole server frame from a raw client.
+RawFrame next_frame(RawClient& raw, std::string& buffered) {
+    for (;;) {
+        std::size_t used = 0;
+        if (auto f = parse_server_frame(buffered, used)) {
+            buffered.erase(0, used);
+            return *f;
+        }
+        const std::string more = raw.read_exactly(1);
+        if (more.empty()) {
+            throw std::runtime_error("connection closed before a whole frame");
+        }
+        buffered += more;
+    }
+}
+
+constexpr std::string_view kDeflateOffer =
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
+TEST(HunterPie, VersionIsExactly01AsHtmlWithCors) {
+    Sync s;
+    auto r = http_request(s.port(), "GET", "/version");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "0.1");
+    EXPECT_EQ(r.headers["content-type"], "text/html; charset=utf-8");
+    EXPECT_EQ(r.headers["access-control-allow-origin"], "*");
+}
+
+TEST(HunterPie, StatusPageCountsSessionsSocketsAndPushedBytes) {
+    Sync s;
+    auto r = http_request(s.port(), "GET", "/");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.headers["content-type"], "text/html; charset=utf-8");
+    EXPECT_EQ(r.headers["access-control-allow-origin"], "*");
+    EXPECT_TRUE(std::regex_match(r.body, std::regex("Sever is OK!<br>Active sessions: 0<br>Active "
+                                                    "sockets: 0<br>Data pushed total: 0 "
+                                                    "Bytes<br>Uptime: [0-9]+\\.[0-9]{2} sec")))
+        << r.body;
+    Client leader(s.port());
+    Client member(s.port());
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+    EXPECT_EQ(member.call(kMemberJoin), state(true, 2));
+    EXPECT_EQ(leader.next(), state(true, 2));
+    leader.send(kPush);
+    EXPECT_EQ(member.next(), kPush);
+    r = http_request(s.port(), "GET", "/");
+    EXPECT_NE(r.body.find("Active sessions: 1<br>Active sockets: 2<br>Data pushed total: " +
+                          std::to_string(kPush.size()) + " Bytes"),
+              std::string::npos)
+        << r.body;
+}
+
+TEST(HunterPie, PreflightsAreAnsweredWithCors) {
+    Sync s;
+    for (const char* path : {"/", "/version", "/connect"}) {
+        auto r = http_request(s.port(), "OPTIONS", path, "",
+                              {{"Origin", "http://example.org"},
+                               {"Access-Control-Request-Method", "GET"},
+                               {"Access-Control-Request-Headers", "content-type"}});
+        EXPECT_EQ(r.status, 204) << path;
+        EXPECT_EQ(r.headers["access-control-allow-origin"], "*") << path;
+        EXPECT_EQ(r.headers["access-control-allow-headers"], "content-type") << path;
+    }
+}
+
+TEST(HunterPie, UpgradeOnAnUnknownPathGets404) {
+    Sync s;
+    RawClient raw(s.port());
+    EXPECT_EQ(raw.upgrade("/nope").rfind("HTTP/1.1 404", 0), 0u);
+}
+
+TEST(HunterPie, PathPrefixMovesEveryPath) {
+    Sync s(Overrides{{"hunterpie.path_prefix", "\"/hp\""}});
+    EXPECT_EQ(http_request(s.port(), "GET", "/hp/version").body, "0.1");
+    EXPECT_EQ(http_request(s.port(), "GET", "/version").status, 404);
+    Client c(s.port(), false, "/hp/connect");
+    EXPECT_EQ(c.call("ping"), "pong");
+}
+
+TEST(HunterPie, TextPingIsAnsweredPongAndBinaryIsUnknown) {
+    Sync s;
+    Client c(s.port());
+    EXPECT_EQ(c.call("ping"), "pong");
+    c.ws().send_binary("ping");
+    EXPECT_EQ(c.next(), R"({"type":"servermsg","level":"warn","text":"uknown message"})");
+    c.ws().send_binary(std::string(kPush));
+    EXPECT_EQ(c.next(), R"({"type":"servermsg","level":"warn","text":"uknown message"})");
+}
+
+TEST(HunterPie, InvalidJsonIsAnsweredAndTheConnectionKept) {
+    Sync s;
+    Client c(s.port());
+    const std::string invalid = R"({"type":"servermsg","level":"warn","text":"invalid message"})";
+    for (const char* bad :
+         {"{nope", "[1,2]", "\"x\"", R"({"name":"x"})", R"({"type":5})", "pong"}) {
+        EXPECT_EQ(c.call(bad), invalid) << bad;
+    }
+    EXPECT_EQ(c.call("ping"), "pong");
+    EXPECT_EQ(s.server().metric("hearth_hunterpie_invalid_messages_total"), 6);
+}
+
+TEST(HunterPie, UnknownTypeIsNamedLowercased) {
+    Sync s;
+    Client c(s.port());
+    EXPECT_EQ(c.call(R"({"type":"DoStuff"})"),
+              R"({"type":"servermsg","level":"warn","text":"unexpected message type dostuff!"})");
+}
+
+TEST(HunterPie, SetNameHasNoReply) {
+    Sync s;
+    Client c(s.port());
+    c.send(R"({"type":"SetName","name":"hunter"})");
+    c.expect_nothing_pending();
+}
+
+TEST(HunterPie, JoiningSendsTheStateToEveryMember) {
+    Sync s;
+    Client leader(s.port());
+    Client a(s.port());
+    Client b(s.port());
+    EXPECT_EQ(a.call(kMemberJoin), state(false, 1));
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 2));
+    EXPECT_EQ(a.next(), state(true, 2));
+    // The type is case-insensitive.
+    EXPECT_EQ(b.call(R"({"sessionId":"host-abc","type":"setsession","isLeader":false})"),
+              state(true, 3));
+    EXPECT_EQ(a.next(), state(true, 3));
+    EXPECT_EQ(leader.next(), state(true, 3));
+    // Setting the same session again updates the flag and tells everyone again.
+    EXPECT_EQ(leader.call(R"({"sessionId":"host-abc","type":"SETSESSION","isLeader":false})"),
+              state(false, 3));
+    EXPECT_EQ(a.next(), state(false, 3));
+    EXPECT_EQ(b.next(), state(false, 3));
+}
+
+TEST(HunterPie, PushGoesByteForByteToNonLeaderMembersButTheSender) {
+    Sync s;
+    Client leader(s.port());
+    Client other_leader(s.port());
+    Client a(s.port());
+    Client b(s.port());
+    Client outsider(s.port());
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+    EXPECT_EQ(other_leader.call(kLeaderJoin), state(true, 2));
+    EXPECT_EQ(leader.next(), state(true, 2));
+    EXPECT_EQ(a.call(kMemberJoin), state(true, 3));
+    EXPECT_EQ(leader.next(), state(true, 3));
+    EXPECT_EQ(other_leader.next(), state(true, 3));
+    EXPECT_EQ(b.call(kMemberJoin), state(true, 4));
+    EXPECT_EQ(leader.next(), state(true, 4));
+    EXPECT_EQ(other_leader.next(), state(true, 4));
+    EXPECT_EQ(a.next(), state(true, 4));
+    // Odd spacing and key order: forwarded as sent, not re-serialised.
+    const std::string odd =
+        R"({ "type" : "push", "data" : {"b":1, "a":[1.50,2]}, "sessionId":"host-abc" })";
+    for (std::string_view push : {kPush, std::string_view(odd)}) {
+        leader.send(push);
+        EXPECT_EQ(a.next(), push);
+        EXPECT_EQ(b.next(), push);
+    }
+    // A member may push too (no membership or leader check): the others get it, not the leaders.
+    a.send(kPush);
+    EXPECT_EQ(b.next(), kPush);
+    // Even from outside the session.
+    outsider.send(kPush);
+    EXPECT_EQ(a.next(), kPush);
+    EXPECT_EQ(b.next(), kPush);
+    for (Client* c : {&leader, &other_leader, &a, &b, &outsider}) {
+        c->expect_nothing_pending();
+    }
+}
+
+TEST(HunterPie, PushToAnUnknownSessionDoesNothing) {
+    Sync s;
+    Client c(s.port());
+    c.send(R"({"sessionId":"nobody","type":"Push","data":[]})");
+    c.send(R"({"type":"Push","data":[]})");
+    c.expect_nothing_pending();
+}
+
+TEST(HunterPie, EmptySessionIdIsRefusedAndLeavesTheSession) {
+    Sync s;
+    Client leader(s.port());
+    Client a(s.port());
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+    EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
+    EXPECT_EQ(leader.next(), state(true, 2));
+    const std::string refused =
+        R"({"type":"servermsg","level":"warn","text":"Session id cannot be empty!"})";
+    EXPECT_EQ(a.call(R"({"sessionId":"","type":"SetSession","isLeader":false})"), refused);
+    EXPECT_EQ(leader.next(), state(true, 1));
+    EXPECT_EQ(a.call(R"({"type":"SetSession"})"), refused);
+    a.expect_nothing_pending();
+    // No longer a member: pushes do not reach it.
+    leader.send(kPush);
+    a.expect_nothing_pending();
+}
+
+TEST(HunterPie, SwitchingSessionsNotifiesTheOldOne) {
+    Sync s;
+    Client leader(s.port());
+    Client a(s.port());
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+    EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
+    EXPECT_EQ(leader.next(), state(true, 2));
+    EXPECT_EQ(a.call(R"({"sessionId":"other","type":"SetSession","isLeader":false})"),
+              state(false, 1));
+    EXPECT_EQ(leader.next(), state(true, 1));
+}
+
+TEST(HunterPie, LeaveSessionNotifiesAndClosesWithoutAStatusCode) {
+    Sync s;
+    Client leader(s.port());
+    Client a(s.port());
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+    EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
+    EXPECT_EQ(leader.next(), state(true, 2));
+    a.send(R"({"type":"LeaveSession"})");
+    // An empty close frame: Beast reports "no code" as 0 (the bytes are checked in the next
+    // test).
+    const auto code = a.ws().wait_closed().code;
+    EXPECT_TRUE(code == 0 || code == 1005) << code;
+    EXPECT_EQ(leader.next(), state(true, 1));
+}
+
+TEST(HunterPie, LeaveSessionSendsAnEmptyCloseFrame) {
+    Sync s;
+    RawClient raw(s.port());
+    ASSERT_EQ(raw.upgrade("/connect").rfind("HTTP/1.1 101", 0), 0u);
+    raw.write(client_frame(0x1, R"({"type":"LeaveSession"})"));
+    std::string buffered;
+    auto f = next_frame(raw, buffered);
+    EXPECT_EQ(f.opcode, 0x8);
+    EXPECT_EQ(f.payload, "");
+}
+
+TEST(HunterPie, CloseNotifiesTheRestAndAnEmptySessionIsRemoved) {
+    Sync s;
+    Client leader(s.port());
+    {
+        Client a(s.port());
+        EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+        EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
+        EXPECT_EQ(leader.next(), state(true, 2));
+        a.ws().close();
+    }
+    EXPECT_EQ(leader.next(), state(true, 1));
+    leader.ws().close();
+    leader.ws().wait_closed();
+    // The server's on_close may still be running: poll the page with a deadline.
+    const auto until = std::chrono::steady_clock::now() + kDeadline;
+    std::string body;
+    while (std::chrono::steady_clock::now() < until) {
+        body = http_request(s.port(), "GET", "/").body;
+        if (body.find("Active sessions: 0<br>Active sockets: 0") != std::string::npos) {
+            break;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_NE(body.find("Active sessions: 0<br>Active sockets: 0"), std::string::npos) << body;
+}
+
+TEST(HunterPie, InactiveConnectionsAreClosedAndLeave) {
+    Sync s(Overrides{{"hunterpie.socket_timeout_s", "1"}});
+    Client leader(s.port());
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+    Client quiet(s.port());
+    EXPECT_EQ(quiet.call(kMemberJoin), state(true, 2));
+    EXPECT_EQ(leader.next(), state(true, 2));
+    // The leader stays alive with ping frames only (as the real client does), the member sends
+    // nothing and is closed.
+    RawClient pinger(s.port());
+    ASSERT_EQ(pinger.upgrade("/connect").rfind("HTTP/1.1 101", 0), 0u);
+    std::string buffered;
+    const auto start = std::chrono::steady_clock::now();
+    bool got_state = false;
+    while (std::chrono::steady_clock::now() - start < 2500ms) {
+        leader.ws().send_text("ping");  // keep the leader alive with text pings
+        pinger.write(client_frame(0x9, "12345678"));
+        auto f = next_frame(pinger, buffered);
+        EXPECT_EQ(f.opcode, 0xA);  // pong, and the connection is alive
+        EXPECT_EQ(f.payload, "12345678");
+        for (;;) {
+            auto m = leader.next();
+            if (m == "pong") {
+                break;
+            }
+            EXPECT_EQ(m, state(true, 1));
+            got_state = true;
+        }
+        std::this_thread::sleep_for(300ms);  // pacing, not synchronisation
+    }
+    // The member leaves once its closing handshake ends (the server waits for its close frame).
+    EXPECT_EQ(quiet.ws().wait_closed().code, 1001);
+    if (!got_state) {
+        EXPECT_EQ(leader.next(), state(true, 1));
+    }
+    pinger.write(client_frame(0x1, "ping"));
+    auto f = next_frame(pinger, buffered);
+    EXPECT_EQ(f.payload, "pong");
+}
+
+TEST(HunterPie, CompressedAndPlainClientsShareASession) {
+    Sync s;
+    Client leader(s.port(), true);
+    Client zipped(s.port(), true);
+    Client plain(s.port(), false);
+    EXPECT_NE(
+        zipped.ws().upgrade_headers().at("sec-websocket-extensions").find("permessage-deflate"),
+        std::string::npos);
+    EXPECT_EQ(plain.ws().upgrade_headers().count("sec-websocket-extensions"), 0u);
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+    EXPECT_EQ(zipped.call(kMemberJoin), state(true, 2));
+    EXPECT_EQ(leader.next(), state(true, 2));
+    EXPECT_EQ(plain.call(kMemberJoin), state(true, 3));
+    EXPECT_EQ(leader.next(), state(true, 3));
+    EXPECT_EQ(zipped.next(), state(true, 3));
+    std::string big = R"({"sessionId":"host-abc","type":"Push","data":[)";
+    for (int i = 0; i < 40; ++i) {
+        big += (i ? "," : "") + std::string(R"(["m)") + std::to_string(i) +
+               R"(",[[0,99.5],[1,1200.25]],[[1,12]]])";
+    }
+    big += "]}";
+    leader.send(big);
+    EXPECT_EQ(zipped.next(), big);
+    EXPECT_EQ(plain.next(), big);
+}
+
+TEST(HunterPie, CompressionNoContextTakeoverThresholdAndASharedFrame) {
+    Sync s;
+    RawClient r1(s.port());
+    RawClient r2(s.port());
+    Client leader(s.port());
+    for (RawClient* r : {&r1, &r2}) {
+        const auto head = r->upgrade("/connect?playerName=raw", std::string(kDeflateOffer));
+        ASSERT_EQ(head.rfind("HTTP/1.1 101", 0), 0u) << head;
+        EXPECT_NE(head.find("permessage-deflate"), std::string::npos) << head;
+        EXPECT_NE(head.find("server_no_context_takeover"), std::string::npos) << head;
+        EXPECT_NE(head.find("client_no_context_takeover"), std::string::npos) << head;
+    }
+    std::string b1;
+    std::string b2;
+    // "pong" is under 50 bytes: uncompressed.
+    r1.write(client_frame(0x1, "ping"));
+    auto pong = next_frame(r1, b1);
+    EXPECT_FALSE(pong.rsv1);
+    EXPECT_EQ(pong.payload, "pong");
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+    r1.write(client_frame(0x1, std::string(kMemberJoin)));
+    auto st = next_frame(r1, b1);  // 63 bytes: compressed
+    EXPECT_TRUE(st.rsv1);
+    EXPECT_EQ(leader.next(), state(true, 2));
+    r2.write(client_frame(0x1, std::string(kMemberJoin)));
+    (void)next_frame(r2, b2);
+    (void)next_frame(r1, b1);
+    EXPECT_EQ(leader.next(), state(true, 3));
+    // Two pushes of the same bytes: with no context takeover every copy compresses the same.
+    leader.send(kPush);
+    leader.send(kPush);
+    auto p1 = next_frame(r1, b1);
+    auto p2 = next_frame(r2, b2);
+    auto p1b = next_frame(r1, b1);
+    EXPECT_TRUE(p1.rsv1);
+    EXPECT_TRUE(p2.rsv1);
+    EXPECT_EQ(p1.payload, p2.payload);
+    EXPECT_EQ(p1.payload, p1b.payload);
+    EXPECT_LT(p1.payload.size(), kPush.size());
+    // A push under the threshold goes uncompressed.
+    const std::string tiny = R"({"sessionId":"host-abc","type":"push"})";
+    ASSERT_LT(tiny.size(), 50u);
+    leader.send(tiny);
+    auto t = next_frame(r1, b1);
+    EXPECT_FALSE(t.rsv1);
+    EXPECT_EQ(t.payload, tiny);
+}
+
+TEST(HunterPie, ServermsgNeedsTheAdminToken) {
+    Sync s;  // no admin_token: refuses everything
+    auto r = http_request(s.server().port(), "POST", "/api/v1/hunterpie/servermsg",
+                          R"({"text":"x","level":"info"})", {{"Authorization", "Bearer "}});
+    EXPECT_EQ(r.status, 401);
+    EXPECT_NE(r.body.find(R"("code":"unauthorized")"), std::string::npos) << r.body;
+}
+
+TEST(HunterPie, ServermsgReachesEveryoneOrOneSession) {
+    Sync s(Overrides{{"http.admin_token", "\"s3cret\""}});
+    const std::map<std::string, std::string> auth = {{"Authorization", "Bearer s3cret"}};
+    const auto port = s.server().port();
+    auto post = [&](const std::string& body, const std::map<std::string, std::string>& h) {
+        return http_request(port, "POST", "/api/v1/hunterpie/servermsg", body, h);
+    };
+    EXPECT_EQ(post(R"({"text":"x","level":"info"})", {{"Authorization", "Bearer wrong"}}).status,
+              401);
+    EXPECT_EQ(post(R"({"text":"x","level":"info"})", {}).status, 401);
+    EXPECT_EQ(post(R"({"text":"x","level":"loud"})", auth).status, 400);
+    EXPECT_EQ(post(R"({"level":"info"})", auth).status, 400);
+    EXPECT_EQ(post("{nope", auth).status, 400);
+
+    Client a(s.port());
+    Client b(s.port());
+    EXPECT_EQ(a.call(kMemberJoin), state(false, 1));
+    b.expect_nothing_pending();  // both are open
+    auto r = post(R"({"text":"Maintenance in 5 \"min\"","level":"warn"})", auth);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, R"({"delivered":2})");
+    const std::string all =
+        R"({"type":"servermsg","level":"warn","text":"Maintenance in 5 \"min\""})";
+    EXPECT_EQ(a.next(), all);
+    EXPECT_EQ(b.next(), all);
+    r = post(R"({"text":"hi","level":"info","sessionId":"host-abc"})", auth);
+    EXPECT_EQ(r.body, R"({"delivered":1})");
+    EXPECT_EQ(a.next(), R"({"type":"servermsg","level":"info","text":"hi"})");
+    b.expect_nothing_pending();
+}
+
+TEST(HunterPie, TheLoadGeneratorPlaysBothRoles) {
+    // A short run of each role (at the plugin's pace, then as fast as the window allows): the
+    // tool works and its figures add up. The deadline is `timeout`'s.
+    Sync s(Overrides{{"websocket.max_messages_per_s", "0"}});
+    for (const std::string args :
+         {"hunterpie-member --interval-ms 150", "hunterpie-leader --interval-ms 0 --window 8"}) {
+        const std::string command = "timeout 60 " + built_binary("hearth-bench") + " " + args +
+                                    " --url ws://127.0.0.1:" + std::to_string(s.port()) +
+                                    "/connect --sessions 3 --members 2 --duration 1 --json " +
+                                    "2>/dev/null";
+        FILE* pipe = popen(command.c_str(), "r");
+        ASSERT_NE(pipe, nullptr);
+        std::string out;
+        char buf[4096];
+        for (std::size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) {
+            out.append(buf, n);
+        }
+        const int status = pclose(pipe);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << args << ": " << out;
+        const auto report = boost::json::parse(out).as_object();
+        EXPECT_GE(report.at("pushes_sent").as_int64(), 9) << out;  // 3 leaders, 1 s, 150 ms
+        EXPECT_EQ(report.at("pushes_delivered"), report.at("pushes_expected")) << out;
+        EXPECT_EQ(report.at("errors").as_int64(), 0) << out;
+    }
+}
+
+TEST(HunterPie, ReloadAppliesTheAdminTokenAndTheTimeout) {
+    Sync s(Overrides{{"http.admin_token", "\"old\""}});
+    Client c(s.port());
+    EXPECT_EQ(c.call("ping"), "pong");
+    auto schema = app::make_schema();
+    TempDir dir;
+    auto next = schema.load_string(
+        test_config_toml(
+            with_hunterpie({{"http.admin_token", "\"new\""}, {"hunterpie.socket_timeout_s", "1"}}),
+            dir.path()),
+        "reload.toml", {});
+    ASSERT_TRUE(next.config) << (next.errors.empty() ? "" : next.errors[0]);
+    s.server().app().apply(next.config);
+    const auto port = s.server().port();
+    const std::string body = R"({"text":"x","level":"info"})";
+    EXPECT_EQ(http_request(port, "POST", "/api/v1/hunterpie/servermsg", body,
+                           {{"Authorization", "Bearer old"}})
+                  .status,
+              401);
+    EXPECT_EQ(http_request(port, "POST", "/api/v1/hunterpie/servermsg", body,
+                           {{"Authorization", "Bearer new"}})
+                  .status,
+              200);
+    EXPECT_EQ(c.next(), R"({"type":"servermsg","level":"info","text":"x"})");
+    // A new connection gets the new timeout.
+    Client later(s.port());
+    EXPECT_EQ(later.call("ping"), "pong");
+    EXPECT_EQ(later.ws().wait_closed().code, 1001);
+}
+
+}  // namespace
+}  // namespace hearth::test
