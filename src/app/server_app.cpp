@@ -115,7 +115,8 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     const auto& http = impl_->config->get<core::HttpConfig>();
     impl_->http_listener =
         impl_->server.listener({"http", http.listen, http.tls_cert_file, http.tls_key_file});
-    api::add_core_routes(impl_->server, impl_->http_listener, m, {});
+    api::add_core_routes(impl_->server, impl_->http_listener, m,
+                         {{"store", [store = impl_->store.get()] { return store->healthy(); }}});
     auto ws_settings = std::make_shared<const WsRouteSettings>(
         core::ws_route_settings(impl_->config->get<core::WebSocketConfig>()));
     if (http.echo_route) {

@@ -17,12 +17,13 @@ TEST(Http, HealthIsOk) {
     EXPECT_EQ(r.headers["content-type"], "application/json");
 }
 
-TEST(Http, ReadyIsReadyWithNoDependencies) {
+TEST(Http, ReadyReportsTheStore) {
     TestServer server;
     auto r = http_request(server.port(), "GET", "/ready");
     EXPECT_EQ(r.status, 200);
     auto body = boost::json::parse(r.body).as_object();
     EXPECT_EQ(body.at("status").as_string(), "ready");
+    EXPECT_EQ(body.at("checks").at("store").as_string(), "ok");
 }
 
 TEST(Http, VersionNamesTheBuild) {
