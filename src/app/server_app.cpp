@@ -12,6 +12,8 @@
 #include "frontends/hunterpie/hunterpie.hpp"
 #include "frontends/native/native.hpp"
 #include "hub/hub.hpp"
+#include "logs/log_routes.hpp"
+#include "logs/log_stream.hpp"
 #include "net/server.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/storage_config.hpp"
@@ -64,6 +66,7 @@ struct ServerApp::Impl {
                                          config->get<core::ServerConfig>().data_dir, metrics)),
           homestead(make_homestead()),
           hunterpie(make_hunterpie()),
+          log_stream(std::make_shared<logs::LogStream>(metrics)),
           server(runtime, metrics, events, http_limits(config->get<core::HttpConfig>())) {}
 
     std::unique_ptr<frontends::homestead::HomesteadFrontend> make_homestead() {
@@ -95,6 +98,8 @@ struct ServerApp::Impl {
     std::unique_ptr<store::Store> store;
     std::unique_ptr<frontends::homestead::HomesteadFrontend> homestead;  // when enabled
     std::unique_ptr<frontends::hunterpie::HunterpieFrontend> hunterpie;  // when enabled
+    // Before the server (routes hold it weakly) and after the runtime (its timer's io context).
+    std::shared_ptr<logs::LogStream> log_stream;
     net::Server server;  // last: destroyed first, while the io contexts still exist
     std::string http_listener;
     bool started = false;
@@ -140,6 +145,19 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
                 impl_->config->get<core::WebSocketConfig>())));
         impl_->hunterpie->add_api_routes(impl_->server, impl_->http_listener, http.admin_token);
     }
+    // The logs endpoints live on the HunterPie listener, as the original serves them, and on the
+    // HTTP API listener for the admin console (docs/logs.md).
+    const auto& ws = core::ws_route_settings(impl_->config->get<core::WebSocketConfig>());
+    logs::add_log_routes(impl_->server, impl_->http_listener, "", impl_->log_stream, ws);
+    if (impl_->hunterpie) {
+        const auto& prefix =
+            impl_->config->get<frontends::hunterpie::HunterpieConfig>().path_prefix;
+        // One listener for both (same address): its routes are already there.
+        if (impl_->hunterpie->listener() != impl_->http_listener || !prefix.empty()) {
+            logs::add_log_routes(impl_->server, impl_->hunterpie->listener(), prefix,
+                                 impl_->log_stream, ws);
+        }
+    }
 }
 
 ServerApp::~ServerApp() {
@@ -153,6 +171,7 @@ void ServerApp::start() {
     if (ec) {
         throw std::runtime_error("cannot create data directory " + data_dir + ": " + ec.message());
     }
+    impl_->log_stream->start(impl_->runtime.io_context(0));
     impl_->runtime.start();
     try {
         impl_->server.start();

@@ -1,0 +1,123 @@
+#include "logs/log_routes.hpp"
+#include <utility>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+namespace hearth::logs {
+
+namespace json = boost::json;
+
+namespace {
+
+HttpResponse with_cors(HttpResponse r) {
+    r.headers.push_back({"Access-Control-Allow-Origin", "*"});
+    return r;
+}
+
+HttpResponse bad_request(std::string_view message) {
+    return with_cors(HttpResponse::error(400, "bad_request", message));
+}
+
+HttpResponse add(const std::weak_ptr<LogStream>& weak, const HttpRequest& req) {
+    if (req.body.size() > kMaxAddBodyBytes) {
+        return with_cors(HttpResponse::error(
+            413, "too_large", "the body is over " + std::to_string(kMaxAddBodyBytes) + " bytes"));
+    }
+    auto stream = weak.lock();
+    if (!stream) {
+        return with_cors(HttpResponse::error(503, "unavailable", "the server is stopping"));
+    }
+    boost::system::error_code ec;
+    json::value body = json::parse(req.body, ec);
+    if (ec) {
+        return bad_request("the body is not valid JSON: " + ec.message());
+    }
+    // Validate every entry before adding any, so that a rejected request adds nothing.
+    std::vector<json::object> entries;
+    if (body.is_object()) {
+        entries.push_back(std::move(body.get_object()));
+    } else if (body.is_array()) {
+        for (auto& v : body.get_array()) {
+            if (!v.is_object()) {
+                return bad_request("every element of the array must be a log entry object");
+            }
+            entries.push_back(std::move(v.get_object()));
+        }
+    } else {
+        return bad_request("the body must be a log entry object or an array of them");
+    }
+    for (const auto& e : entries) {
+        if (const auto* r = e.if_contains("room"); r && !r->is_string() && !r->is_null()) {
+            return bad_request("\"room\" must be a string");
+        }
+    }
+    for (auto& e : entries) {
+        (void)stream->ingest(std::move(e));  // validated above: cannot fail
+    }
+    auto r = HttpResponse::text(200, "");
+    return with_cors(std::move(r));
+}
+
+/// One /logs/listen connection. Runs on its connection's io thread; owned by the connection.
+class ListenHandler final : public WsHandler {
+public:
+    ListenHandler(std::weak_ptr<LogStream> stream, std::optional<std::string> room)
+        : stream_(std::move(stream)), room_(std::move(room)) {}
+
+    void on_open(const ConnectionPtr& connection) override {
+        if (auto s = stream_.lock()) {
+            id_ = s->add_listener(ConnectionHandle(connection), room_);
+        }
+    }
+    void on_message(MessageKind, std::string_view) override {}  // incoming frames are ignored
+    void on_close(const CloseInfo&) override {
+        if (auto s = stream_.lock(); s && id_) {
+            s->remove_listener(*id_);
+        }
+    }
+
+private:
+    std::weak_ptr<LogStream> stream_;
+    std::optional<std::string> room_;
+    std::optional<ListenerId> id_;
+};
+
+}  // namespace
+
+void add_log_routes(Router& router, const std::string& listener, const std::string& prefix,
+                    const std::shared_ptr<LogStream>& stream, const WsRouteSettings& ws_settings) {
+    std::weak_ptr<LogStream> weak = stream;
+    router.add_http_route(listener, "POST", prefix + "/logs/add",
+                          sync_handler([weak](const HttpRequest& req) { return add(weak, req); }));
+    router.add_http_route(
+        listener, "OPTIONS", prefix + "/logs/add", sync_handler([](const HttpRequest& req) {
+            HttpResponse r = HttpResponse::text(204, "");
+            r.content_type.clear();
+            r.headers.push_back({"Access-Control-Allow-Origin", "*"});
+            r.headers.push_back({"Access-Control-Allow-Methods", "POST"});
+            if (auto h = req.header("Access-Control-Request-Headers")) {
+                r.headers.push_back({"Access-Control-Allow-Headers", std::string(*h)});
+            }
+            return r;
+        }));
+    auto settings = std::make_shared<WsRouteSettings>(ws_settings);
+    settings->compression = false;
+    WsRoute route;
+    route.settings = std::move(settings);
+    route.accept =
+        [weak](const HttpRequest& req) -> std::variant<std::unique_ptr<WsHandler>, HttpResponse> {
+        // The original page sends `room`; its README says `roomId`. An empty value means no room.
+        auto room = req.query_param("room");
+        if (!room || room->empty()) {
+            room = req.query_param("roomId");
+        }
+        if (room && room->empty()) {
+            room.reset();
+        }
+        return std::make_unique<ListenHandler>(weak, std::move(room));
+    };
+    router.add_ws_route(listener, prefix + "/logs/listen", std::move(route));
+}
+
+}  // namespace hearth::logs

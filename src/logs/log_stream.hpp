@@ -1,0 +1,103 @@
+#pragma once
+
+// The live part of the logs subsystem (docs/logs.md): entries posted by clients and the server's
+// own log lines, stamped with serverTime and seqNumber, buffered per room and sent to WebSocket
+// listeners in one batch per room every 100 ms. Storage and the query API are not done yet.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
+#include <boost/system/result.hpp>
+
+#include <hearth/connection.hpp>
+
+#include "util/log.hpp"
+
+namespace hearth::core {
+class Counter;
+class MetricsRegistry;
+}  // namespace hearth::core
+
+namespace hearth::logs {
+
+/// Bounds of the pending buffer (entries not yet sent). At a room's entry bound, or at the byte
+/// bound, the oldest entries of the entry's own room are dropped (the new entry itself when its
+/// room has nothing left to drop); a new room past the room bound has its entry dropped. Every
+/// drop counts in hearth_logs_dropped_total.
+struct LogStreamLimits {
+    std::size_t max_pending_per_room = 10'000;
+    std::size_t max_pending_rooms = 1'000;
+    std::size_t max_pending_bytes = 64 << 20;  // serialized entries, all rooms together
+    std::chrono::milliseconds batch_interval{100};
+};
+
+/// Identifies a listener registered with `LogStream::add_listener`.
+enum class ListenerId : std::uint64_t {};
+
+/// The log stream. Thread-safe: `ingest`, `add_listener` and `remove_listener` are called from io
+/// threads (routes) and from the logging thread (the server's own lines, via the ring
+/// subscription); every call holds one mutex briefly and never blocks otherwise. The batcher runs
+/// on one io thread (the io_context given to `start`). Owned by the app through a shared_ptr;
+/// routes and handlers hold weak pointers. Must be destroyed after the io threads stopped.
+class LogStream : public std::enable_shared_from_this<LogStream> {
+public:
+    LogStream(core::MetricsRegistry& metrics, LogStreamLimits limits = {});
+    ~LogStream();
+    LogStream(const LogStream&) = delete;
+    LogStream& operator=(const LogStream&) = delete;
+
+    /// Arms the batch timer on `io` and subscribes to the server's log ring. Call once, on the
+    /// control thread, before the io threads run or while they run.
+    void start(boost::asio::io_context& io);
+
+    /// Adds one client entry: keeps its members in their order, sets `room` to "" when absent or
+    /// null, and appends `serverTime` and `seqNumber`. Fails (nothing added) when `room` is
+    /// neither a string nor null.
+    [[nodiscard]] boost::system::result<void, std::string> ingest(boost::json::object entry);
+
+    /// A listener receives every room's entries (`room` nullopt) or room R's and the "" room's.
+    ListenerId add_listener(ConnectionHandle connection, std::optional<std::string> room);
+    void remove_listener(ListenerId id);
+
+    /// Sends the pending entries now (the batcher's work; public for tests).
+    void flush();
+
+private:
+    void ingest_locked(boost::json::object entry, const std::string& room);
+    void on_log_line(const util::LogRecord& record);
+    void arm_timer();
+
+    struct Listener {
+        ConnectionHandle connection;
+        std::optional<std::string> room;
+    };
+
+    LogStreamLimits limits_;
+    core::Counter& entries_;
+    core::Counter& dropped_;
+    std::mutex mutex_;  // guards everything below except timer_
+    std::uint64_t next_seq_ = 1;
+    std::uint64_t next_listener_ = 1;
+    std::map<std::string, std::deque<std::string>> pending_;  // room -> serialized entries
+    std::size_t pending_bytes_ = 0;                           // sum of pending_'s entry sizes
+    std::map<std::uint64_t, Listener> listeners_;
+    std::unique_ptr<boost::asio::steady_timer> timer_;  // touched only on its io thread after start
+    // Last: destroyed first, so that no log line arrives into a half-destroyed stream.
+    util::LogRing::Subscription subscription_;
+};
+
+/// Formats a server log line's `text`: `HH:MM:SS:mmm [LEVEL] msg` in local time.
+std::string format_server_text(std::chrono::system_clock::time_point time, std::string_view level,
+                               std::string_view msg);
+
+}  // namespace hearth::logs
