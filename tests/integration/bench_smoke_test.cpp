@@ -8,104 +8,18 @@
 #include <vector>
 
 #include <boost/json.hpp>
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "support/server.hpp"
-
-extern char** environ;
 
 namespace hearth::test {
 namespace {
 
 namespace json = boost::json;
 using namespace std::chrono_literals;
-
-std::string bench_binary() {
-    return built_binary("hearth-bench");
-}
-
-struct BenchRun {
-    int exit_code = -1;
-    std::string out;  // standard output; standard error goes to the test's own
-};
-
-// Runs hearth-bench with `args`; kills it and throws past `deadline` (the tool must end by itself
-// well before: its runs here last a few seconds).
-BenchRun run_bench(const std::vector<std::string>& args, std::chrono::milliseconds deadline = 60s) {
-    int out_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0) {
-        throw std::runtime_error("pipe failed");
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-    std::vector<std::string> argv_strings{bench_binary()};
-    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& s : argv_strings) {
-        argv.push_back(s.data());
-    }
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out_pipe[1]);
-    if (rc != 0) {
-        close(out_pipe[0]);
-        throw std::runtime_error("cannot start " + argv_strings[0]);
-    }
-    BenchRun run;
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            until - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, nullptr, 0);
-            close(out_pipe[0]);
-            throw std::runtime_error("hearth-bench did not exit in time; output:\n" + run.out);
-        }
-        pollfd p{out_pipe[0], POLLIN, 0};
-        if (poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 100))) <= 0) {
-            continue;
-        }
-        char buf[4096];
-        const ssize_t n = read(out_pipe[0], buf, sizeof buf);
-        if (n <= 0) {
-            break;  // EOF: the process is ending
-        }
-        run.out.append(buf, static_cast<std::size_t>(n));
-    }
-    close(out_pipe[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return run;
-}
-
-// The last line of the output, parsed as the report.
-json::object report_of(const BenchRun& run) {
-    std::string text = run.out;
-    while (!text.empty() && text.back() == '\n') {
-        text.pop_back();
-    }
-    const auto nl = text.rfind('\n');
-    const std::string last = nl == std::string::npos ? text : text.substr(nl + 1);
-    boost::system::error_code ec;
-    auto v = json::parse(last, ec);
-    if (ec || !v.is_object()) {
-        throw std::runtime_error("the last line is not a JSON object; output:\n" + run.out);
-    }
-    return v.as_object();
-}
 
 std::uint64_t u64(const json::object& o, std::string_view key) {
     const auto* v = o.if_contains(key);

@@ -823,20 +823,12 @@ TEST(Homestead, TheLoadGeneratorPlaysBothRoles) {
     // deadline is `timeout`'s (the tool also has its own watchdog).
     Gateway g;
     for (const std::string role : {"homestead-mod", "homestead-bot"}) {
-        const std::string command = "timeout 60 " + built_binary("hearth-bench") + " " + role +
-                                    " --url 'ws://127.0.0.1:" + std::to_string(g.port()) +
-                                    "/sync?api_key=gateway' --mods 3 --duration 1 --rate 100 " +
-                                    "--json 2>/dev/null";
-        FILE* pipe = popen(command.c_str(), "r");
-        ASSERT_NE(pipe, nullptr);
-        std::string out;
-        char buf[4096];
-        for (std::size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) {
-            out.append(buf, n);
-        }
-        const int status = pclose(pipe);
-        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << role << ": " << out;
-        const auto report = json::parse(out).as_object();
+        const auto run = run_bench(
+            {role, "--url", "ws://127.0.0.1:" + std::to_string(g.port()) + "/sync?api_key=gateway",
+             "--mods", "3", "--duration", "1", "--rate", "100", "--json"});
+        ASSERT_EQ(run.exit_code, 0) << role << ": " << run.out;
+        const auto report = report_of(run);
+        const auto& out = run.out;
         EXPECT_EQ(report.at("connected").as_int64(), 4) << out;
         EXPECT_GT(report.at("sent").as_int64(), 50) << out;
         EXPECT_EQ(report.at("delivered"), report.at("sent")) << out;

@@ -498,22 +498,17 @@ TEST(HunterPie, TheLoadGeneratorPlaysBothRoles) {
     // A short run of each role (at the plugin's pace, then as fast as the window allows): the
     // tool works and its figures add up. The deadline is `timeout`'s.
     Sync s(Overrides{{"websocket.max_messages_per_s", "0"}});
-    for (const std::string args :
-         {"hunterpie-member --interval-ms 150", "hunterpie-leader --interval-ms 0 --window 8"}) {
-        const std::string command = "timeout 60 " + built_binary("hearth-bench") + " " + args +
-                                    " --url ws://127.0.0.1:" + std::to_string(s.port()) +
-                                    "/connect --sessions 3 --members 2 --duration 1 --json " +
-                                    "2>/dev/null";
-        FILE* pipe = popen(command.c_str(), "r");
-        ASSERT_NE(pipe, nullptr);
-        std::string out;
-        char buf[4096];
-        for (std::size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) {
-            out.append(buf, n);
-        }
-        const int status = pclose(pipe);
-        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << args << ": " << out;
-        const auto report = boost::json::parse(out).as_object();
+    const std::vector<std::vector<std::string>> roles{
+        {"hunterpie-member", "--interval-ms", "150"},
+        {"hunterpie-leader", "--interval-ms", "0", "--window", "8"}};
+    for (auto args : roles) {
+        const std::string role = args.front();
+        args.insert(args.end(), {"--url", "ws://127.0.0.1:" + std::to_string(s.port()) + "/connect",
+                                 "--sessions", "3", "--members", "2", "--duration", "1", "--json"});
+        const auto run = run_bench(args);
+        ASSERT_EQ(run.exit_code, 0) << role << ": " << run.out;
+        const auto report = report_of(run);
+        const auto& out = run.out;
         EXPECT_GE(report.at("pushes_sent").as_int64(), 9) << out;  // 3 leaders, 1 s, 150 ms
         EXPECT_EQ(report.at("pushes_delivered"), report.at("pushes_expected")) << out;
         EXPECT_EQ(report.at("errors").as_int64(), 0) << out;

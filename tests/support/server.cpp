@@ -4,6 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <boost/json/parse.hpp>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -123,7 +124,7 @@ std::string hearth_binary() {
 
 ChildProcess::ChildProcess(const std::vector<std::string>& args,
                            const std::map<std::string, std::string>& env,
-                           const std::string& stdin_text) {
+                           const std::string& stdin_text, const ChildOptions& options) {
     int out_pipe[2];
     int in_pipe[2];
     if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(in_pipe, O_CLOEXEC) != 0) {
@@ -133,7 +134,9 @@ ChildProcess::ChildProcess(const std::vector<std::string>& args,
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
     posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 2);
+    if (options.capture_stderr) {
+        posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 2);
+    }
 
     std::vector<std::string> env_strings;
     for (char** e = environ; *e != nullptr; ++e) {
@@ -147,7 +150,8 @@ ChildProcess::ChildProcess(const std::vector<std::string>& args,
         envp.push_back(s.data());
     }
     envp.push_back(nullptr);
-    std::vector<std::string> argv_strings{hearth_binary()};
+    std::vector<std::string> argv_strings{options.program.empty() ? hearth_binary()
+                                                                  : options.program};
     argv_strings.insert(argv_strings.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& s : argv_strings) {
@@ -248,6 +252,29 @@ int ChildProcess::wait_exit(std::chrono::milliseconds deadline) {
         exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     return exit_code_;
+}
+
+BenchRun run_bench(const std::vector<std::string>& args, std::chrono::milliseconds deadline) {
+    ChildProcess child(args, {}, "", ChildOptions{built_binary("hearth-bench"), false});
+    BenchRun run;
+    run.exit_code = child.wait_exit(deadline);
+    run.out = child.output();
+    return run;
+}
+
+boost::json::object report_of(const BenchRun& run) {
+    std::string text = run.out;
+    while (!text.empty() && text.back() == '\n') {
+        text.pop_back();
+    }
+    const auto nl = text.rfind('\n');
+    const std::string last = nl == std::string::npos ? text : text.substr(nl + 1);
+    boost::system::error_code ec;
+    auto v = boost::json::parse(last, ec);
+    if (ec || !v.is_object()) {
+        throw std::runtime_error("the last line is not a JSON object; output:\n" + run.out);
+    }
+    return v.as_object();
 }
 
 }  // namespace hearth::test

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
 #include "app/server_app.hpp"
 
 namespace hearth::test {
@@ -64,11 +66,17 @@ double metric_value(const std::string& text, const std::string& name,
                     const std::map<std::string, std::string>& labels);
 
 /// The `hearth` binary started as a child process, its standard output and error captured.
+/// How to start a child process.
+struct ChildOptions {
+    std::string program;         // empty: the `hearth` binary
+    bool capture_stderr = true;  // false: standard error goes to the test's own
+};
+
 class ChildProcess {
 public:
     ChildProcess(const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env = {},
-                 const std::string& stdin_text = "");
+                 const std::string& stdin_text = "", const ChildOptions& options = {});
     ~ChildProcess();
 
     /// Waits for a line of output containing `needle`; returns it. Throws on the deadline or when
@@ -97,5 +105,17 @@ private:
 std::string built_binary(const std::string& name);
 /// The path of the built `hearth` binary.
 std::string hearth_binary();
+
+/// A finished run of the load generator: its exit code and standard output.
+struct BenchRun {
+    int exit_code = -1;
+    std::string out;
+};
+/// Runs `hearth-bench ARGS`; kills it and throws past `deadline` (the tool must end by itself
+/// well before).
+BenchRun run_bench(const std::vector<std::string>& args,
+                   std::chrono::milliseconds deadline = std::chrono::seconds(60));
+/// The report of a `--json` run: its last output line, parsed. Throws when it is not a JSON object.
+boost::json::object report_of(const BenchRun& run);
 
 }  // namespace hearth::test
