@@ -60,6 +60,8 @@ public:
                               Completion<std::uint64_t> done) = 0;
     /// Entries in `key`.
     virtual void depth(std::string key, Completion<std::uint64_t> done) = 0;
+    /// Entries in every mailbox whose key starts with `prefix` (without reading them).
+    virtual void depth_prefix(std::string prefix, Completion<std::uint64_t> done) = 0;
 };
 
 /// The store: what the app opens once (from `[storage]`) and hands to modules.

@@ -43,7 +43,6 @@ constexpr std::size_t kMaxHeld = 4096;
 // that floods a stalled store or recipient from holding unbounded memory.
 constexpr std::size_t kMaxUnacked = 8192;
 // The startup count of queued messages for the depth gauge reads at most this many.
-constexpr std::size_t kDepthScanMax = 1'000'000;
 
 using Digest = std::array<unsigned char, 32>;
 
@@ -805,14 +804,13 @@ HomesteadFrontend::HomesteadFrontend(core::Runtime& runtime, store::Mailboxes& m
       start_config_(config) {
     // The depth gauges start from what the store holds (messages queued before a restart).
     for (Kind k : {Kind::kMod, Kind::kBot}) {
-        mailboxes.read_prefix(std::string(k == Kind::kMod ? kToBotPrefix : kToModPrefix),
-                              kDepthScanMax,
-                              [shared = shared_, k](Result<std::vector<store::MailboxEntry>> r) {
-                                  if (r) {
-                                      shared->depth[static_cast<std::size_t>(k)]->add(
-                                          static_cast<std::int64_t>(r->size()));
-                                  }
-                              });
+        mailboxes.depth_prefix(
+            std::string(k == Kind::kMod ? kToBotPrefix : kToModPrefix),
+            [shared = shared_, k](Result<std::uint64_t> r) {
+                if (r) {
+                    shared->depth[static_cast<std::size_t>(k)]->add(static_cast<std::int64_t>(*r));
+                }
+            });
     }
 }
 

@@ -44,6 +44,12 @@ constexpr std::string_view kRollbackSql = "ROLLBACK";
 constexpr std::string_view kInsertSql =
     "INSERT INTO mailbox (key, body, stored_at) VALUES (?1, ?2, ?3)";
 constexpr std::string_view kDepthSql = "SELECT depth FROM mailbox_depth WHERE key = ?1";
+// mailbox_depth holds one row per non-empty mailbox, so summing it never touches the messages.
+constexpr std::string_view kDepthAllSql = "SELECT COALESCE(SUM(depth), 0) FROM mailbox_depth";
+constexpr std::string_view kDepthFromSql =
+    "SELECT COALESCE(SUM(depth), 0) FROM mailbox_depth WHERE key >= ?1";
+constexpr std::string_view kDepthRangeSql =
+    "SELECT COALESCE(SUM(depth), 0) FROM mailbox_depth WHERE key >= ?1 AND key < ?2";
 constexpr std::string_view kDropOldestSql =
     "DELETE FROM mailbox WHERE seq IN "
     "(SELECT seq FROM mailbox WHERE key = ?1 ORDER BY seq LIMIT ?2)";
@@ -467,6 +473,7 @@ public:
     void remove_up_to(std::string key, std::uint64_t up_to,
                       Completion<std::uint64_t> done) override;
     void depth(std::string key, Completion<std::uint64_t> done) override;
+    void depth_prefix(std::string prefix, Completion<std::uint64_t> done) override;
 
 private:
     template <class T, class Fn>
@@ -1107,6 +1114,29 @@ void SqliteStore::depth(std::string key, Completion<std::uint64_t> done) {
             }
             return rc;
         });
+}
+
+void SqliteStore::depth_prefix(std::string prefix, Completion<std::uint64_t> done) {
+    submit_read<std::uint64_t>(std::move(done), [prefix = std::move(prefix)](
+                                                    Db& db, BatchStats&,
+                                                    Result<std::uint64_t>& out) {
+        // The same key range as read_prefix.
+        const auto upper = prefix_upper_bound(prefix);
+        const auto sql = prefix.empty() ? kDepthAllSql : !upper ? kDepthFromSql : kDepthRangeSql;
+        Use q(db, sql);
+        if (!prefix.empty()) {
+            q.text(1, prefix);
+        }
+        if (!prefix.empty() && upper) {
+            q.text(2, *upper);
+        }
+        const int rc = q.step();
+        if (rc != SQLITE_ROW) {
+            return rc;
+        }
+        out = static_cast<std::uint64_t>(q.column_int64(0));
+        return SQLITE_OK;
+    });
 }
 
 }  // namespace

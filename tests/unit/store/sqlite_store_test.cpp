@@ -158,6 +158,22 @@ TEST(SqliteStoreTest, ReadPrefixIsInInsertionOrderAcrossKeys) {
     EXPECT_EQ(entries[2].key, "room:x");
 }
 
+TEST(SqliteStoreTest, DepthPrefixCountsTheSameKeysAsReadPrefix) {
+    Fixture f;
+    for (const char* key : {"room:x", "room:y", "other", "room:x", "roomz", "\xff\xff",
+                            "\xff"
+                            "a"}) {
+        ASSERT_TRUE(append(f.m(), key, "b"));
+    }
+    for (const std::string prefix : {"room:", "room", "", "\xff", "\xff\xff", "zzz"}) {
+        EXPECT_EQ(depth_prefix(f.m(), prefix).value(), read_prefix(f.m(), prefix).value().size())
+            << prefix;
+    }
+    EXPECT_EQ(depth_prefix(f.m(), "room:").value(), 3u);
+    ASSERT_TRUE(remove_up_to(f.m(), "room:x", 100));
+    EXPECT_EQ(depth_prefix(f.m(), "room:").value(), 1u);
+}
+
 TEST(SqliteStoreTest, FullMailboxDropsTheOldest) {
     Fixture f;
     std::vector<std::uint64_t> dropped;

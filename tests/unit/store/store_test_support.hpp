@@ -93,6 +93,11 @@ inline Result<std::uint64_t> depth(Mailboxes& m, std::string key) {
     return sync<std::uint64_t>([&](auto done) { m.depth(std::move(key), std::move(done)); });
 }
 
+inline Result<std::uint64_t> depth_prefix(Mailboxes& m, std::string prefix) {
+    return sync<std::uint64_t>(
+        [&](auto done) { m.depth_prefix(std::move(prefix), std::move(done)); });
+}
+
 inline std::vector<std::string> bodies(const std::vector<MailboxEntry>& entries) {
     std::vector<std::string> out;
     for (const auto& e : entries) {
