@@ -102,6 +102,7 @@ struct ServerApp::Impl {
     std::shared_ptr<logs::LogStream> log_stream;
     net::Server server;  // last: destroyed first, while the io contexts still exist
     std::string http_listener;
+    std::vector<std::pair<std::string, std::string>> log_routes;  // (listener, path prefix)
     bool started = false;
     bool stopped = false;
     core::Counter* reloads_ok = nullptr;
@@ -148,15 +149,17 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     // The logs endpoints live on the HunterPie listener, as the original serves them, and on the
     // HTTP API listener for the admin console (docs/logs.md).
     const auto& ws = core::ws_route_settings(impl_->config->get<core::WebSocketConfig>());
-    logs::add_log_routes(impl_->server, impl_->http_listener, "", impl_->log_stream, ws);
+    impl_->log_routes.push_back({impl_->http_listener, ""});
     if (impl_->hunterpie) {
         const auto& prefix =
             impl_->config->get<frontends::hunterpie::HunterpieConfig>().path_prefix;
         // One listener for both (same address): its routes are already there.
         if (impl_->hunterpie->listener() != impl_->http_listener || !prefix.empty()) {
-            logs::add_log_routes(impl_->server, impl_->hunterpie->listener(), prefix,
-                                 impl_->log_stream, ws);
+            impl_->log_routes.push_back({impl_->hunterpie->listener(), prefix});
         }
+    }
+    for (const auto& [listener, prefix] : impl_->log_routes) {
+        logs::add_log_routes(impl_->server, listener, prefix, impl_->log_stream, ws);
     }
 }
 
@@ -226,6 +229,11 @@ void ServerApp::apply(std::shared_ptr<const core::Config> next) {
     }
     if (running->get<frontends::native::NativeConfig>().enabled) {
         impl_->server.update_ws_settings(impl_->http_listener, "/ws", ws_settings);
+    }
+    for (const auto& [listener, prefix] : impl_->log_routes) {
+        impl_->server.update_ws_settings(
+            listener, logs::listen_path(prefix),
+            std::make_shared<const WsRouteSettings>(logs::listen_settings(*ws_settings)));
     }
     impl_->hub.update_config(next->get<hub::HubConfig>());
     impl_->native.reload(next->get<frontends::native::NativeConfig>());

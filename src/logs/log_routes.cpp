@@ -101,10 +101,8 @@ void add_log_routes(Router& router, const std::string& listener, const std::stri
             }
             return r;
         }));
-    auto settings = std::make_shared<WsRouteSettings>(ws_settings);
-    settings->compression = false;
     WsRoute route;
-    route.settings = std::move(settings);
+    route.settings = std::make_shared<const WsRouteSettings>(listen_settings(ws_settings));
     route.accept =
         [weak](const HttpRequest& req) -> std::variant<std::unique_ptr<WsHandler>, HttpResponse> {
         // The original page sends `room`; its README says `roomId`. An empty value means no room.
@@ -117,7 +115,13 @@ void add_log_routes(Router& router, const std::string& listener, const std::stri
         }
         return std::make_unique<ListenHandler>(weak, std::move(room));
     };
-    router.add_ws_route(listener, prefix + "/logs/listen", std::move(route));
+    router.add_ws_route(listener, listen_path(prefix), std::move(route));
+}
+
+WsRouteSettings listen_settings(const WsRouteSettings& ws_settings) {
+    WsRouteSettings s = ws_settings;
+    s.compression = false;
+    return s;
 }
 
 }  // namespace hearth::logs

@@ -15,6 +15,14 @@ namespace hearth::logs {
 /// The largest body POST /logs/add accepts; over it: 413.
 inline constexpr std::size_t kMaxAddBodyBytes = 102'400;
 
+/// The settings of /logs/listen: the given WebSocket defaults without compression (the spec).
+WsRouteSettings listen_settings(const WsRouteSettings& ws_settings);
+
+/// The path of the listen route under `prefix`.
+inline std::string listen_path(const std::string& prefix) {
+    return prefix + "/logs/listen";
+}
+
 /// Declares POST {prefix}/logs/add, OPTIONS {prefix}/logs/add and WS {prefix}/logs/listen on
 /// `listener`. `ws_settings` are used with compression turned off (the spec: no compression).
 /// Called on the control thread while the app wires its routes; the handlers run on io threads and
