@@ -11,9 +11,20 @@ packages=(
     libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
     libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
     libsqlite3-dev libsodium-dev libssl-dev zlib1g-dev
+    # PostgreSQL: the client library for [storage] driver = "postgres", and the server the
+    # store tests start on loopback by themselves
+    libpq-dev postgresql
     # tests and benchmarks
     libgtest-dev libgmock-dev libbenchmark-dev openssl
+    # the browser test of /logs.html (headless Chromium driven by playwright-core from npm) and
+    # the Node.js baseline of the HunterPie benchmark
+    chromium fonts-liberation
 )
+# Node.js and npm: the machine's own when it has them (a NodeSource nodejs bundles npm and
+# conflicts with Debian's npm package), else Debian's.
+if ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

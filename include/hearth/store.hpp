@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,11 +65,51 @@ public:
     virtual void depth_prefix(std::string prefix, Completion<std::uint64_t> done) = 0;
 };
 
+/// One stored log entry (docs/logs.md). The filter columns are copied out of the entry when it is
+/// stored, so that queries need not parse JSON.
+struct LogRow {
+    std::uint64_t id = 0;             // assigned by the store: increasing, never reused
+    std::int64_t server_time_ms = 0;  // the entry's serverTime (ms since the Unix epoch)
+    std::string room;                 // "" for the common room
+    std::string user;                 // the entry's "user" when a string, else ""
+    std::string level;                // the entry's "level" when a string, upper-cased, else ""
+    std::string body;                 // the whole entry, serialized JSON
+};
+
+/// Which entries `Logs::query` returns: every given filter must match.
+struct LogQuery {
+    std::optional<std::string> room = {};         // exact match
+    std::optional<std::string> user = {};         // exact match
+    std::vector<std::string> levels = {};         // any of these (upper-case); empty: every level
+    std::optional<std::int64_t> since_ms = {};    // server_time_ms >= since_ms
+    std::optional<std::uint64_t> before_id = {};  // id < before_id: the next page's cursor
+    std::size_t limit = 100;
+};
+
+/// Stored log entries with bounded retention. Same threading, order and error rules as Mailboxes.
+class Logs {
+public:
+    virtual ~Logs() = default;
+
+    /// Stores `rows` (their `id` is ignored and assigned) in one transaction.
+    virtual void append(std::vector<LogRow> rows, Completion<void> done) = 0;
+    /// Up to `limit` matching entries, newest (highest id) first.
+    virtual void query(LogQuery query, Completion<std::vector<LogRow>> done) = 0;
+    /// Deletes entries older than `older_than_ms` and, beyond them, the oldest entries over
+    /// `max_rows`, at most `max_delete` rows in one call (a long delete would hold the writer):
+    /// completes with the number deleted; a caller that gets `max_delete` calls again.
+    virtual void prune(std::int64_t older_than_ms, std::uint64_t max_rows, std::uint64_t max_delete,
+                       Completion<std::uint64_t> done) = 0;
+    /// The number of stored entries.
+    virtual void count(Completion<std::uint64_t> done) = 0;
+};
+
 /// The store: what the app opens once (from `[storage]`) and hands to modules.
 class Store {
 public:
     virtual ~Store() = default;
     virtual Mailboxes& mailboxes() = 0;
+    virtual Logs& logs() = 0;
     /// Whether the store answered its last health probe (for /ready). Thread-safe, never blocks.
     virtual bool healthy() const noexcept = 0;
 };

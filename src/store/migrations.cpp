@@ -41,9 +41,40 @@ CREATE TRIGGER mailbox_depth_rekey AFTER UPDATE OF key ON mailbox
 END;
 )sql";
 
-// Append new migrations here: {2, "accounts", R"sql(...)sql"}, ...
+// Migration 2: stored log entries (docs/logs.md). `id` is AUTOINCREMENT so that a query cursor
+// ("entries before id N") never points at a reused id after pruning. The filter columns are
+// copied out of the JSON body when stored; (room, id) and (user, id) serve the filtered queries
+// newest first, server_time serves the time retention. `log_count` holds the number of rows, kept
+// exact by triggers, so that the max_rows bound costs one lookup instead of a count.
+constexpr std::string_view kLogsSql = R"sql(
+CREATE TABLE log_entry (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    server_time INTEGER NOT NULL, -- Unix time in milliseconds
+    room TEXT NOT NULL,
+    user TEXT NOT NULL,
+    level TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX log_entry_room_id ON log_entry (room, id);
+CREATE INDEX log_entry_user_id ON log_entry (user, id);
+CREATE INDEX log_entry_server_time ON log_entry (server_time);
+CREATE TABLE log_count (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    rows INTEGER NOT NULL
+);
+INSERT INTO log_count (one, rows) VALUES (1, 0);
+CREATE TRIGGER log_count_insert AFTER INSERT ON log_entry BEGIN
+    UPDATE log_count SET rows = rows + 1 WHERE one = 1;
+END;
+CREATE TRIGGER log_count_delete AFTER DELETE ON log_entry BEGIN
+    UPDATE log_count SET rows = rows - 1 WHERE one = 1;
+END;
+)sql";
+
+// Append new migrations here: {3, "accounts", R"sql(...)sql"}, ...
 constexpr Migration kMigrations[] = {
     {1, "mailboxes", kMailboxesSql},
+    {2, "logs", kLogsSql},
 };
 
 // How long `hearth migrate` waits for a running server's write lock.

@@ -65,6 +65,32 @@ constexpr std::string_view kReadRangeSql =
 constexpr std::string_view kRemoveSql = "DELETE FROM mailbox WHERE seq = ?2 AND key = ?1";
 constexpr std::string_view kRemoveUpToSql = "DELETE FROM mailbox WHERE key = ?1 AND seq <= ?2";
 
+// SQL of the log operations. A query has one of three shapes, picked by its most selective
+// filter so that an index serves it newest first: by room (room, id), by user (user, id), or
+// by id alone; the other filters are "?N IS NULL OR ..." conditions on the rows it walks.
+constexpr std::string_view kLogInsertSql =
+    "INSERT INTO log_entry (server_time, room, user, level, body) VALUES (?1, ?2, ?3, ?4, ?5)";
+// The filters every shape shares (a macro: string literals concatenate, string_views do not).
+#define HEARTH_LOG_QUERY_TAIL                                     \
+    "(?3 IS NULL OR server_time >= ?3) AND id < ?4 AND "          \
+    "(?5 IS NULL OR level IN (SELECT value FROM json_each(?5))) " \
+    "ORDER BY id DESC LIMIT ?6"
+constexpr std::string_view kLogQueryByRoomSql =
+    "SELECT id, server_time, room, user, level, body FROM log_entry "
+    "WHERE room = ?1 AND (?2 IS NULL OR user = ?2) AND " HEARTH_LOG_QUERY_TAIL;
+constexpr std::string_view kLogQueryByUserSql =
+    "SELECT id, server_time, room, user, level, body FROM log_entry "
+    "WHERE user = ?2 AND " HEARTH_LOG_QUERY_TAIL;
+constexpr std::string_view kLogQuerySql =
+    "SELECT id, server_time, room, user, level, body FROM log_entry WHERE " HEARTH_LOG_QUERY_TAIL;
+#undef HEARTH_LOG_QUERY_TAIL
+constexpr std::string_view kLogPruneOldSql =
+    "DELETE FROM log_entry WHERE id IN (SELECT id FROM log_entry WHERE server_time < ?1 "
+    "ORDER BY server_time LIMIT ?2)";
+constexpr std::string_view kLogCountSql = "SELECT rows FROM log_count WHERE one = 1";
+constexpr std::string_view kLogPruneOldestSql =
+    "DELETE FROM log_entry WHERE id IN (SELECT id FROM log_entry ORDER BY id LIMIT ?1)";
+
 std::int64_t clamp_to_int64(std::uint64_t v) noexcept {
     return static_cast<std::int64_t>(
         std::min<std::uint64_t>(v, std::numeric_limits<std::int64_t>::max()));
@@ -452,7 +478,7 @@ void name_this_thread(const std::string& name) {
 /// The SQLite store. Public calls are thread-safe and never block on storage (they take a short
 /// lock to queue). The writer thread runs writes in batches; reader threads run reads; see
 /// sqlite_store.hpp for the order guarantees. Owned by the app.
-class SqliteStore final : public Store, public Mailboxes {
+class SqliteStore final : public Store, public Mailboxes, public Logs {
 public:
     SqliteStore(const StorageConfig& config, std::string path, int schema_version,
                 core::MetricsRegistry& metrics, SqliteTestHooks hooks);
@@ -461,6 +487,7 @@ public:
     SqliteStore& operator=(const SqliteStore&) = delete;
 
     Mailboxes& mailboxes() override { return *this; }
+    Logs& logs() override { return *this; }
     bool healthy() const noexcept override { return healthy_.load(std::memory_order_relaxed); }
 
     void append(std::string key, std::string body, std::size_t max_depth,
@@ -474,6 +501,12 @@ public:
                       Completion<std::uint64_t> done) override;
     void depth(std::string key, Completion<std::uint64_t> done) override;
     void depth_prefix(std::string prefix, Completion<std::uint64_t> done) override;
+
+    void append(std::vector<LogRow> rows, Completion<void> done) override;
+    void query(LogQuery query, Completion<std::vector<LogRow>> done) override;
+    void prune(std::int64_t older_than_ms, std::uint64_t max_rows, std::uint64_t max_delete,
+               Completion<std::uint64_t> done) override;
+    void count(Completion<std::uint64_t> done) override;
 
 private:
     template <class T, class Fn>
@@ -1137,6 +1170,148 @@ void SqliteStore::depth_prefix(std::string prefix, Completion<std::uint64_t> don
         out = static_cast<std::uint64_t>(q.column_int64(0));
         return SQLITE_OK;
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs.
+
+/// The row count kept by the log_count triggers; SQLITE_OK or an error.
+int log_count(Db& db, std::int64_t& out) {
+    Use q(db, kLogCountSql);
+    const int rc = q.step();
+    if (rc == SQLITE_ROW) {
+        out = q.column_int64(0);
+        return SQLITE_OK;
+    }
+    return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;  // the migration inserts the one row
+}
+
+void SqliteStore::append(std::vector<LogRow> rows, Completion<void> done) {
+    submit_write<void>(std::move(done),
+                       [rows = std::move(rows)](Db& db, BatchStats&, Result<void>& out) -> int {
+                           for (const auto& r : rows) {
+                               if (r.body.size() > db.max_length()) {
+                                   out = make_error_code(Errc::kTooLarge);
+                                   return SQLITE_OK;  // nothing of this call was inserted yet
+                               }
+                           }
+                           for (const auto& r : rows) {
+                               const int rc = Use(db, kLogInsertSql)
+                                                  .int64(1, r.server_time_ms)
+                                                  .text(2, r.room)
+                                                  .text(3, r.user)
+                                                  .text(4, r.level)
+                                                  .text(5, r.body)
+                                                  .run();
+                               if (rc != SQLITE_OK) {
+                                   return rc;
+                               }
+                           }
+                           return SQLITE_OK;
+                       });
+}
+
+void SqliteStore::query(LogQuery query, Completion<std::vector<LogRow>> done) {
+    submit_read<std::vector<LogRow>>(
+        std::move(done),
+        [query = std::move(query)](Db& db, BatchStats&, Result<std::vector<LogRow>>& out) -> int {
+            std::string levels;  // a JSON array for json_each: level names are validated words
+            if (!query.levels.empty()) {
+                levels = "[";
+                for (const auto& l : query.levels) {
+                    if (levels.size() > 1) {
+                        levels += ',';
+                    }
+                    levels += '"';
+                    for (char c : l) {
+                        if (c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20) {
+                            levels += c;
+                        }
+                    }
+                    levels += '"';
+                }
+                levels += ']';
+            }
+            const auto sql = query.room   ? kLogQueryByRoomSql
+                             : query.user ? kLogQueryByUserSql
+                                          : kLogQuerySql;
+            Use q(db, sql);
+            if (query.room) {
+                q.text(1, *query.room);
+            }
+            if (query.user) {
+                q.text(2, *query.user);
+            }
+            if (query.since_ms) {
+                q.int64(3, *query.since_ms);
+            }
+            q.int64(4, query.before_id ? clamp_to_int64(*query.before_id)
+                                       : std::numeric_limits<std::int64_t>::max());
+            if (!levels.empty()) {
+                q.text(5, levels);
+            }
+            q.int64(6, clamp_to_int64(query.limit));
+            std::vector<LogRow> rows;
+            int rc = SQLITE_OK;
+            while ((rc = q.step()) == SQLITE_ROW) {
+                LogRow r;
+                r.id = static_cast<std::uint64_t>(q.column_int64(0));
+                r.server_time_ms = q.column_int64(1);
+                r.room = q.column_bytes(2);
+                r.user = q.column_bytes(3);
+                r.level = q.column_bytes(4);
+                r.body = q.column_bytes(5);
+                rows.push_back(std::move(r));
+            }
+            if (rc != SQLITE_DONE) {
+                return rc;
+            }
+            out = std::move(rows);
+            return SQLITE_OK;
+        });
+}
+
+void SqliteStore::prune(std::int64_t older_than_ms, std::uint64_t max_rows,
+                        std::uint64_t max_delete, Completion<std::uint64_t> done) {
+    submit_write<std::uint64_t>(
+        std::move(done),
+        [older_than_ms, max_rows, max_delete](Db& db, BatchStats&,
+                                              Result<std::uint64_t>& out) -> int {
+            std::int64_t budget = clamp_to_int64(max_delete);
+            int rc = Use(db, kLogPruneOldSql).int64(1, older_than_ms).int64(2, budget).run();
+            if (rc != SQLITE_OK) {
+                return rc;
+            }
+            const auto by_age = sqlite3_changes64(db.get());
+            budget -= by_age;
+            std::int64_t rows = 0;
+            if (rc = log_count(db, rows); rc != SQLITE_OK) {
+                return rc;
+            }
+            const std::int64_t excess = rows - clamp_to_int64(max_rows);
+            std::int64_t by_count = 0;
+            if (excess > 0 && budget > 0) {
+                rc = Use(db, kLogPruneOldestSql).int64(1, std::min(excess, budget)).run();
+                if (rc != SQLITE_OK) {
+                    return rc;
+                }
+                by_count = sqlite3_changes64(db.get());
+            }
+            out = static_cast<std::uint64_t>(by_age + by_count);
+            return SQLITE_OK;
+        });
+}
+
+void SqliteStore::count(Completion<std::uint64_t> done) {
+    submit_read<std::uint64_t>(
+        std::move(done), [](Db& db, BatchStats&, Result<std::uint64_t>& out) -> int {
+            std::int64_t rows = 0;
+            const int rc = log_count(db, rows);
+            if (rc == SQLITE_OK) {
+                out = static_cast<std::uint64_t>(std::max<std::int64_t>(0, rows));
+            }
+            return rc;
+        });
 }
 
 }  // namespace

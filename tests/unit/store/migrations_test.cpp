@@ -92,17 +92,17 @@ TEST(MigrationsTest, NewFileGetsEveryMigrationAndASecondRunIsANoOp) {
     EXPECT_EQ(first.path, path);
     EXPECT_EQ(first.from_version, 0);
     EXPECT_EQ(first.to_version, latest_sqlite_schema_version());
-    EXPECT_THAT(first.applied, ElementsAre("1 mailboxes"));
-    EXPECT_EQ(first.summary(), path + ": schema version 0 -> 1 (applied: 1 mailboxes)");
+    EXPECT_THAT(first.applied, ElementsAre("1 mailboxes", "2 logs"));
+    EXPECT_EQ(first.summary(), path + ": schema version 0 -> 2 (applied: 1 mailboxes, 2 logs)");
 
     const auto second = migrate_sqlite(path);
     EXPECT_EQ(second.from_version, latest_sqlite_schema_version());
     EXPECT_EQ(second.to_version, latest_sqlite_schema_version());
     EXPECT_THAT(second.applied, IsEmpty());
-    EXPECT_EQ(second.summary(), path + ": schema version 1, up to date");
+    EXPECT_EQ(second.summary(), path + ": schema version 2, up to date");
 
     Raw raw(path);
-    EXPECT_EQ(raw.user_version(), 1);
+    EXPECT_EQ(raw.user_version(), 2);
     EXPECT_THAT(raw.rows("PRAGMA journal_mode"), ElementsAre("wal"));
 }
 
@@ -131,7 +131,7 @@ TEST(MigrationsTest, UnversionedDatabaseKeepsItsTablesAndGetsMailboxes) {
     EXPECT_TRUE(append(store->mailboxes(), "k", "v"));
     store.reset();
     Raw raw(dir.file("hearth.db"));
-    EXPECT_EQ(raw.user_version(), 1);
+    EXPECT_EQ(raw.user_version(), latest_sqlite_schema_version());
     EXPECT_THAT(raw.rows("SELECT text FROM notes"), ElementsAre("keep me"));
 }
 
@@ -146,26 +146,28 @@ TEST(MigrationsTest, OlderDatabaseIsUpgradedAndItsDataSurvives) {
             "'second', 2000), ('j', 'other', 3000);"
             "PRAGMA user_version = 1;");
     }
-    // The current build at the same version: nothing to do, and the store reads the old data.
+    // The current build applies what came after version 1 (the log table), once.
     {
         const auto report = migrate_sqlite(path);
         EXPECT_EQ(report.from_version, 1);
-        EXPECT_THAT(report.applied, IsEmpty());
+        EXPECT_THAT(report.applied, ElementsAre("2 logs"));
+        EXPECT_THAT(migrate_sqlite(path).applied, IsEmpty());
     }
-    // A later build with a migration 2 (what the accounts issue will add): it runs, once.
-    constexpr std::string_view kVersion2Sql =
+    // A later build with one more migration (what the accounts issue will add): it runs, once.
+    constexpr std::string_view kNextSql =
         "CREATE TABLE account (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
         "ALTER TABLE mailbox ADD COLUMN sender TEXT;";
     std::vector<Migration> next(sqlite_migrations().begin(), sqlite_migrations().end());
-    next.push_back({2, "accounts", kVersion2Sql});
+    const int next_version = latest_sqlite_schema_version() + 1;
+    next.push_back({next_version, "accounts", kNextSql});
     const auto report = migrate_sqlite(path, next);
-    EXPECT_EQ(report.from_version, 1);
-    EXPECT_EQ(report.to_version, 2);
-    EXPECT_THAT(report.applied, ElementsAre("2 accounts"));
+    EXPECT_EQ(report.from_version, next_version - 1);
+    EXPECT_EQ(report.to_version, next_version);
+    EXPECT_THAT(report.applied, ElementsAre(std::to_string(next_version) + " accounts"));
     EXPECT_THAT(migrate_sqlite(path, next).applied, IsEmpty());
 
     Raw raw(path);
-    EXPECT_EQ(raw.user_version(), 2);
+    EXPECT_EQ(raw.user_version(), next_version);
     EXPECT_THAT(raw.rows("SELECT key, body, stored_at, sender FROM mailbox ORDER BY seq"),
                 ElementsAre("k|first|1000|NULL", "k|second|2000|NULL", "j|other|3000|NULL"));
     EXPECT_THAT(raw.rows("SELECT key, depth FROM mailbox_depth ORDER BY key"),
@@ -216,10 +218,11 @@ TEST(MigrationsTest, FailedMigrationLeavesTheDatabaseAtThePreviousVersion) {
     // A later migration failing keeps the earlier ones.
     const std::string path2 = dir.file("half.db");
     std::vector<Migration> list(sqlite_migrations().begin(), sqlite_migrations().end());
-    list.push_back({2, "broken", "CREATE TABLE t (x); THIS IS NOT SQL;"});
+    const int last = latest_sqlite_schema_version();
+    list.push_back({last + 1, "broken", "CREATE TABLE t (x); THIS IS NOT SQL;"});
     EXPECT_THROW(migrate_sqlite(path2, list), std::runtime_error);
     Raw raw2(path2);
-    EXPECT_EQ(raw2.user_version(), 1);
+    EXPECT_EQ(raw2.user_version(), last);
     EXPECT_THAT(raw2.rows("SELECT name FROM sqlite_master WHERE name = 't'"), IsEmpty());
 }
 
@@ -235,7 +238,8 @@ TEST(MigrationsTest, DatabaseFromANewerBuildIsRefused) {
         FAIL() << "expected an exception";
     } catch (const std::runtime_error& e) {
         EXPECT_THAT(e.what(), HasSubstr(dir.file("hearth.db")));
-        EXPECT_THAT(e.what(), HasSubstr("schema version 99 is newer than this build knows (1)"));
+        EXPECT_THAT(e.what(), HasSubstr("schema version 99 is newer than this build knows (" +
+                                        std::to_string(latest_sqlite_schema_version()) + ")"));
     }
 }
 
