@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "api/core_routes.hpp"
+#include "auth/operator_auth.hpp"
 #include "core/events.hpp"
 #include "core/metrics.hpp"
 #include "core/runtime.hpp"
@@ -12,8 +13,10 @@
 #include "frontends/hunterpie/hunterpie.hpp"
 #include "frontends/native/native.hpp"
 #include "hub/hub.hpp"
+#include "logs/log_query_route.hpp"
 #include "logs/log_routes.hpp"
 #include "logs/log_stream.hpp"
+#include "logs/logs_config.hpp"
 #include "net/server.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/storage_config.hpp"
@@ -50,6 +53,7 @@ core::ConfigSchema make_schema() {
     schema.add<store::StorageConfig>();
     schema.add<frontends::homestead::HomesteadConfig>();
     schema.add<frontends::hunterpie::HunterpieConfig>();
+    schema.add<logs::LogsConfig>();
     return schema;
 }
 
@@ -66,7 +70,7 @@ struct ServerApp::Impl {
                                          config->get<core::ServerConfig>().data_dir, metrics)),
           homestead(make_homestead()),
           hunterpie(make_hunterpie()),
-          log_stream(std::make_shared<logs::LogStream>(metrics)),
+          log_stream(make_log_stream()),
           server(runtime, metrics, events, http_limits(config->get<core::HttpConfig>())) {}
 
     std::unique_ptr<frontends::homestead::HomesteadFrontend> make_homestead() {
@@ -86,6 +90,12 @@ struct ServerApp::Impl {
         return std::make_unique<frontends::hunterpie::HunterpieFrontend>(metrics, c);
     }
 
+    std::shared_ptr<logs::LogStream> make_log_stream() {
+        const auto& c = config->get<logs::LogsConfig>();
+        return std::make_shared<logs::LogStream>(metrics, c.stream_limits(),
+                                                 c.store ? &store->logs() : nullptr, c.retention());
+    }
+
     const core::ConfigSchema& schema;
     mutable std::mutex config_mutex;
     std::shared_ptr<const core::Config> config;
@@ -100,7 +110,8 @@ struct ServerApp::Impl {
     std::unique_ptr<frontends::hunterpie::HunterpieFrontend> hunterpie;  // when enabled
     // Before the server (routes hold it weakly) and after the runtime (its timer's io context).
     std::shared_ptr<logs::LogStream> log_stream;
-    net::Server server;  // last: destroyed first, while the io contexts still exist
+    auth::OperatorAuth operators;  // before the server: its routes hold it
+    net::Server server;            // last: destroyed first, while the io contexts still exist
     std::string http_listener;
     std::vector<std::pair<std::string, std::string>> log_routes;  // (listener, path prefix)
     bool started = false;
@@ -119,6 +130,7 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
         &m.counter("hearth_config_reloads_total", "Configuration reloads, by result.",
                    {{"result", "rejected"}});
     const auto& http = impl_->config->get<core::HttpConfig>();
+    impl_->operators.set_admin_token(http.admin_token);
     impl_->http_listener =
         impl_->server.listener({"http", http.listen, http.tls_cert_file, http.tls_key_file});
     api::add_core_routes(impl_->server, impl_->http_listener, m,
@@ -144,7 +156,7 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
             std::make_shared<const WsRouteSettings>(frontends::hunterpie::route_settings(
                 impl_->config->get<frontends::hunterpie::HunterpieConfig>(),
                 impl_->config->get<core::WebSocketConfig>())));
-        impl_->hunterpie->add_api_routes(impl_->server, impl_->http_listener, http.admin_token);
+        impl_->hunterpie->add_api_routes(impl_->server, impl_->http_listener, impl_->operators);
     }
     // The logs endpoints live on the HunterPie listener, as the original serves them, and on the
     // HTTP API listener for the admin console (docs/logs.md).
@@ -161,6 +173,10 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     for (const auto& [listener, prefix] : impl_->log_routes) {
         logs::add_log_routes(impl_->server, listener, prefix, impl_->log_stream, ws);
     }
+    logs::add_log_query_route(
+        impl_->server, impl_->http_listener,
+        impl_->config->get<logs::LogsConfig>().store ? &impl_->store->logs() : nullptr,
+        impl_->operators);
 }
 
 ServerApp::~ServerApp() {
@@ -251,8 +267,9 @@ void ServerApp::apply(std::shared_ptr<const core::Config> next) {
             std::make_shared<const WsRouteSettings>(frontends::hunterpie::route_settings(
                 next->get<frontends::hunterpie::HunterpieConfig>(),
                 next->get<core::WebSocketConfig>())));
-        impl_->hunterpie->set_admin_token(next->get<core::HttpConfig>().admin_token);
     }
+    impl_->operators.set_admin_token(next->get<core::HttpConfig>().admin_token);
+    impl_->log_stream->set_retention(next->get<logs::LogsConfig>().retention());
     {
         std::lock_guard lock(impl_->config_mutex);
         impl_->config = std::move(next);

@@ -1,6 +1,8 @@
 #include "logs/log_stream.hpp"
+#include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -17,6 +19,14 @@ namespace {
 // The logger of this subsystem. Its lines are not fed back into the stream (see on_log_line), so
 // that a line about the stream can never cause another one.
 constexpr std::string_view kLoggerName = "logs";
+
+// Retention runs at most this often while entries arrive (so max_rows may be passed by up to a
+// second of entries), and at least this often when none do (so that age still applies).
+constexpr auto kPruneWhileBusy = std::chrono::seconds(1);
+constexpr auto kPruneWhileIdle = std::chrono::seconds(60);
+// Rows one prune may delete: a bigger delete would hold the store's writer for long. A prune that
+// deletes this many runs again at the next batch tick.
+constexpr std::uint64_t kPruneBudget = 10'000;
 
 std::int64_t ms_since_epoch(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -49,14 +59,29 @@ std::string format_server_text(std::chrono::system_clock::time_point time, std::
     return out;
 }
 
-LogStream::LogStream(core::MetricsRegistry& metrics, LogStreamLimits limits)
+LogStream::LogStream(core::MetricsRegistry& metrics, LogStreamLimits limits, store::Logs* storage,
+                     LogRetention retention)
     : limits_(limits),
+      storage_(storage),
       entries_(metrics.counter("hearth_logs_entries_total",
                                "Log entries accepted into the live stream (posted and the "
                                "server's own lines).")),
       dropped_(metrics.counter("hearth_logs_dropped_total",
                                "Log entries dropped before being sent because a room's pending "
-                               "buffer, or the number of pending rooms, was at its bound.")) {}
+                               "buffer, or the number of pending rooms, was at its bound.")),
+      stored_(metrics.counter("hearth_logs_stored_total", "Log entries written to the store.")),
+      store_failed_(metrics.counter(
+          "hearth_logs_store_failed_total",
+          "Log entries the store refused (its queue was full) or failed to write; they were "
+          "streamed live but are not stored.")),
+      pruned_(metrics.counter("hearth_logs_pruned_total",
+                              "Stored log entries deleted by retention (age or max_rows).")),
+      retention_(retention) {}
+
+void LogStream::set_retention(LogRetention retention) {
+    std::lock_guard lock(mutex_);
+    retention_ = retention;
+}
 
 LogStream::~LogStream() {
     // Explicitly first: once this returns, on_log_line is not running and never runs again.
@@ -106,8 +131,17 @@ boost::system::result<void, std::string> LogStream::ingest(json::object entry) {
 
 void LogStream::ingest_locked(json::object entry, const std::string& room) {
     // Assigned under the lock, so that seqNumber grows in the order entries enter their rooms.
-    entry["serverTime"] = ms_since_epoch(std::chrono::system_clock::now());
-    entry["seqNumber"] = next_seq_++;
+    Pending p;
+    p.server_time_ms = ms_since_epoch(std::chrono::system_clock::now());
+    p.seq = next_seq_++;
+    entry["serverTime"] = p.server_time_ms;
+    entry["seqNumber"] = p.seq;
+    if (const auto* user = entry.if_contains("user"); user && user->is_string()) {
+        p.user = std::string(user->get_string());
+    }
+    if (const auto* level = entry.if_contains("level"); level && level->is_string()) {
+        p.level = upper(level->get_string());
+    }
     entries_.inc();
     auto it = pending_.find(room);
     if (it == pending_.end()) {
@@ -115,25 +149,26 @@ void LogStream::ingest_locked(json::object entry, const std::string& room) {
             dropped_.inc();
             return;
         }
-        it = pending_.emplace(room, std::deque<std::string>{}).first;
+        it = pending_.emplace(room, std::deque<Pending>{}).first;
     }
     auto& queue = it->second;
-    std::string text = json::serialize(entry);
+    p.text = json::serialize(entry);
+    const std::size_t size = p.bytes();
     while (!queue.empty() && (queue.size() >= limits_.max_pending_per_room ||
-                              pending_bytes_ + text.size() > limits_.max_pending_bytes)) {
-        pending_bytes_ -= queue.front().size();
+                              pending_bytes_ + size > limits_.max_pending_bytes)) {
+        pending_bytes_ -= queue.front().bytes();
         queue.pop_front();
         dropped_.inc();
     }
-    if (pending_bytes_ + text.size() > limits_.max_pending_bytes) {
+    if (pending_bytes_ + size > limits_.max_pending_bytes) {
         dropped_.inc();  // other rooms hold the bytes: the new entry goes
         if (queue.empty()) {
             pending_.erase(it);
         }
         return;
     }
-    pending_bytes_ += text.size();
-    queue.push_back(std::move(text));
+    pending_bytes_ += size;
+    queue.push_back(std::move(p));
 }
 
 void LogStream::on_log_line(const util::LogRecord& record) {
@@ -166,32 +201,48 @@ void LogStream::remove_listener(ListenerId id) {
 }
 
 void LogStream::flush() {
-    std::map<std::string, std::deque<std::string>> batch;
+    std::map<std::string, std::deque<Pending>> batch;
     std::vector<Listener> listeners;
     {
         std::lock_guard lock(mutex_);
-        if (pending_.empty()) {
-            return;
-        }
         batch.swap(pending_);
         pending_bytes_ = 0;
-        listeners.reserve(listeners_.size());
-        for (const auto& [id, l] : listeners_) {
-            listeners.push_back(l);
+        if (!batch.empty()) {
+            listeners.reserve(listeners_.size());
+            for (const auto& [id, l] : listeners_) {
+                listeners.push_back(l);
+            }
         }
     }
+    if (!batch.empty()) {
+        send_batch(batch, listeners);
+        store_batch(batch);
+    }
+    if (storage_ != nullptr) {
+        const auto now = std::chrono::steady_clock::now();
+        const auto since = now - last_prune_;
+        if ((!batch.empty() && since >= kPruneWhileBusy) || since >= kPruneWhileIdle ||
+            prune_again_.exchange(false)) {
+            last_prune_ = now;
+            prune();
+        }
+    }
+}
+
+void LogStream::send_batch(const std::map<std::string, std::deque<Pending>>& batch,
+                           const std::vector<Listener>& listeners) {
     if (listeners.empty()) {
-        return;  // nobody listens: the entries are gone (storage is not done yet)
+        return;
     }
     // One immutable payload per room, shared by every listener that receives it.
     std::map<std::string, SharedPayload> frames;
-    for (auto& [room, entries] : batch) {
+    for (const auto& [room, entries] : batch) {
         std::string text = "[";
         for (std::size_t i = 0; i < entries.size(); ++i) {
             if (i != 0) {
                 text += ',';
             }
-            text += entries[i];
+            text += entries[i].text;
         }
         text += ']';
         frames.emplace(room, make_text(std::move(text)));
@@ -218,6 +269,65 @@ void LogStream::flush() {
             }
         }
     }
+}
+
+void LogStream::store_batch(const std::map<std::string, std::deque<Pending>>& batch) {
+    if (storage_ == nullptr) {
+        return;
+    }
+    std::vector<store::LogRow> rows;
+    for (const auto& [room, entries] : batch) {
+        for (const auto& e : entries) {
+            rows.push_back(store::LogRow{.id = e.seq,  // sorted on below, assigned by the store
+                                         .server_time_ms = e.server_time_ms,
+                                         .room = room,
+                                         .user = e.user,
+                                         .level = e.level,
+                                         .body = e.text});
+        }
+    }
+    // Stored in seqNumber order, so that the store's ids (the query order) follow it.
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    const auto n = rows.size();
+    // The completion runs on a store thread, possibly after the stream is gone: it touches only
+    // the counters, which belong to the metrics registry (it outlives the store).
+    storage_->append(std::move(rows), [n, &stored = stored_,
+                                       &failed = store_failed_](Result<void> r) {
+        if (r) {
+            stored.inc(n);
+            return;
+        }
+        failed.inc(n);
+        // The store logged the cause (once per run of failures); this says
+        // what it cost.
+        util::logger(kLoggerName)->debug("{} log entries not stored: {}", n, r.error().message());
+    });
+}
+
+void LogStream::prune() {
+    LogRetention r;
+    {
+        std::lock_guard lock(mutex_);
+        r = retention_;
+    }
+    const std::int64_t older_than =
+        r.max_age.count() == 0
+            ? std::numeric_limits<std::int64_t>::min()
+            : ms_since_epoch(
+                  std::chrono::system_clock::now() -
+                  std::chrono::duration_cast<std::chrono::system_clock::duration>(r.max_age));
+    storage_->prune(older_than, r.max_rows, kPruneBudget,
+                    [&pruned = pruned_, weak = weak_from_this()](Result<std::uint64_t> n) {
+                        if (!n) {
+                            return;  // the store logged it; the next prune tries again
+                        }
+                        pruned.inc(*n);
+                        if (*n >= kPruneBudget) {
+                            if (auto self = weak.lock()) {
+                                self->prune_again_.store(true);
+                            }
+                        }
+                    });
 }
 
 }  // namespace hearth::logs

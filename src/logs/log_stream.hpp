@@ -2,8 +2,10 @@
 
 // The live part of the logs subsystem (docs/logs.md): entries posted by clients and the server's
 // own log lines, stamped with serverTime and seqNumber, buffered per room and sent to WebSocket
-// listeners in one batch per room every 100 ms. Storage and the query API are not done yet.
+// listeners in one batch per room every 100 ms; each batch is also handed to the store (when
+// storage is on), which keeps entries within the retention bounds.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -13,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -20,6 +23,7 @@
 #include <boost/system/result.hpp>
 
 #include <hearth/connection.hpp>
+#include <hearth/store.hpp>
 
 #include "util/log.hpp"
 
@@ -41,6 +45,13 @@ struct LogStreamLimits {
     std::chrono::milliseconds batch_interval{100};
 };
 
+/// How long stored entries are kept: whichever bound is reached first deletes the oldest.
+struct LogRetention {
+    std::chrono::days max_age{7};  // zero: no age bound
+    std::uint64_t max_rows = 1'000'000;
+    bool operator==(const LogRetention&) const = default;
+};
+
 /// Identifies a listener registered with `LogStream::add_listener`.
 enum class ListenerId : std::uint64_t {};
 
@@ -51,7 +62,11 @@ enum class ListenerId : std::uint64_t {};
 /// routes and handlers hold weak pointers. Must be destroyed after the io threads stopped.
 class LogStream : public std::enable_shared_from_this<LogStream> {
 public:
-    LogStream(core::MetricsRegistry& metrics, LogStreamLimits limits = {});
+    /// `storage`, when given, receives every batch and must outlive the stream; its writes are
+    /// bounded by the store's queue: a batch the store refuses or fails is counted in
+    /// hearth_logs_store_failed_total and not retried (the live stream has it already).
+    LogStream(core::MetricsRegistry& metrics, LogStreamLimits limits = {},
+              store::Logs* storage = nullptr, LogRetention retention = {});
     ~LogStream();
     LogStream(const LogStream&) = delete;
     LogStream& operator=(const LogStream&) = delete;
@@ -69,27 +84,53 @@ public:
     ListenerId add_listener(ConnectionHandle connection, std::optional<std::string> room);
     void remove_listener(ListenerId id);
 
-    /// Sends the pending entries now (the batcher's work; public for tests).
+    /// Applies new retention bounds from the next prune on. Thread-safe.
+    void set_retention(LogRetention retention);
+
+    /// Sends the pending entries now and stores them (the batcher's work; public for tests).
     void flush();
 
 private:
-    void ingest_locked(boost::json::object entry, const std::string& room);
-    void on_log_line(const util::LogRecord& record);
-    void arm_timer();
+    /// One entry waiting for the next batch: its JSON text and what storage indexes.
+    struct Pending {
+        std::string text;
+        std::uint64_t seq = 0;
+        std::int64_t server_time_ms = 0;
+        std::string user;
+        std::string level;
+        std::size_t bytes() const noexcept { return text.size() + user.size() + level.size(); }
+    };
 
+    void ingest_locked(boost::json::object entry, const std::string& room);
     struct Listener {
         ConnectionHandle connection;
         std::optional<std::string> room;
     };
 
+    void send_batch(const std::map<std::string, std::deque<Pending>>& batch,
+                    const std::vector<Listener>& listeners);
+    void store_batch(const std::map<std::string, std::deque<Pending>>& batch);
+    void prune();
+    void on_log_line(const util::LogRecord& record);
+    void arm_timer();
+
     LogStreamLimits limits_;
+    store::Logs* storage_;
     core::Counter& entries_;
     core::Counter& dropped_;
-    std::mutex mutex_;  // guards everything below except timer_
+    core::Counter& stored_;
+    core::Counter& store_failed_;
+    core::Counter& pruned_;
+    // Storage bookkeeping, touched only by the batcher (flush runs on one io thread) and by store
+    // completions through the atomic.
+    std::chrono::steady_clock::time_point last_prune_{};
+    std::atomic<bool> prune_again_{false};  // the last prune hit its budget: more to delete
+    std::mutex mutex_;                      // guards everything below except timer_
+    LogRetention retention_;
     std::uint64_t next_seq_ = 1;
     std::uint64_t next_listener_ = 1;
-    std::map<std::string, std::deque<std::string>> pending_;  // room -> serialized entries
-    std::size_t pending_bytes_ = 0;                           // sum of pending_'s entry sizes
+    std::map<std::string, std::deque<Pending>> pending_;  // room -> entries, oldest first
+    std::size_t pending_bytes_ = 0;                       // sum of pending_'s Pending::bytes()
     std::map<std::uint64_t, Listener> listeners_;
     std::unique_ptr<boost::asio::steady_timer> timer_;  // touched only on its io thread after start
     // Last: destroyed first, so that no log line arrives into a half-destroyed stream.

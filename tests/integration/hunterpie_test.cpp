@@ -13,6 +13,7 @@
 #include "net/server.hpp"
 #include "support/clients.hpp"
 #include "support/server.hpp"
+#include "util/log.hpp"
 
 namespace hearth::test {
 namespace {
@@ -513,6 +514,36 @@ TEST(HunterPie, TheLoadGeneratorPlaysBothRoles) {
         EXPECT_EQ(report.at("pushes_delivered"), report.at("pushes_expected")) << out;
         EXPECT_EQ(report.at("errors").as_int64(), 0) << out;
     }
+}
+
+/// Reads /logs/listen frames until one holds a server line containing `needle`; false on close or
+/// past the deadline.
+bool server_line_seen(WsClient& logs, const std::string& needle) {
+    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto m = logs.read(std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now()));
+        if (!m) {
+            return false;
+        }
+        if (m->data.find(needle) != std::string::npos) {
+            return true;
+        }
+    }
+    return false;
+}
+
+TEST(HunterPie, PlayerNameNamesTheConnectionInTheServerLog) {
+    // The CLI applies server.log_level at startup; an in-process server leaves it to the test.
+    ASSERT_TRUE(util::set_log_level("debug"));
+    Sync s;
+    WsClient logs(s.server().port(), WsOptions{.path = "/logs/listen"});
+    Client named(s.port(), false, "/connect?playerName=Zed-42");
+    EXPECT_EQ(named.call("ping"), "pong");
+    EXPECT_TRUE(server_line_seen(logs, "connected as Zed-42"));
+    Client anonymous(s.port(), false, "/connect");
+    EXPECT_EQ(anonymous.call("ping"), "pong");
+    EXPECT_TRUE(server_line_seen(logs, "connected as player-"));
 }
 
 TEST(HunterPie, ReloadAppliesTheAdminTokenAndTheTimeout) {

@@ -13,9 +13,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 
+#include "auth/operator_auth.hpp"
 #include "core/metrics.hpp"
 #include "core/ws_settings.hpp"
 #include "util/log.hpp"
@@ -70,19 +69,6 @@ std::string random_name() {
     std::snprintf(buf, sizeof buf, "player-%08llx",
                   static_cast<unsigned long long>(rng() & 0xffffffffULL));
     return buf;
-}
-
-using Digest = std::array<unsigned char, 32>;
-
-/// SHA-256 of a token: tokens are compared as digests so that the comparison takes the same time
-/// whatever the length or content of the token presented.
-Digest digest(std::string_view key) {
-    Digest d{};
-    unsigned int size = 0;
-    if (EVP_Digest(key.data(), key.size(), d.data(), &size, EVP_sha256(), nullptr) != 1) {
-        throw std::runtime_error("SHA-256 is not available");
-    }
-    return d;
 }
 
 HttpResponse with_cors(HttpResponse r) {
@@ -259,23 +245,6 @@ struct HunterpieFrontend::Shared {
         return out;
     }
 
-    // ---- admin token ----------------------------------------------------------------------------
-
-    void set_token(const std::string& token) {
-        std::lock_guard lock(mutex);
-        token_set = !token.empty();
-        token_digest = digest(token);
-    }
-    bool authorized(const HttpRequest& req) const {
-        constexpr std::string_view kBearer = "Bearer ";
-        const auto h = req.header("Authorization").value_or("");
-        const std::string_view presented =
-            h.starts_with(kBearer) ? h.substr(kBearer.size()) : std::string_view{};
-        const Digest d = digest(presented);
-        std::lock_guard lock(mutex);
-        return token_set && CRYPTO_memcmp(d.data(), token_digest.data(), d.size()) == 0;
-    }
-
     std::string status_page() const {
         const double uptime =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -304,8 +273,6 @@ struct HunterpieFrontend::Shared {
     mutable std::mutex mutex;
     std::unordered_map<std::string, Members> sessions;
     std::unordered_map<ConnectionId, ConnectionHandle> all;
-    bool token_set = false;
-    Digest token_digest{};
 };
 
 namespace {
@@ -504,14 +471,12 @@ void HunterpieFrontend::add_routes(Router& router,
 }
 
 void HunterpieFrontend::add_api_routes(Router& router, const std::string& http_listener,
-                                       const std::string& admin_token) {
-    set_admin_token(admin_token);
+                                       const auth::OperatorAuth& operators) {
     router.add_http_route(
         http_listener, "POST", "/api/v1/hunterpie/servermsg",
-        sync_handler([shared = shared_](const HttpRequest& req) {
-            if (!shared->authorized(req)) {
-                return HttpResponse::error(401, "unauthorized",
-                                           "A valid admin bearer token is required.");
+        sync_handler([shared = shared_, &operators](const HttpRequest& req) {
+            if (auto refused = operators.check(req)) {
+                return std::move(*refused);
             }
             boost::system::error_code ec;
             json::value parsed = json::parse(req.body, ec);
@@ -558,10 +523,6 @@ void HunterpieFrontend::add_api_routes(Router& router, const std::string& http_l
                         std::string_view(level->get_string()), delivered);
             return HttpResponse::json(200, R"({"delivered":)" + std::to_string(delivered) + "}");
         }));
-}
-
-void HunterpieFrontend::set_admin_token(const std::string& admin_token) {
-    shared_->set_token(admin_token);
 }
 
 }  // namespace hearth::frontends::hunterpie

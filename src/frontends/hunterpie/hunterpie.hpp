@@ -17,6 +17,9 @@
 namespace hearth::core {
 class MetricsRegistry;
 }  // namespace hearth::core
+namespace hearth::auth {
+class OperatorAuth;
+}  // namespace hearth::auth
 
 namespace hearth::frontends::hunterpie {
 
@@ -84,16 +87,14 @@ public:
     /// Declares the listener and its routes: GET /, GET /version, OPTIONS preflights and
     /// WS /connect, all under path_prefix.
     void add_routes(Router& router, std::shared_ptr<const WsRouteSettings> settings);
-    /// The operator notice, POST /api/v1/hunterpie/servermsg, on the HTTP API listener; it
-    /// requires `Authorization: Bearer <admin_token>` (an empty token refuses everything).
+    /// The operator notice, POST /api/v1/hunterpie/servermsg, on the HTTP API listener, for
+    /// callers `operators` accepts; `operators` must outlive the routes.
     void add_api_routes(Router& router, const std::string& http_listener,
-                        const std::string& admin_token);
+                        const auth::OperatorAuth& operators);
     /// The listener's key (after add_routes).
     const std::string& listener() const noexcept { return listener_; }
     /// The WebSocket route's path (path_prefix + "/connect"), for update_ws_settings.
     std::string connect_path() const;
-    /// Applies a new admin token to later servermsg requests.
-    void set_admin_token(const std::string& admin_token);
 
     struct Shared;
 
