@@ -4,6 +4,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "logs/logs_page.hpp"
+
 namespace hearth::logs {
 
 namespace json = boost::json;
@@ -88,6 +90,9 @@ private:
 void add_log_routes(Router& router, const std::string& listener, const std::string& prefix,
                     const std::shared_ptr<LogStream>& stream, const WsRouteSettings& ws_settings) {
     std::weak_ptr<LogStream> weak = stream;
+    // The live viewer; it listens at logs/listen relative to its own path, so under any prefix.
+    router.add_http_route(listener, "GET", prefix + "/logs.html",
+                          sync_handler([](const HttpRequest&) { return logs_page_response(); }));
     router.add_http_route(listener, "POST", prefix + "/logs/add",
                           sync_handler([weak](const HttpRequest& req) { return add(weak, req); }));
     router.add_http_route(

@@ -23,8 +23,8 @@ inline std::string listen_path(const std::string& prefix) {
     return prefix + "/logs/listen";
 }
 
-/// Declares POST {prefix}/logs/add, OPTIONS {prefix}/logs/add and WS {prefix}/logs/listen on
-/// `listener`. `ws_settings` are used with compression turned off (the spec: no compression).
+/// Declares POST {prefix}/logs/add, OPTIONS {prefix}/logs/add, WS {prefix}/logs/listen and
+/// GET {prefix}/logs.html (the live log page, docs/logs-page.md) on `listener`. `ws_settings` are used with compression turned off (the spec: no compression).
 /// Called on the control thread while the app wires its routes; the handlers run on io threads and
 /// hold the stream weakly.
 void add_log_routes(Router& router, const std::string& listener, const std::string& prefix,
