@@ -1,8 +1,8 @@
 #pragma once
 
 // The durable store as every module sees it. Asynchronous: work runs on the store's own threads
-// (SQLite: one writer thread with group commit and reader threads of its own; PostgreSQL later: a
-// connection pool), never on an io thread. Each completion runs on a store thread: a caller on an
+// (SQLite and PostgreSQL alike: one writer thread with group commit and reader threads, each
+// with its own connection; src/store/executor.hpp), never on an io thread. Each completion runs on a store thread: a caller on an
 // io thread wraps it with `core::post_to_current_thread` (core/post.hpp) to get it back home.
 
 #include <chrono>

@@ -6,6 +6,9 @@
 namespace hearth::store {
 namespace {
 
+// Every migration here has its PostgreSQL twin, same version and name, in
+// postgres/postgres_migrations.cpp: change both.
+
 // Migration 1: mailboxes. `seq` is AUTOINCREMENT so that a seq is never reused after the newest
 // entry is deleted: clients acknowledge by seq, and a reused one would acknowledge the wrong
 // message. `mailbox_depth` counts the entries of each key, kept exact by triggers (also when an
@@ -71,7 +74,8 @@ CREATE TRIGGER log_count_delete AFTER DELETE ON log_entry BEGIN
 END;
 )sql";
 
-// Append new migrations here: {3, "accounts", R"sql(...)sql"}, ...
+// Append new migrations here: {3, "accounts", R"sql(...)sql"}, ... and the same version in
+// postgres/postgres_migrations.cpp.
 constexpr Migration kMigrations[] = {
     {1, "mailboxes", kMailboxesSql},
     {2, "logs", kLogsSql},
@@ -157,7 +161,9 @@ private:
     sqlite3* db_ = nullptr;
 };
 
-void check_numbering(std::span<const Migration> migrations) {
+}  // namespace
+
+void check_migration_numbering(std::span<const Migration> migrations) {
     for (std::size_t i = 0; i < migrations.size(); ++i) {
         if (migrations[i].version != static_cast<int>(i) + 1) {
             throw std::logic_error("migration " + std::string(migrations[i].name) +
@@ -166,6 +172,8 @@ void check_numbering(std::span<const Migration> migrations) {
         }
     }
 }
+
+namespace {
 
 std::string describe(const Migration& m) {
     return std::to_string(m.version) + " " + std::string(m.name);
@@ -198,7 +206,7 @@ MigrationReport migrate_sqlite(const std::string& path) {
 }
 
 MigrationReport migrate_sqlite(const std::string& path, std::span<const Migration> migrations) {
-    check_numbering(migrations);
+    check_migration_numbering(migrations);
     const int latest = migrations.empty() ? 0 : migrations.back().version;
 
     Connection db(path);

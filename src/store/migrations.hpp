@@ -8,7 +8,9 @@
 // order, at startup (`open_sqlite_store`) and from `hearth migrate`.
 //
 // To change the schema (accounts, tokens, ...), append a Migration to the list in migrations.cpp
-// with the next version number. Never edit a migration that has shipped: databases that already
+// with the next version number, AND the same version, with the same name, in PostgreSQL's SQL to
+// the list in postgres/postgres_migrations.cpp: both backends have the same numbered versions (a
+// test compares the two lists). Never edit a migration that has shipped: databases that already
 // ran it would not run it again.
 
 #include <span>
@@ -31,9 +33,9 @@ std::span<const Migration> sqlite_migrations() noexcept;
 /// The version a database has after every migration of this build.
 int latest_sqlite_schema_version() noexcept;
 
-/// What `migrate_sqlite` did.
+/// What `migrate_sqlite` (or `migrate_postgres`) did.
 struct MigrationReport {
-    std::string path;
+    std::string path;  // the SQLite file, or the PostgreSQL URL without its password
     int from_version = 0;
     int to_version = 0;
     std::vector<std::string> applied;  // "1 mailboxes", ... in the order they ran; empty: no-op
@@ -52,6 +54,9 @@ struct MigrationReport {
 /// migration failed (the database stays at the version before it), or the database was written
 /// by a newer Hearth. Runs on the calling thread and blocks: call it at startup or from the CLI.
 MigrationReport migrate_sqlite(const std::string& path);
+
+/// Throws std::logic_error unless `migrations` are numbered 1, 2, ... without gaps.
+void check_migration_numbering(std::span<const Migration> migrations);
 
 /// Same, with another list (tests; the list must be numbered 1, 2, ... without gaps, or
 /// std::logic_error).

@@ -1,7 +1,7 @@
 #pragma once
 
-// The `[storage]` config section: which store the server opens and how the SQLite store runs.
-// Every key is read once, when the store opens, so every key needs a restart to change.
+// The `[storage]` config section: which store the server opens (SQLite or PostgreSQL) and how it
+// runs. Every key is read once, when the store opens, so every key needs a restart to change.
 
 #include <cstdint>
 #include <string>
@@ -17,10 +17,10 @@ inline constexpr std::string_view kSynchronousLevels[] = {"full", "normal", "off
 struct StorageConfig {
     static constexpr std::string_view kName = "storage";
     static constexpr std::string_view kDescription =
-        "The durable store (mailboxes): the SQLite file in server.data_dir, its durability and "
-        "its queues.";
+        "The durable store (mailboxes, stored logs): SQLite (a file in server.data_dir) or "
+        "PostgreSQL (postgres_url), its durability and its queues.";
 
-    std::string driver = "sqlite";           // postgres comes with the scale-out issue
+    std::string driver = "sqlite";           // or "postgres": several nodes share one database
     std::string sqlite_file = "hearth.db";   // relative paths are inside server.data_dir
     std::string synchronous = "full";        // an acknowledged write survives power loss
     std::int64_t busy_timeout_ms = 5'000;    // a backup or `hearth migrate` may hold a lock
@@ -28,12 +28,15 @@ struct StorageConfig {
     std::int64_t max_batch = 1'000;          // group commit: writes per transaction at most
     std::int64_t reader_threads = 2;
     std::int64_t reader_queue_max = 10'000;  // at the bound new reads fail at once (kUnavailable)
+    std::string postgres_url;                // libpq string or URI; required for postgres
+    std::int64_t postgres_pool_size = 4;     // reader connections, each with its own thread
 
     template <class V>
     void visit(V& v) {
         v("driver", driver,
-          {.help = "Store implementation: sqlite (one node, no setup); postgres is not available "
-                   "yet.",
+          {.help = "Store implementation: sqlite (one node, no setup: a file in server.data_dir) "
+                   "or postgres (a PostgreSQL server at postgres_url, which several nodes may "
+                   "share).",
            .restart = true,
            .choices = kStorageDrivers});
         v("sqlite_file", sqlite_file,
@@ -43,13 +46,14 @@ struct StorageConfig {
           {.help = "full: a write is acknowledged once it survives power loss; normal: once it "
                    "survives a crash of the process (faster, may lose the last writes on power "
                    "loss); off: never flushes, and power loss may corrupt the database (tests "
-                   "only).",
+                   "only). PostgreSQL: full keeps the server's synchronous_commit, normal and off "
+                   "set it to off for Hearth's writes.",
            .restart = true,
            .choices = kSynchronousLevels});
         v("busy_timeout_ms", busy_timeout_ms,
           {.help = "How long a store thread waits for a lock held by another process (a backup, "
-                   "`hearth migrate`) before the operation fails with unavailable, in "
-                   "milliseconds.",
+                   "`hearth migrate`; PostgreSQL: another session, as lock_timeout) before the "
+                   "operation fails with unavailable, in milliseconds.",
            .restart = true,
            .min = 0,
            .max = 600'000});
@@ -66,8 +70,8 @@ struct StorageConfig {
            .min = 1,
            .max = 100'000});
         v("reader_threads", reader_threads,
-          {.help = "Threads (each with its own connection) that run reads concurrently with the "
-                   "writer.",
+          {.help = "SQLite: threads (each with its own connection) that run reads concurrently "
+                   "with the writer.",
            .restart = true,
            .min = 1,
            .max = 64});
@@ -77,11 +81,24 @@ struct StorageConfig {
            .restart = true,
            .min = 1,
            .max = 10'000'000});
+        v("postgres_url", postgres_url,
+          {.help = "PostgreSQL: the database, as a libpq connection string (\"host=db "
+                   "dbname=hearth user=hearth\") or URI (\"postgresql://hearth@db:5432/hearth\"); "
+                   "required when driver = \"postgres\". Logs show it with the password masked; "
+                   "the password may also come from PGPASSWORD or ~/.pgpass.",
+           .restart = true});
+        v("postgres_pool_size", postgres_pool_size,
+          {.help = "PostgreSQL: reader connections (each with its own thread) that run reads "
+                   "concurrently with the writer's connection; the pool is these plus one.",
+           .restart = true,
+           .min = 1,
+           .max = 64});
     }
 
     void validate(core::ConfigErrors& errors) const {
-        if (driver == "postgres") {
-            errors.emplace_back("storage.driver: postgres is not available yet");
+        if (driver == "postgres" && postgres_url.empty()) {
+            errors.emplace_back(
+                "storage.postgres_url: required when storage.driver = \"postgres\"");
         }
         if (sqlite_file.empty()) {
             errors.emplace_back("storage.sqlite_file: must not be empty");

@@ -1,40 +1,32 @@
 #include "store/sqlite/sqlite_store.hpp"
 #include <algorithm>
-#include <array>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <exception>
 #include <filesystem>
 #include <limits>
-#include <mutex>
 #include <optional>
-#include <set>
 #include <stdexcept>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include "store/executor.hpp"
 #include "store/migrations.hpp"
 #include "util/log.hpp"
 
 namespace hearth::store {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
+using detail::BatchStats;
+using detail::ErrorKind;
+using detail::StoreFailure;
 
 // After a burst the WAL file is truncated to this size at the next checkpoint instead of keeping
 // its high-water mark on disk forever.
 constexpr std::int64_t kJournalSizeLimitBytes = std::int64_t{64} << 20;
-// While failures go on, the cause is logged again at this interval, not once per operation.
-constexpr auto kErrorLogInterval = std::chrono::seconds(60);
 
 // SQL of the mailbox operations. The statement cache keys on these texts.
 constexpr std::string_view kBeginSql = "BEGIN IMMEDIATE";
@@ -98,12 +90,6 @@ std::int64_t clamp_to_int64(std::uint64_t v) noexcept {
 
 // ---------------------------------------------------------------------------------------------
 // Errors.
-
-enum class ErrorKind : std::uint8_t { kFull, kIo, kReadOnly, kCorrupt, kBusy, kOther, kQueueFull };
-constexpr std::size_t kErrorKinds = 7;
-
-constexpr std::array<std::string_view, kErrorKinds> kErrorKindLabels = {
-    "full", "io", "read_only", "corrupt", "busy", "other", "queue_full"};
 
 ErrorKind classify(int rc) noexcept {
     switch (rc & 0xFF) {
@@ -179,68 +165,19 @@ std::string_view describe(ErrorKind kind) noexcept {
             return "SQLite reported an error";
         case ErrorKind::kQueueFull:
             return "the queue is full";
+        case ErrorKind::kConnection:
+            return "the database cannot be reached";
     }
     return "unknown";
 }
 
-/// Lock contention and overload are the caller's to retry ("nothing was done"); the rest means the
-/// storage itself is failing.
-Errc to_errc(ErrorKind kind) noexcept {
-    return kind == ErrorKind::kBusy || kind == ErrorKind::kQueueFull ? Errc::kUnavailable
-                                                                     : Errc::kStorageFailure;
+/// A failed statement as the executor reports it.
+StoreFailure failure_of(int rc, std::string_view detail) {
+    const ErrorKind kind = classify(rc);
+    return StoreFailure{kind, std::string(describe(kind)) + " (" + code_name(rc) +
+                                  ", extended code " + std::to_string(rc) + ": " +
+                                  std::string(detail) + ")"};
 }
-
-/// Counts failed operations by kind and logs the cause once per run of failures (again every
-/// kErrorLogInterval while it lasts): a failing disk fails every operation, and a line per
-/// operation would flood the log. One instance for writes, one for reads, so that reads that
-/// still work do not end a run of failing writes. Thread-safe.
-class ErrorReporter {
-public:
-    /// `what` failed ("write transaction"); `outcome` follows the count ("reads failed").
-    ErrorReporter(std::string_view what, std::string_view outcome, std::string path,
-                  std::array<core::Counter*, kErrorKinds> counters)
-        : what_(what), outcome_(outcome), path_(std::move(path)), counters_(counters) {}
-
-    void failed(ErrorKind kind, int rc, std::string_view detail, std::size_t operations) {
-        counters_[static_cast<std::size_t>(kind)]->inc(operations);
-        const auto now = Clock::now();
-        std::lock_guard lock(mutex_);
-        const bool log = !failing_.load(std::memory_order_relaxed) || kind != last_kind_ ||
-                         now - last_log_ >= kErrorLogInterval;
-        failing_.store(true, std::memory_order_relaxed);
-        last_kind_ = kind;
-        if (log) {
-            last_log_ = now;
-            // Lock contention is another process's doing and passes; the rest needs an operator.
-            util::logger("store")->log(
-                kind == ErrorKind::kBusy ? spdlog::level::warn : spdlog::level::err,
-                "{}: {} failed: {} ({}, extended code {}: {}); {} {}; further failures are "
-                "counted in hearth_store_errors_total{{kind=\"{}\"}}",
-                path_, what_, describe(kind), code_name(rc), rc, detail, operations, outcome_,
-                kErrorKindLabels[static_cast<std::size_t>(kind)]);
-        }
-    }
-
-    void succeeded() {
-        if (!failing_.load(std::memory_order_relaxed)) {
-            return;  // the common case: no lock
-        }
-        std::lock_guard lock(mutex_);
-        if (failing_.exchange(false, std::memory_order_relaxed)) {
-            util::logger("store")->info("{}: {}s succeed again", path_, what_);
-        }
-    }
-
-private:
-    std::string_view what_;
-    std::string_view outcome_;
-    std::string path_;
-    std::array<core::Counter*, kErrorKinds> counters_;
-    std::atomic<bool> failing_{false};
-    std::mutex mutex_;
-    ErrorKind last_kind_ = ErrorKind::kOther;
-    Clock::time_point last_log_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // Connections.
@@ -404,81 +341,20 @@ int collect_entries(Use& query, std::vector<MailboxEntry>& out) {
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/// The smallest key greater than every key starting with `prefix`, or nothing when there is none
-/// (an empty prefix or only 0xFF bytes). Keys compare as bytes (SQLite's BINARY collation).
-std::optional<std::string> prefix_upper_bound(std::string prefix) {
-    while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xFF) {
-        prefix.pop_back();
-    }
-    if (prefix.empty()) {
-        return std::nullopt;
-    }
-    prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
-    return prefix;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Operations.
-
-/// What a batch's operations did, counted once the batch commits.
-struct BatchStats {
-    std::uint64_t dropped = 0;
-};
-
-/// One queued operation. Created by the submitting thread; executed and completed by the writer
-/// thread (writes, and reads submitted while the writer had work) or a reader thread (reads
-/// submitted while it had none).
-class Op {
-public:
-    virtual ~Op() = default;
-    /// On the writer: runs inside the batch's transaction; returns SQLITE_OK, or the SQLite error
-    /// that fails the whole batch. An error of the operation alone (a bad argument) is kept as its
-    /// result and does not fail the batch. On a reader: the same, on its own.
-    virtual int execute(Db& db, BatchStats& stats) = 0;
-    /// Runs the completion, with the operation's own result when `error` is kOk.
-    virtual void complete(Errc error) = 0;
-
-    Clock::time_point enqueued;
-    bool is_read = false;
-    std::uint64_t pool_reads_before = 0;  // writer ops: pool reads submitted before it
-    std::uint64_t pool_index = 0;         // pool reads: its place among pool reads
-};
-
-template <class T, class Fn>
-class OpFor final : public Op {
-public:
-    OpFor(Fn fn, Completion<T> done) : fn_(std::move(fn)), done_(std::move(done)) {}
-
-    int execute(Db& db, BatchStats& stats) override { return fn_(db, stats, result_); }
-    void complete(Errc error) override {
-        if (!done_) {
-            return;
-        }
-        if (error != Errc::kOk) {
-            done_(Result<T>(make_error_code(error)));
-        } else {
-            done_(std::move(result_));
-        }
-    }
-
-private:
-    Fn fn_;
-    Completion<T> done_;
-    Result<T> result_{};
-};
-
-void name_this_thread(const std::string& name) {
-    // At most 15 characters: the kernel's limit.
-    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-}
+using detail::prefix_upper_bound;
 
 // ---------------------------------------------------------------------------------------------
 // The store.
 
-/// The SQLite store. Public calls are thread-safe and never block on storage (they take a short
-/// lock to queue). The writer thread runs writes in batches; reader threads run reads; see
-/// sqlite_store.hpp for the order guarantees. Owned by the app.
-class SqliteStore final : public Store, public Mailboxes, public Logs {
+using SqliteOp = detail::ConnOp<Db, int>;
+
+/// The SQLite store: its connections, and how a batch, a read and a probe run on them; the
+/// queues, threads and order rules are the shared StoreExecutor's (see sqlite_store.hpp). Public
+/// calls are thread-safe and never block on storage. Owned by the app.
+class SqliteStore final : public Store,
+                          public Mailboxes,
+                          public Logs,
+                          private detail::ExecutorBackend {
 public:
     SqliteStore(const StorageConfig& config, std::string path, int schema_version,
                 core::MetricsRegistry& metrics, SqliteTestHooks hooks);
@@ -488,7 +364,7 @@ public:
 
     Mailboxes& mailboxes() override { return *this; }
     Logs& logs() override { return *this; }
-    bool healthy() const noexcept override { return healthy_.load(std::memory_order_relaxed); }
+    bool healthy() const noexcept override { return executor_.healthy(); }
 
     void append(std::string key, std::string body, std::size_t max_depth,
                 Completion<AppendResult> done) override;
@@ -510,138 +386,57 @@ public:
 
 private:
     template <class T, class Fn>
-    void submit_write(Completion<T> done, Fn fn);
-    template <class T, class Fn>
-    void submit_read(Completion<T> done, Fn fn);
-    /// Queues `op` for the writer; returns why it was refused, or kOk. Called with mutex_ held.
-    Errc queue_for_writer_locked(std::unique_ptr<Op>& op);
-    bool pool_reads_done_locked(std::uint64_t before) const noexcept {
-        return pool_in_flight_.empty() || *pool_in_flight_.begin() >= before;
+    void submit_write(Completion<T> done, Fn fn) {
+        executor_.submit_write(detail::make_op<Db, int, T>(std::move(fn), std::move(done)));
     }
-    void refuse(Op& op, Errc error);
+    template <class T, class Fn>
+    void submit_read(Completion<T> done, Fn fn) {
+        executor_.submit_read(detail::make_op<Db, int, T>(std::move(fn), std::move(done)));
+    }
 
-    void writer_loop();
-    void run_batch(std::vector<std::unique_ptr<Op>>& batch);
-    void probe();
-    void reader_loop(Db& db);
-    void set_healthy(bool healthy);
-    void stop();
-
-    static void run_completion(Op& op, Errc error) noexcept;
+    // detail::ExecutorBackend, on the executor's threads.
+    std::optional<StoreFailure> run_batch(std::span<const std::unique_ptr<detail::ExecOp>> batch,
+                                          std::size_t writes, BatchStats& stats) override;
+    std::optional<StoreFailure> run_read(std::size_t reader, detail::ExecOp& op) override;
+    bool probe() override;
 
     const std::string path_;
-    const int schema_version_;
-    const std::size_t writer_queue_max_;
-    const std::size_t reader_queue_max_;
-    const std::size_t max_batch_;
     const SqliteTestHooks hooks_;
     std::shared_ptr<spdlog::logger> log_;
-
-    // Metrics, looked up once.
-    core::Counter& transactions_;
-    core::Counter& writes_;
-    core::Counter& reads_;
-    core::Histogram& batch_size_;
-    core::Histogram& write_latency_;
-    core::Histogram& read_latency_;
-    core::Counter& dropped_;
-    core::Gauge& write_queue_depth_;
-    core::Gauge& read_queue_depth_;
-    core::Gauge& healthy_gauge_;
-    std::array<core::Counter*, kErrorKinds> error_counters_{};
-    std::unique_ptr<ErrorReporter> write_errors_;
-    std::unique_ptr<ErrorReporter> read_errors_;
-
-    std::atomic<bool> healthy_{true};
 
     // Connections: the writer's is used by the writer thread only, each reader's by its thread.
     std::unique_ptr<Db> writer_db_;
     std::vector<std::unique_ptr<Db>> reader_dbs_;
 
-    // Queues and the order bookkeeping, all under mutex_. Order: operations go to the writer
-    // (FIFO: executed and completed in submission order) or to the reader pool; a read goes to
-    // the pool only when the writer has nothing submitted and not completed, so it has no
-    // earlier write to wait for. A writer op waits for the pool reads submitted before it to
-    // complete before it executes (they must not see it, and must complete first); a pool read
-    // completes after the pool reads submitted before it.
-    std::mutex mutex_;
-    std::condition_variable writer_cv_;      // the writer waits for work or for earlier pool reads
-    std::condition_variable reader_cv_;      // readers wait for work
-    std::condition_variable pool_order_cv_;  // a reader waits for earlier pool reads to complete
-    std::deque<std::unique_ptr<Op>> write_queue_;  // bounded by writer_queue_max_
-    std::deque<std::unique_ptr<Op>> read_queue_;   // bounded by reader_queue_max_
-    std::uint64_t writer_submitted_ = 0;
-    std::uint64_t writer_completed_ = 0;
-    std::uint64_t pool_submitted_ = 0;
-    std::set<std::uint64_t> pool_in_flight_;  // pool reads submitted and not yet completed
-    std::size_t pool_order_waiters_ = 0;
-    bool writer_waiting_for_reads_ = false;
-    bool stopping_ = false;
-
-    std::thread writer_;
-    std::vector<std::thread> readers_;
+    // Last: stopped (threads joined) before the connections close.
+    detail::StoreExecutor executor_;
 };
 
-std::array<core::Counter*, kErrorKinds> make_error_counters(core::MetricsRegistry& metrics) {
-    std::array<core::Counter*, kErrorKinds> out{};
-    for (std::size_t i = 0; i < kErrorKinds; ++i) {
-        out[i] = &metrics.counter("hearth_store_errors_total",
-                                  "Store operations that failed, by cause (full, io, read_only, "
-                                  "corrupt, busy, other, queue_full).",
-                                  {{"kind", std::string(kErrorKindLabels[i])}});
-    }
-    return out;
-}
-
-std::vector<double> batch_size_bounds() {
-    return {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000};
+detail::ExecutorSettings executor_settings(const StorageConfig& config, const std::string& name,
+                                           std::size_t readers, const StoreTestHooks& hooks) {
+    // The config's ranges keep these at 1 or more; a struct filled in by code might not, and a
+    // zero would stall the writer or refuse everything.
+    auto at_least_one = [](std::int64_t v) {
+        return static_cast<std::size_t>(std::max<std::int64_t>(1, v));
+    };
+    return detail::ExecutorSettings{.name = name,
+                                    .writer_queue_max = at_least_one(config.writer_queue_max),
+                                    .reader_queue_max = at_least_one(config.reader_queue_max),
+                                    .max_batch = at_least_one(config.max_batch),
+                                    .readers = readers,
+                                    .hooks = hooks};
 }
 
 SqliteStore::SqliteStore(const StorageConfig& config, std::string path, int schema_version,
                          core::MetricsRegistry& metrics, SqliteTestHooks hooks)
     : path_(std::move(path)),
-      schema_version_(schema_version),
-      // The config's ranges keep these at 1 or more; a struct filled in by code might not, and a
-      // zero would stall the writer or refuse everything.
-      writer_queue_max_(
-          static_cast<std::size_t>(std::max<std::int64_t>(1, config.writer_queue_max))),
-      reader_queue_max_(
-          static_cast<std::size_t>(std::max<std::int64_t>(1, config.reader_queue_max))),
-      max_batch_(static_cast<std::size_t>(std::max<std::int64_t>(1, config.max_batch))),
       hooks_(std::move(hooks)),
       log_(util::logger("store")),
-      transactions_(metrics.counter("hearth_store_transactions_total",
-                                    "Write transactions committed by the store's writer thread.")),
-      writes_(metrics.counter("hearth_store_writes_total",
-                              "Writes committed; several share one transaction (group commit).")),
-      reads_(metrics.counter("hearth_store_reads_total", "Reads answered by the store.")),
-      batch_size_(metrics.histogram("hearth_store_batch_size",
-                                    "Writes per committed transaction (group commit).",
-                                    batch_size_bounds())),
-      write_latency_(metrics.histogram(
-          "hearth_store_write_latency_seconds",
-          "Time from submitting a write to its commit (queueing included), in seconds.",
-          core::Histogram::latency_seconds_bounds())),
-      read_latency_(metrics.histogram(
-          "hearth_store_read_latency_seconds",
-          "Time from submitting a read to its result (queueing included), in seconds.",
-          core::Histogram::latency_seconds_bounds())),
-      dropped_(metrics.counter("hearth_mailbox_dropped_total",
-                               "Oldest mailbox entries deleted because their mailbox was full.")),
-      write_queue_depth_(metrics.gauge("hearth_store_queue_depth",
-                                       "Operations waiting for a store thread.",
-                                       {{"queue", "write"}})),
-      read_queue_depth_(metrics.gauge("hearth_store_queue_depth",
-                                      "Operations waiting for a store thread.",
-                                      {{"queue", "read"}})),
-      healthy_gauge_(metrics.gauge("hearth_store_healthy",
-                                   "1 while the store's last write or probe succeeded, else 0.")),
-      error_counters_(make_error_counters(metrics)),
-      write_errors_(std::make_unique<ErrorReporter>(
-          "write transaction", "operation(s) failed and none of them was stored", path_,
-          error_counters_)),
-      read_errors_(
-          std::make_unique<ErrorReporter>("read", "read(s) failed", path_, error_counters_)) {
+      executor_(
+          executor_settings(
+              config, path_,
+              static_cast<std::size_t>(std::max<std::int64_t>(1, config.reader_threads)), hooks_),
+          *this, metrics) {
     const int busy_timeout_ms =
         static_cast<int>(std::clamp<std::int64_t>(config.busy_timeout_ms, 0, 600'000));
     writer_db_ = std::make_unique<Db>(path_, Db::Mode::kReadWrite, busy_timeout_ms);
@@ -663,204 +458,31 @@ SqliteStore::SqliteStore(const StorageConfig& config, std::string path, int sche
     }
     // Readers only read (a read-only connection cannot write by mistake), so foreign keys and
     // synchronous do not apply to them.
-    for (std::int64_t i = 0; i < std::max<std::int64_t>(1, config.reader_threads); ++i) {
+    for (std::size_t i = 0; i < executor_.readers(); ++i) {
         reader_dbs_.push_back(std::make_unique<Db>(path_, Db::Mode::kReadOnly, busy_timeout_ms));
     }
-    healthy_gauge_.set(1);
-
-    try {
-        writer_ = std::thread([this] {
-            name_this_thread("hearth-store-w");
-            writer_loop();
-        });
-        for (std::size_t i = 0; i < reader_dbs_.size(); ++i) {
-            readers_.emplace_back([this, i] {
-                name_this_thread("hearth-store-r" + std::to_string(i));
-                reader_loop(*reader_dbs_[i]);
-            });
-        }
-    } catch (...) {
-        stop();
-        throw;
-    }
+    executor_.start();
     log_->info(
         "{}: store open (schema version {}, synchronous={}, {} reader thread(s), group "
         "commit up to {} writes)",
-        path_, schema_version_, config.synchronous, reader_dbs_.size(), max_batch_);
+        path_, schema_version, config.synchronous, reader_dbs_.size(), executor_.max_batch());
 }
 
 SqliteStore::~SqliteStore() {
-    stop();
+    executor_.stop();
     log_->info("{}: store closed", path_);
 }
 
-void SqliteStore::stop() {
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
-    writer_cv_.notify_all();
-    reader_cv_.notify_all();
-    if (hooks_.on_stop) {
-        hooks_.on_stop();
-    }
-    // The threads finish what is queued before they return; the connections close afterwards,
-    // with the members.
-    if (writer_.joinable()) {
-        writer_.join();
-    }
-    for (std::thread& t : readers_) {
-        if (t.joinable()) {
-            t.join();
-        }
-    }
-}
-
-void SqliteStore::set_healthy(bool healthy) {
-    if (healthy_.exchange(healthy, std::memory_order_relaxed) != healthy) {
-        healthy_gauge_.set(healthy ? 1 : 0);
-    }
-}
-
-void SqliteStore::run_completion(Op& op, Errc error) noexcept {
-    // A throwing completion is the caller's bug; it must not take the store thread (and with it
-    // every other caller's operations) down.
-    try {
-        op.complete(error);
-    } catch (const std::exception& e) {
-        util::logger("store")->error("a store completion threw: {}", e.what());
-    } catch (...) {
-        util::logger("store")->error("a store completion threw a non-standard exception");
-    }
-}
-
-void SqliteStore::refuse(Op& op, Errc error) {
-    if (error == Errc::kUnavailable) {
-        error_counters_[static_cast<std::size_t>(ErrorKind::kQueueFull)]->inc();
-    }
-    run_completion(op, error);
-}
-
-Errc SqliteStore::queue_for_writer_locked(std::unique_ptr<Op>& op) {
-    if (write_queue_.size() >= writer_queue_max_) {
-        return Errc::kUnavailable;
-    }
-    op->pool_reads_before = pool_submitted_;
-    ++writer_submitted_;
-    write_queue_.push_back(std::move(op));
-    write_queue_depth_.add(1);
-    return Errc::kOk;
-}
-
-template <class T, class Fn>
-void SqliteStore::submit_write(Completion<T> done, Fn fn) {
-    std::unique_ptr<Op> op = std::make_unique<OpFor<T, Fn>>(std::move(fn), std::move(done));
-    op->enqueued = Clock::now();
-    Errc refused = Errc::kShuttingDown;
-    {
-        std::lock_guard lock(mutex_);
-        if (!stopping_) {
-            refused = queue_for_writer_locked(op);
-        }
-    }
-    if (refused != Errc::kOk) {
-        refuse(*op, refused);
-        return;
-    }
-    writer_cv_.notify_one();
-}
-
-template <class T, class Fn>
-void SqliteStore::submit_read(Completion<T> done, Fn fn) {
-    std::unique_ptr<Op> op = std::make_unique<OpFor<T, Fn>>(std::move(fn), std::move(done));
-    op->enqueued = Clock::now();
-    op->is_read = true;
-    Errc refused = Errc::kShuttingDown;
-    bool to_writer = false;
-    {
-        std::lock_guard lock(mutex_);
-        if (stopping_) {
-            // refused
-        } else if (writer_submitted_ != writer_completed_) {
-            // Earlier writes are pending: the read runs in the writer's sequence, inside its
-            // transaction, so that it sees exactly the writes submitted before it (and not the
-            // later ones that share their batch) without cutting the batch short.
-            to_writer = true;
-            refused = queue_for_writer_locked(op);
-        } else if (read_queue_.size() >= reader_queue_max_) {
-            refused = Errc::kUnavailable;
-        } else {
-            op->pool_index = pool_submitted_++;
-            pool_in_flight_.insert(op->pool_index);
-            read_queue_.push_back(std::move(op));
-            read_queue_depth_.add(1);
-            refused = Errc::kOk;
-        }
-    }
-    if (refused != Errc::kOk) {
-        refuse(*op, refused);
-        return;
-    }
-    (to_writer ? writer_cv_ : reader_cv_).notify_one();
-}
-
-void SqliteStore::writer_loop() {
-    std::vector<std::unique_ptr<Op>> batch;
-    batch.reserve(max_batch_);
-    for (;;) {
-        {
-            std::unique_lock lock(mutex_);
-            for (;;) {
-                // Group commit: everything that queued up while the last transaction ran goes
-                // into the next one, up to the first op that must wait for an earlier pool read.
-                while (batch.size() < max_batch_ && !write_queue_.empty() &&
-                       pool_reads_done_locked(write_queue_.front()->pool_reads_before)) {
-                    batch.push_back(std::move(write_queue_.front()));
-                    write_queue_.pop_front();
-                }
-                if (!batch.empty()) {
-                    write_queue_depth_.sub(static_cast<std::int64_t>(batch.size()));
-                    break;
-                }
-                if (!write_queue_.empty()) {
-                    // A pool read submitted before the front op is still running (briefly: pool
-                    // reads wait for nothing).
-                    writer_waiting_for_reads_ = true;
-                    writer_cv_.wait(lock);
-                    writer_waiting_for_reads_ = false;
-                } else if (stopping_) {
-                    return;  // everything queued has run and completed
-                } else if (healthy()) {
-                    writer_cv_.wait(lock);
-                } else if (writer_cv_.wait_for(lock, hooks_.probe_interval) ==
-                               std::cv_status::timeout &&
-                           write_queue_.empty() && !stopping_) {
-                    lock.unlock();
-                    probe();
-                    lock.lock();
-                }
-            }
-        }
-        run_batch(batch);
-        batch.clear();
-    }
-}
-
-void SqliteStore::run_batch(std::vector<std::unique_ptr<Op>>& batch) {
-    if (hooks_.before_batch) {
-        hooks_.before_batch();
-    }
+std::optional<StoreFailure> SqliteStore::run_batch(
+    std::span<const std::unique_ptr<detail::ExecOp>> batch, std::size_t writes, BatchStats& stats) {
     Db& db = *writer_db_;
-    const auto writes = static_cast<std::size_t>(
-        std::count_if(batch.begin(), batch.end(), [](const auto& op) { return !op->is_read; }));
-    BatchStats stats;
     std::string detail;
     int rc = SQLITE_OK;
     try {
         // A batch of reads only needs no write lock.
         rc = Use(db, writes > 0 ? kBeginSql : kBeginReadSql).run();
         for (std::size_t i = 0; rc == SQLITE_OK && i < batch.size(); ++i) {
-            rc = batch[i]->execute(db, stats);
+            rc = static_cast<SqliteOp&>(*batch[i]).execute(db, stats);
         }
         if (rc == SQLITE_OK) {
             rc = Use(db, kCommitSql).run();
@@ -873,54 +495,41 @@ void SqliteStore::run_batch(std::vector<std::unique_ptr<Op>>& batch) {
         rc = SQLITE_NOMEM;
         detail = e.what();
     }
-
-    Errc error = Errc::kOk;
     if (rc == SQLITE_OK) {
-        const auto committed = Clock::now();
-        if (writes > 0) {
-            transactions_.inc();
-            writes_.inc(writes);
-            batch_size_.observe(static_cast<double>(writes));
-            dropped_.inc(stats.dropped);
-            set_healthy(true);
-            write_errors_->succeeded();
-        }
-        for (const auto& op : batch) {
-            const double seconds = std::chrono::duration<double>(committed - op->enqueued).count();
-            if (op->is_read) {
-                reads_.inc();
-                read_latency_.observe(seconds);
-            } else {
-                write_latency_.observe(seconds);
-            }
-        }
-    } else {
-        // SQLite rolls some errors back by itself; whatever is left open is rolled back here, so
-        // nothing of a failed batch is stored. Reads in it fail too: they saw uncommitted data.
-        if (db.in_transaction()) {
-            (void)Use(db, kRollbackSql).run();
-        }
-        const ErrorKind kind = classify(rc);
-        error = to_errc(kind);
-        write_errors_->failed(kind, rc, detail, batch.size());
-        if (error == Errc::kStorageFailure) {
-            set_healthy(false);
-        }
+        return std::nullopt;
     }
-
-    for (const auto& op : batch) {
-        run_completion(*op, error);
+    // SQLite rolls some errors back by itself; whatever is left open is rolled back here, so
+    // nothing of a failed batch is stored. Reads in it fail too: they saw uncommitted data.
+    if (db.in_transaction()) {
+        (void)Use(db, kRollbackSql).run();
     }
-    // Counted after the completions: until then a new read must queue behind them, so that it
-    // completes after them.
-    std::lock_guard lock(mutex_);
-    writer_completed_ += batch.size();
+    return failure_of(rc, detail);
 }
 
-void SqliteStore::probe() {
+std::optional<StoreFailure> SqliteStore::run_read(std::size_t reader, detail::ExecOp& op) {
+    Db& db = *reader_dbs_[reader];
+    BatchStats unused;
+    int rc = SQLITE_OK;
+    std::string detail;
+    try {
+        rc = static_cast<SqliteOp&>(op).execute(db, unused);
+        if (rc != SQLITE_OK) {
+            detail = db.error_message();
+        }
+    } catch (const std::exception& e) {
+        rc = SQLITE_NOMEM;
+        detail = e.what();
+    }
+    if (rc == SQLITE_OK) {
+        return std::nullopt;
+    }
+    return failure_of(rc, detail);
+}
+
+bool SqliteStore::probe() {
     // A real write (the header page, rewritten with the version read under the write lock, so a
     // concurrent `hearth migrate` is never undone): only a write shows that the disk takes
-    // writes again. Not counted as an error when it fails: it is not an operation.
+    // writes again.
     Db& db = *writer_db_;
     int rc = Use(db, kBeginSql).run();
     std::int64_t version = 0;
@@ -945,69 +554,9 @@ void SqliteStore::probe() {
         if (db.in_transaction()) {
             (void)Use(db, kRollbackSql).run();
         }
-        return;
+        return false;
     }
-    set_healthy(true);
-    write_errors_->succeeded();
-}
-
-void SqliteStore::reader_loop(Db& db) {
-    for (;;) {
-        std::unique_ptr<Op> op;
-        {
-            std::unique_lock lock(mutex_);
-            reader_cv_.wait(lock, [&] { return !read_queue_.empty() || stopping_; });
-            if (read_queue_.empty()) {
-                return;  // stopping, and every read has been taken
-            }
-            op = std::move(read_queue_.front());
-            read_queue_.pop_front();
-            read_queue_depth_.sub(1);
-        }
-        BatchStats unused;
-        int rc = SQLITE_OK;
-        std::string detail;
-        try {
-            rc = op->execute(db, unused);
-            if (rc != SQLITE_OK) {
-                detail = db.error_message();
-            }
-        } catch (const std::exception& e) {
-            rc = SQLITE_NOMEM;
-            detail = e.what();
-        }
-        Errc error = Errc::kOk;
-        if (rc == SQLITE_OK) {
-            reads_.inc();
-            read_latency_.observe(
-                std::chrono::duration<double>(Clock::now() - op->enqueued).count());
-            read_errors_->succeeded();
-        } else {
-            const ErrorKind kind = classify(rc);
-            error = to_errc(kind);
-            read_errors_->failed(kind, rc, detail, 1);
-        }
-        {
-            // Pool reads complete in submission order even when another reader runs an earlier
-            // one; that one is running already (the queue is FIFO), so the wait is short.
-            std::unique_lock lock(mutex_);
-            if (*pool_in_flight_.begin() != op->pool_index) {
-                ++pool_order_waiters_;
-                pool_order_cv_.wait(lock,
-                                    [&] { return *pool_in_flight_.begin() == op->pool_index; });
-                --pool_order_waiters_;
-            }
-        }
-        run_completion(*op, error);
-        std::lock_guard lock(mutex_);
-        pool_in_flight_.erase(op->pool_index);
-        if (pool_order_waiters_ > 0) {
-            pool_order_cv_.notify_all();
-        }
-        if (writer_waiting_for_reads_) {
-            writer_cv_.notify_one();
-        }
-    }
+    return true;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 // The SQLite implementation of the store (include/hearth/store.hpp).
 //
+// The queues, threads and order rules are the StoreExecutor's (store/executor.hpp), shared with
+// the PostgreSQL store; this file adds the SQLite connections and SQL.
+//
 // Threads: one writer thread owns the only writing connection. It takes everything queued (up to
 // `max_batch`), runs it in ONE transaction, commits, then runs the completions in order: group
 // commit, so concurrent writers share one commit and one disk flush. `reader_threads` reader
@@ -20,23 +23,16 @@
 #include <hearth/store.hpp>
 
 #include "core/metrics.hpp"
+#include "store/executor.hpp"
 #include "store/storage_config.hpp"
 
 namespace hearth::store {
 
 /// Ways for tests to make the store fail or wait on purpose. All empty in production.
-struct SqliteTestHooks {
+struct SqliteTestHooks : StoreTestHooks {
     /// SQL run on the writer's connection once it is set up, e.g. "PRAGMA max_page_count = 1"
     /// (the database cannot grow: a full disk) or "PRAGMA query_only = 1" (a read-only database).
     std::string writer_setup_sql;
-    /// Runs on the writer thread before each batch's transaction begins. May block: a test holds
-    /// the writer busy with it to fill the queue.
-    std::function<void()> before_batch;
-    /// Runs on the destroying thread once the store refuses new operations, before it drains.
-    std::function<void()> on_stop;
-    /// While the last write failed, the idle writer tries a write this often, so that healthy()
-    /// turns true again when the disk recovers without traffic to prove it.
-    std::chrono::milliseconds probe_interval{1'000};
 };
 
 /// Opens the SQLite store described by `config`: creates `data_dir` if needed, opens

@@ -1,5 +1,6 @@
-// Stored log entries on a real SQLite file: insertion order, every query filter, the cursor,
-// retention by age and by row count, and that the data survives reopening the store.
+// Stored log entries on both backends (a real SQLite file, a real PostgreSQL server): insertion
+// order, every query filter, the cursor, retention by age and by row count, and that the data
+// survives reopening the store.
 
 #include <string>
 #include <vector>
@@ -7,8 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "store/sqlite/sqlite_store.hpp"
-#include "store_test_support.hpp"
+#include "store_fixture.hpp"
 
 namespace hearth::store {
 namespace {
@@ -17,15 +17,7 @@ using namespace test;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-struct LogFixture {
-    LogFixture() { open(); }
-    void open() { store = open_sqlite_store({}, dir.str(), metrics); }
-    Logs& logs() { return store->logs(); }
-
-    TempDir dir;
-    core::MetricsRegistry metrics;
-    std::unique_ptr<Store> store;
-};
+class LogStoreTest : public ::testing::TestWithParam<std::string> {};
 
 LogRow row(std::int64_t time, std::string room, std::string user, std::string level,
            std::string body) {
@@ -71,8 +63,8 @@ void seed(Logs& logs) {
                       row(5000, "r1", "alice", "INFO", "e")}));
 }
 
-TEST(LogStore, QueryReturnsNewestFirstWithTheStoredColumns) {
-    LogFixture f;
+TEST_P(LogStoreTest, QueryReturnsNewestFirstWithTheStoredColumns) {
+    BackendStore f(GetParam());
     seed(f.logs());
     auto rows = query(f.logs(), {});
     ASSERT_TRUE(rows);
@@ -88,8 +80,8 @@ TEST(LogStore, QueryReturnsNewestFirstWithTheStoredColumns) {
     EXPECT_EQ(*count(f.logs()), 5u);
 }
 
-TEST(LogStore, EveryFilterAndTheirCombinations) {
-    LogFixture f;
+TEST_P(LogStoreTest, EveryFilterAndTheirCombinations) {
+    BackendStore f(GetParam());
     seed(f.logs());
     EXPECT_THAT(bodies_of(query(f.logs(), {.room = "r1"})), ElementsAre("e", "c", "b"));
     EXPECT_THAT(bodies_of(query(f.logs(), {.room = ""})), ElementsAre("a"));
@@ -106,8 +98,8 @@ TEST(LogStore, EveryFilterAndTheirCombinations) {
                 ElementsAre("e", "c", "a"));  // a quote in a level name matches nothing
 }
 
-TEST(LogStore, PagesWithTheCursorUntilTheEnd) {
-    LogFixture f;
+TEST_P(LogStoreTest, PagesWithTheCursorUntilTheEnd) {
+    BackendStore f(GetParam());
     seed(f.logs());
     std::vector<std::string> seen;
     std::optional<std::uint64_t> before;
@@ -128,8 +120,8 @@ TEST(LogStore, PagesWithTheCursorUntilTheEnd) {
     EXPECT_THAT(seen, ElementsAre("e", "d", "c", "b", "a"));
 }
 
-TEST(LogStore, PruneByAgeThenByRowCountWithinTheBudget) {
-    LogFixture f;
+TEST_P(LogStoreTest, PruneByAgeThenByRowCountWithinTheBudget) {
+    BackendStore f(GetParam());
     seed(f.logs());
     // Older than 2500: a and b.
     EXPECT_EQ(*prune(f.logs(), 2500, 100), 2u);
@@ -149,8 +141,8 @@ TEST(LogStore, PruneByAgeThenByRowCountWithinTheBudget) {
     EXPECT_THAT(bodies_of(query(f.logs(), {})), ElementsAre("h"));
 }
 
-TEST(LogStore, IdsAreNotReusedAfterPruningAndRowsSurviveReopening) {
-    LogFixture f;
+TEST_P(LogStoreTest, IdsAreNotReusedAfterPruningAndRowsSurviveReopening) {
+    BackendStore f(GetParam());
     seed(f.logs());
     const auto newest = query(f.logs(), {.limit = 1})->front().id;
     EXPECT_EQ(*prune(f.logs(), 0, 0), 5u);
@@ -163,6 +155,22 @@ TEST(LogStore, IdsAreNotReusedAfterPruningAndRowsSurviveReopening) {
     EXPECT_THAT(bodies_of(query(f.logs(), {})), ElementsAre("z"));
     EXPECT_EQ(*count(f.logs()), 1u);
 }
+
+TEST_P(LogStoreTest, EmptyAppendsAndTheCountStayExact) {
+    BackendStore f(GetParam());
+    seed(f.logs());
+    // An empty append stores nothing and succeeds.
+    EXPECT_TRUE(append(f.logs(), {}));
+    EXPECT_EQ(*count(f.logs()), 5u);
+    // Prune by count within one call after a new append: the count stays exact.
+    ASSERT_TRUE(append(f.logs(), {row(6000, "r3", "carol", "DEBUG", "f")}));
+    EXPECT_EQ(*count(f.logs()), 6u);
+    EXPECT_EQ(*prune(f.logs(), 0, 3), 3u);
+    EXPECT_EQ(*count(f.logs()), 3u);
+    EXPECT_THAT(bodies_of(query(f.logs(), {})), ElementsAre("f", "e", "d"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, LogStoreTest, backends(), backend_name);
 
 }  // namespace
 }  // namespace hearth::store

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "store/postgres/postgres_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace hearth::store {
@@ -28,10 +29,38 @@ TEST(StorageConfigTest, DefaultsAreValidAndDurable) {
     EXPECT_EQ(c.synchronous, "full");
 }
 
-TEST(StorageConfigTest, PostgresIsNotAvailableYet) {
+TEST(StorageConfigTest, PostgresNeedsAUrl) {
     StorageConfig c;
     c.driver = "postgres";
-    EXPECT_THAT(errors_of(c), ElementsAre("storage.driver: postgres is not available yet"));
+    EXPECT_THAT(errors_of(c),
+                ElementsAre("storage.postgres_url: required when storage.driver = \"postgres\""));
+    c.postgres_url = "postgresql://hearth@db/hearth";
+    EXPECT_THAT(errors_of(c), IsEmpty());
+    EXPECT_EQ(c.postgres_pool_size, 4);
+    // A URL without the postgres driver is not an error: switching back and forth is easy.
+    c.driver = "sqlite";
+    EXPECT_THAT(errors_of(c), IsEmpty());
+}
+
+TEST(StorageConfigTest, PasswordsAreMaskedInUrls) {
+    EXPECT_EQ(mask_postgres_url("postgresql://hearth:s3cret@db:5432/hearth"),
+              "postgresql://hearth:***@db:5432/hearth");
+    EXPECT_EQ(mask_postgres_url("postgres://hearth@db/hearth?password=s3cret&sslmode=require"),
+              "postgres://hearth@db/hearth?password=***&sslmode=require");
+    EXPECT_EQ(mask_postgres_url("postgresql://db/hearth"), "postgresql://db/hearth");
+    EXPECT_EQ(mask_postgres_url("postgresql://u:p%40ss@db"), "postgresql://u:***@db");
+    EXPECT_EQ(mask_postgres_url("host=db user=hearth password=s3cret dbname=hearth"),
+              "host=db user=hearth password=*** dbname=hearth");
+    EXPECT_EQ(mask_postgres_url("host=db password = 'it\\'s a secret' port=5432"),
+              "host=db password=*** port=5432");
+    EXPECT_EQ(mask_postgres_url("host=db password"), "host=db ***");
+    EXPECT_EQ(mask_postgres_url("host=db password='unterminated"), "host=db password=***");
+    EXPECT_EQ(mask_postgres_url("dbname='postgresql://u:pw@db/x' port=1"),
+              "dbname='postgresql://u:***@db/x' port=1");
+    for (const char* url : {"postgresql://hearth:s3cret@db:5432/hearth", "host=db password=s3cret",
+                            "postgres://x@y/z?password=s3cret"}) {
+        EXPECT_EQ(mask_postgres_url(url).find("s3cret"), std::string::npos) << url;
+    }
 }
 
 TEST(StorageConfigTest, SqliteFileMustBeAFile) {
@@ -65,7 +94,8 @@ TEST(StorageConfigTest, LoadsThroughTheSchema) {
     EXPECT_EQ(s.writer_queue_max, 500);
 
     auto bad = schema.load_string(
-        "[storage]\nsynchronous = \"sometimes\"\nmax_batch = 0\nnope = 1\ndriver = \"postgres\"\n",
+        "[storage]\nsynchronous = \"sometimes\"\nmax_batch = 0\nnope = 1\ndriver = \"postgres\"\n"
+        "postgres_pool_size = 0\n",
         "test", {});
     EXPECT_FALSE(bad.config);
     std::string all;
@@ -75,13 +105,14 @@ TEST(StorageConfigTest, LoadsThroughTheSchema) {
     EXPECT_THAT(all, HasSubstr("storage.synchronous"));
     EXPECT_THAT(all, HasSubstr("storage.max_batch"));
     EXPECT_THAT(all, HasSubstr("storage.nope"));
-    EXPECT_THAT(all, HasSubstr("postgres is not available yet"));
+    EXPECT_THAT(all, HasSubstr("storage.postgres_url: required"));
+    EXPECT_THAT(all, HasSubstr("storage.postgres_pool_size"));
 
     const std::string toml = schema.default_toml();
     EXPECT_THAT(toml, HasSubstr("[storage]"));
-    for (const char* key :
-         {"driver", "sqlite_file", "synchronous", "busy_timeout_ms", "writer_queue_max",
-          "max_batch", "reader_threads", "reader_queue_max"}) {
+    for (const char* key : {"driver", "sqlite_file", "synchronous", "busy_timeout_ms",
+                            "writer_queue_max", "max_batch", "reader_threads", "reader_queue_max",
+                            "postgres_url", "postgres_pool_size"}) {
         EXPECT_THAT(toml, HasSubstr(std::string(key) + " = ")) << key;
     }
 }
@@ -93,13 +124,14 @@ TEST(StorageConfigTest, EveryKeyNeedsARestart) {
     auto b = schema.load_string(
         "[storage]\ndriver = \"sqlite\"\nsqlite_file = \"x.db\"\nsynchronous = \"off\"\n"
         "busy_timeout_ms = 1\nwriter_queue_max = 1\nmax_batch = 1\nreader_threads = 1\n"
-        "reader_queue_max = 1\n",
+        "reader_queue_max = 1\npostgres_url = \"host=db\"\npostgres_pool_size = 1\n",
         "b", {});
     ASSERT_TRUE(a.config && b.config);
     EXPECT_THAT(schema.restart_required(*a.config, *b.config),
                 ElementsAre("storage.sqlite_file", "storage.synchronous", "storage.busy_timeout_ms",
                             "storage.writer_queue_max", "storage.max_batch",
-                            "storage.reader_threads", "storage.reader_queue_max"));
+                            "storage.reader_threads", "storage.reader_queue_max",
+                            "storage.postgres_url", "storage.postgres_pool_size"));
 }
 
 }  // namespace

@@ -1,0 +1,257 @@
+#include "store/postgres/postgres_migrations.hpp"
+#include <stdexcept>
+
+#include "store/postgres/pg.hpp"
+#include "store/postgres/postgres_store.hpp"
+
+namespace hearth::store {
+namespace {
+
+// Each migration here is the twin of the one with the same version in store/migrations.cpp
+// (SQLite): same tables, columns and meaning, in PostgreSQL's types. Differences, and why:
+//  - seq/id are identity columns (a sequence): increasing and never reused, like AUTOINCREMENT.
+//  - mailbox keys and bodies are BYTEA: keys compare as bytes (SQLite's BINARY collation) and
+//    may hold any byte; TEXT would compare by collation and refuse NUL and invalid UTF-8.
+//  - The counters (mailbox_depth, log_count) are kept by plpgsql triggers. Inserts and deletes
+//    use statement-level triggers with transition tables, so a bulk delete costs one update per
+//    key rather than one per row; TRUNCATE resets them too.
+//  - "user" is a reserved word in PostgreSQL, so that column is quoted.
+
+// Migration 1: mailboxes (see kMailboxesSql in store/migrations.cpp).
+constexpr std::string_view kMailboxesSql = R"sql(
+CREATE TABLE mailbox (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key BYTEA NOT NULL,
+    body BYTEA NOT NULL,
+    stored_at BIGINT NOT NULL -- Unix time in milliseconds
+);
+CREATE INDEX mailbox_key_seq ON mailbox (key, seq);
+CREATE TABLE mailbox_depth (
+    key BYTEA PRIMARY KEY,
+    depth BIGINT NOT NULL
+);
+CREATE FUNCTION mailbox_depth_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO mailbox_depth AS d (key, depth)
+        SELECT key, count(*) FROM new_rows GROUP BY key ORDER BY key
+        ON CONFLICT (key) DO UPDATE SET depth = d.depth + EXCLUDED.depth;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION mailbox_depth_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE mailbox_depth AS d SET depth = d.depth - gone.n
+        FROM (SELECT key, count(*) AS n FROM old_rows GROUP BY key) AS gone
+        WHERE d.key = gone.key;
+    DELETE FROM mailbox_depth AS d USING (SELECT DISTINCT key FROM old_rows) AS gone
+        WHERE d.key = gone.key AND d.depth <= 0;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION mailbox_depth_rekey() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE mailbox_depth SET depth = depth - 1 WHERE key = OLD.key;
+    DELETE FROM mailbox_depth WHERE key = OLD.key AND depth <= 0;
+    INSERT INTO mailbox_depth AS d (key, depth) VALUES (NEW.key, 1)
+        ON CONFLICT (key) DO UPDATE SET depth = d.depth + 1;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION mailbox_depth_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM mailbox_depth;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER mailbox_depth_insert AFTER INSERT ON mailbox
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION mailbox_depth_insert();
+CREATE TRIGGER mailbox_depth_delete AFTER DELETE ON mailbox
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION mailbox_depth_delete();
+CREATE TRIGGER mailbox_depth_rekey AFTER UPDATE OF key ON mailbox
+    FOR EACH ROW WHEN (NEW.key IS DISTINCT FROM OLD.key) EXECUTE FUNCTION mailbox_depth_rekey();
+CREATE TRIGGER mailbox_depth_truncate AFTER TRUNCATE ON mailbox
+    FOR EACH STATEMENT EXECUTE FUNCTION mailbox_depth_truncate();
+)sql";
+
+// Migration 2: stored log entries (see kLogsSql in store/migrations.cpp).
+constexpr std::string_view kLogsSql = R"sql(
+CREATE TABLE log_entry (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    server_time BIGINT NOT NULL, -- Unix time in milliseconds
+    room TEXT NOT NULL,
+    "user" TEXT NOT NULL,
+    level TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX log_entry_room_id ON log_entry (room, id);
+CREATE INDEX log_entry_user_id ON log_entry ("user", id);
+CREATE INDEX log_entry_server_time ON log_entry (server_time);
+CREATE TABLE log_count (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    rows BIGINT NOT NULL
+);
+INSERT INTO log_count (one, rows) VALUES (1, 0);
+CREATE FUNCTION log_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE log_count SET rows = rows + (SELECT count(*) FROM new_rows) WHERE one = 1;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION log_count_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE log_count SET rows = rows - (SELECT count(*) FROM old_rows) WHERE one = 1;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION log_count_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE log_count SET rows = 0 WHERE one = 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER log_count_insert AFTER INSERT ON log_entry
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION log_count_insert();
+CREATE TRIGGER log_count_delete AFTER DELETE ON log_entry
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION log_count_delete();
+CREATE TRIGGER log_count_truncate AFTER TRUNCATE ON log_entry
+    FOR EACH STATEMENT EXECUTE FUNCTION log_count_truncate();
+)sql";
+
+// Append new migrations here, with the version and name of their SQLite twin.
+constexpr Migration kMigrations[] = {
+    {1, "mailboxes", kMailboxesSql},
+    {2, "logs", kLogsSql},
+};
+
+// The advisory lock every migration transaction takes: "HEARTH" and 1, as a bigint. Any session
+// of any server migrating the same database waits for it.
+constexpr std::string_view kLockSql = "SELECT pg_advisory_xact_lock(5207691426489286657)";
+constexpr std::string_view kCreateVersionTableSql =
+    "CREATE TABLE IF NOT EXISTS hearth_schema ("
+    "one INTEGER PRIMARY KEY CHECK (one = 1), version INTEGER NOT NULL)";
+constexpr std::string_view kInitVersionSql =
+    "INSERT INTO hearth_schema (one, version) VALUES (1, 0) ON CONFLICT (one) DO NOTHING";
+constexpr std::string_view kVersionSql = "SELECT version FROM hearth_schema WHERE one = 1";
+
+std::string describe(const Migration& m) {
+    return std::to_string(m.version) + " " + std::string(m.name);
+}
+
+/// The migrating connection, on the calling thread.
+class Migrator {
+public:
+    explicit Migrator(const std::string& url) : name_(mask_postgres_url(url)) {
+        std::string error;
+        conn_ = pg::connect(url, error);
+        if (conn_ == nullptr) {
+            fail("cannot connect to the database: " + error);
+        }
+    }
+
+    /// Runs `sql` (one or more statements); on error returns PostgreSQL's message.
+    std::string exec(std::string_view sql) {
+        pg::ResultPtr r(PQexec(conn_.get(), std::string(sql).c_str()));
+        if (pg::ok(r.get())) {
+            return {};
+        }
+        std::string message = pg::result_message(r.get(), conn_.get());
+        if (const auto state = pg::sqlstate(r.get()); !state.empty()) {
+            message += " (SQLSTATE " + state + ")";
+        }
+        return message;
+    }
+
+    void exec_or_fail(std::string_view sql, std::string_view what) {
+        if (auto error = exec(sql); !error.empty()) {
+            rollback();
+            fail(std::string(what) + ": " + error);
+        }
+    }
+
+    /// BEGIN and the lock, then the version table (created on the first run) and its version.
+    int begin_locked(std::string_view what) {
+        exec_or_fail("BEGIN", what);
+        exec_or_fail(kLockSql, what);
+        exec_or_fail(kCreateVersionTableSql, what);
+        exec_or_fail(kInitVersionSql, what);
+        pg::ResultPtr r(PQexecParams(conn_.get(), std::string(kVersionSql).c_str(), 0, nullptr,
+                                     nullptr, nullptr, nullptr, 0));
+        if (!pg::ok(r.get()) || PQntuples(r.get()) != 1) {
+            const std::string error = pg::result_message(r.get(), conn_.get());
+            rollback();
+            fail(std::string(what) + ": reading the schema version: " + error);
+        }
+        return std::stoi(PQgetvalue(r.get(), 0, 0));
+    }
+
+    void rollback() {
+        if (PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+            (void)exec("ROLLBACK");
+        }
+    }
+
+    [[noreturn]] void fail(const std::string& message) const {
+        throw std::runtime_error(name_ + ": " + message);
+    }
+
+    const std::string& name() const noexcept { return name_; }
+
+private:
+    std::string name_;
+    pg::ConnPtr conn_;
+};
+
+}  // namespace
+
+std::span<const Migration> postgres_migrations() noexcept {
+    return kMigrations;
+}
+
+int latest_postgres_schema_version() noexcept {
+    return kMigrations[std::size(kMigrations) - 1].version;
+}
+
+MigrationReport migrate_postgres(const std::string& url) {
+    return migrate_postgres(url, kMigrations);
+}
+
+MigrationReport migrate_postgres(const std::string& url, std::span<const Migration> migrations) {
+    check_migration_numbering(migrations);
+    const int latest = migrations.empty() ? 0 : migrations.back().version;
+
+    Migrator db(url);
+    MigrationReport report;
+    report.path = db.name();
+    report.from_version = db.begin_locked("reading the schema version");
+    db.exec_or_fail("COMMIT", "reading the schema version");
+    report.to_version = report.from_version;
+    if (report.from_version > latest) {
+        db.fail("schema version " + std::to_string(report.from_version) +
+                " is newer than this build knows (" + std::to_string(latest) +
+                "): the database was written by a newer Hearth");
+    }
+    for (const Migration& m : migrations) {
+        if (m.version <= report.to_version) {
+            continue;
+        }
+        // Under the lock, the version is read again: another server may have got there first.
+        const std::string what = "migration " + describe(m);
+        const int current = db.begin_locked(what);
+        if (current >= m.version) {
+            db.exec_or_fail("COMMIT", what);
+            report.to_version = current;
+            continue;
+        }
+        std::string error = db.exec(m.sql);
+        if (error.empty()) {
+            error = db.exec("UPDATE hearth_schema SET version = " + std::to_string(m.version) +
+                            " WHERE one = 1");
+        }
+        if (error.empty()) {
+            error = db.exec("COMMIT");
+        }
+        if (!error.empty()) {
+            db.rollback();
+            db.fail(what + " failed: " + error + "; the database stays at schema version " +
+                    std::to_string(current));
+        }
+        report.to_version = m.version;
+        report.applied.push_back(describe(m));
+    }
+    return report;
+}
+
+}  // namespace hearth::store

@@ -1,0 +1,898 @@
+#include "store/postgres/postgres_store.hpp"
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "store/postgres/pg.hpp"
+#include "store/postgres/postgres_migrations.hpp"
+#include "util/log.hpp"
+#include "util/utf8.hpp"
+
+namespace hearth::store {
+namespace {
+
+using detail::BatchStats;
+using detail::Clock;
+using detail::ErrorKind;
+using detail::StoreFailure;
+
+// Type OIDs of the parameters (pg_type.h is a server header).
+constexpr Oid kInt8 = 20;
+constexpr Oid kBytea = 17;
+constexpr Oid kText = 25;
+constexpr Oid kTextArray = 1009;
+
+// The largest value PostgreSQL stores in one field.
+constexpr std::size_t kMaxFieldBytes = (std::size_t{1} << 30) - 1;
+
+// ---------------------------------------------------------------------------------------------
+// Statements: prepared once per connection, by index (the statement's name is "hearth_<index>").
+// The SQL mirrors the SQLite store's (sqlite_store.cpp), in PostgreSQL's dialect; keys are
+// BYTEA, so they compare as bytes in both.
+
+enum class Stmt : std::uint8_t {
+    kInsert,
+    kDepth,
+    kDepthAll,
+    kDepthFrom,
+    kDepthRange,
+    kDropOldest,
+    kRead,
+    kReadAll,
+    kReadFrom,
+    kReadRange,
+    kRemove,
+    kRemoveUpTo,
+    kLogInsert,
+    kLogQueryByRoom,
+    kLogQueryByUser,
+    kLogQuery,
+    kLogPruneOld,
+    kLogCount,
+    kLogPruneOldest,
+    kProbe,
+};
+
+struct StatementDef {
+    std::string_view sql;
+    std::vector<Oid> types;
+};
+
+// The filters every log query shape shares (a macro: string literals concatenate).
+#define HEARTH_PG_LOG_QUERY_TAIL                         \
+    "($3 IS NULL OR server_time >= $3) AND id < $4 AND " \
+    "($5 IS NULL OR level = ANY ($5)) "                  \
+    "ORDER BY id DESC LIMIT $6"
+#define HEARTH_PG_LOG_COLUMNS "SELECT id, server_time, room, \"user\", level, body FROM log_entry "
+
+const std::array<StatementDef, 20>& statements() {
+    static const std::array<StatementDef, 20> defs = {{
+        {"INSERT INTO mailbox (key, body, stored_at) VALUES ($1, $2, $3) RETURNING seq",
+         {kBytea, kBytea, kInt8}},
+        {"SELECT depth FROM mailbox_depth WHERE key = $1", {kBytea}},
+        // mailbox_depth holds one row per non-empty mailbox: summing it never reads a message.
+        {"SELECT COALESCE(SUM(depth), 0)::bigint FROM mailbox_depth", {}},
+        {"SELECT COALESCE(SUM(depth), 0)::bigint FROM mailbox_depth WHERE key >= $1", {kBytea}},
+        {"SELECT COALESCE(SUM(depth), 0)::bigint FROM mailbox_depth WHERE key >= $1 AND key < $2",
+         {kBytea, kBytea}},
+        {"DELETE FROM mailbox WHERE seq IN "
+         "(SELECT seq FROM mailbox WHERE key = $1 ORDER BY seq LIMIT $2)",
+         {kBytea, kInt8}},
+        {"SELECT seq, key, body, stored_at FROM mailbox WHERE key = $1 ORDER BY seq LIMIT $2",
+         {kBytea, kInt8}},
+        {"SELECT seq, key, body, stored_at FROM mailbox ORDER BY seq LIMIT $1", {kInt8}},
+        {"SELECT seq, key, body, stored_at FROM mailbox WHERE key >= $1 ORDER BY seq LIMIT $2",
+         {kBytea, kInt8}},
+        {"SELECT seq, key, body, stored_at FROM mailbox WHERE key >= $1 AND key < $2 "
+         "ORDER BY seq LIMIT $3",
+         {kBytea, kBytea, kInt8}},
+        {"DELETE FROM mailbox WHERE key = $1 AND seq = $2", {kBytea, kInt8}},
+        {"DELETE FROM mailbox WHERE key = $1 AND seq <= $2", {kBytea, kInt8}},
+        {"INSERT INTO log_entry (server_time, room, \"user\", level, body) "
+         "VALUES ($1, $2, $3, $4, $5)",
+         {kInt8, kText, kText, kText, kText}},
+        // A query has one of three shapes, picked by its most selective filter so that an index
+        // serves it newest first: (room, id), ("user", id), or id alone.
+        {HEARTH_PG_LOG_COLUMNS "WHERE room = $1 AND ($2 IS NULL OR \"user\" = $2) AND "
+                               "" HEARTH_PG_LOG_QUERY_TAIL,
+         {kText, kText, kInt8, kInt8, kTextArray, kInt8}},
+        {HEARTH_PG_LOG_COLUMNS "WHERE \"user\" = $2 AND " HEARTH_PG_LOG_QUERY_TAIL,
+         {kText, kText, kInt8, kInt8, kTextArray, kInt8}},
+        {HEARTH_PG_LOG_COLUMNS "WHERE " HEARTH_PG_LOG_QUERY_TAIL,
+         {kText, kText, kInt8, kInt8, kTextArray, kInt8}},
+        {"DELETE FROM log_entry WHERE id IN (SELECT id FROM log_entry WHERE server_time < $1 "
+         "ORDER BY server_time LIMIT $2)",
+         {kInt8, kInt8}},
+        {"SELECT rows FROM log_count WHERE one = 1", {}},
+        {"DELETE FROM log_entry WHERE id IN (SELECT id FROM log_entry ORDER BY id LIMIT $1)",
+         {kInt8}},
+        // The health probe: a real write, one row, changing nothing.
+        {"UPDATE hearth_schema SET version = version WHERE one = 1", {}},
+    }};
+    return defs;
+}
+#undef HEARTH_PG_LOG_QUERY_TAIL
+#undef HEARTH_PG_LOG_COLUMNS
+
+std::string statement_name(std::size_t index) {
+    return "hearth_" + std::to_string(index);
+}
+
+std::int64_t clamp_to_int64(std::uint64_t v) noexcept {
+    return static_cast<std::int64_t>(
+        std::min<std::uint64_t>(v, std::numeric_limits<std::int64_t>::max()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors.
+
+ErrorKind classify(std::string_view state) noexcept {
+    if (state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03") {
+        return ErrorKind::kConnection;  // connection exceptions, the server shutting down
+    }
+    if (state == "53100") {
+        return ErrorKind::kFull;
+    }
+    if (state.starts_with("58")) {
+        return ErrorKind::kIo;
+    }
+    if (state == "25006" || state == "42501") {
+        return ErrorKind::kReadOnly;  // a read-only server (a standby) or missing privileges
+    }
+    if (state == "XX001" || state == "XX002") {
+        return ErrorKind::kCorrupt;
+    }
+    if (state == "40001" || state == "40P01" || state == "55P03" || state == "57014") {
+        return ErrorKind::kBusy;  // serialization failure, deadlock, lock_timeout, canceled
+    }
+    return ErrorKind::kOther;
+}
+
+std::string_view describe(ErrorKind kind) noexcept {
+    switch (kind) {
+        case ErrorKind::kFull:
+            return "the database server's disk is full";
+        case ErrorKind::kIo:
+            return "the database server reported an I/O error";
+        case ErrorKind::kReadOnly:
+            return "the database refuses writes (a read-only server, or missing privileges)";
+        case ErrorKind::kCorrupt:
+            return "the database reports corrupt data";
+        case ErrorKind::kBusy:
+            return "a lock was held longer than storage.busy_timeout_ms, or a conflicting "
+                   "transaction won (deadlock, serialization)";
+        case ErrorKind::kOther:
+            return "PostgreSQL reported an error";
+        case ErrorKind::kQueueFull:
+            return "the queue is full";
+        case ErrorKind::kConnection:
+            return "the database server cannot be reached";
+    }
+    return "unknown";
+}
+
+StoreFailure make_failure(ErrorKind kind, std::string_view state, std::string_view message) {
+    return StoreFailure{
+        kind, std::string(describe(kind)) + " (" +
+                  (state.empty() ? std::string("no SQLSTATE") : "SQLSTATE " + std::string(state)) +
+                  ": " + std::string(message) + ")"};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters and results (binary format, so bytes need no escaping).
+
+/// The parameters of one statement; the values it points to must outlive the call.
+class Params {
+public:
+    Params& bytes(std::string_view value) { return add(value.data(), value.size(), 1); }
+    Params& int64(std::int64_t value) {
+        auto& buffer = ints_[count_];
+        auto v = static_cast<std::uint64_t>(value);
+        for (int i = 7; i >= 0; --i) {
+            buffer[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xFF);
+            v >>= 8;
+        }
+        return add(buffer.data(), buffer.size(), 1);
+    }
+    Params& null() { return add(nullptr, 0, 1); }
+    /// A value in PostgreSQL's text format (an array literal).
+    Params& text_format(const std::string& value) { return add(value.c_str(), value.size(), 0); }
+
+    int count() const noexcept { return static_cast<int>(count_); }
+    const char* const* values() const noexcept { return values_.data(); }
+    const int* lengths() const noexcept { return lengths_.data(); }
+    const int* formats() const noexcept { return formats_.data(); }
+
+private:
+    static constexpr std::size_t kMax = 8;
+    Params& add(const char* data, std::size_t size, int format) {
+        values_[count_] = data;
+        lengths_[count_] = static_cast<int>(size);
+        formats_[count_] = format;
+        ++count_;
+        return *this;
+    }
+
+    std::size_t count_ = 0;
+    std::array<const char*, kMax> values_{};
+    std::array<int, kMax> lengths_{};
+    std::array<int, kMax> formats_{};
+    std::array<std::array<char, 8>, kMax> ints_{};
+};
+
+std::int64_t int64_at(const PGresult* r, int row, int column) {
+    const auto* p = reinterpret_cast<const unsigned char*>(PQgetvalue(r, row, column));
+    if (PQgetlength(r, row, column) != 8) {
+        return 0;
+    }
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) {
+        v = (v << 8) | p[i];
+    }
+    return static_cast<std::int64_t>(v);
+}
+
+std::string bytes_at(const PGresult* r, int row, int column) {
+    return std::string(PQgetvalue(r, row, column),
+                       static_cast<std::size_t>(PQgetlength(r, row, column)));
+}
+
+std::uint64_t affected(const PGresult* r) {
+    const char* text = PQcmdTuples(const_cast<PGresult*>(r));
+    std::uint64_t n = 0;
+    (void)std::from_chars(text, text + std::strlen(text), n);
+    return n;
+}
+
+/// Text PostgreSQL accepts: UTF-8 without NUL (the database's encoding must be UTF8).
+bool storable_text(std::string_view s) noexcept {
+    return s.find('\0') == std::string_view::npos && util::valid_utf8(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections.
+
+struct ConnSettings {
+    std::string url;
+    std::string name;  // the URL without its password
+    std::int64_t lock_timeout_ms = 5'000;
+    bool synchronous_commit_off = false;  // the writer, with [storage] synchronous != full
+    std::chrono::milliseconds reconnect_interval{1'000};
+};
+
+/// One connection of the pool with its prepared statements, used by one thread (the writer or
+/// one reader). Reconnects itself when it breaks. Statement failures are kept in `failure()`.
+class PgConn {
+public:
+    explicit PgConn(ConnSettings settings) : settings_(std::move(settings)) {}
+
+    /// Connects now; throws std::runtime_error naming the database and libpq's cause (startup).
+    void connect_or_throw() {
+        if (!connect()) {
+            throw std::runtime_error(settings_.name + ": " + failure_.message);
+        }
+    }
+
+    /// Whether the connection is usable, reconnecting when it is not: at once after a working
+    /// connection broke, then at most once per reconnect_interval (or whenever `force`).
+    bool ensure_connected(bool force = false) {
+        if (conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK) {
+            return true;
+        }
+        if (!force && last_failed_attempt_ &&
+            Clock::now() - *last_failed_attempt_ < settings_.reconnect_interval) {
+            return false;  // failure_ still says why
+        }
+        return connect();
+    }
+
+    bool broken() const noexcept {
+        return conn_ == nullptr || PQstatus(conn_.get()) != CONNECTION_OK;
+    }
+
+    /// Runs a prepared statement; null on failure (then failure() says why).
+    pg::ResultPtr exec(Stmt stmt, const Params& params = {}) {
+        pg::ResultPtr r(PQexecPrepared(
+            conn_.get(), statement_name(static_cast<std::size_t>(stmt)).c_str(), params.count(),
+            params.values(), params.lengths(), params.formats(), /*resultFormat=*/1));
+        if (pg::ok(r.get())) {
+            return r;
+        }
+        note_failure(r.get());
+        return nullptr;
+    }
+
+    /// Runs a statement without parameters (BEGIN, COMMIT, ROLLBACK); false on failure.
+    bool exec_simple(const char* sql) {
+        pg::ResultPtr r(PQexec(conn_.get(), sql));
+        if (pg::ok(r.get())) {
+            return true;
+        }
+        note_failure(r.get());
+        return false;
+    }
+
+    bool in_transaction() const noexcept {
+        return conn_ != nullptr && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE;
+    }
+
+    const StoreFailure& failure() const noexcept { return failure_; }
+
+private:
+    bool connect() {
+        conn_.reset();
+        std::string error;
+        pg::ConnPtr conn = pg::connect(settings_.url, error);
+        if (conn != nullptr) {
+            error = set_up(conn.get());
+        }
+        if (!error.empty()) {
+            last_failed_attempt_ = Clock::now();
+            failure_ = make_failure(ErrorKind::kConnection, "", "cannot connect: " + error);
+            return false;
+        }
+        last_failed_attempt_.reset();
+        conn_ = std::move(conn);
+        return true;
+    }
+
+    /// Session settings and prepared statements; "" or the error.
+    std::string set_up(PGconn* conn) {
+        auto run = [&](const std::string& sql) -> std::string {
+            pg::ResultPtr r(PQexec(conn, sql.c_str()));
+            return pg::ok(r.get()) ? std::string() : sql + ": " + pg::result_message(r.get(), conn);
+        };
+        // Lock waits end like SQLite's busy timeout: with kUnavailable ("busy"). 0 waits forever.
+        std::string error = run("SET lock_timeout = " + std::to_string(settings_.lock_timeout_ms));
+        if (error.empty() && settings_.synchronous_commit_off) {
+            error = run("SET synchronous_commit = off");
+        }
+        const auto& defs = statements();
+        for (std::size_t i = 0; error.empty() && i < defs.size(); ++i) {
+            const std::string sql(defs[i].sql);
+            pg::ResultPtr r(PQprepare(conn, statement_name(i).c_str(), sql.c_str(),
+                                      static_cast<int>(defs[i].types.size()),
+                                      defs[i].types.data()));
+            if (!pg::ok(r.get())) {
+                error = "preparing \"" + sql + "\": " + pg::result_message(r.get(), conn);
+            }
+        }
+        return error;
+    }
+
+    void note_failure(const PGresult* r) {
+        const std::string state = pg::sqlstate(r);
+        const ErrorKind kind = broken() ? ErrorKind::kConnection : classify(state);
+        failure_ = make_failure(kind, state, pg::result_message(r, conn_.get()));
+    }
+
+    const ConnSettings settings_;
+    pg::ConnPtr conn_;
+    std::optional<Clock::time_point> last_failed_attempt_;
+    StoreFailure failure_;
+};
+
+/// Reads rows of (seq, key, body, stored_at).
+std::vector<MailboxEntry> entries_of(const PGresult* r) {
+    std::vector<MailboxEntry> out;
+    const int rows = PQntuples(r);
+    out.reserve(static_cast<std::size_t>(rows));
+    for (int i = 0; i < rows; ++i) {
+        MailboxEntry e;
+        e.seq = static_cast<std::uint64_t>(int64_at(r, i, 0));
+        e.key = bytes_at(r, i, 1);
+        e.body = bytes_at(r, i, 2);
+        e.stored_at =
+            std::chrono::system_clock::time_point(std::chrono::milliseconds(int64_at(r, i, 3)));
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store.
+
+/// An operation's function returns false when its statement failed: the batch (or read) fails
+/// with the connection's failure().
+using PgOp = detail::ConnOp<PgConn, bool>;
+
+/// The PostgreSQL store: its connections, and how a batch, a read and a probe run on them; the
+/// queues, threads and order rules are the shared StoreExecutor's (see postgres_store.hpp).
+/// Public calls are thread-safe and never block on the database. Owned by the app.
+class PostgresStore final : public Store,
+                            public Mailboxes,
+                            public Logs,
+                            private detail::ExecutorBackend {
+public:
+    PostgresStore(const StorageConfig& config, int schema_version, core::MetricsRegistry& metrics,
+                  StoreTestHooks hooks);
+    ~PostgresStore() override;
+    PostgresStore(const PostgresStore&) = delete;
+    PostgresStore& operator=(const PostgresStore&) = delete;
+
+    Mailboxes& mailboxes() override { return *this; }
+    Logs& logs() override { return *this; }
+    bool healthy() const noexcept override { return executor_.healthy(); }
+
+    void append(std::string key, std::string body, std::size_t max_depth,
+                Completion<AppendResult> done) override;
+    void read(std::string key, std::size_t max,
+              Completion<std::vector<MailboxEntry>> done) override;
+    void read_prefix(std::string prefix, std::size_t max,
+                     Completion<std::vector<MailboxEntry>> done) override;
+    void remove(std::string key, std::uint64_t seq, Completion<void> done) override;
+    void remove_up_to(std::string key, std::uint64_t up_to,
+                      Completion<std::uint64_t> done) override;
+    void depth(std::string key, Completion<std::uint64_t> done) override;
+    void depth_prefix(std::string prefix, Completion<std::uint64_t> done) override;
+
+    void append(std::vector<LogRow> rows, Completion<void> done) override;
+    void query(LogQuery query, Completion<std::vector<LogRow>> done) override;
+    void prune(std::int64_t older_than_ms, std::uint64_t max_rows, std::uint64_t max_delete,
+               Completion<std::uint64_t> done) override;
+    void count(Completion<std::uint64_t> done) override;
+
+private:
+    template <class T, class Fn>
+    void submit_write(Completion<T> done, Fn fn) {
+        executor_.submit_write(detail::make_op<PgConn, bool, T>(std::move(fn), std::move(done)));
+    }
+    template <class T, class Fn>
+    void submit_read(Completion<T> done, Fn fn) {
+        executor_.submit_read(detail::make_op<PgConn, bool, T>(std::move(fn), std::move(done)));
+    }
+
+    // detail::ExecutorBackend, on the executor's threads.
+    std::optional<StoreFailure> run_batch(std::span<const std::unique_ptr<detail::ExecOp>> batch,
+                                          std::size_t writes, BatchStats& stats) override;
+    std::optional<StoreFailure> run_read(std::size_t reader, detail::ExecOp& op) override;
+    bool probe() override;
+
+    const std::string name_;
+    std::shared_ptr<spdlog::logger> log_;
+
+    // The pool: the writer's connection is used by the writer thread only, each reader's by its
+    // thread.
+    std::unique_ptr<PgConn> writer_conn_;
+    std::vector<std::unique_ptr<PgConn>> reader_conns_;
+
+    // Last: stopped (threads joined) before the connections close.
+    detail::StoreExecutor executor_;
+};
+
+detail::ExecutorSettings executor_settings(const StorageConfig& config, const std::string& name,
+                                           const StoreTestHooks& hooks) {
+    // The config's ranges keep these at 1 or more; a struct filled in by code might not.
+    auto at_least_one = [](std::int64_t v) {
+        return static_cast<std::size_t>(std::max<std::int64_t>(1, v));
+    };
+    return detail::ExecutorSettings{.name = name,
+                                    .writer_queue_max = at_least_one(config.writer_queue_max),
+                                    .reader_queue_max = at_least_one(config.reader_queue_max),
+                                    .max_batch = at_least_one(config.max_batch),
+                                    .readers = at_least_one(config.postgres_pool_size),
+                                    .hooks = hooks};
+}
+
+PostgresStore::PostgresStore(const StorageConfig& config, int schema_version,
+                             core::MetricsRegistry& metrics, StoreTestHooks hooks)
+    : name_(mask_postgres_url(config.postgres_url)),
+      log_(util::logger("store")),
+      executor_(executor_settings(config, name_, hooks), *this, metrics) {
+    ConnSettings settings{
+        .url = config.postgres_url,
+        .name = name_,
+        .lock_timeout_ms = std::clamp<std::int64_t>(config.busy_timeout_ms, 0, 600'000),
+        .synchronous_commit_off = false,
+        .reconnect_interval = hooks.probe_interval,
+    };
+    ConnSettings writer_settings = settings;
+    // full: the server's own setting (on, or stricter with synchronous replicas) applies.
+    writer_settings.synchronous_commit_off = config.synchronous != "full";
+    writer_conn_ = std::make_unique<PgConn>(std::move(writer_settings));
+    writer_conn_->connect_or_throw();
+    for (std::size_t i = 0; i < executor_.readers(); ++i) {
+        reader_conns_.push_back(std::make_unique<PgConn>(settings));
+        reader_conns_.back()->connect_or_throw();
+    }
+    executor_.start();
+    log_->info(
+        "{}: store open (PostgreSQL, schema version {}, 1 writer and {} reader connection(s), "
+        "group commit up to {} writes)",
+        name_, schema_version, reader_conns_.size(), executor_.max_batch());
+}
+
+PostgresStore::~PostgresStore() {
+    executor_.stop();
+    log_->info("{}: store closed", name_);
+}
+
+std::optional<StoreFailure> PostgresStore::run_batch(
+    std::span<const std::unique_ptr<detail::ExecOp>> batch, std::size_t /*writes*/,
+    BatchStats& stats) {
+    PgConn& conn = *writer_conn_;
+    for (int attempt = 0;; ++attempt) {
+        if (!conn.ensure_connected()) {
+            return conn.failure();
+        }
+        stats = {};
+        bool commit_sent = false;
+        bool ok = conn.exec_simple("BEGIN");
+        for (std::size_t i = 0; ok && i < batch.size(); ++i) {
+            ok = static_cast<PgOp&>(*batch[i]).execute(conn, stats);
+        }
+        if (ok) {
+            commit_sent = true;
+            ok = conn.exec_simple("COMMIT");
+        }
+        if (ok) {
+            return std::nullopt;
+        }
+        StoreFailure failure = conn.failure();
+        if (!conn.broken()) {
+            // Nothing of a failed batch is stored; reads in it fail too (they saw uncommitted
+            // data).
+            if (conn.in_transaction()) {
+                (void)conn.exec_simple("ROLLBACK");
+            }
+            return failure;
+        }
+        // The connection broke. Before COMMIT went out nothing was stored, so the batch runs
+        // again, once, on a new connection (the old one may have died while idle: a server
+        // restart). After it, the outcome is unknown: the batch fails.
+        if (commit_sent || attempt > 0) {
+            return failure;
+        }
+    }
+}
+
+std::optional<StoreFailure> PostgresStore::run_read(std::size_t reader, detail::ExecOp& op) {
+    PgConn& conn = *reader_conns_[reader];
+    for (int attempt = 0;; ++attempt) {
+        if (!conn.ensure_connected()) {
+            return conn.failure();
+        }
+        BatchStats unused;
+        if (static_cast<PgOp&>(op).execute(conn, unused)) {
+            return std::nullopt;
+        }
+        // Reads are one statement, outside a transaction: safe to run again on a new
+        // connection when the old one turned out to be broken.
+        if (!conn.broken() || attempt > 0) {
+            return conn.failure();
+        }
+    }
+}
+
+bool PostgresStore::probe() {
+    // A real write: reaching the server is not enough when its disk is full.
+    PgConn& conn = *writer_conn_;
+    if (!conn.ensure_connected(/*force=*/true)) {
+        log_->debug("{}: health probe failed: {}", name_, conn.failure().message);
+        return false;
+    }
+    if (conn.exec(Stmt::kProbe) == nullptr) {
+        log_->debug("{}: health probe failed: {}", name_, conn.failure().message);
+        return false;
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mailboxes.
+
+void PostgresStore::append(std::string key, std::string body, std::size_t max_depth,
+                           Completion<AppendResult> done) {
+    submit_write<AppendResult>(
+        std::move(done),
+        [key = std::move(key), body = std::move(body), max_depth](
+            PgConn& conn, BatchStats& stats, Result<AppendResult>& out) -> bool {
+            if (max_depth == 0) {
+                out = make_error_code(Errc::kInvalidArgument);  // it would drop itself
+                return true;
+            }
+            if (body.size() > kMaxFieldBytes || key.size() > kMaxFieldBytes) {
+                out = make_error_code(Errc::kTooLarge);
+                return true;
+            }
+            const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+            auto inserted = conn.exec(Stmt::kInsert, Params().bytes(key).bytes(body).int64(now_ms));
+            if (inserted == nullptr) {
+                return false;
+            }
+            AppendResult result;
+            result.seq = static_cast<std::uint64_t>(int64_at(inserted.get(), 0, 0));
+            auto depth = conn.exec(Stmt::kDepth, Params().bytes(key));
+            if (depth == nullptr) {
+                return false;
+            }
+            const std::int64_t rows = PQntuples(depth.get()) > 0 ? int64_at(depth.get(), 0, 0) : 0;
+            const std::int64_t limit = clamp_to_int64(max_depth);
+            if (rows > limit) {
+                auto dropped =
+                    conn.exec(Stmt::kDropOldest, Params().bytes(key).int64(rows - limit));
+                if (dropped == nullptr) {
+                    return false;
+                }
+                result.dropped = affected(dropped.get());
+                stats.dropped += result.dropped;
+            }
+            out = result;
+            return true;
+        });
+}
+
+void PostgresStore::read(std::string key, std::size_t max,
+                         Completion<std::vector<MailboxEntry>> done) {
+    submit_read<std::vector<MailboxEntry>>(
+        std::move(done), [key = std::move(key), max](PgConn& conn, BatchStats&,
+                                                     Result<std::vector<MailboxEntry>>& out) {
+            auto r = conn.exec(Stmt::kRead, Params().bytes(key).int64(clamp_to_int64(max)));
+            if (r == nullptr) {
+                return false;
+            }
+            out = entries_of(r.get());
+            return true;
+        });
+}
+
+void PostgresStore::read_prefix(std::string prefix, std::size_t max,
+                                Completion<std::vector<MailboxEntry>> done) {
+    submit_read<std::vector<MailboxEntry>>(
+        std::move(done), [prefix = std::move(prefix), max](PgConn& conn, BatchStats&,
+                                                           Result<std::vector<MailboxEntry>>& out) {
+            const std::int64_t limit = clamp_to_int64(max);
+            // A key range rather than LIKE: no escaping, and the index on key serves it.
+            const auto upper = detail::prefix_upper_bound(prefix);
+            pg::ResultPtr r;
+            if (prefix.empty()) {
+                r = conn.exec(Stmt::kReadAll, Params().int64(limit));
+            } else if (!upper) {
+                r = conn.exec(Stmt::kReadFrom, Params().bytes(prefix).int64(limit));
+            } else {
+                r = conn.exec(Stmt::kReadRange, Params().bytes(prefix).bytes(*upper).int64(limit));
+            }
+            if (r == nullptr) {
+                return false;
+            }
+            out = entries_of(r.get());
+            return true;
+        });
+}
+
+void PostgresStore::remove(std::string key, std::uint64_t seq, Completion<void> done) {
+    submit_write<void>(
+        std::move(done), [key = std::move(key), seq](PgConn& conn, BatchStats&, Result<void>&) {
+            if (seq > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+                return true;  // no such entry; not an error
+            }
+            return conn.exec(Stmt::kRemove,
+                             Params().bytes(key).int64(static_cast<std::int64_t>(seq))) != nullptr;
+        });
+}
+
+void PostgresStore::remove_up_to(std::string key, std::uint64_t up_to,
+                                 Completion<std::uint64_t> done) {
+    submit_write<std::uint64_t>(
+        std::move(done),
+        [key = std::move(key), up_to](PgConn& conn, BatchStats&, Result<std::uint64_t>& out) {
+            auto r = conn.exec(Stmt::kRemoveUpTo, Params().bytes(key).int64(clamp_to_int64(up_to)));
+            if (r == nullptr) {
+                return false;
+            }
+            out = affected(r.get());
+            return true;
+        });
+}
+
+void PostgresStore::depth(std::string key, Completion<std::uint64_t> done) {
+    submit_read<std::uint64_t>(std::move(done), [key = std::move(key)](PgConn& conn, BatchStats&,
+                                                                       Result<std::uint64_t>& out) {
+        auto r = conn.exec(Stmt::kDepth, Params().bytes(key));
+        if (r == nullptr) {
+            return false;
+        }
+        // No row: an empty mailbox.
+        out = PQntuples(r.get()) > 0 ? static_cast<std::uint64_t>(int64_at(r.get(), 0, 0))
+                                     : std::uint64_t{0};
+        return true;
+    });
+}
+
+void PostgresStore::depth_prefix(std::string prefix, Completion<std::uint64_t> done) {
+    submit_read<std::uint64_t>(
+        std::move(done),
+        [prefix = std::move(prefix)](PgConn& conn, BatchStats&, Result<std::uint64_t>& out) {
+            // The same key range as read_prefix.
+            const auto upper = detail::prefix_upper_bound(prefix);
+            pg::ResultPtr r;
+            if (prefix.empty()) {
+                r = conn.exec(Stmt::kDepthAll);
+            } else if (!upper) {
+                r = conn.exec(Stmt::kDepthFrom, Params().bytes(prefix));
+            } else {
+                r = conn.exec(Stmt::kDepthRange, Params().bytes(prefix).bytes(*upper));
+            }
+            if (r == nullptr) {
+                return false;
+            }
+            out = static_cast<std::uint64_t>(int64_at(r.get(), 0, 0));
+            return true;
+        });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs.
+
+/// The row count kept by the log_count triggers; false when the statement failed.
+bool log_count(PgConn& conn, std::int64_t& out) {
+    auto r = conn.exec(Stmt::kLogCount);
+    if (r == nullptr) {
+        return false;
+    }
+    out = PQntuples(r.get()) > 0 ? int64_at(r.get(), 0, 0) : 0;  // the migration inserts the row
+    return true;
+}
+
+void PostgresStore::append(std::vector<LogRow> rows, Completion<void> done) {
+    submit_write<void>(std::move(done),
+                       [rows = std::move(rows)](PgConn& conn, BatchStats&, Result<void>& out) {
+                           for (const auto& r : rows) {
+                               if (r.body.size() > kMaxFieldBytes) {
+                                   out = make_error_code(Errc::kTooLarge);
+                                   return true;  // nothing of this call was inserted yet
+                               }
+                               // PostgreSQL's text holds no NUL and only valid UTF-8; the batch
+                               // must not fail for one bad row.
+                               if (!storable_text(r.room) || !storable_text(r.user) ||
+                                   !storable_text(r.level) || !storable_text(r.body)) {
+                                   out = make_error_code(Errc::kInvalidArgument);
+                                   return true;
+                               }
+                           }
+                           for (const auto& r : rows) {
+                               if (conn.exec(Stmt::kLogInsert, Params()
+                                                                   .int64(r.server_time_ms)
+                                                                   .bytes(r.room)
+                                                                   .bytes(r.user)
+                                                                   .bytes(r.level)
+                                                                   .bytes(r.body)) == nullptr) {
+                                   return false;
+                               }
+                           }
+                           return true;
+                       });
+}
+
+void PostgresStore::query(LogQuery query, Completion<std::vector<LogRow>> done) {
+    submit_read<std::vector<LogRow>>(
+        std::move(done),
+        [query = std::move(query)](PgConn& conn, BatchStats&, Result<std::vector<LogRow>>& out) {
+            // A filter that no stored text can equal matches nothing (and must not reach the
+            // server, which would refuse it).
+            if ((query.room && !storable_text(*query.room)) ||
+                (query.user && !storable_text(*query.user))) {
+                out = std::vector<LogRow>{};
+                return true;
+            }
+            std::string levels;  // an array literal: level names are validated words
+            if (!query.levels.empty()) {
+                for (const auto& l : query.levels) {
+                    if (!storable_text(l)) {
+                        continue;
+                    }
+                    levels += levels.empty() ? "{\"" : ",\"";
+                    for (char c : l) {
+                        if (c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20) {
+                            levels += c;
+                        }
+                    }
+                    levels += '"';
+                }
+                if (levels.empty()) {
+                    out = std::vector<LogRow>{};
+                    return true;
+                }
+                levels += '}';
+            }
+            const auto stmt = query.room   ? Stmt::kLogQueryByRoom
+                              : query.user ? Stmt::kLogQueryByUser
+                                           : Stmt::kLogQuery;
+            Params p;
+            query.room ? p.bytes(*query.room) : p.null();
+            query.user ? p.bytes(*query.user) : p.null();
+            query.since_ms ? p.int64(*query.since_ms) : p.null();
+            p.int64(query.before_id ? clamp_to_int64(*query.before_id)
+                                    : std::numeric_limits<std::int64_t>::max());
+            levels.empty() ? p.null() : p.text_format(levels);
+            p.int64(clamp_to_int64(query.limit));
+            auto r = conn.exec(stmt, p);
+            if (r == nullptr) {
+                return false;
+            }
+            std::vector<LogRow> rows;
+            const int n = PQntuples(r.get());
+            rows.reserve(static_cast<std::size_t>(n));
+            for (int i = 0; i < n; ++i) {
+                LogRow row;
+                row.id = static_cast<std::uint64_t>(int64_at(r.get(), i, 0));
+                row.server_time_ms = int64_at(r.get(), i, 1);
+                row.room = bytes_at(r.get(), i, 2);
+                row.user = bytes_at(r.get(), i, 3);
+                row.level = bytes_at(r.get(), i, 4);
+                row.body = bytes_at(r.get(), i, 5);
+                rows.push_back(std::move(row));
+            }
+            out = std::move(rows);
+            return true;
+        });
+}
+
+void PostgresStore::prune(std::int64_t older_than_ms, std::uint64_t max_rows,
+                          std::uint64_t max_delete, Completion<std::uint64_t> done) {
+    submit_write<std::uint64_t>(
+        std::move(done), [older_than_ms, max_rows, max_delete](PgConn& conn, BatchStats&,
+                                                               Result<std::uint64_t>& out) {
+            std::int64_t budget = clamp_to_int64(max_delete);
+            auto old = conn.exec(Stmt::kLogPruneOld, Params().int64(older_than_ms).int64(budget));
+            if (old == nullptr) {
+                return false;
+            }
+            const auto by_age = static_cast<std::int64_t>(affected(old.get()));
+            budget -= by_age;
+            std::int64_t rows = 0;
+            if (!log_count(conn, rows)) {
+                return false;
+            }
+            const std::int64_t excess = rows - clamp_to_int64(max_rows);
+            std::int64_t by_count = 0;
+            if (excess > 0 && budget > 0) {
+                auto oldest =
+                    conn.exec(Stmt::kLogPruneOldest, Params().int64(std::min(excess, budget)));
+                if (oldest == nullptr) {
+                    return false;
+                }
+                by_count = static_cast<std::int64_t>(affected(oldest.get()));
+            }
+            out = static_cast<std::uint64_t>(by_age + by_count);
+            return true;
+        });
+}
+
+void PostgresStore::count(Completion<std::uint64_t> done) {
+    submit_read<std::uint64_t>(
+        std::move(done), [](PgConn& conn, BatchStats&, Result<std::uint64_t>& out) {
+            std::int64_t rows = 0;
+            if (!log_count(conn, rows)) {
+                return false;
+            }
+            out = static_cast<std::uint64_t>(std::max<std::int64_t>(0, rows));
+            return true;
+        });
+}
+
+}  // namespace
+
+std::unique_ptr<Store> open_postgres_store(const StorageConfig& config,
+                                           core::MetricsRegistry& metrics, StoreTestHooks hooks) {
+    if (config.postgres_url.empty()) {
+        throw std::runtime_error(
+            "storage.postgres_url: required when storage.driver = \"postgres\"");
+    }
+    const MigrationReport report = migrate_postgres(config.postgres_url);
+    util::logger("store")->info("{}", report.summary());
+    return std::make_unique<PostgresStore>(config, report.to_version, metrics, std::move(hooks));
+}
+
+}  // namespace hearth::store
