@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "net/server.hpp"
 #include "support/server.hpp"
 
 namespace hearth::test {
@@ -106,6 +107,50 @@ TEST(BenchSmoke, FanoutAtAFixedRate) {
     EXPECT_GT(u64(r, "sent"), 50U);
     EXPECT_LE(u64(r, "sent"), 220U);
     EXPECT_EQ(u64(r, "delivered"), u64(r, "sent") * 3);
+}
+
+TEST(BenchSmoke, HunterpieWithCompression) {
+    // Both roles with permessage-deflate negotiated: leaders send their pushes compressed, the
+    // server forwards them compressed, members inflate each one and check it byte for byte
+    // against what their leader sent (a push that differs would be an error, not a delivery).
+    TestServer server({{"hunterpie.enabled", "true"},
+                       {"hunterpie.listen", "\"127.0.0.1:0\""},
+                       {"websocket.max_messages_per_s", "0"}});
+    const std::string hunterpie_url =
+        "ws://127.0.0.1:" + std::to_string(server.app().server().bound_port("hunterpie")) +
+        "/connect";
+    std::uint64_t delivered_total = 0;
+    double push_bytes = 0;
+    for (const std::string role : {"hunterpie-leader", "hunterpie-member"}) {
+        SCOPED_TRACE(role);
+        const auto run = run_bench({role, "--url", hunterpie_url, "--sessions", "2", "--members",
+                                    "3", "--interval-ms", "20", "--duration", "1", "--compression",
+                                    "--json", "--server-pid", std::to_string(getpid())});
+        ASSERT_EQ(run.exit_code, 0) << run.out;
+        const auto r = report_of(run);
+        EXPECT_EQ(u64(r, "errors"), 0U) << json::serialize(r);
+        EXPECT_TRUE(r.at("compression").as_bool());
+        EXPECT_EQ(u64(r, "connections_opened"), 8U);
+        EXPECT_EQ(u64(r, "compression_negotiated"), 8U) << json::serialize(r);
+        EXPECT_GT(u64(r, "pushes_sent"), 10U);
+        EXPECT_EQ(u64(r, "pushes_delivered"), u64(r, "pushes_expected")) << json::serialize(r);
+        EXPECT_EQ(u64(r, "pushes_expected"), u64(r, "pushes_sent") * 3);
+        // Everything the members received came compressed (pushes and sessionstates), and the
+        // leaders compressed every push.
+        EXPECT_GE(u64(r, "messages_inflated"), u64(r, "pushes_delivered"));
+        EXPECT_GE(u64(r, "messages_deflated"), u64(r, "pushes_sent"));
+        const auto& latency = r.at("latency_us").as_object();
+        EXPECT_EQ(u64(latency, "count"), u64(r, "pushes_delivered"));
+        EXPECT_GT(number(latency, "p50"), 0.0);
+        delivered_total += u64(r, "pushes_delivered");
+        push_bytes = number(r, "push_bytes");
+    }
+    // The server's side: what it wrote on /connect is far less than the pushes' plain size.
+    const double bytes_out = server.metric("hearth_ws_bytes_out_total", {{"route", "/connect"}});
+    EXPECT_GT(bytes_out, 0.0);
+    EXPECT_LT(bytes_out, 0.8 * static_cast<double>(delivered_total) * push_bytes)
+        << "deliveries " << delivered_total << " of " << push_bytes << " bytes";
+    EXPECT_EQ(server.metric("hearth_hunterpie_push_dropped_total"), 0.0);
 }
 
 TEST(BenchSmoke, EndsByItselfWhenNobodyListens) {

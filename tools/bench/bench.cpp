@@ -40,6 +40,7 @@ Bench::Bench(std::string scenario, const CommonOptions& options, Target target,
     shared_.target = std::move(target);
     shared_.handshake_timeout = std::chrono::milliseconds(
         static_cast<std::int64_t>(std::max(0.1, options.handshake_timeout_s) * 1000));
+    shared_.compression = options.compression;
     if (!options.token.empty()) {
         shared_.extra_headers = "Authorization: Bearer " + options.token + "\r\n";
     }
@@ -182,6 +183,9 @@ Totals Bench::totals() const {
         t.opened += c.opened.get();
         t.failed += c.failed.get();
         t.closed += c.closed.get();
+        t.negotiated += c.negotiated.get();
+        t.inflated += c.inflated.get();
+        t.deflated += c.deflated.get();
         for (std::size_t i = 0; i < t.custom.size(); ++i) {
             t.custom[i] += c.custom[i].get();
         }

@@ -27,6 +27,9 @@ struct Totals {
     std::uint64_t opened = 0;
     std::uint64_t failed = 0;
     std::uint64_t closed = 0;
+    std::uint64_t negotiated = 0;  // permessage-deflate (--compression)
+    std::uint64_t inflated = 0;
+    std::uint64_t deflated = 0;
     std::array<std::uint64_t, 8> custom{};
     std::uint64_t open() const noexcept { return opened - closed; }
 };

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <zlib.h>
 
 #include "bench/worker.hpp"
 
@@ -23,6 +24,9 @@ constexpr std::size_t kMaxResponseHeadBytes = 16 * 1024;
 constexpr std::size_t kTlsReadBufferBytes = 16 * 1024;
 constexpr int kMaxReadsPerWake = 8;  // then let the thread's other connections run
 constexpr std::string_view kWebSocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+constexpr std::string_view kDeflateOffer =
+    "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; "
+    "server_no_context_takeover\r\n";
 
 std::string base64(const std::uint8_t* data, std::size_t size) {
     static constexpr char kAlphabet[] =
@@ -97,6 +101,136 @@ std::string close_text(std::string_view payload) {
 }
 
 }  // namespace
+
+// ---- MessageDeflate ---------------------------------------------------------------------------
+
+struct MessageDeflate::Streams {
+    z_stream in{};
+    z_stream out{};
+    bool in_ready = false;
+    bool out_ready = false;
+    Streams() = default;
+    Streams(const Streams&) = delete;
+    Streams& operator=(const Streams&) = delete;
+    ~Streams() {
+        if (in_ready) {
+            inflateEnd(&in);
+        }
+        if (out_ready) {
+            deflateEnd(&out);
+        }
+    }
+};
+
+MessageDeflate::MessageDeflate() = default;
+MessageDeflate::~MessageDeflate() = default;
+
+std::optional<std::string_view> MessageDeflate::inflate(std::string_view compressed,
+                                                        std::size_t max_output, std::string& out) {
+    if (!z_) {
+        z_ = std::make_unique<Streams>();
+    }
+    z_stream& zs = z_->in;
+    if (!z_->in_ready) {
+        if (inflateInit2(&zs, -15) != Z_OK) {
+            return std::nullopt;
+        }
+        z_->in_ready = true;
+    } else if (inflateReset(&zs) != Z_OK) {
+        return std::nullopt;
+    }
+    // RFC 7692 7.2.2: the sender removed the empty stored block's 00 00 FF FF; put it back.
+    static constexpr char kTail[4] = {'\x00', '\x00', '\xFF', '\xFF'};
+    const std::string_view inputs[2] = {compressed, std::string_view(kTail, sizeof kTail)};
+    std::size_t produced = 0;
+    if (out.size() < 4096) {
+        out.resize(4096);
+    }
+    for (const auto input : inputs) {
+        zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data()));
+        zs.avail_in = static_cast<uInt>(input.size());
+        for (;;) {
+            if (produced == out.size()) {
+                if (out.size() > max_output) {
+                    return std::nullopt;
+                }
+                out.resize(std::min(out.size() * 2, max_output + 1));
+            }
+            zs.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
+            zs.avail_out = static_cast<uInt>(out.size() - produced);
+            const int rc = ::inflate(&zs, Z_SYNC_FLUSH);
+            produced = out.size() - zs.avail_out;
+            if (produced > max_output) {
+                return std::nullopt;
+            }
+            if (rc == Z_STREAM_END) {
+                // A final block: whatever follows is not part of the message.
+                return std::string_view(out.data(), produced);
+            }
+            if (rc != Z_OK && rc != Z_BUF_ERROR) {
+                return std::nullopt;
+            }
+            if (zs.avail_in == 0 && zs.avail_out != 0) {
+                break;  // this input is used up and its output written
+            }
+            if (rc == Z_BUF_ERROR && zs.avail_out != 0) {
+                return std::nullopt;  // no progress with input and room left
+            }
+        }
+    }
+    return std::string_view(out.data(), produced);
+}
+
+std::string_view MessageDeflate::deflate(std::initializer_list<std::string_view> parts,
+                                         std::string& out) {
+    if (!z_) {
+        z_ = std::make_unique<Streams>();
+    }
+    z_stream& zs = z_->out;
+    if (!z_->out_ready) {
+        if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) !=
+            Z_OK) {
+            throw std::runtime_error("deflateInit2 failed");
+        }
+        z_->out_ready = true;
+    } else {
+        deflateReset(&zs);
+    }
+    std::size_t total = 0;
+    for (const auto part : parts) {
+        total += part.size();
+    }
+    // deflateBound covers the whole input; the sync flush adds at most a few bytes.
+    const std::size_t bound = deflateBound(&zs, static_cast<uLong>(total)) + 16;
+    if (out.size() < bound) {
+        out.resize(bound);
+    }
+    std::size_t produced = 0;
+    const auto step = [&](int flush) {
+        if (produced == out.size()) {
+            out.resize(out.size() * 2);
+        }
+        zs.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
+        zs.avail_out = static_cast<uInt>(out.size() - produced);
+        (void)::deflate(&zs, flush);  // Z_OK, or Z_BUF_ERROR when there was nothing to do
+        produced = out.size() - zs.avail_out;
+    };
+    for (const auto part : parts) {
+        zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(part.data()));
+        zs.avail_in = static_cast<uInt>(part.size());
+        while (zs.avail_in > 0) {
+            step(Z_NO_FLUSH);
+        }
+    }
+    zs.avail_in = 0;
+    do {
+        step(Z_SYNC_FLUSH);
+    } while (zs.avail_out == 0);
+    if (produced >= 4 && std::memcmp(out.data() + produced - 4, "\x00\x00\xFF\xFF", 4) == 0) {
+        produced -= 4;
+    }
+    return std::string_view(out.data(), produced);
+}
 
 // ---- Target -----------------------------------------------------------------------------------
 
@@ -202,6 +336,9 @@ void Connection::start(const Target& target, std::optional<asio::ip::address> so
         "Sec-WebSocket-Key: ";
     req += key;
     req += "\r\n";
+    if (worker_.shared().compression) {
+        req += kDeflateOffer;
+    }
     req += extra_headers;
     req += "\r\n";
 
@@ -325,7 +462,7 @@ void Connection::on_upgrade_bytes(std::size_t n) {
     }
     bool upgrade_ok = false;
     bool accept_ok = false;
-    bool extensions = false;
+    std::string extensions_error;
     std::size_t pos = first_eol + 2;
     while (pos < head.size()) {
         const auto eol = head.find("\r\n", pos);
@@ -341,8 +478,8 @@ void Connection::on_upgrade_bytes(std::size_t n) {
             upgrade_ok = icontains(value, "websocket");
         } else if (iequals(name, "sec-websocket-accept")) {
             accept_ok = value == hs.expected_accept;
-        } else if (iequals(name, "sec-websocket-extensions")) {
-            extensions = true;
+        } else if (iequals(name, "sec-websocket-extensions") && extensions_error.empty()) {
+            extensions_error = accept_extensions(value);
         }
     }
     if (!upgrade_ok || !accept_ok) {
@@ -350,12 +487,56 @@ void Connection::on_upgrade_bytes(std::size_t n) {
                                   : "upgrade: no Upgrade: websocket header");
         return;
     }
-    if (extensions) {
-        fail_handshake("upgrade: the server chose an extension that was not offered");
+    if (!extensions_error.empty()) {
+        fail_handshake("upgrade: " + extensions_error);
         return;
     }
     const std::string leftover = hs.response.substr(end + 4);
     opened(leftover);
+}
+
+std::string Connection::accept_extensions(std::string_view value) {
+    if (!worker_.shared().compression) {
+        return "the server chose an extension that was not offered";
+    }
+    if (deflate_ || value.find(',') != std::string_view::npos) {
+        return "the server chose more than the one extension offered";
+    }
+    // permessage-deflate; server_no_context_takeover [; client_no_context_takeover]
+    // [; server_max_window_bits=N]: anything else was not offered (RFC 7692 5.1, 7.1).
+    bool first = true;
+    bool server_no_context = false;
+    while (!value.empty()) {
+        const auto semi = value.find(';');
+        const auto token = trim(value.substr(0, semi));
+        value = semi == std::string_view::npos ? std::string_view() : value.substr(semi + 1);
+        if (first) {
+            if (!iequals(token, "permessage-deflate")) {
+                return "the server chose an extension that was not offered";
+            }
+            first = false;
+            continue;
+        }
+        const auto eq = token.find('=');
+        const auto name = trim(token.substr(0, eq));
+        if (iequals(name, "server_no_context_takeover") && eq == std::string_view::npos) {
+            server_no_context = true;
+        } else if (iequals(name, "client_no_context_takeover") && eq == std::string_view::npos) {
+            // Ours is reset per message anyway.
+        } else if (iequals(name, "server_max_window_bits") && eq != std::string_view::npos) {
+            // A smaller window than 15: the inflater's 15-bit window covers it.
+        } else {
+            return "permessage-deflate parameter not offered: " + std::string(token);
+        }
+    }
+    if (first) {
+        return "empty Sec-WebSocket-Extensions";
+    }
+    if (!server_no_context) {
+        return "permessage-deflate without server_no_context_takeover";
+    }
+    deflate_ = true;
+    return {};
 }
 
 void Connection::opened(std::string_view leftover) {
@@ -367,6 +548,9 @@ void Connection::opened(std::string_view leftover) {
         socket_.non_blocking(true, ignored);  // read_some after a readiness wait must not block
     }
     worker_.counters().opened.add();
+    if (deflate_) {
+        worker_.counters().negotiated.add();
+    }
     worker_.handshake_done();
     on_open();
     if (state_ == State::kClosed) {
@@ -493,9 +677,10 @@ std::size_t Connection::parse(const std::uint8_t* data, std::size_t size) {
         }
         const std::uint8_t* p = data + offset;
         const bool fin = (p[0] & 0x80) != 0;
+        const bool rsv1 = (p[0] & 0x40) != 0;
         const auto opcode = static_cast<Opcode>(p[0] & 0x0F);
-        if ((p[0] & 0x70) != 0 || (p[1] & 0x80) != 0) {
-            abort((p[0] & 0x70) != 0 ? "protocol error: reserved bits set"
+        if ((p[0] & 0x30) != 0 || (rsv1 && !deflate_) || (p[1] & 0x80) != 0) {
+            abort((p[1] & 0x80) == 0 ? "protocol error: reserved bits set"
                                      : "protocol error: masked frame from the server");
             return size;
         }
@@ -524,7 +709,7 @@ std::size_t Connection::parse(const std::uint8_t* data, std::size_t size) {
         if (available - header < length) {
             break;
         }
-        on_frame(opcode, fin,
+        on_frame(opcode, fin, rsv1,
                  std::string_view(reinterpret_cast<const char*>(p + header),
                                   static_cast<std::size_t>(length)));
         offset += header + static_cast<std::size_t>(length);
@@ -532,7 +717,29 @@ std::size_t Connection::parse(const std::uint8_t* data, std::size_t size) {
     return offset;
 }
 
-void Connection::on_frame(Opcode opcode, bool fin, std::string_view payload) {
+void Connection::deliver(std::string_view payload, bool text, bool compressed) {
+    if (state_ != State::kOpen) {
+        return;
+    }
+    if (!compressed) {
+        on_message(payload, text);
+        return;
+    }
+    const auto inflated =
+        worker_.deflate().inflate(payload, kMaxMessageBytes, worker_.inflate_buffer());
+    if (!inflated) {
+        abort("protocol error: invalid compressed message (or over 16 MiB inflated)");
+        return;
+    }
+    worker_.counters().inflated.add();
+    on_message(*inflated, text);
+}
+
+void Connection::on_frame(Opcode opcode, bool fin, bool compressed, std::string_view payload) {
+    if (compressed && opcode != Opcode::kText && opcode != Opcode::kBinary) {
+        abort("protocol error: RSV1 set on a control or continuation frame");
+        return;
+    }
     switch (opcode) {
         case Opcode::kText:
         case Opcode::kBinary:
@@ -541,13 +748,12 @@ void Connection::on_frame(Opcode opcode, bool fin, std::string_view payload) {
                 return;
             }
             if (fin) {
-                if (state_ == State::kOpen) {
-                    on_message(payload, opcode == Opcode::kText);
-                }
+                deliver(payload, opcode == Opcode::kText, compressed);
                 return;
             }
             in_fragmented_ = true;
             fragments_opcode_ = opcode;
+            fragments_compressed_ = compressed;
             fragments_.assign(payload);
             return;
         case Opcode::kContinuation:
@@ -564,9 +770,7 @@ void Connection::on_frame(Opcode opcode, bool fin, std::string_view payload) {
                 in_fragmented_ = false;
                 std::string message;
                 message.swap(fragments_);
-                if (state_ == State::kOpen) {
-                    on_message(message, fragments_opcode_ == Opcode::kText);
-                }
+                deliver(message, fragments_opcode_ == Opcode::kText, fragments_compressed_);
             }
             return;
         case Opcode::kPing:
@@ -627,14 +831,16 @@ void Connection::on_transport_error(const boost::system::error_code& ec) {
 
 // ---- writing ----------------------------------------------------------------------------------
 
-void Connection::append_frame(Opcode opcode, std::initializer_list<std::string_view> parts) {
+void Connection::append_frame(Opcode opcode, std::initializer_list<std::string_view> parts,
+                              bool rsv1) {
     std::size_t length = 0;
     for (auto part : parts) {
         length += part.size();
     }
     std::uint8_t header[14];
     std::size_t header_size = 0;
-    header[header_size++] = static_cast<std::uint8_t>(0x80 | static_cast<std::uint8_t>(opcode));
+    header[header_size++] =
+        static_cast<std::uint8_t>((rsv1 ? 0xC0 : 0x80) | static_cast<std::uint8_t>(opcode));
     if (length < 126) {
         header[header_size++] = static_cast<std::uint8_t>(0x80 | length);
     } else if (length <= 0xFFFF) {
@@ -696,6 +902,13 @@ bool Connection::queue(Opcode opcode, std::initializer_list<std::string_view> pa
     // than the outbox bound could never be sent.
     if (!out_.empty() && out_.size() + length > kMaxOutboundBytes) {
         return false;
+    }
+    if (deflate_ && (opcode == Opcode::kText || opcode == Opcode::kBinary)) {
+        // Every data message, compressed on its own (client_no_context_takeover).
+        const auto compressed = worker_.deflate().deflate(parts, worker_.deflate_buffer());
+        append_frame(opcode, {compressed}, true);
+        worker_.counters().deflated.add();
+        return true;
     }
     append_frame(opcode, parts);
     return true;

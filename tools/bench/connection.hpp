@@ -12,6 +12,12 @@
 // incomplete frame), masks while copying into its outbox, and parses just the frame headers.
 // It is an implementation independent of the server's codec (src/net/ws_codec.*): it shares no
 // code with it, so a bug there is not mirrored here.
+//
+// permessage-deflate (RFC 7692), with --compression: the upgrade offers
+// `permessage-deflate; client_no_context_takeover; server_no_context_takeover`; when the server
+// accepts, received messages with RSV1 are inflated and outgoing data messages are deflated, each
+// message on its own (no context takeover either way), with the worker thread's two zlib streams
+// (MessageDeflate), reset per message. A server that declines leaves the connection uncompressed.
 
 #include <array>
 #include <chrono>
@@ -53,6 +59,33 @@ struct Target {
 
     /// Parses and resolves `url`; throws std::runtime_error with a readable message.
     static Target parse(const std::string& url);
+};
+
+/// Raw deflate of whole messages with no context takeover (RFC 7692 7.2.1, 7.2.2): one inflate
+/// and one deflate stream, created on first use and reset per message. Runs on: one worker
+/// thread (each has its own). One per thread rather than per connection: with no context
+/// takeover nothing carries over between messages, and zlib's streams (about 7 KiB to inflate,
+/// 32 KiB of window more once used; about 260 KiB to deflate) would dominate the client's memory
+/// at thousands of connections.
+class MessageDeflate {
+public:
+    MessageDeflate();
+    ~MessageDeflate();
+    MessageDeflate(const MessageDeflate&) = delete;
+    MessageDeflate& operator=(const MessageDeflate&) = delete;
+
+    /// Inflates one whole compressed message (the 00 00 FF FF tail is appended here) into the
+    /// start of `buffer`, which only grows: the message is the view returned. nullopt when the
+    /// data is not valid deflate or inflates beyond `max_output` bytes.
+    std::optional<std::string_view> inflate(std::string_view compressed, std::size_t max_output,
+                                            std::string& buffer);
+    /// Compresses the concatenation of `parts` (one message) into the start of `buffer`, which
+    /// only grows, without the final 00 00 FF FF (RFC 7692 7.2.1): the view returned.
+    std::string_view deflate(std::initializer_list<std::string_view> parts, std::string& buffer);
+
+private:
+    struct Streams;
+    std::unique_ptr<Streams> z_;
 };
 
 enum class Opcode : std::uint8_t {
@@ -108,6 +141,8 @@ public:
     void abort(std::string_view why);
 
     std::size_t queued_bytes() const noexcept { return out_.size(); }
+    /// permessage-deflate was negotiated (offered with --compression and accepted).
+    bool compressed() const noexcept { return deflate_; }
     /// When start() was called (steady-clock nanoseconds).
     std::uint64_t started_ns() const noexcept { return started_ns_; }
     /// Called by the worker's sweep when a handshake or close takes longer than allowed.
@@ -142,13 +177,18 @@ private:
     void on_tls_read(const boost::system::error_code& ec, std::size_t n);
     void on_bytes(const std::uint8_t* data, std::size_t size);
     std::size_t parse(const std::uint8_t* data, std::size_t size);
-    void on_frame(Opcode opcode, bool fin, std::string_view payload);
+    void on_frame(Opcode opcode, bool fin, bool compressed, std::string_view payload);
+    /// A complete data message: inflated first when `compressed`, then given to on_message.
+    void deliver(std::string_view payload, bool text, bool compressed);
+    /// Checks the server's Sec-WebSocket-Extensions answer; an error text, or empty.
+    std::string accept_extensions(std::string_view value);
     void on_server_close(std::string_view payload);
     void on_written(const boost::system::error_code& ec);
     void on_transport_error(const boost::system::error_code& ec);
     /// Appends one masked frame to the outbox, whatever its bound (control frames, and `queue`
-    /// after its check).
-    void append_frame(Opcode opcode, std::initializer_list<std::string_view> parts);
+    /// after its check). `rsv1`: a compressed message.
+    void append_frame(Opcode opcode, std::initializer_list<std::string_view> parts,
+                      bool rsv1 = false);
     /// Closes the socket and tells the scenario, once. The caller has counted any error.
     void end(bool expected);
     void watch(Clock::duration timeout);
@@ -162,6 +202,8 @@ private:
     std::string fragments_;  // a fragmented message being assembled
     Opcode fragments_opcode_ = Opcode::kText;
     bool in_fragmented_ = false;
+    bool fragments_compressed_ = false;
+    bool deflate_ = false;  // permessage-deflate negotiated
 
     std::string out_;      // frames queued, not yet written
     std::string writing_;  // the write in flight

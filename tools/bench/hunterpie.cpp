@@ -7,12 +7,17 @@
 // the slow-consumer policy. hunterpie-leader reports
 // from the leaders' side (pushes sent), hunterpie-member from the members' (pushes delivered);
 // both print every figure. Each push carries its send time as the first monster's id, which the
-// members read back from the forwarded frame: the latency is the relay time.
+// members read back from the forwarded frame: the latency is the relay time. The rest of a push
+// is monster data shaped like the plugin's (monsters of parts' health and ailments' buildup,
+// pseudo-random numbers fixed for the run, so it compresses like real data rather than like
+// padding), and every member checks each push it receives, byte for byte, against what its
+// leader sent: a push that differs is an error, not a delivery.
 //
 // Pushes delivered/s is the throughput; with --server-pid, deliveries per server CPU-second. For
 // top speed start the server with `[websocket] max_messages_per_s = 0` (the default limit closes a
-// connection sending more than 1,000 messages/s with 1008). The bench client does not negotiate
-// permessage-deflate.
+// connection sending more than 1,000 messages/s with 1008). With --compression every connection
+// offers permessage-deflate as the plugin's client library does (no context takeover); leaders
+// then send their pushes compressed and members inflate what arrives compressed.
 
 #include <atomic>
 #include <charconv>
@@ -46,27 +51,66 @@ struct HunterpieSettings {
     std::string session_prefix = "bench-";
     std::size_t window = 32;
 
-    // Derived before the connections open; read-only while they run.
-    std::string padding;
+    // Derived before the connections open; read-only while they run. A push is
+    // `{"sessionId":"<id>","type":"Push","data":[["T<send time ns>` followed by `push_rest`.
+    std::string push_rest;
     std::uint64_t start_ns = 0;
     // Pushes received by the members of each session (any worker thread).
     std::unique_ptr<std::atomic<std::uint64_t>[]> session_delivered;
 };
 
-/// The timestamp of a push: the first monster's id, `"data":[["T<ns>"`.
-std::optional<std::uint64_t> scan_push_time(std::string_view frame) {
-    constexpr std::string_view kKey = R"("data":[["T)";
-    const auto at = frame.find(kKey);
-    if (at == std::string_view::npos) {
-        return std::nullopt;
+std::string push_prefix(std::string_view session) {
+    return std::string(R"({"sessionId":")") + std::string(session) +
+           R"(","type":"Push","data":[["T)";
+}
+
+/// What follows a push's timestamp: the rest of the first monster, then monsters shaped like the
+/// plugin's (`[id, [[part, health]...], [[ailment, buildup]...]]`) until the push is about `size`
+/// bytes long (`head` bytes come before). The numbers are pseudo-random, the same every run.
+std::string make_push_rest(std::size_t size, std::size_t head) {
+    std::string rest = R"(",[[0,99.5],[1,1200.25]],[[1,12]]])";
+    constexpr std::string_view kEnd = "]}";
+    std::uint64_t seed = 0x9E3779B97F4A7C15ULL;
+    const auto next = [&seed](std::uint64_t bound) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        return (seed >> 33) % bound;
+    };
+    // Room left once `more` bytes and the closing brackets ("],[" and "]]" at most) are added.
+    const auto fits = [&](std::size_t more) {
+        return head + rest.size() + more + 5 + kEnd.size() <= size;
+    };
+    bool full = false;
+    while (!full) {
+        std::string m = fmt::format(R"(,["em{:03}_00",[)", 1 + next(120));
+        const std::size_t parts = 8 + next(10);
+        const std::size_t ailments = 4 + next(8);
+        std::size_t added = 0;
+        for (std::size_t p = 0; p < parts && !full; ++p) {
+            auto e = fmt::format("{}[{},{}.{}]", p ? "," : "", p, next(30000), next(100));
+            if (!fits(m.size() + e.size())) {
+                full = true;
+                break;
+            }
+            m += e;
+            ++added;
+        }
+        m += "],[";
+        for (std::size_t a = 0; a < ailments && !full; ++a) {
+            auto e = fmt::format("{}[{},{}]", a ? "," : "", a, next(500));
+            if (!fits(m.size() + e.size())) {
+                full = true;
+                break;
+            }
+            m += e;
+        }
+        m += "]]";
+        if (added == 0) {
+            break;  // not even one part fits: the push ends with the monsters so far
+        }
+        rest += m;
     }
-    const char* begin = frame.data() + at + kKey.size();
-    std::uint64_t value = 0;
-    const auto [end, ec] = std::from_chars(begin, frame.data() + frame.size(), value);
-    if (ec != std::errc{} || end == begin) {
-        return std::nullopt;
-    }
-    return value;
+    rest += kEnd;
+    return rest;
 }
 
 /// A leader (index % (members + 1) == 0) or a member. Runs on: its worker thread.
@@ -77,6 +121,7 @@ public:
           settings_(settings),
           session_index_(index / (settings.members + 1)),
           session_(settings.session_prefix + std::to_string(session_index_)),
+          prefix_(push_prefix(session_)),
           leader_(index % (settings.members + 1) == 0) {}
 
     bool leader() const noexcept { return leader_; }
@@ -130,8 +175,14 @@ protected:
             if (phase != Phase::kMeasure && phase != Phase::kDrain) {
                 return;
             }
-            if (const auto t = scan_push_time(payload); t && *t <= now_ns()) {
-                worker_.histogram().record(now_ns() - *t);
+            const auto t = check_push(payload);
+            if (!t) {
+                c.errors.add();
+                worker_.count_reason("hunterpie: a push differs from what the leader sent");
+                return;
+            }
+            if (const auto now = now_ns(); *t <= now) {
+                worker_.histogram().record(now - *t);
             }
             c.delivered.add();
             settings_.session_delivered[session_index_].fetch_add(1, std::memory_order_relaxed);
@@ -150,20 +201,28 @@ protected:
     }
 
 private:
+    /// The send time of a push when it is, byte for byte, one this member's leader sent.
+    std::optional<std::uint64_t> check_push(std::string_view frame) const {
+        if (!frame.starts_with(prefix_)) {
+            return std::nullopt;
+        }
+        const char* begin = frame.data() + prefix_.size();
+        const char* last = frame.data() + frame.size();
+        std::uint64_t value = 0;
+        const auto [end, ec] = std::from_chars(begin, last, value);
+        if (ec != std::errc{} || end == begin ||
+            std::string_view(end, static_cast<std::size_t>(last - end)) != settings_.push_rest) {
+            return std::nullopt;
+        }
+        return value;
+    }
+
     bool send_one() {
-        thread_local std::string head;
         char digits[24];
-        head.clear();
-        head += R"({"sessionId":")";
-        head += session_;
-        head += R"(","type":"Push","data":[["T)";
-        head.append(digits, std::to_chars(digits, digits + sizeof digits, now_ns()).ptr);
-        head += R"(",[[0,99.5],[1,1200.25]],[[1,12]]],["pad",[[0,1]],[[0,")";
-        static constexpr std::string_view kTail = R"("]]]]})";
-        const std::size_t used = head.size() + kTail.size();
-        const std::size_t pad = settings_.size > used ? settings_.size - used : 0;
-        if (!queue(Opcode::kText,
-                   {head, std::string_view(settings_.padding).substr(0, pad), kTail})) {
+        const std::string_view time(
+            digits, static_cast<std::size_t>(
+                        std::to_chars(digits, digits + sizeof digits, now_ns()).ptr - digits));
+        if (!queue(Opcode::kText, {prefix_, time, settings_.push_rest})) {
             return false;
         }
         worker_.counters().sent.add();
@@ -174,6 +233,7 @@ private:
     const HunterpieSettings& settings_;
     std::size_t session_index_;
     std::string session_;
+    std::string prefix_;  // of this session's pushes, up to the timestamp's digits
     bool leader_;
     bool joined_ = false;
     std::uint64_t issued_ = 0;
@@ -191,7 +251,8 @@ public:
         cmd.add_option("--members", s_.members, "Non-leader members per session")
             ->check(CLI::Range(0, 100'000))
             ->capture_default_str();
-        cmd.add_option("--size", s_.size, "Bytes of each push (about; at least ~110)")
+        cmd.add_option("--size", s_.size,
+                       "Bytes of each push (about; monster data fills what the header leaves)")
             ->check(CLI::Range(1, 16 * 1024 * 1024))
             ->capture_default_str();
         cmd.add_option("--interval-ms", s_.interval_ms,
@@ -215,13 +276,16 @@ public:
     }
 
     void run(Bench& bench, Report& report) override {
-        s_.padding.assign(s_.size, '0');
+        const std::size_t head =
+            push_prefix(s_.session_prefix + "0").size() + std::to_string(now_ns()).size();
+        s_.push_rest = make_push_rest(s_.size, head);
         s_.session_delivered = std::make_unique<std::atomic<std::uint64_t>[]>(s_.sessions);
         report.latency_meaning = "relay: leader sent push to forwarded frame at a member";
         report.figures["view"] = s_.member_view ? "member" : "leader";
         report.figures["sessions"] = s_.sessions;
         report.figures["members_per_session"] = s_.members;
         report.figures["push_size"] = s_.size;
+        report.figures["push_bytes"] = head + s_.push_rest.size();  // session 0's
         report.figures["interval_ms"] = s_.interval_ms;
         if (s_.interval_ms <= 0) {
             report.figures["window"] = s_.window;

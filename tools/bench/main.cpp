@@ -51,6 +51,10 @@ void add_common_options(CLI::App& cmd, CommonOptions& o) {
                    "Seconds allowed for one connection's connect, TLS and upgrade")
         ->check(CLI::Range(0.1, 600.0))
         ->capture_default_str();
+    cmd.add_flag("--compression", o.compression,
+                 "Offer permessage-deflate (client_no_context_takeover; "
+                 "server_no_context_takeover); when accepted, inflate what arrives compressed "
+                 "and deflate every data message sent");
 }
 
 // Raises the soft open-file limit to the hard one; false (and a message) when `connections`
@@ -211,6 +215,10 @@ int main(int argc, char** argv) {
             bench.note("no connection could be opened");
             exit_code = 1;
         }
+        if (options.compression && totals.negotiated < totals.opened) {
+            bench.note(fmt::format("permessage-deflate was declined on {} of {} connections",
+                                   totals.opened - totals.negotiated, totals.opened));
+        }
         const LatencyHistogram histogram = bench.histogram();
         out["scenario"] = chosen->name;
         out["url"] = options.url;
@@ -230,6 +238,13 @@ int main(int argc, char** argv) {
         }
         if (report.client_cpu_s) {
             out["client_cpu_s"] = std::round(*report.client_cpu_s * 1000) / 1000;
+        }
+        out["compression"] = options.compression;
+        if (options.compression) {
+            // Whole-run counts (setup messages included), not only the measured window.
+            out["compression_negotiated"] = totals.negotiated;
+            out["messages_inflated"] = totals.inflated;
+            out["messages_deflated"] = totals.deflated;
         }
         for (const auto& kv : report.figures) {
             out[kv.key()] = kv.value();

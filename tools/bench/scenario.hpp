@@ -43,6 +43,7 @@ struct CommonOptions {
     unsigned source_addresses = 0;    // 127.0.0.1..127.0.0.K; 0: one per 500 connections
     double connect_timeout_s = 60;    // for opening all connections
     double handshake_timeout_s = 10;  // for one connection's connect + TLS + upgrade
+    bool compression = false;         // offer permessage-deflate (no context takeover)
 };
 
 /// What a scenario measured. The harness adds the common figures (sent, delivered, errors and

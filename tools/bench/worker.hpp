@@ -38,6 +38,7 @@ struct RunShared {
     std::string extra_headers;  // upgrade header lines, each ending in "\r\n"
     std::chrono::milliseconds handshake_timeout{10'000};
     std::chrono::milliseconds close_timeout{2'000};
+    bool compression = false;  // offer permessage-deflate (--compression)
     std::atomic<Phase> phase{Phase::kSetup};
 };
 
@@ -56,12 +57,15 @@ private:
 
 /// One worker's figures. Written by the worker thread only; on its own cache lines.
 struct alignas(64) Counters {
-    Count sent;       // messages sent (publishes, echo requests)
-    Count delivered;  // messages received that count (echo replies, fan-out deliveries)
-    Count errors;     // failed handshakes, unexpected closes, error replies, bad payloads
-    Count opened;     // upgrades that succeeded
-    Count failed;     // connections that never opened
-    Count closed;     // connections that were open and ended
+    Count sent;        // messages sent (publishes, echo requests)
+    Count delivered;   // messages received that count (echo replies, fan-out deliveries)
+    Count errors;      // failed handshakes, unexpected closes, error replies, bad payloads
+    Count opened;      // upgrades that succeeded
+    Count failed;      // connections that never opened
+    Count closed;      // connections that were open and ended
+    Count negotiated;  // connections that negotiated permessage-deflate
+    Count inflated;    // compressed messages received (and inflated)
+    Count deflated;    // messages sent compressed
     std::array<Count, 8> custom;  // a scenario's own counters (see its file)
 };
 
@@ -99,6 +103,12 @@ public:
     /// Worker thread only. Shared by the worker's plain connections: a read fills it and the
     /// bytes are parsed at once.
     std::uint8_t* read_buffer() noexcept { return read_buffer_.get(); }
+    /// Worker thread only: the zlib streams of the worker's compressed connections, and the
+    /// buffers a received message is inflated into (valid during on_message) and an outgoing
+    /// one deflated into (before it is framed).
+    MessageDeflate& deflate() noexcept { return deflate_; }
+    std::string& inflate_buffer() noexcept { return inflate_buffer_; }
+    std::string& deflate_buffer() noexcept { return deflate_buffer_; }
     std::uint64_t random() noexcept;
 
     // ---- connections (worker thread only) ---------------------------------------------------
@@ -134,6 +144,9 @@ private:
     LatencyHistogram histogram_;
     std::map<std::string, std::uint64_t, std::less<>> reasons_;
     std::unique_ptr<std::uint8_t[]> read_buffer_;
+    MessageDeflate deflate_;
+    std::string inflate_buffer_;
+    std::string deflate_buffer_;
     std::uint64_t rng_;
 
     asio::steady_timer sweep_;
