@@ -77,11 +77,17 @@ inline HttpHandler sync_handler(std::function<HttpResponse(const HttpRequest&)> 
 /// A WebSocket route: the upgrade request is offered to `accept`, on the connection's io thread,
 /// which returns the connection's handler, or a response that refuses the upgrade (e.g. 401).
 struct WsRoute {
-    using Accept =
-        std::function<std::variant<std::unique_ptr<WsHandler>, HttpResponse>(const HttpRequest&)>;
+    using Decision = std::variant<std::unique_ptr<WsHandler>, HttpResponse>;
+    using Accept = std::function<Decision(const HttpRequest&)>;
+    /// The asynchronous form, for a decision that needs the store (a token to validate): `decide`
+    /// may be called from any thread, exactly once; the upgrade waits for it (within the request
+    /// timeout).
+    using AcceptAsync =
+        std::function<void(const HttpRequest&, std::function<void(Decision)> decide)>;
 
     std::shared_ptr<const WsRouteSettings> settings = std::make_shared<WsRouteSettings>();
-    Accept accept;
+    Accept accept;  // one of the two
+    AcceptAsync accept_async;
 };
 
 /// Where a listener binds and whether it speaks TLS.

@@ -2,8 +2,9 @@
 
 // The durable store as every module sees it. Asynchronous: work runs on the store's own threads
 // (SQLite and PostgreSQL alike: one writer thread with group commit and reader threads, each
-// with its own connection; src/store/executor.hpp), never on an io thread. Each completion runs on a store thread: a caller on an
-// io thread wraps it with `core::post_to_current_thread` (core/post.hpp) to get it back home.
+// with its own connection; src/store/executor.hpp), never on an io thread. Each completion runs on
+// a store thread: a caller on an io thread wraps it with `core::post_to_current_thread`
+// (core/post.hpp) to get it back home.
 
 #include <chrono>
 #include <cstdint>
@@ -104,12 +105,15 @@ public:
     virtual void count(Completion<std::uint64_t> done) = 0;
 };
 
+class AccountStore;  // include/hearth/account_store.hpp
+
 /// The store: what the app opens once (from `[storage]`) and hands to modules.
 class Store {
 public:
     virtual ~Store() = default;
     virtual Mailboxes& mailboxes() = 0;
     virtual Logs& logs() = 0;
+    virtual AccountStore& accounts() = 0;
     /// Whether the store answered its last health probe (for /ready). Thread-safe, never blocks.
     virtual bool healthy() const noexcept = 0;
 };

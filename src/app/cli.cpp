@@ -9,9 +9,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "app/account_cli.hpp"
 #include "app/server_app.hpp"
-#include "store/migrations.hpp"
-#include "store/sqlite/sqlite_store.hpp"
+#include "store/open_store.hpp"
 #include "store/storage_config.hpp"
 #include "util/log.hpp"
 #include "util/version.hpp"
@@ -112,9 +112,7 @@ int migrate(const std::string& file) {
     const auto& storage = loaded.config->get<store::StorageConfig>();
     const auto& data_dir = loaded.config->get<core::ServerConfig>().data_dir;
     try {
-        std::error_code ec;
-        std::filesystem::create_directories(data_dir, ec);
-        const auto report = store::migrate_sqlite(store::sqlite_path(storage, data_dir));
+        const auto report = store::migrate_store(storage, data_dir);
         std::cout << report.summary() << "\n";
         return 0;
     } catch (const std::exception& e) {
@@ -161,6 +159,9 @@ int run_cli(int argc, char** argv) {
     check_cmd->add_option("file", check_file, "The TOML file to check ('-' reads standard input).")
         ->required();
 
+    AccountCommands account_commands;
+    add_account_commands(cli, account_commands);
+
     try {
         cli.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -178,6 +179,9 @@ int run_cli(int argc, char** argv) {
     }
     if (migrate_cmd->parsed()) {
         return migrate(migrate_file);
+    }
+    if (account_commands.account->parsed() || account_commands.token->parsed()) {
+        return run_account_command(account_commands);
     }
     if (config_cmd->parsed()) {
         auto schema = make_schema();

@@ -3,7 +3,13 @@
 #include <mutex>
 #include <stdexcept>
 
+#include <boost/asio/post.hpp>
+
+#include "api/accounts_api.hpp"
 #include "api/core_routes.hpp"
+#include "api/operator_api.hpp"
+#include "auth/account_service.hpp"
+#include "auth/auth_config.hpp"
 #include "auth/operator_auth.hpp"
 #include "core/events.hpp"
 #include "core/metrics.hpp"
@@ -18,7 +24,7 @@
 #include "logs/log_stream.hpp"
 #include "logs/logs_config.hpp"
 #include "net/server.hpp"
-#include "store/sqlite/sqlite_store.hpp"
+#include "store/open_store.hpp"
 #include "store/storage_config.hpp"
 #include "util/log.hpp"
 
@@ -54,6 +60,7 @@ core::ConfigSchema make_schema() {
     schema.add<frontends::homestead::HomesteadConfig>();
     schema.add<frontends::hunterpie::HunterpieConfig>();
     schema.add<logs::LogsConfig>();
+    schema.add<auth::AuthConfig>();
     return schema;
 }
 
@@ -66,8 +73,14 @@ struct ServerApp::Impl {
                   static_cast<std::size_t>(config->get<core::ServerConfig>().blocking_threads)),
           hub(runtime, metrics, config->get<hub::HubConfig>()),
           native(hub, metrics, config->get<frontends::native::NativeConfig>()),
-          store(store::open_sqlite_store(config->get<store::StorageConfig>(),
-                                         config->get<core::ServerConfig>().data_dir, metrics)),
+          store(store::open_store(config->get<store::StorageConfig>(),
+                                  config->get<core::ServerConfig>().data_dir, metrics)),
+          accounts(
+              store->accounts(),
+              [this](std::function<void()> work) {
+                  boost::asio::post(runtime.blocking_pool(), std::move(work));
+              },
+              metrics, config->get<auth::AuthConfig>()),
           homestead(make_homestead()),
           hunterpie(make_hunterpie()),
           log_stream(make_log_stream()),
@@ -106,12 +119,14 @@ struct ServerApp::Impl {
     frontends::native::NativeFrontend native;
     // After the runtime: destroyed first, so that its last completions still find the io contexts.
     std::unique_ptr<store::Store> store;
+    auth::AccountService accounts;
     std::unique_ptr<frontends::homestead::HomesteadFrontend> homestead;  // when enabled
     std::unique_ptr<frontends::hunterpie::HunterpieFrontend> hunterpie;  // when enabled
     // Before the server (routes hold it weakly) and after the runtime (its timer's io context).
     std::shared_ptr<logs::LogStream> log_stream;
     auth::OperatorAuth operators;  // before the server: its routes hold it
-    net::Server server;            // last: destroyed first, while the io contexts still exist
+    std::unique_ptr<api::OperatorApi> operator_api;
+    net::Server server;  // last: destroyed first, while the io contexts still exist
     std::string http_listener;
     std::vector<std::pair<std::string, std::string>> log_routes;  // (listener, path prefix)
     bool started = false;
@@ -131,6 +146,11 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
                    {{"result", "rejected"}});
     const auto& http = impl_->config->get<core::HttpConfig>();
     impl_->operators.set_admin_token(http.admin_token);
+    impl_->operators.set_accounts(&impl_->accounts);
+    impl_->native.set_accounts(&impl_->accounts);
+    if (impl_->homestead) {
+        impl_->homestead->set_accounts(&impl_->accounts);
+    }
     impl_->http_listener =
         impl_->server.listener({"http", http.listen, http.tls_cert_file, http.tls_key_file});
     api::add_core_routes(impl_->server, impl_->http_listener, m,
@@ -177,6 +197,10 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
         impl_->server, impl_->http_listener,
         impl_->config->get<logs::LogsConfig>().store ? &impl_->store->logs() : nullptr,
         impl_->operators);
+    impl_->operator_api = std::make_unique<api::OperatorApi>(
+        impl_->server, impl_->http_listener, impl_->operators, &impl_->store->accounts());
+    api::add_account_routes(*impl_->operator_api, impl_->accounts);
+    impl_->operator_api->install();
 }
 
 ServerApp::~ServerApp() {
@@ -270,6 +294,7 @@ void ServerApp::apply(std::shared_ptr<const core::Config> next) {
     }
     impl_->operators.set_admin_token(next->get<core::HttpConfig>().admin_token);
     impl_->log_stream->set_retention(next->get<logs::LogsConfig>().retention());
+    impl_->accounts.reload(next->get<auth::AuthConfig>());
     {
         std::lock_guard lock(impl_->config_mutex);
         impl_->config = std::move(next);

@@ -4,7 +4,21 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "auth/account_service.hpp"
+
 namespace hearth::auth {
+
+std::string_view bearer_token(const HttpRequest& req) {
+    constexpr std::string_view kBearer = "Bearer ";
+    const auto header = req.header("Authorization").value_or("");
+    return header.starts_with(kBearer) ? header.substr(kBearer.size()) : std::string_view{};
+}
+
+HttpResponse unauthorized(std::string_view message) {
+    auto r = HttpResponse::error(401, "unauthorized", message);
+    r.headers.push_back({"WWW-Authenticate", "Bearer"});
+    return r;
+}
 
 OperatorAuth::Digest OperatorAuth::digest(std::string_view token) {
     Digest d{};
@@ -23,24 +37,69 @@ void OperatorAuth::set_admin_token(std::string_view token) {
     token_digest_ = d;
 }
 
-std::optional<HttpResponse> OperatorAuth::check(const HttpRequest& req) const {
-    constexpr std::string_view kBearer = "Bearer ";
-    const auto header = req.header("Authorization").value_or("");
-    const std::string_view presented =
-        header.starts_with(kBearer) ? header.substr(kBearer.size()) : std::string_view{};
-    if (!presented.empty()) {
-        const Digest d = digest(presented);
-        std::lock_guard lock(mutex_);
-        if (token_set_ && CRYPTO_memcmp(d.data(), token_digest_.data(), d.size()) == 0) {
-            return std::nullopt;
-        }
+void OperatorAuth::set_accounts(AccountService* accounts) {
+    std::lock_guard lock(mutex_);
+    accounts_ = accounts;
+}
+
+bool OperatorAuth::is_admin_token(std::string_view presented) const {
+    if (presented.empty()) {
+        return false;
     }
-    auto r = HttpResponse::error(401, "unauthorized",
-                                 presented.empty()
-                                     ? "This endpoint needs Authorization: Bearer <admin token>."
-                                     : "The bearer token is not valid.");
-    r.headers.push_back({"WWW-Authenticate", "Bearer"});
-    return r;
+    const Digest d = digest(presented);
+    std::lock_guard lock(mutex_);
+    return token_set_ && CRYPTO_memcmp(d.data(), token_digest_.data(), d.size()) == 0;
+}
+
+std::optional<HttpResponse> OperatorAuth::check(const HttpRequest& req) const {
+    const auto presented = bearer_token(req);
+    if (is_admin_token(presented)) {
+        return std::nullopt;
+    }
+    return unauthorized(presented.empty()
+                            ? "This endpoint needs Authorization: Bearer <admin token>."
+                            : "The bearer token is not valid.");
+}
+
+void OperatorAuth::authorize(const HttpRequest& req, std::function<void(Outcome)> then) const {
+    const auto presented = bearer_token(req);
+    if (presented.empty()) {
+        then(unauthorized("This endpoint needs Authorization: Bearer <token> of an admin."));
+        return;
+    }
+    if (is_admin_token(presented)) {
+        then(Actor{.name = "admin_token", .principal = std::nullopt, .peer = req.peer_address});
+        return;
+    }
+    AccountService* accounts = nullptr;
+    {
+        std::lock_guard lock(mutex_);
+        accounts = accounts_;
+    }
+    if (accounts == nullptr) {
+        then(unauthorized("The bearer token is not valid."));
+        return;
+    }
+    accounts->validate(std::string(presented), [then = std::move(then),
+                                                peer = req.peer_address](Result<Principal> p) {
+        if (!p) {
+            if (p.error() == make_error_code(Errc::kUnauthenticated)) {
+                then(unauthorized("The bearer token is not valid (unknown, expired or revoked)."));
+            } else {
+                then(HttpResponse::error(503, "unavailable",
+                                         "The account store cannot answer; try again shortly."));
+            }
+            return;
+        }
+        if (!p->allows("admin")) {
+            then(HttpResponse::error(403, "forbidden",
+                                     "This token does not carry the admin right (an admin "
+                                     "account's session token, or an API key with scope admin)."));
+            return;
+        }
+        std::string name = "account:" + p->username;
+        then(Actor{.name = std::move(name), .principal = std::move(*p), .peer = peer});
+    });
 }
 
 }  // namespace hearth::auth

@@ -479,4 +479,8 @@ void Hub::presence(const std::string& topic, std::function<void(std::vector<Memb
     });
 }
 
+core::Runtime& Hub::runtime() const noexcept {
+    return impl_->runtime;
+}
+
 }  // namespace hearth::hub

@@ -162,6 +162,9 @@ public:
     /// Applies new limits (config reload); they apply to later subscriptions.
     void update_config(HubConfig config);
 
+    /// The runtime whose io threads the hub runs on (front-ends post completions back with it).
+    core::Runtime& runtime() const noexcept;
+
 private:
     struct Impl;
     std::shared_ptr<Impl> impl_;

@@ -179,7 +179,7 @@ std::variant<store::LogQuery, HttpResponse> parse_query(const HttpRequest& req) 
     return q;
 }
 
-HttpResponse store_error(const std::error_code& ec) {
+HttpResponse store_error(const boost::system::error_code& ec) {
     if (ec == make_error_code(Errc::kStorageFailure)) {
         return HttpResponse::error(500, "storage_failure",
                                    "The store failed to read the log entries; the server log "
@@ -210,6 +210,28 @@ HttpResponse page(std::vector<store::LogRow> rows, std::size_t limit) {
     return HttpResponse::json(200, std::move(body));
 }
 
+void answer(store::Logs* storage, const HttpRequest& req, HttpResponder res) {
+    if (storage == nullptr) {
+        res.respond(HttpResponse::error(
+            503, "logs_not_stored",
+            "Log storage is off ([logs] store = false): only the live stream exists."));
+        return;
+    }
+    auto parsed = parse_query(req);
+    if (auto* refused = std::get_if<HttpResponse>(&parsed)) {
+        res.respond(std::move(*refused));
+        return;
+    }
+    auto q = std::get<store::LogQuery>(std::move(parsed));
+    const std::size_t limit = q.limit;
+    q.limit = limit + 1;  // one more tells whether there is a next page
+    // The responder may complete from the store's thread.
+    storage->query(std::move(q), [res = std::move(res),
+                                  limit](Result<std::vector<store::LogRow>> rows) mutable {
+        res.respond(rows ? page(std::move(*rows), limit) : store_error(rows.error()));
+    });
+}
+
 }  // namespace
 
 void add_log_query_route(Router& router, const std::string& listener, store::Logs* storage,
@@ -217,28 +239,13 @@ void add_log_query_route(Router& router, const std::string& listener, store::Log
     router.add_http_route(
         listener, "GET", "/api/v1/logs",
         [storage, &operators](const HttpRequest& req, HttpResponder res) {
-            if (auto refused = operators.check(req)) {
-                res.respond(std::move(*refused));
-                return;
-            }
-            if (storage == nullptr) {
-                res.respond(HttpResponse::error(
-                    503, "logs_not_stored",
-                    "Log storage is off ([logs] store = false): only the live stream exists."));
-                return;
-            }
-            auto parsed = parse_query(req);
-            if (auto* refused = std::get_if<HttpResponse>(&parsed)) {
-                res.respond(std::move(*refused));
-                return;
-            }
-            auto q = std::get<store::LogQuery>(std::move(parsed));
-            const std::size_t limit = q.limit;
-            q.limit = limit + 1;  // one more tells whether there is a next page
-            // The responder may complete from the store's thread.
-            storage->query(std::move(q), [res = std::move(res),
-                                          limit](Result<std::vector<store::LogRow>> rows) mutable {
-                res.respond(rows ? page(std::move(*rows), limit) : store_error(rows.error()));
+            // The request is copied: an account token's check finishes on a store thread.
+            operators.authorize(req, [storage, req, res](auth::OperatorAuth::Outcome who) mutable {
+                if (auto* refused = std::get_if<HttpResponse>(&who)) {
+                    res.respond(std::move(*refused));
+                    return;
+                }
+                answer(storage, req, std::move(res));
             });
         });
 }

@@ -24,9 +24,9 @@ inline std::string listen_path(const std::string& prefix) {
 }
 
 /// Declares POST {prefix}/logs/add, OPTIONS {prefix}/logs/add, WS {prefix}/logs/listen and
-/// GET {prefix}/logs.html (the live log page, docs/logs-page.md) on `listener`. `ws_settings` are used with compression turned off (the spec: no compression).
-/// Called on the control thread while the app wires its routes; the handlers run on io threads and
-/// hold the stream weakly.
+/// GET {prefix}/logs.html (the live log page, docs/logs-page.md) on `listener`. `ws_settings` are
+/// used with compression turned off (the spec: no compression). Called on the control thread while
+/// the app wires its routes; the handlers run on io threads and hold the stream weakly.
 void add_log_routes(Router& router, const std::string& listener, const std::string& prefix,
                     const std::shared_ptr<LogStream>& stream, const WsRouteSettings& ws_settings);
 

@@ -219,6 +219,9 @@ private:
         }
         HttpResponse response = co_await call_handler(*route, request);
         count(route->path, response.status);
+        // The path only: a query string may carry values an operator did not mean to log.
+        log()->debug("{} {} {} -> {}", peer_address_, request.method, request.path,
+                     response.status);
         co_return response;
     }
 
@@ -240,6 +243,24 @@ private:
                     responder.respond(HttpResponse::error(
                         500, "internal", "The server failed to handle the request."));
                 }
+            },
+            asio::use_awaitable);
+    }
+
+    // Runs a route's asynchronous accept and waits for its decision, which may come from any
+    // thread.
+    asio::awaitable<WsRoute::Decision> decide(const WsRouteState& route,
+                                              const HttpRequest& request) {
+        auto executor = stream_.get_executor();
+        co_return co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                                void(WsRoute::Decision)>(
+            [&route, &request, executor](auto handler) {
+                auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+                route.accept_async()(request, [shared, executor](WsRoute::Decision d) {
+                    asio::post(executor, [shared, d = std::move(d)]() mutable {
+                        std::move (*shared)(std::move(d));
+                    });
+                });
             },
             asio::use_awaitable);
     }
@@ -272,9 +293,13 @@ private:
             co_await reject(400, "bad_websocket_key", "Sec-WebSocket-Key is missing or malformed.");
             co_return true;
         }
-        std::variant<std::unique_ptr<WsHandler>, HttpResponse> accepted;
+        WsRoute::Decision accepted;
         try {
-            accepted = route->accept()(request);
+            if (route->accept_async()) {
+                accepted = co_await decide(*route, request);
+            } else {
+                accepted = route->accept()(request);
+            }
         } catch (const std::exception& e) {
             log()->error("WebSocket route {} threw on upgrade: {}", route->path(), e.what());
             accepted =

@@ -118,6 +118,7 @@ WsRouteState::WsRouteState(std::string listener, std::string path, WsRoute route
     : listener_(std::move(listener)),
       path_(std::move(path)),
       accept_(std::move(route.accept)),
+      accept_async_(std::move(route.accept_async)),
       registry_(metrics),
       settings_(std::move(route.settings)) {
     const core::Labels labels{{"route", path_}};

@@ -70,6 +70,7 @@ public:
     const std::string& listener() const noexcept { return listener_; }
     const std::string& path() const noexcept { return path_; }
     const WsRoute::Accept& accept() const noexcept { return accept_; }
+    const WsRoute::AcceptAsync& accept_async() const noexcept { return accept_async_; }
     const WsRouteMetrics& metrics() const noexcept { return metrics_; }
 
     std::shared_ptr<const WsRouteSettings> settings() const;
@@ -89,6 +90,7 @@ private:
     std::string listener_;
     std::string path_;
     WsRoute::Accept accept_;
+    WsRoute::AcceptAsync accept_async_;
     core::MetricsRegistry& registry_;
     WsRouteMetrics metrics_;
     mutable std::mutex mutex_;

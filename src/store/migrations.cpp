@@ -74,11 +74,58 @@ CREATE TRIGGER log_count_delete AFTER DELETE ON log_entry BEGIN
 END;
 )sql";
 
-// Append new migrations here: {3, "accounts", R"sql(...)sql"}, ... and the same version in
+// Migration 3: accounts, tokens and the audit log (include/hearth/account_store.hpp). Usernames
+// and emails are unique case-insensitively through their *_key columns, which the store fills with
+// the ASCII-folded value (the same folding on every backend; SQL lower() differs between them).
+// Roles and scopes are comma-separated (their names never hold a comma). Tokens are kept as
+// SHA-256 digests only; deleting an account deletes its tokens (the writer enables foreign keys).
+// Times are Unix milliseconds.
+constexpr std::string_view kAccountsSql = R"sql(
+CREATE TABLE account (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL,
+    username_key TEXT NOT NULL UNIQUE,
+    email TEXT,
+    email_key TEXT UNIQUE,
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    guest INTEGER NOT NULL DEFAULT 0,
+    roles TEXT NOT NULL,
+    external_id TEXT UNIQUE,
+    created_at INTEGER NOT NULL,
+    last_login_at INTEGER
+);
+CREATE TABLE token (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER
+);
+CREATE INDEX token_account_id ON token (account_id, id);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_actor_id ON audit (actor, id);
+CREATE INDEX audit_action_id ON audit (action, id);
+)sql";
+
+// Append new migrations here: {4, "name", R"sql(...)sql"}, ... and the same version in
 // postgres/postgres_migrations.cpp.
 constexpr Migration kMigrations[] = {
     {1, "mailboxes", kMailboxesSql},
     {2, "logs", kLogsSql},
+    {3, "accounts", kAccountsSql},
 };
 
 // How long `hearth migrate` waits for a running server's write lock.

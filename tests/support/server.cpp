@@ -38,6 +38,13 @@ std::string test_config_toml(const Overrides& overrides, const std::string& data
         {"server.shutdown_timeout_ms", "5000"},
         {"http.listen", "\"127.0.0.1:0\""},
         {"http.echo_route", "true"},
+        // Most tests use anonymous native clients (production default: off); native_test covers
+        // tokens and the default.
+        {"native.allow_anonymous", "true"},
+        // The cheapest argon2id costs: a server hashes a dummy password at startup, and logins
+        // in tests need no protection against guessing.
+        {"auth.password_ops_limit", "1"},
+        {"auth.password_mem_limit_kib", "8"},
     };
     for (const auto& [k, v] : overrides) {
         all[k] = v;

@@ -11,6 +11,7 @@
 
 #include <hearth/store.hpp>
 
+#include "auth/account_service.hpp"
 #include "core/metrics.hpp"
 #include "core/post.hpp"
 #include "core/runtime.hpp"
@@ -278,6 +279,12 @@ struct HomesteadFrontend::Shared {
     Registry registry;
     mutable std::mutex mutex;
     Digest key_digest{};
+    auth::AccountService* accounts = nullptr;  // guarded by mutex
+
+    auth::AccountService* account_service() const {
+        std::lock_guard lock(mutex);
+        return accounts;
+    }
     std::atomic<std::size_t> queue_max{8};
     std::atomic<bool> multi_mod{false};
 
@@ -826,21 +833,37 @@ void HomesteadFrontend::add_routes(Router& router,
                           }));
     WsRoute route;
     route.settings = std::move(settings);
-    route.accept =
-        [shared = shared_](
-            const HttpRequest& req) -> std::variant<std::unique_ptr<WsHandler>, HttpResponse> {
+    route.accept_async = [shared = shared_](const HttpRequest& req,
+                                            std::function<void(WsRoute::Decision)> decide) {
         // The query is decoded here, as Go's url.Values decodes it ('+' is a space), so that any
         // key a client of the original could present is read the same.
         auto key = query_value(req.query, "api_key");
         std::string presented = key && !key->empty()
                                     ? std::move(*key)
                                     : std::string(req.header("X-API-Key").value_or(""));
-        if (!shared->key_matches(presented)) {
-            shared->count_rejected("invalid_api_key");
-            log()->debug("refused /sync from {}: invalid API key", req.peer_address);
-            return HttpResponse::json(401, std::string(kInvalidApiKey));
+        if (shared->key_matches(presented)) {
+            decide(std::make_unique<Handler>(shared));
+            return;
         }
-        return std::make_unique<Handler>(shared);
+        auto refuse = [shared, peer = req.peer_address](std::function<void(WsRoute::Decision)>& d) {
+            shared->count_rejected("invalid_api_key");
+            log()->debug("refused /sync from {}: invalid API key", peer);
+            d(HttpResponse::json(401, std::string(kInvalidApiKey)));
+        };
+        auto* accounts = shared->account_service();
+        if (accounts == nullptr || presented.empty()) {
+            refuse(decide);
+            return;
+        }
+        // Not the configured key: an API key of an account, scoped to homestead, is accepted too.
+        accounts->validate(std::move(presented), [shared, refuse, decide = std::move(decide)](
+                                                     Result<auth::Principal> p) mutable {
+            if (p && p->allows("homestead")) {
+                decide(std::make_unique<Handler>(shared));
+                return;
+            }
+            refuse(decide);
+        });
     };
     router.add_ws_route(listener_, "/sync", std::move(route));
     log()->info("Homestead gateway on {} (/sync, /health)", c.listen);
@@ -848,6 +871,11 @@ void HomesteadFrontend::add_routes(Router& router,
 
 void HomesteadFrontend::reload(const HomesteadConfig& config) {
     shared_->set(config);
+}
+
+void HomesteadFrontend::set_accounts(auth::AccountService* accounts) {
+    std::lock_guard lock(shared_->mutex);
+    shared_->accounts = accounts;
 }
 
 }  // namespace hearth::frontends::homestead

@@ -18,6 +18,9 @@ namespace hearth::core {
 class MetricsRegistry;
 class Runtime;
 }  // namespace hearth::core
+namespace hearth::auth {
+class AccountService;
+}  // namespace hearth::auth
 namespace hearth::store {
 class Mailboxes;
 }
@@ -116,6 +119,9 @@ public:
     /// Applies api_key (to new connections), queue_max and multi_mod (to later messages and
     /// handshakes). The route settings are the app's to update (update_ws_settings).
     void reload(const HomesteadConfig& config);
+    /// Lets /sync accept, besides the configured key, API keys with the scope "homestead";
+    /// `accounts` must outlive the routes.
+    void set_accounts(auth::AccountService* accounts);
 
     struct Shared;
 

@@ -474,55 +474,63 @@ void HunterpieFrontend::add_api_routes(Router& router, const std::string& http_l
                                        const auth::OperatorAuth& operators) {
     router.add_http_route(
         http_listener, "POST", "/api/v1/hunterpie/servermsg",
-        sync_handler([shared = shared_, &operators](const HttpRequest& req) {
-            if (auto refused = operators.check(req)) {
-                return std::move(*refused);
+        [shared = shared_, &operators](const HttpRequest& request, HttpResponder res) {
+            // An admin account's token is checked on a store thread: the request is copied.
+            operators.authorize(request,
+                                [shared, request, res](auth::OperatorAuth::Outcome who) mutable {
+                                    if (auto* refused = std::get_if<HttpResponse>(&who)) {
+                                        res.respond(std::move(*refused));
+                                        return;
+                                    }
+                                    res.respond(send_servermsg(*shared, request));
+                                });
+        });
+}
+
+HttpResponse HunterpieFrontend::send_servermsg(Shared& shared, const HttpRequest& req) {
+    boost::system::error_code ec;
+    json::value parsed = json::parse(req.body, ec);
+    if (ec || !parsed.is_object()) {
+        return HttpResponse::error(400, "invalid_json", "The body is not a JSON object.");
+    }
+    const auto& o = parsed.get_object();
+    const auto* text = o.if_contains("text");
+    const auto* level = o.if_contains("level");
+    const auto* session = o.if_contains("sessionId");
+    if (text == nullptr || !text->is_string()) {
+        return HttpResponse::error(400, "invalid_field", "\"text\" must be a string.");
+    }
+    if (level == nullptr || !level->is_string() ||
+        std::find(kLevels.begin(), kLevels.end(), std::string_view(level->get_string())) ==
+            kLevels.end()) {
+        return HttpResponse::error(400, "invalid_field",
+                                   "\"level\" must be one of trace, debug, info, warn, error.");
+    }
+    if (session != nullptr && !session->is_string()) {
+        return HttpResponse::error(400, "invalid_field", "\"sessionId\" must be a string.");
+    }
+    auto payload = make_text(servermsg(level->get_string(), text->get_string()));
+    std::size_t delivered = 0;
+    auto send = [&](const ConnectionHandle& h) {
+        if (auto c = h.lock(); c && c->send(payload) == SendResult::kQueued) {
+            ++delivered;
+        }
+    };
+    if (session != nullptr) {
+        if (auto members = shared.members(std::string(session->get_string()))) {
+            for (const auto& m : *members) {
+                send(m.connection);
             }
-            boost::system::error_code ec;
-            json::value parsed = json::parse(req.body, ec);
-            if (ec || !parsed.is_object()) {
-                return HttpResponse::error(400, "invalid_json", "The body is not a JSON object.");
-            }
-            const auto& o = parsed.get_object();
-            const auto* text = o.if_contains("text");
-            const auto* level = o.if_contains("level");
-            const auto* session = o.if_contains("sessionId");
-            if (text == nullptr || !text->is_string()) {
-                return HttpResponse::error(400, "invalid_field", "\"text\" must be a string.");
-            }
-            if (level == nullptr || !level->is_string() ||
-                std::find(kLevels.begin(), kLevels.end(), std::string_view(level->get_string())) ==
-                    kLevels.end()) {
-                return HttpResponse::error(
-                    400, "invalid_field",
-                    "\"level\" must be one of trace, debug, info, warn, error.");
-            }
-            if (session != nullptr && !session->is_string()) {
-                return HttpResponse::error(400, "invalid_field", "\"sessionId\" must be a string.");
-            }
-            auto payload = make_text(servermsg(level->get_string(), text->get_string()));
-            std::size_t delivered = 0;
-            auto send = [&](const ConnectionHandle& h) {
-                if (auto c = h.lock(); c && c->send(payload) == SendResult::kQueued) {
-                    ++delivered;
-                }
-            };
-            if (session != nullptr) {
-                if (auto members = shared->members(std::string(session->get_string()))) {
-                    for (const auto& m : *members) {
-                        send(m.connection);
-                    }
-                }
-            } else {
-                for (const auto& h : shared->every_connection()) {
-                    send(h);
-                }
-            }
-            shared->servermsgs.inc();
-            log()->info("operator notice ({}) sent to {} connection(s)",
-                        std::string_view(level->get_string()), delivered);
-            return HttpResponse::json(200, R"({"delivered":)" + std::to_string(delivered) + "}");
-        }));
+        }
+    } else {
+        for (const auto& h : shared.every_connection()) {
+            send(h);
+        }
+    }
+    shared.servermsgs.inc();
+    log()->info("operator notice ({}) sent to {} connection(s)",
+                std::string_view(level->get_string()), delivered);
+    return HttpResponse::json(200, R"({"delivered":)" + std::to_string(delivered) + "}");
 }
 
 }  // namespace hearth::frontends::hunterpie

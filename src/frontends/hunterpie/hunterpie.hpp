@@ -99,6 +99,9 @@ public:
     struct Shared;
 
 private:
+    /// The servermsg endpoint's work once the caller is authorized.
+    static HttpResponse send_servermsg(Shared& shared, const HttpRequest& req);
+
     std::shared_ptr<Shared> shared_;
     HunterpieConfig start_config_;
     std::string listener_;

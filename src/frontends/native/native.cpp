@@ -6,7 +6,9 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "auth/account_service.hpp"
 #include "core/metrics.hpp"
+#include "core/post.hpp"
 #include "hub/hub.hpp"
 #include "util/log.hpp"
 
@@ -146,8 +148,14 @@ struct NativeFrontend::Shared {
             .inc();
     }
 
+    auth::AccountService* account_service() const {
+        std::lock_guard lock(mutex);
+        return accounts;
+    }
+
     hub::Hub& hub;
     core::MetricsRegistry& metrics;
+    auth::AccountService* accounts = nullptr;  // guarded by mutex
     std::size_t format = 0;
     core::Counter* requests = nullptr;
     mutable std::mutex mutex;
@@ -155,6 +163,10 @@ struct NativeFrontend::Shared {
 };
 
 namespace {
+
+// Messages held while a hello's token is checked (a store read, usually well under a
+// millisecond); past it further ones are answered limit_reached.
+constexpr std::size_t kMaxHeldMessages = 256;
 
 /// The wire form of a hub message for native clients, built once per message.
 SharedPayload encode_message(const hub::HubMessage& m) {
@@ -193,6 +205,18 @@ public:
     }
 
     void on_message(MessageKind kind, std::string_view data) override {
+        if (hello_pending_) {
+            // Requests after a hello wait for its token check, so that they are answered in
+            // order and as the authenticated client. Bounded: a client that floods meanwhile is
+            // told so.
+            if (held_.size() >= kMaxHeldMessages) {
+                reply_error(nullptr, "limit_reached",
+                            "Too many messages while the hello's token is being checked.");
+                return;
+            }
+            held_.push_back({kind, std::string(data)});
+            return;
+        }
         shared_->requests->inc();
         if (kind != MessageKind::kText) {
             reply_error(nullptr, "invalid_json",
@@ -225,6 +249,7 @@ public:
             return;
         }
         if (t == "subscribe") {
+            subscribed_ = true;
             on_subscribe(msg, id, *settings);
         } else if (t == "unsubscribe") {
             on_unsubscribe(msg, id);
@@ -285,18 +310,75 @@ private:
                 reply_error(id, "invalid_field", "Field \"token\" must be a string.");
                 return;
             }
-            // Accounts and their tokens arrive with the accounts issue; until then no token is
-            // valid.
-            reply_error(id, "unauthenticated", "The token is not valid.");
+            hello_with_token(std::string(token->get_string()), id);
             return;
         }
         if (!settings.allow_anonymous) {
             reply_error(id, "unauthenticated", "This server requires a token.");
             return;
         }
+        welcome(id, std::nullopt);
+    }
+
+    // Validates the token off this thread (the account store), then answers here.
+    void hello_with_token(std::string token, const json::value* id) {
+        auto* accounts = shared_->account_service();
+        if (accounts == nullptr) {
+            reply_error(id, "unauthenticated", "The token is not valid.");
+            return;
+        }
+        auto rid = id != nullptr ? std::make_shared<json::value>(*id) : nullptr;
+        std::weak_ptr<int> alive = alive_;
+        hello_pending_ = true;
+        accounts->validate(std::move(token), core::post_to_current_thread<Result<auth::Principal>>(
+                                                 shared_->hub.runtime(),
+                                                 [this, alive, rid](Result<auth::Principal> p) {
+                                                     if (alive.expired()) {
+                                                         return;
+                                                     }
+                                                     on_token_checked(p, rid.get());
+                                                     hello_pending_ = false;
+                                                     auto held = std::move(held_);
+                                                     held_.clear();
+                                                     for (auto& m : held) {
+                                                         on_message(m.kind, m.data);
+                                                     }
+                                                 }));
+    }
+
+    void on_token_checked(const Result<auth::Principal>& p, const json::value* rid) {
+        if (!p) {
+            if (p.error() == make_error_code(Errc::kUnauthenticated)) {
+                reply_error(rid, "unauthenticated",
+                            "The token is not valid (unknown, expired or revoked).");
+            } else {
+                reply_error(rid, "unavailable", "Tokens cannot be checked right now; try again.");
+            }
+            return;
+        }
+        if (!p->allows("native")) {
+            reply_error(rid, "not_allowed",
+                        "This API key is not valid for the native protocol (it needs "
+                        "the scope native).");
+            return;
+        }
+        authenticated_ = true;
+        // The principal others see in presence: the account, when nothing was
+        // subscribed under the anonymous one yet (re-attaching drops subscriptions).
+        if (!subscribed_ && attached_) {
+            shared_->hub.detach(*this);
+            shared_->hub.attach(*this, p->username);
+        }
+        welcome(rid, p->username);
+    }
+
+    void welcome(const json::value* id, const std::optional<std::string>& account) {
         json::object r;
         r["type"] = "welcome";
         r["connection"] = to_string(id_);
+        if (account) {
+            r["account"] = *account;
+        }
         reply(std::move(r), id);
     }
 
@@ -513,6 +595,13 @@ private:
     ConnectionId id_{};
     bool attached_ = false;
     bool authenticated_ = false;
+    bool subscribed_ = false;     // a subscribe was sent (see hello_with_token)
+    bool hello_pending_ = false;  // a hello's token is being checked: messages are held
+    struct Held {
+        MessageKind kind;
+        std::string data;
+    };
+    std::vector<Held> held_;                                 // at most kMaxHeldMessages
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // completions check it: see guarded()
 };
 
@@ -539,6 +628,11 @@ void NativeFrontend::add_routes(Router& router, const std::string& listener,
 
 void NativeFrontend::reload(const NativeConfig& config) {
     shared_->set(config);
+}
+
+void NativeFrontend::set_accounts(auth::AccountService* accounts) {
+    std::lock_guard lock(shared_->mutex);
+    shared_->accounts = accounts;
 }
 
 }  // namespace hearth::frontends::native

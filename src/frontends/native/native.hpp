@@ -19,6 +19,10 @@ namespace hearth::hub {
 class Hub;
 }
 
+namespace hearth::auth {
+class AccountService;
+}  // namespace hearth::auth
+
 namespace hearth::frontends::native {
 
 struct NativeConfig {
@@ -27,7 +31,7 @@ struct NativeConfig {
         "Hearth's own JSON protocol over WebSocket, at /ws on the HTTP listener.";
 
     bool enabled = true;
-    bool allow_anonymous = true;
+    bool allow_anonymous = false;  // clients say who they are with a session token or API key
     std::int64_t max_publish_bytes = 64 * 1024;
     std::vector<std::string> topic_rules;
 
@@ -88,6 +92,9 @@ public:
                     std::shared_ptr<const WsRouteSettings> settings);
     /// Applies allow_anonymous, max_publish_bytes and topic_rules to later messages.
     void reload(const NativeConfig& config);
+    /// Lets `hello` accept session tokens and API keys (scope "native"); `accounts` must outlive
+    /// the connections. Without it every token is refused.
+    void set_accounts(auth::AccountService* accounts);
 
     struct Shared;
 

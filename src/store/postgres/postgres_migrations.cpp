@@ -110,10 +110,56 @@ CREATE TRIGGER log_count_truncate AFTER TRUNCATE ON log_entry
     FOR EACH STATEMENT EXECUTE FUNCTION log_count_truncate();
 )sql";
 
+// Migration 3: accounts, tokens and the audit log (see kAccountsSql in store/migrations.cpp).
+// The *_key columns hold the ASCII-folded username and email, folded by the store (lower() would
+// fold more than ASCII, and differently from SQLite's); they compare bytewise (COLLATE "C"), like
+// SQLite's BINARY collation. Flags are BOOLEAN and the token kind SMALLINT where SQLite has
+// INTEGER. Identity columns, like AUTOINCREMENT, never reuse an id.
+constexpr std::string_view kAccountsSql = R"sql(
+CREATE TABLE account (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    username TEXT NOT NULL,
+    username_key TEXT COLLATE "C" NOT NULL UNIQUE,
+    email TEXT,
+    email_key TEXT COLLATE "C" UNIQUE,
+    password_hash TEXT NOT NULL,
+    disabled BOOLEAN NOT NULL DEFAULT FALSE,
+    guest BOOLEAN NOT NULL DEFAULT FALSE,
+    roles TEXT NOT NULL, -- comma-separated
+    external_id TEXT UNIQUE,
+    created_at BIGINT NOT NULL, -- Unix time in milliseconds
+    last_login_at BIGINT
+);
+CREATE TABLE token (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id BIGINT NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind SMALLINT NOT NULL, -- 0 session, 1 API key, 2 guest
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL UNIQUE, -- SHA-256 of the token, hex
+    scopes TEXT NOT NULL, -- comma-separated
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT
+);
+CREATE INDEX token_account_id ON token (account_id, id);
+CREATE TABLE audit (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_actor_id ON audit (actor, id);
+CREATE INDEX audit_action_id ON audit (action, id);
+)sql";
+
 // Append new migrations here, with the version and name of their SQLite twin.
 constexpr Migration kMigrations[] = {
     {1, "mailboxes", kMailboxesSql},
     {2, "logs", kLogsSql},
+    {3, "accounts", kAccountsSql},
 };
 
 // The advisory lock every migration transaction takes: "HEARTH" and 1, as a bigint. Any session

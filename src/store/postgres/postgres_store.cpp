@@ -12,6 +12,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <hearth/account_store.hpp>
+
+#include "store/account_rows.hpp"
 #include "store/postgres/pg.hpp"
 #include "store/postgres/postgres_migrations.hpp"
 #include "util/log.hpp"
@@ -26,6 +29,7 @@ using detail::ErrorKind;
 using detail::StoreFailure;
 
 // Type OIDs of the parameters (pg_type.h is a server header).
+constexpr Oid kBool = 16;
 constexpr Oid kInt8 = 20;
 constexpr Oid kBytea = 17;
 constexpr Oid kText = 25;
@@ -60,7 +64,28 @@ enum class Stmt : std::uint8_t {
     kLogCount,
     kLogPruneOldest,
     kProbe,
+    kAccountInsert,
+    kAccountById,
+    kAccountByName,
+    kAccountByExternalId,
+    kAccountList,
+    kAccountUpdate,
+    kAccountDelete,
+    kAccountExists,
+    kTokenInsert,
+    kTokenByDigest,
+    kTokenById,
+    kTokenListByAccount,
+    kTokenList,
+    kTokenRevoke,
+    kTokenPurge,
+    kAuditInsert,
+    kAuditListByActor,
+    kAuditListByAction,
+    kAuditList,
+    kCount,
 };
+constexpr std::size_t kStatementCount = static_cast<std::size_t>(Stmt::kCount);
 
 struct StatementDef {
     std::string_view sql;
@@ -73,9 +98,20 @@ struct StatementDef {
     "($5 IS NULL OR level = ANY ($5)) "                  \
     "ORDER BY id DESC LIMIT $6"
 #define HEARTH_PG_LOG_COLUMNS "SELECT id, server_time, room, \"user\", level, body FROM log_entry "
+// The columns account_of, token_of and audit_of read, in their order.
+#define HEARTH_PG_ACCOUNT_COLUMNS                                                           \
+    "id, username, email, password_hash, disabled, guest, roles, external_id, created_at, " \
+    "last_login_at"
+#define HEARTH_PG_TOKEN_COLUMNS \
+    "id, account_id, kind, name, digest, scopes, created_at, expires_at, revoked_at"
+#define HEARTH_PG_AUDIT_COLUMNS "id, at, actor, action, target, peer, detail"
+#define HEARTH_PG_TOKEN_FILTERS \
+    "id > $2 AND ($3 IS NULL OR kind = $3) AND ($4 OR revoked_at IS NULL) ORDER BY id LIMIT $5"
+#define HEARTH_PG_AUDIT_SELECT "SELECT " HEARTH_PG_AUDIT_COLUMNS " FROM audit WHERE "
+#define HEARTH_PG_AUDIT_TAIL "id < $3 ORDER BY id DESC LIMIT $4"
 
-const std::array<StatementDef, 20>& statements() {
-    static const std::array<StatementDef, 20> defs = {{
+const std::array<StatementDef, kStatementCount>& statements() {
+    static const std::array<StatementDef, kStatementCount> defs = {{
         {"INSERT INTO mailbox (key, body, stored_at) VALUES ($1, $2, $3) RETURNING seq",
          {kBytea, kBytea, kInt8}},
         {"SELECT depth FROM mailbox_depth WHERE key = $1", {kBytea}},
@@ -117,11 +153,79 @@ const std::array<StatementDef, 20>& statements() {
          {kInt8}},
         // The health probe: a real write, one row, changing nothing.
         {"UPDATE hearth_schema SET version = version WHERE one = 1", {}},
+        // Accounts. A conflict on any unique column (username_key, email_key, external_id)
+        // inserts nothing and returns no row: no error, so no savepoint (a subtransaction) per
+        // insert, and the batch goes on.
+        {"INSERT INTO account (username, username_key, email, email_key, password_hash, "
+         "disabled, guest, roles, external_id, created_at, last_login_at) "
+         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+         "ON CONFLICT DO NOTHING RETURNING " HEARTH_PG_ACCOUNT_COLUMNS,
+         {kText, kText, kText, kText, kText, kBool, kBool, kText, kText, kInt8, kInt8}},
+        {"SELECT " HEARTH_PG_ACCOUNT_COLUMNS " FROM account WHERE id = $1", {kInt8}},
+        {"SELECT " HEARTH_PG_ACCOUNT_COLUMNS " FROM account WHERE username_key = $1", {kText}},
+        {"SELECT " HEARTH_PG_ACCOUNT_COLUMNS " FROM account WHERE external_id = $1", {kText}},
+        // starts_with: a prefix without LIKE's wildcards to escape; username_key is COLLATE "C",
+        // so it compares bytes like SQLite.
+        {"SELECT " HEARTH_PG_ACCOUNT_COLUMNS " FROM account WHERE id > $1 AND "
+         "($2 IS NULL OR disabled = $2) AND "
+         "($3 IS NULL OR $3 = ANY (string_to_array(roles, ','))) AND "
+         "($4 IS NULL OR starts_with(username_key, $4)) ORDER BY id LIMIT $5",
+         {kInt8, kBool, kText, kText, kInt8}},
+        // $2: whether the patch sets the email (to $3, possibly NULL); NULL elsewhere: unchanged.
+        {"UPDATE account SET email = CASE WHEN $2 THEN $3 ELSE email END, "
+         "email_key = CASE WHEN $2 THEN $4 ELSE email_key END, "
+         "password_hash = COALESCE($5, password_hash), disabled = COALESCE($6, disabled), "
+         "roles = COALESCE($7, roles), last_login_at = COALESCE($8, last_login_at) "
+         "WHERE id = $1 RETURNING " HEARTH_PG_ACCOUNT_COLUMNS,
+         {kInt8, kBool, kText, kText, kText, kBool, kText, kInt8}},
+        {"DELETE FROM account WHERE id = $1", {kInt8}},
+        {"SELECT 1 FROM account WHERE id = $1", {kInt8}},
+        // Tokens. The account row is locked (FOR KEY SHARE) so that an account deleted meanwhile
+        // by another server inserts nothing rather than failing the foreign key (and the batch);
+        // a digest taken inserts nothing too. No row: insert_token tells which.
+        {"INSERT INTO token (account_id, kind, name, digest, scopes, created_at, expires_at, "
+         "revoked_at) SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM account WHERE id = $1 "
+         "FOR KEY SHARE ON CONFLICT DO NOTHING RETURNING " HEARTH_PG_TOKEN_COLUMNS,
+         {kInt8, kInt8, kText, kText, kText, kInt8, kInt8, kInt8}},
+        {"SELECT t.id, t.account_id, t.kind, t.name, t.digest, t.scopes, t.created_at, "
+         "t.expires_at, t.revoked_at, a.id, a.username, a.email, a.password_hash, a.disabled, "
+         "a.guest, a.roles, a.external_id, a.created_at, a.last_login_at "
+         "FROM token t JOIN account a ON a.id = t.account_id WHERE t.digest = $1",
+         {kText}},
+        {"SELECT " HEARTH_PG_TOKEN_COLUMNS " FROM token WHERE id = $1", {kInt8}},
+        // Two shapes, so that the (account_id, id) index serves an account's tokens.
+        {"SELECT " HEARTH_PG_TOKEN_COLUMNS
+         " FROM token WHERE account_id = $1 AND " HEARTH_PG_TOKEN_FILTERS,
+         {kInt8, kInt8, kInt8, kBool, kInt8}},
+        {"SELECT " HEARTH_PG_TOKEN_COLUMNS " FROM token WHERE " HEARTH_PG_TOKEN_FILTERS,
+         {kInt8, kInt8, kInt8, kBool, kInt8}},
+        // An earlier revocation stands.
+        {"UPDATE token SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 "
+         "RETURNING " HEARTH_PG_TOKEN_COLUMNS,
+         {kInt8, kInt8}},
+        {"DELETE FROM token WHERE expires_at < $1 OR revoked_at < $1", {kInt8}},
+        // The audit log; like the log queries, one shape per index: (actor, id), (action, id),
+        // or id alone, newest first.
+        {"INSERT INTO audit (at, actor, action, target, peer, detail) "
+         "VALUES ($1, $2, $3, $4, $5, $6) RETURNING " HEARTH_PG_AUDIT_COLUMNS,
+         {kInt8, kText, kText, kText, kText, kText}},
+        {HEARTH_PG_AUDIT_SELECT
+         "actor = $1 AND ($2 IS NULL OR action = $2) AND " HEARTH_PG_AUDIT_TAIL,
+         {kText, kText, kInt8, kInt8}},
+        {HEARTH_PG_AUDIT_SELECT "action = $2 AND " HEARTH_PG_AUDIT_TAIL,
+         {kText, kText, kInt8, kInt8}},
+        {HEARTH_PG_AUDIT_SELECT HEARTH_PG_AUDIT_TAIL, {kText, kText, kInt8, kInt8}},
     }};
     return defs;
 }
 #undef HEARTH_PG_LOG_QUERY_TAIL
 #undef HEARTH_PG_LOG_COLUMNS
+#undef HEARTH_PG_ACCOUNT_COLUMNS
+#undef HEARTH_PG_TOKEN_COLUMNS
+#undef HEARTH_PG_AUDIT_COLUMNS
+#undef HEARTH_PG_TOKEN_FILTERS
+#undef HEARTH_PG_AUDIT_SELECT
+#undef HEARTH_PG_AUDIT_TAIL
 
 std::string statement_name(std::size_t index) {
     return "hearth_" + std::to_string(index);
@@ -204,6 +308,10 @@ public:
         return add(buffer.data(), buffer.size(), 1);
     }
     Params& null() { return add(nullptr, 0, 1); }
+    Params& boolean(bool value) { return add(value ? &kTrue : &kFalse, 1, 1); }
+    Params& text_or_null(const std::optional<std::string>& value) {
+        return value ? bytes(*value) : null();
+    }
     /// A value in PostgreSQL's text format (an array literal).
     Params& text_format(const std::string& value) { return add(value.c_str(), value.size(), 0); }
 
@@ -213,7 +321,9 @@ public:
     const int* formats() const noexcept { return formats_.data(); }
 
 private:
-    static constexpr std::size_t kMax = 8;
+    static constexpr std::size_t kMax = 12;
+    static constexpr char kTrue = 1;
+    static constexpr char kFalse = 0;
     Params& add(const char* data, std::size_t size, int format) {
         values_[count_] = data;
         lengths_[count_] = static_cast<int>(size);
@@ -229,16 +339,22 @@ private:
     std::array<std::array<char, 8>, kMax> ints_{};
 };
 
+/// An integer column (BIGINT, INTEGER or SMALLINT: 8, 4 or 2 bytes, big-endian); 0 for NULL.
 std::int64_t int64_at(const PGresult* r, int row, int column) {
     const auto* p = reinterpret_cast<const unsigned char*>(PQgetvalue(r, row, column));
-    if (PQgetlength(r, row, column) != 8) {
+    const int length = PQgetlength(r, row, column);
+    if (length != 8 && length != 4 && length != 2) {
         return 0;
     }
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) {
+    std::uint64_t v = (p[0] & 0x80) != 0 ? ~std::uint64_t{0} : 0;  // the sign, extended
+    for (int i = 0; i < length; ++i) {
         v = (v << 8) | p[i];
     }
     return static_cast<std::int64_t>(v);
+}
+
+bool bool_at(const PGresult* r, int row, int column) {
+    return PQgetlength(r, row, column) == 1 && PQgetvalue(r, row, column)[0] != 0;
 }
 
 std::string bytes_at(const PGresult* r, int row, int column) {
@@ -326,6 +442,8 @@ public:
     }
 
     const StoreFailure& failure() const noexcept { return failure_; }
+    /// The SQLSTATE of the last failed statement ("" when the connection broke).
+    const std::string& failed_state() const noexcept { return failed_state_; }
 
 private:
     bool connect() {
@@ -370,15 +488,16 @@ private:
     }
 
     void note_failure(const PGresult* r) {
-        const std::string state = pg::sqlstate(r);
-        const ErrorKind kind = broken() ? ErrorKind::kConnection : classify(state);
-        failure_ = make_failure(kind, state, pg::result_message(r, conn_.get()));
+        failed_state_ = pg::sqlstate(r);
+        const ErrorKind kind = broken() ? ErrorKind::kConnection : classify(failed_state_);
+        failure_ = make_failure(kind, failed_state_, pg::result_message(r, conn_.get()));
     }
 
     const ConnSettings settings_;
     pg::ConnPtr conn_;
     std::optional<Clock::time_point> last_failed_attempt_;
     StoreFailure failure_;
+    std::string failed_state_;
 };
 
 /// Reads rows of (seq, key, body, stored_at).
@@ -411,6 +530,7 @@ using PgOp = detail::ConnOp<PgConn, bool>;
 class PostgresStore final : public Store,
                             public Mailboxes,
                             public Logs,
+                            public AccountStore,
                             private detail::ExecutorBackend {
 public:
     PostgresStore(const StorageConfig& config, int schema_version, core::MetricsRegistry& metrics,
@@ -421,6 +541,7 @@ public:
 
     Mailboxes& mailboxes() override { return *this; }
     Logs& logs() override { return *this; }
+    AccountStore& accounts() override { return *this; }
     bool healthy() const noexcept override { return executor_.healthy(); }
 
     void append(std::string key, std::string body, std::size_t max_depth,
@@ -441,7 +562,27 @@ public:
                Completion<std::uint64_t> done) override;
     void count(Completion<std::uint64_t> done) override;
 
+    void create_account(AccountRecord account, Completion<AccountRecord> done) override;
+    void account_by_id(std::uint64_t id, Completion<AccountRecord> done) override;
+    void account_by_name(std::string username, Completion<AccountRecord> done) override;
+    void account_by_external_id(std::string external_id, Completion<AccountRecord> done) override;
+    void list_accounts(AccountFilter filter, Completion<std::vector<AccountRecord>> done) override;
+    void update_account(std::uint64_t id, AccountPatch patch,
+                        Completion<AccountRecord> done) override;
+    void delete_account(std::uint64_t id, Completion<void> done) override;
+    void insert_token(TokenRecord token, Completion<TokenRecord> done) override;
+    void token_by_digest(std::string digest, Completion<TokenLookup> done) override;
+    void token_by_id(std::uint64_t id, Completion<TokenRecord> done) override;
+    void list_tokens(TokenFilter filter, Completion<std::vector<TokenRecord>> done) override;
+    void revoke_token(std::uint64_t id, TimePoint at, Completion<TokenRecord> done) override;
+    void purge_tokens(TimePoint before, Completion<std::uint64_t> done) override;
+    void append_audit(AuditEntry entry, Completion<AuditEntry> done) override;
+    void list_audit(AuditFilter filter, Completion<std::vector<AuditEntry>> done) override;
+
 private:
+    /// A read of one account by `stmt`, whose one parameter is the text `key`.
+    void account_by_key(Stmt stmt, std::string key, Completion<AccountRecord> done);
+
     template <class T, class Fn>
     void submit_write(Completion<T> done, Fn fn) {
         executor_.submit_write(detail::make_op<PgConn, bool, T>(std::move(fn), std::move(done)));
@@ -878,6 +1019,521 @@ void PostgresStore::count(Completion<std::uint64_t> done) {
                 return false;
             }
             out = static_cast<std::uint64_t>(std::max<std::int64_t>(0, rows));
+            return true;
+        });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts, tokens and the audit log.
+
+// The folding, lists and times are account_rows.hpp's, shared with SQLite, so that both store
+// the same values.
+using rows::fold;
+using rows::join;
+using rows::split;
+using rows::time_of;
+
+std::int64_t ms_of(TimePoint t) noexcept {
+    return rows::ms(t);
+}
+
+/// Roles and scopes are stored comma-separated: a name must be storable text, not empty and
+/// without a comma, or it would not read back as itself.
+bool storable_list(const std::vector<std::string>& items) noexcept {
+    return std::all_of(items.begin(), items.end(), [](const std::string& item) {
+        return !item.empty() && item.find(',') == std::string::npos && storable_text(item);
+    });
+}
+
+bool optional_storable(const std::optional<std::string>& s) noexcept {
+    return !s || storable_text(*s);
+}
+
+std::optional<std::string> optional_text_at(const PGresult* r, int row, int column) {
+    if (PQgetisnull(r, row, column) != 0) {
+        return std::nullopt;
+    }
+    return bytes_at(r, row, column);
+}
+
+std::optional<TimePoint> optional_time_at(const PGresult* r, int row, int column) {
+    if (PQgetisnull(r, row, column) != 0) {
+        return std::nullopt;
+    }
+    return time_of(int64_at(r, row, column));
+}
+
+/// An id as a BIGINT parameter; nothing for one no row can have (ids are positive BIGINTs).
+std::optional<std::int64_t> id_param(std::uint64_t id) noexcept {
+    if (id == 0 || id > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        return std::nullopt;
+    }
+    return static_cast<std::int64_t>(id);
+}
+
+/// The columns of HEARTH_PG_ACCOUNT_COLUMNS, from `first` on.
+AccountRecord account_of(const PGresult* r, int row, int first = 0) {
+    AccountRecord a;
+    a.id = static_cast<std::uint64_t>(int64_at(r, row, first));
+    a.username = bytes_at(r, row, first + 1);
+    a.email = optional_text_at(r, row, first + 2);
+    a.password_hash = bytes_at(r, row, first + 3);
+    a.disabled = bool_at(r, row, first + 4);
+    a.guest = bool_at(r, row, first + 5);
+    a.roles = split(bytes_at(r, row, first + 6));
+    a.external_id = optional_text_at(r, row, first + 7);
+    a.created_at = time_of(int64_at(r, row, first + 8));
+    a.last_login_at = optional_time_at(r, row, first + 9);
+    return a;
+}
+
+/// The columns of HEARTH_PG_TOKEN_COLUMNS, from `first` on.
+TokenRecord token_of(const PGresult* r, int row, int first = 0) {
+    TokenRecord t;
+    t.id = static_cast<std::uint64_t>(int64_at(r, row, first));
+    t.account_id = static_cast<std::uint64_t>(int64_at(r, row, first + 1));
+    t.kind = static_cast<TokenKindCode>(int64_at(r, row, first + 2));
+    t.name = bytes_at(r, row, first + 3);
+    t.digest = bytes_at(r, row, first + 4);
+    t.scopes = split(bytes_at(r, row, first + 5));
+    t.created_at = time_of(int64_at(r, row, first + 6));
+    t.expires_at = optional_time_at(r, row, first + 7);
+    t.revoked_at = optional_time_at(r, row, first + 8);
+    return t;
+}
+
+AuditEntry audit_of(const PGresult* r, int row) {
+    AuditEntry e;
+    e.id = static_cast<std::uint64_t>(int64_at(r, row, 0));
+    e.at = time_of(int64_at(r, row, 1));
+    e.actor = bytes_at(r, row, 2);
+    e.action = bytes_at(r, row, 3);
+    e.target = bytes_at(r, row, 4);
+    e.peer = bytes_at(r, row, 5);
+    e.detail = bytes_at(r, row, 6);
+    return e;
+}
+
+template <class T, class Fn>
+std::vector<T> rows_of(const PGresult* r, Fn of) {
+    std::vector<T> out;
+    const int n = PQntuples(r);
+    out.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        out.push_back(of(r, i));
+    }
+    return out;
+}
+
+constexpr std::string_view kUniqueViolation = "23505";
+
+/// What a statement run in a savepoint did: its rows, or a unique violation, or neither (the
+/// batch fails with the connection's failure()).
+struct Guarded {
+    pg::ResultPtr result;
+    bool conflict = false;
+};
+
+/// Runs `stmt` (an UPDATE: it has no ON CONFLICT) in a savepoint of the writer's transaction, so
+/// that a unique violation undoes this statement only and the batch goes on. Only for statements
+/// that cannot report a conflict otherwise: each savepoint is a subtransaction and two more round
+/// trips.
+Guarded exec_in_savepoint(PgConn& conn, Stmt stmt, const Params& params) {
+    if (!conn.exec_simple("SAVEPOINT hearth_op")) {
+        return {};
+    }
+    Guarded out{.result = conn.exec(stmt, params)};
+    if (out.result == nullptr) {
+        if (conn.broken() || conn.failed_state() != kUniqueViolation ||
+            !conn.exec_simple("ROLLBACK TO SAVEPOINT hearth_op")) {
+            return {};
+        }
+        out.conflict = true;
+    }
+    if (!conn.exec_simple("RELEASE SAVEPOINT hearth_op")) {
+        return {};
+    }
+    return out;
+}
+
+void PostgresStore::create_account(AccountRecord account, Completion<AccountRecord> done) {
+    submit_write<AccountRecord>(
+        std::move(done),
+        [a = std::move(account)](PgConn& conn, BatchStats&, Result<AccountRecord>& out) {
+            if (!storable_text(a.username) || !storable_text(a.password_hash) ||
+                !optional_storable(a.email) || !optional_storable(a.external_id) ||
+                !storable_list(a.roles)) {
+                out = make_error_code(Errc::kInvalidArgument);
+                return true;
+            }
+            const std::string username_key = fold(a.username);
+            std::optional<std::string> email_key;
+            if (a.email) {
+                email_key = fold(*a.email);
+            }
+            const std::string roles = join(a.roles);
+            Params p;
+            p.bytes(a.username)
+                .bytes(username_key)
+                .text_or_null(a.email)
+                .text_or_null(email_key)
+                .bytes(a.password_hash)
+                .boolean(a.disabled)
+                .boolean(a.guest)
+                .bytes(roles)
+                .text_or_null(a.external_id)
+                .int64(ms_of(a.created_at));
+            a.last_login_at ? p.int64(ms_of(*a.last_login_at)) : p.null();
+            auto r = conn.exec(Stmt::kAccountInsert, p);
+            if (r == nullptr) {
+                return false;
+            }
+            if (PQntuples(r.get()) == 0) {
+                out = make_error_code(Errc::kAlreadyExists);  // ON CONFLICT DO NOTHING
+                return true;
+            }
+            out = account_of(r.get(), 0);
+            return true;
+        });
+}
+
+void PostgresStore::account_by_id(std::uint64_t id, Completion<AccountRecord> done) {
+    submit_read<AccountRecord>(std::move(done),
+                               [id](PgConn& conn, BatchStats&, Result<AccountRecord>& out) {
+                                   const auto param = id_param(id);
+                                   if (!param) {
+                                       out = make_error_code(Errc::kNotFound);
+                                       return true;
+                                   }
+                                   auto r = conn.exec(Stmt::kAccountById, Params().int64(*param));
+                                   if (r == nullptr) {
+                                       return false;
+                                   }
+                                   if (PQntuples(r.get()) == 0) {
+                                       out = make_error_code(Errc::kNotFound);
+                                   } else {
+                                       out = account_of(r.get(), 0);
+                                   }
+                                   return true;
+                               });
+}
+
+void PostgresStore::account_by_key(Stmt stmt, std::string key, Completion<AccountRecord> done) {
+    submit_read<AccountRecord>(
+        std::move(done),
+        [stmt, key = std::move(key)](PgConn& conn, BatchStats&, Result<AccountRecord>& out) {
+            if (!storable_text(key)) {
+                out = make_error_code(Errc::kNotFound);  // no stored text equals it
+                return true;
+            }
+            auto r = conn.exec(stmt, Params().bytes(key));
+            if (r == nullptr) {
+                return false;
+            }
+            if (PQntuples(r.get()) == 0) {
+                out = make_error_code(Errc::kNotFound);
+            } else {
+                out = account_of(r.get(), 0);
+            }
+            return true;
+        });
+}
+
+void PostgresStore::account_by_name(std::string username, Completion<AccountRecord> done) {
+    account_by_key(Stmt::kAccountByName, fold(username), std::move(done));
+}
+
+void PostgresStore::account_by_external_id(std::string external_id,
+                                           Completion<AccountRecord> done) {
+    account_by_key(Stmt::kAccountByExternalId, std::move(external_id), std::move(done));
+}
+
+void PostgresStore::list_accounts(AccountFilter filter,
+                                  Completion<std::vector<AccountRecord>> done) {
+    submit_read<std::vector<AccountRecord>>(
+        std::move(done), [filter = std::move(filter)](PgConn& conn, BatchStats&,
+                                                      Result<std::vector<AccountRecord>>& out) {
+            if (!optional_storable(filter.role) || !optional_storable(filter.username_prefix)) {
+                out = std::vector<AccountRecord>{};  // matches nothing stored
+                return true;
+            }
+            std::optional<std::string> prefix_key;
+            if (filter.username_prefix) {
+                prefix_key = fold(*filter.username_prefix);
+            }
+            Params p;
+            p.int64(filter.after_id ? clamp_to_int64(*filter.after_id) : 0);
+            filter.disabled ? p.boolean(*filter.disabled) : p.null();
+            p.text_or_null(filter.role).text_or_null(prefix_key);
+            p.int64(clamp_to_int64(filter.limit));
+            auto r = conn.exec(Stmt::kAccountList, p);
+            if (r == nullptr) {
+                return false;
+            }
+            out = rows_of<AccountRecord>(
+                r.get(), [](const PGresult* res, int row) { return account_of(res, row); });
+            return true;
+        });
+}
+
+void PostgresStore::update_account(std::uint64_t id, AccountPatch patch,
+                                   Completion<AccountRecord> done) {
+    submit_write<AccountRecord>(
+        std::move(done),
+        [id, patch = std::move(patch)](PgConn& conn, BatchStats&, Result<AccountRecord>& out) {
+            if ((patch.email && !optional_storable(*patch.email)) ||
+                !optional_storable(patch.password_hash) ||
+                (patch.roles && !storable_list(*patch.roles))) {
+                out = make_error_code(Errc::kInvalidArgument);
+                return true;
+            }
+            const auto param = id_param(id);
+            if (!param) {
+                out = make_error_code(Errc::kNotFound);
+                return true;
+            }
+            std::optional<std::string> email;
+            std::optional<std::string> email_key;
+            if (patch.email && *patch.email) {
+                email = **patch.email;
+                email_key = fold(**patch.email);
+            }
+            std::optional<std::string> roles;
+            if (patch.roles) {
+                roles = join(*patch.roles);
+            }
+            Params p;
+            p.int64(*param)
+                .boolean(patch.email.has_value())
+                .text_or_null(email)
+                .text_or_null(email_key)
+                .text_or_null(patch.password_hash);
+            patch.disabled ? p.boolean(*patch.disabled) : p.null();
+            p.text_or_null(roles);
+            patch.last_login_at ? p.int64(ms_of(*patch.last_login_at)) : p.null();
+            pg::ResultPtr r;
+            if (email_key) {
+                // Only a new email can conflict (another account's): in a savepoint.
+                Guarded guarded = exec_in_savepoint(conn, Stmt::kAccountUpdate, p);
+                if (guarded.conflict) {
+                    out = make_error_code(Errc::kAlreadyExists);
+                    return true;
+                }
+                r = std::move(guarded.result);
+            } else {
+                r = conn.exec(Stmt::kAccountUpdate, p);
+            }
+            if (r == nullptr) {
+                return false;
+            }
+            if (PQntuples(r.get()) == 0) {
+                out = make_error_code(Errc::kNotFound);
+            } else {
+                out = account_of(r.get(), 0);
+            }
+            return true;
+        });
+}
+
+void PostgresStore::delete_account(std::uint64_t id, Completion<void> done) {
+    submit_write<void>(std::move(done), [id](PgConn& conn, BatchStats&, Result<void>& out) {
+        const auto param = id_param(id);
+        if (!param) {
+            out = make_error_code(Errc::kNotFound);
+            return true;
+        }
+        // Its tokens go with it (ON DELETE CASCADE).
+        auto r = conn.exec(Stmt::kAccountDelete, Params().int64(*param));
+        if (r == nullptr) {
+            return false;
+        }
+        if (affected(r.get()) == 0) {
+            out = make_error_code(Errc::kNotFound);
+        }
+        return true;
+    });
+}
+
+void PostgresStore::insert_token(TokenRecord token, Completion<TokenRecord> done) {
+    submit_write<TokenRecord>(std::move(done), [t = std::move(token)](PgConn& conn, BatchStats&,
+                                                                      Result<TokenRecord>& out) {
+        if (!storable_text(t.name) || !storable_text(t.digest) || !storable_list(t.scopes)) {
+            out = make_error_code(Errc::kInvalidArgument);
+            return true;
+        }
+        const auto account = id_param(t.account_id);
+        if (!account) {
+            out = make_error_code(Errc::kNotFound);
+            return true;
+        }
+        const std::string scopes = join(t.scopes);
+        Params p;
+        p.int64(*account)
+            .int64(static_cast<std::int64_t>(t.kind))
+            .bytes(t.name)
+            .bytes(t.digest)
+            .bytes(scopes)
+            .int64(ms_of(t.created_at));
+        t.expires_at ? p.int64(ms_of(*t.expires_at)) : p.null();
+        t.revoked_at ? p.int64(ms_of(*t.revoked_at)) : p.null();
+        auto r = conn.exec(Stmt::kTokenInsert, p);
+        if (r == nullptr) {
+            return false;
+        }
+        if (PQntuples(r.get()) > 0) {
+            out = token_of(r.get(), 0);
+            return true;
+        }
+        // Nothing inserted: no such account, or the digest is taken.
+        auto exists = conn.exec(Stmt::kAccountExists, Params().int64(*account));
+        if (exists == nullptr) {
+            return false;
+        }
+        out =
+            make_error_code(PQntuples(exists.get()) == 0 ? Errc::kNotFound : Errc::kAlreadyExists);
+        return true;
+    });
+}
+
+void PostgresStore::token_by_digest(std::string digest, Completion<TokenLookup> done) {
+    submit_read<TokenLookup>(std::move(done), [digest = std::move(digest)](
+                                                  PgConn& conn, BatchStats&,
+                                                  Result<TokenLookup>& out) {
+        if (!storable_text(digest)) {
+            out = make_error_code(Errc::kNotFound);
+            return true;
+        }
+        auto r = conn.exec(Stmt::kTokenByDigest, Params().bytes(digest));
+        if (r == nullptr) {
+            return false;
+        }
+        if (PQntuples(r.get()) == 0) {
+            out = make_error_code(Errc::kNotFound);
+        } else {
+            out = TokenLookup{.token = token_of(r.get(), 0), .account = account_of(r.get(), 0, 9)};
+        }
+        return true;
+    });
+}
+
+void PostgresStore::token_by_id(std::uint64_t id, Completion<TokenRecord> done) {
+    submit_read<TokenRecord>(std::move(done),
+                             [id](PgConn& conn, BatchStats&, Result<TokenRecord>& out) {
+                                 const auto param = id_param(id);
+                                 if (!param) {
+                                     out = make_error_code(Errc::kNotFound);
+                                     return true;
+                                 }
+                                 auto r = conn.exec(Stmt::kTokenById, Params().int64(*param));
+                                 if (r == nullptr) {
+                                     return false;
+                                 }
+                                 if (PQntuples(r.get()) == 0) {
+                                     out = make_error_code(Errc::kNotFound);
+                                 } else {
+                                     out = token_of(r.get(), 0);
+                                 }
+                                 return true;
+                             });
+}
+
+void PostgresStore::list_tokens(TokenFilter filter, Completion<std::vector<TokenRecord>> done) {
+    submit_read<std::vector<TokenRecord>>(
+        std::move(done),
+        [filter](PgConn& conn, BatchStats&, Result<std::vector<TokenRecord>>& out) {
+            Params p;
+            filter.account_id ? p.int64(clamp_to_int64(*filter.account_id)) : p.null();
+            p.int64(filter.after_id ? clamp_to_int64(*filter.after_id) : 0);
+            filter.kind ? p.int64(static_cast<std::int64_t>(*filter.kind)) : p.null();
+            p.boolean(filter.include_revoked).int64(clamp_to_int64(filter.limit));
+            auto r = conn.exec(filter.account_id ? Stmt::kTokenListByAccount : Stmt::kTokenList, p);
+            if (r == nullptr) {
+                return false;
+            }
+            out = rows_of<TokenRecord>(
+                r.get(), [](const PGresult* res, int row) { return token_of(res, row); });
+            return true;
+        });
+}
+
+void PostgresStore::revoke_token(std::uint64_t id, TimePoint at, Completion<TokenRecord> done) {
+    submit_write<TokenRecord>(
+        std::move(done), [id, at](PgConn& conn, BatchStats&, Result<TokenRecord>& out) {
+            const auto param = id_param(id);
+            if (!param) {
+                out = make_error_code(Errc::kNotFound);
+                return true;
+            }
+            auto r = conn.exec(Stmt::kTokenRevoke, Params().int64(*param).int64(ms_of(at)));
+            if (r == nullptr) {
+                return false;
+            }
+            if (PQntuples(r.get()) == 0) {
+                out = make_error_code(Errc::kNotFound);
+            } else {
+                out = token_of(r.get(), 0);
+            }
+            return true;
+        });
+}
+
+void PostgresStore::purge_tokens(TimePoint before, Completion<std::uint64_t> done) {
+    submit_write<std::uint64_t>(
+        std::move(done), [before](PgConn& conn, BatchStats&, Result<std::uint64_t>& out) {
+            auto r = conn.exec(Stmt::kTokenPurge, Params().int64(ms_of(before)));
+            if (r == nullptr) {
+                return false;
+            }
+            out = affected(r.get());
+            return true;
+        });
+}
+
+void PostgresStore::append_audit(AuditEntry entry, Completion<AuditEntry> done) {
+    submit_write<AuditEntry>(std::move(done), [e = std::move(entry)](PgConn& conn, BatchStats&,
+                                                                     Result<AuditEntry>& out) {
+        if (!storable_text(e.actor) || !storable_text(e.action) || !storable_text(e.target) ||
+            !storable_text(e.peer) || !storable_text(e.detail)) {
+            out = make_error_code(Errc::kInvalidArgument);
+            return true;
+        }
+        auto r = conn.exec(Stmt::kAuditInsert, Params()
+                                                   .int64(ms_of(e.at))
+                                                   .bytes(e.actor)
+                                                   .bytes(e.action)
+                                                   .bytes(e.target)
+                                                   .bytes(e.peer)
+                                                   .bytes(e.detail));
+        if (r == nullptr) {
+            return false;
+        }
+        out = audit_of(r.get(), 0);
+        return true;
+    });
+}
+
+void PostgresStore::list_audit(AuditFilter filter, Completion<std::vector<AuditEntry>> done) {
+    submit_read<std::vector<AuditEntry>>(
+        std::move(done), [filter = std::move(filter)](PgConn& conn, BatchStats&,
+                                                      Result<std::vector<AuditEntry>>& out) {
+            if (!optional_storable(filter.actor) || !optional_storable(filter.action)) {
+                out = std::vector<AuditEntry>{};  // matches nothing stored
+                return true;
+            }
+            const auto stmt = filter.actor    ? Stmt::kAuditListByActor
+                              : filter.action ? Stmt::kAuditListByAction
+                                              : Stmt::kAuditList;
+            Params p;
+            p.text_or_null(filter.actor).text_or_null(filter.action);
+            p.int64(filter.before_id ? clamp_to_int64(*filter.before_id)
+                                     : std::numeric_limits<std::int64_t>::max());
+            p.int64(clamp_to_int64(filter.limit));
+            auto r = conn.exec(stmt, p);
+            if (r == nullptr) {
+                return false;
+            }
+            out = rows_of<AuditEntry>(
+                r.get(), [](const PGresult* res, int row) { return audit_of(res, row); });
             return true;
         });
 }

@@ -12,6 +12,9 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <hearth/account_store.hpp>
+
+#include "store/account_rows.hpp"
 #include "store/executor.hpp"
 #include "store/migrations.hpp"
 #include "util/log.hpp"
@@ -301,6 +304,13 @@ public:
         }
         return *this;
     }
+    /// Binds the value, or NULL when there is none.
+    Use& opt_text(int index, const std::optional<std::string>& value) {
+        return value ? text(index, *value) : *this;  // unbound parameters are NULL
+    }
+    Use& opt_int64(int index, const std::optional<std::int64_t>& value) {
+        return value ? int64(index, *value) : *this;
+    }
 
     /// SQLITE_ROW, SQLITE_DONE or an error.
     int step() { return rc_ != SQLITE_OK ? rc_ : sqlite3_step(stmt_); }
@@ -314,6 +324,7 @@ public:
     }
 
     std::int64_t column_int64(int i) const { return sqlite3_column_int64(stmt_, i); }
+    bool column_is_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
     std::string column_bytes(int i) const {
         // sqlite3_column_blob first, then the size: the documented order.
         const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
@@ -354,6 +365,7 @@ using SqliteOp = detail::ConnOp<Db, int>;
 class SqliteStore final : public Store,
                           public Mailboxes,
                           public Logs,
+                          public AccountStore,
                           private detail::ExecutorBackend {
 public:
     SqliteStore(const StorageConfig& config, std::string path, int schema_version,
@@ -364,6 +376,7 @@ public:
 
     Mailboxes& mailboxes() override { return *this; }
     Logs& logs() override { return *this; }
+    AccountStore& accounts() override { return *this; }
     bool healthy() const noexcept override { return executor_.healthy(); }
 
     void append(std::string key, std::string body, std::size_t max_depth,
@@ -383,6 +396,23 @@ public:
     void prune(std::int64_t older_than_ms, std::uint64_t max_rows, std::uint64_t max_delete,
                Completion<std::uint64_t> done) override;
     void count(Completion<std::uint64_t> done) override;
+
+    void create_account(AccountRecord account, Completion<AccountRecord> done) override;
+    void account_by_id(std::uint64_t id, Completion<AccountRecord> done) override;
+    void account_by_name(std::string username, Completion<AccountRecord> done) override;
+    void account_by_external_id(std::string external_id, Completion<AccountRecord> done) override;
+    void list_accounts(AccountFilter filter, Completion<std::vector<AccountRecord>> done) override;
+    void update_account(std::uint64_t id, AccountPatch patch,
+                        Completion<AccountRecord> done) override;
+    void delete_account(std::uint64_t id, Completion<void> done) override;
+    void insert_token(TokenRecord token, Completion<TokenRecord> done) override;
+    void token_by_digest(std::string digest, Completion<TokenLookup> done) override;
+    void token_by_id(std::uint64_t id, Completion<TokenRecord> done) override;
+    void list_tokens(TokenFilter filter, Completion<std::vector<TokenRecord>> done) override;
+    void revoke_token(std::uint64_t id, TimePoint at, Completion<TokenRecord> done) override;
+    void purge_tokens(TimePoint before, Completion<std::uint64_t> done) override;
+    void append_audit(AuditEntry entry, Completion<AuditEntry> done) override;
+    void list_audit(AuditFilter filter, Completion<std::vector<AuditEntry>> done) override;
 
 private:
     template <class T, class Fn>
@@ -860,6 +890,467 @@ void SqliteStore::count(Completion<std::uint64_t> done) {
                 out = static_cast<std::uint64_t>(std::max<std::int64_t>(0, rows));
             }
             return rc;
+        });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts, tokens, audit (migration 3).
+
+constexpr std::string_view kAccountInsertSql =
+    "INSERT INTO account (username, username_key, email, email_key, password_hash, disabled, "
+    "guest, roles, external_id, created_at, last_login_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+constexpr std::string_view kAccountByIdSql =
+    "SELECT id, username, email, password_hash, disabled, guest, roles, external_id, created_at, "
+    "last_login_at FROM account WHERE id = ?1";
+constexpr std::string_view kAccountByNameSql =
+    "SELECT id, username, email, password_hash, disabled, guest, roles, external_id, created_at, "
+    "last_login_at FROM account WHERE username_key = ?1";
+constexpr std::string_view kAccountByExternalSql =
+    "SELECT id, username, email, password_hash, disabled, guest, roles, external_id, created_at, "
+    "last_login_at FROM account WHERE external_id = ?1";
+// Roles match as whole items of the comma-separated list; the prefix is a key range (?3, ?4) so
+// that no LIKE escaping is needed; ?4 NULL means no upper bound.
+constexpr std::string_view kAccountListSql =
+    "SELECT id, username, email, password_hash, disabled, guest, roles, external_id, created_at, "
+    "last_login_at FROM account WHERE (?1 IS NULL OR disabled = ?1) AND "
+    "(?2 IS NULL OR instr(',' || roles || ',', ',' || ?2 || ',') > 0) AND "
+    "(?3 IS NULL OR (username_key >= ?3 AND (?4 IS NULL OR username_key < ?4))) AND id > ?5 "
+    "ORDER BY id LIMIT ?6";
+constexpr std::string_view kAccountUpdateSql =
+    "UPDATE account SET email = ?2, email_key = ?3, password_hash = ?4, disabled = ?5, "
+    "roles = ?6, last_login_at = ?7 WHERE id = ?1";
+constexpr std::string_view kAccountDeleteSql = "DELETE FROM account WHERE id = ?1";
+
+constexpr std::string_view kTokenInsertSql =
+    "INSERT INTO token (account_id, kind, name, digest, scopes, created_at, expires_at, "
+    "revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+constexpr std::string_view kTokenByDigestSql =
+    "SELECT id, account_id, kind, name, digest, scopes, created_at, expires_at, revoked_at "
+    "FROM token WHERE digest = ?1";
+constexpr std::string_view kTokenByIdSql =
+    "SELECT id, account_id, kind, name, digest, scopes, created_at, expires_at, revoked_at "
+    "FROM token WHERE id = ?1";
+constexpr std::string_view kTokenListSql =
+    "SELECT id, account_id, kind, name, digest, scopes, created_at, expires_at, revoked_at "
+    "FROM token WHERE (?1 IS NULL OR account_id = ?1) AND (?2 IS NULL OR kind = ?2) AND "
+    "(?3 OR revoked_at IS NULL) AND id > ?4 ORDER BY id LIMIT ?5";
+constexpr std::string_view kTokenRevokeSql =
+    "UPDATE token SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
+constexpr std::string_view kTokenPurgeSql =
+    "DELETE FROM token WHERE expires_at < ?1 OR revoked_at < ?1";
+
+constexpr std::string_view kAuditInsertSql =
+    "INSERT INTO audit (at, actor, action, target, peer, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr std::string_view kAuditListSql =
+    "SELECT id, at, actor, action, target, peer, detail FROM audit WHERE "
+    "(?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2) AND id < ?3 "
+    "ORDER BY id DESC LIMIT ?4";
+
+bool is_constraint(int rc) noexcept {
+    return (rc & 0xFF) == SQLITE_CONSTRAINT;
+}
+
+std::optional<std::string> opt_column(const Use& q, int i) {
+    return q.column_is_null(i) ? std::nullopt : std::optional<std::string>(q.column_bytes(i));
+}
+std::optional<TimePoint> opt_time(const Use& q, int i) {
+    return q.column_is_null(i) ? std::nullopt
+                               : std::optional<TimePoint>(rows::time_of(q.column_int64(i)));
+}
+
+AccountRecord account_of(const Use& q) {
+    AccountRecord a;
+    a.id = static_cast<std::uint64_t>(q.column_int64(0));
+    a.username = q.column_bytes(1);
+    a.email = opt_column(q, 2);
+    a.password_hash = q.column_bytes(3);
+    a.disabled = q.column_int64(4) != 0;
+    a.guest = q.column_int64(5) != 0;
+    a.roles = rows::split(q.column_bytes(6));
+    a.external_id = opt_column(q, 7);
+    a.created_at = rows::time_of(q.column_int64(8));
+    a.last_login_at = opt_time(q, 9);
+    return a;
+}
+
+TokenRecord token_of(const Use& q) {
+    TokenRecord t;
+    t.id = static_cast<std::uint64_t>(q.column_int64(0));
+    t.account_id = static_cast<std::uint64_t>(q.column_int64(1));
+    t.kind = static_cast<TokenKindCode>(q.column_int64(2));
+    t.name = q.column_bytes(3);
+    t.digest = q.column_bytes(4);
+    t.scopes = rows::split(q.column_bytes(5));
+    t.created_at = rows::time_of(q.column_int64(6));
+    t.expires_at = opt_time(q, 7);
+    t.revoked_at = opt_time(q, 8);
+    return t;
+}
+
+/// One account by a unique column: SQLITE_OK with `out` set (kNotFound when there is none).
+template <class Bind>
+int one_account(Db& db, std::string_view sql, Bind bind, Result<AccountRecord>& out) {
+    Use q(db, sql);
+    bind(q);
+    const int rc = q.step();
+    if (rc == SQLITE_ROW) {
+        out = account_of(q);
+        return SQLITE_OK;
+    }
+    if (rc == SQLITE_DONE) {
+        out = make_error_code(Errc::kNotFound);
+        return SQLITE_OK;
+    }
+    return rc;
+}
+
+int one_token(Db& db, std::string_view sql, std::string_view text_key, std::int64_t int_key,
+              Result<TokenRecord>& out) {
+    Use q(db, sql);
+    if (text_key.empty()) {
+        q.int64(1, int_key);
+    } else {
+        q.text(1, text_key);
+    }
+    const int rc = q.step();
+    if (rc == SQLITE_ROW) {
+        out = token_of(q);
+        return SQLITE_OK;
+    }
+    if (rc == SQLITE_DONE) {
+        out = make_error_code(Errc::kNotFound);
+        return SQLITE_OK;
+    }
+    return rc;
+}
+
+void SqliteStore::create_account(AccountRecord account, Completion<AccountRecord> done) {
+    submit_write<AccountRecord>(
+        std::move(done),
+        [a = std::move(account)](Db& db, BatchStats&, Result<AccountRecord>& out) mutable -> int {
+            if (!rows::joinable(a.roles)) {
+                out = make_error_code(Errc::kInvalidArgument);
+                return SQLITE_OK;
+            }
+            const int rc = Use(db, kAccountInsertSql)
+                               .text(1, a.username)
+                               .text(2, rows::fold(a.username))
+                               .opt_text(3, a.email)
+                               .opt_text(4, rows::fold_opt(a.email))
+                               .text(5, a.password_hash)
+                               .int64(6, a.disabled ? 1 : 0)
+                               .int64(7, a.guest ? 1 : 0)
+                               .text(8, rows::join(a.roles))
+                               .opt_text(9, a.external_id)
+                               .int64(10, rows::ms(a.created_at))
+                               .opt_int64(11, rows::ms(a.last_login_at))
+                               .run();
+            if (is_constraint(rc)) {
+                out = make_error_code(Errc::kAlreadyExists);  // the statement alone was rolled back
+                return SQLITE_OK;
+            }
+            if (rc != SQLITE_OK) {
+                return rc;
+            }
+            a.id = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
+            a.created_at = rows::time_of(rows::ms(a.created_at));  // the stored precision
+            out = std::move(a);
+            return SQLITE_OK;
+        });
+}
+
+void SqliteStore::account_by_id(std::uint64_t id, Completion<AccountRecord> done) {
+    submit_read<AccountRecord>(
+        std::move(done), [id](Db& db, BatchStats&, Result<AccountRecord>& out) {
+            return one_account(
+                db, kAccountByIdSql, [&](Use& q) { q.int64(1, clamp_to_int64(id)); }, out);
+        });
+}
+
+void SqliteStore::account_by_name(std::string username, Completion<AccountRecord> done) {
+    submit_read<AccountRecord>(
+        std::move(done),
+        [key = rows::fold(username)](Db& db, BatchStats&, Result<AccountRecord>& out) {
+            return one_account(
+                db, kAccountByNameSql, [&](Use& q) { q.text(1, key); }, out);
+        });
+}
+
+void SqliteStore::account_by_external_id(std::string external_id, Completion<AccountRecord> done) {
+    submit_read<AccountRecord>(
+        std::move(done),
+        [external_id = std::move(external_id)](Db& db, BatchStats&, Result<AccountRecord>& out) {
+            return one_account(
+                db, kAccountByExternalSql, [&](Use& q) { q.text(1, external_id); }, out);
+        });
+}
+
+void SqliteStore::list_accounts(AccountFilter filter, Completion<std::vector<AccountRecord>> done) {
+    submit_read<std::vector<AccountRecord>>(
+        std::move(done),
+        [f = std::move(filter)](Db& db, BatchStats&, Result<std::vector<AccountRecord>>& out) {
+            Use q(db, kAccountListSql);
+            if (f.disabled) {
+                q.int64(1, *f.disabled ? 1 : 0);
+            }
+            // A role that could not be stored matches nothing (as on PostgreSQL).
+            if (f.role && (f.role->empty() || f.role->find(',') != std::string::npos)) {
+                out = std::vector<AccountRecord>{};
+                return SQLITE_OK;
+            }
+            q.opt_text(2, f.role);
+            std::optional<std::string> lower;
+            std::optional<std::string> upper;
+            if (f.username_prefix && !f.username_prefix->empty()) {
+                lower = rows::fold(*f.username_prefix);
+                upper = prefix_upper_bound(*lower);
+            }
+            q.opt_text(3, lower).opt_text(4, upper);
+            q.int64(5, f.after_id ? clamp_to_int64(*f.after_id) : 0);
+            q.int64(6, clamp_to_int64(f.limit));
+            std::vector<AccountRecord> accounts;
+            int rc = SQLITE_OK;
+            while ((rc = q.step()) == SQLITE_ROW) {
+                accounts.push_back(account_of(q));
+            }
+            if (rc != SQLITE_DONE) {
+                return rc;
+            }
+            out = std::move(accounts);
+            return SQLITE_OK;
+        });
+}
+
+void SqliteStore::update_account(std::uint64_t id, AccountPatch patch,
+                                 Completion<AccountRecord> done) {
+    submit_write<AccountRecord>(
+        std::move(done),
+        [id, p = std::move(patch)](Db& db, BatchStats&, Result<AccountRecord>& out) -> int {
+            // Read, change, write back: inside the writer's transaction, so nothing comes between.
+            Result<AccountRecord> current = make_error_code(Errc::kNotFound);
+            int rc = one_account(
+                db, kAccountByIdSql, [&](Use& q) { q.int64(1, clamp_to_int64(id)); }, current);
+            if (rc != SQLITE_OK || !current) {
+                out = current;
+                return rc;
+            }
+            AccountRecord a = std::move(*current);
+            if (p.email) {
+                a.email = *p.email;
+            }
+            if (p.password_hash) {
+                a.password_hash = *p.password_hash;
+            }
+            if (p.disabled) {
+                a.disabled = *p.disabled;
+            }
+            if (p.roles) {
+                if (!rows::joinable(*p.roles)) {
+                    out = make_error_code(Errc::kInvalidArgument);
+                    return SQLITE_OK;
+                }
+                a.roles = *p.roles;
+            }
+            if (p.last_login_at) {
+                a.last_login_at = rows::time_of(rows::ms(*p.last_login_at));
+            }
+            rc = Use(db, kAccountUpdateSql)
+                     .int64(1, clamp_to_int64(id))
+                     .opt_text(2, a.email)
+                     .opt_text(3, rows::fold_opt(a.email))
+                     .text(4, a.password_hash)
+                     .int64(5, a.disabled ? 1 : 0)
+                     .text(6, rows::join(a.roles))
+                     .opt_int64(7, rows::ms(a.last_login_at))
+                     .run();
+            if (is_constraint(rc)) {
+                out = make_error_code(Errc::kAlreadyExists);
+                return SQLITE_OK;
+            }
+            if (rc != SQLITE_OK) {
+                return rc;
+            }
+            out = std::move(a);
+            return SQLITE_OK;
+        });
+}
+
+void SqliteStore::delete_account(std::uint64_t id, Completion<void> done) {
+    submit_write<void>(std::move(done), [id](Db& db, BatchStats&, Result<void>& out) -> int {
+        const int rc = Use(db, kAccountDeleteSql).int64(1, clamp_to_int64(id)).run();
+        if (rc == SQLITE_OK && sqlite3_changes64(db.get()) == 0) {
+            out = make_error_code(Errc::kNotFound);
+        }
+        return rc;
+    });
+}
+
+void SqliteStore::insert_token(TokenRecord token, Completion<TokenRecord> done) {
+    submit_write<TokenRecord>(
+        std::move(done),
+        [t = std::move(token)](Db& db, BatchStats&, Result<TokenRecord>& out) mutable -> int {
+            if (!rows::joinable(t.scopes)) {
+                out = make_error_code(Errc::kInvalidArgument);
+                return SQLITE_OK;
+            }
+            const int rc = Use(db, kTokenInsertSql)
+                               .int64(1, clamp_to_int64(t.account_id))
+                               .int64(2, static_cast<std::int64_t>(t.kind))
+                               .text(3, t.name)
+                               .text(4, t.digest)
+                               .text(5, rows::join(t.scopes))
+                               .int64(6, rows::ms(t.created_at))
+                               .opt_int64(7, rows::ms(t.expires_at))
+                               .opt_int64(8, rows::ms(t.revoked_at))
+                               .run();
+            if (is_constraint(rc)) {
+                // A digest already stored, or no such account (the foreign key).
+                out = make_error_code(rc == SQLITE_CONSTRAINT_FOREIGNKEY ? Errc::kNotFound
+                                                                         : Errc::kAlreadyExists);
+                return SQLITE_OK;
+            }
+            if (rc != SQLITE_OK) {
+                return rc;
+            }
+            t.id = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
+            t.created_at = rows::time_of(rows::ms(t.created_at));
+            if (t.expires_at) {
+                t.expires_at = rows::time_of(rows::ms(*t.expires_at));
+            }
+            out = std::move(t);
+            return SQLITE_OK;
+        });
+}
+
+void SqliteStore::token_by_digest(std::string digest, Completion<TokenLookup> done) {
+    submit_read<TokenLookup>(
+        std::move(done),
+        [digest = std::move(digest)](Db& db, BatchStats&, Result<TokenLookup>& out) -> int {
+            Result<TokenRecord> token = make_error_code(Errc::kNotFound);
+            int rc = one_token(db, kTokenByDigestSql, digest, 0, token);
+            if (rc != SQLITE_OK || !token) {
+                out = token.error();
+                return rc;
+            }
+            Result<AccountRecord> account = make_error_code(Errc::kNotFound);
+            rc = one_account(
+                db, kAccountByIdSql, [&](Use& q) { q.int64(1, clamp_to_int64(token->account_id)); },
+                account);
+            if (rc != SQLITE_OK || !account) {
+                out = account.error();
+                return rc;
+            }
+            out = TokenLookup{std::move(*token), std::move(*account)};
+            return SQLITE_OK;
+        });
+}
+
+void SqliteStore::token_by_id(std::uint64_t id, Completion<TokenRecord> done) {
+    submit_read<TokenRecord>(std::move(done), [id](Db& db, BatchStats&, Result<TokenRecord>& out) {
+        return one_token(db, kTokenByIdSql, {}, clamp_to_int64(id), out);
+    });
+}
+
+void SqliteStore::list_tokens(TokenFilter filter, Completion<std::vector<TokenRecord>> done) {
+    submit_read<std::vector<TokenRecord>>(
+        std::move(done),
+        [f = std::move(filter)](Db& db, BatchStats&, Result<std::vector<TokenRecord>>& out) {
+            Use q(db, kTokenListSql);
+            if (f.account_id) {
+                q.int64(1, clamp_to_int64(*f.account_id));
+            }
+            if (f.kind) {
+                q.int64(2, static_cast<std::int64_t>(*f.kind));
+            }
+            q.int64(3, f.include_revoked ? 1 : 0);
+            q.int64(4, f.after_id ? clamp_to_int64(*f.after_id) : 0);
+            q.int64(5, clamp_to_int64(f.limit));
+            std::vector<TokenRecord> tokens;
+            int rc = SQLITE_OK;
+            while ((rc = q.step()) == SQLITE_ROW) {
+                tokens.push_back(token_of(q));
+            }
+            if (rc != SQLITE_DONE) {
+                return rc;
+            }
+            out = std::move(tokens);
+            return SQLITE_OK;
+        });
+}
+
+void SqliteStore::revoke_token(std::uint64_t id, TimePoint at, Completion<TokenRecord> done) {
+    submit_write<TokenRecord>(
+        std::move(done), [id, at](Db& db, BatchStats&, Result<TokenRecord>& out) -> int {
+            const int rc =
+                Use(db, kTokenRevokeSql).int64(1, clamp_to_int64(id)).int64(2, rows::ms(at)).run();
+            if (rc != SQLITE_OK) {
+                return rc;
+            }
+            return one_token(db, kTokenByIdSql, {}, clamp_to_int64(id), out);
+        });
+}
+
+void SqliteStore::purge_tokens(TimePoint before, Completion<std::uint64_t> done) {
+    submit_write<std::uint64_t>(
+        std::move(done), [before](Db& db, BatchStats&, Result<std::uint64_t>& out) -> int {
+            const int rc = Use(db, kTokenPurgeSql).int64(1, rows::ms(before)).run();
+            if (rc == SQLITE_OK) {
+                out = static_cast<std::uint64_t>(sqlite3_changes64(db.get()));
+            }
+            return rc;
+        });
+}
+
+void SqliteStore::append_audit(AuditEntry entry, Completion<AuditEntry> done) {
+    submit_write<AuditEntry>(
+        std::move(done),
+        [e = std::move(entry)](Db& db, BatchStats&, Result<AuditEntry>& out) mutable -> int {
+            const int rc = Use(db, kAuditInsertSql)
+                               .int64(1, rows::ms(e.at))
+                               .text(2, e.actor)
+                               .text(3, e.action)
+                               .text(4, e.target)
+                               .text(5, e.peer)
+                               .text(6, e.detail)
+                               .run();
+            if (rc != SQLITE_OK) {
+                return rc;
+            }
+            e.id = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
+            e.at = rows::time_of(rows::ms(e.at));
+            out = std::move(e);
+            return SQLITE_OK;
+        });
+}
+
+void SqliteStore::list_audit(AuditFilter filter, Completion<std::vector<AuditEntry>> done) {
+    submit_read<std::vector<AuditEntry>>(
+        std::move(done),
+        [f = std::move(filter)](Db& db, BatchStats&, Result<std::vector<AuditEntry>>& out) {
+            Use q(db, kAuditListSql);
+            q.opt_text(1, f.actor).opt_text(2, f.action);
+            q.int64(3, f.before_id ? clamp_to_int64(*f.before_id)
+                                   : std::numeric_limits<std::int64_t>::max());
+            q.int64(4, clamp_to_int64(f.limit));
+            std::vector<AuditEntry> entries;
+            int rc = SQLITE_OK;
+            while ((rc = q.step()) == SQLITE_ROW) {
+                AuditEntry e;
+                e.id = static_cast<std::uint64_t>(q.column_int64(0));
+                e.at = rows::time_of(q.column_int64(1));
+                e.actor = q.column_bytes(2);
+                e.action = q.column_bytes(3);
+                e.target = q.column_bytes(4);
+                e.peer = q.column_bytes(5);
+                e.detail = q.column_bytes(6);
+                entries.push_back(std::move(e));
+            }
+            if (rc != SQLITE_DONE) {
+                return rc;
+            }
+            out = std::move(entries);
+            return SQLITE_OK;
         });
 }
 

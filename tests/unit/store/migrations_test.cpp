@@ -92,17 +92,18 @@ TEST(MigrationsTest, NewFileGetsEveryMigrationAndASecondRunIsANoOp) {
     EXPECT_EQ(first.path, path);
     EXPECT_EQ(first.from_version, 0);
     EXPECT_EQ(first.to_version, latest_sqlite_schema_version());
-    EXPECT_THAT(first.applied, ElementsAre("1 mailboxes", "2 logs"));
-    EXPECT_EQ(first.summary(), path + ": schema version 0 -> 2 (applied: 1 mailboxes, 2 logs)");
+    EXPECT_THAT(first.applied, ElementsAre("1 mailboxes", "2 logs", "3 accounts"));
+    EXPECT_EQ(first.summary(),
+              path + ": schema version 0 -> 3 (applied: 1 mailboxes, 2 logs, 3 accounts)");
 
     const auto second = migrate_sqlite(path);
     EXPECT_EQ(second.from_version, latest_sqlite_schema_version());
     EXPECT_EQ(second.to_version, latest_sqlite_schema_version());
     EXPECT_THAT(second.applied, IsEmpty());
-    EXPECT_EQ(second.summary(), path + ": schema version 2, up to date");
+    EXPECT_EQ(second.summary(), path + ": schema version 3, up to date");
 
     Raw raw(path);
-    EXPECT_EQ(raw.user_version(), 2);
+    EXPECT_EQ(raw.user_version(), 3);
     EXPECT_THAT(raw.rows("PRAGMA journal_mode"), ElementsAre("wal"));
 }
 
@@ -150,20 +151,20 @@ TEST(MigrationsTest, OlderDatabaseIsUpgradedAndItsDataSurvives) {
     {
         const auto report = migrate_sqlite(path);
         EXPECT_EQ(report.from_version, 1);
-        EXPECT_THAT(report.applied, ElementsAre("2 logs"));
+        EXPECT_THAT(report.applied, ElementsAre("2 logs", "3 accounts"));
         EXPECT_THAT(migrate_sqlite(path).applied, IsEmpty());
     }
     // A later build with one more migration (what the accounts issue will add): it runs, once.
     constexpr std::string_view kNextSql =
-        "CREATE TABLE account (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+        "CREATE TABLE next_feature (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
         "ALTER TABLE mailbox ADD COLUMN sender TEXT;";
     std::vector<Migration> next(sqlite_migrations().begin(), sqlite_migrations().end());
     const int next_version = latest_sqlite_schema_version() + 1;
-    next.push_back({next_version, "accounts", kNextSql});
+    next.push_back({next_version, "next", kNextSql});
     const auto report = migrate_sqlite(path, next);
     EXPECT_EQ(report.from_version, next_version - 1);
     EXPECT_EQ(report.to_version, next_version);
-    EXPECT_THAT(report.applied, ElementsAre(std::to_string(next_version) + " accounts"));
+    EXPECT_THAT(report.applied, ElementsAre(std::to_string(next_version) + " next"));
     EXPECT_THAT(migrate_sqlite(path, next).applied, IsEmpty());
 
     Raw raw(path);
@@ -172,7 +173,7 @@ TEST(MigrationsTest, OlderDatabaseIsUpgradedAndItsDataSurvives) {
                 ElementsAre("k|first|1000|NULL", "k|second|2000|NULL", "j|other|3000|NULL"));
     EXPECT_THAT(raw.rows("SELECT key, depth FROM mailbox_depth ORDER BY key"),
                 ElementsAre("j|1", "k|2"));
-    EXPECT_THAT(raw.rows("SELECT count(*) FROM account"), ElementsAre("0"));
+    EXPECT_THAT(raw.rows("SELECT count(*) FROM next_feature"), ElementsAre("0"));
 }
 
 TEST(MigrationsTest, StoreOpensAnOlderDatabaseWithItsData) {

@@ -1,7 +1,8 @@
 // What only the PostgreSQL store does, against a real server started by the tests
 // (postgres_server.hpp): migrations (once, idempotent, concurrent, failing, from a newer build),
 // the server going away and coming back, lock timeouts, connection errors that name the host and
-// port but never the password, and the factory that picks the driver.
+// port but never the password, the factory that picks the driver, and the account tables' conflicts
+// and text rules (the account contract itself is account_store_test.cpp's, on both backends).
 
 #include <algorithm>
 #include <future>
@@ -11,6 +12,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+
+#include <hearth/account_store.hpp>
 
 #include "store/open_store.hpp"
 #include "store/postgres/postgres_migrations.hpp"
@@ -44,6 +47,15 @@ StorageConfig postgres_config(std::string url) {
     return c;
 }
 
+/// What a first migration applies: every migration, as MigrationReport names them ("1 mailboxes").
+std::vector<std::string> all_migrations() {
+    std::vector<std::string> out;
+    for (const auto& m : postgres_migrations()) {
+        out.push_back(std::to_string(m.version) + " " + std::string(m.name));
+    }
+    return out;
+}
+
 /// Waits (up to kDeadline) until `pred` holds.
 template <class Pred>
 bool eventually(Pred pred) {
@@ -64,15 +76,15 @@ TEST(PostgresMigrationsTest, ApplyOnceAndASecondRunIsANoOp) {
     EXPECT_THAT(first.path, Not(HasSubstr(kPassword)));
     EXPECT_EQ(first.from_version, 0);
     EXPECT_EQ(first.to_version, latest_postgres_schema_version());
-    EXPECT_THAT(first.applied, ElementsAre("1 mailboxes", "2 logs"));
+    EXPECT_THAT(first.applied, ElementsAre("1 mailboxes", "2 logs", "3 accounts"));
     EXPECT_EQ(first.summary(),
-              first.path + ": schema version 0 -> 2 (applied: 1 mailboxes, 2 logs)");
+              first.path + ": schema version 0 -> 3 (applied: 1 mailboxes, 2 logs, 3 accounts)");
 
     const auto second = migrate_postgres(url);
     EXPECT_EQ(second.from_version, latest_postgres_schema_version());
     EXPECT_THAT(second.applied, IsEmpty());
-    EXPECT_EQ(second.summary(), first.path + ": schema version 2, up to date");
-    EXPECT_EQ(PostgresServer::query(url, "SELECT version FROM hearth_schema"), "2");
+    EXPECT_EQ(second.summary(), first.path + ": schema version 3, up to date");
+    EXPECT_EQ(PostgresServer::query(url, "SELECT version FROM hearth_schema"), "3");
     EXPECT_EQ(PostgresServer::query(url, "SELECT count(*) FROM hearth_schema"), "1");
 }
 
@@ -109,8 +121,10 @@ TEST(PostgresMigrationsTest, ConcurrentMigrationsApplyEachVersionOnce) {
         EXPECT_EQ(report.to_version, latest_postgres_schema_version());
         applied.insert(report.applied.begin(), report.applied.end());
     }
-    EXPECT_THAT(applied, ElementsAre("1 mailboxes", "2 logs"));
-    EXPECT_EQ(PostgresServer::query(url, "SELECT version FROM hearth_schema"), "2");
+    const auto expected = all_migrations();
+    EXPECT_EQ(applied, std::multiset<std::string>(expected.begin(), expected.end()));
+    EXPECT_EQ(PostgresServer::query(url, "SELECT version FROM hearth_schema"),
+              std::to_string(latest_postgres_schema_version()));
 
     core::MetricsRegistry metrics;
     auto store = open_postgres_store(postgres_config(url), metrics);
@@ -310,6 +324,155 @@ TEST(PostgresStoreTest, TextPostgresCannotStoreFailsOnlyItsOwnAppend) {
     EXPECT_TRUE(rows->empty());
 }
 
+/// Collects a completion's result without waiting: the writer is held.
+template <class T>
+struct Pending {
+    std::promise<Result<T>> promise;
+    std::future<Result<T>> future = promise.get_future();
+    Completion<T> done() {
+        return [this](Result<T> r) { promise.set_value(std::move(r)); };
+    }
+    Result<T> get() {
+        EXPECT_EQ(future.wait_for(kDeadline), std::future_status::ready);
+        return future.get();
+    }
+};
+
+bool failed_with(const auto& result, Errc e) {
+    return !result && result.error() == make_error_code(e);
+}
+
+AccountRecord named(std::string name, std::optional<std::string> email = std::nullopt) {
+    AccountRecord a;
+    a.username = std::move(name);
+    a.email = std::move(email);
+    a.roles = {"player"};
+    return a;
+}
+
+AuditEntry audit_entry(std::string actor, std::string detail = "") {
+    AuditEntry e;
+    e.actor = std::move(actor);
+    e.action = "account.create";
+    e.detail = std::move(detail);
+    return e;
+}
+
+TokenRecord token_for(std::uint64_t account_id, std::string digest) {
+    TokenRecord t;
+    t.account_id = account_id;
+    t.digest = std::move(digest);
+    return t;
+}
+
+TEST(PostgresStoreTest, AccountConflictsInOneBatchFailOnlyTheirOwnOperation) {
+    // Conflicts are ON CONFLICT DO NOTHING (inserts) or a statement in a savepoint (a new email):
+    // neither may abort the batch's transaction, which holds everyone else's writes.
+    WriterGate gate;
+    BackendStore f("postgres", {}, gate.hooks());
+    AccountStore& s = f.store->accounts();
+    Pending<AccountRecord> root, alice, alice_again, email_taken, bob, alice_to_bob, alice_moves,
+        bad_name, bad_role;
+    Pending<TokenRecord> token, token_again, token_orphan;
+    Pending<AuditEntry> audit;
+    s.create_account(named("root"), root.done());
+    ASSERT_TRUE(gate.wait_entered());
+    // One batch from here on. In a fresh database root gets id 1 and Alice id 2.
+    s.create_account(named("Alice", "Alice@Example.org"), alice.done());
+    s.create_account(named("ALICE"), alice_again.done());
+    s.create_account(named("bob", "alice@EXAMPLE.org"), email_taken.done());
+    s.create_account(named("bob", "bob@example.org"), bob.done());
+    s.update_account(2, {.email = std::optional<std::string>("BOB@example.org")},
+                     alice_to_bob.done());
+    s.update_account(2, {.email = std::optional<std::string>("Alice2@Example.org")},
+                     alice_moves.done());
+    s.insert_token(token_for(1, "d1"), token.done());
+    s.insert_token(token_for(1, "d1"), token_again.done());
+    s.insert_token(token_for(999, "d2"), token_orphan.done());
+    s.create_account(named(std::string("nul\0name", 8)), bad_name.done());
+    AccountRecord comma = named("carol");
+    comma.roles = {"a,b"};
+    s.create_account(comma, bad_role.done());
+    s.append_audit(audit_entry("cli"), audit.done());
+    gate.release();
+
+    ASSERT_EQ(root.get().value().id, 1U);
+    auto a = alice.get();
+    ASSERT_TRUE(a);
+    ASSERT_EQ(a->id, 2U);
+    EXPECT_TRUE(failed_with(alice_again.get(), Errc::kAlreadyExists));
+    EXPECT_TRUE(failed_with(email_taken.get(), Errc::kAlreadyExists));
+    auto b = bob.get();
+    ASSERT_TRUE(b);
+    EXPECT_GT(b->id, a->id);
+    EXPECT_TRUE(failed_with(alice_to_bob.get(), Errc::kAlreadyExists));
+    EXPECT_EQ(alice_moves.get().value().email, "Alice2@Example.org");
+    EXPECT_TRUE(token.get());
+    EXPECT_TRUE(failed_with(token_again.get(), Errc::kAlreadyExists));
+    EXPECT_TRUE(failed_with(token_orphan.get(), Errc::kNotFound));
+    EXPECT_TRUE(failed_with(bad_name.get(), Errc::kInvalidArgument));
+    EXPECT_TRUE(failed_with(bad_role.get(), Errc::kInvalidArgument));
+    EXPECT_TRUE(audit.get());
+    EXPECT_EQ(counter(f.metrics, "hearth_store_errors_total", {{"kind", "other"}}), 0U);
+
+    // Everything else committed, with the keys the store folded (ASCII only).
+    const std::string& url = f.config.postgres_url;
+    EXPECT_EQ(PostgresServer::query(
+                  url,
+                  "SELECT string_agg(username_key || '/' || coalesce(email_key, '-'), ' ' "
+                  "ORDER BY id) FROM account"),
+              "root/- alice/alice2@example.org bob/bob@example.org");
+    EXPECT_EQ(PostgresServer::query(url, "SELECT count(*) FROM token"), "1");
+    EXPECT_EQ(PostgresServer::query(url, "SELECT count(*) FROM audit"), "1");
+    // The freed email can be taken again.
+    EXPECT_TRUE(sync<AccountRecord>(
+        [&](auto done) { s.create_account(named("dave", "ALICE@example.org"), std::move(done)); }));
+}
+
+TEST(PostgresStoreTest, AccountTextPostgresCannotStoreIsRefusedOrMatchesNothing) {
+    BackendStore f("postgres");
+    AccountStore& s = f.store->accounts();
+    const std::string invalid_utf8 = "\xC3\x28";
+    EXPECT_TRUE(failed_with(sync<AccountRecord>([&](auto done) {
+                                s.create_account(named(invalid_utf8), std::move(done));
+                            }),
+                            Errc::kInvalidArgument));
+    auto a =
+        sync<AccountRecord>([&](auto done) { s.create_account(named("Émile"), std::move(done)); });
+    ASSERT_TRUE(a);
+    // Only ASCII letters fold: "É" and "é" differ, like on SQLite.
+    EXPECT_TRUE(
+        sync<AccountRecord>([&](auto done) { s.account_by_name("ÉMILE", std::move(done)); }));
+    EXPECT_TRUE(failed_with(
+        sync<AccountRecord>([&](auto done) { s.account_by_name("émile", std::move(done)); }),
+        Errc::kNotFound));
+    EXPECT_TRUE(failed_with(sync<AccountRecord>([&](auto done) {
+                                s.update_account(a->id, {.password_hash = std::string("a\0b", 3)},
+                                                 std::move(done));
+                            }),
+                            Errc::kInvalidArgument));
+    EXPECT_TRUE(failed_with(sync<AccountRecord>([&](auto done) {
+                                s.account_by_name(std::string("a\0b", 3), std::move(done));
+                            }),
+                            Errc::kNotFound));
+    EXPECT_TRUE(failed_with(
+        sync<TokenLookup>([&](auto done) { s.token_by_digest(invalid_utf8, std::move(done)); }),
+        Errc::kNotFound));
+    auto listed = sync<std::vector<AccountRecord>>(
+        [&](auto done) { s.list_accounts({.role = invalid_utf8}, std::move(done)); });
+    ASSERT_TRUE(listed);
+    EXPECT_TRUE(listed->empty());
+    auto audit = sync<std::vector<AuditEntry>>(
+        [&](auto done) { s.list_audit({.actor = std::string("\0", 1)}, std::move(done)); });
+    ASSERT_TRUE(audit);
+    EXPECT_TRUE(audit->empty());
+    EXPECT_TRUE(failed_with(sync<AuditEntry>([&](auto done) {
+                                s.append_audit(audit_entry("cli", invalid_utf8), std::move(done));
+                            }),
+                            Errc::kInvalidArgument));
+    EXPECT_TRUE(f.store->healthy());
+}
+
 TEST(PostgresStoreTest, FactoryOpensTheConfiguredDriver) {
     core::MetricsRegistry metrics;
     TempDir dir;
@@ -320,7 +483,7 @@ TEST(PostgresStoreTest, FactoryOpensTheConfiguredDriver) {
     }
     const StorageConfig pg = postgres_config(fresh_url());
     const auto report = migrate_store(pg, dir.str());
-    EXPECT_THAT(report.applied, ElementsAre("1 mailboxes", "2 logs"));
+    EXPECT_EQ(report.applied, all_migrations());
     EXPECT_THAT(report.summary(), Not(HasSubstr(kPassword)));
     EXPECT_EQ(store_location(pg, dir.str()), mask_postgres_url(pg.postgres_url));
     EXPECT_EQ(store_location({}, dir.str()), dir.file("hearth.db"));

@@ -1,0 +1,537 @@
+#include "auth/account_service.hpp"
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <set>
+
+#include "auth/login_throttle.hpp"
+#include "auth/secrets.hpp"
+#include "auth/token_cache.hpp"
+#include "core/metrics.hpp"
+#include "util/log.hpp"
+#include "util/strings.hpp"
+
+namespace hearth::auth {
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = util::logger("auth");
+    return l;
+}
+
+boost::system::error_code err(Errc e) {
+    return make_error_code(e);
+}
+
+std::string lower_ascii(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return out;
+}
+
+TokenKind to_kind(store::TokenKindCode code) {
+    switch (code) {
+        case store::TokenKindCode::kSession:
+            return TokenKind::kSession;
+        case store::TokenKindCode::kApiKey:
+            return TokenKind::kApiKey;
+        case store::TokenKindCode::kGuest:
+            return TokenKind::kGuest;
+    }
+    return TokenKind::kSession;
+}
+
+Principal principal_of(const store::TokenRecord& token, const store::AccountRecord& account) {
+    Principal p;
+    p.account_id = account.id;
+    p.username = account.username;
+    p.roles = account.roles;
+    p.kind = to_kind(token.kind);
+    p.token_id = token.id;
+    p.scopes = token.scopes;
+    p.expires_at = token.expires_at.value_or(store::TimePoint::max());
+    return p;
+}
+
+}  // namespace
+
+std::optional<std::string> check_username(std::string_view username) {
+    if (username.empty() || username.size() > 64) {
+        return "a username has 1 to 64 characters";
+    }
+    for (char c : username) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+        if (!ok) {
+            return "a username has only letters, digits, '_', '-' and '.'";
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> check_password(std::string_view password) {
+    if (password.size() < 8) {
+        return "a password has at least 8 characters";
+    }
+    if (password.size() > 1024) {
+        return "a password has at most 1024 bytes";
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> check_roles(std::span<const std::string> roles) {
+    for (const auto& r : roles) {
+        if (std::find(std::begin(kRoles), std::end(kRoles), r) == std::end(kRoles)) {
+            return "unknown role \"" + r + "\" (roles: admin, moderator, player)";
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> check_scopes(std::span<const std::string> scopes) {
+    if (scopes.empty()) {
+        return "an API key needs at least one scope";
+    }
+    for (const auto& s : scopes) {
+        if (std::find(std::begin(kKnownScopes), std::end(kKnownScopes), s) ==
+            std::end(kKnownScopes)) {
+            return "unknown scope \"" + s +
+                   "\" (scopes: admin, native, homestead, hunterpie, moonshare, dracosoft, packet)";
+        }
+    }
+    return std::nullopt;
+}
+
+/// Everything the service's callbacks need, kept alive by them (see the header).
+struct AccountService::State : std::enable_shared_from_this<State> {
+    State(store::AccountStore& s, BlockingExecutor b, core::MetricsRegistry& metrics,
+          const AuthConfig& c)
+        : accounts(s),
+          blocking(std::move(b)),
+          cache(static_cast<std::size_t>(c.token_cache_entries),
+                std::chrono::milliseconds(c.token_cache_ttl_ms)),
+          throttle(c.throttle_policy()),
+          config(c),
+          logins_ok(metrics.counter("hearth_auth_logins_total", "Password logins, by result.",
+                                    {{"result", "ok"}})),
+          logins_invalid(metrics.counter("hearth_auth_logins_total", "Password logins, by result.",
+                                         {{"result", "invalid_credentials"}})),
+          logins_disabled(metrics.counter("hearth_auth_logins_total", "Password logins, by result.",
+                                          {{"result", "account_disabled"}})),
+          logins_throttled(metrics.counter("hearth_auth_logins_total",
+                                           "Password logins, by result.",
+                                           {{"result", "throttled"}})),
+          validations_cached(metrics.counter("hearth_auth_token_validations_total",
+                                             "Token validations, by how they were answered.",
+                                             {{"result", "cache"}})),
+          validations_store(metrics.counter("hearth_auth_token_validations_total",
+                                            "Token validations, by how they were answered.",
+                                            {{"result", "store"}})),
+          validations_refused(metrics.counter("hearth_auth_token_validations_total",
+                                              "Token validations, by how they were answered.",
+                                              {{"result", "refused"}})),
+          hashes_refused(metrics.counter(
+              "hearth_auth_hashes_refused_total",
+              "Password hashes refused because max_pending_hashes were already waiting.")),
+          pending_gauge(metrics.gauge("hearth_auth_pending_hashes",
+                                      "Password hashes waiting for or running on the blocking "
+                                      "pool.")) {}
+
+    AuthConfig settings() const {
+        std::lock_guard lock(mutex);
+        return config;
+    }
+
+    /// Runs `work` on the blocking executor unless max_pending_hashes are already waiting, then
+    /// `then` with its result; kUnavailable at once when refused.
+    template <class T>
+    void hash_work(std::function<T()> work, std::function<void(Result<T>)> then) {
+        const auto limit = static_cast<std::size_t>(settings().max_pending_hashes);
+        if (pending.fetch_add(1) >= limit) {
+            pending.fetch_sub(1);
+            hashes_refused.inc();
+            then(err(Errc::kUnavailable));
+            return;
+        }
+        pending_gauge.add(1);
+        blocking([self = shared_from_this(), work = std::move(work), then = std::move(then)] {
+            Result<T> r = err(Errc::kInternal);
+            try {
+                r = work();
+            } catch (const std::exception& e) {
+                log()->error("password hashing failed: {}", e.what());
+            }
+            self->pending.fetch_sub(1);
+            self->pending_gauge.sub(1);
+            then(std::move(r));
+        });
+    }
+
+    /// Issues a session token for `account` and records the login (and a rehash, if any).
+    void start_session(store::AccountRecord account, std::optional<std::string> new_hash,
+                       Done<SessionToken> done) {
+        const auto now = std::chrono::system_clock::now();
+        const auto ttl = std::chrono::seconds(settings().session_ttl_s);
+        std::string token = new_token();
+        store::TokenRecord record;
+        record.account_id = account.id;
+        record.kind = store::TokenKindCode::kSession;
+        record.name = "session";
+        record.digest = token_digest(token);
+        record.created_at = now;
+        record.expires_at = now + ttl;
+        store::AccountPatch patch;
+        patch.last_login_at = now;
+        patch.password_hash = std::move(new_hash);
+        // The login is recorded alongside; its failure does not undo the session.
+        accounts.update_account(account.id, std::move(patch), [](Result<store::AccountRecord>) {});
+        accounts.insert_token(std::move(record),
+                              [token = std::move(token), account = std::move(account),
+                               done = std::move(done)](Result<store::TokenRecord> r) mutable {
+                                  if (!r) {
+                                      done(r.error());
+                                      return;
+                                  }
+                                  SessionToken s;
+                                  s.token = std::move(token);
+                                  s.expires_at = *r->expires_at;
+                                  s.principal = principal_of(*r, account);
+                                  done(std::move(s));
+                              });
+    }
+
+    store::AccountStore& accounts;
+    BlockingExecutor blocking;
+    TokenCache cache;
+    LoginThrottle throttle;
+    mutable std::mutex mutex;  // guards config
+    AuthConfig config;
+    std::atomic<std::size_t> pending{0};
+    core::Counter& logins_ok;
+    core::Counter& logins_invalid;
+    core::Counter& logins_disabled;
+    core::Counter& logins_throttled;
+    core::Counter& validations_cached;
+    core::Counter& validations_store;
+    core::Counter& validations_refused;
+    core::Counter& hashes_refused;
+    core::Gauge& pending_gauge;
+    // Verified against when a username is unknown, so that an unknown name costs the same time as
+    // a wrong password and response times do not reveal which usernames exist.
+    std::string dummy_hash;
+};
+
+AccountService::AccountService(store::AccountStore& accounts, BlockingExecutor blocking,
+                               core::MetricsRegistry& metrics, const AuthConfig& config)
+    : state_(std::make_shared<State>(accounts, std::move(blocking), metrics, config)) {
+    init_crypto();
+    state_->dummy_hash = hash_password("hearth-dummy-password", config.password_cost());
+}
+
+AccountService::~AccountService() = default;
+
+store::AccountStore& AccountService::store() noexcept {
+    return state_->accounts;
+}
+
+void AccountService::reload(const AuthConfig& config) {
+    state_->throttle.set_policy(config.throttle_policy());
+    std::lock_guard lock(state_->mutex);
+    state_->config = config;
+}
+
+void AccountService::create_account(NewAccount account, Done<store::AccountRecord> done) {
+    if (auto why = check_username(account.username)) {
+        done(err(Errc::kInvalidArgument));
+        return;
+    }
+    if (check_password(account.password) || check_roles(account.roles)) {
+        done(err(Errc::kInvalidArgument));
+        return;
+    }
+    const auto cost = state_->settings().password_cost();
+    // Taken out first: the two lambdas below are arguments of one call, constructed in an
+    // unspecified order.
+    std::string password = std::move(account.password);
+    state_->hash_work<std::string>(
+        [password = std::move(password), cost] { return hash_password(password, cost); },
+        [state = state_, account = std::move(account),
+         done = std::move(done)](Result<std::string> hash) mutable {
+            if (!hash) {
+                done(hash.error());
+                return;
+            }
+            store::AccountRecord r;
+            r.username = std::move(account.username);
+            r.email = std::move(account.email);
+            r.password_hash = std::move(*hash);
+            r.roles = std::move(account.roles);
+            r.created_at = std::chrono::system_clock::now();
+            state->accounts.create_account(std::move(r), std::move(done));
+        });
+}
+
+void AccountService::change_account(std::uint64_t id, AccountChange change,
+                                    Done<store::AccountRecord> done) {
+    if (change.password && check_password(*change.password)) {
+        done(err(Errc::kInvalidArgument));
+        return;
+    }
+    if (change.roles && check_roles(*change.roles)) {
+        done(err(Errc::kInvalidArgument));
+        return;
+    }
+    auto shared_done = std::make_shared<Done<store::AccountRecord>>(std::move(done));
+    auto apply = [state = state_, id, change,
+                  shared_done](std::optional<std::string> hash) mutable {
+        store::AccountPatch patch;
+        patch.email = std::move(change.email);
+        patch.roles = std::move(change.roles);
+        patch.disabled = change.disabled;
+        patch.password_hash = std::move(hash);
+        state->accounts.update_account(id, std::move(patch),
+                                       [state, id, shared_done](Result<store::AccountRecord> r) {
+                                           // Rights or status may have changed: cached tokens must
+                                           // be validated again.
+                                           state->cache.erase_account(id);
+                                           (*shared_done)(std::move(r));
+                                       });
+    };
+    if (!change.password) {
+        apply(std::nullopt);
+        return;
+    }
+    const auto cost = state_->settings().password_cost();
+    state_->hash_work<std::string>(
+        [password = *change.password, cost] { return hash_password(password, cost); },
+        [apply = std::move(apply), shared_done](Result<std::string> hash) mutable {
+            if (!hash) {
+                (*shared_done)(hash.error());
+                return;
+            }
+            apply(std::move(*hash));
+        });
+}
+
+void AccountService::delete_account(std::uint64_t id, Done<void> done) {
+    state_->accounts.delete_account(id,
+                                    [state = state_, id, done = std::move(done)](Result<void> r) {
+                                        state->cache.erase_account(id);
+                                        done(std::move(r));
+                                    });
+}
+
+std::chrono::milliseconds AccountService::retry_after(const std::string& username,
+                                                      const std::string& peer_ip) const {
+    const auto now = LoginThrottle::Clock::now();
+    const auto by_user = state_->throttle.wait_before_attempt("user:" + lower_ascii(username), now);
+    const auto by_ip = state_->throttle.wait_before_attempt("ip:" + peer_ip, now);
+    return std::max(by_user.value_or(std::chrono::milliseconds(0)),
+                    by_ip.value_or(std::chrono::milliseconds(0)));
+}
+
+void AccountService::login(std::string username, std::string password, std::string peer_ip,
+                           Done<SessionToken> done) {
+    if (retry_after(username, peer_ip).count() > 0) {
+        state_->logins_throttled.inc();
+        done(err(Errc::kLimitReached));
+        return;
+    }
+    const std::string user_key = "user:" + lower_ascii(username);
+    const std::string ip_key = "ip:" + peer_ip;
+    state_->accounts.account_by_name(username, [state = state_, password = std::move(password),
+                                                user_key, ip_key, done = std::move(done)](
+                                                   Result<store::AccountRecord> found) mutable {
+        if (!found && found.error() != make_error_code(Errc::kNotFound)) {
+            done(found.error());
+            return;
+        }
+        struct Check {
+            bool matched = false;
+            std::optional<std::string> rehash;
+        };
+        std::string stored =
+            found && !found->password_hash.empty() ? found->password_hash : state->dummy_hash;
+        const bool real = found && !found->password_hash.empty();
+        const auto cost = state->settings().password_cost();
+        state->hash_work<Check>(
+            [stored = std::move(stored), password = std::move(password), real, cost] {
+                Check c;
+                c.matched = verify_password(stored, password) && real;
+                if (c.matched && needs_rehash(stored, cost)) {
+                    c.rehash = hash_password(password, cost);
+                }
+                return c;
+            },
+            [state, found = std::move(found), user_key, ip_key,
+             done = std::move(done)](Result<Check> check) mutable {
+                if (!check) {
+                    done(check.error());
+                    return;
+                }
+                const auto now = LoginThrottle::Clock::now();
+                if (!check->matched) {
+                    state->throttle.failed(user_key, now);
+                    state->throttle.failed(ip_key, now);
+                    state->logins_invalid.inc();
+                    done(err(Errc::kUnauthenticated));
+                    return;
+                }
+                state->throttle.succeeded(user_key);
+                state->throttle.succeeded(ip_key);
+                if (found->disabled) {
+                    state->logins_disabled.inc();
+                    done(err(Errc::kNotAllowed));
+                    return;
+                }
+                state->logins_ok.inc();
+                state->start_session(std::move(*found), std::move(check->rehash), std::move(done));
+            });
+    });
+}
+
+void AccountService::validate(std::string token, Done<Principal> done) {
+    if (token.empty() || token.size() > 512) {
+        state_->validations_refused.inc();
+        done(err(Errc::kUnauthenticated));
+        return;
+    }
+    std::string digest = token_digest(token);
+    if (auto cached =
+            state_->cache.get(digest, TokenCache::Clock::now(), std::chrono::system_clock::now())) {
+        state_->validations_cached.inc();
+        done(std::move(*cached));
+        return;
+    }
+    state_->accounts.token_by_digest(
+        digest, [state = state_, digest, done = std::move(done)](Result<store::TokenLookup> r) {
+            if (!r) {
+                if (r.error() == make_error_code(Errc::kNotFound)) {
+                    state->validations_refused.inc();
+                    done(err(Errc::kUnauthenticated));
+                } else {
+                    done(r.error());
+                }
+                return;
+            }
+            const auto now = std::chrono::system_clock::now();
+            if (r->token.revoked_at || (r->token.expires_at && *r->token.expires_at <= now) ||
+                r->account.disabled) {
+                state->validations_refused.inc();
+                done(err(Errc::kUnauthenticated));
+                return;
+            }
+            Principal p = principal_of(r->token, r->account);
+            state->validations_store.inc();
+            state->cache.put(digest, p, TokenCache::Clock::now());
+            done(std::move(p));
+        });
+}
+
+void AccountService::refresh(std::string token, Done<SessionToken> done) {
+    std::string old_digest = token_digest(token);
+    validate(std::move(token), [state = state_, old_digest = std::move(old_digest),
+                                done = std::move(done)](Result<Principal> p) {
+        if (!p) {
+            done(p.error());
+            return;
+        }
+        if (p->kind != TokenKind::kSession) {
+            done(err(Errc::kNotAllowed));
+            return;
+        }
+        const auto old_id = p->token_id;
+        state->accounts.account_by_id(
+            p->account_id, [state, old_id, old_digest,
+                            done = std::move(done)](Result<store::AccountRecord> account) mutable {
+                if (!account) {
+                    done(account.error() == make_error_code(Errc::kNotFound)
+                             ? err(Errc::kUnauthenticated)
+                             : account.error());
+                    return;
+                }
+                // The new session first: if revoking the old one fails, the client still has a
+                // working token and the old one expires on its own.
+                state->start_session(std::move(*account), std::nullopt,
+                                     [state, old_id, old_digest,
+                                      done = std::move(done)](Result<SessionToken> s) mutable {
+                                         if (!s) {
+                                             done(s.error());
+                                             return;
+                                         }
+                                         // Submitted before the answer, so every later validation
+                                         // (a store read, ordered after this write) sees it; the
+                                         // cache forgets the token now.
+                                         state->accounts.revoke_token(
+                                             old_id, std::chrono::system_clock::now(),
+                                             [](Result<store::TokenRecord>) {});
+                                         state->cache.erase(old_digest);
+                                         done(std::move(s));
+                                     });
+            });
+    });
+}
+
+void AccountService::logout(std::string token, Done<void> done) {
+    validate(std::move(token), [state = state_, done = std::move(done)](Result<Principal> p) {
+        if (!p) {
+            done(p.error());
+            return;
+        }
+        state->accounts.revoke_token(p->token_id, std::chrono::system_clock::now(),
+                                     [state, done = std::move(done)](Result<store::TokenRecord> r) {
+                                         if (!r) {
+                                             done(r.error());
+                                             return;
+                                         }
+                                         state->cache.erase(r->digest);
+                                         done(Result<void>{});
+                                     });
+    });
+}
+
+void AccountService::issue_token(NewToken request, Done<IssuedToken> done) {
+    if (request.kind == store::TokenKindCode::kApiKey && check_scopes(request.scopes)) {
+        done(err(Errc::kInvalidArgument));
+        return;
+    }
+    std::string token = new_token();
+    const auto now = std::chrono::system_clock::now();
+    store::TokenRecord record;
+    record.account_id = request.account_id;
+    record.kind = request.kind;
+    record.name = std::move(request.name);
+    record.digest = token_digest(token);
+    record.scopes = std::move(request.scopes);
+    record.created_at = now;
+    if (request.ttl) {
+        record.expires_at = now + *request.ttl;
+    }
+    state_->accounts.insert_token(
+        std::move(record),
+        [token = std::move(token), done = std::move(done)](Result<store::TokenRecord> r) mutable {
+            if (!r) {
+                done(r.error());
+                return;
+            }
+            done(IssuedToken{std::move(token), std::move(*r)});
+        });
+}
+
+void AccountService::revoke_token(std::uint64_t token_id, Done<store::TokenRecord> done) {
+    state_->accounts.revoke_token(
+        token_id, std::chrono::system_clock::now(),
+        [state = state_, done = std::move(done)](Result<store::TokenRecord> r) {
+            if (r) {
+                state->cache.erase(r->digest);
+            }
+            done(std::move(r));
+        });
+}
+
+}  // namespace hearth::auth

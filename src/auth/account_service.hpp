@@ -1,0 +1,135 @@
+#pragma once
+
+// The account system every front-end and the operator API use (docs/security.md): accounts,
+// logins, session tokens, API keys, validation through a bounded cache, login throttling.
+// Persistence is the store's (include/hearth/account_store.hpp); password hashing runs on the
+// blocking executor, never on the calling (io) thread.
+//
+// Completions run on a store thread or on the blocking executor's thread: a caller on an io
+// thread wraps its completion with core::post_to_current_thread to get back home. Errors are
+// std::error_code values of hearth::Errc:
+//   kUnauthenticated  wrong password, unknown user, unknown/expired/revoked token
+//   kNotAllowed       the account is disabled (only said after the password matched)
+//   kLimitReached     login throttled: retry_after() says for how long
+//   kInvalidArgument  a bad username, password, role or scope (invalid_argument_reason())
+//   kAlreadyExists    username or email taken
+//   kNotFound         no such account or token
+//   kUnavailable      too many password hashes pending, or the store is overloaded
+//   kStorageFailure   the store failed
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <hearth/account_store.hpp>
+
+#include "auth/auth_config.hpp"
+#include "auth/principal.hpp"
+
+namespace hearth::core {
+class MetricsRegistry;
+}  // namespace hearth::core
+
+namespace hearth::auth {
+
+/// Runs blocking work (password hashing) somewhere else than the caller's thread; the server uses
+/// its blocking pool, the CLI runs it inline.
+using BlockingExecutor = std::function<void(std::function<void()>)>;
+
+template <class T>
+using Done = std::function<void(Result<T>)>;
+
+struct NewAccount {
+    std::string username;
+    std::string password;
+    std::optional<std::string> email = {};
+    std::vector<std::string> roles = {"player"};
+};
+
+struct AccountChange {
+    std::optional<std::string> password = {};
+    std::optional<std::optional<std::string>> email = {};
+    std::optional<std::vector<std::string>> roles = {};
+    std::optional<bool> disabled = {};
+};
+
+struct SessionToken {
+    std::string token;  // the secret: shown once, never stored
+    store::TimePoint expires_at;
+    Principal principal;
+};
+
+struct IssuedToken {
+    std::string token;  // the secret: shown once, never stored
+    store::TokenRecord record;
+};
+
+struct NewToken {
+    std::uint64_t account_id = 0;
+    store::TokenKindCode kind = store::TokenKindCode::kApiKey;
+    std::string name;
+    std::vector<std::string> scopes = {};
+    std::optional<std::chrono::seconds> ttl = {};  // none: until revoked
+};
+
+/// Scopes an API key may carry: the front-ends' names and "admin".
+inline constexpr std::string_view kKnownScopes[] = {
+    "admin", "native", "homestead", "hunterpie", "moonshare", "dracosoft", "packet"};
+inline constexpr std::string_view kRoles[] = {"admin", "moderator", "player"};
+
+/// Why a username, password, role or scope is refused; nothing when it is fine.
+std::optional<std::string> check_username(std::string_view username);
+std::optional<std::string> check_password(std::string_view password);
+std::optional<std::string> check_roles(std::span<const std::string> roles);
+std::optional<std::string> check_scopes(std::span<const std::string> scopes);
+
+/// Thread-safe. Owned by the app (or the CLI); callbacks keep its state alive, so it may be
+/// destroyed while operations are in flight.
+class AccountService {
+public:
+    AccountService(store::AccountStore& accounts, BlockingExecutor blocking,
+                   core::MetricsRegistry& metrics, const AuthConfig& config);
+    ~AccountService();
+    AccountService(const AccountService&) = delete;
+    AccountService& operator=(const AccountService&) = delete;
+
+    /// Applies reloadable settings (costs, session lifetime, throttling).
+    void reload(const AuthConfig& config);
+
+    void create_account(NewAccount account, Done<store::AccountRecord> done);
+    void change_account(std::uint64_t id, AccountChange change, Done<store::AccountRecord> done);
+    void delete_account(std::uint64_t id, Done<void> done);
+
+    /// Checks the password and issues a session token. `peer_ip` is throttled as well as the
+    /// username.
+    void login(std::string username, std::string password, std::string peer_ip,
+               Done<SessionToken> done);
+    /// How long `username` or `peer_ip` must wait before the next login attempt; zero if none.
+    std::chrono::milliseconds retry_after(const std::string& username,
+                                          const std::string& peer_ip) const;
+
+    /// The principal a token acts as (any kind).
+    void validate(std::string token, Done<Principal> done);
+    /// A new session token for a valid session token, which is revoked.
+    void refresh(std::string token, Done<SessionToken> done);
+    /// Revokes the session token itself.
+    void logout(std::string token, Done<void> done);
+
+    void issue_token(NewToken request, Done<IssuedToken> done);
+    void revoke_token(std::uint64_t token_id, Done<store::TokenRecord> done);
+
+    store::AccountStore& store() noexcept;
+
+    struct State;
+
+private:
+    std::shared_ptr<State> state_;
+};
+
+}  // namespace hearth::auth
