@@ -28,6 +28,12 @@ struct MailboxEntry {
     std::chrono::system_clock::time_point stored_at;
 };
 
+/// A non-empty mailbox and the number of entries in it.
+struct MailboxDepth {
+    std::string key;
+    std::uint64_t depth = 0;
+};
+
 struct AppendResult {
     std::uint64_t seq = 0;      // the new entry's seq
     std::uint64_t dropped = 0;  // oldest entries removed to stay within max_depth
@@ -64,6 +70,10 @@ public:
     virtual void depth(std::string key, Completion<std::uint64_t> done) = 0;
     /// Entries in every mailbox whose key starts with `prefix` (without reading them).
     virtual void depth_prefix(std::string prefix, Completion<std::uint64_t> done) = 0;
+    /// The non-empty mailboxes whose key starts with `prefix`, ordered by key (bytes), after
+    /// `after` when given, at most `max` (without reading their messages).
+    virtual void list_depths(std::string prefix, std::optional<std::string> after, std::size_t max,
+                             Completion<std::vector<MailboxDepth>> done) = 0;
 };
 
 /// One stored log entry (docs/logs.md). The filter columns are copied out of the entry when it is

@@ -9,6 +9,7 @@
 
 #include <hearth/account_store.hpp>
 
+#include "api/openapi.hpp"
 #include "util/log.hpp"
 
 namespace hearth::api {
@@ -61,8 +62,12 @@ void OperatorApi::add(std::string method, std::string pattern, Access access, Ap
     routes_.push_back(std::move(r));
 }
 
+void OperatorApi::note_external(std::string method, std::string pattern, Access access) {
+    external_.push_back(RouteInfo{std::move(method), std::move(pattern), access});
+}
+
 std::vector<RouteInfo> OperatorApi::routes() const {
-    std::vector<RouteInfo> out;
+    std::vector<RouteInfo> out = external_;
     for (const auto& r : routes_) {
         out.push_back(r.info);
     }
@@ -70,6 +75,9 @@ std::vector<RouteInfo> OperatorApi::routes() const {
 }
 
 void OperatorApi::install() {
+    add("GET", "/api/v1/openapi.json", Access::kPublic, [](ApiCallPtr, HttpResponder res) {
+        res.respond(HttpResponse::json(200, std::string(openapi_json())));
+    });
     // One router entry per path: an exact one for a fixed path (any method, so that a wrong
     // method gets this API's 405), a prefix one for each fixed prefix of a parameterised path.
     std::set<std::pair<std::string, PathMatch>> entries;

@@ -56,7 +56,11 @@ public:
 
     /// Declares a route; patterns are absolute paths whose segments may be `{name}`.
     void add(std::string method, std::string pattern, Access access, ApiHandler handler);
-    /// Registers the routes with the router; call once, after every add.
+    /// Records a route another module registered with the router itself (for routes() and the
+    /// OpenAPI check).
+    void note_external(std::string method, std::string pattern, Access access);
+    /// Registers the routes with the router, and GET /api/v1/openapi.json; call once, after every
+    /// add.
     void install();
 
     std::vector<RouteInfo> routes() const;
@@ -79,6 +83,7 @@ private:
     const auth::OperatorAuth& auth_;
     store::AccountStore* audit_store_;
     std::vector<Route> routes_;
+    std::vector<RouteInfo> external_;
 };
 
 // ---- helpers shared by the resources ----------------------------------------------------------

@@ -8,6 +8,7 @@
 #include "api/accounts_api.hpp"
 #include "api/core_routes.hpp"
 #include "api/operator_api.hpp"
+#include "api/runtime_api.hpp"
 #include "auth/account_service.hpp"
 #include "auth/auth_config.hpp"
 #include "auth/operator_auth.hpp"
@@ -200,6 +201,13 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     impl_->operator_api = std::make_unique<api::OperatorApi>(
         impl_->server, impl_->http_listener, impl_->operators, &impl_->store->accounts());
     api::add_account_routes(*impl_->operator_api, impl_->accounts);
+    api::add_runtime_routes(*impl_->operator_api, impl_->hub, impl_->store->mailboxes(),
+                            impl_->events);
+    impl_->operator_api->note_external("GET", "/api/v1/logs", api::Access::kAdmin);
+    if (impl_->hunterpie) {
+        impl_->operator_api->note_external("POST", "/api/v1/hunterpie/servermsg",
+                                           api::Access::kAdmin);
+    }
     impl_->operator_api->install();
 }
 
@@ -334,6 +342,10 @@ std::uint16_t ServerApp::http_port() const {
 std::shared_ptr<const core::Config> ServerApp::config() const {
     std::lock_guard lock(impl_->config_mutex);
     return impl_->config;
+}
+
+std::vector<api::RouteInfo> ServerApp::api_routes() const {
+    return impl_->operator_api->routes();
 }
 
 core::MetricsRegistry& ServerApp::metrics() {

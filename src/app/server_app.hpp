@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "api/operator_api.hpp"
 #include "core/config.hpp"
 
 namespace hearth::core {
@@ -51,6 +53,8 @@ public:
     core::MetricsRegistry& metrics();
     core::EventRing& events();
     net::Server& server();
+    /// Every /api/v1 route (for the OpenAPI check).
+    std::vector<api::RouteInfo> api_routes() const;
 
 private:
     struct Impl;

@@ -1,4 +1,5 @@
 #include "hub/hub.hpp"
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <shared_mutex>
@@ -476,6 +477,58 @@ void Hub::presence(const std::string& topic, std::function<void(std::vector<Memb
         self->post(t, [done = std::move(done), members = std::move(members)]() mutable {
             done(std::move(members));
         });
+    });
+}
+
+void Hub::list_topics(std::size_t max, std::function<void(std::vector<TopicInfo>)> done) {
+    // Each shard reports its own topics; the last one to answer sorts and completes.
+    struct Gather {
+        std::mutex mutex;
+        std::vector<TopicInfo> topics;
+        std::size_t waiting = 0;
+        std::function<void(std::vector<TopicInfo>)> done;
+    };
+    auto gather = std::make_shared<Gather>();
+    gather->waiting = impl_->threads.size();
+    gather->done = std::move(done);
+    for (std::size_t shard = 0; shard < impl_->threads.size(); ++shard) {
+        impl_->post(shard, [self = impl_, shard, gather, max] {
+            std::vector<TopicInfo> mine;
+            for (const auto& [name, state] : self->threads[shard]->topics) {
+                mine.push_back({name, state.members.size()});
+            }
+            std::unique_lock lock(gather->mutex);
+            gather->topics.insert(gather->topics.end(), std::make_move_iterator(mine.begin()),
+                                  std::make_move_iterator(mine.end()));
+            if (--gather->waiting > 0) {
+                return;
+            }
+            auto all = std::move(gather->topics);
+            lock.unlock();
+            std::sort(all.begin(), all.end(),
+                      [](const TopicInfo& a, const TopicInfo& b) { return a.topic < b.topic; });
+            if (all.size() > max) {
+                all.resize(max);
+            }
+            gather->done(std::move(all));
+        });
+    }
+}
+
+void Hub::topic_members(const std::string& topic, std::function<void(std::vector<Member>)> done) {
+    const auto shard = impl_->shard_of(topic);
+    impl_->post(shard, [self = impl_, shard, topic, done = std::move(done)] {
+        std::vector<Member> members;
+        auto& sh = *self->threads[shard];
+        if (auto it = sh.topics.find(topic); it != sh.topics.end()) {
+            members.reserve(it->second.members.size());
+            for (const auto& [id, m] : it->second.members) {
+                members.push_back(m.member);
+            }
+        }
+        std::sort(members.begin(), members.end(),
+                  [](const Member& a, const Member& b) { return a.connection < b.connection; });
+        done(std::move(members));
     });
 }
 

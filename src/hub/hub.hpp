@@ -162,6 +162,16 @@ public:
     /// Applies new limits (config reload); they apply to later subscriptions.
     void update_config(HubConfig config);
 
+    /// Operator views, callable from any thread; `done` runs on an io thread. Topics (every
+    /// front-end's namespace) with their subscriber counts, sorted by name, at most `max`.
+    struct TopicInfo {
+        std::string topic;
+        std::size_t subscribers = 0;
+    };
+    void list_topics(std::size_t max, std::function<void(std::vector<TopicInfo>)> done);
+    /// The members of a topic (like presence), from any thread.
+    void topic_members(const std::string& topic, std::function<void(std::vector<Member>)> done);
+
     /// The runtime whose io threads the hub runs on (front-ends post completions back with it).
     core::Runtime& runtime() const noexcept;
 

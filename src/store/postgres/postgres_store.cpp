@@ -83,6 +83,7 @@ enum class Stmt : std::uint8_t {
     kAuditListByActor,
     kAuditListByAction,
     kAuditList,
+    kDepthList,
     kCount,
 };
 constexpr std::size_t kStatementCount = static_cast<std::size_t>(Stmt::kCount);
@@ -215,6 +216,10 @@ const std::array<StatementDef, kStatementCount>& statements() {
         {HEARTH_PG_AUDIT_SELECT "action = $2 AND " HEARTH_PG_AUDIT_TAIL,
          {kText, kText, kInt8, kInt8}},
         {HEARTH_PG_AUDIT_SELECT HEARTH_PG_AUDIT_TAIL, {kText, kText, kInt8, kInt8}},
+        // Non-empty mailboxes by key: after $1 (NULL: from the start), within [$2, $3).
+        {"SELECT key, depth FROM mailbox_depth WHERE ($1::bytea IS NULL OR key > $1) AND "
+         "key >= $2 AND ($3::bytea IS NULL OR key < $3) ORDER BY key LIMIT $4",
+         {kBytea, kBytea, kBytea, kInt8}},
     }};
     return defs;
 }
@@ -555,6 +560,8 @@ public:
                       Completion<std::uint64_t> done) override;
     void depth(std::string key, Completion<std::uint64_t> done) override;
     void depth_prefix(std::string prefix, Completion<std::uint64_t> done) override;
+    void list_depths(std::string prefix, std::optional<std::string> after, std::size_t max,
+                     Completion<std::vector<MailboxDepth>> done) override;
 
     void append(std::vector<LogRow> rows, Completion<void> done) override;
     void query(LogQuery query, Completion<std::vector<LogRow>> done) override;
@@ -869,6 +876,28 @@ void PostgresStore::depth_prefix(std::string prefix, Completion<std::uint64_t> d
                 return false;
             }
             out = static_cast<std::uint64_t>(int64_at(r.get(), 0, 0));
+            return true;
+        });
+}
+
+void PostgresStore::list_depths(std::string prefix, std::optional<std::string> after,
+                                std::size_t max, Completion<std::vector<MailboxDepth>> done) {
+    submit_read<std::vector<MailboxDepth>>(
+        std::move(done), [prefix = std::move(prefix), after = std::move(after), max](
+                             PgConn& conn, BatchStats&, Result<std::vector<MailboxDepth>>& out) {
+            const auto upper = detail::prefix_upper_bound(prefix);
+            Params p;
+            p.text_or_null(after).bytes(prefix).text_or_null(upper).int64(clamp_to_int64(max));
+            auto r = conn.exec(Stmt::kDepthList, p);
+            if (r == nullptr) {
+                return false;
+            }
+            std::vector<MailboxDepth> list;
+            for (int i = 0; i < PQntuples(r.get()); ++i) {
+                list.push_back(
+                    {bytes_at(r.get(), i, 0), static_cast<std::uint64_t>(int64_at(r.get(), i, 1))});
+            }
+            out = std::move(list);
             return true;
         });
 }

@@ -57,6 +57,11 @@ constexpr std::string_view kReadFromSql =
 constexpr std::string_view kReadRangeSql =
     "SELECT seq, key, body, stored_at FROM mailbox WHERE key >= ?1 AND key < ?2 "
     "ORDER BY seq LIMIT ?3";
+// Non-empty mailboxes by key: after ?1 (NULL: from the start), within the prefix range [?2, ?3)
+// (?3 NULL: no upper bound).
+constexpr std::string_view kDepthListSql =
+    "SELECT key, depth FROM mailbox_depth WHERE (?1 IS NULL OR key > ?1) AND key >= ?2 AND "
+    "(?3 IS NULL OR key < ?3) ORDER BY key LIMIT ?4";
 constexpr std::string_view kRemoveSql = "DELETE FROM mailbox WHERE seq = ?2 AND key = ?1";
 constexpr std::string_view kRemoveUpToSql = "DELETE FROM mailbox WHERE key = ?1 AND seq <= ?2";
 
@@ -390,6 +395,8 @@ public:
                       Completion<std::uint64_t> done) override;
     void depth(std::string key, Completion<std::uint64_t> done) override;
     void depth_prefix(std::string prefix, Completion<std::uint64_t> done) override;
+    void list_depths(std::string prefix, std::optional<std::string> after, std::size_t max,
+                     Completion<std::vector<MailboxDepth>> done) override;
 
     void append(std::vector<LogRow> rows, Completion<void> done) override;
     void query(LogQuery query, Completion<std::vector<LogRow>> done) override;
@@ -749,6 +756,27 @@ void SqliteStore::depth_prefix(std::string prefix, Completion<std::uint64_t> don
         out = static_cast<std::uint64_t>(q.column_int64(0));
         return SQLITE_OK;
     });
+}
+
+void SqliteStore::list_depths(std::string prefix, std::optional<std::string> after, std::size_t max,
+                              Completion<std::vector<MailboxDepth>> done) {
+    submit_read<std::vector<MailboxDepth>>(
+        std::move(done), [prefix = std::move(prefix), after = std::move(after), max](
+                             Db& db, BatchStats&, Result<std::vector<MailboxDepth>>& out) {
+            const auto upper = prefix_upper_bound(prefix);
+            Use q(db, kDepthListSql);
+            q.opt_text(1, after).text(2, prefix).opt_text(3, upper).int64(4, clamp_to_int64(max));
+            std::vector<MailboxDepth> list;
+            int rc = SQLITE_OK;
+            while ((rc = q.step()) == SQLITE_ROW) {
+                list.push_back({q.column_bytes(0), static_cast<std::uint64_t>(q.column_int64(1))});
+            }
+            if (rc != SQLITE_DONE) {
+                return rc;
+            }
+            out = std::move(list);
+            return SQLITE_OK;
+        });
 }
 
 // ---------------------------------------------------------------------------------------------

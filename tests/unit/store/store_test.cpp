@@ -134,6 +134,33 @@ TEST_P(StoreTest, DepthPrefixCountsTheSameKeysAsReadPrefix) {
     EXPECT_EQ(depth_prefix(f.m(), "room:").value(), 1u);
 }
 
+TEST_P(StoreTest, ListDepthsPagesThroughNonEmptyMailboxesByKey) {
+    BackendStore f(GetParam());
+    for (const char* key : {"room:b", "room:a", "room:b", "other", "room:c", "\xff"}) {
+        ASSERT_TRUE(append(f.m(), key, "m"));
+    }
+    auto list = [&](std::string prefix, std::optional<std::string> after, std::size_t max) {
+        auto r = sync<std::vector<MailboxDepth>>([&](auto done) {
+            f.m().list_depths(std::move(prefix), std::move(after), max, std::move(done));
+        });
+        std::vector<std::string> out;
+        for (const auto& d : r.value()) {
+            out.push_back(d.key + "=" + std::to_string(d.depth));
+        }
+        return out;
+    };
+    EXPECT_THAT(list("room:", std::nullopt, 10),
+                ::testing::ElementsAre("room:a=1", "room:b=2", "room:c=1"));
+    EXPECT_THAT(list("room:", std::nullopt, 2), ::testing::ElementsAre("room:a=1", "room:b=2"));
+    EXPECT_THAT(list("room:", "room:b", 2), ::testing::ElementsAre("room:c=1"));
+    EXPECT_THAT(list("", std::nullopt, 10),
+                ::testing::ElementsAre("other=1", "room:a=1", "room:b=2", "room:c=1", "\xff=1"));
+    EXPECT_THAT(list("\xff", std::nullopt, 10), ::testing::ElementsAre("\xff=1"));
+    ASSERT_TRUE(remove_up_to(f.m(), "room:b", 1000));
+    EXPECT_THAT(list("room:", std::nullopt, 10),
+                ::testing::ElementsAre("room:a=1", "room:c=1"));  // emptied: gone
+}
+
 TEST_P(StoreTest, FullMailboxDropsTheOldest) {
     BackendStore f(GetParam());
     std::vector<std::uint64_t> dropped;

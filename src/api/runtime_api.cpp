@@ -1,0 +1,186 @@
+#include "api/runtime_api.hpp"
+#include <limits>
+#include <utility>
+
+#include <boost/json/array.hpp>
+
+#include <hearth/store.hpp>
+
+#include "core/events.hpp"
+#include "hub/hub.hpp"
+
+namespace hearth::api {
+
+namespace json = boost::json;
+
+namespace {
+
+void add_topic_routes(OperatorApi& api, hub::Hub& hub) {
+    api.add("GET", "/api/v1/topics", Access::kAdmin, [&hub](ApiCallPtr call, HttpResponder res) {
+        const auto& req = call->request;
+        auto limit = parse_limit(req, 100, 1000);
+        if (auto* refused = std::get_if<HttpResponse>(&limit)) {
+            res.respond(std::move(*refused));
+            return;
+        }
+        const auto page = std::get<std::size_t>(limit);
+        const auto prefix = req.query_param("prefix").value_or("");
+        const auto after = req.query_param("cursor").value_or("");
+        // The hub answers with every topic (its count is bounded by its limits); the page is cut
+        // here, by name.
+        hub.list_topics(
+            std::numeric_limits<std::size_t>::max(),
+            [res, page, prefix, after](std::vector<hub::Hub::TopicInfo> all) mutable {
+                json::array items;
+                std::optional<std::string> next;
+                for (const auto& t : all) {
+                    if (!t.topic.starts_with(prefix) || (!after.empty() && t.topic <= after)) {
+                        continue;
+                    }
+                    if (items.size() == page) {
+                        next = std::string(items.back().at("topic").as_string());
+                        break;
+                    }
+                    json::object o;
+                    o["topic"] = t.topic;
+                    o["subscribers"] = t.subscribers;
+                    items.push_back(std::move(o));
+                }
+                res.respond(page_response(std::move(items), next));
+            });
+    });
+    api.add("GET", "/api/v1/topics/subscribers", Access::kAdmin,
+            [&hub](ApiCallPtr call, HttpResponder res) {
+                auto topic = call->request.query_param("topic");
+                if (!topic || topic->empty()) {
+                    res.respond(api_error(400, "invalid_parameter",
+                                          "topic: the full topic name, e.g. native:lobby"));
+                    return;
+                }
+                hub.topic_members(
+                    *topic, [res, topic = *topic](std::vector<hub::Member> members) mutable {
+                        json::array items;
+                        for (const auto& m : members) {
+                            json::object o;
+                            o["connection"] =
+                                std::to_string(static_cast<std::uint64_t>(m.connection));
+                            o["principal"] = m.principal;
+                            items.push_back(std::move(o));
+                        }
+                        json::object out;
+                        out["topic"] = topic;
+                        out["items"] = std::move(items);
+                        res.respond(json_response(200, out));
+                    });
+            });
+}
+
+void add_mailbox_routes(OperatorApi& api, store::Mailboxes& mailboxes) {
+    api.add("GET", "/api/v1/mailboxes", Access::kAdmin,
+            [&mailboxes](ApiCallPtr call, HttpResponder res) {
+                const auto& req = call->request;
+                auto limit = parse_limit(req, 100, 1000);
+                if (auto* refused = std::get_if<HttpResponse>(&limit)) {
+                    res.respond(std::move(*refused));
+                    return;
+                }
+                const auto page = std::get<std::size_t>(limit);
+                std::optional<std::string> after;
+                if (auto c = req.query_param("cursor"); c && !c->empty()) {
+                    after = *c;
+                }
+                mailboxes.list_depths(
+                    req.query_param("prefix").value_or(""), after, page + 1,
+                    [res, page](Result<std::vector<store::MailboxDepth>> r) mutable {
+                        if (!r) {
+                            res.respond(error_response(r.error()));
+                            return;
+                        }
+                        std::optional<std::string> next;
+                        if (r->size() > page) {
+                            r->resize(page);
+                            next = r->back().key;
+                        }
+                        json::array items;
+                        for (const auto& d : *r) {
+                            json::object o;
+                            o["key"] = d.key;
+                            o["depth"] = d.depth;
+                            items.push_back(std::move(o));
+                        }
+                        res.respond(page_response(std::move(items), next));
+                    });
+            });
+    api.add("DELETE", "/api/v1/mailboxes", Access::kAdmin,
+            [&api, &mailboxes](ApiCallPtr call, HttpResponder res) {
+                auto key = call->request.query_param("key");
+                if (!key || key->empty()) {
+                    res.respond(api_error(400, "invalid_parameter",
+                                          "key: the mailbox to purge, e.g. "
+                                          "homestead:mod-to-bot:C"));
+                    return;
+                }
+                mailboxes.remove_up_to(
+                    *key, std::numeric_limits<std::uint64_t>::max(),
+                    [&api, call, res, key = *key](Result<std::uint64_t> r) mutable {
+                        if (!r) {
+                            res.respond(error_response(r.error()));
+                            return;
+                        }
+                        api.audit(*call, "mailbox.purge", "mailbox:" + key, {{"deleted", *r}});
+                        json::object o;
+                        o["key"] = key;
+                        o["deleted"] = *r;
+                        res.respond(json_response(200, o));
+                    });
+            });
+}
+
+void add_event_routes(OperatorApi& api, core::EventRing& events) {
+    api.add("GET", "/api/v1/events", Access::kAdmin, [&events](ApiCallPtr call, HttpResponder res) {
+        const auto& req = call->request;
+        auto limit = parse_limit(req, 100, 1000);
+        if (auto* refused = std::get_if<HttpResponse>(&limit)) {
+            res.respond(std::move(*refused));
+            return;
+        }
+        std::uint64_t after = 0;
+        if (auto c = req.query_param("cursor"); c && !c->empty()) {
+            auto id = parse_id(*c);
+            if (!id) {
+                res.respond(api_error(400, "invalid_parameter",
+                                      "cursor: not a cursor returned as \"next\""));
+                return;
+            }
+            after = *id;
+        }
+        const auto page = std::get<std::size_t>(limit);
+        // A tail, not a history: the ring keeps the most recent events only. The answer is
+        // the newest `limit` events after the cursor, oldest first, and `next` is the
+        // cursor to poll with for later ones (it is never null).
+        auto list = events.recent(page, after);
+        std::optional<std::string> next = std::to_string(list.empty() ? after : list.back().seq);
+        json::array items;
+        for (const auto& e : list) {
+            json::object o;
+            o["seq"] = e.seq;
+            o["time"] = rfc3339(e.time);
+            o["kind"] = e.kind;
+            o["subject"] = e.subject;
+            o["detail"] = e.detail;
+            items.push_back(std::move(o));
+        }
+        res.respond(page_response(std::move(items), next));
+    });
+}
+
+}  // namespace
+
+void add_runtime_routes(OperatorApi& api, hub::Hub& hub, store::Mailboxes& mailboxes,
+                        core::EventRing& events) {
+    add_topic_routes(api, hub);
+    add_mailbox_routes(api, mailboxes);
+    add_event_routes(api, events);
+}
+
+}  // namespace hearth::api

@@ -1,0 +1,203 @@
+// The operator API's views of the running server through real sockets: topics and their
+// subscribers (native clients), mailboxes (Homestead's offline queue) with purge, the event ring,
+// and the rights every route needs.
+
+#include <cctype>
+#include <set>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <gtest/gtest.h>
+
+#include "net/server.hpp"
+#include "support/clients.hpp"
+#include "support/server.hpp"
+
+namespace hearth::test {
+namespace {
+
+namespace json = boost::json;
+
+constexpr const char* kAdmin = "operator-api-admin";
+
+json::value get(std::uint16_t port, const std::string& target, int expected = 200,
+                const std::string& method = "GET") {
+    auto r = http_request(port, method, target, "",
+                          {{"Authorization", std::string("Bearer ") + kAdmin}});
+    EXPECT_EQ(r.status, expected) << target << " " << r.body;
+    return r.body.empty() ? json::value() : json::parse(r.body);
+}
+
+class Native {
+public:
+    explicit Native(std::uint16_t port) : ws_(port, WsOptions{.path = "/ws"}) {}
+    json::object call(const std::string& text) {
+        ws_.send_text(text);
+        auto m = ws_.read();
+        return m ? json::parse(m->data).as_object() : json::object();
+    }
+
+private:
+    WsClient ws_;
+};
+
+TEST(OperatorApi, TopicsAndTheirSubscribers) {
+    TestServer server({{"http.admin_token", std::string("\"") + kAdmin + "\""}});
+    const auto port = server.port();
+    Native a(port);
+    Native b(port);
+    const std::string a_id(a.call(R"({"type":"hello"})").at("connection").as_string());
+    ASSERT_EQ(a.call(R"({"type":"subscribe","topic":"lobby"})").at("type").as_string(), "ok");
+    ASSERT_EQ(b.call(R"({"type":"subscribe","topic":"lobby"})").at("type").as_string(), "ok");
+    ASSERT_EQ(a.call(R"({"type":"subscribe","topic":"arena"})").at("type").as_string(), "ok");
+
+    auto topics = get(port, "/api/v1/topics");
+    const auto& items = topics.at("items").as_array();
+    ASSERT_EQ(items.size(), 2U) << json::serialize(topics);
+    EXPECT_EQ(items[0].at("topic").as_string(), "native:arena");
+    EXPECT_EQ(items[0].at("subscribers").as_int64(), 1);
+    EXPECT_EQ(items[1].at("topic").as_string(), "native:lobby");
+    EXPECT_EQ(items[1].at("subscribers").as_int64(), 2);
+    EXPECT_TRUE(topics.at("next").is_null());
+
+    auto first = get(port, "/api/v1/topics?limit=1");
+    ASSERT_EQ(first.at("items").as_array().size(), 1U);
+    const std::string cursor(first.at("next").as_string());
+    auto second = get(port, "/api/v1/topics?limit=1&cursor=" + cursor);
+    EXPECT_EQ(second.at("items").as_array()[0].at("topic").as_string(), "native:lobby");
+    EXPECT_EQ(get(port, "/api/v1/topics?prefix=native:l").at("items").as_array().size(), 1U);
+
+    auto subs = get(port, "/api/v1/topics/subscribers?topic=native:arena");
+    ASSERT_EQ(subs.at("items").as_array().size(), 1U);
+    EXPECT_EQ(subs.at("items").as_array()[0].at("connection").as_string(), a_id);
+    EXPECT_EQ(subs.at("items").as_array()[0].at("principal").as_string(), "anonymous");
+    EXPECT_TRUE(
+        get(port, "/api/v1/topics/subscribers?topic=native:none").at("items").as_array().empty());
+    get(port, "/api/v1/topics/subscribers", 400);
+}
+
+TEST(OperatorApi, MailboxesAreListedAndPurgedWithAnAuditEntry) {
+    TestServer server({{"http.admin_token", std::string("\"") + kAdmin + "\""},
+                       {"homestead.enabled", "true"},
+                       {"homestead.listen", "\"127.0.0.1:0\""},
+                       {"homestead.api_key", "\"gateway\""}});
+    const auto port = server.port();
+    {
+        // A mod with no bot connected: its messages wait in the bot's mailbox.
+        WsClient mod(server.app().server().bound_port("homestead"),
+                     WsOptions{.path = "/sync?api_key=gateway"});
+        mod.send_text(R"({"type":"mod","data":{"server_id":"s1","channel_id":"C"}})");
+        ASSERT_TRUE(mod.read());  // connected
+        for (int i = 0; i < 3; ++i) {
+            mod.send_text(
+                R"({"msg_id":"m)" + std::to_string(i) +
+                R"(","id":"s1","destination":{"channel_id":"C"},"author":{"id":"p","name":"P"},"content":"hi","meta":{},"ts":"2025-12-08T10:30:00Z"})");
+            auto ack = mod.read();
+            ASSERT_TRUE(ack);
+            ASSERT_NE(ack->data.find("queued"), std::string::npos) << ack->data;
+        }
+    }
+    auto list = get(port, "/api/v1/mailboxes?prefix=homestead:");
+    const auto& items = list.at("items").as_array();
+    ASSERT_EQ(items.size(), 1U) << json::serialize(list);
+    const std::string key(items[0].at("key").as_string());
+    EXPECT_EQ(items[0].at("depth").as_int64(), 3);
+
+    auto purged = get(port, "/api/v1/mailboxes?key=" + key, 200, "DELETE");
+    EXPECT_EQ(purged.at("deleted").as_int64(), 3);
+    EXPECT_TRUE(get(port, "/api/v1/mailboxes").at("items").as_array().empty());
+    get(port, "/api/v1/mailboxes", 400, "DELETE");
+
+    auto audit = get(port, "/api/v1/audit?action=mailbox.purge");
+    ASSERT_EQ(audit.at("items").as_array().size(), 1U);
+    EXPECT_EQ(audit.at("items").as_array()[0].at("target").as_string(), "mailbox:" + key);
+    EXPECT_EQ(audit.at("items").as_array()[0].at("detail").at("deleted").as_int64(), 3);
+}
+
+TEST(OperatorApi, EventsAreATailWithACursor) {
+    TestServer server({{"http.admin_token", std::string("\"") + kAdmin + "\""}});
+    const auto port = server.port();
+    auto events = get(port, "/api/v1/events");
+    const auto& items = events.at("items").as_array();
+    ASSERT_FALSE(items.empty());
+    EXPECT_EQ(items[0].at("kind").as_string(), "server.start");
+    const std::string cursor(events.at("next").as_string());
+    // Nothing new yet: an empty page that keeps the cursor.
+    auto later = get(port, "/api/v1/events?cursor=" + cursor);
+    EXPECT_EQ(later.at("next").as_string(), cursor);
+    // A WebSocket connection opening is an event.
+    WsClient ws(port, WsOptions{.path = "/echo"});
+    ws.send_text("x");
+    ASSERT_TRUE(ws.read());
+    auto newer = get(port, "/api/v1/events?cursor=" + cursor);
+    ASSERT_FALSE(newer.at("items").as_array().empty());
+    EXPECT_EQ(newer.at("items").as_array()[0].at("kind").as_string(), "connection.open");
+    get(port, "/api/v1/events?cursor=x", 400);
+}
+
+TEST(OperatorApi, EveryOperatorRouteNeedsTheAdminRight) {
+    TestServer server({{"http.admin_token", std::string("\"") + kAdmin + "\""}});
+    for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+             {"GET", "/api/v1/topics"},
+             {"GET", "/api/v1/topics/subscribers?topic=x"},
+             {"GET", "/api/v1/mailboxes"},
+             {"DELETE", "/api/v1/mailboxes?key=x"},
+             {"GET", "/api/v1/events"},
+             {"GET", "/api/v1/accounts"},
+             {"GET", "/api/v1/tokens"},
+             {"GET", "/api/v1/audit"},
+             {"GET", "/api/v1/logs"},
+         }) {
+        EXPECT_EQ(http_request(server.port(), method, path).status, 401) << path;
+        EXPECT_EQ(http_request(server.port(), method, path, "", {{"Authorization", "Bearer nope"}})
+                      .status,
+                  401)
+            << path;
+    }
+}
+
+TEST(OperatorApi, TheOpenApiDocumentMatchesTheRegisteredRoutes) {
+    TestServer server({{"http.admin_token", std::string("\"") + kAdmin + "\""},
+                       {"hunterpie.enabled", "true"},
+                       {"hunterpie.listen", "\"127.0.0.1:0\""}});
+    auto r = http_request(server.port(), "GET", "/api/v1/openapi.json");  // no token needed
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.headers["content-type"], "application/json");
+    const auto doc = json::parse(r.body);
+    EXPECT_EQ(doc.at("openapi").as_string().subview(0, 2), "3.");
+
+    std::set<std::string> documented;
+    for (const auto& [path, item] : doc.at("paths").as_object()) {
+        for (const auto& [method, op] : item.as_object()) {
+            if (method == "parameters") {
+                continue;
+            }
+            std::string upper(method);
+            for (char& c : upper) {
+                c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+            }
+            documented.insert(upper + " " + std::string(path));
+            // Public routes say so with an empty security list; every other one needs the bearer.
+            (void)op;
+        }
+    }
+    std::set<std::string> registered;
+    for (const auto& route : server.app().api_routes()) {
+        registered.insert(route.method + " " + route.pattern);
+        const auto& path_item = doc.at("paths").as_object();
+        if (route.access == api::Access::kPublic && path_item.contains(route.pattern)) {
+            std::string lower = route.method;
+            for (char& c : lower) {
+                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            }
+            const auto& op = path_item.at(route.pattern).at(lower).as_object();
+            if (route.pattern == "/api/v1/auth/login" || route.pattern == "/api/v1/openapi.json") {
+                EXPECT_TRUE(op.at("security").as_array().empty()) << route.pattern;
+            }
+        }
+    }
+    EXPECT_EQ(documented, registered);
+}
+
+}  // namespace
+}  // namespace hearth::test
