@@ -1,10 +1,13 @@
 // Micro-benchmarks of the WebSocket codec's hot paths: parsing (unmasking in place, UTF-8
-// validation), header encoding and per-message compression of a broadcast.
+// validation), header encoding, per-message compression of a broadcast, and a relay's receive
+// path for a compressed message (HunterPie's push): inflate, then either deflate again for the
+// recipients or forward the received compressed form.
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -80,5 +83,40 @@ void BM_DeflateMessage2K(benchmark::State& state) {
                             static_cast<std::int64_t>(message.size()));
 }
 BENCHMARK(BM_DeflateMessage2K);
+
+// A relay receiving a compressed 2 KB message and preparing it for compressing recipients.
+// `forward`: the received compressed form is reused (make_text(data, deflated)); otherwise the
+// payload is deflated again, once, as any broadcast.
+void relay_compressed(benchmark::State& state, bool forward) {
+    const std::string message = json_like(2048);
+    const std::string wire =
+        encode_client_frame(Opcode::kText, deflate_message(message), kMask, true, true);
+    std::vector<std::uint8_t> buffer(wire.begin(), wire.end());
+    Inflater inflater;  // one per io thread: its output buffer is reused message after message
+    FrameParser parser({}, true, &inflater);
+    for (auto _ : state) {
+        std::copy(wire.begin(), wire.end(), buffer.begin());
+        const auto [event, consumed] = parser.next(buffer);
+        const hearth::SharedPayload payload =
+            forward && !event.deflated.empty()
+                ? hearth::make_text(std::string(event.data), std::string(event.deflated))
+                : hearth::make_text(std::string(event.data));
+        const std::string_view sent =
+            payload->derived([](std::string_view b) { return deflate_message(b); });
+        benchmark::DoNotOptimize(sent.data());
+        benchmark::DoNotOptimize(consumed);
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+void BM_RelayCompressedPush2K_Redeflate(benchmark::State& state) {
+    relay_compressed(state, false);
+}
+BENCHMARK(BM_RelayCompressedPush2K_Redeflate);
+
+void BM_RelayCompressedPush2K_Forward(benchmark::State& state) {
+    relay_compressed(state, true);
+}
+BENCHMARK(BM_RelayCompressedPush2K_Forward);
 
 }  // namespace

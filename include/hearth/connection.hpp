@@ -105,6 +105,17 @@ public:
     virtual void on_open(const ConnectionPtr& connection) = 0;
     /// A complete message (reassembled, decompressed, UTF-8 validated when text).
     virtual void on_message(MessageKind kind, std::string_view data) = 0;
+    /// A complete message that arrived compressed (permessage-deflate) in a form that can be
+    /// forwarded as it is: `data` as in `on_message`, and `deflated`, the compressed payload as
+    /// received (tail removed, smaller than `data`). Every message is self-contained
+    /// (client_no_context_takeover is always negotiated), so a relay that forwards `data` unchanged
+    /// can pass both to `make_text(data, deflated)` and save the compressing recipients a deflate.
+    /// Both views are valid during the call only. By default: `on_message(kind, data)`.
+    virtual void on_deflated_message(MessageKind kind, std::string_view data,
+                                     std::string_view deflated) {
+        (void)deflated;
+        on_message(kind, data);
+    }
     /// A ping frame arrived (the pong is sent by the transport). Most handlers ignore it.
     virtual void on_ping() {}
     /// The connection is gone; called exactly once.

@@ -16,6 +16,15 @@ class Payload {
 public:
     Payload(MessageKind kind, std::string bytes) : kind_(kind), bytes_(std::move(bytes)) {}
 
+    /// A payload whose derived form is already known, e.g. a relay forwarding a message that
+    /// arrived compressed (`WsHandler::on_deflated_message`): the transport then sends `derived`
+    /// instead of computing it. `derived` must be what every `compute` would give, or equivalent
+    /// to it (for the WebSocket layer: a self-contained raw deflate of `bytes`, tail removed).
+    Payload(MessageKind kind, std::string bytes, std::string derived)
+        : kind_(kind), bytes_(std::move(bytes)) {
+        std::call_once(derived_once_, [&] { derived_ = std::move(derived); });
+    }
+
     Payload(const Payload&) = delete;
     Payload& operator=(const Payload&) = delete;
 
@@ -43,6 +52,15 @@ using SharedPayload = std::shared_ptr<const Payload>;
 
 inline SharedPayload make_text(std::string bytes) {
     return std::make_shared<const Payload>(MessageKind::kText, std::move(bytes));
+}
+
+/// A text payload with its permessage-deflate form precomputed: `deflated` is a raw deflate of
+/// `bytes` with no context takeover, its 00 00 FF FF tail removed, made with a window of at most
+/// 15 bits (what a client's compressed message is under client_no_context_takeover). Connections
+/// that compress this message send `deflated`; the others send `bytes`.
+inline SharedPayload make_text(std::string bytes, std::string deflated) {
+    return std::make_shared<const Payload>(MessageKind::kText, std::move(bytes),
+                                           std::move(deflated));
 }
 
 inline SharedPayload make_binary(std::string bytes) {

@@ -419,8 +419,30 @@ Inflater::~Inflater() = default;
 Inflater::Status Inflater::inflate(std::string_view compressed, std::size_t max_output,
                                    std::string& out) {
     out.clear();
+    return inflate_into(compressed, max_output, out);
+}
+
+Inflater::Status Inflater::inflate(std::string_view compressed, std::size_t max_output) {
+    if (output_.capacity() > kRetainedOutputBytes) {
+        std::string().swap(output_);
+    }
+    // The whole retained capacity is usable from the start: a typical message needs no growth.
+    output_.resize(std::min(output_.capacity(), saturating_add(max_output, 1)));
+    const Status status = inflate_into(compressed, max_output, output_);
+    if (status != Status::kOk) {
+        output_.clear();
+    }
+    return status;
+}
+
+// `out` may come with bytes (its size) that are only room to write into: the result replaces them.
+Inflater::Status Inflater::inflate_into(std::string_view compressed, std::size_t max_output,
+                                        std::string& out) {
+    exact_ = false;
     if (compressed.empty()) {
         // Not what RFC 7692 senders produce for an empty message (0x00), but unambiguous.
+        out.clear();
+        exact_ = true;
         return Status::kOk;
     }
     if (!state_) {
@@ -440,7 +462,9 @@ Inflater::Status Inflater::inflate(std::string_view compressed, std::size_t max_
     const std::size_t cap = saturating_add(max_output, 1);
     std::size_t produced = 0;
     const std::string_view segments[2] = {compressed, as_chars(kDeflateTail.data(), 4)};
-    for (const std::string_view segment : segments) {
+    for (std::size_t i = 0; i < 2; ++i) {
+        const std::string_view segment = segments[i];
+        const bool in_message = i == 0;  // not the tail appended here
         if (segment.size() > std::numeric_limits<uInt>::max()) {
             return Status::kTooBig;  // far beyond any message limit
         }
@@ -475,6 +499,7 @@ Inflater::Status Inflater::inflate(std::string_view compressed, std::size_t max_
                 // A final block ends the message: RFC 7692 senders may use BFINAL, and what they
                 // append after it (part of an empty stored block) is ignored.
                 out.resize(produced);
+                exact_ = !in_message || zs.avail_in == 0;
                 return Status::kOk;
             }
             if (rc == Z_BUF_ERROR) {
@@ -494,6 +519,7 @@ Inflater::Status Inflater::inflate(std::string_view compressed, std::size_t max_
         return Status::kCorrupt;
     }
     out.resize(produced);
+    exact_ = true;
     return Status::kOk;
 }
 
@@ -542,12 +568,8 @@ FrameParser::FrameParser(Limits limits, bool deflate, Inflater* inflater)
 
 void FrameParser::release_buffers() noexcept {
     fragments_.clear();
-    inflated_.clear();
     if (fragments_.capacity() > kRetainedBufferBytes) {
         std::string().swap(fragments_);
-    }
-    if (inflated_.capacity() > kRetainedBufferBytes) {
-        std::string().swap(inflated_);
     }
     release_pending_ = false;
 }
@@ -561,7 +583,6 @@ std::pair<FrameEvent, std::size_t> FrameParser::fail(std::uint16_t code, std::st
     error_.code = code;
     error_.data = reason;
     std::string().swap(fragments_);
-    std::string().swap(inflated_);
     release_pending_ = false;
     return {error_, consumed};
 }
@@ -571,9 +592,9 @@ std::pair<FrameEvent, std::size_t> FrameParser::deliver(MessageKind kind, bool c
                                                         std::size_t frame_start,
                                                         std::size_t frame_end) {
     std::string_view data = body;
+    std::string_view deflated;
     if (compressed) {
-        release_pending_ = true;
-        switch (inflater_->inflate(body, limits_.max_message_bytes, inflated_)) {
+        switch (inflater_->inflate(body, limits_.max_message_bytes)) {
             case Inflater::Status::kOk:
                 break;
             case Inflater::Status::kTooBig:
@@ -581,7 +602,10 @@ std::pair<FrameEvent, std::size_t> FrameParser::deliver(MessageKind kind, bool c
             case Inflater::Status::kCorrupt:
                 return fail(1007, "invalid compressed data", frame_start);
         }
-        data = inflated_;
+        data = inflater_->output();
+        if (inflater_->exact() && body.size() < data.size()) {
+            deflated = body;
+        }
     }
     if (kind == MessageKind::kText && !util::valid_utf8(data)) {
         return fail(1007, "text message is not valid UTF-8", frame_start);
@@ -590,6 +614,7 @@ std::pair<FrameEvent, std::size_t> FrameParser::deliver(MessageKind kind, bool c
     event.type = FrameEvent::Type::kMessage;
     event.kind = kind;
     event.data = data;
+    event.deflated = deflated;
     return {event, frame_end};
 }
 

@@ -68,14 +68,32 @@ public:
     Inflater(const Inflater&) = delete;
     Inflater& operator=(const Inflater&) = delete;
 
+    /// Past this, the output buffer is freed at the next `inflate` rather than kept.
+    static constexpr std::size_t kRetainedOutputBytes = 64 * 1024;
+
     enum class Status : std::uint8_t { kOk, kCorrupt, kTooBig };
     /// Inflates one message (the 00 00 FF FF tail is appended internally) into `out` (replaced).
     /// kTooBig as soon as the output would exceed `max_output`: memory stays bounded.
     Status inflate(std::string_view compressed, std::size_t max_output, std::string& out);
 
+    /// Like the above, into the inflater's own buffer, which is reused from message to message
+    /// (no allocation per message; kept up to kRetainedOutputBytes of capacity). The result,
+    /// `output()`, is valid until the next call to `inflate` on this inflater.
+    Status inflate(std::string_view compressed, std::size_t max_output);
+    std::string_view output() const noexcept { return output_; }
+
+    /// After kOk: whether the compressed input ended exactly where the message did (no bytes
+    /// after a final block). Only then is the compressed form a faithful copy to forward: any
+    /// receiver inflates it to the same message.
+    bool exact() const noexcept { return exact_; }
+
 private:
+    Status inflate_into(std::string_view compressed, std::size_t max_output, std::string& out);
+
     struct State;
     std::unique_ptr<State> state_;
+    std::string output_;
+    bool exact_ = false;
 };
 
 /// Raw-deflate compression of whole messages (no context takeover), trailing 00 00 FF FF removed
@@ -96,6 +114,11 @@ struct FrameEvent {
     MessageKind kind = MessageKind::kText;
     std::uint16_t code = 0;
     std::string_view data;  // valid until the next call to `next` or until the input changes
+    // kMessage that arrived compressed: its permessage-deflate payload as received (without the
+    // 00 00 FF FF tail), when it can be forwarded as it is: it ended exactly with the message and
+    // is smaller than `data`. With client_no_context_takeover (always negotiated) it inflates on
+    // its own, with any window of 15 bits, to `data`. Empty otherwise. Same validity as `data`.
+    std::string_view deflated;
 };
 
 /// Parses client frames. Payloads are unmasked in place in the caller's buffer, so a single-frame
@@ -115,16 +138,19 @@ struct FrameEvent {
 ///   (those fragments) and an event may cover several fragments followed by the frame that ended
 ///   the message or a control frame that arrived between fragments. Always erase `consumed` bytes,
 ///   whatever the event.
-/// - An event's `data` may point into `input` (unmasked in place) or into the parser: it is valid
-///   until the next call to `next` or until the caller changes those bytes of `input`.
+/// - An event's `data` may point into `input` (unmasked in place), into the parser or, for a
+///   compressed message, into the inflater's output buffer: it is valid until the next call to
+///   `next` on any parser sharing the inflater, or until the caller changes those bytes of
+///   `input`. (Parsers sharing a thread's inflater run one at a time, and each event is handled
+///   before the next call.)
 /// - After kError, `consumed` is the bytes before the offending frame, every later call returns the
 ///   same kError with `consumed` = 0, and the internal buffers are freed.
 /// - A compressed message's compressed size may exceed `max_message_bytes` by
 ///   `deflate_slack_bytes(max_message_bytes)` (deflate expands incompressible data a little); its
 ///   inflated size is held to `max_message_bytes` exactly.
-/// - The reassembly buffers keep at most `kRetainedBufferBytes` of capacity once their message has
+/// - The reassembly buffer keeps at most `kRetainedBufferBytes` of capacity once its message has
 ///   been delivered (freed on the call after the delivery), so an idle parser holds no big
-///   allocation.
+///   allocation. Inflated messages live in the (per-thread) inflater's reused buffer.
 class FrameParser {
 public:
     struct Limits {
@@ -146,9 +172,7 @@ public:
 
     /// Heap bytes the parser holds in its reassembly buffers (their capacity), for tests and the
     /// per-connection memory figure.
-    std::size_t buffered_capacity() const noexcept {
-        return fragments_.capacity() + inflated_.capacity();
-    }
+    std::size_t buffered_capacity() const noexcept { return fragments_.capacity(); }
 
     /// Finds the next event in `input`; returns it and how many bytes of `input` it consumed. After
     /// kError every later call returns kError again. Never throws on malformed input.
@@ -170,11 +194,10 @@ private:
     bool in_message_ = false;
     bool message_compressed_ = false;
     MessageKind message_kind_ = MessageKind::kText;
-    // A delivered event's data may live in fragments_ or inflated_: they are cleared on the next
-    // call, not at delivery.
+    // A delivered event's data may live in fragments_: it is cleared on the next call, not at
+    // delivery.
     bool release_pending_ = false;
     std::string fragments_;
-    std::string inflated_;
     FrameEvent error_;
 };
 

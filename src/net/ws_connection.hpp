@@ -511,7 +511,7 @@ private:
                 case ws::FrameEvent::Type::kNeedMore:
                     return offset;
                 case ws::FrameEvent::Type::kMessage:
-                    on_message(event.kind, event.data);
+                    on_message(event.kind, event.data, event.deflated);
                     break;
                 case ws::FrameEvent::Type::kPing:
                     if (state_ == State::kOpen) {
@@ -539,7 +539,7 @@ private:
         return data.size();
     }
 
-    void on_message(MessageKind kind, std::string_view data) {
+    void on_message(MessageKind kind, std::string_view data, std::string_view deflated) {
         if (state_ != State::kOpen) {
             return;  // after our close frame the peer's data is discarded (RFC 6455 1.4)
         }
@@ -559,7 +559,11 @@ private:
         }
         ++uncounted_in_;
         got_message_ = true;
-        handler_->on_message(kind, data);
+        if (deflated.empty()) {
+            handler_->on_message(kind, data);
+        } else {
+            handler_->on_deflated_message(kind, data, deflated);
+        }
     }
 
     void refresh_settings() {

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "net/server.hpp"
+#include "net/ws_codec.hpp"
 #include "support/clients.hpp"
 #include "support/server.hpp"
 #include "util/log.hpp"
@@ -574,6 +575,238 @@ TEST(HunterPie, ReloadAppliesTheAdminTokenAndTheTimeout) {
     Client later(s.port());
     EXPECT_EQ(later.call("ping"), "pong");
     EXPECT_EQ(later.ws().wait_closed().code, 1001);
+}
+
+// ---- a compressed push is forwarded as the leader compressed it -------------------------------
+
+/// A masked client frame with RSV1 (a permessage-deflate message).
+std::string compressed_client_frame(const std::string& deflated) {
+    return net::ws::encode_client_frame(net::ws::Opcode::kText, deflated, {0x11, 0x22, 0x33, 0x44},
+                                        true, true);
+}
+
+/// A raw client that negotiated permessage-deflate on /connect.
+struct RawDeflateClient {
+    explicit RawDeflateClient(std::uint16_t port) : raw(port) {
+        const auto head = raw.upgrade("/connect?playerName=raw", std::string(kDeflateOffer));
+        EXPECT_EQ(head.rfind("HTTP/1.1 101", 0), 0u) << head;
+        EXPECT_NE(head.find("client_no_context_takeover"), std::string::npos) << head;
+    }
+    RawFrame next() { return next_frame(raw, buffered); }
+    /// The next message's text, inflated when it came compressed.
+    std::string next_text() {
+        const RawFrame f = next();
+        if (!f.rsv1) {
+            return f.payload;
+        }
+        std::string out;
+        EXPECT_EQ(inflater.inflate(f.payload, 1 << 20, out), net::ws::Inflater::Status::kOk);
+        return out;
+    }
+
+    RawClient raw;
+    std::string buffered;
+    net::ws::Inflater inflater;
+};
+
+/// A push of about `n` bytes shaped like the plugin's.
+std::string plugin_push(std::size_t n) {
+    std::string push = R"({"sessionId":"host-abc","type":"Push","data":[)";
+    for (int i = 0; push.size() + 60 < n; ++i) {
+        push += (i ? "," : "") + std::string(R"(["m)") + std::to_string(i) + R"(",[[0,)" +
+                std::to_string(1000 + i * 37 % 911) + R"(.25],[1,)" + std::to_string(i * 53 % 97) +
+                R"(]],[[1,)" + std::to_string(i % 7) + "]]]";
+    }
+    return push + "]}";
+}
+
+/// A raw deflate of `m` that is not the server's own (two self-contained halves, each ending with
+/// a sync flush): a member receiving these exact bytes got the leader's frame, not a re-deflate.
+std::string leaders_deflate(std::string_view m) {
+    const std::size_t half = m.size() / 2;
+    return net::ws::deflate_message(m.substr(0, half)) + std::string("\x00\x00\xFF\xFF", 4) +
+           net::ws::deflate_message(m.substr(half));
+}
+
+TEST(HunterPie, ACompressedPushReachesCompressingMembersAsTheLeaderCompressedIt) {
+    Sync s;
+    RawDeflateClient leader(s.port());
+    RawDeflateClient zipped(s.port());
+    RawDeflateClient zipped2(s.port());
+    Client plain(s.port(), false);
+    leader.raw.write(client_frame(0x1, std::string(kLeaderJoin)));
+    EXPECT_EQ(leader.next_text(), state(true, 1));
+    zipped.raw.write(client_frame(0x1, std::string(kMemberJoin)));
+    EXPECT_EQ(zipped.next_text(), state(true, 2));
+    EXPECT_EQ(leader.next_text(), state(true, 2));
+    zipped2.raw.write(client_frame(0x1, std::string(kMemberJoin)));
+    EXPECT_EQ(zipped2.next_text(), state(true, 3));
+    EXPECT_EQ(zipped.next_text(), state(true, 3));
+    EXPECT_EQ(leader.next_text(), state(true, 3));
+    EXPECT_EQ(plain.call(kMemberJoin), state(true, 4));
+    for (RawDeflateClient* c : {&leader, &zipped, &zipped2}) {
+        EXPECT_EQ(c->next_text(), state(true, 4));
+    }
+
+    const std::string push = plugin_push(2048);
+    const std::string deflated = leaders_deflate(push);
+    ASSERT_NE(deflated, net::ws::deflate_message(push));
+    ASSERT_LT(deflated.size(), push.size());
+    leader.raw.write(compressed_client_frame(deflated));
+    for (RawDeflateClient* c : {&zipped, &zipped2}) {
+        const RawFrame f = c->next();
+        EXPECT_TRUE(f.rsv1);
+        EXPECT_EQ(f.opcode, 0x1);
+        EXPECT_EQ(f.payload, deflated);  // the leader's bytes, not a new deflate
+        std::string inflated;
+        ASSERT_EQ(c->inflater.inflate(f.payload, 1 << 20, inflated),
+                  net::ws::Inflater::Status::kOk);
+        EXPECT_EQ(inflated, push);
+    }
+    EXPECT_EQ(plain.next(), push);  // the same bytes, uncompressed
+    EXPECT_EQ(s.server().metric("hearth_hunterpie_push_deliveries_total"), 3);
+    EXPECT_EQ(s.server().metric("hearth_hunterpie_pushed_bytes_total"),
+              static_cast<double>(push.size()));
+
+    // The leader's uncompressed push still reaches compressing members compressed (the server's
+    // own deflate), and the plain member as it was.
+    leader.raw.write(client_frame(0x1, push));
+    for (RawDeflateClient* c : {&zipped, &zipped2}) {
+        const RawFrame f = c->next();
+        EXPECT_TRUE(f.rsv1);
+        EXPECT_EQ(f.payload, net::ws::deflate_message(push));
+    }
+    EXPECT_EQ(plain.next(), push);
+    plain.expect_nothing_pending();
+    leader.raw.write(client_frame(0x1, "ping"));
+    EXPECT_EQ(leader.next_text(), "pong");  // the sender got nothing else back
+}
+
+TEST(HunterPie, ACompressedPushUnderTheThresholdGoesOutUncompressed) {
+    Sync s;
+    RawDeflateClient leader(s.port());
+    RawDeflateClient zipped(s.port());
+    leader.raw.write(client_frame(0x1, std::string(kLeaderJoin)));
+    EXPECT_EQ(leader.next_text(), state(true, 1));
+    zipped.raw.write(client_frame(0x1, std::string(kMemberJoin)));
+    EXPECT_EQ(zipped.next_text(), state(true, 2));
+    EXPECT_EQ(leader.next_text(), state(true, 2));
+    // The threshold is about what the server sends: a short push goes out uncompressed, however
+    // it arrived.
+    const std::string tiny = R"({"sessionId":"host-abc","type":"push"})";
+    ASSERT_LT(tiny.size(), 50u);
+    leader.raw.write(compressed_client_frame(net::ws::deflate_message(tiny)));
+    RawFrame f = zipped.next();
+    EXPECT_FALSE(f.rsv1);
+    EXPECT_EQ(f.payload, tiny);
+    // Repetitive enough to deflate smaller than itself, and under a threshold of 100.
+    const std::string tiny2 =
+        R"({"sessionId":"host-abc","type":"push","data":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})";
+    ASSERT_LT(tiny2.size(), 100u);
+    ASSERT_LT(net::ws::deflate_message(tiny2).size(), tiny2.size());
+    Sync t(Overrides{{"hunterpie.compression_threshold_bytes", "100"}});
+    RawDeflateClient leader2(t.port());
+    RawDeflateClient zipped3(t.port());
+    leader2.raw.write(client_frame(0x1, std::string(kLeaderJoin)));
+    EXPECT_EQ(leader2.next_text(), state(true, 1));
+    zipped3.raw.write(client_frame(0x1, std::string(kMemberJoin)));
+    EXPECT_EQ(zipped3.next_text(), state(true, 2));
+    EXPECT_EQ(leader2.next_text(), state(true, 2));
+    leader2.raw.write(compressed_client_frame(net::ws::deflate_message(tiny2)));
+    f = zipped3.next();
+    EXPECT_FALSE(f.rsv1);
+    EXPECT_EQ(f.payload, tiny2);
+}
+
+TEST(HunterPie, ACompressedPushBiggerThanItsTextIsDeflatedByTheServer) {
+    Sync s;
+    RawDeflateClient leader(s.port());
+    RawDeflateClient zipped(s.port());
+    leader.raw.write(client_frame(0x1, std::string(kLeaderJoin)));
+    EXPECT_EQ(leader.next_text(), state(true, 1));
+    zipped.raw.write(client_frame(0x1, std::string(kMemberJoin)));
+    EXPECT_EQ(zipped.next_text(), state(true, 2));
+    EXPECT_EQ(leader.next_text(), state(true, 2));
+    // Stored (uncompressed) deflate blocks: valid, but forwarding them would send more bytes
+    // than the text.
+    const std::string push = plugin_push(600);
+    std::string stored(1, '\x00');
+    const auto n = static_cast<std::uint16_t>(push.size());
+    stored += static_cast<char>(n & 0xFF);
+    stored += static_cast<char>(n >> 8);
+    stored += static_cast<char>(~n & 0xFF);
+    stored += static_cast<char>((~n >> 8) & 0xFF);
+    stored += push;
+    stored += '\x00';
+    leader.raw.write(compressed_client_frame(stored));
+    const RawFrame f = zipped.next();
+    EXPECT_TRUE(f.rsv1);
+    EXPECT_EQ(f.payload, net::ws::deflate_message(push));
+}
+
+TEST(HunterPie, EveryAcceptedOfferIsAnsweredWithClientNoContextTakeover) {
+    Sync s;
+    for (const std::string offer : {
+             "permessage-deflate",
+             "permessage-deflate; client_max_window_bits",
+             "permessage-deflate; client_max_window_bits=10",
+             "permessage-deflate; server_max_window_bits=15",
+             "permessage-deflate; server_no_context_takeover",
+             "permessage-deflate; client_no_context_takeover; server_no_context_takeover",
+             "permessage-deflate; server_max_window_bits=10, permessage-deflate",
+         }) {
+        RawClient raw(s.port());
+        const auto head = raw.upgrade("/connect", "Sec-WebSocket-Extensions: " + offer + "\r\n");
+        ASSERT_EQ(head.rfind("HTTP/1.1 101", 0), 0u) << head;
+        EXPECT_NE(head.find("Sec-WebSocket-Extensions: permessage-deflate; "
+                            "server_no_context_takeover; client_no_context_takeover\r\n"),
+                  std::string::npos)
+            << offer << "\n"
+            << head;
+    }
+    // A server window under 15 bits alone is declined: no compression at all.
+    RawClient raw(s.port());
+    const auto head = raw.upgrade(
+        "/connect", "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12\r\n");
+    ASSERT_EQ(head.rfind("HTTP/1.1 101", 0), 0u) << head;
+    EXPECT_EQ(head.find("permessage-deflate"), std::string::npos) << head;
+}
+
+// The fields are read by a validating parse that keeps only the top level: the same answers as a
+// full json::parse of the message.
+TEST(HunterPie, OnlyTopLevelFieldsCountAndTheLastDuplicateWins) {
+    Sync s;
+    Client leader(s.port());
+    Client member(s.port());
+    // Escapes in keys and values; a nested "isLeader" does not count; the last duplicate does.
+    EXPECT_EQ(leader.call(R"({"ty\u0070e":"Set\u0053ession","sessionId":"x","isLeader":false,)"
+                          R"("data":{"isLeader":false},"isLeader":true})"),
+              state(true, 1));
+    EXPECT_EQ(member.call(R"({"type":"setsession","sessionId":"nope","sessionId":"x",)"
+                          R"("more":[{"type":"push","sessionId":"y"}]})"),
+              state(true, 2));
+    EXPECT_EQ(leader.next(), state(true, 2));
+    // A push whose type is escaped and whose data holds other "type" and "sessionId" keys.
+    const std::string push =
+        R"({"sessionId":"x","data":{"type":"setname","sessionId":"y"},"type":"P\u0075sh"})";
+    leader.send(push);
+    EXPECT_EQ(member.next(), push);
+    const std::string invalid = R"({"type":"servermsg","level":"warn","text":"invalid message"})";
+    for (const std::string& bad : {
+             std::string(R"({"data":{"type":"push"}})"),
+             std::string(R"({"type":"push","type":1})"),
+             std::string(R"({"type":"push"} x)"),
+             // Invalid after every field the server reads: a push is validated whole.
+             std::string(R"({"sessionId":"x","type":"Push","data":[1,2)"),
+             std::string(R"({"sessionId":"x","type":"Push","data":[1,2,]})"),
+             // Deeper than json::parse's default limit of 32.
+             R"({"sessionId":"x","type":"Push","data":)" + std::string(40, '[') +
+                 std::string(40, ']') + "}",
+         }) {
+        EXPECT_EQ(leader.call(bad), invalid) << bad;
+    }
+    member.expect_nothing_pending();
+    EXPECT_EQ(s.server().metric("hearth_hunterpie_invalid_messages_total"), 6);
 }
 
 }  // namespace

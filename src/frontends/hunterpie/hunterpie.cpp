@@ -8,8 +8,10 @@
 #include <mutex>
 #include <random>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -87,6 +89,169 @@ HttpResponse preflight(const HttpRequest& req) {
     }
     r.headers.push_back({"Vary", "Access-Control-Request-Headers"});
     return r;
+}
+
+/// What the protocol reads from a client's message: the top-level `type`, `sessionId`,
+/// `isLeader` and `name`. Filled by `read_fields`.
+struct Fields {
+    /// One top-level field: absent, a string (its decoded text), `true`, or anything else.
+    struct Field {
+        enum class Kind : std::uint8_t { kAbsent, kString, kTrue, kOther };
+        Kind kind = Kind::kAbsent;
+        std::string text;
+
+        bool is_string() const noexcept { return kind == Kind::kString; }
+    };
+
+    bool object = false;  // the document is a JSON object
+    Field type;
+    Field session_id;
+    Field is_leader;
+    Field name;
+};
+
+/// A boost::json::basic_parser handler that validates the whole document exactly as
+/// json::parse does (the same parser, grammar and limits: its default options, depth 32, strict
+/// UTF-8) but builds no value tree: it keeps only the top-level fields of `Fields`, so a 2 KB push
+/// costs no allocation. A duplicate key counts with its last value, as in json::parse and in
+/// JavaScript's JSON.parse.
+class FieldsHandler {
+public:
+    static constexpr std::size_t max_object_size = json::object::max_size();
+    static constexpr std::size_t max_array_size = json::array::max_size();
+    static constexpr std::size_t max_key_size = json::string::max_size();
+    static constexpr std::size_t max_string_size = json::string::max_size();
+
+    explicit FieldsHandler(Fields& out) : out_(out) {}
+
+    bool on_document_begin(json::error_code&) { return true; }
+    bool on_document_end(json::error_code&) { return true; }
+    bool on_object_begin(json::error_code&) {
+        if (depth_ == 0) {
+            out_.object = true;
+        } else {
+            take(Kind::kOther);
+        }
+        ++depth_;
+        return true;
+    }
+    bool on_object_end(std::size_t, json::error_code&) {
+        --depth_;
+        return true;
+    }
+    bool on_array_begin(json::error_code&) {
+        take(Kind::kOther);
+        ++depth_;
+        return true;
+    }
+    bool on_array_end(std::size_t, json::error_code&) {
+        --depth_;
+        return true;
+    }
+    bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+        if (depth_ == 1) {
+            key_.append(s.data(), s.size());
+        }
+        return true;
+    }
+    bool on_key(json::string_view s, std::size_t, json::error_code&) {
+        if (depth_ == 1) {
+            key_.append(s.data(), s.size());
+            next_ = field_for(key_);
+            key_.clear();
+        }
+        return true;
+    }
+    bool on_string_part(json::string_view s, std::size_t, json::error_code&) {
+        if (!in_string_) {
+            in_string_ = true;
+            string_ = take(Kind::kString);
+        }
+        if (string_ != nullptr) {
+            string_->text.append(s.data(), s.size());
+        }
+        return true;
+    }
+    bool on_string(json::string_view s, std::size_t, json::error_code&) {
+        if (!in_string_) {
+            string_ = take(Kind::kString);
+        }
+        if (string_ != nullptr) {
+            string_->text.append(s.data(), s.size());
+        }
+        in_string_ = false;
+        string_ = nullptr;
+        return true;
+    }
+    bool on_number_part(json::string_view, json::error_code&) { return true; }
+    bool on_int64(std::int64_t, json::string_view, json::error_code&) {
+        take(Kind::kOther);
+        return true;
+    }
+    bool on_uint64(std::uint64_t, json::string_view, json::error_code&) {
+        take(Kind::kOther);
+        return true;
+    }
+    bool on_double(double, json::string_view, json::error_code&) {
+        take(Kind::kOther);
+        return true;
+    }
+    bool on_bool(bool b, json::error_code&) {
+        take(b ? Kind::kTrue : Kind::kOther);
+        return true;
+    }
+    bool on_null(json::error_code&) {
+        take(Kind::kOther);
+        return true;
+    }
+    bool on_comment_part(json::string_view, json::error_code&) { return true; }
+    bool on_comment(json::string_view, json::error_code&) { return true; }
+
+private:
+    using Kind = Fields::Field::Kind;
+
+    Fields::Field* field_for(std::string_view key) const {
+        if (key == "type") {
+            return &out_.type;
+        }
+        if (key == "sessionId") {
+            return &out_.session_id;
+        }
+        if (key == "isLeader") {
+            return &out_.is_leader;
+        }
+        if (key == "name") {
+            return &out_.name;
+        }
+        return nullptr;
+    }
+
+    // A value starts. When it is the value of a kept top-level key, that field takes it (replacing
+    // an earlier duplicate's) and is returned.
+    Fields::Field* take(Kind kind) {
+        Fields::Field* f = std::exchange(next_, nullptr);
+        if (f != nullptr) {
+            f->kind = kind;
+            f->text.clear();
+        }
+        return f;
+    }
+
+    Fields& out_;
+    std::size_t depth_ = 0;
+    std::string key_;                  // a top-level key arriving in parts
+    Fields::Field* next_ = nullptr;    // the kept field whose value comes next
+    bool in_string_ = false;           // between a string's first part and its end
+    Fields::Field* string_ = nullptr;  // the field that string goes to, if any
+};
+
+/// Validates `text` as json::parse would and reads its top-level fields; false when it is not
+/// valid JSON.
+bool read_fields(std::string_view text, Fields& out) {
+    json::basic_parser<FieldsHandler> parser(json::parse_options{}, out);
+    json::error_code ec;
+    const std::size_t n = parser.write_some(false, text.data(), text.size(), ec);
+    return !ec && n == text.size();
 }
 
 /// A member of a session as the other members' threads see it. Immutable.
@@ -296,48 +461,12 @@ public:
 
     void on_ping() override { last_activity_ = std::chrono::steady_clock::now(); }
 
-    void on_message(MessageKind kind, std::string_view data) override {
-        // The transport's idle timer already counts this frame; these mirror the original's
-        // per-connection fields.
-        last_activity_ = std::chrono::steady_clock::now();
-        bytes_received_ += data.size();
-        if (kind == MessageKind::kText && data == "ping") {
-            reply(shared_->pong);
-            return;
-        }
-        if (kind != MessageKind::kText) {
-            reply(shared_->unknown_message);
-            return;
-        }
-        boost::system::error_code ec;
-        json::value parsed = json::parse(json::string_view(data.data(), data.size()), ec);
-        const json::value* type = nullptr;
-        if (!ec && parsed.is_object()) {
-            type = parsed.get_object().if_contains("type");
-        }
-        if (type == nullptr || !type->is_string()) {
-            shared_->invalid.inc();
-            reply(shared_->invalid_message);
-            return;
-        }
-        const json::object& msg = parsed.get_object();
-        const std::string t = lowercase(type->get_string());
-        if (t == "setsession") {
-            on_set_session(msg);
-        } else if (t == "push") {
-            on_push(msg, data);
-        } else if (t == "leavesession") {
-            leave_session();
-            if (auto c = connection_.lock()) {
-                c->close(close_code::kNoStatus, "");  // an empty close frame, as the original
-            }
-        } else if (t == "setname") {
-            if (const auto* n = msg.if_contains("name"); n != nullptr && n->is_string()) {
-                name_ = std::string(n->get_string());
-            }
-        } else {
-            reply(make_text(servermsg("warn", "unexpected message type " + t + "!")));
-        }
+    void on_message(MessageKind kind, std::string_view data) override { handle(kind, data, {}); }
+
+    // A push that arrived compressed is forwarded compressed as it came: no deflate per push.
+    void on_deflated_message(MessageKind kind, std::string_view data,
+                             std::string_view deflated) override {
+        handle(kind, data, deflated);
     }
 
     void on_close(const CloseInfo&) override {
@@ -351,41 +480,79 @@ public:
     }
 
 private:
+    // `deflated`: the message's compressed form as received, or empty.
+    void handle(MessageKind kind, std::string_view data, std::string_view deflated) {
+        // The transport's idle timer already counts this frame; these mirror the original's
+        // per-connection fields.
+        last_activity_ = std::chrono::steady_clock::now();
+        bytes_received_ += data.size();
+        if (kind == MessageKind::kText && data == "ping") {
+            reply(shared_->pong);
+            return;
+        }
+        if (kind != MessageKind::kText) {
+            reply(shared_->unknown_message);
+            return;
+        }
+        Fields msg;
+        if (!read_fields(data, msg) || !msg.object || !msg.type.is_string()) {
+            shared_->invalid.inc();
+            reply(shared_->invalid_message);
+            return;
+        }
+        const std::string t = lowercase(msg.type.text);
+        if (t == "setsession") {
+            on_set_session(msg);
+        } else if (t == "push") {
+            on_push(msg, data, deflated);
+        } else if (t == "leavesession") {
+            leave_session();
+            if (auto c = connection_.lock()) {
+                c->close(close_code::kNoStatus, "");  // an empty close frame, as the original
+            }
+        } else if (t == "setname") {
+            if (msg.name.is_string()) {
+                name_ = std::move(msg.name.text);
+            }
+        } else {
+            reply(make_text(servermsg("warn", "unexpected message type " + t + "!")));
+        }
+    }
+
     void reply(const SharedPayload& payload) {
         if (auto c = connection_.lock()) {
             (void)c->send(payload);
         }
     }
 
-    void on_set_session(const json::object& msg) {
-        const auto* sid = msg.if_contains("sessionId");
-        if (sid == nullptr || !sid->is_string() || sid->get_string().empty()) {
+    void on_set_session(Fields& msg) {
+        if (!msg.session_id.is_string() || msg.session_id.text.empty()) {
             reply(shared_->empty_session_id);
             leave_session();
             return;
         }
-        std::string next(sid->get_string());
+        std::string next = std::move(msg.session_id.text);
         if (next != session_) {
             leave_session();
         }
-        const auto* leader = msg.if_contains("isLeader");
-        leader_ = leader != nullptr && leader->is_bool() && leader->get_bool();
+        leader_ = msg.is_leader.kind == Fields::Field::Kind::kTrue;
         session_ = std::move(next);
         shared_->join(session_, Member{id_, connection_, leader_});
     }
 
-    void on_push(const json::object& msg, std::string_view frame) {
+    void on_push(const Fields& msg, std::string_view frame, std::string_view deflated) {
         shared_->pushes.inc();
         shared_->pushed_bytes.inc(frame.size());
-        const auto* sid = msg.if_contains("sessionId");
-        if (sid == nullptr || !sid->is_string()) {
+        if (!msg.session_id.is_string()) {
             return;
         }
-        const auto members = shared_->members(std::string(sid->get_string()));
+        const auto members = shared_->members(msg.session_id.text);
         if (!members) {
             return;
         }
-        // One payload for every recipient: its compressed form is computed once and shared.
+        // One payload for every recipient. Its compressed form is the leader's own compressed
+        // frame when it came compressed (self-contained: client_no_context_takeover), otherwise
+        // computed once, by the first compressing recipient; either way shared.
         SharedPayload payload;
         for (const auto& m : *members) {
             if (m.leader || m.id == id_) {
@@ -396,7 +563,8 @@ private:
                 continue;
             }
             if (!payload) {
-                payload = make_text(std::string(frame));
+                payload = deflated.empty() ? make_text(std::string(frame))
+                                           : make_text(std::string(frame), std::string(deflated));
             }
             if (c->send(payload) == SendResult::kQueued) {
                 shared_->deliveries.inc();

@@ -17,6 +17,7 @@
 namespace hearth::net::ws {
 namespace {
 
+using namespace std::string_literals;
 using namespace std::string_view_literals;
 using Type = FrameEvent::Type;
 
@@ -765,13 +766,148 @@ TEST(WsDeflate, SharedInflaterAcrossParsers) {
         bytes_of(client(Opcode::kText, deflate_message("from a"), true, true));
     std::vector<std::uint8_t> wb =
         bytes_of(client(Opcode::kText, deflate_message("from b"), true, true));
+    // Inflated messages live in the shared inflater's buffer: each event is read before the next
+    // call to any parser sharing it (the connection's read loop does exactly that).
     const auto [ea, ca] = a.next(wa);
-    const auto [eb, cb] = b.next(wb);
-    // Each parser's message lives in its own buffer, whoever inflated it.
     EXPECT_EQ(ea.data, "from a");
-    EXPECT_EQ(eb.data, "from b");
     EXPECT_EQ(ca, wa.size());
+    const auto [eb, cb] = b.next(wb);
+    EXPECT_EQ(eb.data, "from b");
     EXPECT_EQ(cb, wb.size());
+}
+
+TEST(WsDeflate, InflaterReusesItsOutputBuffer) {
+    Inflater inflater;
+    const std::string m = json_like(2048);
+    const std::string c = deflate_message(m);
+    ASSERT_EQ(inflater.inflate(c, kMiB), Inflater::Status::kOk);
+    EXPECT_EQ(inflater.output(), m);
+    const char* const buffer = inflater.output().data();
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_EQ(inflater.inflate(c, kMiB), Inflater::Status::kOk);
+        EXPECT_EQ(inflater.output(), m);
+        EXPECT_EQ(inflater.output().data(), buffer);  // no allocation per message
+    }
+    // The limit holds whatever room the kept buffer has.
+    EXPECT_EQ(inflater.inflate(c, m.size() - 1), Inflater::Status::kTooBig);
+    ASSERT_EQ(inflater.inflate(deflate_message("short"), kMiB), Inflater::Status::kOk);
+    EXPECT_EQ(inflater.output(), "short");
+    // A big message's buffer is not kept past the next message.
+    const std::string big = text_of_size(3 * Inflater::kRetainedOutputBytes);
+    ASSERT_EQ(inflater.inflate(deflate_message(big), kMiB), Inflater::Status::kOk);
+    EXPECT_EQ(inflater.output(), big);
+    ASSERT_EQ(inflater.inflate(c, kMiB), Inflater::Status::kOk);
+    EXPECT_EQ(inflater.output(), m);
+    EXPECT_LE(inflater.output().size(), Inflater::kRetainedOutputBytes);
+    // Corrupt input leaves no stale output.
+    EXPECT_EQ(inflater.inflate("\xFF\xFF\xFF\xFF", kMiB), Inflater::Status::kCorrupt);
+    EXPECT_EQ(inflater.output(), "");
+}
+
+TEST(WsDeflate, InflaterTellsWhetherTheInputEndedWithTheMessage) {
+    Inflater inflater;
+    std::string out;
+    const std::string m = json_like(3000);
+    EXPECT_EQ(inflater.inflate(deflate_message(m), kMiB, out), Inflater::Status::kOk);
+    EXPECT_TRUE(inflater.exact());
+    const std::string finished = raw_deflate_finish(m);
+    EXPECT_EQ(inflater.inflate(finished, kMiB, out), Inflater::Status::kOk);
+    EXPECT_TRUE(inflater.exact());
+    // Bytes after a final block are ignored, but such a message is not forwarded as it is.
+    EXPECT_EQ(inflater.inflate(finished + "junk", kMiB, out), Inflater::Status::kOk);
+    EXPECT_EQ(out, m);
+    EXPECT_FALSE(inflater.exact());
+    EXPECT_EQ(inflater.inflate(finished, kMiB), Inflater::Status::kOk);
+    EXPECT_TRUE(inflater.exact());
+}
+
+// A raw deflate of `m` that is not what deflate_message gives: two self-contained halves, each
+// with its own sync flush. Any inflater reads it as one message.
+std::string deflate_in_two_parts(std::string_view m) {
+    const std::size_t half = m.size() / 2;
+    return deflate_message(m.substr(0, half)) + "\x00\x00\xFF\xFF"s +
+           deflate_message(m.substr(half));
+}
+
+// `m` as stored (uncompressed) deflate blocks: bigger than `m`, but valid.
+std::string deflate_stored(std::string_view m) {
+    std::string out;
+    out.push_back('\x00');  // BFINAL 0, BTYPE 00, padding
+    const auto n = static_cast<std::uint16_t>(m.size());
+    out.push_back(static_cast<char>(n & 0xFF));
+    out.push_back(static_cast<char>(n >> 8));
+    out.push_back(static_cast<char>(~n & 0xFF));
+    out.push_back(static_cast<char>((~n >> 8) & 0xFF));
+    out.append(m);
+    out.push_back('\x00');  // the header of the empty stored block the 00 00 FF FF tail ends
+    return out;
+}
+
+TEST(WsDeflate, ParserOffersTheCompressedFormToForward) {
+    Inflater inflater;
+    FrameParser parser({}, true, &inflater);
+    const std::string m = json_like(2048);
+    const std::string parts = deflate_in_two_parts(m);
+    ASSERT_NE(parts, deflate_message(m));
+    ASSERT_LT(parts.size(), m.size());
+
+    // One frame: the payload as received.
+    std::vector<std::uint8_t> wire = bytes_of(client(Opcode::kText, parts, true, true));
+    auto [event, consumed] = parser.next(wire);
+    ASSERT_EQ(event.type, Type::kMessage);
+    EXPECT_EQ(event.data, m);
+    EXPECT_EQ(event.deflated, parts);
+    EXPECT_EQ(consumed, wire.size());
+    std::string out;
+    Inflater other;
+    EXPECT_EQ(other.inflate(std::string(event.deflated), kMiB, out), Inflater::Status::kOk);
+    EXPECT_EQ(out, m);
+
+    // Fragments: the whole compressed payload, reassembled.
+    const std::size_t cut = parts.size() / 3;
+    wire = bytes_of(client(Opcode::kText, std::string_view(parts).substr(0, cut), false, true) +
+                    client(Opcode::kContinuation, std::string_view(parts).substr(cut)));
+    std::tie(event, consumed) = parser.next(wire);
+    ASSERT_EQ(event.type, Type::kMessage);
+    EXPECT_EQ(event.data, m);
+    EXPECT_EQ(event.deflated, parts);
+
+    // Not offered: an uncompressed message, data after a final block, a compressed form no
+    // smaller than the message.
+    wire = bytes_of(client(Opcode::kText, m));
+    std::tie(event, consumed) = parser.next(wire);
+    ASSERT_EQ(event.type, Type::kMessage);
+    EXPECT_TRUE(event.deflated.empty());
+    wire = bytes_of(client(Opcode::kText, raw_deflate_finish(m) + "\x00\x01"s, true, true));
+    std::tie(event, consumed) = parser.next(wire);
+    ASSERT_EQ(event.type, Type::kMessage);
+    EXPECT_EQ(event.data, m);
+    EXPECT_TRUE(event.deflated.empty());
+    const std::string stored = deflate_stored(m);
+    EXPECT_EQ(other.inflate(stored, kMiB, out), Inflater::Status::kOk);
+    EXPECT_EQ(out, m);
+    wire = bytes_of(client(Opcode::kText, stored, true, true));
+    std::tie(event, consumed) = parser.next(wire);
+    ASSERT_EQ(event.type, Type::kMessage);
+    EXPECT_EQ(event.data, m);
+    EXPECT_TRUE(event.deflated.empty());
+}
+
+TEST(WsDeflate, APrecomputedDerivedFormIsSentAsItIs) {
+    const std::string m = json_like(2048);
+    const std::string parts = deflate_in_two_parts(m);
+    const SharedPayload p = make_text(m, parts);
+    EXPECT_EQ(p->bytes(), m);
+    bool computed = false;
+    EXPECT_EQ(p->derived([&](std::string_view b) {
+        computed = true;
+        return deflate_message(b);
+    }),
+              parts);
+    EXPECT_FALSE(computed);
+    const SharedPayload q = make_text(m);
+    EXPECT_EQ(q->derived([](std::string_view b) { return deflate_message(b); }),
+              deflate_message(m));
 }
 
 // ---- negotiation ----
@@ -794,6 +930,29 @@ TEST(WsNegotiateDeflate, RealClientOffers) {
              "permessage-deflate;client_no_context_takeover"sv,
          }) {
         EXPECT_EQ(negotiate_deflate(offer), std::optional<std::string>(kAccepted)) << offer;
+    }
+}
+
+// Forwarding a client's compressed message as it is (HunterPie pushes) relies on two things the
+// response guarantees: client_no_context_takeover, always (each client message inflates on its
+// own), and never a server window under 15 bits (any client's 15-bit stream is then readable by
+// every recipient).
+TEST(WsNegotiateDeflate, AlwaysNoContextTakeoverAndNeverASmallServerWindow) {
+    for (int bits = 8; bits <= 15; ++bits) {
+        const std::string offer =
+            "permessage-deflate; server_max_window_bits=" + std::to_string(bits);
+        const auto answer = negotiate_deflate(offer);
+        if (bits < 15) {
+            EXPECT_EQ(answer, std::nullopt) << offer;
+        } else {
+            ASSERT_TRUE(answer.has_value());
+        }
+        // A later acceptable offer is taken instead.
+        const auto fallback = negotiate_deflate(offer + ", permessage-deflate");
+        ASSERT_TRUE(fallback.has_value()) << offer;
+        EXPECT_EQ(*fallback, kAccepted);
+        EXPECT_NE(fallback->find("client_no_context_takeover"), std::string::npos);
+        EXPECT_EQ(fallback->find("max_window_bits"), std::string::npos);
     }
 }
 
