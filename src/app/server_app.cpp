@@ -11,6 +11,8 @@
 #include "api/runtime_api.hpp"
 #include "auth/account_service.hpp"
 #include "auth/auth_config.hpp"
+#include "auth/better_auth.hpp"
+#include "auth/better_auth_config.hpp"
 #include "auth/operator_auth.hpp"
 #include "core/events.hpp"
 #include "core/metrics.hpp"
@@ -62,6 +64,7 @@ core::ConfigSchema make_schema() {
     schema.add<frontends::hunterpie::HunterpieConfig>();
     schema.add<logs::LogsConfig>();
     schema.add<auth::AuthConfig>();
+    schema.add<auth::BetterAuthConfig>();
     return schema;
 }
 
@@ -121,6 +124,7 @@ struct ServerApp::Impl {
     // After the runtime: destroyed first, so that its last completions still find the io contexts.
     std::unique_ptr<store::Store> store;
     auth::AccountService accounts;
+    std::shared_ptr<auth::BetterAuthBridge> better_auth;  // when [auth.better_auth] is enabled
     std::unique_ptr<frontends::homestead::HomesteadFrontend> homestead;  // when enabled
     std::unique_ptr<frontends::hunterpie::HunterpieFrontend> hunterpie;  // when enabled
     // Before the server (routes hold it weakly) and after the runtime (its timer's io context).
@@ -140,6 +144,11 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     : impl_(std::make_unique<Impl>(schema, std::move(config))) {
     auto& m = impl_->metrics;
     core::register_process_metrics(m);
+    if (const auto& ba = impl_->config->get<auth::BetterAuthConfig>(); ba.enabled) {
+        impl_->better_auth =
+            std::make_shared<auth::BetterAuthBridge>(ba, impl_->store->accounts(), m);
+        impl_->accounts.set_external(impl_->better_auth);
+    }
     impl_->reloads_ok = &m.counter("hearth_config_reloads_total",
                                    "Configuration reloads, by result.", {{"result", "ok"}});
     impl_->reloads_failed =

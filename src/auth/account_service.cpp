@@ -135,6 +135,9 @@ struct AccountService::State : std::enable_shared_from_this<State> {
           validations_refused(metrics.counter("hearth_auth_token_validations_total",
                                               "Token validations, by how they were answered.",
                                               {{"result", "refused"}})),
+          validations_external(metrics.counter("hearth_auth_token_validations_total",
+                                               "Token validations, by how they were answered.",
+                                               {{"result", "external"}})),
           hashes_refused(metrics.counter(
               "hearth_auth_hashes_refused_total",
               "Password hashes refused because max_pending_hashes were already waiting.")),
@@ -145,6 +148,11 @@ struct AccountService::State : std::enable_shared_from_this<State> {
     AuthConfig settings() const {
         std::lock_guard lock(mutex);
         return config;
+    }
+
+    std::shared_ptr<ExternalValidator> external_validator() const {
+        std::lock_guard lock(mutex);
+        return external;
     }
 
     /// Runs `work` on the blocking executor unless max_pending_hashes are already waiting, then
@@ -205,12 +213,31 @@ struct AccountService::State : std::enable_shared_from_this<State> {
                               });
     }
 
+    /// Asks `validator` about a token the store does not know; caches what it accepts.
+    void validate_external(ExternalValidator& validator, std::string token, std::string digest,
+                           Done<Principal> done) {
+        validator.validate(std::move(token), [self = shared_from_this(), digest = std::move(digest),
+                                              done = std::move(done)](Result<Principal> p) {
+            if (!p) {
+                if (p.error() == make_error_code(Errc::kUnauthenticated)) {
+                    self->validations_refused.inc();
+                }
+                done(p.error());
+                return;
+            }
+            self->validations_external.inc();
+            self->cache.put(digest, *p, TokenCache::Clock::now());
+            done(std::move(*p));
+        });
+    }
+
     store::AccountStore& accounts;
     BlockingExecutor blocking;
     TokenCache cache;
     LoginThrottle throttle;
-    mutable std::mutex mutex;  // guards config
+    mutable std::mutex mutex;  // guards config and external
     AuthConfig config;
+    std::shared_ptr<ExternalValidator> external;
     std::atomic<std::size_t> pending{0};
     core::Counter& logins_ok;
     core::Counter& logins_invalid;
@@ -219,6 +246,7 @@ struct AccountService::State : std::enable_shared_from_this<State> {
     core::Counter& validations_cached;
     core::Counter& validations_store;
     core::Counter& validations_refused;
+    core::Counter& validations_external;
     core::Counter& hashes_refused;
     core::Gauge& pending_gauge;
     // Verified against when a username is unknown, so that an unknown name costs the same time as
@@ -409,9 +437,15 @@ void AccountService::validate(std::string token, Done<Principal> done) {
         return;
     }
     state_->accounts.token_by_digest(
-        digest, [state = state_, digest, done = std::move(done)](Result<store::TokenLookup> r) {
+        digest, [state = state_, token = std::move(token), digest,
+                 done = std::move(done)](Result<store::TokenLookup> r) mutable {
             if (!r) {
                 if (r.error() == make_error_code(Errc::kNotFound)) {
+                    if (auto validator = state->external_validator()) {
+                        state->validate_external(*validator, std::move(token), std::move(digest),
+                                                 std::move(done));
+                        return;
+                    }
                     state->validations_refused.inc();
                     done(err(Errc::kUnauthenticated));
                 } else {
@@ -433,6 +467,11 @@ void AccountService::validate(std::string token, Done<Principal> done) {
         });
 }
 
+void AccountService::set_external(std::shared_ptr<ExternalValidator> external) {
+    std::lock_guard lock(state_->mutex);
+    state_->external = std::move(external);
+}
+
 void AccountService::refresh(std::string token, Done<SessionToken> done) {
     std::string old_digest = token_digest(token);
     validate(std::move(token), [state = state_, old_digest = std::move(old_digest),
@@ -441,7 +480,8 @@ void AccountService::refresh(std::string token, Done<SessionToken> done) {
             done(p.error());
             return;
         }
-        if (p->kind != TokenKind::kSession) {
+        // An external session (token_id 0) belongs to the system that issued it.
+        if (p->kind != TokenKind::kSession || p->token_id == 0) {
             done(err(Errc::kNotAllowed));
             return;
         }
@@ -481,6 +521,10 @@ void AccountService::logout(std::string token, Done<void> done) {
     validate(std::move(token), [state = state_, done = std::move(done)](Result<Principal> p) {
         if (!p) {
             done(p.error());
+            return;
+        }
+        if (p->token_id == 0) {  // an external session: its issuer ends it
+            done(err(Errc::kNotAllowed));
             return;
         }
         state->accounts.revoke_token(p->token_id, std::chrono::system_clock::now(),

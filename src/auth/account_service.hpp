@@ -89,6 +89,16 @@ std::optional<std::string> check_password(std::string_view password);
 std::optional<std::string> check_roles(std::span<const std::string> roles);
 std::optional<std::string> check_scopes(std::span<const std::string> scopes);
 
+/// Validates tokens that Hearth did not issue (the better-auth bridge, better_auth.hpp).
+/// Thread-safe; `done` may run on any thread.
+class ExternalValidator {
+public:
+    virtual ~ExternalValidator() = default;
+    /// The principal of `token`: kUnauthenticated when the other system refuses it, kUnavailable
+    /// when it cannot be asked.
+    virtual void validate(std::string token, Done<Principal> done) = 0;
+};
+
 /// Thread-safe. Owned by the app (or the CLI); callbacks keep its state alive, so it may be
 /// destroyed while operations are in flight.
 class AccountService {
@@ -114,8 +124,11 @@ public:
     std::chrono::milliseconds retry_after(const std::string& username,
                                           const std::string& peer_ip) const;
 
-    /// The principal a token acts as (any kind).
+    /// The principal a token acts as (any kind). A token unknown to the store is then asked of
+    /// the external validator, if any; its answers are cached like the store's.
     void validate(std::string token, Done<Principal> done);
+    /// Sets (or, with null, removes) the external validator. Any thread.
+    void set_external(std::shared_ptr<ExternalValidator> external);
     /// A new session token for a valid session token, which is revoked.
     void refresh(std::string token, Done<SessionToken> done);
     /// Revokes the session token itself.
