@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <hearth/connection.hpp>
+#include <hearth/stream.hpp>
 
 namespace hearth {
 
@@ -113,6 +114,9 @@ public:
     virtual void add_http_route(const std::string& listener, std::string method, std::string path,
                                 HttpHandler handler, PathMatch match = PathMatch::kExact) = 0;
     virtual void add_ws_route(const std::string& listener, std::string path, WsRoute route) = 0;
+    /// Declares a raw TCP listener (no HTTP): it cannot share its port with HTTP routes, and TLS
+    /// is not offered. Returns the listener's key (for bound_port).
+    virtual std::string add_stream_listener(const ListenerSpec& spec, StreamRoute route) = 0;
 };
 
 }  // namespace hearth

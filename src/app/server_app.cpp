@@ -18,6 +18,7 @@
 #include "core/metrics.hpp"
 #include "core/runtime.hpp"
 #include "core/ws_settings.hpp"
+#include "frontends/dracosoft/dracosoft.hpp"
 #include "frontends/homestead/homestead.hpp"
 #include "frontends/hunterpie/hunterpie.hpp"
 #include "frontends/native/native.hpp"
@@ -62,6 +63,7 @@ core::ConfigSchema make_schema() {
     schema.add<store::StorageConfig>();
     schema.add<frontends::homestead::HomesteadConfig>();
     schema.add<frontends::hunterpie::HunterpieConfig>();
+    schema.add<frontends::dracosoft::DracosoftConfig>();
     schema.add<logs::LogsConfig>();
     schema.add<auth::AuthConfig>();
     schema.add<auth::BetterAuthConfig>();
@@ -87,6 +89,7 @@ struct ServerApp::Impl {
               metrics, config->get<auth::AuthConfig>()),
           homestead(make_homestead()),
           hunterpie(make_hunterpie()),
+          dracosoft(make_dracosoft()),
           log_stream(make_log_stream()),
           server(runtime, metrics, events, http_limits(config->get<core::HttpConfig>())) {}
 
@@ -105,6 +108,15 @@ struct ServerApp::Impl {
             return nullptr;
         }
         return std::make_unique<frontends::hunterpie::HunterpieFrontend>(metrics, c);
+    }
+
+    std::unique_ptr<frontends::dracosoft::DracosoftFrontend> make_dracosoft() {
+        const auto& c = config->get<frontends::dracosoft::DracosoftConfig>();
+        if (!c.enabled) {
+            return nullptr;
+        }
+        return std::make_unique<frontends::dracosoft::DracosoftFrontend>(runtime, accounts, metrics,
+                                                                         c);
     }
 
     std::shared_ptr<logs::LogStream> make_log_stream() {
@@ -127,6 +139,7 @@ struct ServerApp::Impl {
     std::shared_ptr<auth::BetterAuthBridge> better_auth;  // when [auth.better_auth] is enabled
     std::unique_ptr<frontends::homestead::HomesteadFrontend> homestead;  // when enabled
     std::unique_ptr<frontends::hunterpie::HunterpieFrontend> hunterpie;  // when enabled
+    std::unique_ptr<frontends::dracosoft::DracosoftFrontend> dracosoft;  // when enabled
     // Before the server (routes hold it weakly) and after the runtime (its timer's io context).
     std::shared_ptr<logs::LogStream> log_stream;
     auth::OperatorAuth operators;  // before the server: its routes hold it
@@ -187,6 +200,9 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
                 impl_->config->get<frontends::hunterpie::HunterpieConfig>(),
                 impl_->config->get<core::WebSocketConfig>())));
         impl_->hunterpie->add_api_routes(impl_->server, impl_->http_listener, impl_->operators);
+    }
+    if (impl_->dracosoft) {
+        impl_->dracosoft->add_routes(impl_->server);
     }
     // The logs endpoints live on the HunterPie listener, as the original serves them, and on the
     // HTTP API listener for the admin console (docs/logs.md).

@@ -10,6 +10,7 @@
 
 #include "core/config.hpp"
 #include "net/server_state.hpp"
+#include "net/tcp_connection.hpp"
 #include "util/log.hpp"
 
 namespace hearth::net {
@@ -95,7 +96,11 @@ void on_accept(std::shared_ptr<ServerState> server, ListenerState& listener,
             s.assign(protocol, owned.fd, assign_ec);
             if (!assign_ec) {
                 owned.fd = -1;  // the socket owns it now
-                start_http_session(server, listener, std::move(s));
+                if (listener.stream) {
+                    start_tcp_connection(server, listener, std::move(s));
+                } else {
+                    start_http_session(server, listener, std::move(s));
+                }
             }
         });
     }
@@ -343,11 +348,19 @@ ListenerState& find_listener(ServerState& s, const std::string& key) {
 std::string describe(const ListenerState& l) {
     return l.spec.name + " (" + l.spec.listen + ")";
 }
+
+void refuse_on_stream_listener(const ListenerState& l, std::string_view what) {
+    if (l.stream) {
+        throw std::runtime_error("listener " + describe(l) + " is a raw TCP listener: cannot add " +
+                                 std::string(what));
+    }
+}
 }  // namespace
 
 void Server::add_http_route(const std::string& listener, std::string method, std::string path,
                             HttpHandler handler, PathMatch match) {
     auto& l = find_listener(*state_, listener);
+    refuse_on_stream_listener(l, "the HTTP route " + path);
     for (const auto& r : l.http_routes) {
         const bool same_method = r.method.empty() || method.empty() || r.method == method;
         if (same_method && r.path == path && r.match == match) {
@@ -362,12 +375,31 @@ void Server::add_http_route(const std::string& listener, std::string method, std
 
 void Server::add_ws_route(const std::string& listener, std::string path, WsRoute route) {
     auto& l = find_listener(*state_, listener);
+    refuse_on_stream_listener(l, "the WebSocket route " + path);
     if (l.ws_routes.contains(path)) {
         throw std::runtime_error("listener " + describe(l) + ": WebSocket route " + path +
                                  " registered twice");
     }
     auto state = std::make_shared<WsRouteState>(listener, path, std::move(route), state_->metrics);
     l.ws_routes.emplace(std::move(path), std::move(state));
+}
+
+std::string Server::add_stream_listener(const ListenerSpec& spec, StreamRoute route) {
+    if (!spec.tls_cert_file.empty() || !spec.tls_key_file.empty()) {
+        throw std::runtime_error("listener " + spec.name + ": TLS is not offered on raw TCP");
+    }
+    if (!route.make_handler) {
+        throw std::logic_error("listener " + spec.name + ": a stream route needs make_handler");
+    }
+    const auto key = listener(spec);
+    auto& l = find_listener(*state_, key);
+    // A shared port would have to tell HTTP from raw bytes: refuse, naming both claimants.
+    if (l.stream || l.owners.size() > 1 || !l.http_routes.empty() || !l.ws_routes.empty()) {
+        throw std::runtime_error("port " + spec.listen + " is claimed by " + l.owners.front() +
+                                 " and by the raw TCP listener " + spec.name);
+    }
+    l.stream = std::make_shared<StreamListenerState>(key, std::move(route), state_->metrics);
+    return key;
 }
 
 void Server::update_ws_settings(const std::string& listener, const std::string& path,

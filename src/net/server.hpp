@@ -27,8 +27,8 @@ struct HttpLimits {
 
 struct ServerState;
 
-/// The network layer: listeners, HTTP sessions and WebSocket connections, with routes registered
-/// by modules through the `Router` interface. Lifecycle, all from one control thread:
+/// The network layer: listeners, HTTP sessions, WebSocket and raw TCP connections, with routes
+/// registered by modules through the `Router` interface. Lifecycle, all from one control thread:
 /// construct, register routes, `start` (binds every listener or throws naming the one that
 /// failed), then `begin_shutdown` + `wait_drained`, then stop the runtime's threads, then destroy
 /// the server, then the runtime.
@@ -45,6 +45,7 @@ public:
     void add_http_route(const std::string& listener, std::string method, std::string path,
                         HttpHandler handler, PathMatch match) override;
     void add_ws_route(const std::string& listener, std::string path, WsRoute route) override;
+    std::string add_stream_listener(const ListenerSpec& spec, StreamRoute route) override;
 
     /// Updates a WebSocket route's settings; open connections apply them to their next message.
     void update_ws_settings(const std::string& listener, const std::string& path,
@@ -62,8 +63,9 @@ public:
     /// Listener keys, in declaration order.
     std::vector<std::string> listeners() const;
 
-    /// Stops accepting, closes WebSockets with 1001 and idle HTTP connections; requests in progress
-    /// finish and then close. Thread-safe, idempotent.
+    /// Stops accepting, closes WebSockets with 1001, idle HTTP connections and raw TCP connections
+    /// (after writing what they have queued); requests in progress finish and then close.
+    /// Thread-safe, idempotent.
     void begin_shutdown();
     /// Waits until every connection is gone or `deadline` passes; true when all are gone.
     bool wait_drained(std::chrono::steady_clock::time_point deadline);

@@ -99,6 +99,8 @@ private:
     std::unordered_map<std::string, std::size_t> peers_;
 };
 
+struct StreamListenerState;  // net/tcp_connection.hpp
+
 struct HttpRoute {
     std::string method;  // empty: any
     std::string path;
@@ -113,6 +115,7 @@ struct ListenerState {
     std::vector<std::string> owners;  // names of the specs that asked for it
     std::vector<HttpRoute> http_routes;
     std::map<std::string, std::shared_ptr<WsRouteState>, std::less<>> ws_routes;
+    std::shared_ptr<StreamListenerState> stream;  // set: a raw TCP listener, no HTTP
     std::unique_ptr<tcp::acceptor> acceptor;
     std::unique_ptr<asio::steady_timer> accept_retry;  // backs off when out of file descriptors
     std::uint16_t port = 0;

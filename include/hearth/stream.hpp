@@ -1,0 +1,96 @@
+#pragma once
+
+// Raw TCP byte streams for front-ends whose protocol is not HTTP or WebSocket (DracoSoft's
+// length-prefixed JSON). No Asio types: the network layer implements these interfaces
+// (src/net/tcp_connection.hpp); a front-end owns the framing, as a sans-I/O codec.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <hearth/connection.hpp>
+#include <hearth/payload.hpp>
+
+namespace hearth {
+
+/// What restarts a stream connection's idle clock.
+enum class IdleReset : std::uint8_t {
+    kOnData,   // any bytes received (a transport-level idle timeout)
+    kOnTouch,  // only StreamConnection::touch(): the front-end calls it per complete message
+};
+
+/// Per-listener stream settings, fixed when the listener is declared.
+struct StreamSettings {
+    // Bytes queued for writing per connection; a send past it closes the connection (counted as
+    // reason="slow_consumer") and returns kDropped. One payload bigger than the whole bound is
+    // accepted when nothing is queued.
+    std::size_t max_outbound_bytes = 4 * 1024 * 1024;
+    // Nothing received (or no touch(), see `idle_reset`) for this long: close. 0 disables.
+    std::chrono::milliseconds idle_timeout{300'000};
+    IdleReset idle_reset = IdleReset::kOnData;
+    // A write stalled this long: drop the connection (reason="write_timeout").
+    std::chrono::milliseconds write_timeout{30'000};
+    // After close(): the queued bytes are written, the sending side shut down, and the peer's
+    // remaining input read and discarded for at most this long, so that unread input does not turn
+    // the close into a reset that could destroy the last reply before the peer reads it.
+    std::chrono::milliseconds linger_timeout{2'000};
+};
+
+/// One raw TCP connection as a front-end sees it. Runs on: its own io thread, for its whole life.
+/// `send` and `close` may be called from any thread; the rest only from the connection's thread
+/// (inside the handler's callbacks, or in work posted to it).
+class StreamConnection {
+public:
+    virtual ~StreamConnection() = default;
+
+    virtual ConnectionId id() const noexcept = 0;
+    /// "ip:port" of the peer.
+    virtual const std::string& peer_address() const noexcept = 0;
+
+    /// Thread-safe. Queues the payload's bytes as they are (the front-end frames them); a
+    /// broadcast passes the same payload to every recipient. kDropped: past the outbox bound, and
+    /// the connection is being closed.
+    virtual SendResult send(SharedPayload bytes) = 0;
+    /// Thread-safe. Writes what is queued, then closes; later sends return kClosed and no more
+    /// data reaches the handler.
+    virtual void close() = 0;
+
+    /// Restarts the idle clock (with IdleReset::kOnTouch). Connection thread.
+    virtual void touch() noexcept = 0;
+    /// Stops (or restarts) reading from the socket: the front-end's backpressure while it cannot
+    /// take more input (e.g. its bounded input buffer is full). Connection thread.
+    virtual void pause_reading() = 0;
+    virtual void resume_reading() = 0;
+};
+
+using StreamConnectionPtr = std::shared_ptr<StreamConnection>;
+
+/// A front-end's per-connection logic. Every callback runs on the connection's io thread; the
+/// handler is destroyed on it after `on_close`.
+class StreamHandler {
+public:
+    virtual ~StreamHandler() = default;
+
+    /// The connection is accepted; `connection` can be stored (it stays valid until `on_close`).
+    virtual void on_open(StreamConnectionPtr connection) = 0;
+    /// Bytes received, as they came (any split). Valid during the call only.
+    virtual void on_data(std::string_view bytes) = 0;
+    /// The peer shut down its sending side (EOF): no more data will come, but it may still read.
+    /// The connection stays open for sending until the handler calls close() (or the idle timeout
+    /// closes it), so that the answers to the last requests still go out.
+    virtual void on_end_of_input() = 0;
+    /// The connection is gone (either side closed it, or it failed); called exactly once.
+    virtual void on_close() = 0;
+};
+
+/// A raw TCP listener: every accepted connection gets a handler from `make_handler` (called on
+/// the connection's io thread).
+struct StreamRoute {
+    StreamSettings settings;
+    std::function<std::unique_ptr<StreamHandler>()> make_handler;
+};
+
+}  // namespace hearth

@@ -1,0 +1,461 @@
+#include "net/tcp_connection.hpp"
+#include <algorithm>
+#include <chrono>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include "util/log.hpp"
+
+namespace hearth::net {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = util::logger("tcp");
+    return l;
+}
+
+std::string peer_address_of(const tcp::socket& s) {
+    boost::system::error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    if (ec) {
+        return "unknown";
+    }
+    auto ip = ep.address().to_string();
+    return ep.address().is_v6() ? "[" + ip + "]:" + std::to_string(ep.port())
+                                : ip + ":" + std::to_string(ep.port());
+}
+
+/// One raw TCP connection of a stream listener. Runs on: its own io thread, for its whole life.
+/// Owned by: its pending operations (and the handler's StreamConnectionPtr until `on_close`).
+///
+/// Reading: waits for readability and reads into the thread's shared buffer, so an idle
+/// connection owns no read buffer; the handler keeps what it cannot use yet (bounded by its codec)
+/// and pauses reading when it must. Writing: one write in flight; payloads queued meanwhile go out
+/// together in the next gathered write. The outbox is bounded by bytes. Closing: the queued bytes
+/// are written, the sending side is shut down, the peer's input is discarded until it closes or the
+/// linger deadline passes. One timer covers the idle, write and linger deadlines.
+class TcpConnection final : public StreamConnection,
+                            public Session,
+                            public std::enable_shared_from_this<TcpConnection> {
+public:
+    TcpConnection(tcp::socket socket, std::shared_ptr<ServerState> server, ListenerState& listener)
+        : socket_(std::move(socket)),
+          server_(std::move(server)),
+          stream_(*listener.stream),
+          settings_(stream_.route.settings),
+          thread_(server_->this_thread_state()),
+          executor_(thread_.io->get_executor()),
+          id_(static_cast<ConnectionId>(server_->next_connection_id.fetch_add(1))),
+          peer_address_(peer_address_of(socket_)),
+          timer_(executor_) {}
+
+    void start() {
+        auto self = shared_from_this();
+        server_->session_opened(static_cast<std::uint64_t>(id_), self);
+        stream_.open->add(1);
+        server_->events.record("connection.open", to_string(id_),
+                               "tcp " + stream_.listener + " from " + peer_address_);
+        log()->debug("[conn {}] open: {} from {}", to_string(id_), stream_.listener, peer_address_);
+        boost::system::error_code ec;
+        socket_.non_blocking(true, ec);
+        socket_.set_option(tcp::no_delay(true), ec);
+        last_rx_ = Clock::now();
+        handler_ = stream_.route.make_handler();
+        if (handler_) {
+            handler_->on_open(self);
+        } else {
+            close_local();
+        }
+        if (server_->shutting_down.load()) {
+            close_local();
+        }
+        arm_timer();
+        read_soon();
+    }
+
+    // StreamConnection --------------------------------------------------------------------------
+    ConnectionId id() const noexcept override { return id_; }
+    const std::string& peer_address() const noexcept override { return peer_address_; }
+
+    SendResult send(SharedPayload bytes) override {
+        if (!executor_.running_in_this_thread()) {
+            asio::post(executor_, [self = shared_from_this(), b = std::move(bytes)]() mutable {
+                (void)self->send_local(std::move(b));
+            });
+            return SendResult::kQueued;
+        }
+        return send_local(std::move(bytes));
+    }
+
+    void close() override {
+        if (!executor_.running_in_this_thread()) {
+            asio::post(executor_, [self = shared_from_this()] { self->close_local(); });
+            return;
+        }
+        close_local();
+    }
+
+    void touch() noexcept override { last_rx_ = Clock::now(); }
+
+    void pause_reading() override { paused_ = true; }
+
+    void resume_reading() override {
+        if (!paused_) {
+            return;
+        }
+        paused_ = false;
+        read_soon();
+    }
+
+    // Session -----------------------------------------------------------------------------------
+    void shutdown() override { close_local(); }
+
+private:
+    enum class State : std::uint8_t {
+        kOpen,       // bytes flow both ways
+        kClosing,    // close() was called: writing what is queued; input is discarded
+        kLingering,  // sending side shut down: discarding input until the peer closes
+        kClosed,     // socket closed, handler told
+    };
+
+    static constexpr int kMaxReadsPerWake = 8;  // then yield to the thread's other connections
+
+    // ---- sending -------------------------------------------------------------------------------
+
+    SendResult send_local(SharedPayload bytes) {
+        if (state_ != State::kOpen) {
+            return SendResult::kClosed;
+        }
+        if (queued_bytes_ > 0 && queued_bytes_ + bytes->size() > settings_.max_outbound_bytes) {
+            stream_.count_disconnect("slow_consumer");
+            log()->debug("[conn {}] outbox full ({} bytes): closing", to_string(id_),
+                         queued_bytes_);
+            for (const auto& p : pending_) {
+                queued_bytes_ -= p->size();
+            }
+            pending_.clear();
+            close_local();
+            return SendResult::kDropped;
+        }
+        queued_bytes_ += bytes->size();
+        pending_.push_back(std::move(bytes));
+        schedule_flush();
+        return SendResult::kQueued;
+    }
+
+    // Payloads queued by one handler run go out together: the flush runs after it.
+    void schedule_flush() {
+        if (flush_scheduled_ || !in_flight_.empty() || state_ == State::kClosed) {
+            return;
+        }
+        flush_scheduled_ = true;
+        asio::post(executor_, [self = shared_from_this()] {
+            self->flush_scheduled_ = false;
+            self->flush();
+        });
+    }
+
+    void flush() {
+        if (state_ == State::kClosed || !in_flight_.empty()) {
+            return;
+        }
+        if (pending_.empty()) {
+            if (state_ == State::kClosing) {
+                start_linger();
+            }
+            return;
+        }
+        in_flight_.swap(pending_);
+        buffers_.clear();
+        for (const auto& p : in_flight_) {
+            buffers_.emplace_back(p->bytes().data(), p->bytes().size());
+        }
+        write_started_ = Clock::now();
+        arm_timer();
+        asio::async_write(socket_, buffers_,
+                          [self = shared_from_this()](const boost::system::error_code& ec,
+                                                      std::size_t n) { self->on_written(ec, n); });
+    }
+
+    void on_written(const boost::system::error_code& ec, std::size_t bytes) {
+        stream_.bytes_out->inc(bytes);
+        for (const auto& p : in_flight_) {
+            queued_bytes_ -= p->size();
+        }
+        in_flight_.clear();
+        buffers_.clear();
+        if (state_ == State::kClosed) {
+            return;
+        }
+        if (ec) {
+            teardown("write failed: " + ec.message());
+            return;
+        }
+        flush();
+    }
+
+    // ---- closing -------------------------------------------------------------------------------
+
+    void close_local() {
+        if (state_ != State::kOpen) {
+            return;
+        }
+        state_ = State::kClosing;
+        if (in_flight_.empty() && !flush_scheduled_) {
+            flush();  // nothing in progress: write the rest now (or start lingering)
+        }
+        // Input is now discarded: read it even while the handler had paused reading.
+        read_soon();
+    }
+
+    void start_linger() {
+        state_ = State::kLingering;
+        boost::system::error_code ignored;
+        socket_.shutdown(tcp::socket::shutdown_send, ignored);
+        if (peer_eof_) {
+            teardown("closed");
+            return;
+        }
+        linger_deadline_ = Clock::now() + settings_.linger_timeout;
+        arm_timer();
+    }
+
+    /// Ends the connection: closes the socket and tells the handler, exactly once.
+    void teardown(std::string_view why) {
+        if (state_ == State::kClosed) {
+            return;
+        }
+        state_ = State::kClosed;
+        timer_.cancel();
+        boost::system::error_code ignored;
+        socket_.close(ignored);
+        pending_.clear();
+        queued_bytes_ = 0;
+        stream_.open->sub(1);
+        server_->events.record("connection.close", to_string(id_),
+                               "tcp " + stream_.listener + " " + std::string(why));
+        log()->debug("[conn {}] closed: {}", to_string(id_), why);
+        auto handler = std::move(handler_);
+        if (handler) {
+            handler->on_close();
+        }
+        handler.reset();
+        server_->session_closed(static_cast<std::uint64_t>(id_));
+    }
+
+    // ---- reading -------------------------------------------------------------------------------
+
+    bool reading_wanted() const noexcept {
+        if (peer_eof_ || state_ == State::kClosed) {
+            return false;
+        }
+        return state_ != State::kOpen || !paused_;
+    }
+
+    void read_some() {
+        if (waiting_ || !reading_wanted()) {
+            return;
+        }
+        waiting_ = true;
+        socket_.async_wait(tcp::socket::wait_read,
+                           [self = shared_from_this()](const boost::system::error_code& ec) {
+                               self->waiting_ = false;
+                               self->on_readable(ec);
+                           });
+    }
+
+    // Reads from a fresh handler run (the caller may be inside on_data) without waiting first:
+    // bytes may already be there whose readiness edge the reactor reported while nobody waited
+    // (before start, or while reading was paused), and a wait would sleep until more arrive.
+    void read_soon() {
+        if (waiting_ || read_posted_ || !reading_wanted()) {
+            return;
+        }
+        read_posted_ = true;
+        asio::post(executor_, [self = shared_from_this()] {
+            self->read_posted_ = false;
+            if (!self->waiting_) {
+                self->on_readable({});
+            }
+        });
+    }
+
+    // The socket is readable: read until it would block (the reactor reports a readiness edge only
+    // once), at most kMaxReadsPerWake times before yielding.
+    void on_readable(const boost::system::error_code& ec) {
+        if (state_ == State::kClosed) {
+            return;
+        }
+        if (ec) {
+            if (ec != asio::error::operation_aborted) {
+                teardown("read failed: " + ec.message());
+            }
+            return;
+        }
+        auto* buffer = thread_.read_buffer.get();
+        for (int i = 0; i < kMaxReadsPerWake && reading_wanted(); ++i) {
+            boost::system::error_code read_ec;
+            const std::size_t n =
+                socket_.read_some(asio::buffer(buffer, ThreadState::kReadBufferBytes), read_ec);
+            if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
+                read_some();
+                return;
+            }
+            if (read_ec == asio::error::eof) {
+                on_peer_eof();
+                return;
+            }
+            if (read_ec) {
+                teardown(read_ec == asio::error::connection_reset ? "reset by peer"
+                                                                  : read_ec.message());
+                return;
+            }
+            stream_.bytes_in->inc(n);
+            if (state_ == State::kOpen) {
+                if (settings_.idle_reset == IdleReset::kOnData) {
+                    last_rx_ = Clock::now();
+                }
+                handler_->on_data(std::string_view(reinterpret_cast<const char*>(buffer), n));
+            }
+            if (n < ThreadState::kReadBufferBytes) {
+                read_some();  // drained
+                return;
+            }
+        }
+        read_soon();  // more may be waiting: yield to the thread's other connections first
+    }
+
+    void on_peer_eof() {
+        peer_eof_ = true;
+        if (state_ == State::kLingering) {
+            teardown("closed");
+        } else if (state_ == State::kOpen) {
+            handler_->on_end_of_input();  // it closes once its last answers are queued
+        }
+        // kClosing: the rest is being written; start_linger() sees peer_eof_ and ends it.
+    }
+
+    // ---- deadlines -----------------------------------------------------------------------------
+
+    void arm_timer() {
+        if (state_ == State::kClosed) {
+            return;
+        }
+        Clock::time_point next = Clock::time_point::max();
+        if (state_ == State::kOpen && settings_.idle_timeout.count() > 0) {
+            next = last_rx_ + settings_.idle_timeout;
+        }
+        if (state_ == State::kLingering) {
+            next = std::min(next, linger_deadline_);
+        }
+        if (!in_flight_.empty()) {
+            next = std::min(next, write_started_ + settings_.write_timeout);
+        }
+        if (next == Clock::time_point::max()) {
+            return;
+        }
+        // Deadlines only move later while traffic flows, so the timer is re-armed only when it
+        // fires or when it must fire sooner: no timer operation per message.
+        if (timer_armed_ && next >= timer_expiry_) {
+            return;
+        }
+        timer_armed_ = true;
+        timer_expiry_ = next;
+        timer_.expires_at(next);
+        timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            if (ec != asio::error::operation_aborted) {
+                self->timer_armed_ = false;
+                self->on_timer();
+            }
+        });
+    }
+
+    void on_timer() {
+        if (state_ == State::kClosed) {
+            return;
+        }
+        const auto now = Clock::now();
+        if (!in_flight_.empty() && now >= write_started_ + settings_.write_timeout) {
+            stream_.count_disconnect("write_timeout");
+            teardown("write timed out");
+            return;
+        }
+        if (state_ == State::kLingering && now >= linger_deadline_) {
+            teardown("closed (linger timeout)");
+            return;
+        }
+        if (state_ == State::kOpen && settings_.idle_timeout.count() > 0 &&
+            now >= last_rx_ + settings_.idle_timeout) {
+            stream_.count_disconnect("idle_timeout");
+            log()->debug("[conn {}] idle timeout", to_string(id_));
+            close_local();
+        }
+        arm_timer();
+    }
+
+    tcp::socket socket_;
+    std::shared_ptr<ServerState> server_;
+    const StreamListenerState& stream_;  // the listener's: lives as long as the server state
+    const StreamSettings& settings_;
+    ThreadState& thread_;
+    asio::io_context::executor_type executor_;  // typed, for a cheap running_in_this_thread()
+    ConnectionId id_;
+    std::string peer_address_;
+    std::unique_ptr<StreamHandler> handler_;
+
+    State state_ = State::kOpen;
+    bool paused_ = false;
+    bool waiting_ = false;      // an async_wait for readability is pending
+    bool read_posted_ = false;  // a read_soon() is pending
+    bool peer_eof_ = false;
+    bool flush_scheduled_ = false;
+    bool timer_armed_ = false;
+
+    std::vector<SharedPayload> pending_;    // queued, not yet written
+    std::vector<SharedPayload> in_flight_;  // the write in progress
+    std::vector<asio::const_buffer> buffers_;
+    std::size_t queued_bytes_ = 0;  // pending and in flight: what the bound applies to
+
+    asio::steady_timer timer_;
+    Clock::time_point timer_expiry_{};
+    Clock::time_point last_rx_{};
+    Clock::time_point write_started_{};
+    Clock::time_point linger_deadline_{};
+};
+
+}  // namespace
+
+StreamListenerState::StreamListenerState(const std::string& name, StreamRoute r,
+                                         core::MetricsRegistry& metrics)
+    : route(std::move(r)), registry(metrics), listener(name) {
+    open = &metrics.gauge("hearth_net_connections_open", "Open connections, by listener and kind.",
+                          {{"listener", name}, {"kind", "stream"}});
+    bytes_in =
+        &metrics.counter("hearth_stream_bytes_in_total",
+                         "Bytes received on raw TCP (stream) listeners.", {{"listener", name}});
+    bytes_out =
+        &metrics.counter("hearth_stream_bytes_out_total",
+                         "Bytes written on raw TCP (stream) listeners.", {{"listener", name}});
+}
+
+void StreamListenerState::count_disconnect(std::string_view reason) const {
+    registry
+        .counter("hearth_stream_disconnects_total",
+                 "Raw TCP (stream) connections closed by the server, by listener and reason.",
+                 {{"listener", listener}, {"reason", std::string(reason)}})
+        .inc();
+}
+
+void start_tcp_connection(std::shared_ptr<ServerState> server, ListenerState& listener,
+                          tcp::socket socket) {
+    std::make_shared<TcpConnection>(std::move(socket), std::move(server), listener)->start();
+}
+
+}  // namespace hearth::net
