@@ -176,8 +176,13 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     }
     impl_->http_listener =
         impl_->server.listener({"http", http.listen, http.tls_cert_file, http.tls_key_file});
-    api::add_core_routes(impl_->server, impl_->http_listener, m,
-                         {{"store", [store = impl_->store.get()] { return store->healthy(); }}});
+    std::vector<api::ReadinessCheck> readiness{
+        {"store", [store = impl_->store.get()] { return store->healthy(); }}};
+    if (impl_->better_auth) {
+        readiness.push_back(
+            {"better_auth", [bridge = impl_->better_auth] { return bridge->healthy(); }});
+    }
+    api::add_core_routes(impl_->server, impl_->http_listener, m, std::move(readiness));
     auto ws_settings = std::make_shared<const WsRouteSettings>(
         core::ws_route_settings(impl_->config->get<core::WebSocketConfig>()));
     if (http.echo_route) {

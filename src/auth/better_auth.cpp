@@ -585,6 +585,10 @@ BetterAuthBridge::~BetterAuthBridge() {
     }
 }
 
+bool BetterAuthBridge::healthy() const noexcept {
+    return !core_->db_failing.load();
+}
+
 void BetterAuthBridge::validate(std::string token, Done<Principal> done) {
     if (token.empty() || token.size() > 512 || token.find('\0') != std::string::npos) {
         core_->refused.inc();

@@ -69,6 +69,10 @@ public:
     /// session), its Hearth account created on first sight.
     void validate(std::string token, Done<Principal> done) override;
 
+    /// False while the external database cannot be used (the last attempt to connect or query
+    /// failed), for /ready.
+    bool healthy() const noexcept;
+
     struct Core;
 
 private:

@@ -503,6 +503,7 @@ TEST(BetterAuthTest, DatabaseGoingAwayGivesUnavailableAndRecovers) {
     add_session(url, "t1", "u1");
     Fixture f(bridge_config(url));
     ASSERT_TRUE(f.validate("t1"));
+    EXPECT_TRUE(f.bridge->healthy());
 
     server.stop();
     for (int i = 0; i < 3; ++i) {
@@ -511,6 +512,7 @@ TEST(BetterAuthTest, DatabaseGoingAwayGivesUnavailableAndRecovers) {
         EXPECT_EQ(r.error(), make_error_code(Errc::kUnavailable));
     }
     EXPECT_GE(f.result_count("unavailable"), 3u);
+    EXPECT_FALSE(f.bridge->healthy());  // /ready reports it
     EXPECT_TRUE(log.wait_for("cannot be used")) << log.all();
     EXPECT_EQ(log.count("cannot be used"), 1u) << log.all();  // once per run of failures
     EXPECT_TRUE(log.wait_for(store::mask_postgres_url(url))) << log.all();
@@ -518,6 +520,7 @@ TEST(BetterAuthTest, DatabaseGoingAwayGivesUnavailableAndRecovers) {
 
     server.start();
     EXPECT_TRUE(eventually([&] { return f.validate("t1").has_value(); }));
+    EXPECT_TRUE(f.bridge->healthy());
     EXPECT_TRUE(log.wait_for("works again")) << log.all();
     EXPECT_EQ(f.created(), 1u);
     EXPECT_THAT(log.all(), Not(HasSubstr(kPassword)));
