@@ -40,6 +40,25 @@ enum class SendResult : std::uint8_t {
     kClosed,   // the connection is closing or closed; nothing was queued
 };
 
+/// One part of a streamed outgoing message (Connection::send_stream).
+struct StreamPart {
+    SharedPayload bytes;  // null: the source failed (the message cannot be finished)
+    bool last = false;    // the message ends with this part
+};
+
+/// Produces a streamed message's parts on demand, so that a large message (a file read from disk)
+/// never has to be in memory whole: the connection asks for the next part only when its outbox has
+/// room (backpressure), and holds at most a few parts at a time.
+class MessageSource {
+public:
+    virtual ~MessageSource() = default;
+    /// Produces the next part, of at most `max_bytes` (an empty part only as the last one), and
+    /// calls `deliver` exactly once with it, from any thread (a disk read runs on the blocking
+    /// pool). Never called again before `deliver` ran. The connection keeps the source alive
+    /// until then.
+    virtual void next(std::size_t max_bytes, std::function<void(StreamPart)> deliver) = 0;
+};
+
 /// How a connection ended, as its handler sees it.
 struct CloseInfo {
     std::uint16_t code = close_code::kAbnormal;  // 1006 when no close frame was exchanged
@@ -69,9 +88,31 @@ public:
     /// `on_written` alone.
     virtual SendResult send(SharedPayload message,
                             std::function<void(bool written)> on_written) = 0;
+    /// Thread-safe. Sends one message of kind `kind` whose bytes come from `source`, part by part,
+    /// as a fragmented message (one frame per part), pulling a part only while the outbox holds
+    /// little (a few hundred KiB at most per connection, whatever the message's size). Messages
+    /// sent after it wait behind it, in order (frames of two messages never interleave); they
+    /// count against the outbox bound as usual. `on_written(true)` once the last frame reached the
+    /// kernel; `on_written(false)` when the connection ends first. A source that fails mid-way
+    /// closes the connection with 1011 (a message half sent cannot be taken back). Connections
+    /// that cannot stream return kClosed.
+    virtual SendResult send_stream(MessageKind kind, std::shared_ptr<MessageSource> source,
+                                   std::function<void(bool written)> on_written) {
+        (void)kind;
+        (void)source;
+        (void)on_written;
+        return SendResult::kClosed;
+    }
     /// Thread-safe. Starts the closing handshake with this code and reason; later sends are
     /// dropped.
     virtual void close(std::uint16_t code, std::string_view reason) = 0;
+
+    /// Stops (or restarts) reading from the peer: a front-end's backpressure while it cannot take
+    /// more input, e.g. while a file's bytes wait for the disk. Bytes already received stay
+    /// buffered (at most one read's worth) and reach the handler after `resume_reading`. Pings are
+    /// not answered while paused. Connection thread. No effect on connections that cannot pause.
+    virtual void pause_reading() {}
+    virtual void resume_reading() {}
 
     /// Whether permessage-deflate was negotiated for this connection.
     virtual bool compressed() const noexcept = 0;
@@ -116,6 +157,16 @@ public:
         (void)deflated;
         on_message(kind, data);
     }
+    /// Routes with `stream_binary` only: part of an uncompressed binary message, as its frames
+    /// arrive (a frame may come in several parts), so that a file of any size passes through
+    /// without being reassembled in memory. `first` on the message's first part, `last` on its
+    /// final one (either may be empty). Valid during the call only. Text messages, and binary
+    /// messages that arrive compressed, still come whole through `on_message`.
+    virtual void on_binary_part(std::string_view data, bool first, bool last) {
+        (void)data;
+        (void)first;
+        (void)last;
+    }
     /// A ping frame arrived (the pong is sent by the transport). Most handlers ignore it.
     virtual void on_ping() {}
     /// The connection is gone; called exactly once.
@@ -132,6 +183,10 @@ enum class OverflowPolicy : std::uint8_t {
 /// may override any of them from its own section.
 struct WsRouteSettings {
     std::size_t max_message_bytes = 1024 * 1024;  // incoming message limit; over it: close 1009
+    // Uncompressed binary messages go to the handler in parts (WsHandler::on_binary_part) instead
+    // of whole, bounded by max_streamed_message_bytes (0: no bound; over it: close 1009).
+    bool stream_binary = false;
+    std::uint64_t max_streamed_message_bytes = 0;
     std::size_t max_outbound_bytes = 4 * 1024 * 1024;  // outbox bound per connection
     OverflowPolicy overflow = OverflowPolicy::kClose;
     std::chrono::milliseconds idle_timeout{120'000};  // nothing received for this long: close 1001

@@ -42,6 +42,11 @@ bool Outbox::push_data(OutFrame frame) {
     return true;
 }
 
+void Outbox::push_data_unbounded(OutFrame frame) {
+    data_bytes_ += frame.wire_size();
+    data_.frames.push_back(std::move(frame));
+}
+
 void Outbox::push_control(OutFrame frame) {
     frame.control = true;
     control_.frames.push_back(std::move(frame));

@@ -48,6 +48,9 @@ public:
     /// bigger than the whole bound is accepted when no data is queued, so one large message to an
     /// idle client is never refused.
     [[nodiscard]] bool push_data(OutFrame frame);
+    /// Never refused: for frames the caller admitted against the bound itself (the parts of a
+    /// streamed message, pulled only while little is queued, and what waited behind it).
+    void push_data_unbounded(OutFrame frame);
     /// Never refused: the protocol bounds control frames (one close; pongs coalesce).
     void push_control(OutFrame frame);
     /// Replaces a pong still waiting (RFC 6455 5.5.3 allows answering only the latest ping), so a

@@ -578,6 +578,8 @@ std::pair<FrameEvent, std::size_t> FrameParser::fail(std::uint16_t code, std::st
                                                      std::size_t consumed) {
     failed_ = true;
     in_message_ = false;
+    streaming_ = false;
+    in_stream_frame_ = false;
     error_ = FrameEvent{};
     error_.type = FrameEvent::Type::kError;
     error_.code = code;
@@ -618,6 +620,33 @@ std::pair<FrameEvent, std::size_t> FrameParser::deliver(MessageKind kind, bool c
     return {event, frame_end};
 }
 
+std::pair<FrameEvent, std::size_t> FrameParser::stream_part(std::uint8_t* data, std::size_t size,
+                                                            std::size_t consumed) {
+    // The mask is relative to the frame's first payload byte: rotate the key to this part's start.
+    std::array<std::uint8_t, 4> key{};
+    for (std::size_t i = 0; i < 4; ++i) {
+        key[i] = stream_mask_[(stream_mask_offset_ + i) & 3];
+    }
+    apply_mask(data, size, key.data());
+    stream_mask_offset_ = (stream_mask_offset_ + size) & 3;
+    stream_frame_left_ -= size;
+    FrameEvent event;
+    event.type = FrameEvent::Type::kBinaryPart;
+    event.kind = MessageKind::kBinary;
+    event.data = as_chars(data, size);
+    event.first = stream_first_;
+    stream_first_ = false;
+    if (stream_frame_left_ == 0) {
+        in_stream_frame_ = false;
+        if (stream_frame_fin_) {
+            event.last = true;
+            streaming_ = false;
+            in_message_ = false;
+        }
+    }
+    return {event, consumed};
+}
+
 std::pair<FrameEvent, std::size_t> FrameParser::next(std::span<std::uint8_t> input) {
     if (failed_) {
         return {error_, 0};
@@ -627,6 +656,15 @@ std::pair<FrameEvent, std::size_t> FrameParser::next(std::span<std::uint8_t> inp
     }
     std::size_t pos = 0;  // start of the current frame; everything before it is consumed
     for (;;) {
+        if (in_stream_frame_) {
+            // The rest of a streamed frame's payload: hand over what has arrived.
+            const auto n = static_cast<std::size_t>(
+                std::min<std::uint64_t>(input.size() - pos, stream_frame_left_));
+            if (n == 0) {
+                return {FrameEvent{}, pos};
+            }
+            return stream_part(input.data() + pos, n, pos + n);
+        }
         const std::size_t avail = input.size() - pos;
         if (avail < 2) {
             return {FrameEvent{}, pos};
@@ -710,6 +748,39 @@ std::pair<FrameEvent, std::size_t> FrameParser::next(std::span<std::uint8_t> inp
             if (length <= 0xFFFF) {
                 return fail(1002, "length not minimally encoded", pos);
             }
+        }
+        const bool streamed =
+            !control && (opcode == Opcode::kContinuation
+                             ? streaming_
+                             : (opcode == Opcode::kBinary && !compressed && limits_.stream_binary));
+        if (streamed) {
+            const std::uint64_t so_far = opcode == Opcode::kContinuation ? streamed_bytes_ : 0;
+            const std::uint64_t bound = limits_.max_streamed_message_bytes;
+            if (bound > 0 && (so_far > bound || length > bound - so_far)) {
+                return fail(1009, "message too big", pos);
+            }
+            if (avail < header + 4) {
+                return {FrameEvent{}, pos};
+            }
+            std::memcpy(stream_mask_.data(), frame + header, 4);
+            stream_mask_offset_ = 0;
+            stream_frame_left_ = length;
+            stream_frame_fin_ = fin;
+            in_stream_frame_ = true;
+            streamed_bytes_ = so_far + length;
+            if (opcode != Opcode::kContinuation) {
+                streaming_ = true;
+                stream_first_ = true;
+                in_message_ = true;
+                message_kind_ = MessageKind::kBinary;
+                message_compressed_ = false;
+            }
+            pos += header + 4;
+            if (length == 0) {
+                // An empty frame still marks the message's start or end.
+                return stream_part(input.data() + pos, 0, pos);
+            }
+            continue;
         }
         if (!control) {
             // From the header alone, so that an oversize frame is refused before it is buffered.

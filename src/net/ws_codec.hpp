@@ -103,9 +103,10 @@ std::string deflate_message(std::string_view message);
 /// One step of parsing: what the parser found.
 struct FrameEvent {
     enum class Type : std::uint8_t {
-        kNeedMore,  // the input holds no complete event; keep the unconsumed bytes, read more
-        kMessage,   // a complete data message in `data` (decompressed; text is valid UTF-8)
-        kPing,      // `data` is the ping payload
+        kNeedMore,    // the input holds no complete event; keep the unconsumed bytes, read more
+        kMessage,     // a complete data message in `data` (decompressed; text is valid UTF-8)
+        kBinaryPart,  // Limits::stream_binary: part of a binary message, `first` / `last` set
+        kPing,        // `data` is the ping payload
         kPong,
         kClose,  // peer's close: `code` (1005 when absent) and `data` = reason
         kError,  // protocol violation: close with `code` and reason `data`; stop parsing
@@ -119,6 +120,9 @@ struct FrameEvent {
     // is smaller than `data`. With client_no_context_takeover (always negotiated) it inflates on
     // its own, with any window of 15 bits, to `data`. Empty otherwise. Same validity as `data`.
     std::string_view deflated;
+    // kBinaryPart: the part starts (ends) the message.
+    bool first = false;
+    bool last = false;
 };
 
 /// Parses client frames. Payloads are unmasked in place in the caller's buffer, so a single-frame
@@ -155,6 +159,12 @@ class FrameParser {
 public:
     struct Limits {
         std::size_t max_message_bytes = 1 << 20;  // after decompression; over it: kError 1009
+        // Uncompressed binary messages are not reassembled: their payload comes out as
+        // kBinaryPart events as it arrives, a frame possibly in several parts (the caller keeps
+        // no bytes of such a frame: only an incomplete header). Bounded by
+        // max_streamed_message_bytes (0: unbounded) instead of max_message_bytes.
+        bool stream_binary = false;
+        std::uint64_t max_streamed_message_bytes = 0;
     };
 
     static constexpr std::size_t kRetainedBufferBytes = 256;
@@ -181,6 +191,8 @@ public:
 private:
     std::pair<FrameEvent, std::size_t> fail(std::uint16_t code, std::string_view reason,
                                             std::size_t consumed);
+    std::pair<FrameEvent, std::size_t> stream_part(std::uint8_t* data, std::size_t size,
+                                                   std::size_t consumed);
     std::pair<FrameEvent, std::size_t> deliver(MessageKind kind, bool compressed,
                                                std::string_view body, std::size_t frame_start,
                                                std::size_t frame_end);
@@ -199,6 +211,15 @@ private:
     bool release_pending_ = false;
     std::string fragments_;
     FrameEvent error_;
+    // A streamed binary message (Limits::stream_binary) in progress, and the frame being read.
+    bool streaming_ = false;
+    bool stream_first_ = false;     // the next part is the message's first
+    bool in_stream_frame_ = false;  // a frame's header was consumed, its payload not all
+    bool stream_frame_fin_ = false;
+    std::uint64_t stream_frame_left_ = 0;
+    std::uint64_t streamed_bytes_ = 0;  // of the message so far, for the bound
+    std::array<std::uint8_t, 4> stream_mask_{};
+    std::size_t stream_mask_offset_ = 0;  // payload bytes of the frame unmasked so far, mod 4
 };
 
 }  // namespace hearth::net::ws

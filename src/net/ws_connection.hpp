@@ -4,6 +4,7 @@
 // TCP socket or a TLS stream. Included only by the session translation units.
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -65,7 +66,7 @@ public:
           peer_address_(std::move(p.peer_address)),
           peer_ip_(std::move(p.peer_ip)),
           deflate_(p.deflate),
-          parser_({settings_->max_message_bytes}, p.deflate, &thread_.inflater),
+          parser_(parser_limits(*settings_), p.deflate, &thread_.inflater),
           outbox_(settings_->max_outbound_bytes),
           timer_(executor_),
           tokens_(settings_->message_burst) {}
@@ -147,6 +148,32 @@ public:
         return send_local(std::move(message), std::move(on_written));
     }
 
+    SendResult send_stream(MessageKind kind, std::shared_ptr<MessageSource> source,
+                           std::function<void(bool)> on_written) override {
+        if (!executor_.running_in_this_thread()) {
+            asio::post(executor_, [self = this->shared_from_this(), kind, src = std::move(source),
+                                   cb = std::move(on_written)]() mutable {
+                if (self->send_stream_local(kind, std::move(src), cb) != SendResult::kQueued &&
+                    cb) {
+                    cb(false);
+                }
+            });
+            return SendResult::kQueued;
+        }
+        return send_stream_local(kind, std::move(source), std::move(on_written));
+    }
+
+    void pause_reading() override { paused_ = true; }
+
+    void resume_reading() override {
+        if (!paused_) {
+            return;
+        }
+        paused_ = false;
+        // Not from inside the handler that resumes: the buffered bytes may call it again.
+        asio::post(executor_, [self = this->shared_from_this()] { self->continue_reading(); });
+    }
+
     void close(std::uint16_t code, std::string_view reason) override {
         if (!executor_.running_in_this_thread()) {
             asio::post(executor_, [self = this->shared_from_this(), code, r = std::string(reason)] {
@@ -194,6 +221,10 @@ private:
 
     // ---- sending ---------------------------------------------------------------------------
 
+    static ws::FrameParser::Limits parser_limits(const WsRouteSettings& s) {
+        return {s.max_message_bytes, s.stream_binary, s.max_streamed_message_bytes};
+    }
+
     SendResult send_local(SharedPayload message, std::function<void(bool)> on_written) {
         if (state_ != State::kOpen) {
             return SendResult::kClosed;
@@ -211,7 +242,7 @@ private:
             opcode, true, compress, frame.shared_body.size()));
         frame.payload = std::move(message);
         frame.on_written = std::move(on_written);
-        if (!outbox_.push_data(std::move(frame))) {
+        if (!admit(std::move(frame))) {
             route_->metrics().dropped->inc();
             if (settings_->overflow == OverflowPolicy::kClose) {
                 route_->count_disconnect("slow_consumer");
@@ -223,6 +254,175 @@ private:
         ++uncounted_out_;
         schedule_flush();
         return SendResult::kQueued;
+    }
+
+    // Queues a whole message: in the outbox, or behind a streamed message still being sent.
+    // false: over the bound.
+    bool admit(OutFrame frame) {
+        if (!streaming_ || (!streaming_->source && streaming_->behind.empty())) {
+            return outbox_.push_data(std::move(frame));
+        }
+        const std::size_t size = frame.wire_size();
+        const std::size_t queued = outbox_.data_bytes() + streaming_->behind_bytes;
+        if (queued > 0 && queued + size > settings_->max_outbound_bytes) {
+            return false;
+        }
+        streaming_->behind_bytes += size;
+        streaming_->behind.push_back(PendingSend{std::move(frame), nullptr, {}, {}});
+        return true;
+    }
+
+    // ---- streamed messages (send_stream) ---------------------------------------------------
+
+    // A part is asked for only while less than this is queued: a streamed message holds at most
+    // this plus one part of memory, whatever its size.
+    static constexpr std::size_t kStreamPartBytes = 64 * 1024;
+    static constexpr std::size_t kStreamLowWaterBytes = 256 * 1024;
+    // Streamed messages waiting behind the one being sent; one more is refused (kDropped).
+    static constexpr std::size_t kMaxWaitingStreams = 64;
+
+    // Something to send once the streamed message ahead of it is complete.
+    struct PendingSend {
+        OutFrame frame;                         // a whole message, or (source set)
+        std::shared_ptr<MessageSource> source;  // a streamed one
+        MessageKind kind = MessageKind::kBinary;
+        std::function<void(bool)> on_written;  // the streamed message's
+    };
+    // Allocated by the first send_stream: connections that never stream pay one pointer.
+    struct Streaming {
+        std::shared_ptr<MessageSource> source;  // the message being sent; null: none
+        MessageKind kind = MessageKind::kBinary;
+        std::function<void(bool)> on_written;
+        bool started = false;  // its first frame is queued
+        bool reading = false;  // a part was asked for and has not come yet
+        std::deque<PendingSend> behind;
+        std::size_t behind_bytes = 0;  // of the whole messages in `behind`: part of the bound
+        std::size_t waiting_streams = 0;
+    };
+
+    SendResult send_stream_local(MessageKind kind, std::shared_ptr<MessageSource> source,
+                                 std::function<void(bool)> on_written) {
+        if (state_ != State::kOpen) {
+            return SendResult::kClosed;
+        }
+        if (!streaming_) {
+            streaming_ = std::make_unique<Streaming>();
+        }
+        auto& st = *streaming_;
+        if (st.source || !st.behind.empty()) {
+            if (st.waiting_streams >= kMaxWaitingStreams) {
+                route_->metrics().dropped->inc();
+                return SendResult::kDropped;
+            }
+            ++st.waiting_streams;
+            st.behind.push_back(PendingSend{{}, std::move(source), kind, std::move(on_written)});
+            return SendResult::kQueued;
+        }
+        begin_stream(kind, std::move(source), std::move(on_written));
+        return SendResult::kQueued;
+    }
+
+    void begin_stream(MessageKind kind, std::shared_ptr<MessageSource> source,
+                      std::function<void(bool)> on_written) {
+        auto& st = *streaming_;
+        st.source = std::move(source);
+        st.kind = kind;
+        st.on_written = std::move(on_written);
+        st.started = false;
+        st.reading = false;
+        ++uncounted_out_;
+        pump_stream();
+    }
+
+    // Asks the active stream for its next part when the outbox has room for it.
+    void pump_stream() {
+        if (!streaming_ || !streaming_->source || streaming_->reading || state_ != State::kOpen) {
+            return;
+        }
+        const std::size_t low_water =
+            std::min(kStreamLowWaterBytes, settings_->max_outbound_bytes / 2);
+        if (outbox_.data_bytes() > 0 && outbox_.data_bytes() >= low_water) {
+            return;
+        }
+        streaming_->reading = true;
+        auto source = streaming_->source;
+        source->next(
+            kStreamPartBytes, [self = this->shared_from_this(), source](StreamPart part) mutable {
+                asio::post(self->executor_,
+                           [self, source = std::move(source), part = std::move(part)]() mutable {
+                               self->on_stream_part(source, std::move(part));
+                           });
+            });
+    }
+
+    void on_stream_part(const std::shared_ptr<MessageSource>& source, StreamPart part) {
+        if (state_ != State::kOpen || !streaming_ || streaming_->source != source) {
+            return;  // closed meanwhile: its on_written already ran with false
+        }
+        auto& st = *streaming_;
+        st.reading = false;
+        if (!part.bytes || part.bytes->size() > kStreamPartBytes ||
+            (part.bytes->size() == 0 && !part.last)) {
+            ws_log()->warn("[conn {}] a streamed message's source failed after {}; closing",
+                           to_string(id_), st.started ? "its first part" : "nothing was sent");
+            route_->count_disconnect("stream_failed");
+            close_local(close_code::kInternalError, "message source failed");
+            return;
+        }
+        OutFrame frame;
+        const auto opcode =
+            st.started ? ws::Opcode::kContinuation
+                       : (st.kind == MessageKind::kText ? ws::Opcode::kText : ws::Opcode::kBinary);
+        frame.shared_body = part.bytes->bytes();
+        frame.header_size = static_cast<std::uint8_t>(ws::encode_header(
+            std::span<std::uint8_t, ws::kMaxHeaderBytes>(frame.header.data(), ws::kMaxHeaderBytes),
+            opcode, part.last, false, frame.shared_body.size()));
+        frame.payload = std::move(part.bytes);
+        st.started = true;
+        if (part.last) {
+            frame.on_written = std::move(st.on_written);
+            st.on_written = {};
+            st.source.reset();
+        }
+        outbox_.push_data_unbounded(std::move(frame));
+        if (part.last) {
+            release_behind();
+        }
+        schedule_flush();
+        pump_stream();
+    }
+
+    // The streamed message is complete: what waited behind it follows, up to the next stream.
+    void release_behind() {
+        auto& st = *streaming_;
+        while (!st.source && !st.behind.empty()) {
+            PendingSend next = std::move(st.behind.front());
+            st.behind.pop_front();
+            if (next.source) {
+                --st.waiting_streams;
+                begin_stream(next.kind, std::move(next.source), std::move(next.on_written));
+            } else {
+                st.behind_bytes -= next.frame.wire_size();
+                outbox_.push_data_unbounded(std::move(next.frame));
+            }
+        }
+    }
+
+    // The connection is closing: streamed messages and what waits behind them will not be sent.
+    void abort_streams() {
+        if (!streaming_) {
+            return;
+        }
+        auto st = std::move(streaming_);
+        if (st->on_written) {
+            st->on_written(false);
+        }
+        for (auto& p : st->behind) {
+            auto& cb = p.source ? p.on_written : p.frame.on_written;
+            if (cb) {
+                cb(false);
+            }
+        }
     }
 
     void push_control(ws::Opcode opcode, std::string payload) {
@@ -304,6 +504,9 @@ private:
         if (state_ == State::kClosed) {
             return;
         }
+        if (!ec) {
+            pump_stream();
+        }
         if (ec) {
             teardown(CloseInfo{close_code::kAbnormal, "write failed: " + ec.message(), false});
             return;
@@ -330,6 +533,7 @@ private:
             return;
         }
         state_ = State::kClosing;
+        abort_streams();
         close_info_ = CloseInfo{code, std::string(reason), false};
         close_deadline_ = Clock::now() + settings_->close_timeout;
         close_queued_ = true;
@@ -344,6 +548,7 @@ private:
         stop_reading_ = true;
         if (state_ == State::kOpen) {
             state_ = State::kClosing;
+            abort_streams();
             close_info_ = CloseInfo{code, std::string(reason), true};
             close_deadline_ = Clock::now() + settings_->close_timeout;
             close_queued_ = true;
@@ -368,6 +573,7 @@ private:
         route_->metrics().messages_out->inc(uncounted_out_);
         uncounted_out_ = 0;
         run_callbacks(outbox_.clear(), false);
+        abort_streams();
         std::string().swap(inbuf_);
         if (peer_counted_) {
             route_->remove_peer(peer_ip_);
@@ -391,22 +597,46 @@ private:
 
     // ---- reading ---------------------------------------------------------------------------
 
+    // Idempotent: at most one read operation is pending, whoever asks.
     void read_some() {
-        if (stop_reading_ || state_ == State::kClosed) {
+        if (stop_reading_ || paused_ || read_pending_ || state_ == State::kClosed) {
             return;
         }
+        read_pending_ = true;
         if constexpr (kIsPlainSocket<Stream>) {
-            stream_.async_wait(tcp::socket::wait_read,
-                               [self = this->shared_from_this()](
-                                   const boost::system::error_code& ec) { self->on_readable(ec); });
+            stream_.async_wait(tcp::socket::wait_read, [self = this->shared_from_this()](
+                                                           const boost::system::error_code& ec) {
+                self->read_pending_ = false;
+                self->on_readable(ec);
+            });
         } else {
             if (!tls_read_buffer_) {
                 tls_read_buffer_ = std::make_unique<std::uint8_t[]>(kTlsReadBufferBytes);
             }
-            stream_.async_read_some(
-                asio::buffer(tls_read_buffer_.get(), kTlsReadBufferBytes),
-                [self = this->shared_from_this()](const boost::system::error_code& ec,
-                                                  std::size_t n) { self->on_read(ec, n); });
+            stream_.async_read_some(asio::buffer(tls_read_buffer_.get(), kTlsReadBufferBytes),
+                                    [self = this->shared_from_this()](
+                                        const boost::system::error_code& ec, std::size_t n) {
+                                        self->read_pending_ = false;
+                                        self->on_read(ec, n);
+                                    });
+        }
+    }
+
+    // After resume_reading: the bytes buffered while paused first, then the socket again.
+    void continue_reading() {
+        if (state_ == State::kClosed || paused_ || stop_reading_) {
+            return;
+        }
+        if (!inbuf_.empty()) {
+            parse_buffered();
+            if (state_ == State::kClosed || paused_ || stop_reading_) {
+                return;
+            }
+        }
+        if constexpr (kIsPlainSocket<Stream>) {
+            on_readable({});
+        } else {
+            read_some();
         }
     }
 
@@ -419,6 +649,9 @@ private:
         if (ec) {
             on_transport_error(ec);
             return;
+        }
+        if (paused_) {
+            return;  // resume_reading reads again
         }
         auto* buffer = thread_.read_buffer.get();
         for (int i = 0; i < kMaxReadsPerWake; ++i) {
@@ -434,7 +667,7 @@ private:
                 return;
             }
             on_bytes(std::span(buffer, n));
-            if (state_ == State::kClosed || stop_reading_) {
+            if (state_ == State::kClosed || stop_reading_ || paused_) {
                 return;
             }
             if (n < ThreadState::kReadBufferBytes) {
@@ -480,15 +713,19 @@ private:
             }
         } else {
             inbuf_.append(reinterpret_cast<const char*>(data.data()), data.size());
-            const std::size_t used =
-                parse(std::span(reinterpret_cast<std::uint8_t*>(inbuf_.data()), inbuf_.size()));
-            if (state_ == State::kClosed || stop_reading_) {
-                std::string().swap(inbuf_);
-            } else if (used == inbuf_.size()) {
-                std::string().swap(inbuf_);  // give a large frame's memory back
-            } else {
-                inbuf_.erase(0, used);
-            }
+            parse_buffered();
+        }
+    }
+
+    void parse_buffered() {
+        const std::size_t used =
+            parse(std::span(reinterpret_cast<std::uint8_t*>(inbuf_.data()), inbuf_.size()));
+        if (state_ == State::kClosed || stop_reading_) {
+            std::string().swap(inbuf_);
+        } else if (used == inbuf_.size()) {
+            std::string().swap(inbuf_);  // give a large frame's memory back
+        } else {
+            inbuf_.erase(0, used);
         }
     }
 
@@ -504,7 +741,7 @@ private:
 
     std::size_t parse_frames(std::span<std::uint8_t> data) {
         std::size_t offset = 0;
-        while (state_ != State::kClosed && !stop_reading_ && !discard_input_) {
+        while (state_ != State::kClosed && !stop_reading_ && !discard_input_ && !paused_) {
             auto [event, used] = parser_.next(data.subspan(offset));
             offset += used;
             switch (event.type) {
@@ -512,6 +749,9 @@ private:
                     return offset;
                 case ws::FrameEvent::Type::kMessage:
                     on_message(event.kind, event.data, event.deflated);
+                    break;
+                case ws::FrameEvent::Type::kBinaryPart:
+                    on_binary_part(event);
                     break;
                 case ws::FrameEvent::Type::kPing:
                     if (state_ == State::kOpen) {
@@ -536,7 +776,44 @@ private:
                     return data.size();
             }
         }
-        return data.size();
+        // Paused: the rest stays buffered for resume_reading. Otherwise it is discarded.
+        const bool keep = paused_ && state_ != State::kClosed && !stop_reading_ && !discard_input_;
+        return keep ? offset : data.size();
+    }
+
+    // Spends one token of the route's message rate; false (and the connection closing) when none
+    // is left.
+    bool take_token() {
+        if (settings_->max_messages_per_s <= 0) {
+            return true;
+        }
+        const auto now = Clock::now();
+        const double elapsed = std::chrono::duration<double>(now - tokens_at_).count();
+        tokens_at_ = now;
+        tokens_ =
+            std::min(settings_->message_burst, tokens_ + elapsed * settings_->max_messages_per_s);
+        if (tokens_ < 1.0) {
+            route_->count_disconnect("rate_limited");
+            close_local(close_code::kPolicyViolation, "message rate limit exceeded");
+            return false;
+        }
+        tokens_ -= 1.0;
+        return true;
+    }
+
+    void on_binary_part(const ws::FrameEvent& event) {
+        if (state_ != State::kOpen) {
+            return;
+        }
+        if (event.first) {
+            refresh_settings();
+            if (!take_token()) {
+                return;
+            }
+            ++uncounted_in_;
+            got_message_ = true;
+        }
+        handler_->on_binary_part(event.data, event.first, event.last);
     }
 
     void on_message(MessageKind kind, std::string_view data, std::string_view deflated) {
@@ -544,18 +821,8 @@ private:
             return;  // after our close frame the peer's data is discarded (RFC 6455 1.4)
         }
         refresh_settings();
-        if (settings_->max_messages_per_s > 0) {
-            const auto now = Clock::now();
-            const double elapsed = std::chrono::duration<double>(now - tokens_at_).count();
-            tokens_at_ = now;
-            tokens_ = std::min(settings_->message_burst,
-                               tokens_ + elapsed * settings_->max_messages_per_s);
-            if (tokens_ < 1.0) {
-                route_->count_disconnect("rate_limited");
-                close_local(close_code::kPolicyViolation, "message rate limit exceeded");
-                return;
-            }
-            tokens_ -= 1.0;
+        if (!take_token()) {
+            return;
         }
         ++uncounted_in_;
         got_message_ = true;
@@ -571,7 +838,7 @@ private:
         if (generation != generation_) {
             generation_ = generation;
             settings_ = route_->settings();
-            parser_.set_limits({settings_->max_message_bytes});
+            parser_.set_limits(parser_limits(*settings_));
             outbox_.set_max_bytes(settings_->max_outbound_bytes);
         }
     }
@@ -677,6 +944,8 @@ private:
     bool ping_outstanding_ = false;
     bool timer_armed_ = false;
     bool got_message_ = false;
+    bool paused_ = false;              // pause_reading: the handler takes no more input for now
+    bool read_pending_ = false;        // a read (or wait for readability) is out
     std::uint32_t uncounted_in_ = 0;   // messages received since the route counter was updated
     std::uint32_t uncounted_out_ = 0;  // messages queued since the route counter was updated  // a
                                        // data message arrived (ends the first-message deadline)
@@ -687,6 +956,7 @@ private:
     std::unique_ptr<std::uint8_t[]> tls_read_buffer_;
 
     Outbox outbox_;
+    std::unique_ptr<Streaming> streaming_;
     std::vector<asio::const_buffer> buffers_;  // the batch in flight
     std::string tls_write_buffer_;
 

@@ -1053,5 +1053,175 @@ TEST(WsParserSplits, EveryTwoWaySplit) {
     }
 }
 
+// ---- streamed binary messages (Limits::stream_binary) ----
+
+// What a streaming caller sees: the binary messages rebuilt from their parts (each checked to start
+// with `first` and end with `last`), with the other events in order, and the most bytes the caller
+// ever had to keep between reads.
+struct Streamed {
+    std::vector<Seen> events;  // binary messages as kMessage events rebuilt from their parts
+    std::size_t parts = 0;
+    std::size_t most_kept = 0;
+    bool well_formed = true;  // every message had exactly one first and one last part
+};
+
+Streamed feed_streaming(FrameParser& parser, std::string_view wire, std::size_t step) {
+    Streamed out;
+    std::vector<std::uint8_t> buffer;
+    std::optional<std::string> building;
+    for (std::size_t i = 0; i < wire.size(); i += step) {
+        const std::string_view chunk = wire.substr(i, step);
+        buffer.insert(buffer.end(), chunk.begin(), chunk.end());
+        for (;;) {
+            auto [event, consumed] = parser.next(buffer);
+            if (event.type == Type::kBinaryPart) {
+                ++out.parts;
+                if (event.first == building.has_value()) {
+                    out.well_formed = false;
+                }
+                if (event.first) {
+                    building.emplace();
+                }
+                if (building) {
+                    building->append(event.data);
+                }
+                if (event.last && building) {
+                    out.events.push_back(message(*building, MessageKind::kBinary));
+                    building.reset();
+                }
+            } else if (event.type != Type::kNeedMore) {
+                out.events.push_back(seen(event));
+            }
+            buffer.erase(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(consumed));
+            if (event.type == Type::kError) {
+                return out;
+            }
+            if (event.type == Type::kNeedMore) {
+                break;
+            }
+        }
+        out.most_kept = std::max(out.most_kept, buffer.size());
+    }
+    if (building) {
+        out.well_formed = false;
+    }
+    return out;
+}
+
+TEST(WsParserStreaming, BinaryComesInPartsWithEveryOtherEventInOrder) {
+    const std::string file = binary_of_size(70'000, 3);
+    const std::string wire =
+        client(Opcode::kText, "begin") + client(Opcode::kBinary, file.substr(0, 30'000), false) +
+        client(Opcode::kPing, "p") + client(Opcode::kContinuation, file.substr(30'000, 40'000)) +
+        client(Opcode::kBinary, "one frame") + client(Opcode::kBinary, "") +
+        client(Opcode::kText, "end") + close_frame(1000);
+    const std::vector<Seen> expected = {message("begin"),
+                                        ping("p"),
+                                        message(file, MessageKind::kBinary),
+                                        message("one frame", MessageKind::kBinary),
+                                        message("", MessageKind::kBinary),
+                                        message("end"),
+                                        closed(1000)};
+    // Text stays limited to max_message_bytes; binary is not held to it.
+    const FrameParser::Limits limits{.max_message_bytes = 1024, .stream_binary = true};
+    for (const std::size_t step :
+         {wire.size(), std::size_t{1}, std::size_t{5}, std::size_t{4096}, std::size_t{16'384}}) {
+        FrameParser parser(limits, false, nullptr);
+        const auto got = feed_streaming(parser, wire, step);
+        EXPECT_EQ(got.events, expected) << "step " << step;
+        EXPECT_TRUE(got.well_formed) << "step " << step;
+        if (step < 1000) {
+            // Only a header's bytes are ever kept: payload goes out as it comes.
+            EXPECT_LE(got.most_kept, 14U + step) << "step " << step;
+            EXPECT_GT(got.parts, 70'000 / step / 2) << "step " << step;
+        }
+    }
+}
+
+TEST(WsParserStreaming, EveryTwoWaySplitUnmasksEachPartFromItsOffset) {
+    const std::string data = binary_of_size(300, 5);
+    const std::string wire = client(Opcode::kBinary, data.substr(0, 131), false) +
+                             client(Opcode::kContinuation, data.substr(131), true) +
+                             client(Opcode::kText, "after");
+    const FrameParser::Limits limits{.stream_binary = true};
+    for (std::size_t split = 0; split <= wire.size(); ++split) {
+        FrameParser parser(limits, false, nullptr);
+        Streamed got;
+        std::vector<std::uint8_t> buffer = bytes_of(wire.substr(0, split));
+        std::string rebuilt;
+        std::vector<Seen> others;
+        for (int round = 0; round < 2; ++round) {
+            if (round == 1) {
+                const std::string rest = wire.substr(split);
+                buffer.insert(buffer.end(), rest.begin(), rest.end());
+            }
+            for (;;) {
+                const auto [event, consumed] = parser.next(buffer);
+                if (event.type == Type::kBinaryPart) {
+                    rebuilt.append(event.data);
+                } else if (event.type != Type::kNeedMore) {
+                    others.push_back(seen(event));
+                }
+                buffer.erase(buffer.begin(),
+                             buffer.begin() + static_cast<std::ptrdiff_t>(consumed));
+                if (event.type == Type::kNeedMore) {
+                    break;
+                }
+            }
+        }
+        EXPECT_EQ(rebuilt, data) << "split " << split;
+        EXPECT_EQ(others, std::vector<Seen>{message("after")}) << "split " << split;
+        EXPECT_TRUE(buffer.empty()) << "split " << split;
+    }
+}
+
+TEST(WsParserStreaming, StreamedBoundIsCheckedFromEachHeader) {
+    const FrameParser::Limits limits{
+        .max_message_bytes = 16, .stream_binary = true, .max_streamed_message_bytes = 1000};
+    // Exactly at the bound, over two frames: fine.
+    FrameParser ok(limits, false, nullptr);
+    const auto at = feed_streaming(ok,
+                                   client(Opcode::kBinary, std::string(600, 'a'), false) +
+                                       client(Opcode::kContinuation, std::string(400, 'b')),
+                                   7);
+    EXPECT_EQ(at.events, std::vector<Seen>{message(std::string(600, 'a') + std::string(400, 'b'),
+                                                   MessageKind::kBinary)});
+    // One byte more: refused when the second header arrives, before its payload.
+    FrameParser over(limits, false, nullptr);
+    std::string wire = client(Opcode::kBinary, std::string(600, 'a'), false) +
+                       client(Opcode::kContinuation, std::string(401, 'b'));
+    wire.resize(wire.size() - 401);  // the second frame's payload never comes
+    const auto got = feed_streaming(over, wire, 7);
+    ASSERT_FALSE(got.events.empty());
+    EXPECT_EQ(got.events.back(), error(1009));
+    // Text is still reassembled and held to max_message_bytes.
+    FrameParser text(limits, false, nullptr);
+    EXPECT_EQ(feed_streaming(text, client(Opcode::kText, std::string(17, 't')), 64).events,
+              std::vector<Seen>{error(1009)});
+}
+
+TEST(WsParserStreaming, CompressedBinaryStillComesWhole) {
+    const std::string data = binary_of_size(10, 9) + std::string(500, 'z');
+    const std::string c = deflate_message(data);
+    Inflater inflater;
+    FrameParser parser({.stream_binary = true}, true, &inflater);
+    const auto got = feed_streaming(parser, client(Opcode::kBinary, c, true, true), 3);
+    EXPECT_EQ(got.parts, 0U);
+    EXPECT_EQ(got.events, std::vector<Seen>{message(data, MessageKind::kBinary)});
+}
+
+TEST(WsParserStreaming, ProtocolErrorsInsideAStreamedMessage) {
+    const FrameParser::Limits limits{.stream_binary = true};
+    FrameParser parser(limits, false, nullptr);
+    const auto got = feed_streaming(
+        parser, client(Opcode::kBinary, "abc", false) + client(Opcode::kText, "new message inside"),
+        4);
+    ASSERT_FALSE(got.events.empty());
+    EXPECT_EQ(got.events.back(), error(1002));
+    FrameParser rsv(limits, true, nullptr);  // no inflater: RSV1 is refused
+    EXPECT_EQ(feed_streaming(rsv, client(Opcode::kBinary, "abc", true, true), 4).events,
+              std::vector<Seen>{error(1002)});
+}
+
 }  // namespace
 }  // namespace hearth::net::ws
