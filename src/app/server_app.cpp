@@ -21,6 +21,7 @@
 #include "frontends/dracosoft/dracosoft.hpp"
 #include "frontends/homestead/homestead.hpp"
 #include "frontends/hunterpie/hunterpie.hpp"
+#include "frontends/moonshare/moonshare.hpp"
 #include "frontends/native/native.hpp"
 #include "hub/hub.hpp"
 #include "logs/log_query_route.hpp"
@@ -64,6 +65,7 @@ core::ConfigSchema make_schema() {
     schema.add<frontends::homestead::HomesteadConfig>();
     schema.add<frontends::hunterpie::HunterpieConfig>();
     schema.add<frontends::dracosoft::DracosoftConfig>();
+    schema.add<frontends::moonshare::MoonshareConfig>();
     schema.add<logs::LogsConfig>();
     schema.add<auth::AuthConfig>();
     schema.add<auth::BetterAuthConfig>();
@@ -90,6 +92,7 @@ struct ServerApp::Impl {
           homestead(make_homestead()),
           hunterpie(make_hunterpie()),
           dracosoft(make_dracosoft()),
+          moonshare(make_moonshare()),
           log_stream(make_log_stream()),
           server(runtime, metrics, events, http_limits(config->get<core::HttpConfig>())) {}
 
@@ -119,6 +122,15 @@ struct ServerApp::Impl {
                                                                          c);
     }
 
+    std::unique_ptr<frontends::moonshare::MoonshareFrontend> make_moonshare() {
+        const auto& c = config->get<frontends::moonshare::MoonshareConfig>();
+        if (!c.enabled) {
+            return nullptr;
+        }
+        return std::make_unique<frontends::moonshare::MoonshareFrontend>(
+            runtime, accounts, metrics, events, c, config->get<core::ServerConfig>().data_dir);
+    }
+
     std::shared_ptr<logs::LogStream> make_log_stream() {
         const auto& c = config->get<logs::LogsConfig>();
         return std::make_shared<logs::LogStream>(metrics, c.stream_limits(),
@@ -140,6 +152,7 @@ struct ServerApp::Impl {
     std::unique_ptr<frontends::homestead::HomesteadFrontend> homestead;  // when enabled
     std::unique_ptr<frontends::hunterpie::HunterpieFrontend> hunterpie;  // when enabled
     std::unique_ptr<frontends::dracosoft::DracosoftFrontend> dracosoft;  // when enabled
+    std::unique_ptr<frontends::moonshare::MoonshareFrontend> moonshare;  // when enabled
     // Before the server (routes hold it weakly) and after the runtime (its timer's io context).
     std::shared_ptr<logs::LogStream> log_stream;
     auth::OperatorAuth operators;  // before the server: its routes hold it
@@ -209,6 +222,14 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     if (impl_->dracosoft) {
         impl_->dracosoft->add_routes(impl_->server);
     }
+    if (impl_->moonshare) {
+        const auto& ms = impl_->config->get<frontends::moonshare::MoonshareConfig>();
+        impl_->moonshare->add_routes(
+            impl_->server,
+            std::make_shared<const WsRouteSettings>(frontends::moonshare::player_route_settings(
+                ms, impl_->config->get<core::WebSocketConfig>())),
+            ws_settings);
+    }
     // The logs endpoints live on the HunterPie listener, as the original serves them, and on the
     // HTTP API listener for the admin console (docs/logs.md).
     const auto& ws = core::ws_route_settings(impl_->config->get<core::WebSocketConfig>());
@@ -260,6 +281,9 @@ void ServerApp::start() {
         impl_->runtime.stop();
         impl_->stopped = true;
         throw;
+    }
+    if (impl_->moonshare) {
+        impl_->moonshare->start();
     }
     impl_->started = true;
     impl_->events.record("server.start", "hearth", "listening");
@@ -330,6 +354,20 @@ void ServerApp::apply(std::shared_ptr<const core::Config> next) {
                 next->get<frontends::hunterpie::HunterpieConfig>(),
                 next->get<core::WebSocketConfig>())));
     }
+    if (impl_->moonshare) {
+        // [websocket] settings apply to the running routes; [moonshare] itself needs a restart.
+        const auto player =
+            std::make_shared<const WsRouteSettings>(frontends::moonshare::player_route_settings(
+                running->get<frontends::moonshare::MoonshareConfig>(),
+                next->get<core::WebSocketConfig>()));
+        for (const auto& listener : impl_->moonshare->player_listeners()) {
+            impl_->server.update_ws_settings(listener, "/player", player);
+        }
+        impl_->server.update_ws_settings(impl_->moonshare->auth_listener(), "/auth", ws_settings);
+        impl_->server.update_ws_settings(impl_->moonshare->auth_listener(), "/sessions",
+                                         ws_settings);
+        impl_->server.update_ws_settings(impl_->moonshare->gateway_listener(), "/ws", ws_settings);
+    }
     impl_->operators.set_admin_token(next->get<core::HttpConfig>().admin_token);
     impl_->log_stream->set_retention(next->get<logs::LogsConfig>().retention());
     impl_->accounts.reload(next->get<auth::AuthConfig>());
@@ -359,6 +397,9 @@ bool ServerApp::shutdown() {
             log()->warn("shutdown: {} connection(s) still open after {} ms; closing them",
                         impl_->server.open_connections(), timeout.count());
         }
+    }
+    if (impl_->moonshare) {
+        impl_->moonshare->stop();
     }
     impl_->runtime.stop();
     log()->info("stopped");

@@ -1,6 +1,7 @@
 #include "auth/account_service.hpp"
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -55,10 +56,17 @@ Principal principal_of(const store::TokenRecord& token, const store::AccountReco
     p.token_id = token.id;
     p.scopes = token.scopes;
     p.expires_at = token.expires_at.value_or(store::TimePoint::max());
+    if (token.kind == store::TokenKindCode::kGuest) {
+        p.subject = token.name;
+    }
     return p;
 }
 
 }  // namespace
+
+std::string guest_account_name(std::string_view realm) {
+    return "guest:" + std::string(realm);
+}
 
 std::optional<std::string> check_username(std::string_view username) {
     if (username.empty() || username.size() > 64) {
@@ -238,6 +246,8 @@ struct AccountService::State : std::enable_shared_from_this<State> {
     mutable std::mutex mutex;  // guards config and external
     AuthConfig config;
     std::shared_ptr<ExternalValidator> external;
+    std::map<std::string, std::uint64_t> guest_accounts;  // realm -> account id (under mutex)
+    std::chrono::steady_clock::time_point next_purge{};   // under mutex
     std::atomic<std::size_t> pending{0};
     core::Counter& logins_ok;
     core::Counter& logins_invalid;
@@ -576,6 +586,134 @@ void AccountService::revoke_token(std::uint64_t token_id, Done<store::TokenRecor
             }
             done(std::move(r));
         });
+}
+
+namespace {
+
+bool valid_realm(std::string_view realm) {
+    if (realm.empty() || realm.size() > 32) {
+        return false;
+    }
+    return std::all_of(realm.begin(), realm.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+    });
+}
+
+// How long an expired or revoked token stays in the store before a purge deletes it.
+constexpr auto kPurgeGrace = std::chrono::hours(24);
+// Purges run at most this often.
+constexpr auto kPurgeInterval = std::chrono::minutes(1);
+
+}  // namespace
+
+void AccountService::issue_guest_token(std::string realm, std::string subject,
+                                       std::chrono::seconds ttl, GuestTokenFormat format,
+                                       Done<GuestToken> done) {
+    if (!valid_realm(realm) || subject.empty() || subject.size() > 256 || ttl.count() <= 0) {
+        done(err(Errc::kInvalidArgument));
+        return;
+    }
+    auto state = state_;
+    // Expired guest tokens must not pile up: an issue starts a purge now and then.
+    {
+        const auto now = std::chrono::steady_clock::now();
+        std::unique_lock lock(state->mutex);
+        if (now >= state->next_purge) {
+            state->next_purge = now + kPurgeInterval;
+            lock.unlock();
+            state->accounts.purge_tokens(
+                std::chrono::system_clock::now() - kPurgeGrace, [](Result<std::uint64_t> r) {
+                    if (!r) {
+                        log()->warn("token purge failed: {}", r.error().message());
+                    } else if (*r > 0) {
+                        log()->debug("purged {} ended token(s)", *r);
+                    }
+                });
+        }
+    }
+    auto issue = [state, subject = std::move(subject), ttl, format,
+                  done = std::move(done)](Result<std::uint64_t> account_id) mutable {
+        if (!account_id) {
+            done(account_id.error());
+            return;
+        }
+        std::string token = format == GuestTokenFormat::kHex128 ? new_hex_token(16) : new_token();
+        const auto now = std::chrono::system_clock::now();
+        store::TokenRecord record;
+        record.account_id = *account_id;
+        record.kind = store::TokenKindCode::kGuest;
+        record.name = std::move(subject);
+        record.digest = token_digest(token);
+        record.created_at = now;
+        record.expires_at = now + ttl;
+        state->accounts.insert_token(
+            std::move(record), [token = std::move(token),
+                                done = std::move(done)](Result<store::TokenRecord> r) mutable {
+                if (!r) {
+                    done(r.error());
+                    return;
+                }
+                done(GuestToken{std::move(token), std::move(*r)});
+            });
+    };
+    {
+        std::lock_guard lock(state->mutex);
+        if (auto it = state->guest_accounts.find(realm); it != state->guest_accounts.end()) {
+            issue(it->second);
+            return;
+        }
+    }
+    // First use of the realm (per process): find or create its guest account. Two concurrent
+    // first uses may both try to create it; the loser finds the winner's.
+    auto shared_issue = std::make_shared<decltype(issue)>(std::move(issue));
+    auto remember = [state, realm](const store::AccountRecord& a) -> bool {
+        if (!a.guest) {
+            log()->error("account {} exists but is not a guest account", a.username);
+            return false;
+        }
+        std::lock_guard lock(state->mutex);
+        state->guest_accounts[realm] = a.id;
+        return true;
+    };
+    const std::string name = guest_account_name(realm);
+    state->accounts.account_by_name(name, [state, name, remember,
+                                           shared_issue](Result<store::AccountRecord> found) {
+        if (found) {
+            (*shared_issue)(remember(*found) ? Result<std::uint64_t>(found->id)
+                                             : Result<std::uint64_t>(err(Errc::kInternal)));
+            return;
+        }
+        if (found.error() != make_error_code(Errc::kNotFound)) {
+            (*shared_issue)(found.error());
+            return;
+        }
+        store::AccountRecord r;
+        r.username = name;
+        r.guest = true;
+        r.created_at = std::chrono::system_clock::now();
+        state->accounts.create_account(std::move(r), [state, name, remember, shared_issue](
+                                                         Result<store::AccountRecord> created) {
+            if (created) {
+                remember(*created);
+                (*shared_issue)(created->id);
+                return;
+            }
+            if (created.error() != make_error_code(Errc::kAlreadyExists)) {
+                (*shared_issue)(created.error());
+                return;
+            }
+            state->accounts.account_by_name(
+                name, [remember, shared_issue](Result<store::AccountRecord> again) {
+                    if (!again) {
+                        (*shared_issue)(again.error());
+                        return;
+                    }
+                    (*shared_issue)(remember(*again) ? Result<std::uint64_t>(again->id)
+                                                     : Result<std::uint64_t>(err(Errc::kInternal)));
+                });
+        });
+    });
 }
 
 }  // namespace hearth::auth

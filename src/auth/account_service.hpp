@@ -78,6 +78,24 @@ struct NewToken {
     std::optional<std::chrono::seconds> ttl = {};  // none: until revoked
 };
 
+/// The form of a guest token's secret.
+enum class GuestTokenFormat : std::uint8_t {
+    kDefault,  // like every Hearth token: 256 random bits, base64url (43 characters)
+    kHex128,   // 128 random bits as 32 lower-case hex digits (Moonshare's plugin expects these)
+};
+
+/// A guest token just issued: the secret (shown once, stored only as its digest) and its record
+/// (`name` holds the subject).
+struct GuestToken {
+    std::string token;
+    store::TokenRecord record;
+};
+
+/// The shared guest account of a realm: every guest token of "moonshare" belongs to the account
+/// named "guest:moonshare" (a name check_username refuses, so no user can take it). The account
+/// has no password and no roles; it is created on first use.
+std::string guest_account_name(std::string_view realm);
+
 /// Scopes an API key may carry: the front-ends' names and "admin".
 inline constexpr std::string_view kKnownScopes[] = {
     "admin", "native", "homestead", "hunterpie", "moonshare", "dracosoft", "packet"};
@@ -135,6 +153,15 @@ public:
     void logout(std::string token, Done<void> done);
 
     void issue_token(NewToken request, Done<IssuedToken> done);
+
+    /// Issues a guest token for `subject` (1 to 256 bytes, e.g. a Moonshare user id) in `realm`
+    /// (letters, digits, '_', '-'), valid for `ttl`: no password and no account per subject; the
+    /// token belongs to the realm's shared guest account (guest_account_name). Validating it
+    /// gives a Principal of kind kGuest whose `subject` is `subject`. Guest tokens end like any
+    /// token (expiry, revocation). Expired and revoked tokens (of every kind) are deleted from the
+    /// store a day after they ended: a purge runs at most once a minute, started by an issue.
+    void issue_guest_token(std::string realm, std::string subject, std::chrono::seconds ttl,
+                           GuestTokenFormat format, Done<GuestToken> done);
     void revoke_token(std::uint64_t token_id, Done<store::TokenRecord> done);
 
     store::AccountStore& store() noexcept;

@@ -32,6 +32,9 @@ struct Principal {
     TokenKind kind = TokenKind::kSession;
     std::uint64_t token_id = 0;
     std::vector<std::string> scopes;  // API keys: front-end names and "admin"; empty otherwise
+    // Guest tokens: who the token was issued for (e.g. a Moonshare user id), shared guest account
+    // of its realm in `username` ("guest:moonshare"); empty for other kinds.
+    std::string subject;
     std::chrono::system_clock::time_point expires_at = std::chrono::system_clock::time_point::max();
 
     bool has_role(std::string_view role) const {

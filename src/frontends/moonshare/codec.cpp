@@ -1,0 +1,120 @@
+#include "frontends/moonshare/codec.hpp"
+#include <cstdio>
+#include <ctime>
+
+namespace hearth::frontends::moonshare {
+
+namespace {
+
+constexpr char kHex[] = "0123456789ABCDEF";
+
+void append_u(std::string& out, char16_t u) {
+    out += "\\u";
+    out += kHex[(u >> 12) & 0xF];
+    out += kHex[(u >> 8) & 0xF];
+    out += kHex[(u >> 4) & 0xF];
+    out += kHex[u & 0xF];
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+    out += '"';
+    for_each_utf16(s, [&out](char16_t u) {
+        switch (u) {
+            case u'\\':
+                out += "\\\\";
+                return;
+            case u'\b':
+                out += "\\b";
+                return;
+            case u'\t':
+                out += "\\t";
+                return;
+            case u'\n':
+                out += "\\n";
+                return;
+            case u'\f':
+                out += "\\f";
+                return;
+            case u'\r':
+                out += "\\r";
+                return;
+            case u'"':
+            case u'&':
+            case u'\'':
+            case u'+':
+            case u'<':
+            case u'>':
+            case u'`':
+                append_u(out, u);
+                return;
+            default:
+                break;
+        }
+        if (u < 0x20 || u >= 0x7F) {
+            append_u(out, u);
+        } else {
+            out += static_cast<char>(u);
+        }
+    });
+    out += '"';
+}
+
+std::string json_string(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 2);
+    append_json_string(out, s);
+    return out;
+}
+
+std::string timespan(std::chrono::seconds value) {
+    std::string out;
+    long long total = value.count();
+    if (total < 0) {
+        out += '-';
+        total = -total;
+    }
+    const long long days = total / 86'400;
+    const long long h = (total / 3600) % 24;
+    const long long m = (total / 60) % 60;
+    const long long sec = total % 60;
+    char buf[64];
+    if (days > 0) {
+        std::snprintf(buf, sizeof buf, "%lld.%02lld:%02lld:%02lld", days, h, m, sec);
+    } else {
+        std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", h, m, sec);
+    }
+    return out + buf;
+}
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+    using namespace std::chrono;
+    const auto ticks =
+        duration_cast<duration<long long, std::ratio<1, 10'000'000>>>(t.time_since_epoch());
+    long long secs = ticks.count() / 10'000'000;
+    long long frac = ticks.count() % 10'000'000;
+    if (frac < 0) {
+        frac += 10'000'000;
+        --secs;
+    }
+    const auto tt = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%07lldZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    return buf;
+}
+
+std::uint32_t stable_hash(std::string_view utf8) {
+    std::uint32_t h = 23;  // unsigned: the same bits as .NET's unchecked int arithmetic
+    for_each_utf16(utf8, [&h](char16_t u) { h = h * 31u + static_cast<std::uint32_t>(u); });
+    const auto signed_h = static_cast<std::int32_t>(h);
+    if (signed_h == INT32_MIN) {
+        return 2'147'483'648u;
+    }
+    return static_cast<std::uint32_t>(signed_h < 0 ? -signed_h : signed_h);
+}
+
+}  // namespace hearth::frontends::moonshare

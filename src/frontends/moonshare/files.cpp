@@ -1,0 +1,282 @@
+#include "frontends/moonshare/files.hpp"
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <system_error>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "util/log.hpp"
+
+namespace hearth::frontends::moonshare {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = util::logger("moonshare");
+    return l;
+}
+
+std::int64_t ms_of(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+std::optional<StoredFile> read_meta(const fs::path& path, const std::string& id) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return std::nullopt;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    boost::system::error_code ec;
+    auto v = json::parse(ss.str(), ec);
+    if (ec || !v.is_object()) {
+        return std::nullopt;
+    }
+    const auto& o = v.get_object();
+    const auto* from = o.if_contains("from");
+    const auto* to = o.if_contains("to");
+    const auto* name = o.if_contains("name");
+    const auto* size = o.if_contains("size");
+    const auto* created = o.if_contains("created_ms");
+    if (!from || !from->is_string() || !to || !to->is_string() || !name || !name->is_string() ||
+        !size || !size->is_int64() || size->get_int64() < 0 || !created || !created->is_int64()) {
+        return std::nullopt;
+    }
+    StoredFile f;
+    f.id = id;
+    f.from = std::string(from->get_string());
+    f.to = std::string(to->get_string());
+    f.name = std::string(name->get_string());
+    f.size = static_cast<std::uint64_t>(size->get_int64());
+    f.created =
+        std::chrono::system_clock::time_point(std::chrono::milliseconds(created->get_int64()));
+    return f;
+}
+
+}  // namespace
+
+FileStore::FileStore(fs::path root, Limits limits)
+    : incoming_(root / "incoming"), stored_(root / "stored"), limits_(limits) {
+    std::error_code ec;
+    fs::create_directories(incoming_, ec);
+    if (!ec) {
+        fs::create_directories(stored_, ec);
+    }
+    if (ec) {
+        throw std::runtime_error("moonshare: cannot create " + root.string() + ": " + ec.message());
+    }
+    // Uploads that were in progress when the process ended are incomplete: gone.
+    std::size_t dropped = 0;
+    for (const auto& e : fs::directory_iterator(incoming_, ec)) {
+        fs::remove(e.path(), ec);
+        ++dropped;
+    }
+    const auto now = std::chrono::system_clock::now();
+    std::map<std::string, bool> has_bin;
+    std::map<std::string, fs::path> metas;
+    for (const auto& e : fs::directory_iterator(stored_, ec)) {
+        const auto stem = e.path().stem().string();
+        const auto ext = e.path().extension().string();
+        if (ext == ".bin") {
+            has_bin[stem] = true;
+        } else if (ext == ".meta") {
+            metas[stem] = e.path();
+        } else {
+            fs::remove(e.path(), ec);  // a half-written .meta.tmp, or a stranger
+            ++dropped;
+        }
+    }
+    for (const auto& [id, path] : metas) {
+        auto f = has_bin.count(id) ? read_meta(path, id) : std::nullopt;
+        const bool size_ok = f && fs::file_size(data_path(id), ec) == f->size && !ec;
+        if (!f || !size_ok || f->created + limits_.ttl <= now) {
+            fs::remove(path, ec);
+            fs::remove(data_path(id), ec);
+            ++dropped;
+            continue;
+        }
+        has_bin.erase(id);
+        per_user_[f->to] += f->size;
+        stored_bytes_ += f->size;
+        files_.emplace(id, std::move(*f));
+    }
+    for (const auto& [id, unused] : has_bin) {
+        fs::remove(data_path(id), ec);  // bytes whose metadata never got written
+        ++dropped;
+    }
+    log()->info("moonshare files: {} stored ({} bytes) in {}, {} leftover(s) removed",
+                files_.size(), stored_bytes_, stored_.string(), dropped);
+}
+
+fs::path FileStore::new_upload_path() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    std::lock_guard lock(mutex_);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%llu-%016llx.part", static_cast<unsigned long long>(++next_id_),
+                  static_cast<unsigned long long>(rng()));
+    return incoming_ / buf;
+}
+
+bool FileStore::reserve(std::uint64_t bytes) {
+    std::lock_guard lock(mutex_);
+    if (stored_bytes_ + reserved_ + bytes > limits_.max_bytes_total) {
+        return false;
+    }
+    reserved_ += bytes;
+    return true;
+}
+
+void FileStore::release(std::uint64_t bytes) {
+    std::lock_guard lock(mutex_);
+    reserved_ -= std::min(reserved_, bytes);
+}
+
+FileStore::StoreResult FileStore::store(const fs::path& upload, std::string from, std::string to,
+                                        std::string name, std::uint64_t size) {
+    std::error_code ec;
+    StoredFile f;
+    {
+        std::lock_guard lock(mutex_);
+        auto& used = per_user_[to];
+        if (used + size > limits_.max_bytes_per_user) {
+            if (used == 0) {
+                per_user_.erase(to);
+            }
+            reserved_ -= std::min(reserved_, size);
+            fs::remove(upload, ec);
+            return StoreResult::kUserQuota;
+        }
+        used += size;  // claimed now, so that two stores at once cannot both pass
+        const auto now = std::chrono::system_clock::now();
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%013lld-%06llu", static_cast<long long>(ms_of(now)),
+                      static_cast<unsigned long long>(++next_id_));
+        f.id = buf;
+        f.created = now;
+    }
+    f.from = std::move(from);
+    f.to = std::move(to);
+    f.name = std::move(name);
+    f.size = size;
+    const auto bin = data_path(f.id);
+    const auto meta = stored_ / (f.id + ".meta");
+    const auto tmp = stored_ / (f.id + ".meta.tmp");
+    bool ok = true;
+    fs::rename(upload, bin, ec);
+    if (ec) {
+        ok = false;
+    } else {
+        json::object o{{"from", f.from},
+                       {"to", f.to},
+                       {"name", f.name},
+                       {"size", static_cast<std::int64_t>(f.size)},
+                       {"created_ms", ms_of(f.created)}};
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << json::serialize(o);
+        out.close();
+        ok = static_cast<bool>(out);
+        if (ok) {
+            fs::rename(tmp, meta, ec);
+            ok = !ec;
+        }
+    }
+    std::lock_guard lock(mutex_);
+    reserved_ -= std::min(reserved_, size);
+    if (!ok) {
+        log()->warn("moonshare: cannot store a file for {}: {}", f.to, ec.message());
+        std::error_code ignored;
+        fs::remove(upload, ignored);
+        fs::remove(bin, ignored);
+        fs::remove(tmp, ignored);
+        auto& used = per_user_[f.to];
+        used -= std::min(used, size);
+        if (used == 0) {
+            per_user_.erase(f.to);
+        }
+        return StoreResult::kFailed;
+    }
+    stored_bytes_ += size;
+    files_.emplace(f.id, f);
+    return StoreResult::kStored;
+}
+
+std::vector<StoredFile> FileStore::waiting_for(const std::string& to) const {
+    std::lock_guard lock(mutex_);
+    std::vector<StoredFile> out;
+    if (!per_user_.count(to)) {
+        return out;
+    }
+    for (const auto& [id, f] : files_) {
+        if (f.to == to) {
+            out.push_back(f);
+        }
+    }
+    return out;
+}
+
+fs::path FileStore::data_path(const std::string& id) const {
+    return stored_ / (id + ".bin");
+}
+
+bool FileStore::remove(const std::string& id) {
+    {
+        std::lock_guard lock(mutex_);
+        auto it = files_.find(id);
+        if (it == files_.end()) {
+            return false;
+        }
+        auto& used = per_user_[it->second.to];
+        used -= std::min(used, it->second.size);
+        if (used == 0) {
+            per_user_.erase(it->second.to);
+        }
+        stored_bytes_ -= std::min(stored_bytes_, it->second.size);
+        files_.erase(it);
+    }
+    std::error_code ec;
+    fs::remove(stored_ / (id + ".meta"), ec);
+    fs::remove(data_path(id), ec);
+    return true;
+}
+
+std::size_t FileStore::expire(std::chrono::system_clock::time_point now) {
+    std::vector<std::string> old;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [id, f] : files_) {
+            if (f.created + limits_.ttl <= now) {
+                old.push_back(id);
+            }
+        }
+    }
+    std::size_t n = 0;
+    for (const auto& id : old) {
+        n += remove(id) ? 1 : 0;
+    }
+    return n;
+}
+
+std::uint64_t FileStore::stored_bytes() const {
+    std::lock_guard lock(mutex_);
+    return stored_bytes_;
+}
+
+std::uint64_t FileStore::reserved_bytes() const {
+    std::lock_guard lock(mutex_);
+    return reserved_;
+}
+
+std::size_t FileStore::stored_files() const {
+    std::lock_guard lock(mutex_);
+    return files_.size();
+}
+
+}  // namespace hearth::frontends::moonshare

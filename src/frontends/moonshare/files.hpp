@@ -1,0 +1,83 @@
+#pragma once
+
+// Files on disk for Moonshare transfers (docs/protocol/moonshare.md, "File transfer"): uploads in
+// progress under <root>/incoming, files stored for offline recipients under <root>/stored (one
+// `<id>.bin` with the bytes and one `<id>.meta` with who, what and when). Thread-safe: the index
+// is behind a mutex held for bookkeeping only; the methods marked "blocking" touch the disk and
+// run on the blocking pool (or at startup on the control thread), never on an io thread.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hearth::frontends::moonshare {
+
+struct StoredFile {
+    std::string id;  // names the files on disk; never derived from client input
+    std::string from;
+    std::string to;
+    std::string name;
+    std::uint64_t size = 0;
+    std::chrono::system_clock::time_point created{};
+};
+
+class FileStore {
+public:
+    struct Limits {
+        std::uint64_t max_bytes_per_user = 0;  // stored bytes per recipient
+        std::uint64_t max_bytes_total = 0;     // stored files plus reserved uploads
+        std::chrono::seconds ttl{0};           // stored files older than this are deleted
+    };
+
+    /// Blocking (startup). Creates the directories, deletes every leftover upload, every stored
+    /// file without its metadata (or the reverse) and every expired one, and indexes the rest.
+    /// Throws std::runtime_error when the directories cannot be created.
+    FileStore(std::filesystem::path root, Limits limits);
+
+    /// A fresh path for an upload under incoming/.
+    std::filesystem::path new_upload_path();
+
+    /// Reserves `bytes` of the total bound for an upload; false when it would exceed it.
+    [[nodiscard]] bool reserve(std::uint64_t bytes);
+    /// Gives back a reservation (the upload ended without being stored).
+    void release(std::uint64_t bytes);
+
+    enum class StoreResult : std::uint8_t { kStored, kUserQuota, kFailed };
+    /// Blocking. Moves a complete upload of `size` bytes (reserved with `reserve`) into the store
+    /// for `to`; the reservation becomes the stored file's share of the total. On kUserQuota or
+    /// kFailed the upload is deleted and the reservation released.
+    StoreResult store(const std::filesystem::path& upload, std::string from, std::string to,
+                      std::string name, std::uint64_t size);
+
+    /// The files waiting for `to`, oldest first (index only).
+    std::vector<StoredFile> waiting_for(const std::string& to) const;
+    /// Where a stored file's bytes are.
+    std::filesystem::path data_path(const std::string& id) const;
+    /// Blocking. Deletes a stored file (delivered or expired) and forgets it; false when it was
+    /// already gone (delivered twice at once: only one caller removes it).
+    bool remove(const std::string& id);
+    /// Blocking. Deletes every stored file older than the ttl; the number deleted.
+    std::size_t expire(std::chrono::system_clock::time_point now);
+
+    std::uint64_t stored_bytes() const;
+    std::uint64_t reserved_bytes() const;
+    std::size_t stored_files() const;
+
+private:
+    std::filesystem::path incoming_;
+    std::filesystem::path stored_;
+    Limits limits_;
+    mutable std::mutex mutex_;
+    std::map<std::string, StoredFile> files_;  // by id (ids sort by creation)
+    std::map<std::string, std::uint64_t> per_user_;
+    std::uint64_t stored_bytes_ = 0;
+    std::uint64_t reserved_ = 0;
+    std::uint64_t next_id_ = 0;
+};
+
+}  // namespace hearth::frontends::moonshare

@@ -1,0 +1,1781 @@
+#include "frontends/moonshare/moonshare.hpp"
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "auth/account_service.hpp"
+#include "auth/secrets.hpp"
+#include "core/events.hpp"
+#include "core/metrics.hpp"
+#include "core/post.hpp"
+#include "core/runtime.hpp"
+#include "core/ws_settings.hpp"
+#include "frontends/moonshare/codec.hpp"
+#include "frontends/moonshare/files.hpp"
+#include "util/log.hpp"
+#include "util/version.hpp"
+
+namespace hearth::frontends::moonshare {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+using SysClock = std::chrono::system_clock;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = util::logger("moonshare");
+    return l;
+}
+
+constexpr std::array<std::string_view, 24> kInstanceNames = {
+    "Alpha", "Beta",  "Gamma",  "Delta",   "Epsilon", "Zeta", "Eta",     "Theta",
+    "Iota",  "Kappa", "Lambda", "Mu",      "Nu",      "Xi",   "Omicron", "Pi",
+    "Rho",   "Sigma", "Tau",    "Upsilon", "Phi",     "Chi",  "Psi",     "Omega"};
+
+// The plugin's receive buffer: server text messages fit in it, unfragmented.
+constexpr std::size_t kClientBuffer = 8 * 1024;
+// Largest text message a player may send (every protocol message is far smaller).
+constexpr std::size_t kMaxTextBytes = 64 * 1024;
+// Messages held while a session_auth or a file completion is in progress; more are dropped.
+constexpr std::size_t kMaxHeldMessages = 64;
+// Upload chunk handed to one disk write; at most one being written and one filling per upload.
+constexpr std::size_t kWriteChunk = 256 * 1024;
+// Relay chunk read from disk per part of the outgoing message.
+constexpr std::size_t kReadChunk = 64 * 1024;
+// Sessions remembered for the /sessions listings; past it the oldest are forgotten (their tokens
+// stay valid).
+constexpr std::size_t kMaxListedSessions = 10'000;
+// Pending connect requests per target; past it new requests are rejected at once.
+constexpr std::size_t kMaxPendingRequests = 64;
+// Lines and events served by the gateway's /logs and /events/recent.
+constexpr std::size_t kGatewayLines = 200;
+constexpr std::size_t kMaxUserIdBytes = 256;
+
+constexpr std::string_view kJsonUtf8 = "application/json; charset=utf-8";
+
+// The texts, exactly.
+constexpr std::string_view kAuthOk = "Authentication successful";
+constexpr std::string_view kMissingToken = "Missing token";
+constexpr std::string_view kInvalidToken = "Invalid session token";
+constexpr std::string_view kServerFull = "Server full, please try later";
+constexpr std::string_view kServerFullReason = "Server full, please try later.";
+constexpr std::string_view kReceiveReady = "file_receive_ready";
+constexpr std::string_view kMissingBegin = "FILE_FAILED: Missing file_send_begin parameters";
+constexpr std::string_view kTooLarge = "FILE_FAILED: File too large";
+constexpr std::string_view kMissingState = "FILE_FAILED: Missing state for completion";
+constexpr std::string_view kSizeMismatch = "FILE_FAILED: Size mismatch";
+constexpr std::string_view kFileSent = "FILE_SENT";
+constexpr std::string_view kFileSentServerOnly = "FILE_SENT_SERVER_ONLY";
+// Hearth's own answers where the original has none (documented deviations).
+constexpr std::string_view kBusy = "FILE_FAILED: Server busy, please try later";
+constexpr std::string_view kStorageFull = "FILE_FAILED: Server storage full";
+constexpr std::string_view kQuota = "FILE_FAILED: Storage quota exceeded";
+constexpr std::string_view kStorageError = "FILE_FAILED: Server storage error";
+constexpr std::string_view kDeliveryFailed = "FILE_FAILED: Delivery failed";
+
+std::string lowercase(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return out;
+}
+
+bool is_blank(std::string_view s) {
+    return std::all_of(s.begin(), s.end(),
+                       [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; });
+}
+
+// "1.2.3.4:5" -> "1.2.3.4"; "[::1]:5" -> "::1".
+std::string ip_of(const std::string& peer) {
+    const auto colon = peer.rfind(':');
+    std::string ip = colon == std::string::npos ? peer : peer.substr(0, colon);
+    if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') {
+        ip = ip.substr(1, ip.size() - 2);
+    }
+    return ip;
+}
+
+/// A compact JSON object written key by key, in order, with System.Text.Json's escaping.
+class Obj {
+public:
+    Obj& str(std::string_view key, std::string_view value) {
+        this->key(key);
+        append_json_string(out_, value);
+        return *this;
+    }
+    Obj& num(std::string_view key, std::int64_t value) {
+        this->key(key);
+        out_ += std::to_string(value);
+        return *this;
+    }
+    Obj& boolean(std::string_view key, bool value) {
+        this->key(key);
+        out_ += value ? "true" : "false";
+        return *this;
+    }
+    Obj& raw(std::string_view key, std::string_view json_text) {
+        this->key(key);
+        out_ += json_text;
+        return *this;
+    }
+    std::string done() {
+        out_ += '}';
+        return std::move(out_);
+    }
+
+private:
+    void key(std::string_view k) {
+        out_ += first_ ? "" : ",";
+        first_ = false;
+        append_json_string(out_, k);
+        out_ += ':';
+    }
+    std::string out_ = "{";
+    bool first_ = true;
+};
+
+std::string auth_result(bool success, std::string_view message,
+                        std::optional<std::string_view> user = std::nullopt) {
+    Obj o;
+    o.str("type", "session_auth_result").boolean("success", success).str("message", message);
+    if (user) {
+        o.str("userId", *user);
+    }
+    return std::move(o).done();
+}
+
+/// A JSON array of strings, cut (whole entries only) so that prefix + array stays within `limit`.
+std::string string_array_within(std::string_view prefix, const std::vector<std::string>& items,
+                                std::size_t limit) {
+    std::string out(prefix);
+    out += '[';
+    bool first = true;
+    for (const auto& item : items) {
+        std::string entry = json_string(item);
+        if (out.size() + (first ? 0 : 1) + entry.size() + 1 > limit) {
+            break;
+        }
+        if (!first) {
+            out += ',';
+        }
+        first = false;
+        out += entry;
+    }
+    out += ']';
+    return out;
+}
+
+struct Field {
+    const json::value* v = nullptr;
+    std::optional<std::string_view> string() const {
+        if (v == nullptr || !v->is_string()) {
+            return std::nullopt;
+        }
+        return std::string_view(v->get_string());
+    }
+};
+
+Field field(const json::object& o, std::string_view key) {
+    return Field{o.if_contains(key)};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+void MoonshareConfig::validate(core::ConfigErrors& errors) const {
+    auto check = [&errors](std::string_view key, const std::string& value) {
+        std::string host;
+        std::uint16_t port = 0;
+        if (!core::parse_host_port(value, host, port)) {
+            errors.push_back("moonshare." + std::string(key) + ": \"" + value +
+                             "\" is not host:port");
+        }
+    };
+    check("token_listen", token_listen);
+    check("auth_listen", auth_listen);
+    check("gateway_listen", gateway_listen);
+    if (player_listen.empty() || player_listen.size() > kInstanceNames.size()) {
+        errors.push_back("moonshare.player_listen: give 1 to " +
+                         std::to_string(kInstanceNames.size()) + " addresses");
+    }
+    for (const auto& p : player_listen) {
+        check("player_listen", p);
+    }
+}
+
+std::string_view instance_name(std::size_t index) {
+    return index < kInstanceNames.size() ? kInstanceNames[index] : "Instance";
+}
+
+WsRouteSettings player_route_settings(const MoonshareConfig& c, const core::WebSocketConfig& ws) {
+    WsRouteSettings s = core::ws_route_settings(ws);
+    s.compression = false;  // the plugin's ClientWebSocket never negotiates permessage-deflate
+    // Text messages are small and come whole; binary ones (files) come in parts as they arrive
+    // (on_binary_part), never whole in memory, and no message may be larger than a file may be.
+    s.max_message_bytes = kMaxTextBytes;
+    s.stream_binary = true;
+    s.max_streamed_message_bytes = static_cast<std::uint64_t>(c.max_file_size_bytes);
+    s.first_message_timeout = std::chrono::milliseconds(0);
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Everything the front-end's connections share. Thread-safe: `mutex` guards the registry and
+/// the session list, held for bookkeeping only, never across a send or a disk operation.
+struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
+    Shared(core::Runtime& r, auth::AccountService& a, core::MetricsRegistry& m, core::EventRing& e,
+           const MoonshareConfig& c, const std::string& data_dir)
+        : runtime(r),
+          accounts(a),
+          metrics(m),
+          events(e),
+          config(c),
+          started_steady(std::chrono::steady_clock::now()),
+          started_wall(SysClock::now()),
+          files(fs::path(data_dir) / "moonshare",
+                FileStore::Limits{static_cast<std::uint64_t>(c.max_stored_bytes_per_user),
+                                  static_cast<std::uint64_t>(c.max_stored_bytes_total),
+                                  std::chrono::seconds(c.file_ttl_s)}),
+          tokens_issued(m.counter("hearth_moonshare_tokens_issued_total",
+                                  "Moonshare guest tokens issued (token endpoint and /auth).")),
+          files_relayed(m.counter("hearth_moonshare_files_total",
+                                  "Moonshare file transfers, by outcome.",
+                                  {{"outcome", "relayed"}})),
+          files_stored(m.counter("hearth_moonshare_files_total",
+                                 "Moonshare file transfers, by outcome.", {{"outcome", "stored"}})),
+          files_delivered(m.counter("hearth_moonshare_files_total",
+                                    "Moonshare file transfers, by outcome.",
+                                    {{"outcome", "delivered_later"}})),
+          files_failed(m.counter("hearth_moonshare_files_total",
+                                 "Moonshare file transfers, by outcome.", {{"outcome", "failed"}})),
+          files_expired(m.counter("hearth_moonshare_files_total",
+                                  "Moonshare file transfers, by outcome.",
+                                  {{"outcome", "expired"}})),
+          ignored(m.counter("hearth_moonshare_ignored_messages_total",
+                            "Moonshare player messages ignored (not JSON, unknown, before "
+                            "authentication, binary without a transfer, held past the bound).")),
+          buffered(m.gauge("hearth_moonshare_buffered_bytes",
+                           "File bytes the Moonshare front-end holds in memory now (upload "
+                           "chunks waiting for disk, relay chunks read from disk).")),
+          buffered_max(m.gauge("hearth_moonshare_buffered_bytes_max",
+                               "The most file bytes the Moonshare front-end held in memory at "
+                               "once since it started.")),
+          uploads(m.gauge("hearth_moonshare_uploads", "Moonshare file uploads in progress.")),
+          stored_bytes(m.gauge("hearth_moonshare_stored_bytes",
+                               "Bytes of Moonshare files stored for offline players.")) {
+        per_instance.assign(c.player_listen.size(), 0);
+        for (std::size_t i = 0; i < per_instance.size(); ++i) {
+            online.push_back(&m.gauge("hearth_moonshare_players",
+                                      "Authenticated Moonshare players, by instance.",
+                                      {{"instance", std::string(instance_name(i))}}));
+        }
+        stored_bytes.set(static_cast<std::int64_t>(files.stored_bytes()));
+    }
+
+    // ---- memory accounting ----------------------------------------------------------------------
+
+    void hold(std::size_t n) {
+        buffered.add(static_cast<std::int64_t>(n));
+        const auto now = buffered.value();
+        if (now > buffered_max.value()) {
+            buffered_max.set(now);  // racy by a chunk at most: a high-water mark, not a bound
+        }
+    }
+    void unhold(std::size_t n) { buffered.sub(static_cast<std::int64_t>(n)); }
+
+    // ---- the registry of authenticated players --------------------------------------------------
+
+    struct Player {
+        std::string user;
+        std::size_t instance = 0;
+        SysClock::time_point since{};
+        std::uint64_t active = 0;  // activity sequence: larger is more recent
+        ConnectionHandle connection;
+    };
+
+    enum class Admit : std::uint8_t { kAdmitted, kFull };
+
+    Admit admit(ConnectionId id, const std::string& user, std::size_t instance,
+                ConnectionHandle handle) {
+        {
+            std::lock_guard lock(mutex);
+            if (per_instance[instance] >= static_cast<std::size_t>(config.player_limit)) {
+                return Admit::kFull;
+            }
+            ++per_instance[instance];
+            players[id] = Player{user, instance, SysClock::now(), ++activity, std::move(handle)};
+            by_user[user].push_back(id);
+        }
+        online[instance]->add(1);
+        status_dirty = true;
+        return Admit::kAdmitted;
+    }
+
+    /// Forgets a connection; when it was its user's last, the user's peers are told.
+    void remove(ConnectionId id) {
+        std::vector<ConnectionHandle> peers_to_tell;
+        std::string user;
+        {
+            std::lock_guard lock(mutex);
+            auto it = players.find(id);
+            if (it == players.end()) {
+                return;
+            }
+            user = it->second.user;
+            --per_instance[it->second.instance];
+            online[it->second.instance]->sub(1);
+            players.erase(it);
+            auto& ids = by_user[user];
+            std::erase(ids, id);
+            if (!ids.empty()) {
+                status_dirty = true;
+                return;  // the user is still here on another connection
+            }
+            by_user.erase(user);
+            pending_requests.erase(user);
+            if (auto l = links.find(user); l != links.end()) {
+                for (const auto& peer : l->second) {
+                    links[peer].erase(user);
+                    for (auto c : connections_locked(peer)) {
+                        peers_to_tell.push_back(std::move(c));
+                    }
+                }
+                links.erase(l);
+            }
+        }
+        status_dirty = true;
+        if (!peers_to_tell.empty()) {
+            auto msg = make_text(Obj().str("type", "disconnected").str("userId", user).done());
+            for (const auto& h : peers_to_tell) {
+                if (auto c = h.lock()) {
+                    (void)c->send(msg);
+                }
+            }
+        }
+        broadcast_user_list();
+    }
+
+    void touch(ConnectionId id) {
+        std::lock_guard lock(mutex);
+        if (auto it = players.find(id); it != players.end()) {
+            it->second.active = ++activity;
+        }
+    }
+
+    /// Under `mutex`.
+    std::vector<ConnectionHandle> connections_locked(const std::string& user) const {
+        std::vector<ConnectionHandle> out;
+        if (auto it = by_user.find(user); it != by_user.end()) {
+            for (auto id : it->second) {
+                out.push_back(players.at(id).connection);
+            }
+        }
+        return out;
+    }
+
+    std::vector<ConnectionHandle> connections_of(const std::string& user) const {
+        std::lock_guard lock(mutex);
+        return connections_locked(user);
+    }
+
+    /// The user's most recently authenticated connection, if any.
+    ConnectionPtr latest_connection(const std::string& user) const {
+        std::lock_guard lock(mutex);
+        if (auto it = by_user.find(user); it != by_user.end() && !it->second.empty()) {
+            return players.at(it->second.back()).connection.lock();
+        }
+        return nullptr;
+    }
+
+    bool is_online(const std::string& user) const {
+        std::lock_guard lock(mutex);
+        return by_user.count(user) > 0;
+    }
+
+    /// Distinct authenticated users, most recently active first.
+    std::vector<std::string> users_by_activity() const {
+        std::vector<std::pair<std::uint64_t, std::string>> by;
+        {
+            std::lock_guard lock(mutex);
+            std::unordered_map<std::string, std::uint64_t> latest;
+            for (const auto& [id, p] : players) {
+                auto& a = latest[p.user];
+                a = std::max(a, p.active);
+            }
+            by.reserve(latest.size());
+            for (auto& [u, a] : latest) {
+                by.emplace_back(a, u);
+            }
+        }
+        std::sort(by.begin(), by.end(),
+                  [](const auto& x, const auto& y) { return x.first > y.first; });
+        std::vector<std::string> out;
+        out.reserve(by.size());
+        for (auto& [a, u] : by) {
+            out.push_back(std::move(u));
+        }
+        return out;
+    }
+
+    std::string online_text() const {
+        return string_array_within("ONLINE:", users_by_activity(), kClientBuffer);
+    }
+
+    std::string user_list_text() const {
+        constexpr std::string_view kHead = R"({"type":"user_list_update","users":[)";
+        std::string out(kHead);
+        bool first = true;
+        for (const auto& u : users_by_activity()) {
+            std::string entry = Obj().str("userId", u).str("userName", u).done();
+            if (out.size() + (first ? 0 : 1) + entry.size() + 2 > kClientBuffer) {
+                break;
+            }
+            if (!first) {
+                out += ',';
+            }
+            first = false;
+            out += entry;
+        }
+        out += "]}";
+        return out;
+    }
+
+    void broadcast_user_list() {
+        auto payload = make_text(user_list_text());
+        std::vector<ConnectionHandle> all;
+        {
+            std::lock_guard lock(mutex);
+            all.reserve(players.size());
+            for (const auto& [id, p] : players) {
+                all.push_back(p.connection);
+            }
+        }
+        for (const auto& h : all) {
+            if (auto c = h.lock()) {
+                (void)c->send(payload);
+            }
+        }
+    }
+
+    void send_to_user(const std::string& user, const SharedPayload& payload) {
+        for (const auto& h : connections_of(user)) {
+            if (auto c = h.lock()) {
+                (void)c->send(payload);
+            }
+        }
+    }
+
+    // ---- connect requests -----------------------------------------------------------------------
+
+    /// U asks V; false when V is offline or has too many requests waiting (rejected at once).
+    bool request(const std::string& from, const std::string& to) {
+        {
+            std::lock_guard lock(mutex);
+            if (!by_user.count(to)) {
+                return false;
+            }
+            auto& pending = pending_requests[to];
+            if (pending.size() >= kMaxPendingRequests && !pending.count(from)) {
+                return false;
+            }
+            pending.insert(from);
+        }
+        send_to_user(
+            to, make_text(Obj().str("type", "connect_request").str("fromUserId", from).done()));
+        return true;
+    }
+
+    /// V answers U's request; false when there was none.
+    bool answer(const std::string& answerer, const std::string& requester, bool accept) {
+        {
+            std::lock_guard lock(mutex);
+            auto it = pending_requests.find(answerer);
+            if (it == pending_requests.end() || it->second.erase(requester) == 0) {
+                return false;
+            }
+            if (it->second.empty()) {
+                pending_requests.erase(it);
+            }
+            if (accept && by_user.count(requester)) {
+                links[answerer].insert(requester);
+                links[requester].insert(answerer);
+            }
+        }
+        send_to_user(requester,
+                     make_text(Obj()
+                                   .str("type", accept ? "connect_accepted" : "connect_rejected")
+                                   .str("withUserId", answerer)
+                                   .done()));
+        return true;
+    }
+
+    // ---- status ---------------------------------------------------------------------------------
+
+    std::int64_t uptime_s() const {
+        return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                                started_steady)
+            .count();
+    }
+
+    std::string server_info() const {
+        std::vector<std::size_t> counts;
+        {
+            std::lock_guard lock(mutex);
+            counts = per_instance;
+        }
+        std::size_t total = 0;
+        std::string servers = "[";
+        for (std::size_t i = 0; i < counts.size(); ++i) {
+            total += counts[i];
+            if (i > 0) {
+                servers += ',';
+            }
+            servers += Obj()
+                           .str("name", instance_name(i))
+                           .num("players_online", static_cast<std::int64_t>(counts[i]))
+                           .num("max_players", config.player_limit)
+                           .str("server_version", util::kVersion)
+                           .num("uptime_seconds", uptime_s())
+                           .str("status", "on")
+                           .done();
+        }
+        servers += ']';
+        return Obj()
+            .num("total_players_online", static_cast<std::int64_t>(total))
+            .num("total_max_players",
+                 config.player_limit * static_cast<std::int64_t>(counts.size()))
+            .raw("servers", servers)
+            .done();
+    }
+
+    std::size_t players_online() const {
+        std::lock_guard lock(mutex);
+        return players.size();
+    }
+
+    std::string players_json() const {
+        std::vector<Player> copy;
+        {
+            std::lock_guard lock(mutex);
+            for (const auto& [id, p] : players) {
+                copy.push_back(p);
+            }
+        }
+        std::sort(copy.begin(), copy.end(),
+                  [](const Player& a, const Player& b) { return a.since < b.since; });
+        std::string out = "[";
+        for (std::size_t i = 0; i < copy.size(); ++i) {
+            out += i ? "," : "";
+            out += Obj()
+                       .str("userId", copy[i].user)
+                       .str("instance", instance_name(copy[i].instance))
+                       .str("since", iso_time(copy[i].since))
+                       .done();
+        }
+        return out + "]";
+    }
+
+    // ---- issued sessions, for the listings
+    // -------------------------------------------------------
+
+    struct Session {
+        std::string user;
+        std::string fingerprint;  // "sha256:" + 12 hex digits of the token's SHA-256
+        SysClock::time_point created;
+        SysClock::time_point expires;
+        std::string address;
+    };
+
+    void add_session(Session s) {
+        std::lock_guard lock(mutex);
+        prune_sessions_locked(SysClock::now());
+        if (sessions.size() >= kMaxListedSessions) {
+            sessions.pop_front();
+        }
+        sessions.push_back(std::move(s));
+    }
+
+    void prune_sessions_locked(SysClock::time_point now) {
+        // Every session has the same lifetime, so they expire in the order they were added.
+        while (!sessions.empty() && sessions.front().expires <= now) {
+            sessions.pop_front();
+        }
+    }
+
+    /// `full`: the auth server's form (with ClientAddress and IsActive), else the gateway's.
+    std::string sessions_json(bool full) {
+        std::vector<Session> copy;
+        const auto now = SysClock::now();
+        {
+            std::lock_guard lock(mutex);
+            prune_sessions_locked(now);
+            copy.assign(sessions.begin(), sessions.end());
+        }
+        std::string out = "[";
+        for (std::size_t i = 0; i < copy.size(); ++i) {
+            out += i ? "," : "";
+            Obj o;
+            o.str("UserId", copy[i].user)
+                .str("SessionToken", copy[i].fingerprint)
+                .str("CreatedAt", iso_time(copy[i].created));
+            if (full) {
+                o.str("ClientAddress", copy[i].address).boolean("IsActive", copy[i].expires > now);
+            }
+            out += std::move(o).done();
+        }
+        return out + "]";
+    }
+
+    /// Issues a token for `user` on behalf of `peer`; `done` gets the token or nothing, on a store
+    /// thread.
+    void issue(std::string user, std::string peer,
+               std::function<void(std::optional<std::string>)> done) {
+        const auto ttl = std::chrono::seconds(config.token_ttl_s);
+        accounts.issue_guest_token(
+            std::string(kRealm), user, ttl, auth::GuestTokenFormat::kHex128,
+            [self = shared_from_this(), user, peer = std::move(peer),
+             done = std::move(done)](Result<auth::GuestToken> r) {
+                if (!r) {
+                    log()->warn("token for {} not issued: {}", user, r.error().message());
+                    done(std::nullopt);
+                    return;
+                }
+                self->tokens_issued.inc();
+                Session s;
+                s.user = user;
+                s.fingerprint = "sha256:" + r->record.digest.substr(0, 12);
+                s.created = r->record.created_at;
+                s.expires = r->record.expires_at.value_or(SysClock::time_point::max());
+                s.address = ip_of(peer);
+                self->add_session(std::move(s));
+                done(std::move(r->token));
+            });
+    }
+
+    // ---- gateway /ws subscribers ----------------------------------------------------------------
+
+    std::string server_info_push() const {
+        return Obj()
+            .str("type", "server_info")
+            .str("timestamp", iso_time(SysClock::now()))
+            .raw("data", server_info())
+            .done();
+    }
+
+    void push_status() {
+        std::vector<ConnectionHandle> subs;
+        {
+            std::lock_guard lock(mutex);
+            for (const auto& [id, h] : gateway_subscribers) {
+                subs.push_back(h);
+            }
+        }
+        if (subs.empty()) {
+            return;
+        }
+        auto payload = make_text(server_info_push());
+        for (const auto& h : subs) {
+            if (auto c = h.lock()) {
+                (void)c->send(payload);
+            }
+        }
+    }
+
+    // ---- housekeeping ---------------------------------------------------------------------------
+
+    void tick() {
+        if (status_dirty.exchange(false)) {
+            push_status();
+        }
+        if (++ticks % 60 == 1) {
+            {
+                std::lock_guard lock(mutex);
+                prune_sessions_locked(SysClock::now());
+            }
+            boost::asio::post(runtime.blocking_pool(), [self = shared_from_this()] {
+                const auto n = self->files.expire(SysClock::now());
+                if (n > 0) {
+                    self->files_expired.inc(n);
+                    log()->info("{} stored file(s) expired", n);
+                }
+                self->stored_bytes.set(static_cast<std::int64_t>(self->files.stored_bytes()));
+            });
+        }
+    }
+
+    core::Runtime& runtime;
+    auth::AccountService& accounts;
+    core::MetricsRegistry& metrics;
+    core::EventRing& events;
+    const MoonshareConfig config;
+    const std::chrono::steady_clock::time_point started_steady;
+    const SysClock::time_point started_wall;
+    FileStore files;
+
+    core::Counter& tokens_issued;
+    core::Counter& files_relayed;
+    core::Counter& files_stored;
+    core::Counter& files_delivered;
+    core::Counter& files_failed;
+    core::Counter& files_expired;
+    core::Counter& ignored;
+    core::Gauge& buffered;
+    core::Gauge& buffered_max;
+    core::Gauge& uploads;
+    core::Gauge& stored_bytes;
+    std::vector<core::Gauge*> online;
+    std::atomic<std::int64_t> active_uploads{0};
+
+    mutable std::mutex mutex;
+    std::unordered_map<ConnectionId, Player> players;
+    std::unordered_map<std::string, std::vector<ConnectionId>> by_user;  // in admission order
+    std::vector<std::size_t> per_instance;
+    std::unordered_map<std::string, std::set<std::string>> links;             // accepted pairs
+    std::unordered_map<std::string, std::set<std::string>> pending_requests;  // target -> from
+    std::uint64_t activity = 0;
+    std::deque<Session> sessions;
+    std::unordered_map<ConnectionId, ConnectionHandle> gateway_subscribers;
+
+    std::atomic<bool> status_dirty{true};
+    std::uint64_t ticks = 0;  // the ticker's thread
+};
+
+/// The housekeeping timer: once a second on io thread 0, Shared::tick. Owned by the front-end
+/// alone (its waits hold it weakly), so that it is destroyed with the front-end, before the io
+/// contexts.
+struct MoonshareFrontend::Ticker : std::enable_shared_from_this<Ticker> {
+    Ticker(boost::asio::io_context& io, std::weak_ptr<Shared> s)
+        : timer(io), shared(std::move(s)) {}
+
+    void arm() {
+        timer.expires_after(std::chrono::seconds(1));
+        timer.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+            auto self = weak.lock();
+            if (ec || !self || self->stopping) {
+                return;
+            }
+            if (auto s = self->shared.lock()) {
+                s->tick();
+            }
+            self->arm();
+        });
+    }
+
+    boost::asio::steady_timer timer;  // io thread 0 only
+    std::weak_ptr<Shared> shared;
+    std::atomic<bool> stopping{false};
+};
+
+namespace {
+
+using Shared = MoonshareFrontend::Shared;
+
+// ---- the token endpoint (HTTP) ------------------------------------------------------------------
+
+void token_endpoint(const std::shared_ptr<Shared>& shared, const HttpRequest& req,
+                    HttpResponder res) {
+    if (req.method != "GET") {
+        HttpResponse r = HttpResponse::text(405, "");
+        r.content_type.clear();
+        r.headers.push_back({"Allow", "GET"});
+        res.respond(std::move(r));
+        return;
+    }
+    auto user = req.query_param("userId");
+    if (!user || is_blank(*user)) {
+        HttpResponse r = HttpResponse::json(400, R"({"error":"Missing userId parameter"})");
+        r.content_type = std::string(kJsonUtf8);
+        res.respond(std::move(r));
+        return;
+    }
+    if (user->size() > kMaxUserIdBytes) {
+        HttpResponse r = HttpResponse::json(400, R"({"error":"Invalid userId parameter"})");
+        r.content_type = std::string(kJsonUtf8);
+        res.respond(std::move(r));
+        return;
+    }
+    shared->issue(
+        std::move(*user), req.peer_address, [res](std::optional<std::string> token) mutable {
+            HttpResponse r = token ? HttpResponse::json(200, Obj().str("token", *token).done())
+                                   : HttpResponse::json(503, R"({"error":"Service unavailable"})");
+            r.content_type = std::string(kJsonUtf8);
+            res.respond(std::move(r));
+        });
+}
+
+// ---- the auth WebSocket: /auth and /sessions ----------------------------------------------------
+
+/// /auth?userId=ID. Runs on its connection's io thread.
+class AuthHandler final : public WsHandler {
+public:
+    AuthHandler(std::shared_ptr<Shared> shared, std::optional<std::string> user)
+        : shared_(std::move(shared)), user_(std::move(user)) {}
+
+    void on_open(const ConnectionPtr& connection) override {
+        if (!user_ || is_blank(*user_) || user_->size() > kMaxUserIdBytes) {
+            connection->close(close_code::kPolicyViolation, "Missing userId");
+            return;
+        }
+        shared_->issue(*user_, connection->peer_address(),
+                       [handle = ConnectionHandle(connection)](std::optional<std::string> token) {
+                           auto c = handle.lock();
+                           if (!c) {
+                               return;
+                           }
+                           if (!token) {
+                               c->close(close_code::kTryAgainLater, "Service unavailable");
+                               return;
+                           }
+                           (void)c->send(make_text(
+                               Obj().str("type", "session_token").str("token", *token).done()));
+                       });
+    }
+    void on_message(MessageKind, std::string_view) override {}  // the original ignores them
+    void on_close(const CloseInfo&) override {}
+
+private:
+    std::shared_ptr<Shared> shared_;
+    std::optional<std::string> user_;
+};
+
+/// /sessions. Runs on its connection's io thread.
+class SessionsHandler final : public WsHandler {
+public:
+    explicit SessionsHandler(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+
+    void on_open(const ConnectionPtr& connection) override { connection_ = connection; }
+    void on_message(MessageKind kind, std::string_view data) override {
+        if (kind == MessageKind::kText && data == "GET_SESSIONS") {
+            (void)connection_->send(make_text(shared_->sessions_json(true)));
+        } else {
+            (void)connection_->send(make_text("ERROR:UnknownCommand"));
+        }
+    }
+    void on_close(const CloseInfo&) override { connection_.reset(); }
+
+private:
+    std::shared_ptr<Shared> shared_;
+    ConnectionPtr connection_;
+};
+
+// ---- the gateway --------------------------------------------------------------------------------
+
+HttpResponse gateway_json(int status, std::string body) {
+    return HttpResponse::json(status, std::move(body));
+}
+
+std::string string_list(const std::vector<std::string>& lines) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        out += i ? "," : "";
+        append_json_string(out, lines[i]);
+    }
+    return out + "]";
+}
+
+void gateway(const std::shared_ptr<Shared>& shared, const HttpRequest& req, HttpResponder res) {
+    std::string path = lowercase(req.path);
+    if (path.size() > 1 && path.back() == '/') {
+        path.pop_back();
+    }
+    static const std::set<std::string, std::less<>> kKnown = {
+        "/sessions", "/players/count", "/players", "/server_info",   "/uptime",
+        "/version",  "/ping",          "/logs",    "/events/recent", "/player/status"};
+    if (!kKnown.count(path)) {
+        res.respond(gateway_json(404, R"({"error":"Not Found"})"));
+        return;
+    }
+    if (req.method != "GET") {
+        HttpResponse r = gateway_json(405, R"({"error":"Method Not Allowed"})");
+        r.headers.push_back({"Allow", "GET"});
+        res.respond(std::move(r));
+        return;
+    }
+    if (path == "/sessions") {
+        res.respond(gateway_json(200, shared->sessions_json(false)));
+    } else if (path == "/players/count") {
+        res.respond(gateway_json(
+            200, Obj().num("count", static_cast<std::int64_t>(shared->players_online())).done()));
+    } else if (path == "/players") {
+        res.respond(gateway_json(200, shared->players_json()));
+    } else if (path == "/server_info") {
+        res.respond(gateway_json(200, shared->server_info()));
+    } else if (path == "/uptime") {
+        res.respond(gateway_json(
+            200, Obj().str("uptime", timespan(std::chrono::seconds(shared->uptime_s()))).done()));
+    } else if (path == "/version") {
+        res.respond(gateway_json(
+            200, Obj()
+                     .str("lastUpdated", iso_time(shared->started_wall))
+                     .str("rawData", util::kVersion)
+                     .raw("parsedData",
+                          Obj().str("version", util::kVersion).str("commit", util::kCommit).done())
+                     .done()));
+    } else if (path == "/ping") {
+        // Hearth's latency: one round trip through every io thread, which is what a message
+        // from one player to another crosses at most.
+        struct Hop {
+            std::shared_ptr<Shared> shared;
+            HttpResponder res;
+            std::chrono::steady_clock::time_point start;
+            std::size_t next = 0;
+            void go(std::shared_ptr<Hop> self) {
+                if (next == shared->runtime.io_thread_count()) {
+                    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now() - start)
+                                        .count();
+                    res.respond(gateway_json(200, Obj().num("latency_ms", ms).done()));
+                    return;
+                }
+                auto& io = shared->runtime.io_context(next++);
+                boost::asio::post(io, [self] { self->go(self); });
+            }
+        };
+        auto hop =
+            std::make_shared<Hop>(Hop{shared, std::move(res), std::chrono::steady_clock::now()});
+        hop->go(hop);
+    } else if (path == "/logs") {
+        std::vector<std::string> lines;
+        for (const auto& l : util::log_ring().recent(kGatewayLines)) {
+            lines.push_back(iso_time(l.time) + " [" + l.level + "] [" + l.logger + "] " +
+                            l.message);
+        }
+        res.respond(gateway_json(200, string_list(lines)));
+    } else if (path == "/events/recent") {
+        std::vector<std::string> lines;
+        for (const auto& e : shared->events.recent(kGatewayLines)) {
+            lines.push_back(iso_time(e.time) + " " + e.kind + " " + e.subject +
+                            (e.detail.empty() ? "" : " " + e.detail));
+        }
+        res.respond(gateway_json(200, string_list(lines)));
+    } else {  // /player/status
+        const std::string info = shared->server_info();
+        res.respond(gateway_json(
+            200, Obj()
+                     .raw("server_info", Obj()
+                                             .str("lastUpdated", iso_time(SysClock::now()))
+                                             .str("rawData", info)
+                                             .raw("parsedData", info)
+                                             .done())
+                     .done()));
+    }
+}
+
+/// The gateway's /ws. Runs on its connection's io thread.
+class GatewayWsHandler final : public WsHandler {
+public:
+    explicit GatewayWsHandler(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+
+    void on_open(const ConnectionPtr& connection) override {
+        id_ = connection->id();
+        opened_ = true;
+        {
+            std::lock_guard lock(shared_->mutex);
+            shared_->gateway_subscribers[id_] = ConnectionHandle(connection);
+        }
+        (void)connection->send(make_text(shared_->server_info_push()));
+    }
+    void on_message(MessageKind, std::string_view) override {}
+    void on_close(const CloseInfo&) override {
+        if (opened_) {
+            std::lock_guard lock(shared_->mutex);
+            shared_->gateway_subscribers.erase(id_);
+        }
+    }
+
+private:
+    std::shared_ptr<Shared> shared_;
+    ConnectionId id_{};
+    bool opened_ = false;
+};
+
+// ---- the player instances -----------------------------------------------------------------------
+
+/// An upload in progress: the file being written under incoming/. The io thread (the sender's
+/// connection) owns the bookkeeping; `fd` is touched only by disk jobs on the blocking pool, one
+/// at a time per upload (a write is submitted only after the previous one came back), and
+/// `disk_mutex` makes the final cleanup safe against a write still running.
+struct Upload {
+    std::string target;
+    std::string name;
+    std::uint64_t announced = 0;
+    fs::path path;
+    std::uint64_t received = 0;
+    bool overflow = false;  // more bytes than announced (or than the limit): discarded
+    bool failed = false;    // a disk write failed
+    bool binary_started = false;
+    bool binary_done = false;
+    bool writing = false;  // a write job is out
+    bool complete_requested = false;
+    std::string filling;  // the next chunk (io thread)
+
+    std::mutex disk_mutex;
+    int fd = -1;
+    bool closed = false;  // under disk_mutex: no more writes
+};
+
+/// A file on disk as the parts of one outgoing binary message (Connection::send_stream). Every
+/// read runs on the blocking pool; the connection asks for the next part only once its outbox has
+/// room, so a relay holds a few parts in memory whatever the file's size. Parts count in the
+/// front-end's buffered bytes until the connection is done with them.
+class FileSource final : public MessageSource, public std::enable_shared_from_this<FileSource> {
+public:
+    FileSource(std::shared_ptr<Shared> shared, fs::path path, std::uint64_t size)
+        : shared_(std::move(shared)), path_(std::move(path)), size_(size) {}
+
+    ~FileSource() override {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+    }
+
+    void next(std::size_t max_bytes, std::function<void(StreamPart)> deliver) override {
+        boost::asio::post(shared_->runtime.blocking_pool(),
+                          [self = shared_from_this(), max_bytes, deliver = std::move(deliver)] {
+                              deliver(self->read(max_bytes));
+                          });
+    }
+
+private:
+    // Blocking: the pool only. One at a time (the connection waits for each part).
+    StreamPart read(std::size_t max_bytes) {
+        if (fd_ < 0) {
+            fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd_ < 0) {
+                log()->warn("cannot open {} to relay it: {}", path_.string(), std::strerror(errno));
+                return {};
+            }
+        }
+        const auto want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, size_ - offset_));
+        std::string bytes(want, '\0');
+        std::size_t got = 0;
+        while (got < want) {
+            const auto n = ::read(fd_, bytes.data() + got, want - got);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                log()->warn("cannot read {} to relay it: {}", path_.string(),
+                            n == 0 ? "the file is shorter than announced" : std::strerror(errno));
+                return {};
+            }
+            got += static_cast<std::size_t>(n);
+        }
+        offset_ += want;
+        shared_->hold(want);
+        // The part leaves the front-end's accounting when the connection drops its last
+        // reference (written or discarded).
+        auto* payload = new Payload(MessageKind::kBinary, std::move(bytes));
+        SharedPayload part(payload, [shared = shared_, want](const Payload* p) {
+            shared->unhold(want);
+            delete p;
+        });
+        return StreamPart{std::move(part), offset_ == size_};
+    }
+
+    std::shared_ptr<Shared> shared_;
+    fs::path path_;
+    std::uint64_t size_;
+    std::uint64_t offset_ = 0;
+    int fd_ = -1;
+};
+
+/// Sends one file to `target` as file_send_begin, the bytes (streamed from disk), then
+/// file_send_complete; `done(true)` once all three were written, on some thread; `done(false)`
+/// when the connection ended first.
+void relay_file(const std::shared_ptr<Shared>& shared, const ConnectionPtr& target,
+                const fs::path& path, const std::string& from, const std::string& name,
+                std::uint64_t size, std::function<void(bool)> done) {
+    (void)target->send(make_text(Obj()
+                                     .str("type", "file_send_begin")
+                                     .str("fileName", name)
+                                     .str("fromUserId", from)
+                                     .num("fileSize", static_cast<std::int64_t>(size))
+                                     .done()));
+    const auto streamed = target->send_stream(MessageKind::kBinary,
+                                              std::make_shared<FileSource>(shared, path, size), {});
+    if (streamed != SendResult::kQueued) {
+        done(false);
+        return;
+    }
+    const auto completed = target->send(make_text(Obj()
+                                                      .str("type", "file_send_complete")
+                                                      .str("fileName", name)
+                                                      .str("fromUserId", from)
+                                                      .done()),
+                                        done);
+    if (completed != SendResult::kQueued) {
+        done(false);
+    }
+}
+
+/// Deletes a relayed upload or a delivered stored file, on the blocking pool.
+void delete_later(const std::shared_ptr<Shared>& shared, fs::path path) {
+    boost::asio::post(shared->runtime.blocking_pool(), [path = std::move(path)] {
+        std::error_code ec;
+        fs::remove(path, ec);
+    });
+}
+
+/// One /player connection. Runs on: its connection's io thread (every callback, and every
+/// completion, posted back). Owned by: the network layer, until `on_close`.
+class PlayerHandler final : public WsHandler {
+public:
+    PlayerHandler(std::shared_ptr<Shared> shared, std::size_t instance)
+        : shared_(std::move(shared)), instance_(instance) {}
+
+    void on_open(const ConnectionPtr& connection) override {
+        connection_ = connection;
+        id_ = connection->id();
+        log()->debug("[conn {}] player connected to {}", to_string(id_), instance_name(instance_));
+    }
+
+    void on_message(MessageKind kind, std::string_view data) override {
+        if (kind == MessageKind::kBinary) {
+            on_binary_part(data, true, true);
+            return;
+        }
+        if (busy()) {
+            hold(data);
+            return;
+        }
+        handle_text(data);
+    }
+
+    void on_binary_part(std::string_view data, bool first, bool last) {
+        if (closed_) {
+            return;
+        }
+        if (first) {
+            discarding_ = !upload_ || upload_->binary_started;
+            if (discarding_) {
+                shared_->ignored.inc();
+                log()->debug("[conn {}] binary data with no transfer in progress: dropped",
+                             to_string(id_));
+            } else {
+                upload_->binary_started = true;
+            }
+        }
+        if (discarding_) {
+            return;
+        }
+        Upload& u = *upload_;
+        u.received += data.size();
+        const auto limit = static_cast<std::uint64_t>(shared_->config.max_file_size_bytes);
+        if (u.received > u.announced || u.received > limit) {
+            if (!u.overflow) {
+                u.overflow = true;
+                shared_->unhold(u.filling.size());
+                u.filling.clear();
+                u.filling.shrink_to_fit();
+            }
+        } else {
+            shared_->hold(data.size());
+            u.filling.append(data);
+        }
+        if (last) {
+            u.binary_done = true;
+        }
+        pump_writes();
+    }
+
+    void on_close(const CloseInfo&) override {
+        closed_ = true;
+        if (authenticated_) {
+            shared_->remove(id_);
+        }
+        abandon_upload();
+        held_.clear();
+        connection_.reset();
+        log()->debug("[conn {}] player left", to_string(id_));
+    }
+
+private:
+    bool busy() const { return authenticating_ || finishing_; }
+
+    void hold(std::string_view data) {
+        if (held_.size() >= kMaxHeldMessages) {
+            shared_->ignored.inc();
+            log()->debug("[conn {}] message dropped: {} already held", to_string(id_),
+                         kMaxHeldMessages);
+            return;
+        }
+        held_.emplace_back(data);
+        update_reading();
+    }
+
+    void replay_held() {
+        while (!held_.empty() && !busy() && !closed_) {
+            std::string m = std::move(held_.front());
+            held_.pop_front();
+            handle_text(m);
+        }
+        update_reading();
+    }
+
+    void reply(std::string_view text) {
+        if (connection_) {
+            (void)connection_->send(make_text(std::string(text)));
+        }
+    }
+
+    /// Wraps a completion so that it runs on this connection's thread while it is open.
+    template <class... Args, class F>
+    std::function<void(Args...)> back_here(F f) {
+        std::weak_ptr<int> alive = alive_;
+        return core::post_to_current_thread<Args...>(
+            shared_->runtime, [this, alive, f = std::move(f)](Args... args) mutable {
+                if (alive.expired() || closed_) {
+                    return;
+                }
+                f(std::move(args)...);
+            });
+    }
+
+    /// Like back_here, but when the connection is gone by then, `gone` runs instead (on the same
+    /// thread; it must not touch the handler): the cleanup a completion would have done.
+    template <class... Args, class F, class G>
+    std::function<void(Args...)> back_here_or(F f, G gone) {
+        std::weak_ptr<int> alive = alive_;
+        return core::post_to_current_thread<Args...>(
+            shared_->runtime,
+            [this, alive, f = std::move(f), gone = std::move(gone)](Args... args) mutable {
+                if (alive.expired() || closed_) {
+                    gone();
+                    return;
+                }
+                f(std::move(args)...);
+            });
+    }
+
+    void handle_text(std::string_view data) {
+        boost::system::error_code ec;
+        json::value v = json::parse(data, ec);
+        const json::object* o = !ec && v.is_object() ? &v.get_object() : nullptr;
+        const auto type = o ? field(*o, "type").string() : std::nullopt;
+        if (!type) {
+            shared_->ignored.inc();
+            log()->debug("[conn {}] not a protocol message: ignored", to_string(id_));
+            return;
+        }
+        if (authenticated_) {
+            shared_->touch(id_);
+        }
+        if (*type == "session_auth") {
+            on_session_auth(*o);
+        } else if (*type == "list_online") {
+            reply(shared_->online_text());
+        } else if (!authenticated_) {
+            shared_->ignored.inc();
+            log()->debug("[conn {}] {} before authentication: ignored", to_string(id_), *type);
+        } else if (*type == "connect") {
+            on_connect(*o);
+        } else if (*type == "connect_accept" || *type == "connect_reject") {
+            auto target = field(*o, "targetUserId").string();
+            if (!target ||
+                !shared_->answer(user_, std::string(*target), *type == "connect_accept")) {
+                shared_->ignored.inc();
+                log()->debug("[conn {}] {} without a request: ignored", to_string(id_), *type);
+            }
+        } else if (*type == "file_send_begin") {
+            on_file_begin(*o);
+        } else if (*type == "file_send_complete") {
+            on_file_complete();
+        } else if (*type == "disconnect") {
+            connection_->close(close_code::kNormal, "");
+        } else {
+            shared_->ignored.inc();
+            log()->debug("[conn {}] unknown type {}: ignored", to_string(id_), *type);
+        }
+    }
+
+    // ---- session_auth ---------------------------------------------------------------------------
+
+    void on_session_auth(const json::object& o) {
+        if (authenticated_) {
+            shared_->ignored.inc();
+            log()->debug("[conn {}] session_auth again: ignored", to_string(id_));
+            return;
+        }
+        const auto token = field(o, "token").string();
+        if (!token || token->empty()) {
+            refuse(kMissingToken, close_code::kNoStatus, "");
+            return;
+        }
+        const auto user = field(o, "userId").string();
+        if (!user || user->empty() || user->size() > kMaxUserIdBytes) {
+            refuse(kInvalidToken, close_code::kNoStatus, "");
+            return;
+        }
+        authenticating_ = true;
+        shared_->accounts.validate(
+            std::string(*token),
+            back_here<Result<auth::Principal>>(
+                [this, user = std::string(*user)](Result<auth::Principal> p) {
+                    authenticating_ = false;
+                    const bool ok = p && p->kind == auth::TokenKind::kGuest &&
+                                    p->username == auth::guest_account_name(kRealm) &&
+                                    p->subject == user;
+                    if (!ok) {
+                        if (!p && p.error() != make_error_code(Errc::kUnauthenticated)) {
+                            log()->warn("[conn {}] token validation failed: {}", to_string(id_),
+                                        p.error().message());
+                        }
+                        refuse(kInvalidToken, close_code::kNoStatus, "");
+                        return;
+                    }
+                    admitted(user);
+                    replay_held();
+                }));
+    }
+
+    void refuse(std::string_view message, std::uint16_t code, std::string_view reason) {
+        held_.clear();
+        reply(auth_result(false, message));
+        connection_->close(code, reason);
+    }
+
+    void admitted(const std::string& user) {
+        if (shared_->admit(id_, user, instance_, ConnectionHandle(connection_)) ==
+            Shared::Admit::kFull) {
+            refuse(kServerFull, close_code::kPolicyViolation, kServerFullReason);
+            return;
+        }
+        authenticated_ = true;
+        user_ = user;
+        reply(auth_result(true, kAuthOk, user_));
+        reply(Obj()
+                  .str("type", "connection_info")
+                  .str("message", "You are connected through instance " +
+                                      std::string(instance_name(instance_)))
+                  .done());
+        // After the result, so that the new player's first messages are the two above.
+        shared_->broadcast_user_list();
+        log()->debug("[conn {}] authenticated as {} on {}", to_string(id_), user_,
+                     instance_name(instance_));
+        deliver_stored();
+    }
+
+    // ---- connect --------------------------------------------------------------------------------
+
+    void on_connect(const json::object& o) {
+        auto target = field(o, "targetUserId").string();
+        if (!target || !shared_->request(user_, std::string(*target))) {
+            reply(Obj()
+                      .str("type", "connect_rejected")
+                      .str("withUserId", target.value_or(""))
+                      .done());
+        }
+    }
+
+    // ---- files ----------------------------------------------------------------------------------
+
+    void on_file_begin(const json::object& o) {
+        const auto target = field(o, "targetUserId").string();
+        const auto name = field(o, "fileName").string();
+        const auto* size = o.if_contains("fileSize");
+        std::optional<std::uint64_t> n;
+        if (size != nullptr) {
+            if (size->is_int64() && size->get_int64() >= 0) {
+                n = static_cast<std::uint64_t>(size->get_int64());
+            } else if (size->is_uint64()) {
+                n = size->get_uint64();
+            }
+        }
+        if (!target || target->empty() || !name || name->empty() || !n) {
+            reply(kMissingBegin);
+            return;
+        }
+        if (*n > static_cast<std::uint64_t>(shared_->config.max_file_size_bytes)) {
+            reply(kTooLarge);
+            return;
+        }
+        abandon_upload();  // a new announcement replaces one whose bytes never came
+        if (shared_->active_uploads.fetch_add(1) >= shared_->config.max_concurrent_uploads) {
+            shared_->active_uploads.fetch_sub(1);
+            reply(kBusy);
+            return;
+        }
+        if (!shared_->files.reserve(*n)) {
+            shared_->active_uploads.fetch_sub(1);
+            reply(kStorageFull);
+            return;
+        }
+        shared_->uploads.add(1);
+        upload_ = std::make_shared<Upload>();
+        upload_->target = std::string(*target);
+        upload_->name = std::string(*name);
+        upload_->announced = *n;
+        upload_->path = shared_->files.new_upload_path();
+        reply(kReceiveReady);
+    }
+
+    /// Hands the filled chunk to the disk when no write is out (and it is full, or the message
+    /// ended); keeps reading paused while a full chunk waits.
+    void pump_writes() {
+        Upload& u = *upload_;
+        const bool ready = !u.filling.empty() && (u.filling.size() >= kWriteChunk || u.binary_done);
+        if (!u.writing && ready) {
+            u.writing = true;
+            auto chunk = std::make_shared<std::string>(std::move(u.filling));
+            u.filling.clear();
+            boost::asio::post(
+                shared_->runtime.blocking_pool(),
+                [upload = upload_, chunk,
+                 done = back_here_or<bool>(
+                     [this, upload = upload_, n = chunk->size()](bool ok) {
+                         written(upload, n, ok);
+                     },
+                     [shared = shared_, n = chunk->size()] { shared->unhold(n); })] {
+                    bool ok = true;
+                    {
+                        std::lock_guard lock(upload->disk_mutex);
+                        if (!upload->closed) {
+                            if (upload->fd < 0) {
+                                upload->fd = ::open(upload->path.c_str(),
+                                                    O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+                            }
+                            ok = upload->fd >= 0;
+                            std::size_t off = 0;
+                            while (ok && off < chunk->size()) {
+                                const auto w =
+                                    ::write(upload->fd, chunk->data() + off, chunk->size() - off);
+                                if (w <= 0) {
+                                    ok = false;
+                                } else {
+                                    off += static_cast<std::size_t>(w);
+                                }
+                            }
+                        }
+                    }
+                    done(ok);
+                });
+        }
+        set_paused(u.writing && u.filling.size() >= kWriteChunk);
+        if (!u.writing && u.filling.empty() && u.complete_requested) {
+            finish_upload();
+        }
+    }
+
+    void written(const std::shared_ptr<Upload>& upload, std::size_t n, bool ok) {
+        shared_->unhold(n);
+        if (upload != upload_) {
+            return;  // abandoned meanwhile (its cleanup owns the file)
+        }
+        upload_->writing = false;
+        if (!ok && !upload_->failed) {
+            upload_->failed = true;
+            log()->warn("[conn {}] cannot write an upload to {}", to_string(id_),
+                        upload_->path.string());
+        }
+        pump_writes();
+    }
+
+    void set_paused(bool pause) {
+        chunk_waiting_ = pause;
+        update_reading();
+    }
+
+    /// Reading pauses while a full upload chunk waits for the disk, or while half the bound of
+    /// held messages is reached (what is already read still arrives: the bound drops past it).
+    void update_reading() {
+        const bool pause = chunk_waiting_ || held_.size() >= kMaxHeldMessages / 2;
+        if (pause == paused_ || !connection_ || closed_) {
+            return;
+        }
+        paused_ = pause;
+        if (pause) {
+            connection_->pause_reading();
+        } else {
+            connection_->resume_reading();
+        }
+    }
+
+    void on_file_complete() {
+        if (!upload_) {
+            reply(kMissingState);
+            return;
+        }
+        upload_->complete_requested = true;
+        finishing_ = true;
+        pump_writes();
+    }
+
+    /// Every byte is on disk (or the upload failed): answer, then relay or store.
+    void finish_upload() {
+        auto u = std::exchange(upload_, nullptr);
+        shared_->active_uploads.fetch_sub(1);
+        shared_->uploads.sub(1);
+        set_paused(false);
+        if (u->received != u->announced || u->overflow || u->failed) {
+            shared_->files_failed.inc();
+            shared_->files.release(u->announced);
+            close_and_delete(u);
+            reply(u->failed ? kStorageError : kSizeMismatch);
+            finished();
+            return;
+        }
+        // Close the file on the pool, then decide: relay to an online target, or store.
+        boost::asio::post(
+            shared_->runtime.blocking_pool(),
+            [u, done = back_here_or<>([this, u] { deliver_upload(u); },
+                                      [shared = shared_, u] {
+                                          shared->files.release(u->announced);
+                                          delete_later(shared, u->path);
+                                      })] {
+                std::lock_guard lock(u->disk_mutex);
+                if (u->fd < 0 && u->announced == 0) {  // an empty file: nothing was written
+                    u->fd = ::open(u->path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+                }
+                if (u->fd >= 0) {
+                    ::close(u->fd);
+                    u->fd = -1;
+                }
+                u->closed = true;
+                done();
+            });
+        // The upload slot is free again: later messages need not wait for the relay or the
+        // store (their replies may come before this file's).
+        finished();
+    }
+
+    void deliver_upload(const std::shared_ptr<Upload>& u) {
+        auto shared = shared_;
+        if (auto target = shared->latest_connection(u->target)) {
+            relay_file(
+                shared, target, u->path, user_, u->name, u->announced,
+                [shared, u, sender = ConnectionHandle(connection_)](bool ok) {
+                    shared->files.release(u->announced);
+                    delete_later(shared, u->path);
+                    (ok ? shared->files_relayed : shared->files_failed).inc();
+                    if (auto c = sender.lock()) {
+                        (void)c->send(make_text(std::string(ok ? kFileSent : kDeliveryFailed)));
+                    }
+                });
+            return;
+        }
+        boost::asio::post(
+            shared->runtime.blocking_pool(),
+            [shared, u, from = user_,
+             done = back_here_or<FileStore::StoreResult>(
+                 [this](FileStore::StoreResult r) {
+                     if (r == FileStore::StoreResult::kStored) {
+                         shared_->files_stored.inc();
+                         reply(kFileSentServerOnly);
+                     } else {
+                         shared_->files_failed.inc();
+                         reply(r == FileStore::StoreResult::kUserQuota ? kQuota : kStorageError);
+                     }
+                     shared_->stored_bytes.set(
+                         static_cast<std::int64_t>(shared_->files.stored_bytes()));
+                 },
+                 [shared] {
+                     shared->stored_bytes.set(
+                         static_cast<std::int64_t>(shared->files.stored_bytes()));
+                 })] {
+                done(shared->files.store(u->path, from, u->target, u->name, u->announced));
+            });
+    }
+
+    void finished() {
+        finishing_ = false;
+        replay_held();
+    }
+
+    /// Drops an upload in progress (connection gone, replaced, or failed): its file is closed and
+    /// deleted on the pool once no write runs, and its reservation released.
+    void abandon_upload() {
+        if (!upload_) {
+            return;
+        }
+        auto u = std::exchange(upload_, nullptr);
+        shared_->active_uploads.fetch_sub(1);
+        shared_->uploads.sub(1);
+        shared_->unhold(u->filling.size());
+        shared_->files.release(u->announced);
+        close_and_delete(u);
+        if (finishing_) {
+            finishing_ = false;
+        }
+    }
+
+    void close_and_delete(const std::shared_ptr<Upload>& u) {
+        boost::asio::post(shared_->runtime.blocking_pool(), [u] {
+            std::lock_guard lock(u->disk_mutex);
+            if (u->fd >= 0) {
+                ::close(u->fd);
+                u->fd = -1;
+            }
+            u->closed = true;
+            std::error_code ec;
+            fs::remove(u->path, ec);
+        });
+    }
+
+    /// Sends the files stored for this user, one after the other; each is deleted once written.
+    void deliver_stored() {
+        auto waiting = shared_->files.waiting_for(user_);
+        if (waiting.empty()) {
+            return;
+        }
+        auto queue = std::make_shared<std::deque<StoredFile>>(waiting.begin(), waiting.end());
+        deliver_next(shared_, ConnectionHandle(connection_), queue);
+    }
+
+    static void deliver_next(std::shared_ptr<Shared> shared, ConnectionHandle handle,
+                             std::shared_ptr<std::deque<StoredFile>> queue) {
+        auto c = handle.lock();
+        if (queue->empty() || !c) {
+            return;
+        }
+        StoredFile f = std::move(queue->front());
+        queue->pop_front();
+        relay_file(shared, c, shared->files.data_path(f.id), f.from, f.name, f.size,
+                   [shared, handle, queue, id = f.id](bool ok) {
+                       if (!ok) {
+                           return;  // kept for the next session
+                       }
+                       shared->files_delivered.inc();
+                       boost::asio::post(shared->runtime.blocking_pool(), [shared, id] {
+                           shared->files.remove(id);
+                           shared->stored_bytes.set(
+                               static_cast<std::int64_t>(shared->files.stored_bytes()));
+                       });
+                       deliver_next(shared, handle, queue);
+                   });
+    }
+
+    std::shared_ptr<Shared> shared_;
+    std::size_t instance_;
+    ConnectionPtr connection_;
+    ConnectionId id_{};
+    bool authenticating_ = false;
+    bool authenticated_ = false;
+    bool finishing_ = false;  // a file_send_complete is in progress: later messages wait
+    bool closed_ = false;
+    bool paused_ = false;         // reading is paused (update_reading)
+    bool chunk_waiting_ = false;  // a full upload chunk waits for the disk
+    bool discarding_ = false;     // the binary message in progress is dropped
+    std::string user_;
+    std::deque<std::string> held_;
+    std::shared_ptr<Upload> upload_;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // completions check it
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+MoonshareFrontend::MoonshareFrontend(core::Runtime& runtime, auth::AccountService& accounts,
+                                     core::MetricsRegistry& metrics, core::EventRing& events,
+                                     const MoonshareConfig& config, const std::string& data_dir)
+    : shared_(std::make_shared<Shared>(runtime, accounts, metrics, events, config, data_dir)),
+      config_(config) {}
+
+MoonshareFrontend::~MoonshareFrontend() {
+    stop();
+}
+
+void MoonshareFrontend::add_routes(Router& router, std::shared_ptr<const WsRouteSettings> player,
+                                   std::shared_ptr<const WsRouteSettings> ws) {
+    const auto& c = config_;
+    token_listener_ = router.listener({"moonshare-token", c.token_listen, "", ""});
+    for (const std::string path : {"/sessions", "/sessions/"}) {
+        router.add_http_route(token_listener_, "", path,
+                              [shared = shared_](const HttpRequest& req, HttpResponder res) {
+                                  token_endpoint(shared, req, std::move(res));
+                              });
+    }
+
+    auth_listener_ = router.listener({"moonshare-auth", c.auth_listen, "", ""});
+    WsRoute auth;
+    auth.settings = ws;
+    auth.accept = [shared = shared_](const HttpRequest& req) -> WsRoute::Decision {
+        return std::make_unique<AuthHandler>(shared, req.query_param("userId"));
+    };
+    router.add_ws_route(auth_listener_, "/auth", std::move(auth));
+    WsRoute sessions;
+    sessions.settings = ws;
+    sessions.accept = [shared = shared_](const HttpRequest&) -> WsRoute::Decision {
+        return std::make_unique<SessionsHandler>(shared);
+    };
+    router.add_ws_route(auth_listener_, "/sessions", std::move(sessions));
+
+    for (std::size_t i = 0; i < c.player_listen.size(); ++i) {
+        const auto key = router.listener(
+            {"moonshare-" + lowercase(instance_name(i)), c.player_listen[i], "", ""});
+        player_listeners_.push_back(key);
+        WsRoute route;
+        route.settings = player;
+        route.accept = [shared = shared_, i](const HttpRequest&) -> WsRoute::Decision {
+            return std::make_unique<PlayerHandler>(shared, i);
+        };
+        router.add_ws_route(key, "/player", std::move(route));
+    }
+
+    gateway_listener_ = router.listener({"moonshare-gateway", c.gateway_listen, "", ""});
+    router.add_http_route(
+        gateway_listener_, "", "/",
+        [shared = shared_](const HttpRequest& req, HttpResponder res) {
+            gateway(shared, req, std::move(res));
+        },
+        PathMatch::kPrefix);
+    WsRoute push;
+    push.settings = ws;
+    push.accept = [shared = shared_](const HttpRequest&) -> WsRoute::Decision {
+        return std::make_unique<GatewayWsHandler>(shared);
+    };
+    router.add_ws_route(gateway_listener_, "/ws", std::move(push));
+
+    std::string players;
+    for (const auto& p : c.player_listen) {
+        players += (players.empty() ? "" : ", ") + p;
+    }
+    log()->info("Moonshare: tokens on {}, auth on {}, players on {}, gateway on {}", c.token_listen,
+                c.auth_listen, players, c.gateway_listen);
+}
+
+void MoonshareFrontend::start() {
+    if (ticker_) {
+        return;
+    }
+    ticker_ = std::make_shared<Ticker>(shared_->runtime.io_context(0), shared_);
+    boost::asio::post(shared_->runtime.io_context(0), [weak = std::weak_ptr<Ticker>(ticker_)] {
+        if (auto t = weak.lock(); t && !t->stopping) {
+            t->arm();
+        }
+    });
+}
+
+void MoonshareFrontend::stop() {
+    if (!ticker_ || ticker_->stopping.exchange(true)) {
+        return;
+    }
+    // The wait ends at its next expiry (within a second) without re-arming; cancelling from this
+    // thread would race with the timer's own thread.
+}
+
+}  // namespace hearth::frontends::moonshare

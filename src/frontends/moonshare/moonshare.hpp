@@ -1,0 +1,163 @@
+#pragma once
+
+// The Moonshare front-end (docs/protocol/moonshare.md): the servers behind the Moonshare Dalamud
+// plugin for FINAL FANTASY XIV. A token endpoint (HTTP) and an auth WebSocket issue guest tokens
+// of the account system; three player "instances" (WebSocket /player on three ports, one shared
+// registry, so users on any instance see each other) carry presence, connect requests and file
+// transfers relayed through the server (streamed through disk, never held whole in memory); an
+// API gateway (HTTP and a /ws push) serves status to bots and dashboards.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <hearth/http.hpp>
+
+#include "core/config.hpp"
+
+namespace hearth::core {
+class EventRing;
+class MetricsRegistry;
+class Runtime;
+}  // namespace hearth::core
+namespace hearth::auth {
+class AccountService;
+}  // namespace hearth::auth
+
+namespace hearth::frontends::moonshare {
+
+/// The realm of Moonshare's guest tokens in the account system (account "guest:moonshare").
+inline constexpr std::string_view kRealm = "moonshare";
+
+struct MoonshareConfig {
+    static constexpr std::string_view kName = "moonshare";
+    static constexpr std::string_view kDescription =
+        "The Moonshare protocol (the FFXIV plugin's token, auth, player and gateway servers) on "
+        "its own listeners.";
+
+    bool enabled = false;
+    std::string token_listen = "0.0.0.0:5003";  // the original AuthServer's HTTP port
+    std::string auth_listen = "0.0.0.0:5004";   // the original AuthServer's WebSocket port
+    // One player instance per address, named Alpha, Beta, Gamma, ... in this order; the plugin
+    // picks port 5000 + StableHash(userId) % 3.
+    std::vector<std::string> player_listen = {"0.0.0.0:5000", "0.0.0.0:5001", "0.0.0.0:5002"};
+    std::string gateway_listen = "0.0.0.0:8090";  // the original ApiGatewayServer's port
+    std::int64_t token_ttl_s = 86'400;
+    std::int64_t player_limit = 1500;                                // per instance
+    std::int64_t max_file_size_bytes = 64LL * 1024 * 1024;           // 64 MiB
+    std::int64_t file_ttl_s = 7 * 86'400;                            // stored files: 7 days
+    std::int64_t max_stored_bytes_per_user = 256LL * 1024 * 1024;    // per recipient
+    std::int64_t max_stored_bytes_total = 4LL * 1024 * 1024 * 1024;  // every file on disk
+    std::int64_t max_concurrent_uploads = 64;
+
+    template <class V>
+    void visit(V& v) {
+        v("enabled", enabled, {.help = "Serve the Moonshare protocol.", .restart = true});
+        v("token_listen", token_listen,
+          {.help = "Address of the token HTTP endpoint (GET /sessions?userId=), host:port.",
+           .restart = true});
+        v("auth_listen", auth_listen,
+          {.help = "Address of the auth WebSocket listener (/auth, /sessions), host:port.",
+           .restart = true});
+        v("player_listen", player_listen,
+          {.help = "Addresses of the player instances (WebSocket /player), named Alpha, Beta, "
+                   "Gamma, ... in this order; 1 to 24 of them.",
+           .restart = true});
+        v("gateway_listen", gateway_listen,
+          {.help = "Address of the API gateway (HTTP status endpoints and /ws), host:port.",
+           .restart = true});
+        v("token_ttl_s", token_ttl_s,
+          {.help = "Lifetime of a Moonshare token, in seconds.",
+           .restart = true,
+           .min = 1,
+           .max = 365LL * 86'400});
+        v("player_limit", player_limit,
+          {.help = "Authenticated players per instance; one more gets \"Server full\".",
+           .restart = true,
+           .min = 1,
+           .max = 1'000'000});
+        v("max_file_size_bytes", max_file_size_bytes,
+          {.help = "Largest file a player may send, in bytes.",
+           .restart = true,
+           .min = 1,
+           .max = 1LL << 40});
+        v("file_ttl_s", file_ttl_s,
+          {.help = "Files stored for offline players are deleted after this many seconds.",
+           .restart = true,
+           .min = 1,
+           .max = 365LL * 86'400});
+        v("max_stored_bytes_per_user", max_stored_bytes_per_user,
+          {.help = "Bytes of stored files waiting for one offline player (the recipient).",
+           .restart = true,
+           .min = 0,
+           .max = 1LL << 50});
+        v("max_stored_bytes_total", max_stored_bytes_total,
+          {.help = "Bytes of files on disk at once: stored files and uploads in progress.",
+           .restart = true,
+           .min = 0,
+           .max = 1LL << 50});
+        v("max_concurrent_uploads", max_concurrent_uploads,
+          {.help = "File uploads in progress at once, over every instance; one more is refused.",
+           .restart = true,
+           .min = 1,
+           .max = 100'000});
+    }
+    void validate(core::ConfigErrors& errors) const;
+    bool operator==(const MoonshareConfig&) const = default;
+};
+
+/// The name of player instance `index`: Alpha, Beta, Gamma, ... (the Greek alphabet).
+std::string_view instance_name(std::size_t index);
+
+/// The route settings of /player: the `[websocket]` defaults, without compression (the plugin's
+/// .NET client does not negotiate it), with binary messages streamed to the handler in parts
+/// (files), and room for a file's announcement.
+WsRouteSettings player_route_settings(const MoonshareConfig& config,
+                                      const core::WebSocketConfig& ws);
+
+/// The Moonshare front-end. Created, wired and stopped on the control thread; its connections run
+/// on the io threads; disk work runs on the runtime's blocking pool. `runtime`, `accounts` and
+/// `events` must outlive it. Lifecycle: construct (indexes the stored files under
+/// `data_dir`/moonshare), add_routes, start (after the runtime started: its timer), and destroy
+/// after the network layer.
+class MoonshareFrontend {
+public:
+    MoonshareFrontend(core::Runtime& runtime, auth::AccountService& accounts,
+                      core::MetricsRegistry& metrics, core::EventRing& events,
+                      const MoonshareConfig& config, const std::string& data_dir);
+    ~MoonshareFrontend();
+    MoonshareFrontend(const MoonshareFrontend&) = delete;
+    MoonshareFrontend& operator=(const MoonshareFrontend&) = delete;
+
+    /// Declares the token, auth, player and gateway listeners and their routes. `player` are the
+    /// settings of /player (player_route_settings), `ws` those of the other WebSocket routes.
+    void add_routes(Router& router, std::shared_ptr<const WsRouteSettings> player,
+                    std::shared_ptr<const WsRouteSettings> ws);
+    /// Starts the housekeeping timer (gateway pushes, expiry of stored files and sessions). Call
+    /// once the runtime runs.
+    void start();
+    /// Stops the timer. Idempotent; the destructor calls it.
+    void stop();
+
+    /// Listener keys (after add_routes), for bound_port.
+    const std::string& token_listener() const noexcept { return token_listener_; }
+    const std::string& auth_listener() const noexcept { return auth_listener_; }
+    const std::vector<std::string>& player_listeners() const noexcept { return player_listeners_; }
+    const std::string& gateway_listener() const noexcept { return gateway_listener_; }
+
+    struct Shared;
+    struct Ticker;
+
+private:
+    std::shared_ptr<Shared> shared_;
+    std::shared_ptr<Ticker> ticker_;
+    MoonshareConfig config_;
+    std::string token_listener_;
+    std::string auth_listener_;
+    std::vector<std::string> player_listeners_;
+    std::string gateway_listener_;
+};
+
+}  // namespace hearth::frontends::moonshare

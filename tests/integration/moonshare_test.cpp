@@ -1,0 +1,875 @@
+// The Moonshare front-end with real clients over loopback (Beast's WebSocket and HTTP clients, and
+// raw frames where the plugin's fragmented uploads are needed), against the network layer, the
+// account service and a real SQLite store built in the test: every message, text, status and close
+// code of docs/protocol/moonshare.md. The last test goes through TestServer (the app's wiring).
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+
+#include "auth/account_service.hpp"
+#include "auth/auth_config.hpp"
+#include "auth/secrets.hpp"
+#include "core/events.hpp"
+#include "core/metrics.hpp"
+#include "core/runtime.hpp"
+#include "core/ws_settings.hpp"
+#include "frontends/moonshare/codec.hpp"
+#include "frontends/moonshare/moonshare.hpp"
+#include "net/server.hpp"
+#include "store/open_store.hpp"
+#include "store/storage_config.hpp"
+#include "support/clients.hpp"
+#include "support/server.hpp"
+
+namespace hearth::test {
+namespace {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using frontends::moonshare::MoonshareConfig;
+using frontends::moonshare::MoonshareFrontend;
+
+const std::regex kHexToken("[0-9a-f]{32}");
+
+// ---- the server, built from its parts -------------------------------------------------------
+
+auth::AuthConfig fast_auth() {
+    auth::AuthConfig c;
+    c.password_ops_limit = 1;
+    c.password_mem_limit_kib = 8;
+    return c;
+}
+
+/// The network layer, a SQLite store, the account service and the front-end, in the app's order.
+/// `data_dir`: keep files across fixtures (a restart); empty: a temporary directory.
+class Fixture {
+public:
+    explicit Fixture(MoonshareConfig c = {}, std::string data_dir = "")
+        : data_dir_(data_dir.empty() ? dir_.path() : std::move(data_dir)),
+          store_(store::open_store(store::StorageConfig{}, data_dir_, metrics_)),
+          accounts_(
+              store_->accounts(),
+              [this](std::function<void()> work) {
+                  boost::asio::post(runtime_.blocking_pool(), std::move(work));
+              },
+              metrics_, fast_auth()) {
+        c.enabled = true;
+        c.token_listen = "127.0.0.1:0";
+        c.auth_listen = "127.0.0.1:0";
+        c.gateway_listen = "127.0.0.1:0";
+        c.player_listen = {"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"};
+        frontend_ = std::make_unique<MoonshareFrontend>(runtime_, accounts_, metrics_, events_, c,
+                                                        data_dir_);
+        server_ = std::make_unique<net::Server>(runtime_, metrics_, events_, net::HttpLimits{});
+        core::WebSocketConfig ws;
+        frontend_->add_routes(*server_,
+                              std::make_shared<const WsRouteSettings>(
+                                  frontends::moonshare::player_route_settings(c, ws)),
+                              std::make_shared<const WsRouteSettings>(core::ws_route_settings(ws)));
+        runtime_.start();
+        server_->start();
+        frontend_->start();
+    }
+
+    ~Fixture() {
+        frontend_->stop();
+        server_->begin_shutdown();
+        EXPECT_TRUE(server_->wait_drained(Clock::now() + kDeadline));
+        runtime_.stop();
+        server_.reset();
+        frontend_.reset();
+    }
+
+    std::uint16_t token_port() const { return server_->bound_port(frontend_->token_listener()); }
+    std::uint16_t auth_port() const { return server_->bound_port(frontend_->auth_listener()); }
+    std::uint16_t gateway_port() const {
+        return server_->bound_port(frontend_->gateway_listener());
+    }
+    std::uint16_t player_port(std::size_t i) const {
+        return server_->bound_port(frontend_->player_listeners().at(i));
+    }
+    double metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
+        return metric_value(metrics_.render(), name, labels);
+    }
+    const std::string& data_dir() const { return data_dir_; }
+
+    /// A token from the token endpoint.
+    std::string token(const std::string& user) {
+        auto r = http_request(token_port(), "GET", "/sessions?userId=" + user);
+        EXPECT_EQ(r.status, 200) << r.body;
+        auto v = json::parse(r.body).as_object();
+        return std::string(v.at("token").as_string());
+    }
+
+private:
+    TempDir dir_;
+    std::string data_dir_;
+    core::MetricsRegistry metrics_;
+    core::EventRing events_{1000};
+    core::Runtime runtime_{2, 2};
+    std::unique_ptr<store::Store> store_;
+    auth::AccountService accounts_;
+    std::unique_ptr<MoonshareFrontend> frontend_;
+    std::unique_ptr<net::Server> server_;
+};
+
+std::string auth_msg(const std::string& user, const std::string& token) {
+    return json::serialize(
+        json::object{{"type", "session_auth"}, {"userId", user}, {"token", token}});
+}
+
+std::string ok_result(const std::string& user) {
+    return R"({"type":"session_auth_result","success":true,"message":"Authentication successful","userId":")" +
+           user + R"("})";
+}
+
+std::string instance_info(const std::string& name) {
+    return R"({"type":"connection_info","message":"You are connected through instance )" + name +
+           R"("})";
+}
+
+bool is_user_list(const WsMessage& m) {
+    return m.text && m.data.starts_with(R"({"type":"user_list_update")");
+}
+
+/// The next message that is not a user_list_update push.
+std::optional<WsMessage> next(WsClient& c, std::chrono::milliseconds deadline = kDeadline) {
+    for (;;) {
+        auto m = c.read(deadline);
+        if (!m || !is_user_list(*m)) {
+            return m;
+        }
+    }
+}
+
+std::string next_text(WsClient& c, std::chrono::milliseconds deadline = kDeadline) {
+    auto m = next(c, deadline);
+    if (!m) {
+        throw std::runtime_error("closed while a message was expected");
+    }
+    EXPECT_TRUE(m->text);
+    return m->data;
+}
+
+/// The next user_list_update push, skipping other messages.
+std::string next_user_list(WsClient& c) {
+    for (;;) {
+        auto m = c.read();
+        if (!m) {
+            throw std::runtime_error("closed while a user list was expected");
+        }
+        if (is_user_list(*m)) {
+            return m->data;
+        }
+    }
+}
+
+/// A player, authenticated on instance `i`.
+std::unique_ptr<WsClient> player(Fixture& f, const std::string& user, std::size_t i = 0) {
+    const auto token = f.token(user);
+    auto c = std::make_unique<WsClient>(f.player_port(i), WsOptions{.path = "/player"});
+    c->send_text(auth_msg(user, token));
+    EXPECT_EQ(next_text(*c), ok_result(user));
+    static const char* kNames[] = {"Alpha", "Beta", "Gamma"};
+    EXPECT_EQ(next_text(*c), instance_info(kNames[i]));
+    return c;
+}
+
+// ---- the token endpoint ---------------------------------------------------------------------
+
+TEST(Moonshare, TokenEndpointIssuesHexTokens) {
+    Fixture f;
+    for (const std::string path : {"/sessions?userId=alice", "/sessions/?userId=alice"}) {
+        auto r = http_request(f.token_port(), "GET", path);
+        EXPECT_EQ(r.status, 200);
+        EXPECT_EQ(r.headers["content-type"], "application/json; charset=utf-8");
+        std::smatch m;
+        ASSERT_TRUE(std::regex_match(r.body, m, std::regex(R"re(\{"token":"([0-9a-f]{32})"\})re")))
+            << r.body;
+    }
+    // Two requests, two different tokens, both valid.
+    const auto a = f.token("bob");
+    const auto b = f.token("bob");
+    EXPECT_NE(a, b);
+    // Stored only as a digest: the clear token is in no file of the store.
+    for (const auto& e : fs::directory_iterator(f.data_dir())) {
+        if (!e.is_regular_file()) {
+            continue;
+        }
+        std::ifstream in(e.path(), std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+        EXPECT_EQ(bytes.find(a), std::string::npos) << e.path();
+        EXPECT_EQ(bytes.find(b), std::string::npos) << e.path();
+    }
+    for (const auto& t : {a, b}) {
+        WsClient c(f.player_port(0), {.path = "/player"});
+        c.send_text(auth_msg("bob", t));
+        EXPECT_EQ(next_text(c), ok_result("bob"));
+    }
+}
+
+TEST(Moonshare, TokenEndpointRefusals) {
+    Fixture f;
+    for (const std::string path : {"/sessions", "/sessions?userId=", "/sessions?userId=%20%20"}) {
+        auto r = http_request(f.token_port(), "GET", path);
+        EXPECT_EQ(r.status, 400) << path;
+        EXPECT_EQ(r.body, R"({"error":"Missing userId parameter"})");
+        EXPECT_EQ(r.headers["content-type"], "application/json; charset=utf-8");
+    }
+    EXPECT_EQ(http_request(f.token_port(), "POST", "/sessions?userId=a").status, 405);
+    EXPECT_EQ(http_request(f.token_port(), "DELETE", "/sessions/?userId=a").status, 405);
+    auto r = http_request(f.token_port(), "GET", "/sessions?userId=" + std::string(300, 'x'));
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body, R"({"error":"Invalid userId parameter"})");
+}
+
+// ---- the auth WebSocket ---------------------------------------------------------------------
+
+TEST(Moonshare, AuthSocketSendsItsToken) {
+    Fixture f;
+    WsClient a(f.auth_port(), {.path = "/auth?userId=carol"});
+    auto m = a.read();
+    ASSERT_TRUE(m);
+    std::smatch match;
+    ASSERT_TRUE(std::regex_match(
+        m->data, match, std::regex(R"re(\{"type":"session_token","token":"([0-9a-f]{32})"\})re")))
+        << m->data;
+    WsClient p(f.player_port(1), {.path = "/player"});
+    p.send_text(auth_msg("carol", match[1].str()));
+    EXPECT_EQ(next_text(p), ok_result("carol"));
+    EXPECT_EQ(next_text(p), instance_info("Beta"));
+}
+
+TEST(Moonshare, AuthSocketWithoutUserIdCloses1008) {
+    Fixture f;
+    WsClient a(f.auth_port(), {.path = "/auth"});
+    auto closed = a.wait_closed();
+    EXPECT_EQ(closed.code, 1008);
+    EXPECT_EQ(closed.reason, "Missing userId");
+}
+
+TEST(Moonshare, SessionsSocketListsFingerprintsNeverTokens) {
+    Fixture f;
+    const auto token = f.token("dave");
+    WsClient s(f.auth_port(), {.path = "/sessions"});
+    s.send_text("GET_SESSIONS");
+    auto m = s.read();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->data.find(token), std::string::npos);
+    auto list = json::parse(m->data).as_array();
+    ASSERT_EQ(list.size(), 1u);
+    const auto& o = list[0].as_object();
+    std::vector<std::string> keys;
+    for (const auto& kv : o) {
+        keys.emplace_back(kv.key());
+    }
+    EXPECT_EQ(keys, (std::vector<std::string>{"UserId", "SessionToken", "CreatedAt",
+                                              "ClientAddress", "IsActive"}));
+    EXPECT_EQ(o.at("UserId").as_string(), "dave");
+    EXPECT_EQ(o.at("SessionToken").as_string(),
+              "sha256:" + auth::token_digest(token).substr(0, 12));
+    EXPECT_TRUE(std::regex_match(std::string(o.at("CreatedAt").as_string()),
+                                 std::regex(R"re(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z)re")));
+    EXPECT_EQ(o.at("ClientAddress").as_string(), "127.0.0.1");
+    EXPECT_EQ(o.at("IsActive").as_bool(), true);
+    s.send_text("something else");
+    EXPECT_EQ(s.read()->data, "ERROR:UnknownCommand");
+}
+
+// ---- session_auth ---------------------------------------------------------------------------
+
+TEST(Moonshare, SessionAuthOnEveryInstance) {
+    Fixture f;
+    auto a = player(f, "u-alpha", 0);
+    auto b = player(f, "u-beta", 1);
+    auto g = player(f, "u-gamma", 2);
+    EXPECT_EQ(f.metric("hearth_moonshare_players", {{"instance", "Beta"}}), 1);
+}
+
+TEST(Moonshare, SessionAuthRefusals) {
+    Fixture f;
+    const auto token = f.token("erin");
+    {
+        WsClient c(f.player_port(0), {.path = "/player"});
+        c.send_text(R"({"type":"session_auth","userId":"erin"})");
+        EXPECT_EQ(next_text(c),
+                  R"({"type":"session_auth_result","success":false,"message":"Missing token"})");
+        // A close frame without a status code: Beast reports it as 0 (the bytes are checked in
+        // RefusalsCloseWithAnEmptyCloseFrame).
+        const auto code = c.wait_closed().code;
+        EXPECT_TRUE(code == 0 || code == 1005) << code;
+    }
+    for (const auto& [user, tok] : std::vector<std::pair<std::string, std::string>>{
+             {"erin", "0123456789abcdef0123456789abcdef"},  // unknown
+             {"mallory", token},                            // another user's token
+             {"", token}}) {
+        WsClient c(f.player_port(0), {.path = "/player"});
+        c.send_text(auth_msg(user, tok));
+        EXPECT_EQ(
+            next_text(c),
+            R"({"type":"session_auth_result","success":false,"message":"Invalid session token"})");
+        const auto code = c.wait_closed().code;
+        EXPECT_TRUE(code == 0 || code == 1005) << code;
+    }
+}
+
+/// Raw frames for what Beast hides: the empty close frame, and fragmented uploads.
+class RawPlayer {
+public:
+    explicit RawPlayer(std::uint16_t port) : raw_(port) {
+        const auto head = raw_.upgrade("/player");
+        if (head.rfind("HTTP/1.1 101", 0) != 0) {
+            throw std::runtime_error("upgrade refused: " + head);
+        }
+    }
+    void text(const std::string& s) { raw_.write(client_frame(0x1, s)); }
+    void write(const std::string& bytes) { raw_.write(bytes); }
+    RawFrame frame() {
+        for (;;) {
+            std::size_t used = 0;
+            if (auto f = parse_server_frame(buffered_, used)) {
+                buffered_.erase(0, used);
+                return *f;
+            }
+            const auto more = raw_.read_exactly(1);
+            if (more.empty()) {
+                throw std::runtime_error("connection closed while a frame was expected");
+            }
+            buffered_ += more;
+        }
+    }
+    /// The next text frame that is not a user_list_update.
+    std::string next_text() {
+        for (;;) {
+            auto f = frame();
+            if (f.opcode == 0x1 && !f.payload.starts_with(R"({"type":"user_list_update")")) {
+                return f.payload;
+            }
+        }
+    }
+
+private:
+    RawClient raw_;
+    std::string buffered_;
+};
+
+TEST(Moonshare, RefusalsCloseWithAnEmptyCloseFrame) {
+    Fixture f;
+    RawPlayer p(f.player_port(0));
+    p.text(R"({"type":"session_auth","userId":"x","token":""})");
+    auto result = p.frame();
+    EXPECT_EQ(result.opcode, 0x1);
+    EXPECT_EQ(result.payload,
+              R"({"type":"session_auth_result","success":false,"message":"Missing token"})");
+    auto close = p.frame();
+    EXPECT_EQ(close.opcode, 0x8);
+    EXPECT_EQ(close.payload, "");
+}
+
+TEST(Moonshare, MessagesBeforeAuthenticationAreIgnored) {
+    Fixture f;
+    auto other = player(f, "frank");
+    WsClient c(f.player_port(0), {.path = "/player"});
+    c.send_text("not json at all");
+    c.send_text(R"({"type":"connect","targetUserId":"frank"})");
+    c.send_text(R"({"type":"file_send_begin","targetUserId":"frank","fileName":"a","fileSize":1})");
+    c.send_binary("stray bytes");
+    c.send_text(R"({"type":"list_online"})");  // allowed before authentication
+    EXPECT_EQ(next_text(c), R"(ONLINE:["frank"])");
+    EXPECT_GE(f.metric("hearth_moonshare_ignored_messages_total"), 4);
+}
+
+TEST(Moonshare, ServerFullClosesWith1008) {
+    MoonshareConfig c;
+    c.player_limit = 1;
+    Fixture f(c);
+    auto first = player(f, "first", 0);
+    const auto token = f.token("second");
+    WsClient second(f.player_port(0), {.path = "/player"});
+    second.send_text(auth_msg("second", token));
+    EXPECT_EQ(
+        next_text(second),
+        R"({"type":"session_auth_result","success":false,"message":"Server full, please try later"})");
+    auto closed = second.wait_closed();
+    EXPECT_EQ(closed.code, 1008);
+    EXPECT_EQ(closed.reason, "Server full, please try later.");
+    // The limit is per instance.
+    auto other = player(f, "second", 1);
+}
+
+TEST(Moonshare, TokenExpiry) {
+    MoonshareConfig c;
+    c.token_ttl_s = 1;
+    Fixture f(c);
+    const auto token = f.token("gina");
+    // Waits for the wall clock (the token's lifetime), polling with a deadline.
+    const auto until = Clock::now() + kDeadline;
+    std::string last;
+    while (Clock::now() < until) {
+        WsClient p(f.player_port(0), {.path = "/player"});
+        p.send_text(auth_msg("gina", token));
+        last = next_text(p);
+        if (last.find("Invalid session token") != std::string::npos) {
+            break;
+        }
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_EQ(
+        last,
+        R"({"type":"session_auth_result","success":false,"message":"Invalid session token"})");
+}
+
+// ---- presence -------------------------------------------------------------------------------
+
+TEST(Moonshare, ListOnlineAcrossInstancesMostRecentFirst) {
+    Fixture f;
+    auto a = player(f, "anna", 0);
+    auto b = player(f, "ben", 1);
+    auto c = player(f, "cleo", 2);
+    // Every message counts as activity, the asker's list_online included.
+    a->send_text(R"({"type":"list_online"})");
+    EXPECT_EQ(next_text(*a), R"(ONLINE:["anna","cleo","ben"])");
+    b->send_text(R"({"type":"list_online"})");
+    EXPECT_EQ(next_text(*b), R"(ONLINE:["ben","anna","cleo"])");
+    c->send_text(R"({"type":"list_online"})");
+    EXPECT_EQ(next_text(*c), R"(ONLINE:["cleo","ben","anna"])");
+}
+
+TEST(Moonshare, ListOnlineEscapesLikeDotNet) {
+    Fixture f;
+    auto r = http_request(f.token_port(), "GET", "/sessions?userId=a%3Cb%3E%2B%C3%A9");
+    const auto token = std::string(json::parse(r.body).as_object().at("token").as_string());
+    auto a = std::make_unique<WsClient>(f.player_port(0), WsOptions{.path = "/player"});
+    a->send_text(auth_msg("a<b>+\xc3\xa9", token));
+    EXPECT_EQ(
+        next_text(*a),
+        R"({"type":"session_auth_result","success":true,"message":"Authentication successful","userId":"a\u003Cb\u003E\u002B\u00E9"})");
+    EXPECT_EQ(next_text(*a), instance_info("Alpha"));
+    a->send_text(R"({"type":"list_online"})");
+    EXPECT_EQ(next_text(*a), R"(ONLINE:["a\u003Cb\u003E\u002B\u00E9"])");
+}
+
+TEST(Moonshare, OnlineListAndUserListFitIn8KiB) {
+    Fixture f;
+    std::vector<std::unique_ptr<WsClient>> players;
+    for (int i = 0; i < 40; ++i) {
+        char prefix[8];
+        std::snprintf(prefix, sizeof prefix, "%02d", i);
+        players.push_back(
+            player(f, prefix + std::string(240, 'u'), static_cast<std::size_t>(i % 3)));
+    }
+    players.back()->send_text(R"({"type":"list_online"})");
+    const auto online = next_text(*players.back());
+    EXPECT_LE(online.size(), 8192u);
+    EXPECT_GT(online.size(), 8192u - 250u);
+    ASSERT_TRUE(online.starts_with("ONLINE:[\"39"));  // the most recent first
+    auto names = json::parse(online.substr(7)).as_array();
+    EXPECT_LT(names.size(), 40u);
+    // The user list that the last join pushed to the first player is cut the same way.
+    std::string list;
+    for (int i = 0; i < 40; ++i) {
+        list = next_user_list(*players.front());
+        if (list.find("\"39") != std::string::npos) {
+            break;
+        }
+    }
+    EXPECT_LE(list.size(), 8192u);
+    auto users = json::parse(list).as_object().at("users").as_array();
+    EXPECT_LT(users.size(), 40u);
+    EXPECT_EQ(users[0].as_object().at("userId").as_string(), "39" + std::string(240, 'u'));
+}
+
+TEST(Moonshare, UserListUpdatesOnJoinAndLeave) {
+    Fixture f;
+    auto a = player(f, "amy", 0);
+    EXPECT_EQ(next_user_list(*a),
+              R"({"type":"user_list_update","users":[{"userId":"amy","userName":"amy"}]})");
+    {
+        auto b = player(f, "bea", 2);
+        EXPECT_EQ(
+            next_user_list(*a),
+            R"({"type":"user_list_update","users":[{"userId":"bea","userName":"bea"},{"userId":"amy","userName":"amy"}]})");
+        b->close();
+    }
+    EXPECT_EQ(next_user_list(*a),
+              R"({"type":"user_list_update","users":[{"userId":"amy","userName":"amy"}]})");
+}
+
+// ---- connect ---------------------------------------------------------------------------------
+
+TEST(Moonshare, ConnectAcceptRejectOfflineAndDisconnected) {
+    Fixture f;
+    auto u = player(f, "uma", 0);
+    auto v = player(f, "vic", 2);
+    u->send_text(R"({"type":"connect","targetUserId":"vic"})");
+    EXPECT_EQ(next_text(*v), R"({"type":"connect_request","fromUserId":"uma"})");
+    v->send_text(R"({"type":"connect_reject","targetUserId":"uma"})");
+    EXPECT_EQ(next_text(*u), R"({"type":"connect_rejected","withUserId":"vic"})");
+    u->send_text(R"({"type":"connect","targetUserId":"vic"})");
+    EXPECT_EQ(next_text(*v), R"({"type":"connect_request","fromUserId":"uma"})");
+    v->send_text(R"({"type":"connect_accept","targetUserId":"uma"})");
+    EXPECT_EQ(next_text(*u), R"({"type":"connect_accepted","withUserId":"vic"})");
+    // An answer without a request is ignored; an offline target is rejected at once.
+    v->send_text(R"({"type":"connect_accept","targetUserId":"nobody"})");
+    u->send_text(R"({"type":"connect","targetUserId":"nobody"})");
+    EXPECT_EQ(next_text(*u), R"({"type":"connect_rejected","withUserId":"nobody"})");
+    // vic leaves with "disconnect": 1000, and uma hears of it.
+    v->send_text(R"({"type":"disconnect"})");
+    EXPECT_EQ(v->wait_closed().code, 1000);
+    EXPECT_EQ(next_text(*u), R"({"type":"disconnected","userId":"vic"})");
+}
+
+// ---- files -----------------------------------------------------------------------------------
+
+std::string begin_msg(const std::string& to, const std::string& name, std::uint64_t size) {
+    return R"({"type":"file_send_begin","targetUserId":")" + to + R"(","fileName":")" + name +
+           R"(","fileSize":)" + std::to_string(size) + "}";
+}
+
+std::string complete_msg(const std::string& to, const std::string& name) {
+    return R"({"type":"file_send_complete","fileName":")" + name + R"(","targetUserId":")" + to +
+           R"("})";
+}
+
+std::string pattern(std::size_t n, unsigned seed) {
+    std::string s(n, '\0');
+    unsigned x = seed;
+    for (auto& c : s) {
+        x = x * 1103515245u + 12345u;
+        c = static_cast<char>(x >> 16);
+    }
+    return s;
+}
+
+/// Expects the three messages of a delivered file on `c`; returns the bytes.
+std::string received_file(WsClient& c, const std::string& from, const std::string& name,
+                          std::size_t size) {
+    EXPECT_EQ(next_text(c), R"({"type":"file_send_begin","fileName":")" + name +
+                                R"(","fromUserId":")" + from + R"(","fileSize":)" +
+                                std::to_string(size) + "}");
+    auto bytes = next(c, 60s);
+    EXPECT_TRUE(bytes && !bytes->text);
+    EXPECT_EQ(next_text(c), R"({"type":"file_send_complete","fileName":")" + name +
+                                R"(","fromUserId":")" + from + R"("})");
+    return bytes ? bytes->data : std::string();
+}
+
+TEST(Moonshare, FileRelayedToAnOnlinePlayer) {
+    Fixture f;
+    auto u = player(f, "sender", 0);
+    auto v = player(f, "receiver", 1);
+    const auto data = pattern(300'000, 1);
+    u->send_text(begin_msg("receiver", "pic.png", data.size()));
+    EXPECT_EQ(next_text(*u), "file_receive_ready");
+    u->send_binary(data);
+    u->send_text(complete_msg("receiver", "pic.png"));
+    EXPECT_EQ(received_file(*v, "sender", "pic.png", data.size()), data);
+    EXPECT_EQ(next_text(*u), "FILE_SENT");
+    EXPECT_EQ(f.metric("hearth_moonshare_files_total", {{"outcome", "relayed"}}), 1);
+}
+
+TEST(Moonshare, FiftyMegabytesRelayedThroughDiskInBoundedMemory) {
+    Fixture f;  // max_file_size_bytes: 64 MiB
+    const std::string sender = "big-sender";
+    auto v = player(f, "big-receiver", 1);
+    const auto token = f.token(sender);
+    RawPlayer u(f.player_port(0));
+    u.text(auth_msg(sender, token));
+    EXPECT_EQ(u.next_text(), ok_result(sender));
+    EXPECT_EQ(u.next_text(), instance_info("Alpha"));
+    const std::size_t n = 50'000'000;
+    const auto data = pattern(n, 7);
+    u.text(begin_msg("big-receiver", "big.bin", n));
+    EXPECT_EQ(u.next_text(), "file_receive_ready");
+    // One binary message in 32 KiB frames, as the plugin sends it.
+    constexpr std::size_t kFrame = 32 * 1024;
+    std::string batch;
+    for (std::size_t off = 0; off < n; off += kFrame) {
+        const auto len = std::min(kFrame, n - off);
+        batch += client_frame(off == 0 ? 0x2 : 0x0, data.substr(off, len), off + len == n);
+        if (batch.size() >= (1u << 20) || off + len == n) {
+            u.write(batch);
+            batch.clear();
+        }
+    }
+    u.text(complete_msg("big-receiver", "big.bin"));
+    const auto got = received_file(*v, sender, "big.bin", n);
+    EXPECT_EQ(got.size(), n);
+    EXPECT_EQ(auth::token_digest(got), auth::token_digest(data));  // SHA-256 of both
+    EXPECT_EQ(u.next_text(), "FILE_SENT");
+    // What the front-end held in memory never grew with the file: a few chunks at most.
+    EXPECT_LE(f.metric("hearth_moonshare_buffered_bytes_max"), 2.0 * 1024 * 1024);
+    EXPECT_EQ(f.metric("hearth_moonshare_buffered_bytes"), 0);
+    EXPECT_EQ(f.metric("hearth_moonshare_files_total", {{"outcome", "relayed"}}), 1);
+}
+
+TEST(Moonshare, FileStoredForAnOfflinePlayerAndDeliveredAtTheirNextAuth) {
+    TempDir keep;
+    const auto data = pattern(100'000, 2);
+    {
+        Fixture f({}, keep.path());
+        auto u = player(f, "early", 0);
+        u->send_text(begin_msg("late", "notes.txt", data.size()));
+        EXPECT_EQ(next_text(*u), "file_receive_ready");
+        u->send_binary(data);
+        u->send_text(complete_msg("late", "notes.txt"));
+        EXPECT_EQ(next_text(*u), "FILE_SENT_SERVER_ONLY");
+        EXPECT_EQ(f.metric("hearth_moonshare_stored_bytes"), 100'000);
+    }
+    // A restart: the stored file is indexed again and delivered at the next session_auth.
+    Fixture f({}, keep.path());
+    EXPECT_EQ(f.metric("hearth_moonshare_stored_bytes"), 100'000);
+    auto v = player(f, "late", 2);
+    EXPECT_EQ(received_file(*v, "early", "notes.txt", data.size()), data);
+}
+
+TEST(Moonshare, StoredFilesExpire) {
+    TempDir keep;
+    MoonshareConfig c;
+    c.file_ttl_s = 1;
+    {
+        Fixture f(c, keep.path());
+        auto u = player(f, "expiring", 0);
+        u->send_text(begin_msg("away", "old.txt", 3));
+        EXPECT_EQ(next_text(*u), "file_receive_ready");
+        u->send_binary("abc");
+        u->send_text(complete_msg("away", "old.txt"));
+        EXPECT_EQ(next_text(*u), "FILE_SENT_SERVER_ONLY");
+    }
+    // Waits for the wall clock (the file's lifetime) to pass.
+    std::this_thread::sleep_for(1100ms);
+    Fixture f(c, keep.path());  // the startup index deletes what expired
+    EXPECT_EQ(f.metric("hearth_moonshare_stored_bytes"), 0);
+    auto v = player(f, "away", 1);
+    v->send_text(R"({"type":"list_online"})");
+    EXPECT_EQ(next_text(*v), R"(ONLINE:["away"])");  // no file came first
+    EXPECT_TRUE(fs::is_empty(fs::path(keep.path()) / "moonshare" / "stored"));
+}
+
+TEST(Moonshare, AnUploadCutShortLeavesNothingBehind) {
+    Fixture f;
+    auto v = player(f, "cut-target", 1);
+    {
+        const auto token = f.token("cut-sender");
+        RawPlayer u(f.player_port(0));
+        u.text(auth_msg("cut-sender", token));
+        EXPECT_EQ(u.next_text(), ok_result("cut-sender"));
+        EXPECT_EQ(u.next_text(), instance_info("Alpha"));
+        u.text(begin_msg("cut-target", "half.bin", 1'000'000));
+        EXPECT_EQ(u.next_text(), "file_receive_ready");
+        u.write(client_frame(0x2, std::string(300'000, 'h'), false));  // no final fragment
+        u.text(R"({"type":"list_online"})");  // a control point: everything before it was read
+    }
+    // The sender's connection is gone: the upload is dropped and its file deleted.
+    const auto until = Clock::now() + kDeadline;
+    while (f.metric("hearth_moonshare_uploads") != 0 && Clock::now() < until) {
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(f.metric("hearth_moonshare_uploads"), 0);
+    while (f.metric("hearth_moonshare_buffered_bytes") != 0 && Clock::now() < until) {
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(f.metric("hearth_moonshare_buffered_bytes"), 0);
+    v->send_text(R"({"type":"list_online"})");
+    EXPECT_EQ(next_text(*v), R"(ONLINE:["cut-target"])");
+}
+
+TEST(Moonshare, FileRefusals) {
+    MoonshareConfig c;
+    c.max_file_size_bytes = 1000;
+    Fixture f(c);
+    auto u = player(f, "refused", 0);
+    auto v = player(f, "target", 1);
+    u->send_text(R"({"type":"file_send_begin","targetUserId":"target","fileName":"a"})");
+    EXPECT_EQ(next_text(*u), "FILE_FAILED: Missing file_send_begin parameters");
+    u->send_text(R"({"type":"file_send_begin","fileName":"a","fileSize":1})");
+    EXPECT_EQ(next_text(*u), "FILE_FAILED: Missing file_send_begin parameters");
+    u->send_text(
+        R"({"type":"file_send_begin","targetUserId":"target","fileName":"a","fileSize":-1})");
+    EXPECT_EQ(next_text(*u), "FILE_FAILED: Missing file_send_begin parameters");
+    u->send_text(begin_msg("target", "big", 1001));
+    EXPECT_EQ(next_text(*u), "FILE_FAILED: File too large");
+    u->send_text(complete_msg("target", "nothing"));
+    EXPECT_EQ(next_text(*u), "FILE_FAILED: Missing state for completion");
+    // Fewer bytes than announced, and more.
+    u->send_text(begin_msg("target", "short", 10));
+    EXPECT_EQ(next_text(*u), "file_receive_ready");
+    u->send_binary("123456789");
+    u->send_text(complete_msg("target", "short"));
+    EXPECT_EQ(next_text(*u), "FILE_FAILED: Size mismatch");
+    u->send_text(begin_msg("target", "long", 10));
+    EXPECT_EQ(next_text(*u), "file_receive_ready");
+    u->send_binary(std::string(900, 'x'));
+    u->send_text(complete_msg("target", "long"));
+    EXPECT_EQ(next_text(*u), "FILE_FAILED: Size mismatch");
+    // Binary data with no transfer in progress is dropped; the connection goes on.
+    u->send_binary("stray");
+    u->send_text(R"({"type":"list_online"})");
+    EXPECT_EQ(next_text(*u).substr(0, 7), "ONLINE:");
+    // Nothing reached the target, nothing is left on disk.
+    v->send_text(R"({"type":"list_online"})");
+    EXPECT_EQ(next_text(*v).substr(0, 7), "ONLINE:");
+    EXPECT_EQ(f.metric("hearth_moonshare_uploads"), 0);
+}
+
+TEST(Moonshare, StorageQuotas) {
+    MoonshareConfig c;
+    c.max_stored_bytes_per_user = 1500;
+    c.max_stored_bytes_total = 2500;
+    Fixture f(c);
+    auto u = player(f, "quota", 0);
+    auto send = [&](const std::string& to, std::size_t n) {
+        u->send_text(begin_msg(to, "f", n));
+        auto ready = next_text(*u);
+        if (ready != "file_receive_ready") {
+            return ready;
+        }
+        u->send_binary(std::string(n, 'q'));
+        u->send_text(complete_msg(to, "f"));
+        return next_text(*u);
+    };
+    EXPECT_EQ(send("off1", 1000), "FILE_SENT_SERVER_ONLY");
+    EXPECT_EQ(send("off1", 600), "FILE_FAILED: Storage quota exceeded");  // 1600 > 1500 for off1
+    EXPECT_EQ(send("off1", 500), "FILE_SENT_SERVER_ONLY");                // exactly 1500
+    EXPECT_EQ(send("off2", 1001), "FILE_FAILED: Server storage full");    // 2501 > 2500 in all
+    EXPECT_EQ(send("off2", 1000), "FILE_SENT_SERVER_ONLY");
+    EXPECT_EQ(f.metric("hearth_moonshare_stored_bytes"), 2500);
+}
+
+// ---- the gateway ----------------------------------------------------------------------------
+
+TEST(Moonshare, GatewayEndpoints) {
+    Fixture f;
+    auto p = player(f, "gw-user", 1);
+    const auto port = f.gateway_port();
+    auto get = [&](const std::string& path) {
+        auto r = http_request(port, "GET", path);
+        EXPECT_EQ(r.status, 200) << path << " " << r.body;
+        EXPECT_EQ(r.headers["content-type"], "application/json") << path;
+        return r.body;
+    };
+    EXPECT_EQ(get("/players/count"), R"({"count":1})");
+    EXPECT_EQ(get("/PLAYERS/Count"), R"({"count":1})");  // case-insensitive
+    const auto players = get("/players");
+    EXPECT_TRUE(std::regex_match(
+        players,
+        std::regex(R"re(\[\{"userId":"gw-user","instance":"Beta","since":"[^"]+Z"\}\])re")))
+        << players;
+    const auto sessions = get("/Sessions");
+    EXPECT_TRUE(std::regex_match(
+        sessions,
+        std::regex(
+            R"re(\[\{"UserId":"gw-user","SessionToken":"sha256:[0-9a-f]{12}","CreatedAt":"[^"]+Z"\}\])re")))
+        << sessions;
+    const auto info = get("/server_info");
+    EXPECT_TRUE(std::regex_match(
+        info,
+        std::regex(
+            R"re(\{"total_players_online":1,"total_max_players":4500,"servers":\[\{"name":"Alpha","players_online":0,"max_players":1500,"server_version":"[^"]+","uptime_seconds":\d+,"status":"on"\},\{"name":"Beta","players_online":1,.*"name":"Gamma".*\]\})re")))
+        << info;
+    EXPECT_TRUE(std::regex_match(get("/uptime"), std::regex(R"re(\{"uptime":"00:00:\d\d"\})re")));
+    const auto version = json::parse(get("/version")).as_object();
+    EXPECT_TRUE(version.contains("lastUpdated"));
+    EXPECT_TRUE(version.at("parsedData").as_object().contains("commit"));
+    EXPECT_TRUE(json::parse(get("/ping")).as_object().at("latency_ms").is_int64());
+    EXPECT_TRUE(json::parse(get("/logs")).is_array());
+    EXPECT_TRUE(json::parse(get("/events/recent")).is_array());
+    const auto status =
+        json::parse(get("/player/status")).as_object().at("server_info").as_object();
+    EXPECT_EQ(json::parse(status.at("rawData").as_string()), status.at("parsedData"));
+    auto missing = http_request(port, "GET", "/nothing/here");
+    EXPECT_EQ(missing.status, 404);
+    EXPECT_EQ(missing.body, R"({"error":"Not Found"})");
+    EXPECT_EQ(missing.headers["content-type"], "application/json");
+}
+
+TEST(Moonshare, GatewayWebSocketPushesStatus) {
+    Fixture f;
+    WsClient w(f.gateway_port(), {.path = "/ws"});
+    auto first = w.read();
+    ASSERT_TRUE(first);
+    auto o = json::parse(first->data).as_object();
+    EXPECT_EQ(o.at("type").as_string(), "server_info");
+    EXPECT_EQ(o.at("data").as_object().at("total_players_online").as_int64(), 0);
+    auto p = player(f, "pushed", 2);
+    for (;;) {  // pushes come within a second of a change
+        auto m = w.read();
+        ASSERT_TRUE(m);
+        auto d = json::parse(m->data).as_object().at("data").as_object();
+        if (d.at("total_players_online").as_int64() == 1) {
+            break;
+        }
+    }
+}
+
+// ---- through the app (TestServer): the wiring in src/app/server_app.cpp ---------------------
+
+// NOTE: passes once ServerApp wires [moonshare] (see the report of the Moonshare front-end).
+TEST(Moonshare, ServedByTheApp) {
+    TestServer s{{"moonshare.enabled", "true"},
+                 {"moonshare.token_listen", "\"127.0.0.1:0\""},
+                 {"moonshare.auth_listen", "\"127.0.0.1:0\""},
+                 {"moonshare.gateway_listen", "\"127.0.0.1:0\""},
+                 {"moonshare.player_listen", R"(["127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"])"}};
+    auto& server = s.app().server();
+    auto r = http_request(server.bound_port("moonshare-token"), "GET", "/sessions?userId=app");
+    ASSERT_EQ(r.status, 200);
+    const auto token = std::string(json::parse(r.body).as_object().at("token").as_string());
+    WsClient p(server.bound_port("moonshare-gamma"), {.path = "/player"});
+    p.send_text(auth_msg("app", token));
+    EXPECT_EQ(next_text(p), ok_result("app"));
+    EXPECT_EQ(next_text(p), instance_info("Gamma"));
+    EXPECT_EQ(http_request(server.bound_port("moonshare-gateway"), "GET", "/players/count").body,
+              R"({"count":1})");
+}
+
+// Port 5001 is Moonshare's Beta instance and HunterPie's listener by default: both front-ends
+// share it (their paths differ), so both can be enabled on their defaults.
+TEST(Moonshare, SharesAPortWithHunterPie) {
+    std::uint16_t port = 0;
+    {
+        boost::asio::io_context io;
+        boost::asio::ip::tcp::acceptor probe(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+        port = probe.local_endpoint().port();
+    }
+    const std::string shared = "\"127.0.0.1:" + std::to_string(port) + "\"";
+    TestServer s{{"moonshare.enabled", "true"},
+                 {"moonshare.token_listen", "\"127.0.0.1:0\""},
+                 {"moonshare.auth_listen", "\"127.0.0.1:0\""},
+                 {"moonshare.gateway_listen", "\"127.0.0.1:0\""},
+                 {"moonshare.player_listen", "[\"127.0.0.1:0\", " + shared + ", \"127.0.0.1:0\"]"},
+                 {"hunterpie.enabled", "true"},
+                 {"hunterpie.listen", shared}};
+    auto& server = s.app().server();
+    auto r = http_request(server.bound_port("moonshare-token"), "GET", "/sessions?userId=both");
+    ASSERT_EQ(r.status, 200);
+    const auto token = std::string(json::parse(r.body).as_object().at("token").as_string());
+    WsClient p(port, {.path = "/player"});
+    p.send_text(auth_msg("both", token));
+    EXPECT_EQ(next_text(p), ok_result("both"));
+    EXPECT_EQ(next_text(p), instance_info("Beta"));
+    // HunterPie's routes on the same port.
+    EXPECT_EQ(http_request(port, "GET", "/version").status, 200);
+    WsClient hp(port, {.path = "/connect"});
+    hp.send_text("ping");
+    EXPECT_EQ(hp.read()->data, "pong");
+}
+
+}  // namespace
+}  // namespace hearth::test
