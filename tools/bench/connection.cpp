@@ -243,12 +243,17 @@ Target Target::parse(const std::string& url) {
     const std::string scheme(parsed->scheme());
     if (scheme == "wss") {
         t.tls = true;
+    } else if (scheme == "tcp") {
+        t.raw = true;  // a raw TCP protocol (dracosoft-chat): host and port only
     } else if (scheme != "ws") {
-        throw std::runtime_error("URL \"" + url + "\": the scheme must be ws or wss");
+        throw std::runtime_error("URL \"" + url + "\": the scheme must be ws, wss or tcp");
     }
     t.host = std::string(parsed->encoded_host());
     if (t.host.empty()) {
         throw std::runtime_error("URL \"" + url + "\" has no host");
+    }
+    if (t.raw && !parsed->has_port()) {
+        throw std::runtime_error("URL \"" + url + "\": a tcp:// URL needs a port");
     }
     t.port = parsed->has_port() ? parsed->port_number() : (t.tls ? 443 : 80);
     t.path = std::string(parsed->encoded_path());
@@ -313,6 +318,12 @@ void Connection::start(const Target& target, std::optional<asio::ip::address> so
     state_ = State::kConnecting;
     started_ns_ = now_ns();
     watch(worker_.shared().handshake_timeout);
+    if (target.raw) {
+        asio::post(worker_.io(), [this] {
+            fail_handshake("this scenario speaks WebSocket: give a ws:// or wss:// URL");
+        });
+        return;
+    }
 
     handshake_ = std::make_unique<Handshake>();
     handshake_->target = &target;
@@ -832,15 +843,15 @@ void Connection::on_transport_error(const boost::system::error_code& ec) {
 // ---- writing ----------------------------------------------------------------------------------
 
 void Connection::append_frame(Opcode opcode, std::initializer_list<std::string_view> parts,
-                              bool rsv1) {
+                              bool rsv1, bool fin) {
     std::size_t length = 0;
     for (auto part : parts) {
         length += part.size();
     }
     std::uint8_t header[14];
     std::size_t header_size = 0;
-    header[header_size++] =
-        static_cast<std::uint8_t>((rsv1 ? 0xC0 : 0x80) | static_cast<std::uint8_t>(opcode));
+    header[header_size++] = static_cast<std::uint8_t>((fin ? 0x80 : 0x00) | (rsv1 ? 0x40 : 0x00) |
+                                                      static_cast<std::uint8_t>(opcode));
     if (length < 126) {
         header[header_size++] = static_cast<std::uint8_t>(0x80 | length);
     } else if (length <= 0xFFFF) {
@@ -911,6 +922,17 @@ bool Connection::queue(Opcode opcode, std::initializer_list<std::string_view> pa
         return true;
     }
     append_frame(opcode, parts);
+    return true;
+}
+
+bool Connection::queue_fragment(Opcode opcode, bool fin, std::string_view part) {
+    if (state_ != State::kOpen) {
+        return false;
+    }
+    if (!out_.empty() && out_.size() + part.size() + 14 > kMaxOutboundBytes) {
+        return false;
+    }
+    append_frame(opcode, {part}, false, fin);
     return true;
 }
 

@@ -48,9 +48,12 @@ inline std::uint64_t now_ns() noexcept {
             .count());
 }
 
-/// Where to connect: a parsed ws:// or wss:// URL, resolved once at startup.
+/// Where to connect: a parsed ws://, wss:// or tcp:// URL, resolved once at startup. tcp:// is
+/// for scenarios of raw TCP protocols (dracosoft-chat), which use `endpoint` with their own
+/// client; the WebSocket client refuses such a target.
 struct Target {
     bool tls = false;
+    bool raw = false;  // tcp://HOST:PORT
     std::string host;  // as written in the URL (Host header, TLS server name)
     std::uint16_t port = 0;
     std::string path;  // with the query, if any
@@ -131,6 +134,11 @@ public:
     /// Queues one message made of `parts` (gathered, masked while copied). False, with nothing
     /// queued, when the connection is not open or the outbox would exceed its bound.
     bool queue(Opcode opcode, std::initializer_list<std::string_view> parts);
+    /// Queues one frame of a fragmented message, never compressed: the first with opcode kText
+    /// or kBinary, the others kContinuation, the last with `fin`. The caller keeps the sequence
+    /// whole (nothing else queued in between but control frames). False, with nothing queued,
+    /// as `queue`.
+    bool queue_fragment(Opcode opcode, bool fin, std::string_view part);
     /// Writes what is queued unless a write is in flight (then it leaves when that one completes).
     void flush();
     /// Starts the closing handshake (1000); the socket closes when the server's close frame
@@ -186,9 +194,9 @@ private:
     void on_written(const boost::system::error_code& ec);
     void on_transport_error(const boost::system::error_code& ec);
     /// Appends one masked frame to the outbox, whatever its bound (control frames, and `queue`
-    /// after its check). `rsv1`: a compressed message.
+    /// after its check). `rsv1`: a compressed message; `fin`: the message's last frame.
     void append_frame(Opcode opcode, std::initializer_list<std::string_view> parts,
-                      bool rsv1 = false);
+                      bool rsv1 = false, bool fin = true);
     /// Closes the socket and tells the scenario, once. The caller has counted any error.
     void end(bool expected);
     void watch(Clock::duration timeout);

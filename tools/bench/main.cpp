@@ -21,7 +21,10 @@ using namespace hearth::bench;
 namespace json = boost::json;
 
 void add_common_options(CLI::App& cmd, CommonOptions& o) {
-    cmd.add_option("--url", o.url, "Server URL: ws://HOST:PORT/PATH or wss://... (not verified)")
+    cmd.add_option(
+           "--url", o.url,
+           "Server URL: ws://HOST:PORT/PATH or wss://... (not verified); tcp://HOST:PORT for "
+           "raw TCP scenarios (dracosoft-chat)")
         ->required();
     cmd.add_option("--duration", o.duration_s, "Seconds of measurement")
         ->check(CLI::Range(0.1, 86400.0))
