@@ -95,7 +95,8 @@ public:
     /// count against the outbox bound as usual. `on_written(true)` once the last frame reached the
     /// kernel; `on_written(false)` when the connection ends first. A source that fails mid-way
     /// closes the connection with 1011 (a message half sent cannot be taken back). Connections
-    /// that cannot stream return kClosed.
+    /// that cannot stream return kClosed. Up to 64 streamed messages may wait behind the one being
+    /// sent; one more is dropped with the route's overflow policy (by default: close 1008).
     virtual SendResult send_stream(MessageKind kind, std::shared_ptr<MessageSource> source,
                                    std::function<void(bool written)> on_written) {
         (void)kind;
@@ -113,6 +114,10 @@ public:
     /// not answered while paused. Connection thread. No effect on connections that cannot pause.
     virtual void pause_reading() {}
     virtual void resume_reading() {}
+
+    /// Who the connection acts for once the front-end knows (an account, a user id, a player
+    /// name), shown in the operator API's connection list. Connection thread.
+    virtual void set_principal(std::string principal) { (void)principal; }
 
     /// Whether permessage-deflate was negotiated for this connection.
     virtual bool compressed() const noexcept = 0;

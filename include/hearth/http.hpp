@@ -89,6 +89,9 @@ struct WsRoute {
     std::shared_ptr<const WsRouteSettings> settings = std::make_shared<WsRouteSettings>();
     Accept accept;  // one of the two
     AcceptAsync accept_async;
+    // Who serves the route, e.g. "native" (the operator API's connection list); empty: the
+    // listener's name.
+    std::string frontend;
 };
 
 /// Where a listener binds and whether it speaks TLS.

@@ -37,6 +37,11 @@ struct StreamSettings {
     // remaining input read and discarded for at most this long, so that unread input does not turn
     // the close into a reset that could destroy the last reply before the peer reads it.
     std::chrono::milliseconds linger_timeout{2'000};
+    // Open connections from one IP address; one more is closed at once, before the handler sees
+    // it (counted as reason="per_ip_limit"). Each connection may hold a partial message of its
+    // protocol's maximum size, so this bounds what one address can make the server hold.
+    // 0 = unlimited.
+    std::size_t max_connections_per_ip = 1000;
 };
 
 /// One raw TCP connection as a front-end sees it. Runs on: its own io thread, for its whole life.
@@ -64,6 +69,10 @@ public:
     /// take more input (e.g. its bounded input buffer is full). Connection thread.
     virtual void pause_reading() = 0;
     virtual void resume_reading() = 0;
+
+    /// Who the connection acts for once the front-end knows (a username, a user id), shown in the
+    /// operator API's connection list. Connection thread.
+    virtual void set_principal(std::string principal) { (void)principal; }
 };
 
 using StreamConnectionPtr = std::shared_ptr<StreamConnection>;
@@ -91,6 +100,7 @@ public:
 struct StreamRoute {
     StreamSettings settings;
     std::function<std::unique_ptr<StreamHandler>()> make_handler;
+    std::string frontend;  // as WsRoute::frontend
 };
 
 }  // namespace hearth

@@ -15,6 +15,93 @@ namespace json = boost::json;
 
 namespace {
 
+json::object connection_json(const ConnectionInfo& c) {
+    json::object o;
+    o["id"] = to_string(c.id);
+    o["kind"] = c.kind;
+    o["frontend"] = c.frontend;
+    o["listener"] = c.listener;
+    if (!c.route.empty()) {
+        o["route"] = c.route;
+    }
+    o["peer"] = c.peer;
+    if (c.principal.empty()) {
+        o["principal"] = nullptr;
+    } else {
+        o["principal"] = c.principal;
+    }
+    o["since"] = rfc3339(c.since);
+    o["bytes_in"] = c.bytes_in;
+    o["bytes_out"] = c.bytes_out;
+    return o;
+}
+
+void add_connection_routes(OperatorApi& api, ConnectionDirectory& directory) {
+    api.add("GET", "/api/v1/connections", Access::kAdmin,
+            [&directory](ApiCallPtr call, HttpResponder res) {
+                const auto& req = call->request;
+                auto limit = parse_limit(req, 100, 1000);
+                if (auto* refused = std::get_if<HttpResponse>(&limit)) {
+                    res.respond(std::move(*refused));
+                    return;
+                }
+                const auto page = std::get<std::size_t>(limit);
+                std::uint64_t after = 0;
+                if (auto c = req.query_param("cursor"); c && !c->empty()) {
+                    auto id = parse_id(*c);
+                    if (!id) {
+                        res.respond(api_error(400, "invalid_parameter",
+                                              "cursor: not a cursor returned as \"next\""));
+                        return;
+                    }
+                    after = *id;
+                }
+                const auto frontend = req.query_param("frontend").value_or("");
+                const auto principal = req.query_param("principal").value_or("");
+                // The network layer answers with every open connection (bounded by the
+                // listeners' limits); the page is cut here, by id.
+                directory.list_connections([res, page, after, frontend,
+                                            principal](std::vector<ConnectionInfo> all) mutable {
+                    json::array items;
+                    std::optional<std::string> next;
+                    for (const auto& c : all) {
+                        if (static_cast<std::uint64_t>(c.id) <= after ||
+                            (!frontend.empty() && c.frontend != frontend) ||
+                            (!principal.empty() && c.principal != principal)) {
+                            continue;
+                        }
+                        if (items.size() == page) {
+                            next = std::string(items.back().at("id").as_string());
+                            break;
+                        }
+                        items.push_back(connection_json(c));
+                    }
+                    res.respond(page_response(std::move(items), next));
+                });
+            });
+    api.add("DELETE", "/api/v1/connections/{id}", Access::kAdmin,
+            [&api, &directory](ApiCallPtr call, HttpResponder res) {
+                const auto id = parse_id(call->params.at("id"));
+                if (!id) {
+                    res.respond(api_error(404, "not_found", "No such connection."));
+                    return;
+                }
+                directory.kick_connection(
+                    static_cast<ConnectionId>(*id),
+                    [&api, call, res, id = *id](bool found) mutable {
+                        if (!found) {
+                            res.respond(api_error(404, "not_found", "No such connection."));
+                            return;
+                        }
+                        api.audit(*call, "connection.kick", "connection:" + std::to_string(id));
+                        json::object o;
+                        o["id"] = std::to_string(id);
+                        o["kicked"] = true;
+                        res.respond(json_response(200, o));
+                    });
+            });
+}
+
 void add_topic_routes(OperatorApi& api, hub::Hub& hub) {
     api.add("GET", "/api/v1/topics", Access::kAdmin, [&hub](ApiCallPtr call, HttpResponder res) {
         const auto& req = call->request;
@@ -176,8 +263,9 @@ void add_event_routes(OperatorApi& api, core::EventRing& events) {
 
 }  // namespace
 
-void add_runtime_routes(OperatorApi& api, hub::Hub& hub, store::Mailboxes& mailboxes,
-                        core::EventRing& events) {
+void add_runtime_routes(OperatorApi& api, ConnectionDirectory& connections, hub::Hub& hub,
+                        store::Mailboxes& mailboxes, core::EventRing& events) {
+    add_connection_routes(api, connections);
     add_topic_routes(api, hub);
     add_mailbox_routes(api, mailboxes);
     add_event_routes(api, events);

@@ -1,7 +1,9 @@
 #pragma once
 
-// /api/v1/topics, /api/v1/mailboxes, /api/v1/events (docs/api.md): what the server is doing now,
-// for operators.
+// /api/v1/connections, /api/v1/topics, /api/v1/mailboxes, /api/v1/events (docs/api.md): what the
+// server is doing now, for operators.
+
+#include <hearth/connections.hpp>
 
 #include "api/operator_api.hpp"
 
@@ -17,8 +19,8 @@ class Mailboxes;
 
 namespace hearth::api {
 
-/// Adds the topic, mailbox and event routes; the objects must outlive the routes.
-void add_runtime_routes(OperatorApi& api, hub::Hub& hub, store::Mailboxes& mailboxes,
-                        core::EventRing& events);
+/// Adds the connection, topic, mailbox and event routes; the objects must outlive the routes.
+void add_runtime_routes(OperatorApi& api, ConnectionDirectory& connections, hub::Hub& hub,
+                        store::Mailboxes& mailboxes, core::EventRing& events);
 
 }  // namespace hearth::api

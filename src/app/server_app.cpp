@@ -252,8 +252,8 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     impl_->operator_api = std::make_unique<api::OperatorApi>(
         impl_->server, impl_->http_listener, impl_->operators, &impl_->store->accounts());
     api::add_account_routes(*impl_->operator_api, impl_->accounts);
-    api::add_runtime_routes(*impl_->operator_api, impl_->hub, impl_->store->mailboxes(),
-                            impl_->events);
+    api::add_runtime_routes(*impl_->operator_api, impl_->server, impl_->hub,
+                            impl_->store->mailboxes(), impl_->events);
     impl_->operator_api->note_external("GET", "/api/v1/logs", api::Access::kAdmin);
     if (impl_->hunterpie) {
         impl_->operator_api->note_external("POST", "/api/v1/hunterpie/servermsg",

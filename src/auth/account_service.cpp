@@ -433,6 +433,14 @@ void AccountService::login(std::string username, std::string password, std::stri
     });
 }
 
+void AccountService::open_session(store::AccountRecord account, Done<SessionToken> done) {
+    if (account.disabled) {
+        done(err(Errc::kNotAllowed));
+        return;
+    }
+    state_->start_session(std::move(account), std::nullopt, std::move(done));
+}
+
 void AccountService::validate(std::string token, Done<Principal> done) {
     if (token.empty() || token.size() > 512) {
         state_->validations_refused.inc();

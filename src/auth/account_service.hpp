@@ -138,6 +138,10 @@ public:
     /// username.
     void login(std::string username, std::string password, std::string peer_ip,
                Done<SessionToken> done);
+    /// Issues a session token for `account` without a password check, for a front-end that has
+    /// just created the account with the password in hand (a registration that logs in): one
+    /// hash instead of two, and no login throttle in the way. A disabled account: kNotAllowed.
+    void open_session(store::AccountRecord account, Done<SessionToken> done);
     /// How long `username` or `peer_ip` must wait before the next login attempt; zero if none.
     std::chrono::milliseconds retry_after(const std::string& username,
                                           const std::string& peer_ip) const;

@@ -107,6 +107,7 @@ void add_log_routes(Router& router, const std::string& listener, const std::stri
             return r;
         }));
     WsRoute route;
+    route.frontend = "logs";
     route.settings = std::make_shared<const WsRouteSettings>(listen_settings(ws_settings));
     route.accept =
         [weak](const HttpRequest& req) -> std::variant<std::unique_ptr<WsHandler>, HttpResponse> {

@@ -1,6 +1,8 @@
 #include "net/server.hpp"
 #include <algorithm>
 #include <future>
+#include <iterator>
+#include <mutex>
 #include <stdexcept>
 #include <utility>
 
@@ -122,6 +124,7 @@ WsRouteState::WsRouteState(std::string listener, std::string path, WsRoute route
                            core::MetricsRegistry& metrics)
     : listener_(std::move(listener)),
       path_(std::move(path)),
+      frontend_(std::move(route.frontend)),
       accept_(std::move(route.accept)),
       accept_async_(std::move(route.accept_async)),
       registry_(metrics),
@@ -527,6 +530,78 @@ bool Server::wait_drained(std::chrono::steady_clock::time_point deadline) {
 
 std::size_t Server::open_connections() const {
     return state_->open_sessions();
+}
+
+void Server::list_connections(std::function<void(std::vector<ConnectionInfo>)> done) {
+    // Each io thread describes its own sessions (their state is touched only there); the last
+    // thread to answer hands the whole list over.
+    struct Gather {
+        std::mutex mutex;
+        std::vector<ConnectionInfo> all;
+        std::size_t waiting = 0;
+        std::function<void(std::vector<ConnectionInfo>)> done;
+    };
+    auto gather = std::make_shared<Gather>();
+    gather->waiting = state_->threads.size();
+    gather->done = std::move(done);
+    if (gather->waiting == 0) {
+        gather->done({});
+        return;
+    }
+    for (std::size_t i = 0; i < state_->threads.size(); ++i) {
+        asio::post(state_->runtime.io_context(i), [state = state_, i, gather] {
+            std::vector<ConnectionInfo> mine;
+            for (auto& [id, weak] : state->threads[i]->sessions) {
+                if (auto s = weak.lock()) {
+                    if (auto info = s->describe()) {
+                        mine.push_back(std::move(*info));
+                    }
+                }
+            }
+            bool last = false;
+            {
+                std::lock_guard lock(gather->mutex);
+                std::move(mine.begin(), mine.end(), std::back_inserter(gather->all));
+                last = --gather->waiting == 0;
+            }
+            if (last) {
+                std::sort(gather->all.begin(), gather->all.end(),
+                          [](const auto& a, const auto& b) { return a.id < b.id; });
+                gather->done(std::move(gather->all));
+            }
+        });
+    }
+}
+
+void Server::kick_connection(ConnectionId id, std::function<void(bool found)> done) {
+    // The id does not say which thread owns the connection: every thread looks.
+    struct Search {
+        std::atomic<std::size_t> waiting{0};
+        std::atomic<bool> found{false};
+        std::function<void(bool)> done;
+    };
+    auto search = std::make_shared<Search>();
+    search->waiting = state_->threads.size();
+    search->done = std::move(done);
+    if (search->waiting == 0) {
+        search->done(false);
+        return;
+    }
+    for (std::size_t i = 0; i < state_->threads.size(); ++i) {
+        asio::post(state_->runtime.io_context(i), [state = state_, i, id, search] {
+            auto& sessions = state->threads[i]->sessions;
+            if (auto it = sessions.find(static_cast<std::uint64_t>(id)); it != sessions.end()) {
+                auto s = it->second.lock();
+                if (s && s->describe()) {  // a listed connection, not a plain HTTP session
+                    search->found = true;
+                    s->kick();
+                }
+            }
+            if (search->waiting.fetch_sub(1) == 1) {
+                search->done(search->found.load());
+            }
+        });
+    }
 }
 
 }  // namespace hearth::net

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <hearth/connections.hpp>
 #include <hearth/http.hpp>
 
 namespace hearth::core {
@@ -32,7 +33,7 @@ struct ServerState;
 /// construct, register routes, `start` (binds every listener or throws naming the one that
 /// failed), then `begin_shutdown` + `wait_drained`, then stop the runtime's threads, then destroy
 /// the server, then the runtime.
-class Server final : public Router {
+class Server final : public Router, public ConnectionDirectory {
 public:
     Server(core::Runtime& runtime, core::MetricsRegistry& metrics, core::EventRing& events,
            HttpLimits limits);
@@ -69,6 +70,10 @@ public:
     void begin_shutdown();
     /// Waits until every connection is gone or `deadline` passes; true when all are gone.
     bool wait_drained(std::chrono::steady_clock::time_point deadline);
+    // ConnectionDirectory: asks every io thread for its connections.
+    void list_connections(std::function<void(std::vector<ConnectionInfo>)> done) override;
+    void kick_connection(ConnectionId id, std::function<void(bool found)> done) override;
+
     /// Connections (HTTP and WebSocket) currently open.
     std::size_t open_connections() const;
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -34,6 +35,10 @@ public:
     virtual ~Session() = default;
     /// Begin a graceful close (WebSocket: 1001; HTTP: close once the current request is answered).
     virtual void shutdown() = 0;
+    /// What the operator API lists; nothing for sessions it does not list (plain HTTP).
+    virtual std::optional<ConnectionInfo> describe() const { return std::nullopt; }
+    /// An operator's disconnect (ConnectionDirectory::kick_connection).
+    virtual void kick() { shutdown(); }
 };
 
 /// Per io thread; touched only on that thread.
@@ -69,6 +74,7 @@ public:
 
     const std::string& listener() const noexcept { return listener_; }
     const std::string& path() const noexcept { return path_; }
+    const std::string& frontend() const noexcept { return frontend_; }
     const WsRoute::Accept& accept() const noexcept { return accept_; }
     const WsRoute::AcceptAsync& accept_async() const noexcept { return accept_async_; }
     const WsRouteMetrics& metrics() const noexcept { return metrics_; }
@@ -89,6 +95,7 @@ public:
 private:
     std::string listener_;
     std::string path_;
+    std::string frontend_;
     WsRoute::Accept accept_;
     WsRoute::AcceptAsync accept_async_;
     core::MetricsRegistry& registry_;

@@ -21,15 +21,21 @@ std::shared_ptr<spdlog::logger> log() {
     return l;
 }
 
-std::string peer_address_of(const tcp::socket& s) {
+struct Peer {
+    std::string ip;       // "1.2.3.4", "::1": what the per-address limit counts
+    std::string address;  // "1.2.3.4:5", "[::1]:5"
+};
+
+Peer peer_of(const tcp::socket& s) {
     boost::system::error_code ec;
     auto ep = s.remote_endpoint(ec);
     if (ec) {
-        return "unknown";
+        return {"unknown", "unknown"};
     }
     auto ip = ep.address().to_string();
-    return ep.address().is_v6() ? "[" + ip + "]:" + std::to_string(ep.port())
-                                : ip + ":" + std::to_string(ep.port());
+    auto address = ep.address().is_v6() ? "[" + ip + "]:" + std::to_string(ep.port())
+                                        : ip + ":" + std::to_string(ep.port());
+    return {std::move(ip), std::move(address)};
 }
 
 /// One raw TCP connection of a stream listener. Runs on: its own io thread, for its whole life.
@@ -45,7 +51,8 @@ class TcpConnection final : public StreamConnection,
                             public Session,
                             public std::enable_shared_from_this<TcpConnection> {
 public:
-    TcpConnection(tcp::socket socket, std::shared_ptr<ServerState> server, ListenerState& listener)
+    TcpConnection(tcp::socket socket, std::shared_ptr<ServerState> server, ListenerState& listener,
+                  Peer peer)
         : socket_(std::move(socket)),
           server_(std::move(server)),
           stream_(*listener.stream),
@@ -53,7 +60,8 @@ public:
           thread_(server_->this_thread_state()),
           executor_(thread_.io->get_executor()),
           id_(static_cast<ConnectionId>(server_->next_connection_id.fetch_add(1))),
-          peer_address_(peer_address_of(socket_)),
+          peer_ip_(std::move(peer.ip)),
+          peer_address_(std::move(peer.address)),
           timer_(executor_) {}
 
     void start() {
@@ -114,8 +122,32 @@ public:
         read_soon();
     }
 
+    void set_principal(std::string principal) override { principal_ = std::move(principal); }
+
     // Session -----------------------------------------------------------------------------------
     void shutdown() override { close_local(); }
+
+    std::optional<ConnectionInfo> describe() const override {
+        if (state_ == State::kClosed) {
+            return std::nullopt;
+        }
+        ConnectionInfo info;
+        info.id = id_;
+        info.kind = "stream";
+        info.frontend = stream_.route.frontend.empty() ? stream_.listener : stream_.route.frontend;
+        info.listener = stream_.listener;
+        info.peer = peer_address_;
+        info.principal = principal_;
+        info.since = opened_at_;
+        info.bytes_in = bytes_in_;
+        info.bytes_out = bytes_out_;
+        return info;
+    }
+
+    void kick() override {
+        stream_.count_disconnect("operator");
+        close_local();
+    }
 
 private:
     enum class State : std::uint8_t {
@@ -186,6 +218,7 @@ private:
 
     void on_written(const boost::system::error_code& ec, std::size_t bytes) {
         stream_.bytes_out->inc(bytes);
+        bytes_out_ += bytes;
         for (const auto& p : in_flight_) {
             queued_bytes_ -= p->size();
         }
@@ -247,6 +280,7 @@ private:
             handler->on_close();
         }
         handler.reset();
+        stream_.remove_peer(peer_ip_);
         server_->session_closed(static_cast<std::uint64_t>(id_));
     }
 
@@ -318,6 +352,7 @@ private:
                 return;
             }
             stream_.bytes_in->inc(n);
+            bytes_in_ += n;
             if (state_ == State::kOpen) {
                 if (settings_.idle_reset == IdleReset::kOnData) {
                     last_rx_ = Clock::now();
@@ -402,12 +437,17 @@ private:
 
     tcp::socket socket_;
     std::shared_ptr<ServerState> server_;
-    const StreamListenerState& stream_;  // the listener's: lives as long as the server state
+    StreamListenerState& stream_;  // the listener's: lives as long as the server state
     const StreamSettings& settings_;
     ThreadState& thread_;
     asio::io_context::executor_type executor_;  // typed, for a cheap running_in_this_thread()
     ConnectionId id_;
+    std::string peer_ip_;  // counted in stream_'s per-address limit until the connection closes
     std::string peer_address_;
+    std::string principal_;  // set by the front-end
+    std::chrono::system_clock::time_point opened_at_ = std::chrono::system_clock::now();
+    std::uint64_t bytes_in_ = 0;
+    std::uint64_t bytes_out_ = 0;
     std::unique_ptr<StreamHandler> handler_;
 
     State state_ = State::kOpen;
@@ -453,9 +493,42 @@ void StreamListenerState::count_disconnect(std::string_view reason) const {
         .inc();
 }
 
+bool StreamListenerState::add_peer(const std::string& ip) {
+    const auto limit = route.settings.max_connections_per_ip;
+    std::lock_guard lock(peers_mutex_);
+    auto& n = peers_[ip];
+    if (limit != 0 && n >= limit) {
+        if (n == 0) {
+            peers_.erase(ip);
+        }
+        return false;
+    }
+    ++n;
+    return true;
+}
+
+void StreamListenerState::remove_peer(const std::string& ip) {
+    std::lock_guard lock(peers_mutex_);
+    auto it = peers_.find(ip);
+    if (it != peers_.end() && --it->second == 0) {
+        peers_.erase(it);
+    }
+}
+
 void start_tcp_connection(std::shared_ptr<ServerState> server, ListenerState& listener,
                           tcp::socket socket) {
-    std::make_shared<TcpConnection>(std::move(socket), std::move(server), listener)->start();
+    auto peer = peer_of(socket);
+    if (!listener.stream->add_peer(peer.ip)) {
+        // Closed before any byte is read or written: the protocol's handler never sees it.
+        listener.stream->count_disconnect("per_ip_limit");
+        log()->debug("{}: {} has {} connections open: refused", listener.stream->listener,
+                     peer.address, listener.stream->route.settings.max_connections_per_ip);
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        return;
+    }
+    std::make_shared<TcpConnection>(std::move(socket), std::move(server), listener, std::move(peer))
+        ->start();
 }
 
 }  // namespace hearth::net

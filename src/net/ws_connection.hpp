@@ -93,6 +93,7 @@ public:
         }
         last_rx_ = Clock::now();
         opened_at_ = last_rx_;
+        opened_at_wall_ = std::chrono::system_clock::now();
 
         OutFrame response;
         response.owned = std::move(handshake_response);
@@ -187,6 +188,31 @@ public:
     // Session ---------------------------------------------------------------------------------
     void shutdown() override { close_local(close_code::kGoingAway, "server shutting down"); }
 
+    std::optional<ConnectionInfo> describe() const override {
+        if (state_ == State::kClosed) {
+            return std::nullopt;
+        }
+        ConnectionInfo info;
+        info.id = id_;
+        info.kind = "websocket";
+        info.frontend = route_->frontend().empty() ? listener_.spec.name : route_->frontend();
+        info.listener = listener_.spec.name;
+        info.route = route_->path();
+        info.peer = peer_address_;
+        info.principal = principal_;
+        info.since = opened_at_wall_;
+        info.bytes_in = bytes_in_;
+        info.bytes_out = bytes_out_;
+        return info;
+    }
+
+    void kick() override {
+        route_->count_disconnect("operator");
+        close_local(close_code::kPolicyViolation, "disconnected by an operator");
+    }
+
+    void set_principal(std::string principal) override { principal_ = std::move(principal); }
+
 private:
     enum class State : std::uint8_t {
         kOpen,     // messages flow both ways
@@ -278,7 +304,8 @@ private:
     // this plus one part of memory, whatever its size.
     static constexpr std::size_t kStreamPartBytes = 64 * 1024;
     static constexpr std::size_t kStreamLowWaterBytes = 256 * 1024;
-    // Streamed messages waiting behind the one being sent; one more is refused (kDropped).
+    // Streamed messages waiting behind the one being sent; one more is refused (kDropped) and the
+    // route's overflow policy applies, as for a full outbox.
     static constexpr std::size_t kMaxWaitingStreams = 64;
 
     // Something to send once the streamed message ahead of it is complete.
@@ -311,7 +338,12 @@ private:
         auto& st = *streaming_;
         if (st.source || !st.behind.empty()) {
             if (st.waiting_streams >= kMaxWaitingStreams) {
+                // As for a full outbox: a client this far behind must resynchronise.
                 route_->metrics().dropped->inc();
+                if (settings_->overflow == OverflowPolicy::kClose) {
+                    route_->count_disconnect("slow_consumer");
+                    close_local(close_code::kPolicyViolation, "slow consumer");
+                }
                 return SendResult::kDropped;
             }
             ++st.waiting_streams;
@@ -492,6 +524,7 @@ private:
 
     void on_written(const boost::system::error_code& ec, std::size_t bytes) {
         route_->metrics().bytes_out->inc(bytes);
+        bytes_out_ += bytes;
         const bool close_was_in_batch = close_queued_ && outbox_.queued() == 0;
         auto callbacks = outbox_.complete();
         buffers_ = {};
@@ -705,6 +738,7 @@ private:
         last_rx_ = Clock::now();
         ping_outstanding_ = false;
         route_->metrics().bytes_in->inc(data.size());
+        bytes_in_ += data.size();
         if (inbuf_.empty()) {
             const std::size_t used = parse(data);
             if (used < data.size() && state_ != State::kClosed && !stop_reading_) {
@@ -963,6 +997,10 @@ private:
     asio::steady_timer timer_;
     Clock::time_point timer_expiry_{};
     Clock::time_point opened_at_{};
+    std::chrono::system_clock::time_point opened_at_wall_{};  // for the operator API
+    std::string principal_;                                   // set by the front-end
+    std::uint64_t bytes_in_ = 0;
+    std::uint64_t bytes_out_ = 0;
     Clock::time_point last_rx_{};
     Clock::time_point ping_sent_{};
     Clock::time_point write_started_{};

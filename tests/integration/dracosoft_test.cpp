@@ -256,7 +256,7 @@ auth::AuthConfig fast_auth() {
 /// (the server is destroyed first, the runtime last).
 class Fixture {
 public:
-    explicit Fixture(std::int64_t client_timeout_s = 300)
+    explicit Fixture(std::int64_t client_timeout_s = 300, std::int64_t max_connections_per_ip = 256)
         : store_(store::open_store(store::StorageConfig{}, dir_.path(), metrics_)),
           accounts_(
               store_->accounts(),
@@ -268,6 +268,7 @@ public:
         c.enabled = true;
         c.listen = "127.0.0.1:0";
         c.client_timeout_s = client_timeout_s;
+        c.max_connections_per_ip = max_connections_per_ip;
         frontend_ = std::make_unique<frontends::dracosoft::DracosoftFrontend>(runtime_, accounts_,
                                                                               metrics_, c);
         server_ = std::make_unique<net::Server>(runtime_, metrics_, events_, net::HttpLimits{});
@@ -471,6 +472,49 @@ TEST(Dracosoft, ChatRelayedToEveryAuthenticatedConnection) {
     EXPECT_EQ(without_timestamp(a->next()), kPong);
     b->send(R"({"type":"ping"})");
     EXPECT_EQ(without_timestamp(b->next()), kPong);
+}
+
+TEST(Dracosoft, ChatTooLargeToRelayIsRefused) {
+    Fixture f;
+    auto a = logged_in(f, "wordy");
+    auto b = logged_in(f, "reader");
+    // 200,000 "é": 400 KB as sent, but 1.2 MB once escaped as \u00e9 in the relayed frame, which
+    // no client could read.
+    std::string text;
+    for (int i = 0; i < 200'000; ++i) {
+        text += "\xc3\xa9";
+    }
+    a->send(R"({"type":"chat","message":")" + text + R"("})");
+    EXPECT_EQ(without_timestamp(a->next()), error_reply("Message too large"));
+    b->send(R"({"type":"ping"})");
+    EXPECT_EQ(without_timestamp(b->next()), kPong);  // nothing was relayed
+    // The largest message that still fits is relayed.
+    a->send(R"({"type":"chat","message":")" + std::string(1024 * 1024 - 200, 'w') + R"("})");
+    EXPECT_EQ(json::parse(a->next()).as_object().at("type").as_string(), "chat");
+    EXPECT_EQ(json::parse(b->next()).as_object().at("type").as_string(), "chat");
+}
+
+TEST(Dracosoft, ConnectionsPerAddressAreBounded) {
+    Fixture f(300, 2);
+    DracoClient one(f.port());
+    auto two = std::make_unique<DracoClient>(f.port());
+    one.send(R"({"type":"ping"})");
+    EXPECT_EQ(without_timestamp(one.next()), kPong);
+    two->send(R"({"type":"ping"})");
+    EXPECT_EQ(without_timestamp(two->next()), kPong);
+    DracoClient three(f.port());  // accepted by the kernel, closed by the server at once
+    EXPECT_TRUE(three.closed_by_server());
+    // The others are untouched; once one leaves, its place is free again.
+    one.send(R"({"type":"ping"})");
+    EXPECT_EQ(without_timestamp(one.next()), kPong);
+    two.reset();
+    const auto until = Clock::now() + kWait;
+    while (f.open_connections() > 1 && Clock::now() < until) {
+        std::this_thread::sleep_for(5ms);
+    }
+    DracoClient four(f.port());
+    four.send(R"({"type":"ping"})");
+    EXPECT_EQ(without_timestamp(four.next()), kPong);
 }
 
 TEST(Dracosoft, ClosedConnectionLeavesTheAudience) {

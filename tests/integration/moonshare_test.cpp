@@ -340,6 +340,8 @@ public:
     }
     void text(const std::string& s) { raw_.write(client_frame(0x1, s)); }
     void write(const std::string& bytes) { raw_.write(bytes); }
+    /// Reads (and discards) everything until the server closes the connection.
+    void drain() { (void)raw_.read_until_eof(); }
     RawFrame frame() {
         for (;;) {
             std::size_t used = 0;
@@ -639,6 +641,26 @@ TEST(Moonshare, FileStoredForAnOfflinePlayerAndDeliveredAtTheirNextAuth) {
     EXPECT_EQ(received_file(*v, "early", "notes.txt", data.size()), data);
 }
 
+TEST(Moonshare, AStoredFileGoesToOneSessionOnly) {
+    Fixture f;
+    const auto data = pattern(8'000'000, 3);
+    {
+        auto u = player(f, "giver", 0);
+        u->send_text(begin_msg("twice", "once.bin", data.size()));
+        EXPECT_EQ(next_text(*u), "file_receive_ready");
+        u->send_binary(data);
+        u->send_text(complete_msg("twice", "once.bin"));
+        EXPECT_EQ(next_text(*u), "FILE_SENT_SERVER_ONLY");
+    }
+    // The first session's delivery is still being written (it reads nothing yet) when the same
+    // user authenticates again: the second session does not get the file too.
+    auto first = player(f, "twice", 0);
+    auto second = player(f, "twice", 1);
+    second->send_text(R"({"type":"list_online"})");
+    EXPECT_EQ(next_text(*second), R"(ONLINE:["twice"])");
+    EXPECT_EQ(received_file(*first, "giver", "once.bin", data.size()), data);
+}
+
 TEST(Moonshare, StoredFilesExpire) {
     TempDir keep;
     MoonshareConfig c;
@@ -703,10 +725,17 @@ TEST(Moonshare, FileRefusals) {
     u->send_text(
         R"({"type":"file_send_begin","targetUserId":"target","fileName":"a","fileSize":-1})");
     EXPECT_EQ(next_text(*u), "FILE_FAILED: Missing file_send_begin parameters");
+    u->send_text(begin_msg(std::string(257, 't'), "a", 1));  // no user id is that long
+    EXPECT_EQ(next_text(*u), "FILE_FAILED: Missing file_send_begin parameters");
+    u->send_text(begin_msg("target", std::string(1025, 'n'), 1));
+    EXPECT_EQ(next_text(*u), "FILE_FAILED: File name too long");
     u->send_text(begin_msg("target", "big", 1001));
     EXPECT_EQ(next_text(*u), "FILE_FAILED: File too large");
     u->send_text(complete_msg("target", "nothing"));
     EXPECT_EQ(next_text(*u), "FILE_FAILED: Missing state for completion");
+    u->send_text(
+        begin_msg("target", std::string(1024, 'n'), 1));  // the longest name (replaced below)
+    EXPECT_EQ(next_text(*u), "file_receive_ready");
     // Fewer bytes than announced, and more.
     u->send_text(begin_msg("target", "short", 10));
     EXPECT_EQ(next_text(*u), "file_receive_ready");
@@ -726,6 +755,111 @@ TEST(Moonshare, FileRefusals) {
     v->send_text(R"({"type":"list_online"})");
     EXPECT_EQ(next_text(*v).substr(0, 7), "ONLINE:");
     EXPECT_EQ(f.metric("hearth_moonshare_uploads"), 0);
+}
+
+TEST(Moonshare, AnUploadWithNoBytesTimesOut) {
+    MoonshareConfig c;
+    c.upload_timeout_s = 1;
+    Fixture f(c);
+    auto u = player(f, "idle-sender", 0);
+    u->send_text(begin_msg("idle-target", "never.bin", 1000));
+    EXPECT_EQ(next_text(*u), "file_receive_ready");
+    EXPECT_EQ(f.metric("hearth_moonshare_uploads"), 1);
+    // Nothing is sent: the slot is given back and the sender told.
+    EXPECT_EQ(next_text(*u, 10s), "FILE_FAILED: Upload timed out");
+    EXPECT_EQ(f.metric("hearth_moonshare_uploads"), 0);
+    u->send_text(complete_msg("idle-target", "never.bin"));
+    EXPECT_EQ(next_text(*u), "FILE_FAILED: Missing state for completion");
+    // The connection goes on: a new upload works.
+    u->send_text(begin_msg("idle-target", "now.bin", 3));
+    EXPECT_EQ(next_text(*u), "file_receive_ready");
+    u->send_binary("abc");
+    u->send_text(complete_msg("idle-target", "now.bin"));
+    EXPECT_EQ(next_text(*u), "FILE_SENT_SERVER_ONLY");
+}
+
+/// A sender that sends every byte and file_send_complete, then closes at once (while the server
+/// still writes the file to disk): the file still reaches its target, online or offline.
+void send_and_leave(Fixture& f, const std::string& from, const std::string& to,
+                    const std::string& data) {
+    const auto token = f.token(from);
+    RawPlayer u(f.player_port(0));
+    u.text(auth_msg(from, token));
+    EXPECT_EQ(u.next_text(), ok_result(from));
+    EXPECT_EQ(u.next_text(), instance_info("Alpha"));
+    u.text(begin_msg(to, "leaving.bin", data.size()));
+    EXPECT_EQ(u.next_text(), "file_receive_ready");
+    constexpr std::size_t kFrame = 32 * 1024;
+    std::string all;
+    for (std::size_t off = 0; off < data.size(); off += kFrame) {
+        const auto len = std::min(kFrame, data.size() - off);
+        all += client_frame(off == 0 ? 0x2 : 0x0, data.substr(off, len), off + len == data.size());
+    }
+    all += client_frame(0x1, complete_msg(to, "leaving.bin"));
+    all += client_frame(0x8, std::string("\x03\xe8", 2));  // close 1000, right behind
+    u.write(all);
+    u.drain();  // the server closes; what it answered is not read
+}
+
+TEST(Moonshare, ASenderLeavingAfterCompletionLosesNothing) {
+    Fixture f;
+    const auto data = pattern(6'000'000, 11);
+    {
+        auto v = player(f, "stays", 1);
+        send_and_leave(f, "leaver", "stays", data);
+        EXPECT_EQ(received_file(*v, "leaver", "leaving.bin", data.size()), data);
+    }
+    send_and_leave(f, "leaver2", "offline", data);
+    auto w = player(f, "offline", 2);  // whenever the store finished, the file comes
+    for (;;) {
+        const auto m = next_text(*w);
+        if (m.starts_with(R"({"type":"file_send_begin")")) {
+            EXPECT_EQ(
+                m,
+                R"({"type":"file_send_begin","fileName":"leaving.bin","fromUserId":"leaver2","fileSize":6000000})");
+            break;
+        }
+    }
+    auto bytes = next(*w, 60s);
+    ASSERT_TRUE(bytes && !bytes->text);
+    EXPECT_EQ(bytes->data, data);
+    EXPECT_EQ(f.metric("hearth_moonshare_uploads"), 0);
+}
+
+TEST(Moonshare, ARelayCutShortIsStoredAndDeliveredAtTheNextSession) {
+    Fixture f;
+    auto u = player(f, "relayer", 0);
+    // More than loopback's socket buffers hold, so that the relay is still running when the
+    // target goes.
+    const auto data = pattern(32'000'000, 5);
+    {
+        const auto token = f.token("vanishing");
+        RawPlayer v(f.player_port(1));
+        v.text(auth_msg("vanishing", token));
+        EXPECT_EQ(v.next_text(), ok_result("vanishing"));
+        EXPECT_EQ(v.next_text(), instance_info("Beta"));
+        u->send_text(begin_msg("vanishing", "cut.bin", data.size()));
+        EXPECT_EQ(next_text(*u), "file_receive_ready");
+        u->send_binary(data);
+        u->send_text(complete_msg("vanishing", "cut.bin"));
+        EXPECT_EQ(
+            v.next_text(),
+            R"({"type":"file_send_begin","fileName":"cut.bin","fromUserId":"relayer","fileSize":32000000})");
+        // The target reads nothing more and leaves, mid-file.
+    }
+    EXPECT_EQ(next_text(*u, 60s), "FILE_SENT_SERVER_ONLY");
+    EXPECT_EQ(f.metric("hearth_moonshare_files_total", {{"outcome", "stored"}}), 1);
+    auto v = player(f, "vanishing", 1);
+    EXPECT_EQ(received_file(*v, "relayer", "cut.bin", data.size()), data);
+}
+
+TEST(Moonshare, ConnectToAnOverLongUserIdIsIgnored) {
+    Fixture f;
+    auto u = player(f, "asker", 0);
+    u->send_text(R"({"type":"connect","targetUserId":")" + std::string(300, 'z') + R"("})");
+    u->send_text(R"({"type":"list_online"})");
+    EXPECT_EQ(next_text(*u), R"(ONLINE:["asker"])");  // no connect_rejected came first
+    EXPECT_EQ(f.metric("hearth_moonshare_ignored_messages_total"), 1);
 }
 
 TEST(Moonshare, StorageQuotas) {

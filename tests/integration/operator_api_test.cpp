@@ -37,6 +37,8 @@ public:
         return m ? json::parse(m->data).as_object() : json::object();
     }
 
+    WsClose wait_closed() { return ws_.wait_closed(); }
+
 private:
     WsClient ws_;
 };
@@ -74,6 +76,96 @@ TEST(OperatorApi, TopicsAndTheirSubscribers) {
     EXPECT_TRUE(
         get(port, "/api/v1/topics/subscribers?topic=native:none").at("items").as_array().empty());
     get(port, "/api/v1/topics/subscribers", 400);
+}
+
+/// A DracoSoft frame: 4-byte big-endian length, then the JSON.
+std::string draco_frame(const std::string& payload) {
+    const auto n = static_cast<std::uint32_t>(payload.size());
+    return std::string{static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                       static_cast<char>(n >> 8), static_cast<char>(n)} +
+           payload;
+}
+
+std::string draco_read(RawClient& c) {
+    const auto h = c.read_exactly(4);
+    EXPECT_EQ(h.size(), 4U);
+    const auto* b = reinterpret_cast<const unsigned char*>(h.data());
+    const std::size_t n = (std::size_t{b[0]} << 24) | (std::size_t{b[1]} << 16) |
+                          (std::size_t{b[2]} << 8) | std::size_t{b[3]};
+    return c.read_exactly(n);
+}
+
+const json::object* find_connection(const json::value& page, const std::string& id) {
+    for (const auto& item : page.at("items").as_array()) {
+        if (item.at("id").as_string() == id) {
+            return &item.as_object();
+        }
+    }
+    return nullptr;
+}
+
+TEST(OperatorApi, ConnectionsAreListedFilteredAndKicked) {
+    TestServer server({{"http.admin_token", std::string("\"") + kAdmin + "\""},
+                       {"dracosoft.enabled", "true"},
+                       {"dracosoft.listen", "\"127.0.0.1:0\""}});
+    const auto port = server.port();
+    Native a(port);
+    Native b(port);
+    const std::string a_id(a.call(R"({"type":"hello"})").at("connection").as_string());
+    const std::string b_id(b.call(R"({"type":"hello"})").at("connection").as_string());
+    RawClient draco(server.app().server().bound_port("dracosoft"));
+    draco.write(draco_frame(
+        R"({"type":"auth","action":"register","username":"listed-user","password":"long-enough-password"})"));
+    ASSERT_NE(draco_read(draco).find("Registration successful"), std::string::npos);
+
+    auto all = get(port, "/api/v1/connections");
+    const auto* na = find_connection(all, a_id);
+    ASSERT_NE(na, nullptr) << json::serialize(all);
+    EXPECT_EQ(na->at("kind").as_string(), "websocket");
+    EXPECT_EQ(na->at("frontend").as_string(), "native");
+    EXPECT_EQ(na->at("listener").as_string(), "http");
+    EXPECT_EQ(na->at("route").as_string(), "/ws");
+    EXPECT_EQ(na->at("principal").as_string(), "anonymous");
+    EXPECT_TRUE(na->at("peer").as_string().starts_with("127.0.0.1:"));
+    EXPECT_GT(na->at("bytes_in").as_int64(), 0);
+    EXPECT_GT(na->at("bytes_out").as_int64(), 0);
+    EXPECT_EQ(na->at("since").as_string().size(), std::string("2026-11-22T03:04:05.123Z").size());
+    EXPECT_TRUE(all.at("next").is_null());
+
+    auto stream = get(port, "/api/v1/connections?frontend=dracosoft");
+    ASSERT_EQ(stream.at("items").as_array().size(), 1U) << json::serialize(stream);
+    const auto& d = stream.at("items").as_array()[0].as_object();
+    EXPECT_EQ(d.at("kind").as_string(), "stream");
+    EXPECT_EQ(d.at("principal").as_string(), "listed-user");
+    EXPECT_FALSE(d.contains("route"));
+    EXPECT_EQ(get(port, "/api/v1/connections?principal=listed-user").at("items").as_array().size(),
+              1U);
+    EXPECT_TRUE(get(port, "/api/v1/connections?frontend=homestead").at("items").as_array().empty());
+
+    // Pages by id.
+    auto first = get(port, "/api/v1/connections?frontend=native&limit=1");
+    ASSERT_EQ(first.at("items").as_array().size(), 1U);
+    EXPECT_EQ(first.at("items").as_array()[0].at("id").as_string(), a_id);
+    const std::string cursor(first.at("next").as_string());
+    auto second = get(port, "/api/v1/connections?frontend=native&limit=1&cursor=" + cursor);
+    ASSERT_EQ(second.at("items").as_array().size(), 1U);
+    EXPECT_EQ(second.at("items").as_array()[0].at("id").as_string(), b_id);
+    EXPECT_TRUE(second.at("next").is_null());
+    get(port, "/api/v1/connections?cursor=x", 400);
+
+    // A kick closes the connection and only it, and is audited.
+    auto kicked = get(port, "/api/v1/connections/" + a_id, 200, "DELETE");
+    EXPECT_TRUE(kicked.at("kicked").as_bool());
+    EXPECT_EQ(a.wait_closed().code, 1008);
+    EXPECT_EQ(b.call(R"({"type":"subscribe","topic":"still-here"})").at("type").as_string(), "ok");
+    get(port, "/api/v1/connections/" + a_id, 404, "DELETE");
+    get(port, "/api/v1/connections/nope", 404, "DELETE");
+    auto d_id = std::string(d.at("id").as_string());
+    get(port, "/api/v1/connections/" + d_id, 200, "DELETE");
+    EXPECT_TRUE(draco.read_until_eof().empty());
+    auto audit = get(port, "/api/v1/audit?action=connection.kick");
+    ASSERT_EQ(audit.at("items").as_array().size(), 2U);
+    EXPECT_EQ(audit.at("items").as_array()[1].at("target").as_string(), "connection:" + a_id);
 }
 
 TEST(OperatorApi, MailboxesAreListedAndPurgedWithAnAuditEntry) {
@@ -138,6 +230,8 @@ TEST(OperatorApi, EventsAreATailWithACursor) {
 TEST(OperatorApi, EveryOperatorRouteNeedsTheAdminRight) {
     TestServer server({{"http.admin_token", std::string("\"") + kAdmin + "\""}});
     for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+             {"GET", "/api/v1/connections"},
+             {"DELETE", "/api/v1/connections/1"},
              {"GET", "/api/v1/topics"},
              {"GET", "/api/v1/topics/subscribers?topic=x"},
              {"GET", "/api/v1/mailboxes"},

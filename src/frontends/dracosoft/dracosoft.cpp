@@ -44,6 +44,7 @@ constexpr std::string_view kAuthRequired = "Authentication required";
 constexpr std::string_view kInvalidFrameLength = "Invalid frame length";
 constexpr std::string_view kNotObject = "Message must be a JSON object";
 constexpr std::string_view kInvalidJson = "Invalid JSON";
+constexpr std::string_view kMessageTooLarge = "Message too large";
 
 std::string now_timestamp() {
     return iso_timestamp(std::chrono::system_clock::now());
@@ -86,6 +87,9 @@ struct DracosoftFrontend::Shared {
                                   "DracoSoft chat messages relayed (once per sender's message).");
         chat_deliveries = &m.counter("hearth_dracosoft_chat_deliveries_total",
                                      "DracoSoft chat messages queued to recipients.");
+        chat_too_large = &m.counter("hearth_dracosoft_chat_too_large_total",
+                                    "DracoSoft chat messages not relayed: their relayed frame "
+                                    "would exceed 1 MiB.");
     }
 
     core::Counter& auth_result(std::string_view action, std::string_view result) {
@@ -126,6 +130,7 @@ struct DracosoftFrontend::Shared {
     DracosoftConfig config;
     core::Counter* chat_relayed = nullptr;
     core::Counter* chat_deliveries = nullptr;
+    core::Counter* chat_too_large = nullptr;
 
     std::mutex mutex;
     std::unordered_map<ConnectionId, std::weak_ptr<StreamConnection>> authenticated;
@@ -143,7 +148,8 @@ class ChatHandler {
 public:
     explicit ChatHandler(Shared& shared) : shared_(shared) {}
 
-    void on_message(const std::string& from, const json::object& message) {
+    void on_message(StreamConnection& sender, const std::string& from,
+                    const json::object& message) {
         const auto* type = message.if_contains("type");
         if (type == nullptr || !type->is_string() || type->get_string() != "chat") {
             return;  // unhandled types are ignored
@@ -152,8 +158,17 @@ public:
         if (text == nullptr || !text->is_string()) {
             return;
         }
+        auto frame = chat_frame(from, text->get_string(), now_timestamp());
+        if (frame.size() - kHeaderBytes > kMaxFrameBytes) {
+            // The relayed form (escaped, with the sender and timestamp) can outgrow the limit that
+            // the sender's message met; no client could read it. The original drops it silently;
+            // the sender is told.
+            shared_.chat_too_large->inc();
+            (void)sender.send(make_binary(error_frame(kMessageTooLarge, now_timestamp())));
+            return;
+        }
         // Encoded once; every recipient gets the same payload.
-        auto payload = make_binary(chat_frame(from, text->get_string(), now_timestamp()));
+        auto payload = make_binary(std::move(frame));
         shared_.chat_relayed->inc();
         std::uint64_t n = 0;
         for (const auto& c : shared_.audience()) {
@@ -259,7 +274,7 @@ private:
             send(auth_response_frame(false, kAuthRequired, now_timestamp()));
             return;
         }
-        chat_.on_message(*username_, msg);
+        chat_.on_message(*connection_, *username_, msg);
     }
 
     void answer(std::string_view action, bool success, std::string_view message,
@@ -375,11 +390,11 @@ private:
     }
 
     void create(std::string username, std::string password, std::optional<std::string> email) {
-        auth::NewAccount account{username, password, std::move(email), {"player"}};
+        auth::NewAccount account{
+            std::move(username), std::move(password), std::move(email), {"player"}};
         shared_->accounts.create_account(
             std::move(account),
-            back_here<store::AccountRecord>([this, username, password](
-                                                Result<store::AccountRecord> created) mutable {
+            back_here<store::AccountRecord>([this](Result<store::AccountRecord> created) {
                 if (!created) {
                     const auto& ec = created.error();
                     if (is(ec, Errc::kStorageFailure) || is(ec, Errc::kUnavailable)) {
@@ -395,9 +410,9 @@ private:
                     end_auth();
                     return;
                 }
-                // The session token: a login, which checks the password again (one more hash).
-                shared_->accounts.login(
-                    std::move(username), std::move(password), ip_of(connection_->peer_address()),
+                // The session token for the account just made: no second hash, no throttle.
+                shared_->accounts.open_session(
+                    std::move(*created),
                     back_here<auth::SessionToken>([this](Result<auth::SessionToken> r) {
                         if (r) {
                             logged_in(r->principal.username, std::move(r->token), "register",
@@ -415,6 +430,7 @@ private:
     void logged_in(std::string username, std::string token, std::string_view action,
                    std::string_view message) {
         username_ = std::move(username);
+        connection_->set_principal(*username_);
         shared_->set_authenticated(connection_->id(), connection_);
         log()->debug("[conn {}] logged in as {}", to_string(connection_->id()), *username_);
         answer(action, true, message, std::move(token));
@@ -443,8 +459,11 @@ DracosoftFrontend::~DracosoftFrontend() = default;
 
 void DracosoftFrontend::add_routes(Router& router) {
     StreamRoute route;
+    route.frontend = "dracosoft";
     route.settings.idle_timeout = std::chrono::seconds(config_.client_timeout_s);
     route.settings.idle_reset = IdleReset::kOnTouch;  // "no complete message for client_timeout"
+    route.settings.max_connections_per_ip =
+        static_cast<std::size_t>(config_.max_connections_per_ip);
     route.make_handler = [shared = shared_]() -> std::unique_ptr<StreamHandler> {
         return std::make_unique<DracosoftConnection>(shared);
     };

@@ -33,6 +33,8 @@ struct DracosoftConfig {
     bool enabled = false;
     std::string listen = "0.0.0.0:8889";  // the original's port
     std::int64_t client_timeout_s = 300;  // the original's client_timeout
+    // Each connection may hold a partial frame of up to 1 MiB: this bounds one address's share.
+    std::int64_t max_connections_per_ip = 256;
 
     template <class V>
     void visit(V& v) {
@@ -45,6 +47,12 @@ struct DracosoftConfig {
            .restart = true,
            .min = 1,
            .max = 86'400});
+        v("max_connections_per_ip", max_connections_per_ip,
+          {.help = "Open connections from one IP address; one more is closed at once (each may "
+                   "hold a partial frame of up to 1 MiB). 0 means unlimited.",
+           .restart = true,
+           .min = 0,
+           .max = 1'000'000});
     }
     void validate(core::ConfigErrors& errors) const;
     bool operator==(const DracosoftConfig&) const = default;

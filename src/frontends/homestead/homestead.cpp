@@ -399,6 +399,8 @@ private:
         }
         shared_->connections[static_cast<std::size_t>(handshake_.kind)]->add(1);
         if (auto c = connection()) {
+            c->set_principal(handshake_.kind == Kind::kBot ? "bot:" + handshake_.bot_id
+                                                           : "mod:" + handshake_.channel_id);
             (void)c->send(make_text(encode_status("connected", handshake_.kind)));
         }
         start_flush();
@@ -832,6 +834,7 @@ void HomesteadFrontend::add_routes(Router& router,
                               return HttpResponse::json(200, std::string(kHealthy));
                           }));
     WsRoute route;
+    route.frontend = "homestead";
     route.settings = std::move(settings);
     route.accept_async = [shared = shared_](const HttpRequest& req,
                                             std::function<void(WsRoute::Decision)> decide) {

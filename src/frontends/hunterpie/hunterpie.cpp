@@ -452,6 +452,7 @@ public:
     void on_open(const ConnectionPtr& connection) override {
         connection_ = ConnectionHandle(connection);
         id_ = connection->id();
+        connection->set_principal(name_);  // the plugin's playerName (or a random one)
         opened_ = true;
         shared_->connections.add(1);
         shared_->add_connection(id_, connection_);
@@ -626,6 +627,7 @@ void HunterpieFrontend::add_routes(Router& router,
         router.add_http_route(listener_, "OPTIONS", prefix + path, sync_handler(preflight));
     }
     WsRoute route;
+    route.frontend = "hunterpie";
     route.settings = std::move(settings);
     route.accept =
         [shared = shared_](

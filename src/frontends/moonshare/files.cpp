@@ -143,6 +143,7 @@ FileStore::StoreResult FileStore::store(const fs::path& upload, std::string from
                                         std::string name, std::uint64_t size) {
     std::error_code ec;
     StoredFile f;
+    bool over_quota = false;
     {
         std::lock_guard lock(mutex_);
         auto& used = per_user_[to];
@@ -151,16 +152,20 @@ FileStore::StoreResult FileStore::store(const fs::path& upload, std::string from
                 per_user_.erase(to);
             }
             reserved_ -= std::min(reserved_, size);
-            fs::remove(upload, ec);
-            return StoreResult::kUserQuota;
+            over_quota = true;
+        } else {
+            used += size;  // claimed now, so that two stores at once cannot both pass
+            const auto now = std::chrono::system_clock::now();
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%013lld-%06llu", static_cast<long long>(ms_of(now)),
+                          static_cast<unsigned long long>(++next_id_));
+            f.id = buf;
+            f.created = now;
         }
-        used += size;  // claimed now, so that two stores at once cannot both pass
-        const auto now = std::chrono::system_clock::now();
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%013lld-%06llu", static_cast<long long>(ms_of(now)),
-                      static_cast<unsigned long long>(++next_id_));
-        f.id = buf;
-        f.created = now;
+    }
+    if (over_quota) {
+        fs::remove(upload, ec);  // outside the lock: io threads take it for bookkeeping
+        return StoreResult::kUserQuota;
     }
     f.from = std::move(from);
     f.to = std::move(to);
@@ -222,6 +227,25 @@ std::vector<StoredFile> FileStore::waiting_for(const std::string& to) const {
     return out;
 }
 
+std::vector<StoredFile> FileStore::claim_waiting_for(const std::string& to) {
+    std::lock_guard lock(mutex_);
+    std::vector<StoredFile> out;
+    if (!per_user_.count(to)) {
+        return out;
+    }
+    for (const auto& [id, f] : files_) {
+        if (f.to == to && claimed_.insert(id).second) {
+            out.push_back(f);
+        }
+    }
+    return out;
+}
+
+void FileStore::unclaim(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    claimed_.erase(id);
+}
+
 fs::path FileStore::data_path(const std::string& id) const {
     return stored_ / (id + ".bin");
 }
@@ -240,6 +264,7 @@ bool FileStore::remove(const std::string& id) {
         }
         stored_bytes_ -= std::min(stored_bytes_, it->second.size);
         files_.erase(it);
+        claimed_.erase(id);
     }
     std::error_code ec;
     fs::remove(stored_ / (id + ".meta"), ec);

@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,12 @@ public:
 
     /// The files waiting for `to`, oldest first (index only).
     std::vector<StoredFile> waiting_for(const std::string& to) const;
+    /// The files waiting for `to` that no delivery has claimed yet, oldest first, now claimed:
+    /// two sessions of one user (or a session and a store that just finished) never get the same
+    /// file twice. A claim ends with `remove` (delivered) or `unclaim` (not delivered).
+    std::vector<StoredFile> claim_waiting_for(const std::string& to);
+    /// Gives a claimed file back for a later delivery.
+    void unclaim(const std::string& id);
     /// Where a stored file's bytes are.
     std::filesystem::path data_path(const std::string& id) const;
     /// Blocking. Deletes a stored file (delivered or expired) and forgets it; false when it was
@@ -75,6 +82,7 @@ private:
     mutable std::mutex mutex_;
     std::map<std::string, StoredFile> files_;  // by id (ids sort by creation)
     std::map<std::string, std::uint64_t> per_user_;
+    std::set<std::string> claimed_;  // ids being delivered
     std::uint64_t stored_bytes_ = 0;
     std::uint64_t reserved_ = 0;
     std::uint64_t next_id_ = 0;

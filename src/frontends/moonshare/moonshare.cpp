@@ -90,7 +90,11 @@ constexpr std::string_view kBusy = "FILE_FAILED: Server busy, please try later";
 constexpr std::string_view kStorageFull = "FILE_FAILED: Server storage full";
 constexpr std::string_view kQuota = "FILE_FAILED: Storage quota exceeded";
 constexpr std::string_view kStorageError = "FILE_FAILED: Server storage error";
-constexpr std::string_view kDeliveryFailed = "FILE_FAILED: Delivery failed";
+constexpr std::string_view kUploadTimedOut = "FILE_FAILED: Upload timed out";
+constexpr std::string_view kNameTooLong = "FILE_FAILED: File name too long";
+// The relayed file_send_begin carries the name escaped (at most 6 characters per byte): with this
+// bound it stays within the client's 8 KiB receive buffer.
+constexpr std::size_t kMaxFileNameBytes = 1024;
 
 std::string lowercase(std::string_view s) {
     std::string out(s);
@@ -1018,6 +1022,7 @@ private:
 /// at a time per upload (a write is submitted only after the previous one came back), and
 /// `disk_mutex` makes the final cleanup safe against a write still running.
 struct Upload {
+    std::string from;  // the sender's user id
     std::string target;
     std::string name;
     std::uint64_t announced = 0;
@@ -1029,6 +1034,9 @@ struct Upload {
     bool binary_done = false;
     bool writing = false;  // a write job is out
     bool complete_requested = false;
+    // The sender left after file_send_complete while a write was out: that write's completion
+    // finishes the upload without the handler (finish_detached).
+    bool finish_when_written = false;
     std::string filling;  // the next chunk (io thread)
 
     std::mutex disk_mutex;
@@ -1140,6 +1148,155 @@ void delete_later(const std::shared_ptr<Shared>& shared, fs::path path) {
     });
 }
 
+/// Any thread. Sends `queue`'s files (claimed) to `handle` one after the other, each deleted once
+/// written; a file that is not delivered (the connection ended) and those behind it are given
+/// back for the next session.
+void deliver_next(std::shared_ptr<Shared> shared, ConnectionHandle handle,
+                  std::shared_ptr<std::deque<StoredFile>> queue) {
+    auto c = handle.lock();
+    if (!c) {
+        for (const auto& f : *queue) {
+            shared->files.unclaim(f.id);
+        }
+        return;
+    }
+    if (queue->empty()) {
+        return;
+    }
+    StoredFile f = std::move(queue->front());
+    queue->pop_front();
+    relay_file(
+        shared, c, shared->files.data_path(f.id), f.from, f.name, f.size,
+        [shared, handle, queue, id = f.id](bool ok) {
+            if (!ok) {
+                shared->files.unclaim(id);
+                for (const auto& rest : *queue) {
+                    shared->files.unclaim(rest.id);
+                }
+                return;  // kept for the next session
+            }
+            shared->files_delivered.inc();
+            boost::asio::post(shared->runtime.blocking_pool(), [shared, id] {
+                shared->files.remove(id);
+                shared->stored_bytes.set(static_cast<std::int64_t>(shared->files.stored_bytes()));
+            });
+            deliver_next(shared, handle, queue);
+        });
+}
+
+/// Any thread. Sends the files stored for `user` that no other delivery has claimed to
+/// `connection` (the user's connection that just authenticated, or their latest).
+void deliver_stored_files(const std::shared_ptr<Shared>& shared, const ConnectionPtr& connection,
+                          const std::string& user) {
+    if (!connection) {
+        return;
+    }
+    auto waiting = shared->files.claim_waiting_for(user);
+    if (waiting.empty()) {
+        return;
+    }
+    auto queue = std::make_shared<std::deque<StoredFile>>(waiting.begin(), waiting.end());
+    deliver_next(shared, ConnectionHandle(connection), queue);
+}
+
+void answer(const ConnectionHandle& sender, std::string_view text) {
+    if (auto c = sender.lock()) {
+        (void)c->send(make_text(std::string(text)));
+    }
+}
+
+/// Blocking (the pool). Stores a complete upload for its target's next session and answers the
+/// sender, if still connected.
+void store_upload(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Upload>& u,
+                  const ConnectionHandle& sender) {
+    const auto r = shared->files.store(u->path, u->from, u->target, u->name, u->announced);
+    shared->stored_bytes.set(static_cast<std::int64_t>(shared->files.stored_bytes()));
+    if (r == FileStore::StoreResult::kStored) {
+        shared->files_stored.inc();
+        answer(sender, kFileSentServerOnly);
+        // The target may have authenticated while the file was being stored (its session's
+        // delivery ran before the file was there): then it gets the file now.
+        deliver_stored_files(shared, shared->latest_connection(u->target), u->target);
+    } else {
+        shared->files_failed.inc();
+        answer(sender, r == FileStore::StoreResult::kUserQuota ? kQuota : kStorageError);
+    }
+}
+
+/// Any thread. A complete upload, on disk and closed, goes to its target: relayed to the target's
+/// latest connection when online, else stored. A relay that does not reach the target (its
+/// connection ended) stores the file instead, so that it is delivered at the next session. The
+/// sender is answered when still connected, but nothing depends on it: a sender that leaves right
+/// after file_send_complete loses nothing.
+void deliver_upload(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Upload>& u,
+                    const ConnectionHandle& sender) {
+    if (auto target = shared->latest_connection(u->target)) {
+        relay_file(shared, target, u->path, u->from, u->name, u->announced,
+                   [shared, u, sender](bool ok) {
+                       if (ok) {
+                           shared->files.release(u->announced);
+                           delete_later(shared, u->path);
+                           shared->files_relayed.inc();
+                           answer(sender, kFileSent);
+                           return;
+                       }
+                       log()->info("relay of {} to {} did not complete; stored for later", u->name,
+                                   u->target);
+                       boost::asio::post(shared->runtime.blocking_pool(),
+                                         [shared, u, sender] { store_upload(shared, u, sender); });
+                   });
+        return;
+    }
+    boost::asio::post(shared->runtime.blocking_pool(),
+                      [shared, u, sender] { store_upload(shared, u, sender); });
+}
+
+/// The sender's connection is gone but its upload is complete (every byte received, completion
+/// asked): write what is left, close the file and deliver it, without the handler. Io thread,
+/// with no write of the upload out.
+void finish_detached(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Upload>& u) {
+    auto tail = std::make_shared<std::string>(std::move(u->filling));
+    u->filling.clear();
+    boost::asio::post(shared->runtime.blocking_pool(), [shared, u, tail] {
+        bool ok = !u->failed;
+        {
+            std::lock_guard lock(u->disk_mutex);
+            if (u->fd < 0) {
+                u->fd = ::open(u->path.c_str(), O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0600);
+            }
+            ok = ok && u->fd >= 0;
+            std::size_t off = 0;
+            while (ok && off < tail->size()) {
+                const auto w = ::write(u->fd, tail->data() + off, tail->size() - off);
+                if (w < 0 && errno == EINTR) {
+                    continue;
+                }
+                ok = w > 0;
+                off += ok ? static_cast<std::size_t>(w) : 0;
+            }
+            if (u->fd >= 0) {
+                ::close(u->fd);
+                u->fd = -1;
+            }
+            u->closed = true;
+        }
+        shared->unhold(tail->size());
+        // A write that failed after the handler left is only seen here: by the file's size.
+        std::error_code size_ec;
+        ok = ok && fs::file_size(u->path, size_ec) == u->announced && !size_ec;
+        if (!ok) {
+            shared->files_failed.inc();
+            shared->files.release(u->announced);
+            std::error_code ec;
+            fs::remove(u->path, ec);
+            log()->warn("cannot finish the upload of {} for {} (its sender left)", u->name,
+                        u->target);
+            return;
+        }
+        deliver_upload(shared, u, {});
+    });
+}
+
 /// One /player connection. Runs on: its connection's io thread (every callback, and every
 /// completion, posted back). Owned by: the network layer, until `on_close`.
 class PlayerHandler final : public WsHandler {
@@ -1207,7 +1364,12 @@ public:
         if (authenticated_) {
             shared_->remove(id_);
         }
-        abandon_upload();
+        if (upload_ && upload_->complete_requested && upload_->binary_done && !upload_->overflow &&
+            !upload_->failed && upload_->received == upload_->announced) {
+            detach_upload();
+        } else {
+            abandon_upload();
+        }
         held_.clear();
         connection_.reset();
         log()->debug("[conn {}] player left", to_string(id_));
@@ -1366,6 +1528,7 @@ private:
         }
         authenticated_ = true;
         user_ = user;
+        connection_->set_principal(user_);
         reply(auth_result(true, kAuthOk, user_));
         reply(Obj()
                   .str("type", "connection_info")
@@ -1376,13 +1539,19 @@ private:
         shared_->broadcast_user_list();
         log()->debug("[conn {}] authenticated as {} on {}", to_string(id_), user_,
                      instance_name(instance_));
-        deliver_stored();
+        deliver_stored_files(shared_, connection_, user_);
     }
 
     // ---- connect --------------------------------------------------------------------------------
 
     void on_connect(const json::object& o) {
         auto target = field(o, "targetUserId").string();
+        if (target && target->size() > kMaxUserIdBytes) {
+            // No such user can exist, and echoing it could exceed the client's 8 KiB buffer.
+            shared_->ignored.inc();
+            log()->debug("[conn {}] connect to an over-long user id: ignored", to_string(id_));
+            return;
+        }
         if (!target || !shared_->request(user_, std::string(*target))) {
             reply(Obj()
                       .str("type", "connect_rejected")
@@ -1405,8 +1574,13 @@ private:
                 n = size->get_uint64();
             }
         }
-        if (!target || target->empty() || !name || name->empty() || !n) {
+        if (!target || target->empty() || target->size() > kMaxUserIdBytes || !name ||
+            name->empty() || !n) {
             reply(kMissingBegin);
+            return;
+        }
+        if (name->size() > kMaxFileNameBytes) {
+            reply(kNameTooLong);
             return;
         }
         if (*n > static_cast<std::uint64_t>(shared_->config.max_file_size_bytes)) {
@@ -1426,11 +1600,13 @@ private:
         }
         shared_->uploads.add(1);
         upload_ = std::make_shared<Upload>();
+        upload_->from = user_;
         upload_->target = std::string(*target);
         upload_->name = std::string(*name);
         upload_->announced = *n;
         upload_->path = shared_->files.new_upload_path();
         reply(kReceiveReady);
+        arm_upload_timer();
     }
 
     /// Hands the filled chunk to the disk when no write is out (and it is full, or the message
@@ -1445,11 +1621,14 @@ private:
             boost::asio::post(
                 shared_->runtime.blocking_pool(),
                 [upload = upload_, chunk,
-                 done = back_here_or<bool>(
-                     [this, upload = upload_, n = chunk->size()](bool ok) {
-                         written(upload, n, ok);
-                     },
-                     [shared = shared_, n = chunk->size()] { shared->unhold(n); })] {
+                 done = back_here_or<bool>([this, upload = upload_,
+                                            n = chunk->size()](bool ok) { written(upload, n, ok); },
+                                           [shared = shared_, upload = upload_, n = chunk->size()] {
+                                               shared->unhold(n);
+                                               if (upload->finish_when_written) {
+                                                   finish_detached(shared, upload);
+                                               }
+                                           })] {
                     bool ok = true;
                     {
                         std::lock_guard lock(upload->disk_mutex);
@@ -1538,23 +1717,25 @@ private:
             finished();
             return;
         }
-        // Close the file on the pool, then decide: relay to an online target, or store.
+        // Close the file on the pool, then relay to an online target or store: from there on the
+        // sender's connection may go without the file being lost.
         boost::asio::post(
             shared_->runtime.blocking_pool(),
-            [u, done = back_here_or<>([this, u] { deliver_upload(u); },
-                                      [shared = shared_, u] {
-                                          shared->files.release(u->announced);
-                                          delete_later(shared, u->path);
-                                      })] {
-                std::lock_guard lock(u->disk_mutex);
-                if (u->fd < 0 && u->announced == 0) {  // an empty file: nothing was written
-                    u->fd = ::open(u->path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+            [u, done = [shared = shared_, u, sender = ConnectionHandle(connection_)] {
+                deliver_upload(shared, u, sender);
+            }] {
+                {
+                    std::lock_guard lock(u->disk_mutex);
+                    if (u->fd < 0 && u->announced == 0) {  // an empty file: nothing was written
+                        u->fd =
+                            ::open(u->path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+                    }
+                    if (u->fd >= 0) {
+                        ::close(u->fd);
+                        u->fd = -1;
+                    }
+                    u->closed = true;
                 }
-                if (u->fd >= 0) {
-                    ::close(u->fd);
-                    u->fd = -1;
-                }
-                u->closed = true;
                 done();
             });
         // The upload slot is free again: later messages need not wait for the relay or the
@@ -1562,47 +1743,54 @@ private:
         finished();
     }
 
-    void deliver_upload(const std::shared_ptr<Upload>& u) {
-        auto shared = shared_;
-        if (auto target = shared->latest_connection(u->target)) {
-            relay_file(
-                shared, target, u->path, user_, u->name, u->announced,
-                [shared, u, sender = ConnectionHandle(connection_)](bool ok) {
-                    shared->files.release(u->announced);
-                    delete_later(shared, u->path);
-                    (ok ? shared->files_relayed : shared->files_failed).inc();
-                    if (auto c = sender.lock()) {
-                        (void)c->send(make_text(std::string(ok ? kFileSent : kDeliveryFailed)));
-                    }
-                });
-            return;
-        }
-        boost::asio::post(
-            shared->runtime.blocking_pool(),
-            [shared, u, from = user_,
-             done = back_here_or<FileStore::StoreResult>(
-                 [this](FileStore::StoreResult r) {
-                     if (r == FileStore::StoreResult::kStored) {
-                         shared_->files_stored.inc();
-                         reply(kFileSentServerOnly);
-                     } else {
-                         shared_->files_failed.inc();
-                         reply(r == FileStore::StoreResult::kUserQuota ? kQuota : kStorageError);
-                     }
-                     shared_->stored_bytes.set(
-                         static_cast<std::int64_t>(shared_->files.stored_bytes()));
-                 },
-                 [shared] {
-                     shared->stored_bytes.set(
-                         static_cast<std::int64_t>(shared->files.stored_bytes()));
-                 })] {
-                done(shared->files.store(u->path, from, u->target, u->name, u->announced));
-            });
-    }
-
     void finished() {
         finishing_ = false;
         replay_held();
+    }
+
+    /// Checks every upload_timeout_s that the announced upload made progress; one that did not is
+    /// dropped, so that a client announcing files it never sends cannot keep upload slots and
+    /// reserved space.
+    void arm_upload_timer() {
+        if (!upload_timer_) {
+            upload_timer_ = std::make_unique<boost::asio::steady_timer>(shared_->runtime.io_context(
+                static_cast<std::size_t>(core::Runtime::current_io_thread())));
+        }
+        progress_mark_ = upload_ ? upload_->received : 0;
+        upload_timer_->expires_after(std::chrono::seconds(shared_->config.upload_timeout_s));
+        std::weak_ptr<int> alive = alive_;
+        upload_timer_->async_wait([this, alive, upload = std::weak_ptr<Upload>(upload_)](
+                                      const boost::system::error_code& ec) {
+            if (ec || alive.expired() || closed_) {
+                return;
+            }
+            auto u = upload.lock();
+            if (!u || u != upload_ || u->complete_requested) {
+                return;  // replaced, finished or being finished
+            }
+            if (u->received == progress_mark_ && !u->writing) {
+                log()->info("[conn {}] upload of {} timed out after {} of {} bytes", to_string(id_),
+                            u->name, u->received, u->announced);
+                shared_->files_failed.inc();
+                abandon_upload();
+                reply(kUploadTimedOut);
+                return;
+            }
+            arm_upload_timer();
+        });
+    }
+
+    /// The connection is gone after a complete upload: it is finished without the handler, once
+    /// the write that is out (if any) comes back.
+    void detach_upload() {
+        auto u = std::exchange(upload_, nullptr);
+        shared_->active_uploads.fetch_sub(1);
+        shared_->uploads.sub(1);
+        if (u->writing) {
+            u->finish_when_written = true;  // the write's completion calls finish_detached
+        } else {
+            finish_detached(shared_, u);
+        }
     }
 
     /// Drops an upload in progress (connection gone, replaced, or failed): its file is closed and
@@ -1635,39 +1823,6 @@ private:
         });
     }
 
-    /// Sends the files stored for this user, one after the other; each is deleted once written.
-    void deliver_stored() {
-        auto waiting = shared_->files.waiting_for(user_);
-        if (waiting.empty()) {
-            return;
-        }
-        auto queue = std::make_shared<std::deque<StoredFile>>(waiting.begin(), waiting.end());
-        deliver_next(shared_, ConnectionHandle(connection_), queue);
-    }
-
-    static void deliver_next(std::shared_ptr<Shared> shared, ConnectionHandle handle,
-                             std::shared_ptr<std::deque<StoredFile>> queue) {
-        auto c = handle.lock();
-        if (queue->empty() || !c) {
-            return;
-        }
-        StoredFile f = std::move(queue->front());
-        queue->pop_front();
-        relay_file(shared, c, shared->files.data_path(f.id), f.from, f.name, f.size,
-                   [shared, handle, queue, id = f.id](bool ok) {
-                       if (!ok) {
-                           return;  // kept for the next session
-                       }
-                       shared->files_delivered.inc();
-                       boost::asio::post(shared->runtime.blocking_pool(), [shared, id] {
-                           shared->files.remove(id);
-                           shared->stored_bytes.set(
-                               static_cast<std::int64_t>(shared->files.stored_bytes()));
-                       });
-                       deliver_next(shared, handle, queue);
-                   });
-    }
-
     std::shared_ptr<Shared> shared_;
     std::size_t instance_;
     ConnectionPtr connection_;
@@ -1682,7 +1837,9 @@ private:
     std::string user_;
     std::deque<std::string> held_;
     std::shared_ptr<Upload> upload_;
-    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // completions check it
+    std::unique_ptr<boost::asio::steady_timer> upload_timer_;  // while an upload is announced
+    std::uint64_t progress_mark_ = 0;                          // its bytes at the last check
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);    // completions check it
 };
 
 }  // namespace
@@ -1713,12 +1870,14 @@ void MoonshareFrontend::add_routes(Router& router, std::shared_ptr<const WsRoute
     auth_listener_ = router.listener({"moonshare-auth", c.auth_listen, "", ""});
     WsRoute auth;
     auth.settings = ws;
+    auth.frontend = "moonshare";
     auth.accept = [shared = shared_](const HttpRequest& req) -> WsRoute::Decision {
         return std::make_unique<AuthHandler>(shared, req.query_param("userId"));
     };
     router.add_ws_route(auth_listener_, "/auth", std::move(auth));
     WsRoute sessions;
     sessions.settings = ws;
+    sessions.frontend = "moonshare";
     sessions.accept = [shared = shared_](const HttpRequest&) -> WsRoute::Decision {
         return std::make_unique<SessionsHandler>(shared);
     };
@@ -1730,6 +1889,7 @@ void MoonshareFrontend::add_routes(Router& router, std::shared_ptr<const WsRoute
         player_listeners_.push_back(key);
         WsRoute route;
         route.settings = player;
+        route.frontend = "moonshare";
         route.accept = [shared = shared_, i](const HttpRequest&) -> WsRoute::Decision {
             return std::make_unique<PlayerHandler>(shared, i);
         };
@@ -1745,6 +1905,7 @@ void MoonshareFrontend::add_routes(Router& router, std::shared_ptr<const WsRoute
         PathMatch::kPrefix);
     WsRoute push;
     push.settings = ws;
+    push.frontend = "moonshare";
     push.accept = [shared = shared_](const HttpRequest&) -> WsRoute::Decision {
         return std::make_unique<GatewayWsHandler>(shared);
     };

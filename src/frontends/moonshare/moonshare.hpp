@@ -51,6 +51,7 @@ struct MoonshareConfig {
     std::int64_t max_stored_bytes_per_user = 256LL * 1024 * 1024;    // per recipient
     std::int64_t max_stored_bytes_total = 4LL * 1024 * 1024 * 1024;  // every file on disk
     std::int64_t max_concurrent_uploads = 64;
+    std::int64_t upload_timeout_s = 60;
 
     template <class V>
     void visit(V& v) {
@@ -103,6 +104,13 @@ struct MoonshareConfig {
            .restart = true,
            .min = 1,
            .max = 100'000});
+        v("upload_timeout_s", upload_timeout_s,
+          {.help = "An announced upload whose bytes stop coming for this long is dropped (the "
+                   "sender gets \"FILE_FAILED: Upload timed out\"), so that idle clients cannot "
+                   "hold upload slots.",
+           .restart = true,
+           .min = 1,
+           .max = 86'400});
     }
     void validate(core::ConfigErrors& errors) const;
     bool operator==(const MoonshareConfig&) const = default;

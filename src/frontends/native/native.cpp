@@ -317,6 +317,9 @@ private:
             reply_error(id, "unauthenticated", "This server requires a token.");
             return;
         }
+        if (connection_) {
+            connection_->set_principal("anonymous");
+        }
         welcome(id, std::nullopt);
     }
 
@@ -363,6 +366,9 @@ private:
             return;
         }
         authenticated_ = true;
+        if (connection_) {
+            connection_->set_principal(p->username);
+        }
         // The principal others see in presence: the account, when nothing was
         // subscribed under the anonymous one yet (re-attaching drops subscriptions).
         if (!subscribed_ && attached_) {
@@ -616,6 +622,7 @@ NativeFrontend::~NativeFrontend() = default;
 void NativeFrontend::add_routes(Router& router, const std::string& listener,
                                 std::shared_ptr<const WsRouteSettings> settings) {
     WsRoute route;
+    route.frontend = "native";
     route.settings = std::move(settings);
     route.accept =
         [shared = shared_](
