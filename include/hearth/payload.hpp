@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -21,9 +22,10 @@ public:
     /// instead of computing it. `derived` must be what every `compute` would give, or equivalent
     /// to it (for the WebSocket layer: a self-contained raw deflate of `bytes`, tail removed).
     Payload(MessageKind kind, std::string bytes, std::string derived)
-        : kind_(kind), bytes_(std::move(bytes)) {
-        std::call_once(derived_once_, [&] { derived_ = std::move(derived); });
-    }
+        : kind_(kind),
+          bytes_(std::move(bytes)),
+          derived_(std::move(derived)),
+          derived_ready_(true) {}
 
     Payload(const Payload&) = delete;
     Payload& operator=(const Payload&) = delete;
@@ -37,15 +39,25 @@ public:
     /// A payload has at most one derived form: every caller must pass an equivalent `compute`.
     template <class Compute>
     std::string_view derived(Compute&& compute) const {
-        std::call_once(derived_once_, [&] { derived_ = compute(bytes_); });
+        // Not std::call_once: glibc's pthread_once ends every first call with a futex wake, a
+        // system call per payload (one per HunterPie push) even when no thread waits. An
+        // uncontended mutex stays in user space.
+        if (!derived_ready_.load(std::memory_order_acquire)) {
+            std::lock_guard lock(derived_mutex_);
+            if (!derived_ready_.load(std::memory_order_relaxed)) {
+                derived_ = compute(bytes_);
+                derived_ready_.store(true, std::memory_order_release);
+            }
+        }
         return derived_;
     }
 
 private:
     MessageKind kind_;
     std::string bytes_;
-    mutable std::once_flag derived_once_;
-    mutable std::string derived_;
+    mutable std::mutex derived_mutex_;
+    mutable std::string derived_;  // written once, under the mutex, before derived_ready_
+    mutable std::atomic<bool> derived_ready_{false};
 };
 
 using SharedPayload = std::shared_ptr<const Payload>;

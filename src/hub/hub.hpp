@@ -5,6 +5,7 @@
 // their wire format (once per message and format, whatever the number of recipients).
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -54,7 +55,15 @@ public:
     /// `register_format`), computed by the first recipient that needs it. Thread-safe.
     template <class Encode>
     const SharedPayload& encoded(std::size_t slot, Encode&& encode) const {
-        std::call_once(encoded_once_[slot], [&] { encoded_[slot] = encode(*this); });
+        // Not std::call_once: its first call per flag ends with a futex wake in glibc, a system
+        // call per message and format (see Payload::derived).
+        if (!encoded_ready_[slot].load(std::memory_order_acquire)) {
+            std::lock_guard lock(encode_mutex_);
+            if (!encoded_ready_[slot].load(std::memory_order_relaxed)) {
+                encoded_[slot] = encode(*this);
+                encoded_ready_[slot].store(true, std::memory_order_release);
+            }
+        }
         return encoded_[slot];
     }
 
@@ -64,8 +73,9 @@ private:
     std::string from_principal_;
     std::string data_;
     std::chrono::steady_clock::time_point published_at_;
-    mutable std::array<std::once_flag, kMaxFormats> encoded_once_;
-    mutable std::array<SharedPayload, kMaxFormats> encoded_;
+    mutable std::mutex encode_mutex_;  // held by the first encoder of a slot only
+    mutable std::array<std::atomic<bool>, kMaxFormats> encoded_ready_{};
+    mutable std::array<SharedPayload, kMaxFormats> encoded_;  // written once, before its flag
 };
 
 using SharedMessage = std::shared_ptr<const HubMessage>;

@@ -98,7 +98,9 @@ public:
         OutFrame response;
         response.owned = std::move(handshake_response);
         outbox_.push_control(std::move(response));
-        flush();
+        // Written after this handler, not now: a write that fails at once would end the
+        // connection before its handler is opened.
+        schedule_flush();
 
         const bool over_limit = !route_->add_peer(peer_ip_, settings_->max_connections_per_ip);
         peer_counted_ = !over_limit;
@@ -493,41 +495,85 @@ private:
     }
 
     void flush() {
-        if (state_ == State::kClosed || outbox_.in_flight()) {
-            return;
-        }
-        buffers_.clear();
-        if (outbox_.gather(buffers_, kMaxBatchFrames, kMaxBatchBytes) == 0) {
-            return;
-        }
-        write_started_ = Clock::now();
-        // Route counters are shared by every thread: add to them once per write, not per message.
-        route_->metrics().messages_out->inc(uncounted_out_);
-        uncounted_out_ = 0;
-        arm_timer();
-        auto on_written = [self = this->shared_from_this()](const boost::system::error_code& ec,
-                                                            std::size_t n) {
-            self->on_written(ec, n);
-        };
-        if constexpr (kIsPlainSocket<Stream>) {
-            asio::async_write(stream_, buffers_, std::move(on_written));
-        } else {
-            // A TLS stream encrypts each buffer of a sequence separately; one flat buffer makes one
-            // record per batch instead of two per frame.
-            tls_write_buffer_.clear();
-            for (const auto& b : buffers_) {
-                tls_write_buffer_.append(static_cast<const char*>(b.data()), b.size());
+        // A loop, not recursion: a batch written at once completes here, and the next one (sent
+        // meanwhile by the completion callbacks) goes out in the next turn.
+        while (state_ != State::kClosed && !outbox_.in_flight()) {
+            buffers_.clear();
+            if (outbox_.gather(buffers_, kMaxBatchFrames, kMaxBatchBytes) == 0) {
+                return;
             }
-            asio::async_write(stream_, asio::buffer(tls_write_buffer_), std::move(on_written));
+            write_started_ = Clock::now();
+            // Route counters are shared by every thread: add to them once per write, not per
+            // message.
+            route_->metrics().messages_out->inc(uncounted_out_);
+            uncounted_out_ = 0;
+            arm_timer();
+            auto on_written = [self = this->shared_from_this()](const boost::system::error_code& ec,
+                                                                std::size_t n) {
+                if (self->complete_write(ec, n)) {
+                    self->flush();
+                }
+            };
+            if constexpr (kIsPlainSocket<Stream>) {
+                // Most batches fit in the socket's send buffer: written now, they need no Asio
+                // write operation, reactor registration and posted completion (at HunterPie's
+                // pace, one per delivery). What the socket does not take goes through
+                // async_write; the socket is non-blocking, so this never waits.
+                boost::system::error_code ec;
+                const std::size_t total = asio::buffer_size(buffers_);
+                std::size_t written = stream_.write_some(buffers_, ec);
+                if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                    ec = {};
+                    written = 0;
+                }
+                if (ec || written == total) {
+                    if (!complete_write(ec, written)) {
+                        return;
+                    }
+                    continue;
+                }
+                consume_buffers(written);
+                asio::async_write(stream_, buffers_,
+                                  [self = this->shared_from_this(), written](
+                                      const boost::system::error_code& e, std::size_t n) {
+                                      if (self->complete_write(e, written + n)) {
+                                          self->flush();
+                                      }
+                                  });
+            } else {
+                // A TLS stream encrypts each buffer of a sequence separately; one flat buffer
+                // makes one record per batch instead of two per frame.
+                tls_write_buffer_.clear();
+                for (const auto& b : buffers_) {
+                    tls_write_buffer_.append(static_cast<const char*>(b.data()), b.size());
+                }
+                asio::async_write(stream_, asio::buffer(tls_write_buffer_), std::move(on_written));
+            }
+            return;
         }
     }
 
-    void on_written(const boost::system::error_code& ec, std::size_t bytes) {
+    // Drops the first `n` bytes of the batch (written already) from buffers_.
+    void consume_buffers(std::size_t n) {
+        std::size_t skip = 0;
+        while (skip < buffers_.size() && n >= buffers_[skip].size()) {
+            n -= buffers_[skip].size();
+            ++skip;
+        }
+        buffers_.erase(buffers_.begin(), buffers_.begin() + static_cast<std::ptrdiff_t>(skip));
+        if (n > 0 && !buffers_.empty()) {
+            buffers_.front() += n;
+        }
+    }
+
+    /// The batch in flight is written (or failed): its callbacks run, the close handshake moves
+    /// on. True when the outbox holds more to flush.
+    bool complete_write(const boost::system::error_code& ec, std::size_t bytes) {
         route_->metrics().bytes_out->inc(bytes);
         bytes_out_ += bytes;
         const bool close_was_in_batch = close_queued_ && outbox_.queued() == 0;
         auto callbacks = outbox_.complete();
-        buffers_ = {};
+        buffers_.clear();
         if constexpr (!kIsPlainSocket<Stream>) {
             if (tls_write_buffer_.capacity() > 64 * 1024) {
                 std::string().swap(tls_write_buffer_);
@@ -535,28 +581,26 @@ private:
         }
         run_callbacks(std::move(callbacks), !ec);
         if (state_ == State::kClosed) {
-            return;
+            return false;
         }
         if (!ec) {
             pump_stream();
         }
         if (ec) {
             teardown(CloseInfo{close_code::kAbnormal, "write failed: " + ec.message(), false});
-            return;
+            return false;
         }
         if (close_was_in_batch) {
             close_written_ = true;
             if (peer_closed_) {
                 teardown(close_info_);  // the closing handshake is complete
-                return;
+                return false;
             }
             if (discard_input_) {
                 half_close();
             }
         }
-        if (!outbox_.empty()) {
-            flush();
-        }
+        return !outbox_.empty();
     }
 
     // ---- closing ---------------------------------------------------------------------------
