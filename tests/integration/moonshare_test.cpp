@@ -241,6 +241,30 @@ TEST(Moonshare, TokenEndpointRefusals) {
 
 // ---- the auth WebSocket ---------------------------------------------------------------------
 
+TEST(Moonshare, TokenRequestsArePacedPerAddress) {
+    MoonshareConfig c;
+    c.token_requests_per_ip_per_min = 3;
+    Fixture f(c);
+    for (int i = 0; i < 2; ++i) {
+        EXPECT_EQ(http_request(f.token_port(), "GET", "/sessions?userId=paced").status, 200);
+    }
+    {
+        WsClient a(f.auth_port(), {.path = "/auth?userId=paced"});  // the third, counted alike
+        ASSERT_TRUE(a.read());
+    }
+    auto r = http_request(f.token_port(), "GET", "/sessions?userId=paced");
+    EXPECT_EQ(r.status, 429);
+    EXPECT_EQ(r.body, R"({"error":"Too many requests"})");
+    EXPECT_EQ(r.headers["retry-after"], "60");
+    EXPECT_EQ(r.headers["content-type"], "application/json; charset=utf-8");
+    WsClient refused(f.auth_port(), {.path = "/auth?userId=paced"});
+    const auto closed = refused.wait_closed();
+    EXPECT_EQ(closed.code, 1013);
+    EXPECT_EQ(closed.reason, "Too many requests");
+    EXPECT_EQ(f.metric("hearth_moonshare_tokens_refused_total"), 2);
+    EXPECT_EQ(f.metric("hearth_moonshare_tokens_issued_total"), 3);
+}
+
 TEST(Moonshare, AuthSocketSendsItsToken) {
     Fixture f;
     WsClient a(f.auth_port(), {.path = "/auth?userId=carol"});
@@ -954,7 +978,6 @@ TEST(Moonshare, GatewayWebSocketPushesStatus) {
 
 // ---- through the app (TestServer): the wiring in src/app/server_app.cpp ---------------------
 
-// NOTE: passes once ServerApp wires [moonshare] (see the report of the Moonshare front-end).
 TEST(Moonshare, ServedByTheApp) {
     TestServer s{{"moonshare.enabled", "true"},
                  {"moonshare.token_listen", "\"127.0.0.1:0\""},

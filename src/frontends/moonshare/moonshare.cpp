@@ -264,6 +264,9 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
                                   std::chrono::seconds(c.file_ttl_s)}),
           tokens_issued(m.counter("hearth_moonshare_tokens_issued_total",
                                   "Moonshare guest tokens issued (token endpoint and /auth).")),
+          tokens_refused(m.counter("hearth_moonshare_tokens_refused_total",
+                                   "Moonshare token requests refused: over "
+                                   "token_requests_per_ip_per_min.")),
           files_relayed(m.counter("hearth_moonshare_files_total",
                                   "Moonshare file transfers, by outcome.",
                                   {{"outcome", "relayed"}})),
@@ -654,6 +657,43 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
 
     /// Issues a token for `user` on behalf of `peer`; `done` gets the token or nothing, on a store
     /// thread.
+    /// Counts a token request from `peer`'s address; false past token_requests_per_ip_per_min
+    /// in the current minute. At most kMaxTrackedAddresses are tracked: past that, windows
+    /// that ended are forgotten, and if none has, new addresses are refused until one ends.
+    bool allow_token_request(const std::string& peer) {
+        const auto limit = static_cast<std::uint64_t>(config.token_requests_per_ip_per_min);
+        if (limit == 0) {
+            return true;
+        }
+        constexpr std::size_t kMaxTrackedAddresses = 10'000;
+        const auto now = std::chrono::steady_clock::now();
+        const auto ip = ip_of(peer);
+        std::lock_guard lock(rate_mutex);
+        auto it = token_windows.find(ip);
+        if (it == token_windows.end()) {
+            if (token_windows.size() >= kMaxTrackedAddresses) {
+                std::erase_if(token_windows, [now](const auto& w) {
+                    return now - w.second.start >= std::chrono::minutes(1);
+                });
+                if (token_windows.size() >= kMaxTrackedAddresses) {
+                    tokens_refused.inc();
+                    return false;
+                }
+            }
+            it = token_windows.emplace(ip, TokenWindow{now, 0}).first;
+        }
+        auto& w = it->second;
+        if (now - w.start >= std::chrono::minutes(1)) {
+            w = TokenWindow{now, 0};
+        }
+        if (w.count >= limit) {
+            tokens_refused.inc();
+            return false;
+        }
+        ++w.count;
+        return true;
+    }
+
     void issue(std::string user, std::string peer,
                std::function<void(std::optional<std::string>)> done) {
         const auto ttl = std::chrono::seconds(config.token_ttl_s);
@@ -739,6 +779,7 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     FileStore files;
 
     core::Counter& tokens_issued;
+    core::Counter& tokens_refused;
     core::Counter& files_relayed;
     core::Counter& files_stored;
     core::Counter& files_delivered;
@@ -751,6 +792,13 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     core::Gauge& stored_bytes;
     std::vector<core::Gauge*> online;
     std::atomic<std::int64_t> active_uploads{0};
+
+    struct TokenWindow {
+        std::chrono::steady_clock::time_point start;
+        std::uint64_t count = 0;
+    };
+    std::mutex rate_mutex;
+    std::unordered_map<std::string, TokenWindow> token_windows;  // by IP address
 
     mutable std::mutex mutex;
     std::unordered_map<ConnectionId, Player> players;
@@ -820,6 +868,13 @@ void token_endpoint(const std::shared_ptr<Shared>& shared, const HttpRequest& re
         res.respond(std::move(r));
         return;
     }
+    if (!shared->allow_token_request(req.peer_address)) {
+        HttpResponse r = HttpResponse::json(429, R"({"error":"Too many requests"})");
+        r.content_type = std::string(kJsonUtf8);
+        r.headers.push_back({"Retry-After", "60"});
+        res.respond(std::move(r));
+        return;
+    }
     shared->issue(
         std::move(*user), req.peer_address, [res](std::optional<std::string> token) mutable {
             HttpResponse r = token ? HttpResponse::json(200, Obj().str("token", *token).done())
@@ -840,6 +895,10 @@ public:
     void on_open(const ConnectionPtr& connection) override {
         if (!user_ || is_blank(*user_) || user_->size() > kMaxUserIdBytes) {
             connection->close(close_code::kPolicyViolation, "Missing userId");
+            return;
+        }
+        if (!shared_->allow_token_request(connection->peer_address())) {
+            connection->close(close_code::kTryAgainLater, "Too many requests");
             return;
         }
         shared_->issue(*user_, connection->peer_address(),

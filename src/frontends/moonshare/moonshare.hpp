@@ -52,6 +52,7 @@ struct MoonshareConfig {
     std::int64_t max_stored_bytes_total = 4LL * 1024 * 1024 * 1024;  // every file on disk
     std::int64_t max_concurrent_uploads = 64;
     std::int64_t upload_timeout_s = 60;
+    std::int64_t token_requests_per_ip_per_min = 60;
 
     template <class V>
     void visit(V& v) {
@@ -104,6 +105,13 @@ struct MoonshareConfig {
            .restart = true,
            .min = 1,
            .max = 100'000});
+        v("token_requests_per_ip_per_min", token_requests_per_ip_per_min,
+          {.help = "Tokens one IP address may ask for per minute (token endpoint and /auth "
+                   "together); more are refused (429, or close 1013 on /auth) so that a script "
+                   "cannot fill the store with tokens. 0 means unlimited.",
+           .restart = true,
+           .min = 0,
+           .max = 1'000'000});
         v("upload_timeout_s", upload_timeout_s,
           {.help = "An announced upload whose bytes stop coming for this long is dropped (the "
                    "sender gets \"FILE_FAILED: Upload timed out\"), so that idle clients cannot "
