@@ -187,7 +187,7 @@ public:
     json::object next_object() { return json::parse(next()).as_object(); }
 };
 
-const std::regex kTimestamp(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6})");
+const std::regex kTimestamp(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?)");  // Python's isoformat()
 const std::regex kToken(R"([A-Za-z0-9_-]{43})");
 
 /// `text` with its timestamp value replaced by "TS" (checked against the format first).

@@ -258,6 +258,11 @@ std::string iso_timestamp(std::chrono::system_clock::time_point t) {
     const std::time_t tt = static_cast<std::time_t>(secs.count());
     std::tm tm{};
     localtime_r(&tt, &tm);
+    // Python's isoformat(), as the original sends it: no fraction when the microseconds are 0.
+    if (micros == 0) {
+        return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1,
+                           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    }
     return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}", tm.tm_year + 1900,
                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
 }
