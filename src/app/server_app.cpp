@@ -110,7 +110,7 @@ struct ServerApp::Impl {
         if (!c.enabled) {
             return nullptr;
         }
-        return std::make_unique<frontends::hunterpie::HunterpieFrontend>(metrics, c);
+        return std::make_unique<frontends::hunterpie::HunterpieFrontend>(metrics, c, &hub);
     }
 
     std::unique_ptr<frontends::dracosoft::DracosoftFrontend> make_dracosoft() {

@@ -2,8 +2,11 @@
 // bytes, sessions, the HTTP pages, compression (with and without, in one session), the inactivity
 // timeout and the operator notice endpoint.
 
+#include <chrono>
 #include <cstdio>
 #include <regex>
+#include <set>
+#include <string>
 #include <thread>
 
 #include <boost/json/parse.hpp>
@@ -214,6 +217,63 @@ TEST(HunterPie, JoiningSendsTheStateToEveryMember) {
               state(false, 3));
     EXPECT_EQ(a.next(), state(false, 3));
     EXPECT_EQ(b.next(), state(false, 3));
+}
+
+/// The hub's view of the `hunterpie:` topics through the operator API: "topic=count" by name.
+std::string hub_topics(Sync& s) {
+    auto r = http_request(s.server().port(), "GET", "/api/v1/topics?prefix=hunterpie:", "",
+                          {{"Authorization", "Bearer topics-admin"}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    std::string out;
+    const auto page = boost::json::parse(r.body);
+    for (const auto& t : page.at("items").as_array()) {
+        out += std::string(t.at("topic").as_string()) + "=" +
+               std::to_string(t.at("subscribers").as_int64()) + " ";
+    }
+    return out;
+}
+
+/// Polls the hub's view until it is `expected` (the hub applies membership asynchronously).
+bool hub_topics_become(Sync& s, const std::string& expected) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < until) {
+        if (hub_topics(s) == expected) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "the hub shows " << hub_topics(s) << ", not " << expected;
+    return false;
+}
+
+TEST(HunterPie, SessionsAreMirroredAsHubTopics) {
+    Sync s(Overrides{{"http.admin_token", "\"topics-admin\""}});
+    Client leader(s.port(), false, "/connect?playerName=Leader");
+    Client a(s.port(), false, "/connect?playerName=Member");
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+    EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
+    EXPECT_EQ(leader.next(), state(true, 2));
+    EXPECT_TRUE(hub_topics_become(s, "hunterpie:host-abc=2 "));
+    auto r = http_request(s.server().port(), "GET",
+                          "/api/v1/topics/subscribers?topic=hunterpie:host-abc", "",
+                          {{"Authorization", "Bearer topics-admin"}});
+    ASSERT_EQ(r.status, 200);
+    std::set<std::string> principals;
+    const auto members = boost::json::parse(r.body);
+    for (const auto& m : members.at("items").as_array()) {
+        principals.insert(std::string(m.at("principal").as_string()));
+    }
+    EXPECT_EQ(principals, (std::set<std::string>{"Leader", "Member"}));
+    // Moving to another session moves the membership; leaving ends it.
+    EXPECT_EQ(a.call(R"({"sessionId":"other","type":"setsession","isLeader":false})"),
+              state(false, 1));
+    EXPECT_TRUE(hub_topics_become(s, "hunterpie:host-abc=1 hunterpie:other=1 "));
+    a.send(R"({"type":"leavesession"})");
+    a.ws().wait_closed();
+    EXPECT_TRUE(hub_topics_become(s, "hunterpie:host-abc=1 "));
+    leader.ws().close();
+    leader.ws().wait_closed();
+    EXPECT_TRUE(hub_topics_become(s, ""));
 }
 
 TEST(HunterPie, PushGoesByteForByteToNonLeaderMembersButTheSender) {

@@ -19,6 +19,7 @@
 #include "auth/operator_auth.hpp"
 #include "core/metrics.hpp"
 #include "core/ws_settings.hpp"
+#include "hub/hub.hpp"
 #include "util/log.hpp"
 
 namespace hearth::frontends::hunterpie {
@@ -31,6 +32,9 @@ std::shared_ptr<spdlog::logger> log() {
     static auto l = util::logger("hunterpie");
     return l;
 }
+
+// Sessions as the hub's topics (membership mirrored, see HunterpieFrontend).
+const std::string kTopicPrefix = "hunterpie:";
 
 // The original's replies, byte for byte (typos included: clients and bots match on them).
 constexpr std::string_view kUnknownMessage =
@@ -301,7 +305,8 @@ WsRouteSettings route_settings(const HunterpieConfig& c, const core::WebSocketCo
 /// makes those counts racy to compute. Membership changes are rare (a player joins a hunt); the
 /// mutex is held for them and for the sends of the resulting state (sends only queue), so every
 /// member sees the states in the order the changes happened. A push takes the lock only to copy
-/// the session's member list (copy-on-write), and sends outside it.
+/// the session's member list (copy-on-write), and sends outside it. The hub, when there is one,
+/// holds the same membership as `hunterpie:` topics, for operators; nothing is published there.
 struct HunterpieFrontend::Shared {
     Shared(core::MetricsRegistry& m)
         : started(std::chrono::steady_clock::now()),
@@ -424,6 +429,7 @@ struct HunterpieFrontend::Shared {
     const std::chrono::steady_clock::time_point started;
     core::Gauge& connections;
     core::Gauge& sessions_gauge;
+    hub::Hub* hub = nullptr;  // where session membership is mirrored, if any
     core::Counter& pushes;
     core::Counter& deliveries;
     core::Counter& dropped;
@@ -444,7 +450,7 @@ namespace {
 
 /// One /connect connection. Runs on: the connection's io thread (every callback); owned by the
 /// network layer. Its session id and leader flag are touched only there.
-class Handler final : public WsHandler {
+class Handler final : public WsHandler, public hub::Subscriber {
 public:
     Handler(std::shared_ptr<HunterpieFrontend::Shared> shared, std::string name)
         : shared_(std::move(shared)), name_(std::move(name)) {}
@@ -454,6 +460,9 @@ public:
         id_ = connection->id();
         connection->set_principal(name_);  // the plugin's playerName (or a random one)
         opened_ = true;
+        if (shared_->hub != nullptr) {
+            shared_->hub->attach(*this, name_);
+        }
         shared_->connections.add(1);
         shared_->add_connection(id_, connection_);
         last_activity_ = std::chrono::steady_clock::now();
@@ -475,6 +484,9 @@ public:
             return;  // the upgrade never completed: nothing was counted or registered
         }
         leave_session();
+        if (shared_->hub != nullptr) {
+            shared_->hub->detach(*this);
+        }
         shared_->remove_connection(id_);
         shared_->connections.sub(1);
         log()->debug("[conn {}] {} disconnected", to_string(id_), name_);
@@ -537,9 +549,20 @@ private:
             leave_session();
         }
         leader_ = msg.is_leader.kind == Fields::Field::Kind::kTrue;
+        const bool changed = next != session_;
         session_ = std::move(next);
         shared_->join(session_, Member{id_, connection_, leader_});
+        if (changed && shared_->hub != nullptr) {
+            // Membership only: a topic name the hub refuses (too long) is simply not mirrored.
+            shared_->hub->subscribe(*this, kTopicPrefix + session_, false, [](Errc) {});
+        }
     }
+
+    // hub::Subscriber: nothing is published to hunterpie: topics (pushes bypass the hub, so that
+    // one buffer and one compressed frame serve every member), so there is nothing to deliver.
+    ConnectionId subscriber_id() const noexcept override { return id_; }
+    bool deliver(const hub::SharedMessage&) override { return true; }
+    void on_presence(const hub::PresenceEvent&) override {}
 
     void on_push(const Fields& msg, std::string_view frame, std::string_view deflated) {
         shared_->pushes.inc();
@@ -580,6 +603,9 @@ private:
             return;
         }
         shared_->leave(session_, id_);
+        if (shared_->hub != nullptr) {
+            shared_->hub->unsubscribe(*this, kTopicPrefix + session_, [](Errc) {});
+        }
         session_.clear();
         leader_ = false;
     }
@@ -599,8 +625,11 @@ constexpr std::array<std::string_view, 5> kLevels = {"trace", "debug", "info", "
 
 }  // namespace
 
-HunterpieFrontend::HunterpieFrontend(core::MetricsRegistry& metrics, const HunterpieConfig& config)
-    : shared_(std::make_shared<Shared>(metrics)), start_config_(config) {}
+HunterpieFrontend::HunterpieFrontend(core::MetricsRegistry& metrics, const HunterpieConfig& config,
+                                     hub::Hub* hub)
+    : shared_(std::make_shared<Shared>(metrics)), start_config_(config) {
+    shared_->hub = hub;
+}
 
 HunterpieFrontend::~HunterpieFrontend() = default;
 

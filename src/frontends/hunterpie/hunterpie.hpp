@@ -20,6 +20,9 @@ class MetricsRegistry;
 namespace hearth::auth {
 class OperatorAuth;
 }  // namespace hearth::auth
+namespace hearth::hub {
+class Hub;
+}  // namespace hearth::hub
 
 namespace hearth::frontends::hunterpie {
 
@@ -79,7 +82,11 @@ WsRouteSettings route_settings(const HunterpieConfig& config, const core::WebSoc
 /// every io thread (see hunterpie.cpp, `Sessions`).
 class HunterpieFrontend {
 public:
-    HunterpieFrontend(core::MetricsRegistry& metrics, const HunterpieConfig& config);
+    /// With a hub, each session's membership is mirrored there as the topic `hunterpie:<session>`
+    /// (the operator API's topics and subscribers); pushes and sessionstate never go through it.
+    /// `hub` must outlive every connection.
+    HunterpieFrontend(core::MetricsRegistry& metrics, const HunterpieConfig& config,
+                      hub::Hub* hub = nullptr);
     ~HunterpieFrontend();
     HunterpieFrontend(const HunterpieFrontend&) = delete;
     HunterpieFrontend& operator=(const HunterpieFrontend&) = delete;
