@@ -578,6 +578,9 @@ private:
         // frame when it came compressed (self-contained: client_no_context_takeover), otherwise
         // computed once, by the first compressing recipient; either way shared.
         SharedPayload payload;
+        // Counted once per push: the counters are shared by every io thread.
+        std::uint64_t queued = 0;
+        std::uint64_t dropped = 0;
         for (const auto& m : *members) {
             if (m.leader || m.id == id_) {
                 continue;
@@ -591,10 +594,16 @@ private:
                                            : make_text(std::string(frame), std::string(deflated));
             }
             if (c->send(payload) == SendResult::kQueued) {
-                shared_->deliveries.inc();
+                ++queued;
             } else {
-                shared_->dropped.inc();
+                ++dropped;
             }
+        }
+        if (queued > 0) {
+            shared_->deliveries.inc(queued);
+        }
+        if (dropped > 0) {
+            shared_->dropped.inc(dropped);
         }
     }
 
