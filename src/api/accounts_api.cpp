@@ -187,14 +187,12 @@ void add_account_resource(OperatorApi& api, auth::AccountService& accounts) {
             if (auto q = req.query_param("q"); q && !q->empty()) {
                 f.username_prefix = *q;
             }
-            if (auto c = req.query_param("cursor"); c && !c->empty()) {
-                f.after_id = parse_id(*c);
-                if (!f.after_id) {
-                    res.respond(api_error(400, "invalid_parameter",
-                                          "cursor: not a cursor returned as \"next\""));
-                    return;
-                }
+            auto cursor = parse_id_cursor(req);
+            if (auto* refused = std::get_if<HttpResponse>(&cursor)) {
+                res.respond(std::move(*refused));
+                return;
             }
+            f.after_id = std::get<std::optional<std::uint64_t>>(cursor);
             const auto page = f.limit - 1;
             accounts.store().list_accounts(
                 f, [res, page](Result<std::vector<store::AccountRecord>> r) mutable {
@@ -416,14 +414,12 @@ void add_token_resource(OperatorApi& api, auth::AccountService& accounts) {
             if (auto r = req.query_param("revoked"); r && *r == "true") {
                 f.include_revoked = true;
             }
-            if (auto c = req.query_param("cursor"); c && !c->empty()) {
-                f.after_id = parse_id(*c);
-                if (!f.after_id) {
-                    res.respond(api_error(400, "invalid_parameter",
-                                          "cursor: not a cursor returned as \"next\""));
-                    return;
-                }
+            auto cursor = parse_id_cursor(req);
+            if (auto* refused = std::get_if<HttpResponse>(&cursor)) {
+                res.respond(std::move(*refused));
+                return;
             }
+            f.after_id = std::get<std::optional<std::uint64_t>>(cursor);
             auto list = [&accounts, res, page](store::TokenFilter filter) mutable {
                 accounts.store().list_tokens(
                     filter, [res, page](Result<std::vector<store::TokenRecord>> r) mutable {
@@ -566,14 +562,12 @@ void add_audit_resource(OperatorApi& api, auth::AccountService& accounts) {
                 if (auto a = req.query_param("action"); a && !a->empty()) {
                     f.action = *a;
                 }
-                if (auto c = req.query_param("cursor"); c && !c->empty()) {
-                    f.before_id = parse_id(*c);
-                    if (!f.before_id) {
-                        res.respond(api_error(400, "invalid_parameter",
-                                              "cursor: not a cursor returned as \"next\""));
-                        return;
-                    }
+                auto cursor = parse_id_cursor(req);
+                if (auto* refused = std::get_if<HttpResponse>(&cursor)) {
+                    res.respond(std::move(*refused));
+                    return;
                 }
+                f.before_id = std::get<std::optional<std::uint64_t>>(cursor);
                 accounts.store().list_audit(
                     f, [res, page](Result<std::vector<store::AuditEntry>> r) mutable {
                         if (!r) {

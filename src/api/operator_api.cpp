@@ -245,6 +245,18 @@ std::optional<std::uint64_t> parse_id(std::string_view s) {
     return v;
 }
 
+std::variant<std::optional<std::uint64_t>, HttpResponse> parse_id_cursor(const HttpRequest& req) {
+    auto c = req.query_param("cursor");
+    if (!c || c->empty()) {
+        return std::optional<std::uint64_t>{};
+    }
+    auto id = parse_id(*c);
+    if (!id) {
+        return api_error(400, "invalid_parameter", "cursor: not a cursor returned as \"next\"");
+    }
+    return id;
+}
+
 std::variant<std::size_t, HttpResponse> parse_limit(const HttpRequest& req, std::size_t fallback,
                                                     std::size_t max) {
     auto limit = req.query_param("limit");

@@ -106,6 +106,10 @@ std::string rfc3339(std::chrono::system_clock::time_point t);
 /// A positive integer path or query value.
 std::optional<std::uint64_t> parse_id(std::string_view s);
 
+/// An id cursor from the query (`cursor`, as a page's `next` gave it): nothing when absent or
+/// empty, or the 400 to answer.
+std::variant<std::optional<std::uint64_t>, HttpResponse> parse_id_cursor(const HttpRequest& req);
+
 /// `limit` (1..max, default `fallback`) from the query, or the 400 to answer.
 std::variant<std::size_t, HttpResponse> parse_limit(const HttpRequest& req, std::size_t fallback,
                                                     std::size_t max);

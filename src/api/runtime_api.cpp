@@ -46,16 +46,13 @@ void add_connection_routes(OperatorApi& api, ConnectionDirectory& directory) {
                     return;
                 }
                 const auto page = std::get<std::size_t>(limit);
-                std::uint64_t after = 0;
-                if (auto c = req.query_param("cursor"); c && !c->empty()) {
-                    auto id = parse_id(*c);
-                    if (!id) {
-                        res.respond(api_error(400, "invalid_parameter",
-                                              "cursor: not a cursor returned as \"next\""));
-                        return;
-                    }
-                    after = *id;
+                auto cursor = parse_id_cursor(req);
+                if (auto* refused = std::get_if<HttpResponse>(&cursor)) {
+                    res.respond(std::move(*refused));
+                    return;
                 }
+                const std::uint64_t after =
+                    std::get<std::optional<std::uint64_t>>(cursor).value_or(0);
                 const auto frontend = req.query_param("frontend").value_or("");
                 const auto principal = req.query_param("principal").value_or("");
                 // The network layer answers with every open connection (bounded by the
@@ -231,16 +228,12 @@ void add_event_routes(OperatorApi& api, core::EventRing& events) {
             res.respond(std::move(*refused));
             return;
         }
-        std::uint64_t after = 0;
-        if (auto c = req.query_param("cursor"); c && !c->empty()) {
-            auto id = parse_id(*c);
-            if (!id) {
-                res.respond(api_error(400, "invalid_parameter",
-                                      "cursor: not a cursor returned as \"next\""));
-                return;
-            }
-            after = *id;
+        auto cursor = parse_id_cursor(req);
+        if (auto* refused = std::get_if<HttpResponse>(&cursor)) {
+            res.respond(std::move(*refused));
+            return;
         }
+        const std::uint64_t after = std::get<std::optional<std::uint64_t>>(cursor).value_or(0);
         const auto page = std::get<std::size_t>(limit);
         // A tail, not a history: the ring keeps the most recent events only. The answer is
         // the newest `limit` events after the cursor, oldest first, and `next` is the

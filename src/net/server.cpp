@@ -160,12 +160,12 @@ void WsRouteState::set_settings(std::shared_ptr<const WsRouteSettings> s) {
     generation_.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool WsRouteState::add_peer(const std::string& ip, std::size_t limit) {
+bool PeerCounter::add(const std::string& ip, std::size_t limit) {
     std::lock_guard lock(mutex_);
-    auto& n = peers_[ip];
+    auto& n = open_[ip];
     if (limit != 0 && n >= limit) {
         if (n == 0) {
-            peers_.erase(ip);
+            open_.erase(ip);
         }
         return false;
     }
@@ -173,11 +173,11 @@ bool WsRouteState::add_peer(const std::string& ip, std::size_t limit) {
     return true;
 }
 
-void WsRouteState::remove_peer(const std::string& ip) {
+void PeerCounter::remove(const std::string& ip) {
     std::lock_guard lock(mutex_);
-    auto it = peers_.find(ip);
-    if (it != peers_.end() && --it->second == 0) {
-        peers_.erase(it);
+    auto it = open_.find(ip);
+    if (it != open_.end() && --it->second == 0) {
+        open_.erase(it);
     }
 }
 

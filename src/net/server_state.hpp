@@ -65,6 +65,19 @@ struct WsRouteMetrics {
     core::Counter* dropped = nullptr;  // messages dropped at the outbox bound
 };
 
+/// Open connections per IP address, for a per-address limit. Thread-safe.
+class PeerCounter {
+public:
+    /// Counts a new connection from `ip`; false (and nothing counted) when `limit` (0: none) are
+    /// open already.
+    bool add(const std::string& ip, std::size_t limit);
+    void remove(const std::string& ip);
+
+private:
+    std::mutex mutex_;
+    std::unordered_map<std::string, std::size_t> open_;
+};
+
 /// A registered WebSocket route. Settings can be replaced at runtime (config reload); connections
 /// notice through `generation`, a relaxed load per message.
 class WsRouteState {
@@ -85,9 +98,8 @@ public:
         return generation_.load(std::memory_order_relaxed);
     }
 
-    /// Counts a new connection from `ip`; false (and nothing counted) past the per-address limit.
-    bool add_peer(const std::string& ip, std::size_t limit);
-    void remove_peer(const std::string& ip);
+    /// Connections per address, for WsRouteSettings::max_connections_per_ip.
+    PeerCounter& peers() noexcept { return peers_; }
 
     /// Counts a server-initiated disconnect by reason (slow_consumer, rate_limited, ...).
     void count_disconnect(std::string_view reason);
@@ -103,7 +115,7 @@ private:
     mutable std::mutex mutex_;
     std::shared_ptr<const WsRouteSettings> settings_;
     std::atomic<std::uint32_t> generation_{0};
-    std::unordered_map<std::string, std::size_t> peers_;
+    PeerCounter peers_;
 };
 
 struct StreamListenerState;  // net/tcp_connection.hpp

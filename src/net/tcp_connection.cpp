@@ -280,7 +280,7 @@ private:
             handler->on_close();
         }
         handler.reset();
-        stream_.remove_peer(peer_ip_);
+        stream_.peers.remove(peer_ip_);
         server_->session_closed(static_cast<std::uint64_t>(id_));
     }
 
@@ -493,32 +493,11 @@ void StreamListenerState::count_disconnect(std::string_view reason) const {
         .inc();
 }
 
-bool StreamListenerState::add_peer(const std::string& ip) {
-    const auto limit = route.settings.max_connections_per_ip;
-    std::lock_guard lock(peers_mutex_);
-    auto& n = peers_[ip];
-    if (limit != 0 && n >= limit) {
-        if (n == 0) {
-            peers_.erase(ip);
-        }
-        return false;
-    }
-    ++n;
-    return true;
-}
-
-void StreamListenerState::remove_peer(const std::string& ip) {
-    std::lock_guard lock(peers_mutex_);
-    auto it = peers_.find(ip);
-    if (it != peers_.end() && --it->second == 0) {
-        peers_.erase(it);
-    }
-}
-
 void start_tcp_connection(std::shared_ptr<ServerState> server, ListenerState& listener,
                           tcp::socket socket) {
     auto peer = peer_of(socket);
-    if (!listener.stream->add_peer(peer.ip)) {
+    if (!listener.stream->peers.add(peer.ip,
+                                    listener.stream->route.settings.max_connections_per_ip)) {
         // Closed before any byte is read or written: the protocol's handler never sees it.
         listener.stream->count_disconnect("per_ip_limit");
         log()->debug("{}: {} has {} connections open: refused", listener.stream->listener,

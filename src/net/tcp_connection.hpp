@@ -3,10 +3,8 @@
 // Raw TCP connections for stream listeners (include/hearth/stream.hpp). Internal to net.
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include <hearth/stream.hpp>
 
@@ -30,14 +28,7 @@ struct StreamListenerState {
     /// Counts a server-initiated disconnect by reason (idle_timeout, slow_consumer, ...).
     void count_disconnect(std::string_view reason) const;
 
-    /// Counts a new connection from `ip`; false (and nothing counted) past
-    /// settings.max_connections_per_ip.
-    bool add_peer(const std::string& ip);
-    void remove_peer(const std::string& ip);
-
-private:
-    std::mutex peers_mutex_;
-    std::unordered_map<std::string, std::size_t> peers_;
+    PeerCounter peers;  // for route.settings.max_connections_per_ip
 };
 
 /// Starts a raw TCP connection for a socket accepted on a stream listener (on the socket's io

@@ -102,7 +102,7 @@ public:
         // connection before its handler is opened.
         schedule_flush();
 
-        const bool over_limit = !route_->add_peer(peer_ip_, settings_->max_connections_per_ip);
+        const bool over_limit = !route_->peers().add(peer_ip_, settings_->max_connections_per_ip);
         peer_counted_ = !over_limit;
         handler_->on_open(self);
         if (over_limit) {
@@ -508,12 +508,6 @@ private:
             route_->metrics().messages_out->inc(uncounted_out_);
             uncounted_out_ = 0;
             arm_timer();
-            auto on_written = [self = this->shared_from_this()](const boost::system::error_code& ec,
-                                                                std::size_t n) {
-                if (self->complete_write(ec, n)) {
-                    self->flush();
-                }
-            };
             if constexpr (kIsPlainSocket<Stream>) {
                 // Most batches fit in the socket's send buffer: written now, they need no Asio
                 // write operation, reactor registration and posted completion (at HunterPie's
@@ -533,13 +527,7 @@ private:
                     continue;
                 }
                 consume_buffers(written);
-                asio::async_write(stream_, buffers_,
-                                  [self = this->shared_from_this(), written](
-                                      const boost::system::error_code& e, std::size_t n) {
-                                      if (self->complete_write(e, written + n)) {
-                                          self->flush();
-                                      }
-                                  });
+                asio::async_write(stream_, buffers_, completion_after(written));
             } else {
                 // A TLS stream encrypts each buffer of a sequence separately; one flat buffer
                 // makes one record per batch instead of two per frame.
@@ -547,10 +535,20 @@ private:
                 for (const auto& b : buffers_) {
                     tls_write_buffer_.append(static_cast<const char*>(b.data()), b.size());
                 }
-                asio::async_write(stream_, asio::buffer(tls_write_buffer_), std::move(on_written));
+                asio::async_write(stream_, asio::buffer(tls_write_buffer_), completion_after(0));
             }
             return;
         }
+    }
+
+    // The completion of an async_write of the batch's rest, `before` bytes of it written already.
+    auto completion_after(std::size_t before) {
+        return [self = this->shared_from_this(), before](const boost::system::error_code& ec,
+                                                         std::size_t n) {
+            if (self->complete_write(ec, before + n)) {
+                self->flush();
+            }
+        };
     }
 
     // Drops the first `n` bytes of the batch (written already) from buffers_.
@@ -653,7 +651,7 @@ private:
         abort_streams();
         std::string().swap(inbuf_);
         if (peer_counted_) {
-            route_->remove_peer(peer_ip_);
+            route_->peers().remove(peer_ip_);
         }
         if (registered_) {
             route_->metrics().open->sub(1);

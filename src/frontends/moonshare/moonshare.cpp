@@ -655,8 +655,6 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
         return out + "]";
     }
 
-    /// Issues a token for `user` on behalf of `peer`; `done` gets the token or nothing, on a store
-    /// thread.
     /// Counts a token request from `peer`'s address; false past token_requests_per_ip_per_min
     /// in the current minute. At most kMaxTrackedAddresses are tracked: past that, windows
     /// that ended are forgotten, and if none has, new addresses are refused until one ends.
@@ -694,6 +692,8 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
         return true;
     }
 
+    /// Issues a token for `user` on behalf of `peer`; `done` gets the token or nothing, on a store
+    /// thread.
     void issue(std::string user, std::string peer,
                std::function<void(std::optional<std::string>)> done) {
         const auto ttl = std::chrono::seconds(config.token_ttl_s);
@@ -1098,10 +1098,39 @@ struct Upload {
     bool finish_when_written = false;
     std::string filling;  // the next chunk (io thread)
 
+    /// Every announced byte arrived, and none too many, and no write failed so far.
+    bool whole() const noexcept { return received == announced && !overflow && !failed; }
+
     std::mutex disk_mutex;
     int fd = -1;
     bool closed = false;  // under disk_mutex: no more writes
 };
+
+/// Blocking (the pool). Appends `data` to the upload's file, opening it first if needed; false
+/// when the file cannot be opened or written. Takes disk_mutex; nothing once the file is closed.
+bool write_to_upload(Upload& u, std::string_view data) {
+    std::lock_guard lock(u.disk_mutex);
+    if (u.closed) {
+        return true;
+    }
+    if (u.fd < 0) {
+        u.fd = ::open(u.path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+    }
+    if (u.fd < 0) {
+        return false;
+    }
+    while (!data.empty()) {
+        const auto w = ::write(u.fd, data.data(), data.size());
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return false;
+        }
+        data.remove_prefix(static_cast<std::size_t>(w));
+    }
+    return true;
+}
 
 /// A file on disk as the parts of one outgoing binary message (Connection::send_stream). Every
 /// read runs on the blocking pool; the connection asks for the next part only once its outbox has
@@ -1207,6 +1236,13 @@ void delete_later(const std::shared_ptr<Shared>& shared, fs::path path) {
     });
 }
 
+/// Gives claimed files back for the next session.
+void unclaim_all(Shared& shared, const std::deque<StoredFile>& files) {
+    for (const auto& f : files) {
+        shared.files.unclaim(f.id);
+    }
+}
+
 /// Any thread. Sends `queue`'s files (claimed) to `handle` one after the other, each deleted once
 /// written; a file that is not delivered (the connection ended) and those behind it are given
 /// back for the next session.
@@ -1214,9 +1250,7 @@ void deliver_next(std::shared_ptr<Shared> shared, ConnectionHandle handle,
                   std::shared_ptr<std::deque<StoredFile>> queue) {
     auto c = handle.lock();
     if (!c) {
-        for (const auto& f : *queue) {
-            shared->files.unclaim(f.id);
-        }
+        unclaim_all(*shared, *queue);
         return;
     }
     if (queue->empty()) {
@@ -1229,10 +1263,8 @@ void deliver_next(std::shared_ptr<Shared> shared, ConnectionHandle handle,
         [shared, handle, queue, id = f.id](bool ok) {
             if (!ok) {
                 shared->files.unclaim(id);
-                for (const auto& rest : *queue) {
-                    shared->files.unclaim(rest.id);
-                }
-                return;  // kept for the next session
+                unclaim_all(*shared, *queue);
+                return;
             }
             shared->files_delivered.inc();
             boost::asio::post(shared->runtime.blocking_pool(), [shared, id] {
@@ -1317,22 +1349,10 @@ void finish_detached(const std::shared_ptr<Shared>& shared, const std::shared_pt
     auto tail = std::make_shared<std::string>(std::move(u->filling));
     u->filling.clear();
     boost::asio::post(shared->runtime.blocking_pool(), [shared, u, tail] {
-        bool ok = !u->failed;
+        // Also when the tail is empty: an empty file is opened (created) here.
+        bool ok = !u->failed && write_to_upload(*u, *tail);
         {
             std::lock_guard lock(u->disk_mutex);
-            if (u->fd < 0) {
-                u->fd = ::open(u->path.c_str(), O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0600);
-            }
-            ok = ok && u->fd >= 0;
-            std::size_t off = 0;
-            while (ok && off < tail->size()) {
-                const auto w = ::write(u->fd, tail->data() + off, tail->size() - off);
-                if (w < 0 && errno == EINTR) {
-                    continue;
-                }
-                ok = w > 0;
-                off += ok ? static_cast<std::size_t>(w) : 0;
-            }
             if (u->fd >= 0) {
                 ::close(u->fd);
                 u->fd = -1;
@@ -1423,8 +1443,7 @@ public:
         if (authenticated_) {
             shared_->remove(id_);
         }
-        if (upload_ && upload_->complete_requested && upload_->binary_done && !upload_->overflow &&
-            !upload_->failed && upload_->received == upload_->announced) {
+        if (upload_ && upload_->complete_requested && upload_->binary_done && upload_->whole()) {
             detach_upload();
         } else {
             abandon_upload();
@@ -1687,30 +1706,7 @@ private:
                                                if (upload->finish_when_written) {
                                                    finish_detached(shared, upload);
                                                }
-                                           })] {
-                    bool ok = true;
-                    {
-                        std::lock_guard lock(upload->disk_mutex);
-                        if (!upload->closed) {
-                            if (upload->fd < 0) {
-                                upload->fd = ::open(upload->path.c_str(),
-                                                    O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
-                            }
-                            ok = upload->fd >= 0;
-                            std::size_t off = 0;
-                            while (ok && off < chunk->size()) {
-                                const auto w =
-                                    ::write(upload->fd, chunk->data() + off, chunk->size() - off);
-                                if (w <= 0) {
-                                    ok = false;
-                                } else {
-                                    off += static_cast<std::size_t>(w);
-                                }
-                            }
-                        }
-                    }
-                    done(ok);
-                });
+                                           })] { done(write_to_upload(*upload, *chunk)); });
         }
         set_paused(u.writing && u.filling.size() >= kWriteChunk);
         if (!u.writing && u.filling.empty() && u.complete_requested) {
@@ -1768,7 +1764,7 @@ private:
         shared_->active_uploads.fetch_sub(1);
         shared_->uploads.sub(1);
         set_paused(false);
-        if (u->received != u->announced || u->overflow || u->failed) {
+        if (!u->whole()) {
             shared_->files_failed.inc();
             shared_->files.release(u->announced);
             close_and_delete(u);
