@@ -3,14 +3,19 @@
 // A WebSocket connection after the upgrade: Hearth's own framing (net/ws_codec.hpp) over a plain
 // TCP socket or a TLS stream. Included only by the session translation units.
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/stream_traits.hpp>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <hearth/connection.hpp>
 
@@ -39,6 +44,10 @@ inline constexpr bool kIsPlainSocket = std::is_same_v<Stream, tcp::socket>;
 /// one write in flight; frames queued meanwhile go out together in the next gathered write, so a
 /// busy connection needs one system call for many frames. Every phase has a deadline, checked by
 /// one timer: ping interval, pong, idle, write stall and the closing handshake.
+///
+/// Sends from other threads (a HunterPie push, an operator notice): on a plain socket with nothing
+/// queued, the sending thread writes the frame itself (see `write_from_other_thread`); otherwise
+/// the send is posted to the connection's thread.
 template <class Stream>
 class WsConnection final : public Connection,
                            public Session,
@@ -90,6 +99,7 @@ public:
             boost::system::error_code ec;
             stream_.non_blocking(true, ec);
             stream_.set_option(tcp::no_delay(true), ec);
+            direct_.fd = stream_.native_handle();
         }
         last_rx_ = Clock::now();
         opened_at_ = last_rx_;
@@ -140,12 +150,18 @@ public:
 
     SendResult send(SharedPayload message, std::function<void(bool)> on_written) override {
         if (!executor_.running_in_this_thread()) {
-            asio::post(executor_, [self = this->shared_from_this(), m = std::move(message),
-                                   cb = std::move(on_written)]() mutable {
-                if (self->send_local(std::move(m), cb) != SendResult::kQueued && cb) {
-                    cb(false);
+            if constexpr (kIsPlainSocket<Stream>) {
+                // A callback must run on this connection's thread: such sends are always posted.
+                if (!on_written && write_from_other_thread(*message)) {
+                    return SendResult::kQueued;
                 }
-            });
+            }
+            post_from_other_thread(
+                [m = std::move(message), cb = std::move(on_written)](WsConnection& self) mutable {
+                    if (self.send_local(std::move(m), cb) != SendResult::kQueued && cb) {
+                        cb(false);
+                    }
+                });
             return SendResult::kQueued;
         }
         return send_local(std::move(message), std::move(on_written));
@@ -154,10 +170,9 @@ public:
     SendResult send_stream(MessageKind kind, std::shared_ptr<MessageSource> source,
                            std::function<void(bool)> on_written) override {
         if (!executor_.running_in_this_thread()) {
-            asio::post(executor_, [self = this->shared_from_this(), kind, src = std::move(source),
-                                   cb = std::move(on_written)]() mutable {
-                if (self->send_stream_local(kind, std::move(src), cb) != SendResult::kQueued &&
-                    cb) {
+            post_from_other_thread([kind, src = std::move(source),
+                                    cb = std::move(on_written)](WsConnection& self) mutable {
+                if (self.send_stream_local(kind, std::move(src), cb) != SendResult::kQueued && cb) {
                     cb(false);
                 }
             });
@@ -179,9 +194,8 @@ public:
 
     void close(std::uint16_t code, std::string_view reason) override {
         if (!executor_.running_in_this_thread()) {
-            asio::post(executor_, [self = this->shared_from_this(), code, r = std::string(reason)] {
-                self->close_local(code, r);
-            });
+            post_from_other_thread(
+                [code, r = std::string(reason)](WsConnection& self) { self.close_local(code, r); });
             return;
         }
         close_local(code, reason);
@@ -205,6 +219,10 @@ public:
         info.since = opened_at_wall_;
         info.bytes_in = bytes_in_;
         info.bytes_out = bytes_out_;
+        if constexpr (kIsPlainSocket<Stream>) {
+            std::lock_guard lock(direct_.mutex);
+            info.bytes_out += direct_.bytes;
+        }
         return info;
     }
 
@@ -249,6 +267,140 @@ private:
 
     // ---- sending ---------------------------------------------------------------------------
 
+    // ---- writes from other threads (plain sockets) ------------------------------------------
+
+    // What this connection's thread shares with threads that write to its socket directly.
+    struct DirectWrites {
+        mutable std::mutex mutex;
+        int fd = -1;
+        // Other threads may write now. Set by this thread only when nothing is queued, in flight,
+        // streaming or posted from other threads; cleared by it before it queues, writes or closes
+        // anything, and by a writer that could not write a whole frame.
+        bool open = false;
+        std::uint32_t posted = 0;      // sends posted by other threads and not yet run here
+        std::optional<OutFrame> rest;  // what a partial write left: the next bytes on the wire
+        std::uint64_t bytes = 0;       // written by other threads (for describe)
+        std::atomic<std::size_t> compression_threshold{0};  // a copy of the route setting's
+    };
+
+    // Writes a whole message from another thread when nothing is queued here: one sendmsg on the
+    // non-blocking socket and no post to this connection's thread, so no epoll wake-up of that
+    // thread (at HunterPie's pace the wake-up, an epoll_ctl and an epoll_wait, cost more than the
+    // write). Go's net package writes from any goroutine the same way. The mutex is held over the
+    // call, which never blocks (MSG_DONTWAIT). False: nothing was written; the caller posts the
+    // send as usual, and a socket error is then reported by this thread's own write.
+    bool write_from_other_thread(const Payload& message) {
+        const bool compress = deflate_ && message.size() >= direct_.compression_threshold.load(
+                                                                std::memory_order_relaxed);
+        const std::string_view body =
+            compress ? message.derived([](std::string_view b) { return ws::deflate_message(b); })
+                     : message.bytes();
+        std::array<std::uint8_t, ws::kMaxHeaderBytes> header{};
+        const std::size_t header_size = ws::encode_header(
+            std::span<std::uint8_t, ws::kMaxHeaderBytes>(header.data(), ws::kMaxHeaderBytes),
+            message.kind() == MessageKind::kText ? ws::Opcode::kText : ws::Opcode::kBinary, true,
+            compress, body.size());
+        std::array<iovec, 2> iov{
+            iovec{header.data(), header_size},
+            iovec{const_cast<char*>(body.data()), body.size()}};  // sendmsg does not write it
+        msghdr msg{};
+        msg.msg_iov = iov.data();
+        msg.msg_iovlen = body.empty() ? 1 : 2;
+        const std::size_t total = header_size + body.size();
+
+        std::unique_lock lock(direct_.mutex);
+        if (!direct_.open) {
+            return false;
+        }
+        const ssize_t n = ::sendmsg(direct_.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n <= 0) {
+            direct_.open = false;
+            return false;
+        }
+        const auto written = static_cast<std::size_t>(n);
+        direct_.bytes += written;
+        if (written < total) {
+            // The socket's buffer is full: the rest of this frame must be the next bytes written,
+            // by this connection's thread (which takes `rest` before it queues anything).
+            OutFrame rest;
+            if (written < header_size) {
+                rest.owned.assign(reinterpret_cast<const char*>(header.data()) + written,
+                                  header_size - written);
+                rest.owned.append(body);
+            } else {
+                rest.owned.assign(body.substr(written - header_size));
+            }
+            direct_.rest = std::move(rest);
+            direct_.open = false;
+            ++direct_.posted;
+            lock.unlock();
+            post_counted([](WsConnection& self) {
+                self.close_direct();
+                self.schedule_flush();
+            });
+        } else {
+            lock.unlock();
+        }
+        route_->metrics().messages_out->inc();
+        route_->metrics().bytes_out->inc(written);
+        return true;
+    }
+
+    // Runs `f` on this connection's thread, after every send posted before it; other threads do
+    // not write directly until it ran (a send posted first is never overtaken).
+    template <class F>
+    void post_from_other_thread(F f) {
+        if constexpr (kIsPlainSocket<Stream>) {
+            std::lock_guard lock(direct_.mutex);
+            direct_.open = false;
+            ++direct_.posted;
+        }
+        post_counted(std::move(f));
+    }
+
+    // Posts `f`, already counted in direct_.posted.
+    template <class F>
+    void post_counted(F f) {
+        asio::post(executor_, [self = this->shared_from_this(), f = std::move(f)]() mutable {
+            if constexpr (kIsPlainSocket<Stream>) {
+                std::lock_guard lock(self->direct_.mutex);
+                --self->direct_.posted;
+            }
+            f(*self);
+            self->reopen_direct();
+        });
+    }
+
+    // This thread is about to queue, write or close: other threads stop writing, and what a
+    // partial write of theirs left goes first.
+    void close_direct() {
+        if constexpr (kIsPlainSocket<Stream>) {
+            std::lock_guard lock(direct_.mutex);
+            direct_.open = false;
+            if (direct_.rest) {
+                // Control frames go out first and in order; the outbox was empty when it was left.
+                outbox_.push_control(std::move(*direct_.rest));
+                direct_.rest.reset();
+            }
+        }
+    }
+
+    // Nothing is queued here: other threads may write directly again.
+    void reopen_direct() {
+        if constexpr (kIsPlainSocket<Stream>) {
+            if (state_ != State::kOpen || !outbox_.empty() ||
+                (streaming_ && (streaming_->source || !streaming_->behind.empty()))) {
+                return;
+            }
+            direct_.compression_threshold.store(settings_->compression_threshold_bytes,
+                                                std::memory_order_relaxed);
+            std::lock_guard lock(direct_.mutex);
+            if (direct_.posted == 0 && !direct_.rest) {
+                direct_.open = true;
+            }
+        }
+    }
+
     static ws::FrameParser::Limits parser_limits(const WsRouteSettings& s) {
         return {s.max_message_bytes, s.stream_binary, s.max_streamed_message_bytes};
     }
@@ -258,6 +410,7 @@ private:
             return SendResult::kClosed;
         }
         refresh_settings();
+        close_direct();
         OutFrame frame;
         const bool compress = deflate_ && message->size() >= settings_->compression_threshold_bytes;
         frame.shared_body =
@@ -334,6 +487,7 @@ private:
         if (state_ != State::kOpen) {
             return SendResult::kClosed;
         }
+        close_direct();  // nothing may overtake the streamed message
         if (!streaming_) {
             streaming_ = std::make_unique<Streaming>();
         }
@@ -413,6 +567,7 @@ private:
             opcode, part.last, false, frame.shared_body.size()));
         frame.payload = std::move(part.bytes);
         st.started = true;
+        close_direct();
         if (part.last) {
             frame.on_written = std::move(st.on_written);
             st.on_written = {};
@@ -460,6 +615,7 @@ private:
     }
 
     void push_control(ws::Opcode opcode, std::string payload) {
+        close_direct();
         OutFrame frame;
         frame.owned = std::move(payload);
         frame.header_size = static_cast<std::uint8_t>(ws::encode_header(
@@ -500,6 +656,7 @@ private:
         while (state_ != State::kClosed && !outbox_.in_flight()) {
             buffers_.clear();
             if (outbox_.gather(buffers_, kMaxBatchFrames, kMaxBatchBytes) == 0) {
+                reopen_direct();
                 return;
             }
             write_started_ = Clock::now();
@@ -598,7 +755,11 @@ private:
                 half_close();
             }
         }
-        return !outbox_.empty();
+        if (outbox_.empty()) {
+            reopen_direct();
+            return false;
+        }
+        return true;
     }
 
     // ---- closing ---------------------------------------------------------------------------
@@ -644,6 +805,7 @@ private:
         }
         state_ = State::kClosed;
         timer_.cancel();
+        close_direct();  // before the descriptor is closed (and its number reused)
         close_transport();
         route_->metrics().messages_out->inc(uncounted_out_);
         uncounted_out_ = 0;
@@ -1032,6 +1194,7 @@ private:
     std::unique_ptr<std::uint8_t[]> tls_read_buffer_;
 
     Outbox outbox_;
+    DirectWrites direct_;  // plain sockets only
     std::unique_ptr<Streaming> streaming_;
     std::vector<asio::const_buffer> buffers_;  // the batch in flight
     std::string tls_write_buffer_;

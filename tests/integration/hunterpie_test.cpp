@@ -469,6 +469,71 @@ TEST(HunterPie, CompressedAndPlainClientsShareASession) {
     EXPECT_EQ(plain.next(), big);
 }
 
+// A push is written to a member's socket by the leader's io thread when the member has nothing
+// queued. Members that stop reading fill their socket buffers: those writes end half done, the
+// rest of the frame must still be the next bytes on the wire, and later pushes queue behind it
+// (and are dropped at the outbox bound). Every frame a member reads must be whole and in order.
+TEST(HunterPie, PushesToMembersThatStopReadingArriveWholeAndInOrder) {
+    Sync s({{"websocket.max_message_bytes", "1048576"},
+            {"websocket.max_outbound_bytes", "1048576"},
+            {"websocket.overflow_policy", "\"drop\""},
+            {"websocket.max_messages_per_s", "0"}});
+    Client leader(s.port());
+    // With two io threads, at least one of two members is on another thread than the leader.
+    Client a(s.port(), true);
+    Client b(s.port(), false);
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+    EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
+    EXPECT_EQ(leader.next(), state(true, 2));
+    EXPECT_EQ(b.call(kMemberJoin), state(true, 3));
+    EXPECT_EQ(leader.next(), state(true, 3));
+    EXPECT_EQ(a.next(), state(true, 3));
+
+    auto push = [](int seq) {
+        // Pseudo-random letters: deflate cannot shrink them much, and a misplaced piece of one
+        // frame cannot pass for another.
+        std::string pad(64 * 1024 + static_cast<std::size_t>(seq) * 7, 'a');
+        std::uint32_t x = 2463534242u + static_cast<std::uint32_t>(seq);
+        for (char& c : pad) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            c = static_cast<char>('a' + x % 26);
+        }
+        return R"({"sessionId":"host-abc","type":"Push","seq":)" + std::to_string(seq) +
+               R"(,"pad":")" + pad + R"("})";
+    };
+    constexpr int kPushes = 600;  // 24 MB for each member: more than loopback buffers hold
+    for (int seq = 0; seq < kPushes; ++seq) {
+        leader.send(push(seq));
+    }
+    leader.expect_nothing_pending();  // the server has handled every push
+    EXPECT_GT(s.server().metric("hearth_hunterpie_push_dropped_total"), 0)
+        << "the members' buffers never filled: the test did not reach its subject";
+
+    for (Client* member : {&a, &b}) {
+        // The pong is queued behind everything the member has not read yet.
+        member->send("ping");
+        int last = -1;
+        int received = 0;
+        for (std::string m = member->next(); m != "pong"; m = member->next()) {
+            ASSERT_TRUE(m.starts_with(R"({"sessionId":"host-abc","type":"Push","seq":)"))
+                << m.substr(0, 80);
+            const int seq = std::stoi(m.substr(m.find("\"seq\":") + 6));
+            ASSERT_GT(seq, last) << "out of order after " << received << " pushes";
+            ASSERT_EQ(m, push(seq)) << "push " << seq << " arrived damaged";
+            last = seq;
+            ++received;
+        }
+        EXPECT_GT(received, 0);
+        EXPECT_LT(received, kPushes) << "this member's buffers never filled";
+    }
+    // Drained, the members get the next push at once again.
+    leader.send(push(kPushes));
+    EXPECT_EQ(a.next(), push(kPushes));
+    EXPECT_EQ(b.next(), push(kPushes));
+}
+
 TEST(HunterPie, CompressionNoContextTakeoverThresholdAndASharedFrame) {
     Sync s;
     RawClient r1(s.port());
