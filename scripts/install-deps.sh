@@ -10,7 +10,7 @@ packages=(
     # libraries (Boost 1.81 component packages: libboost-dev is 1.74 and conflicts)
     libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
     libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
-    libsqlite3-dev libsodium-dev libssl-dev zlib1g-dev
+    libsqlite3-dev libsodium-dev libssl-dev zlib1g-dev libsimdjson-dev
     # PostgreSQL: the client library for [storage] driver = "postgres", and the server the
     # store tests start on loopback by themselves
     libpq-dev postgresql

@@ -899,6 +899,48 @@ TEST(HunterPie, EveryAcceptedOfferIsAnsweredWithClientNoContextTakeover) {
 
 // The fields are read by a validating parse that keeps only the top level: the same answers as a
 // full json::parse of the message.
+// What JavaScript's JSON.parse (the original's parser) accepts is forwarded, including numbers no
+// double or 64-bit integer holds and nesting at the depth limit; only invalid JSON is refused.
+TEST(HunterPie, EveryValidPushIsForwardedWhateverItsNumbersAndNesting) {
+    Sync s;
+    Client leader(s.port());
+    Client member(s.port());
+    EXPECT_EQ(leader.call(R"({"sessionId":"x","type":"SetSession","isLeader":true})"),
+              state(true, 1));
+    EXPECT_EQ(member.call(R"({"sessionId":"x","type":"SetSession","isLeader":false})"),
+              state(true, 2));
+    EXPECT_EQ(leader.next(), state(true, 2));
+    std::string nested_objects;  // 32 levels: the document's own object and 31 more
+    for (int i = 0; i < 31; ++i) {
+        nested_objects += R"({"a":)";
+    }
+    nested_objects += "1" + std::string(31, '}');
+    for (const std::string& push : {
+             std::string(R"({"sessionId":"x","type":"Push","data":[1e400,-1e400,1e-400]})"),
+             std::string(R"({"sessionId":"x","type":"Push","data":[18446744073709551616,)"
+                         R"(-9223372036854775809,123456789012345678901234567890]})"),
+             R"({"sessionId":"x","type":"Push","data":)" + nested_objects + "}",
+             R"({"sessionId":"x","type":"Push","data":)" + std::string(31, '[') +
+                 std::string(31, ']') + "}",
+             std::string(R"({"sessionId":"x","type":"Push","text":"\ud83d\ude00 \u0000 \/"})"),
+         }) {
+        leader.send(push);
+        EXPECT_EQ(member.next(), push);
+    }
+    const std::string invalid = R"({"type":"servermsg","level":"warn","text":"invalid message"})";
+    for (const std::string& bad : {
+             std::string(R"({"sessionId":"x","type":"Push","data":[01]})"),
+             std::string(R"({"sessionId":"x","type":"Push","data":[1.]})"),
+             std::string(R"({"sessionId":"x","type":"Push","text":"\ud800"})"),
+             std::string("{\"sessionId\":\"x\",\"type\":\"Push\",\"text\":\"\x01\"}"),
+             R"({"sessionId":"x","type":"Push","data":)" + std::string(33, '[') +
+                 std::string(33, ']') + "}",
+         }) {
+        EXPECT_EQ(leader.call(bad), invalid) << bad;
+    }
+    member.expect_nothing_pending();
+}
+
 TEST(HunterPie, OnlyTopLevelFieldsCountAndTheLastDuplicateWins) {
     Sync s;
     Client leader(s.port());
