@@ -78,7 +78,11 @@ public:
           parser_(parser_limits(*settings_), p.deflate, &thread_.inflater),
           outbox_(settings_->max_outbound_bytes),
           timer_(executor_),
-          tokens_(settings_->message_burst) {}
+          tokens_(settings_->message_burst) {
+        // Read by other threads before they take direct_.mutex: never a stale default.
+        direct_.compression_threshold.store(settings_->compression_threshold_bytes,
+                                            std::memory_order_relaxed);
+    }
 
     /// Writes the 101 response, delivers `leftover` (bytes the client sent after its request) and
     /// starts reading. The handler is opened before any message reaches it.
@@ -280,7 +284,8 @@ private:
         std::uint32_t posted = 0;      // sends posted by other threads and not yet run here
         std::optional<OutFrame> rest;  // what a partial write left: the next bytes on the wire
         std::uint64_t bytes = 0;       // written by other threads (for describe)
-        std::atomic<std::size_t> compression_threshold{0};  // a copy of the route setting's
+        // The route setting's, kept current by this thread (a reload applies to later messages).
+        std::atomic<std::size_t> compression_threshold{0};
     };
 
     // Writes a whole message from another thread when nothing is queued here: one sendmsg on the
