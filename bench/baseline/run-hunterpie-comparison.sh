@@ -23,6 +23,8 @@
 #   WORKLOADS                which workloads, space-separated [plugin fast]
 #                              plugin: PLUGIN_SESSIONS sessions of 1 leader + MEMBERS members, a
 #                                      push every 150 ms (the plugin's pace)
+#                              staggered: plugin, the leaders' pushes spread evenly over the
+#                                      150 ms instead of all at once (independent players)
 #                              fast:   FAST_SESSIONS sessions, pushes as fast as --window allows
 #   PLUGIN_SESSIONS [100]  FAST_SESSIONS [10]  MEMBERS [3]  SIZE (push bytes) [2048]
 #   PORT                     first port used [15800]; Hearth's HTTP listener uses PORT+1
@@ -103,6 +105,7 @@ start_node() {  # log file
 workload_args() {  # workload
     case "$1" in
         plugin) echo "--sessions $PLUGIN_SESSIONS --members $MEMBERS --size $SIZE --interval-ms 150" ;;
+        staggered) echo "--sessions $PLUGIN_SESSIONS --members $MEMBERS --size $SIZE --interval-ms 150 --stagger" ;;
         fast) echo "--sessions $FAST_SESSIONS --members $MEMBERS --size $SIZE --interval-ms 0" ;;
         *) echo "unknown workload $1" >&2; exit 2 ;;
     esac

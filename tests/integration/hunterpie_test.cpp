@@ -627,6 +627,7 @@ TEST(HunterPie, TheLoadGeneratorPlaysBothRoles) {
     Sync s(Overrides{{"websocket.max_messages_per_s", "0"}});
     const std::vector<std::vector<std::string>> roles{
         {"hunterpie-member", "--interval-ms", "150"},
+        {"hunterpie-member", "--interval-ms", "150", "--stagger"},
         {"hunterpie-leader", "--interval-ms", "0", "--window", "8"}};
     for (auto args : roles) {
         const std::string role = args.front();
@@ -639,6 +640,9 @@ TEST(HunterPie, TheLoadGeneratorPlaysBothRoles) {
         EXPECT_GE(report.at("pushes_sent").as_int64(), 9) << out;  // 3 leaders, 1 s, 150 ms
         EXPECT_EQ(report.at("pushes_delivered"), report.at("pushes_expected")) << out;
         EXPECT_EQ(report.at("errors").as_int64(), 0) << out;
+        EXPECT_EQ(report.at("stagger").as_bool(),
+                  std::find(args.begin(), args.end(), "--stagger") != args.end())
+            << out;
     }
 }
 

@@ -48,6 +48,7 @@ struct HunterpieSettings {
     std::size_t members = 3;
     std::size_t size = 2048;
     double interval_ms = 150;
+    bool stagger = false;  // leaders push at evenly spread phases instead of together
     std::string session_prefix = "bench-";
     std::size_t window = 32;
 
@@ -143,8 +144,18 @@ public:
                 }
             }
         } else {
-            const auto due = static_cast<std::uint64_t>(
-                static_cast<double>(now - settings_.start_ns) / (settings_.interval_ms * 1e6));
+            const double interval_ns = settings_.interval_ms * 1e6;
+            // --stagger: session i's leader starts i/sessions of an interval late.
+            const double phase_ns = settings_.stagger
+                                        ? interval_ns * static_cast<double>(session_index_) /
+                                              static_cast<double>(settings_.sessions)
+                                        : 0.0;
+            const double since = static_cast<double>(now - settings_.start_ns) - phase_ns;
+            if (since < 0) {
+                flush();
+                return;
+            }
+            const auto due = static_cast<std::uint64_t>(since / interval_ns);
             // A late tick sends one push, not a burst: the real plugin skips missed frames.
             if (issued_ < due + 1) {
                 issued_ = due + 1;
@@ -260,6 +271,9 @@ public:
                        "the outbox allows")
             ->check(CLI::Range(0.0, 3'600'000.0))
             ->capture_default_str();
+        cmd.add_flag("--stagger", s_.stagger,
+                     "Leaders push at phases spread evenly over the interval, as independent "
+                     "players do (default: all together, every interval)");
         cmd.add_option("--window", s_.window,
                        "With --interval-ms 0: pushes a leader may have ahead of its members")
             ->check(CLI::Range(1, 100'000))
@@ -287,6 +301,7 @@ public:
         report.figures["push_size"] = s_.size;
         report.figures["push_bytes"] = head + s_.push_rest.size();  // session 0's
         report.figures["interval_ms"] = s_.interval_ms;
+        report.figures["stagger"] = s_.stagger;
         if (s_.interval_ms <= 0) {
             report.figures["window"] = s_.window;
         }
