@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <string>
@@ -59,7 +61,9 @@ auth::AuthConfig fast_auth() {
 /// `data_dir`: keep files across fixtures (a restart); empty: a temporary directory.
 class Fixture {
 public:
-    explicit Fixture(MoonshareConfig c = {}, std::string data_dir = "")
+    using DiskHook = std::function<void(MoonshareFrontend::DiskStep)>;
+
+    explicit Fixture(MoonshareConfig c = {}, std::string data_dir = "", DiskHook disk_hook = {})
         : data_dir_(data_dir.empty() ? dir_.path() : std::move(data_dir)),
           store_(store::open_store(store::StorageConfig{}, data_dir_, metrics_)),
           accounts_(
@@ -81,6 +85,7 @@ public:
                               std::make_shared<const WsRouteSettings>(
                                   frontends::moonshare::player_route_settings(c, ws)),
                               std::make_shared<const WsRouteSettings>(core::ws_route_settings(ws)));
+        frontend_->set_disk_hook(std::move(disk_hook));  // before any thread runs
         runtime_.start();
         server_->start();
         frontend_->start();
@@ -848,6 +853,95 @@ TEST(Moonshare, ASenderLeavingAfterCompletionLosesNothing) {
     ASSERT_TRUE(bytes && !bytes->text);
     EXPECT_EQ(bytes->data, data);
     EXPECT_EQ(f.metric("hearth_moonshare_uploads"), 0);
+}
+
+/// Holds blocking-pool threads inside the front-end's disk hook at one step until the test opens
+/// it: the moment between a disk operation's start and its end, which no client can hold.
+class DiskGate {
+public:
+    using Step = MoonshareFrontend::DiskStep;
+    explicit DiskGate(Step step) : step_(step) {}
+
+    void pass(Step step) {
+        if (step != step_) {
+            return;
+        }
+        std::unique_lock lock(mutex_);
+        ++held_;
+        changed_.notify_all();
+        changed_.wait(lock, [&] { return open_; });
+    }
+    /// True once a thread waits at the step; false at the deadline.
+    bool wait_held() {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, kDeadline, [&] { return held_ > 0; });
+    }
+    void open() {
+        std::lock_guard lock(mutex_);
+        open_ = true;
+        changed_.notify_all();
+    }
+    Fixture::DiskHook hook() {
+        return [this](Step step) { pass(step); };
+    }
+
+private:
+    const Step step_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    int held_ = 0;
+    bool open_ = false;
+};
+
+/// Opens the gate when the test ends, even early, so that the fixture can stop its threads.
+struct OpenAtExit {
+    DiskGate& gate;
+    ~OpenAtExit() { gate.open(); }
+};
+
+TEST(Moonshare, AFileStoredWhileItsTargetAuthenticatesIsDeliveredAtOnce) {
+    DiskGate gate(DiskGate::Step::kStoreUpload);
+    Fixture f({}, "", gate.hook());
+    OpenAtExit open_at_exit{gate};
+    auto u = player(f, "sender", 0);
+    const auto data = pattern(100'000, 3);
+    u->send_text(begin_msg("arriving", "late.bin", data.size()));
+    EXPECT_EQ(next_text(*u), "file_receive_ready");
+    u->send_binary(data);
+    u->send_text(complete_msg("arriving", "late.bin"));
+    ASSERT_TRUE(gate.wait_held()) << "the upload was never stored";
+    // The target authenticates while the store is out: its session's delivery finds nothing.
+    auto v = player(f, "arriving", 1);
+    gate.open();
+    EXPECT_EQ(next_text(*u), "FILE_SENT_SERVER_ONLY");
+    EXPECT_EQ(received_file(*v, "sender", "late.bin", data.size()), data);
+    EXPECT_EQ(f.metric("hearth_moonshare_files_total", {{"outcome", "stored"}}), 1);
+}
+
+TEST(Moonshare, ASenderLeavingWhileItsLastChunkIsWrittenLosesNothing) {
+    DiskGate gate(DiskGate::Step::kWriteChunk);
+    Fixture f({}, "", gate.hook());
+    OpenAtExit open_at_exit{gate};
+    const auto data = pattern(100'000, 4);  // one chunk
+    {
+        auto u = player(f, "quick", 0);
+        u->send_text(begin_msg("later", "quick.bin", data.size()));
+        EXPECT_EQ(next_text(*u), "file_receive_ready");
+        u->send_binary(data);
+        ASSERT_TRUE(gate.wait_held()) << "the chunk was never written";
+        u->send_text(complete_msg("later", "quick.bin"));
+        u->close();
+        // The connection ends while its write is out: the upload is finished without it.
+        const auto until = Clock::now() + kDeadline;
+        while (f.metric("hearth_moonshare_uploads") != 0) {
+            ASSERT_LT(Clock::now(), until) << "the sender's connection never ended";
+            std::this_thread::yield();
+        }
+    }
+    gate.open();
+    auto v = player(f, "later", 1);  // whenever the store finished, the file comes
+    EXPECT_EQ(received_file(*v, "quick", "quick.bin", data.size()), data);
+    EXPECT_EQ(f.metric("hearth_moonshare_files_total", {{"outcome", "stored"}}), 1);
 }
 
 TEST(Moonshare, ARelayCutShortIsStoredAndDeliveredAtTheNextSession) {

@@ -777,6 +777,13 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     const std::chrono::steady_clock::time_point started_steady;
     const SysClock::time_point started_wall;
     FileStore files;
+    std::function<void(MoonshareFrontend::DiskStep)> disk_hook;  // set_disk_hook (tests)
+
+    void before_disk(MoonshareFrontend::DiskStep step) const {
+        if (disk_hook) {
+            disk_hook(step);
+        }
+    }
 
     core::Counter& tokens_issued;
     core::Counter& tokens_refused;
@@ -1300,6 +1307,7 @@ void answer(const ConnectionHandle& sender, std::string_view text) {
 /// sender, if still connected.
 void store_upload(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Upload>& u,
                   const ConnectionHandle& sender) {
+    shared->before_disk(MoonshareFrontend::DiskStep::kStoreUpload);
     const auto r = shared->files.store(u->path, u->from, u->target, u->name, u->announced);
     shared->stored_bytes.set(static_cast<std::int64_t>(shared->files.stored_bytes()));
     if (r == FileStore::StoreResult::kStored) {
@@ -1706,7 +1714,11 @@ private:
                                                if (upload->finish_when_written) {
                                                    finish_detached(shared, upload);
                                                }
-                                           })] { done(write_to_upload(*upload, *chunk)); });
+                                           }),
+                 shared = shared_] {
+                    shared->before_disk(MoonshareFrontend::DiskStep::kWriteChunk);
+                    done(write_to_upload(*upload, *chunk));
+                });
         }
         set_paused(u.writing && u.filling.size() >= kWriteChunk);
         if (!u.writing && u.filling.empty() && u.complete_requested) {
@@ -1972,6 +1984,10 @@ void MoonshareFrontend::add_routes(Router& router, std::shared_ptr<const WsRoute
     }
     log()->info("Moonshare: tokens on {}, auth on {}, players on {}, gateway on {}", c.token_listen,
                 c.auth_listen, players, c.gateway_listen);
+}
+
+void MoonshareFrontend::set_disk_hook(std::function<void(DiskStep)> hook) {
+    shared_->disk_hook = std::move(hook);
 }
 
 void MoonshareFrontend::start() {

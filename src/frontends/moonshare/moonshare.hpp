@@ -8,6 +8,7 @@
 // API gateway (HTTP and a /ws push) serves status to bots and dashboards.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -156,6 +157,14 @@ public:
     void start();
     /// Stops the timer. Idempotent; the destructor calls it.
     void stop();
+
+    /// Test seam: where the blocking pool is about to touch an upload's file. No client can hold
+    /// the server between a disk operation's start and its end, and two races live there (a
+    /// target authenticating while its file is stored, a sender leaving while its last chunk is
+    /// written); a test blocks in the hook to hold it. Unset in production. Set it before any
+    /// connection opens; it runs on blocking-pool threads.
+    enum class DiskStep : std::uint8_t { kWriteChunk, kStoreUpload };
+    void set_disk_hook(std::function<void(DiskStep)> hook);
 
     /// Listener keys (after add_routes), for bound_port.
     const std::string& token_listener() const noexcept { return token_listener_; }
