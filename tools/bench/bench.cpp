@@ -111,6 +111,17 @@ std::size_t Bench::open(std::size_t count, const Factory& factory) {
     return t.opened;
 }
 
+void Bench::set_phase(Phase phase) {
+    shared_.phase.store(phase, std::memory_order_relaxed);
+    if (phase == Phase::kDrain) {
+        // A tick that began in the measured phase may still be sending: once every worker has
+        // run this no-op, nothing more is sent, so a drain that compares deliveries with what
+        // was sent (and the snapshot after it) sees every send of the window. Without it the
+        // drain could end between a last push and its count, and the report miss deliveries.
+        (void)on_workers([](Worker&) {});
+    }
+}
+
 bool Bench::on_workers(const std::function<void(Worker&)>& fn) {
     if (finished_) {
         return false;

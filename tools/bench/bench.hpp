@@ -57,7 +57,8 @@ public:
     Worker& worker(std::size_t i) { return *workers_[i]; }
     const Worker& worker(std::size_t i) const { return *workers_[i]; }
 
-    void set_phase(Phase phase) { shared_.phase.store(phase, std::memory_order_relaxed); }
+    /// Main thread. Entering kDrain waits until every worker has seen it (see bench.cpp).
+    void set_phase(Phase phase);
     Phase phase() const { return shared_.phase.load(std::memory_order_relaxed); }
 
     /// `{"type":"hello","token":...}` for the native protocol; empty without --token.
