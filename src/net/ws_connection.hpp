@@ -156,7 +156,7 @@ public:
         if (!executor_.running_in_this_thread()) {
             if constexpr (kIsPlainSocket<Stream>) {
                 // A callback must run on this connection's thread: such sends are always posted.
-                if (!on_written && write_from_other_thread(*message)) {
+                if (!on_written && write_from_other_thread(message)) {
                     return SendResult::kQueued;
                 }
             }
@@ -269,8 +269,6 @@ private:
         }
     }
 
-    // ---- sending ---------------------------------------------------------------------------
-
     // ---- writes from other threads (plain sockets) ------------------------------------------
 
     // What this connection's thread shares with threads that write to its socket directly.
@@ -284,7 +282,8 @@ private:
         std::uint32_t posted = 0;      // sends posted by other threads and not yet run here
         std::optional<OutFrame> rest;  // what a partial write left: the next bytes on the wire
         std::uint64_t bytes = 0;       // written by other threads (for describe)
-        // The route setting's, kept current by this thread (a reload applies to later messages).
+        // The route setting's, kept by this thread (refresh_settings): a reload applies to later
+        // messages.
         std::atomic<std::size_t> compression_threshold{0};
     };
 
@@ -294,24 +293,16 @@ private:
     // write). Go's net package writes from any goroutine the same way. The mutex is held over the
     // call, which never blocks (MSG_DONTWAIT). False: nothing was written; the caller posts the
     // send as usual, and a socket error is then reported by this thread's own write.
-    bool write_from_other_thread(const Payload& message) {
-        const bool compress = deflate_ && message.size() >= direct_.compression_threshold.load(
-                                                                std::memory_order_relaxed);
-        const std::string_view body =
-            compress ? message.derived([](std::string_view b) { return ws::deflate_message(b); })
-                     : message.bytes();
-        std::array<std::uint8_t, ws::kMaxHeaderBytes> header{};
-        const std::size_t header_size = ws::encode_header(
-            std::span<std::uint8_t, ws::kMaxHeaderBytes>(header.data(), ws::kMaxHeaderBytes),
-            message.kind() == MessageKind::kText ? ws::Opcode::kText : ws::Opcode::kBinary, true,
-            compress, body.size());
+    bool write_from_other_thread(const SharedPayload& message) {
+        const OutFrame frame =
+            data_frame(message, direct_.compression_threshold.load(std::memory_order_relaxed));
+        const std::string_view body = frame.body();
         std::array<iovec, 2> iov{
-            iovec{header.data(), header_size},
-            iovec{const_cast<char*>(body.data()), body.size()}};  // sendmsg does not write it
+            iovec{const_cast<std::uint8_t*>(frame.header.data()), frame.header_size},
+            iovec{const_cast<char*>(body.data()), body.size()}};  // sendmsg writes neither
         msghdr msg{};
         msg.msg_iov = iov.data();
         msg.msg_iovlen = body.empty() ? 1 : 2;
-        const std::size_t total = header_size + body.size();
 
         std::unique_lock lock(direct_.mutex);
         if (!direct_.open) {
@@ -324,17 +315,14 @@ private:
         }
         const auto written = static_cast<std::size_t>(n);
         direct_.bytes += written;
-        if (written < total) {
+        if (written < frame.wire_size()) {
             // The socket's buffer is full: the rest of this frame must be the next bytes written,
             // by this connection's thread (which takes `rest` before it queues anything).
             OutFrame rest;
-            if (written < header_size) {
-                rest.owned.assign(reinterpret_cast<const char*>(header.data()) + written,
-                                  header_size - written);
-                rest.owned.append(body);
-            } else {
-                rest.owned.assign(body.substr(written - header_size));
-            }
+            rest.owned.assign(reinterpret_cast<const char*>(frame.header.data()),
+                              frame.header_size);
+            rest.owned.append(body);
+            rest.owned.erase(0, written);
             direct_.rest = std::move(rest);
             direct_.open = false;
             ++direct_.posted;
@@ -393,17 +381,38 @@ private:
     // Nothing is queued here: other threads may write directly again.
     void reopen_direct() {
         if constexpr (kIsPlainSocket<Stream>) {
-            if (state_ != State::kOpen || !outbox_.empty() ||
-                (streaming_ && (streaming_->source || !streaming_->behind.empty()))) {
+            if (state_ != State::kOpen || !outbox_.empty() || streaming()) {
                 return;
             }
-            direct_.compression_threshold.store(settings_->compression_threshold_bytes,
-                                                std::memory_order_relaxed);
             std::lock_guard lock(direct_.mutex);
             if (direct_.posted == 0 && !direct_.rest) {
                 direct_.open = true;
             }
         }
+    }
+
+    // ---- sending ---------------------------------------------------------------------------
+
+    // One whole message as a frame: compressed (its shared compressed form) when deflate was
+    // negotiated and it is at least `threshold` bytes long.
+    OutFrame data_frame(SharedPayload message, std::size_t threshold) const {
+        OutFrame frame;
+        const bool compress = deflate_ && message->size() >= threshold;
+        frame.shared_body =
+            compress ? message->derived([](std::string_view b) { return ws::deflate_message(b); })
+                     : message->bytes();
+        const auto opcode =
+            message->kind() == MessageKind::kText ? ws::Opcode::kText : ws::Opcode::kBinary;
+        frame.header_size = static_cast<std::uint8_t>(ws::encode_header(
+            std::span<std::uint8_t, ws::kMaxHeaderBytes>(frame.header.data(), ws::kMaxHeaderBytes),
+            opcode, true, compress, frame.shared_body.size()));
+        frame.payload = std::move(message);
+        return frame;
+    }
+
+    // A streamed message is being sent, or whole messages wait behind one.
+    bool streaming() const noexcept {
+        return streaming_ && (streaming_->source || !streaming_->behind.empty());
     }
 
     static ws::FrameParser::Limits parser_limits(const WsRouteSettings& s) {
@@ -416,17 +425,7 @@ private:
         }
         refresh_settings();
         close_direct();
-        OutFrame frame;
-        const bool compress = deflate_ && message->size() >= settings_->compression_threshold_bytes;
-        frame.shared_body =
-            compress ? message->derived([](std::string_view b) { return ws::deflate_message(b); })
-                     : message->bytes();
-        const auto opcode =
-            message->kind() == MessageKind::kText ? ws::Opcode::kText : ws::Opcode::kBinary;
-        frame.header_size = static_cast<std::uint8_t>(ws::encode_header(
-            std::span<std::uint8_t, ws::kMaxHeaderBytes>(frame.header.data(), ws::kMaxHeaderBytes),
-            opcode, true, compress, frame.shared_body.size()));
-        frame.payload = std::move(message);
+        OutFrame frame = data_frame(std::move(message), settings_->compression_threshold_bytes);
         frame.on_written = std::move(on_written);
         if (!admit(std::move(frame))) {
             route_->metrics().dropped->inc();
@@ -445,7 +444,7 @@ private:
     // Queues a whole message: in the outbox, or behind a streamed message still being sent.
     // false: over the bound.
     bool admit(OutFrame frame) {
-        if (!streaming_ || (!streaming_->source && streaming_->behind.empty())) {
+        if (!streaming()) {
             return outbox_.push_data(std::move(frame));
         }
         const std::size_t size = frame.wire_size();
@@ -1083,6 +1082,8 @@ private:
             settings_ = route_->settings();
             parser_.set_limits(parser_limits(*settings_));
             outbox_.set_max_bytes(settings_->max_outbound_bytes);
+            direct_.compression_threshold.store(settings_->compression_threshold_bytes,
+                                                std::memory_order_relaxed);
         }
     }
 

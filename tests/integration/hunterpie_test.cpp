@@ -84,6 +84,21 @@ private:
     WsClient ws_;
 };
 
+/// Joins `leader`, then each of `members`, to host-abc; every client already in the session gets
+/// the new state at each join, and that is checked.
+void join_party(Client& leader, std::initializer_list<Client*> members) {
+    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
+    std::vector<Client*> joined{&leader};
+    for (Client* member : members) {
+        const int players = static_cast<int>(joined.size()) + 1;
+        EXPECT_EQ(member->call(kMemberJoin), state(true, players));
+        for (Client* earlier : joined) {
+            EXPECT_EQ(earlier->next(), state(true, players));
+        }
+        joined.push_back(member);
+    }
+}
+
 /// Reads one whole server frame from a raw client.
 RawFrame next_frame(RawClient& raw, std::string& buffered) {
     for (;;) {
@@ -124,9 +139,7 @@ TEST(HunterPie, StatusPageCountsSessionsSocketsAndPushedBytes) {
         << r.body;
     Client leader(s.port());
     Client member(s.port());
-    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
-    EXPECT_EQ(member.call(kMemberJoin), state(true, 2));
-    EXPECT_EQ(leader.next(), state(true, 2));
+    join_party(leader, {&member});
     leader.send(kPush);
     EXPECT_EQ(member.next(), kPush);
     r = http_request(s.port(), "GET", "/");
@@ -250,9 +263,7 @@ TEST(HunterPie, SessionsAreMirroredAsHubTopics) {
     Sync s(Overrides{{"http.admin_token", "\"topics-admin\""}});
     Client leader(s.port(), false, "/connect?playerName=Leader");
     Client a(s.port(), false, "/connect?playerName=Member");
-    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
-    EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
-    EXPECT_EQ(leader.next(), state(true, 2));
+    join_party(leader, {&a});
     EXPECT_TRUE(hub_topics_become(s, "hunterpie:host-abc=2 "));
     auto r = http_request(s.server().port(), "GET",
                           "/api/v1/topics/subscribers?topic=hunterpie:host-abc", "",
@@ -325,9 +336,7 @@ TEST(HunterPie, EmptySessionIdIsRefusedAndLeavesTheSession) {
     Sync s;
     Client leader(s.port());
     Client a(s.port());
-    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
-    EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
-    EXPECT_EQ(leader.next(), state(true, 2));
+    join_party(leader, {&a});
     const std::string refused =
         R"({"type":"servermsg","level":"warn","text":"Session id cannot be empty!"})";
     EXPECT_EQ(a.call(R"({"sessionId":"","type":"SetSession","isLeader":false})"), refused);
@@ -343,9 +352,7 @@ TEST(HunterPie, SwitchingSessionsNotifiesTheOldOne) {
     Sync s;
     Client leader(s.port());
     Client a(s.port());
-    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
-    EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
-    EXPECT_EQ(leader.next(), state(true, 2));
+    join_party(leader, {&a});
     EXPECT_EQ(a.call(R"({"sessionId":"other","type":"SetSession","isLeader":false})"),
               state(false, 1));
     EXPECT_EQ(leader.next(), state(true, 1));
@@ -355,9 +362,7 @@ TEST(HunterPie, LeaveSessionNotifiesAndClosesWithoutAStatusCode) {
     Sync s;
     Client leader(s.port());
     Client a(s.port());
-    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
-    EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
-    EXPECT_EQ(leader.next(), state(true, 2));
+    join_party(leader, {&a});
     a.send(R"({"type":"LeaveSession"})");
     // An empty close frame: Beast reports "no code" as 0 (the bytes are checked in the next
     // test).
@@ -382,9 +387,7 @@ TEST(HunterPie, CloseNotifiesTheRestAndAnEmptySessionIsRemoved) {
     Client leader(s.port());
     {
         Client a(s.port());
-        EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
-        EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
-        EXPECT_EQ(leader.next(), state(true, 2));
+        join_party(leader, {&a});
         a.ws().close();
     }
     EXPECT_EQ(leader.next(), state(true, 1));
@@ -452,12 +455,7 @@ TEST(HunterPie, CompressedAndPlainClientsShareASession) {
         zipped.ws().upgrade_headers().at("sec-websocket-extensions").find("permessage-deflate"),
         std::string::npos);
     EXPECT_EQ(plain.ws().upgrade_headers().count("sec-websocket-extensions"), 0u);
-    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
-    EXPECT_EQ(zipped.call(kMemberJoin), state(true, 2));
-    EXPECT_EQ(leader.next(), state(true, 2));
-    EXPECT_EQ(plain.call(kMemberJoin), state(true, 3));
-    EXPECT_EQ(leader.next(), state(true, 3));
-    EXPECT_EQ(zipped.next(), state(true, 3));
+    join_party(leader, {&zipped, &plain});
     std::string big = R"({"sessionId":"host-abc","type":"Push","data":[)";
     for (int i = 0; i < 40; ++i) {
         big += (i ? "," : "") + std::string(R"(["m)") + std::to_string(i) +
@@ -482,12 +480,7 @@ TEST(HunterPie, PushesToMembersThatStopReadingArriveWholeAndInOrder) {
     // With two io threads, at least one of two members is on another thread than the leader.
     Client a(s.port(), true);
     Client b(s.port(), false);
-    EXPECT_EQ(leader.call(kLeaderJoin), state(true, 1));
-    EXPECT_EQ(a.call(kMemberJoin), state(true, 2));
-    EXPECT_EQ(leader.next(), state(true, 2));
-    EXPECT_EQ(b.call(kMemberJoin), state(true, 3));
-    EXPECT_EQ(leader.next(), state(true, 3));
-    EXPECT_EQ(a.next(), state(true, 3));
+    join_party(leader, {&a, &b});
 
     auto push = [](int seq) {
         // Pseudo-random letters: deflate cannot shrink them much, and a misplaced piece of one
@@ -909,35 +902,32 @@ TEST(HunterPie, EveryValidPushIsForwardedWhateverItsNumbersAndNesting) {
     Sync s;
     Client leader(s.port());
     Client member(s.port());
-    EXPECT_EQ(leader.call(R"({"sessionId":"x","type":"SetSession","isLeader":true})"),
-              state(true, 1));
-    EXPECT_EQ(member.call(R"({"sessionId":"x","type":"SetSession","isLeader":false})"),
-              state(true, 2));
-    EXPECT_EQ(leader.next(), state(true, 2));
+    join_party(leader, {&member});
     std::string nested_objects;  // 32 levels: the document's own object and 31 more
     for (int i = 0; i < 31; ++i) {
         nested_objects += R"({"a":)";
     }
     nested_objects += "1" + std::string(31, '}');
     for (const std::string& push : {
-             std::string(R"({"sessionId":"x","type":"Push","data":[1e400,-1e400,1e-400]})"),
-             std::string(R"({"sessionId":"x","type":"Push","data":[18446744073709551616,)"
+             std::string(R"({"sessionId":"host-abc","type":"Push","data":[1e400,-1e400,1e-400]})"),
+             std::string(R"({"sessionId":"host-abc","type":"Push","data":[18446744073709551616,)"
                          R"(-9223372036854775809,123456789012345678901234567890]})"),
-             R"({"sessionId":"x","type":"Push","data":)" + nested_objects + "}",
-             R"({"sessionId":"x","type":"Push","data":)" + std::string(31, '[') +
+             R"({"sessionId":"host-abc","type":"Push","data":)" + nested_objects + "}",
+             R"({"sessionId":"host-abc","type":"Push","data":)" + std::string(31, '[') +
                  std::string(31, ']') + "}",
-             std::string(R"({"sessionId":"x","type":"Push","text":"\ud83d\ude00 \u0000 \/"})"),
+             std::string(
+                 R"({"sessionId":"host-abc","type":"Push","text":"\ud83d\ude00 \u0000 \/"})"),
          }) {
         leader.send(push);
         EXPECT_EQ(member.next(), push);
     }
     const std::string invalid = R"({"type":"servermsg","level":"warn","text":"invalid message"})";
     for (const std::string& bad : {
-             std::string(R"({"sessionId":"x","type":"Push","data":[01]})"),
-             std::string(R"({"sessionId":"x","type":"Push","data":[1.]})"),
-             std::string(R"({"sessionId":"x","type":"Push","text":"\ud800"})"),
-             std::string("{\"sessionId\":\"x\",\"type\":\"Push\",\"text\":\"\x01\"}"),
-             R"({"sessionId":"x","type":"Push","data":)" + std::string(33, '[') +
+             std::string(R"({"sessionId":"host-abc","type":"Push","data":[01]})"),
+             std::string(R"({"sessionId":"host-abc","type":"Push","data":[1.]})"),
+             std::string(R"({"sessionId":"host-abc","type":"Push","text":"\ud800"})"),
+             std::string("{\"sessionId\":\"host-abc\",\"type\":\"Push\",\"text\":\"\x01\"}"),
+             R"({"sessionId":"host-abc","type":"Push","data":)" + std::string(33, '[') +
                  std::string(33, ']') + "}",
          }) {
         EXPECT_EQ(leader.call(bad), invalid) << bad;

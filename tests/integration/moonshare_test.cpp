@@ -589,6 +589,15 @@ std::string pattern(std::size_t n, unsigned seed) {
 }
 
 /// Expects the three messages of a delivered file on `c`; returns the bytes.
+/// Sends a whole file as the plugin does: announces it, waits for file_receive_ready, sends the
+/// bytes and file_send_complete.
+void upload(WsClient& c, const std::string& to, const std::string& name, const std::string& data) {
+    c.send_text(begin_msg(to, name, data.size()));
+    EXPECT_EQ(next_text(c), "file_receive_ready");
+    c.send_binary(data);
+    c.send_text(complete_msg(to, name));
+}
+
 std::string received_file(WsClient& c, const std::string& from, const std::string& name,
                           std::size_t size) {
     EXPECT_EQ(next_text(c), R"({"type":"file_send_begin","fileName":")" + name +
@@ -606,10 +615,7 @@ TEST(Moonshare, FileRelayedToAnOnlinePlayer) {
     auto u = player(f, "sender", 0);
     auto v = player(f, "receiver", 1);
     const auto data = pattern(300'000, 1);
-    u->send_text(begin_msg("receiver", "pic.png", data.size()));
-    EXPECT_EQ(next_text(*u), "file_receive_ready");
-    u->send_binary(data);
-    u->send_text(complete_msg("receiver", "pic.png"));
+    upload(*u, "receiver", "pic.png", data);
     EXPECT_EQ(received_file(*v, "sender", "pic.png", data.size()), data);
     EXPECT_EQ(next_text(*u), "FILE_SENT");
     EXPECT_EQ(f.metric("hearth_moonshare_files_total", {{"outcome", "relayed"}}), 1);
@@ -656,10 +662,7 @@ TEST(Moonshare, FileStoredForAnOfflinePlayerAndDeliveredAtTheirNextAuth) {
     {
         Fixture f({}, keep.path());
         auto u = player(f, "early", 0);
-        u->send_text(begin_msg("late", "notes.txt", data.size()));
-        EXPECT_EQ(next_text(*u), "file_receive_ready");
-        u->send_binary(data);
-        u->send_text(complete_msg("late", "notes.txt"));
+        upload(*u, "late", "notes.txt", data);
         EXPECT_EQ(next_text(*u), "FILE_SENT_SERVER_ONLY");
         EXPECT_EQ(f.metric("hearth_moonshare_stored_bytes"), 100'000);
     }
@@ -675,10 +678,7 @@ TEST(Moonshare, AStoredFileGoesToOneSessionOnly) {
     const auto data = pattern(8'000'000, 3);
     {
         auto u = player(f, "giver", 0);
-        u->send_text(begin_msg("twice", "once.bin", data.size()));
-        EXPECT_EQ(next_text(*u), "file_receive_ready");
-        u->send_binary(data);
-        u->send_text(complete_msg("twice", "once.bin"));
+        upload(*u, "twice", "once.bin", data);
         EXPECT_EQ(next_text(*u), "FILE_SENT_SERVER_ONLY");
     }
     // The first session's delivery is still being written (it reads nothing yet) when the same
@@ -905,10 +905,7 @@ TEST(Moonshare, AFileStoredWhileItsTargetAuthenticatesIsDeliveredAtOnce) {
     OpenAtExit open_at_exit{gate};
     auto u = player(f, "sender", 0);
     const auto data = pattern(100'000, 3);
-    u->send_text(begin_msg("arriving", "late.bin", data.size()));
-    EXPECT_EQ(next_text(*u), "file_receive_ready");
-    u->send_binary(data);
-    u->send_text(complete_msg("arriving", "late.bin"));
+    upload(*u, "arriving", "late.bin", data);
     ASSERT_TRUE(gate.wait_held()) << "the upload was never stored";
     // The target authenticates while the store is out: its session's delivery finds nothing.
     auto v = player(f, "arriving", 1);
@@ -956,10 +953,7 @@ TEST(Moonshare, ARelayCutShortIsStoredAndDeliveredAtTheNextSession) {
         v.text(auth_msg("vanishing", token));
         EXPECT_EQ(v.next_text(), ok_result("vanishing"));
         EXPECT_EQ(v.next_text(), instance_info("Beta"));
-        u->send_text(begin_msg("vanishing", "cut.bin", data.size()));
-        EXPECT_EQ(next_text(*u), "file_receive_ready");
-        u->send_binary(data);
-        u->send_text(complete_msg("vanishing", "cut.bin"));
+        upload(*u, "vanishing", "cut.bin", data);
         EXPECT_EQ(
             v.next_text(),
             R"({"type":"file_send_begin","fileName":"cut.bin","fromUserId":"relayer","fileSize":32000000})");

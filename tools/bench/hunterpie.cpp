@@ -123,7 +123,12 @@ public:
           session_index_(index / (settings.members + 1)),
           session_(settings.session_prefix + std::to_string(session_index_)),
           prefix_(push_prefix(session_)),
-          leader_(index % (settings.members + 1) == 0) {}
+          leader_(index % (settings.members + 1) == 0),
+          // --stagger: session i's leader starts i/sessions of an interval late.
+          phase_ns_(settings.stagger
+                        ? settings.interval_ms * 1e6 * static_cast<double>(session_index_) /
+                              static_cast<double>(settings.sessions)
+                        : 0.0) {}
 
     bool leader() const noexcept { return leader_; }
 
@@ -144,18 +149,12 @@ public:
                 }
             }
         } else {
-            const double interval_ns = settings_.interval_ms * 1e6;
-            // --stagger: session i's leader starts i/sessions of an interval late.
-            const double phase_ns = settings_.stagger
-                                        ? interval_ns * static_cast<double>(session_index_) /
-                                              static_cast<double>(settings_.sessions)
-                                        : 0.0;
-            const double since = static_cast<double>(now - settings_.start_ns) - phase_ns;
+            const double since = static_cast<double>(now - settings_.start_ns) - phase_ns_;
             if (since < 0) {
                 flush();
                 return;
             }
-            const auto due = static_cast<std::uint64_t>(since / interval_ns);
+            const auto due = static_cast<std::uint64_t>(since / (settings_.interval_ms * 1e6));
             // A late tick sends one push, not a burst: the real plugin skips missed frames.
             if (issued_ < due + 1) {
                 issued_ = due + 1;
@@ -248,6 +247,7 @@ private:
     bool leader_;
     bool joined_ = false;
     std::uint64_t issued_ = 0;
+    const double phase_ns_;  // when, within each interval, this leader pushes
     std::uint64_t sent_ = 0;
 };
 

@@ -113,6 +113,23 @@ struct Fields {
     Field session_id;
     Field is_leader;
     Field name;
+
+    /// The field a top-level key fills; null for the keys the protocol does not read.
+    Field* named(std::string_view key) {
+        if (key == "type") {
+            return &type;
+        }
+        if (key == "sessionId") {
+            return &session_id;
+        }
+        if (key == "isLeader") {
+            return &is_leader;
+        }
+        if (key == "name") {
+            return &name;
+        }
+        return nullptr;
+    }
 };
 
 /// A boost::json::basic_parser handler that validates the whole document exactly as
@@ -162,7 +179,7 @@ public:
     bool on_key(json::string_view s, std::size_t, json::error_code&) {
         if (depth_ == 1) {
             key_.append(s.data(), s.size());
-            next_ = field_for(key_);
+            next_ = out_.named(key_);
             key_.clear();
         }
         return true;
@@ -214,22 +231,6 @@ public:
 
 private:
     using Kind = Fields::Field::Kind;
-
-    Fields::Field* field_for(std::string_view key) const {
-        if (key == "type") {
-            return &out_.type;
-        }
-        if (key == "sessionId") {
-            return &out_.session_id;
-        }
-        if (key == "isLeader") {
-            return &out_.is_leader;
-        }
-        if (key == "name") {
-            return &out_.name;
-        }
-        return nullptr;
-    }
 
     // A value starts. When it is the value of a kept top-level key, that field takes it (replacing
     // an earlier duplicate's) and is returned.
@@ -290,16 +291,8 @@ bool read_fields(std::string_view text, Fields& out) {
     out.object = true;
     using Kind = Fields::Field::Kind;
     for (const auto field : object) {  // a duplicate key counts with its last value
-        Fields::Field* f = nullptr;
-        if (field.key == "type") {
-            f = &out.type;
-        } else if (field.key == "sessionId") {
-            f = &out.session_id;
-        } else if (field.key == "isLeader") {
-            f = &out.is_leader;
-        } else if (field.key == "name") {
-            f = &out.name;
-        } else {
+        Fields::Field* f = out.named(field.key);
+        if (f == nullptr) {
             continue;
         }
         std::string_view text_value;
