@@ -236,7 +236,7 @@ void add_account_resource(OperatorApi& api, auth::AccountService& accounts) {
                 res.respond(invalid_field("password", "must be a string"));
                 return;
             }
-            if (auto why = auth::check_password(*password)) {
+            if (auto why = accounts.check_password(*password)) {
                 res.respond(invalid_field("password", *why));
                 return;
             }
@@ -292,12 +292,14 @@ void add_account_resource(OperatorApi& api, auth::AccountService& accounts) {
             json::object detail;
             for (const auto& [key, value] : o) {
                 if (key == "password") {
-                    if (!value.is_string() || auth::check_password(value.get_string())) {
+                    if (!value.is_string() || accounts.check_password(value.get_string())) {
                         res.respond(invalid_field(
-                            "password", auth::check_password(
-                                            value.is_string() ? std::string_view(value.get_string())
-                                                              : std::string_view())
-                                            .value_or("must be a string")));
+                            "password",
+                            accounts
+                                .check_password(value.is_string()
+                                                    ? std::string_view(value.get_string())
+                                                    : std::string_view())
+                                .value_or("must be a string")));
                         return;
                     }
                     change.password = std::string(value.get_string());

@@ -219,7 +219,7 @@ int run_account_command(AccountCommands& c) {
                 std::cerr << "account add: no password on standard input\n";
                 return 1;
             }
-            if (auto why = auth::check_password(*password)) {
+            if (auto why = s.accounts->check_password(*password)) {
                 std::cerr << "account add: " << *why << "\n";
                 return 1;
             }

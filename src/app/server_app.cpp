@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "api/accounts_api.hpp"
 #include "api/core_routes.hpp"
@@ -83,10 +84,12 @@ struct ServerApp::Impl {
           native(hub, metrics, config->get<frontends::native::NativeConfig>()),
           store(store::open_store(config->get<store::StorageConfig>(),
                                   config->get<core::ServerConfig>().data_dir, metrics)),
+          hash_pool(std::make_unique<boost::asio::thread_pool>(
+              static_cast<std::size_t>(config->get<auth::AuthConfig>().hash_threads))),
           accounts(
               store->accounts(),
               [this](std::function<void()> work) {
-                  boost::asio::post(runtime.blocking_pool(), std::move(work));
+                  boost::asio::post(*hash_pool, std::move(work));
               },
               metrics, config->get<auth::AuthConfig>()),
           homestead(make_homestead()),
@@ -147,6 +150,9 @@ struct ServerApp::Impl {
     frontends::native::NativeFrontend native;
     // After the runtime: destroyed first, so that its last completions still find the io contexts.
     std::unique_ptr<store::Store> store;
+    // Password hashing on threads of its own: a flood of logins or registrations never delays the
+    // blocking pool's file work (Moonshare), nor the other way round.
+    std::unique_ptr<boost::asio::thread_pool> hash_pool;
     auth::AccountService accounts;
     std::shared_ptr<auth::BetterAuthBridge> better_auth;  // when [auth.better_auth] is enabled
     std::unique_ptr<frontends::homestead::HomesteadFrontend> homestead;  // when enabled
@@ -401,6 +407,9 @@ bool ServerApp::shutdown() {
     if (impl_->moonshare) {
         impl_->moonshare->stop();
     }
+    // A hash in progress finishes; those still queued are dropped with their callers.
+    impl_->hash_pool->stop();
+    impl_->hash_pool->join();
     impl_->runtime.stop();
     log()->info("stopped");
     return drained;

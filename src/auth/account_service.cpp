@@ -1,11 +1,13 @@
 #include "auth/account_service.hpp"
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
 
 #include "auth/login_throttle.hpp"
+#include "auth/registration_throttle.hpp"
 #include "auth/secrets.hpp"
 #include "auth/token_cache.hpp"
 #include "core/metrics.hpp"
@@ -47,6 +49,13 @@ TokenKind to_kind(store::TokenKindCode code) {
     return TokenKind::kSession;
 }
 
+/// Which queue a password hash waits in: logins go first (hash_work).
+enum class HashLane : std::uint8_t {
+    kLogin,         // a password check: someone is waiting to play
+    kOther,         // accounts made by operators, password changes
+    kRegistration,  // self-service registrations at a front-end: also capped on their own
+};
+
 Principal principal_of(const store::TokenRecord& token, const store::AccountRecord& account) {
     Principal p;
     p.account_id = account.id;
@@ -58,6 +67,10 @@ Principal principal_of(const store::TokenRecord& token, const store::AccountReco
     p.expires_at = token.expires_at.value_or(store::TimePoint::max());
     if (token.kind == store::TokenKindCode::kGuest) {
         p.subject = token.name;
+        constexpr std::string_view kGuestPrefix = "guest:";
+        if (std::string_view(account.username).starts_with(kGuestPrefix)) {
+            p.realm = account.username.substr(kGuestPrefix.size());
+        }
     }
     return p;
 }
@@ -82,9 +95,11 @@ std::optional<std::string> check_username(std::string_view username) {
     return std::nullopt;
 }
 
-std::optional<std::string> check_password(std::string_view password) {
-    if (password.size() < 8) {
-        return "a password has at least 8 characters";
+std::optional<std::string> check_password(std::string_view password, std::size_t min_length) {
+    if (password.size() < min_length) {
+        return min_length == 1
+                   ? std::string("a password cannot be empty")
+                   : "a password has at least " + std::to_string(min_length) + " characters";
     }
     if (password.size() > 1024) {
         return "a password has at most 1024 bytes";
@@ -117,41 +132,41 @@ std::optional<std::string> check_scopes(std::span<const std::string> scopes) {
 
 /// Everything the service's callbacks need, kept alive by them (see the header).
 struct AccountService::State : std::enable_shared_from_this<State> {
-    State(store::AccountStore& s, BlockingExecutor b, core::MetricsRegistry& metrics,
-          const AuthConfig& c)
+    State(store::AccountStore& s, BlockingExecutor b, core::MetricsRegistry& m, const AuthConfig& c)
         : accounts(s),
           blocking(std::move(b)),
           cache(static_cast<std::size_t>(c.token_cache_entries),
                 std::chrono::milliseconds(c.token_cache_ttl_ms)),
           throttle(c.throttle_policy()),
+          registrations(c.registration_policy()),
           config(c),
-          logins_ok(metrics.counter("hearth_auth_logins_total", "Password logins, by result.",
-                                    {{"result", "ok"}})),
-          logins_invalid(metrics.counter("hearth_auth_logins_total", "Password logins, by result.",
-                                         {{"result", "invalid_credentials"}})),
-          logins_disabled(metrics.counter("hearth_auth_logins_total", "Password logins, by result.",
-                                          {{"result", "account_disabled"}})),
-          logins_throttled(metrics.counter("hearth_auth_logins_total",
-                                           "Password logins, by result.",
-                                           {{"result", "throttled"}})),
-          validations_cached(metrics.counter("hearth_auth_token_validations_total",
-                                             "Token validations, by how they were answered.",
-                                             {{"result", "cache"}})),
-          validations_store(metrics.counter("hearth_auth_token_validations_total",
-                                            "Token validations, by how they were answered.",
-                                            {{"result", "store"}})),
-          validations_refused(metrics.counter("hearth_auth_token_validations_total",
-                                              "Token validations, by how they were answered.",
-                                              {{"result", "refused"}})),
-          validations_external(metrics.counter("hearth_auth_token_validations_total",
-                                               "Token validations, by how they were answered.",
-                                               {{"result", "external"}})),
-          hashes_refused(metrics.counter(
+          metrics(m),
+          logins_ok(m.counter("hearth_auth_logins_total", "Password logins, by result.",
+                              {{"result", "ok"}})),
+          logins_invalid(m.counter("hearth_auth_logins_total", "Password logins, by result.",
+                                   {{"result", "invalid_credentials"}})),
+          logins_disabled(m.counter("hearth_auth_logins_total", "Password logins, by result.",
+                                    {{"result", "account_disabled"}})),
+          logins_throttled(m.counter("hearth_auth_logins_total", "Password logins, by result.",
+                                     {{"result", "throttled"}})),
+          validations_cached(m.counter("hearth_auth_token_validations_total",
+                                       "Token validations, by how they were answered.",
+                                       {{"result", "cache"}})),
+          validations_store(m.counter("hearth_auth_token_validations_total",
+                                      "Token validations, by how they were answered.",
+                                      {{"result", "store"}})),
+          validations_refused(m.counter("hearth_auth_token_validations_total",
+                                        "Token validations, by how they were answered.",
+                                        {{"result", "refused"}})),
+          validations_external(m.counter("hearth_auth_token_validations_total",
+                                         "Token validations, by how they were answered.",
+                                         {{"result", "external"}})),
+          hashes_refused(m.counter(
               "hearth_auth_hashes_refused_total",
               "Password hashes refused because max_pending_hashes were already waiting.")),
-          pending_gauge(metrics.gauge("hearth_auth_pending_hashes",
-                                      "Password hashes waiting for or running on the blocking "
-                                      "pool.")) {}
+          pending_gauge(m.gauge("hearth_auth_pending_hashes",
+                                "Password hashes waiting for or running on the blocking "
+                                "pool.")) {}
 
     AuthConfig settings() const {
         std::lock_guard lock(mutex);
@@ -163,29 +178,94 @@ struct AccountService::State : std::enable_shared_from_this<State> {
         return external;
     }
 
-    /// Runs `work` on the blocking executor unless max_pending_hashes are already waiting, then
-    /// `then` with its result; kUnavailable at once when refused.
+    /// Runs `work` on the blocking executor unless max_pending_hashes are already waiting (or, for
+    /// a registration, max_pending_registration_hashes registrations), then `then` with its
+    /// result; kUnavailable at once when refused. Logins run before anything queued in the other
+    /// lanes: each post to the executor runs the most urgent job queued, not its own, so a flood
+    /// of registrations cannot make a login wait behind it.
     template <class T>
-    void hash_work(std::function<T()> work, std::function<void(Result<T>)> then) {
-        const auto limit = static_cast<std::size_t>(settings().max_pending_hashes);
+    void hash_work(HashLane lane, std::function<T()> work, std::function<void(Result<T>)> then) {
+        const auto limits = settings();
+        const auto limit = static_cast<std::size_t>(limits.max_pending_hashes);
         if (pending.fetch_add(1) >= limit) {
             pending.fetch_sub(1);
             hashes_refused.inc();
             then(err(Errc::kUnavailable));
             return;
         }
+        if (lane == HashLane::kRegistration &&
+            pending_registrations.fetch_add(1) >=
+                static_cast<std::size_t>(limits.max_pending_registration_hashes)) {
+            pending_registrations.fetch_sub(1);
+            pending.fetch_sub(1);
+            hashes_refused.inc();
+            then(err(Errc::kUnavailable));
+            return;
+        }
         pending_gauge.add(1);
-        blocking([self = shared_from_this(), work = std::move(work), then = std::move(then)] {
+        auto job = [self = shared_from_this(), lane, work = std::move(work),
+                    then = std::move(then)] {
             Result<T> r = err(Errc::kInternal);
             try {
                 r = work();
             } catch (const std::exception& e) {
                 log()->error("password hashing failed: {}", e.what());
             }
+            if (lane == HashLane::kRegistration) {
+                self->pending_registrations.fetch_sub(1);
+            }
             self->pending.fetch_sub(1);
             self->pending_gauge.sub(1);
             then(std::move(r));
-        });
+        };
+        {
+            std::lock_guard lock(hash_mutex);
+            (lane == HashLane::kLogin ? urgent_hashes : other_hashes).push_back(std::move(job));
+        }
+        blocking([self = shared_from_this()] { self->run_most_urgent_hash(); });
+    }
+
+    void create(NewAccount account, HashLane lane, Done<store::AccountRecord> done) {
+        if (check_username(account.username) || check_roles(account.roles) ||
+            auth::check_password(account.password,
+                                 static_cast<std::size_t>(settings().min_password_length))) {
+            done(err(Errc::kInvalidArgument));
+            return;
+        }
+        const auto cost = settings().password_cost();
+        // Taken out first: the two lambdas below are arguments of one call, constructed in an
+        // unspecified order.
+        std::string password = std::move(account.password);
+        hash_work<std::string>(
+            lane, [password = std::move(password), cost] { return hash_password(password, cost); },
+            [state = shared_from_this(), account = std::move(account),
+             done = std::move(done)](Result<std::string> hash) mutable {
+                if (!hash) {
+                    done(hash.error());
+                    return;
+                }
+                store::AccountRecord r;
+                r.username = std::move(account.username);
+                r.email = std::move(account.email);
+                r.password_hash = std::move(*hash);
+                r.roles = std::move(account.roles);
+                r.created_at = std::chrono::system_clock::now();
+                state->accounts.create_account(std::move(r), std::move(done));
+            });
+    }
+
+    void run_most_urgent_hash() {
+        std::function<void()> job;
+        {
+            std::lock_guard lock(hash_mutex);
+            auto& queue = urgent_hashes.empty() ? other_hashes : urgent_hashes;
+            if (queue.empty()) {
+                return;  // cannot happen: one post per queued job
+            }
+            job = std::move(queue.front());
+            queue.pop_front();
+        }
+        job();
     }
 
     /// Issues a session token for `account` and records the login (and a rehash, if any).
@@ -243,12 +323,18 @@ struct AccountService::State : std::enable_shared_from_this<State> {
     BlockingExecutor blocking;
     TokenCache cache;
     LoginThrottle throttle;
+    RegistrationThrottle registrations;
     mutable std::mutex mutex;  // guards config and external
     AuthConfig config;
     std::shared_ptr<ExternalValidator> external;
     std::map<std::string, std::uint64_t> guest_accounts;  // realm -> account id (under mutex)
     std::chrono::steady_clock::time_point next_purge{};   // under mutex
     std::atomic<std::size_t> pending{0};
+    std::atomic<std::size_t> pending_registrations{0};
+    std::mutex hash_mutex;                            // guards the two queues below
+    std::deque<std::function<void()>> urgent_hashes;  // logins
+    std::deque<std::function<void()>> other_hashes;   // account creation and password changes
+    core::MetricsRegistry& metrics;
     core::Counter& logins_ok;
     core::Counter& logins_invalid;
     core::Counter& logins_disabled;
@@ -279,39 +365,44 @@ store::AccountStore& AccountService::store() noexcept {
 
 void AccountService::reload(const AuthConfig& config) {
     state_->throttle.set_policy(config.throttle_policy());
+    state_->registrations.set_policy(config.registration_policy());
     std::lock_guard lock(state_->mutex);
     state_->config = config;
 }
 
 void AccountService::create_account(NewAccount account, Done<store::AccountRecord> done) {
-    if (auto why = check_username(account.username)) {
-        done(err(Errc::kInvalidArgument));
+    state_->create(std::move(account), HashLane::kOther, std::move(done));
+}
+
+void AccountService::register_account(NewAccount account, std::string_view door,
+                                      std::string_view peer_ip, Done<store::AccountRecord> done) {
+    if (!state_->registrations.try_take(door, peer_ip, RegistrationThrottle::Clock::now())) {
+        state_->metrics
+            .counter("hearth_auth_registrations_total",
+                     "Self-service registrations at the front-ends, by door and result.",
+                     {{"door", std::string(door)}, {"result", "throttled"}})
+            .inc();
+        log()->info("{}: registration from {} throttled ([auth] registrations_per_*)", door,
+                    peer_ip);
+        done(err(Errc::kLimitReached));
         return;
     }
-    if (check_password(account.password) || check_roles(account.roles)) {
-        done(err(Errc::kInvalidArgument));
-        return;
-    }
-    const auto cost = state_->settings().password_cost();
-    // Taken out first: the two lambdas below are arguments of one call, constructed in an
-    // unspecified order.
-    std::string password = std::move(account.password);
-    state_->hash_work<std::string>(
-        [password = std::move(password), cost] { return hash_password(password, cost); },
-        [state = state_, account = std::move(account),
-         done = std::move(done)](Result<std::string> hash) mutable {
-            if (!hash) {
-                done(hash.error());
-                return;
-            }
-            store::AccountRecord r;
-            r.username = std::move(account.username);
-            r.email = std::move(account.email);
-            r.password_hash = std::move(*hash);
-            r.roles = std::move(account.roles);
-            r.created_at = std::chrono::system_clock::now();
-            state->accounts.create_account(std::move(r), std::move(done));
-        });
+    state_->create(std::move(account), HashLane::kRegistration,
+                   [state = state_, door = std::string(door),
+                    done = std::move(done)](Result<store::AccountRecord> r) {
+                       state->metrics
+                           .counter("hearth_auth_registrations_total",
+                                    "Self-service registrations at the front-ends, by door and "
+                                    "result.",
+                                    {{"door", door}, {"result", r ? "ok" : "failed"}})
+                           .inc();
+                       done(std::move(r));
+                   });
+}
+
+std::optional<std::string> AccountService::check_password(std::string_view password) const {
+    return auth::check_password(password,
+                                static_cast<std::size_t>(state_->settings().min_password_length));
 }
 
 void AccountService::change_account(std::uint64_t id, AccountChange change,
@@ -346,6 +437,7 @@ void AccountService::change_account(std::uint64_t id, AccountChange change,
     }
     const auto cost = state_->settings().password_cost();
     state_->hash_work<std::string>(
+        HashLane::kOther,
         [password = *change.password, cost] { return hash_password(password, cost); },
         [apply = std::move(apply), shared_done](Result<std::string> hash) mutable {
             if (!hash) {
@@ -398,6 +490,7 @@ void AccountService::login(std::string username, std::string password, std::stri
         const bool real = found && !found->password_hash.empty();
         const auto cost = state->settings().password_cost();
         state->hash_work<Check>(
+            HashLane::kLogin,
             [stored = std::move(stored), password = std::move(password), real, cost] {
                 Check c;
                 c.matched = verify_password(stored, password) && real;
@@ -483,6 +576,46 @@ void AccountService::validate(std::string token, Done<Principal> done) {
             state->cache.put(digest, p, TokenCache::Clock::now());
             done(std::move(p));
         });
+}
+
+void AccountService::authorize(std::string token, const AccessPolicy& policy, std::string peer,
+                               std::function<void(AccessDecision)> done) {
+    auto refuse = [state = state_, door = policy.door, peer](
+                      Refusal why, const Principal* p,
+                      std::function<void(AccessDecision)>& answer) {
+        state->metrics
+            .counter("hearth_auth_refusals_total",
+                     "Tokens refused at a door (front-end, operator API, log stream), by door and "
+                     "reason.",
+                     {{"door", door}, {"reason", std::string(to_string(why))}})
+            .inc();
+        // Never the token: the kind and the account are enough to find the client that erred.
+        if (p != nullptr) {
+            log()->info("{}: refused a {} token of account {} from {}: {}", door,
+                        to_string(p->kind), p->username, peer, to_string(why));
+        } else {
+            log()->info("{}: refused a token from {}: {}", door, peer, to_string(why));
+        }
+        answer(AccessDecision{.refusal = why, .principal = {}});
+    };
+    if (token.empty()) {
+        refuse(Refusal::kMissingToken, nullptr, done);
+        return;
+    }
+    validate(std::move(token), [policy, refuse = std::move(refuse),
+                                done = std::move(done)](Result<Principal> p) mutable {
+        if (!p) {
+            refuse(p.error() == make_error_code(Errc::kUnauthenticated) ? Refusal::kInvalidToken
+                                                                        : Refusal::kUnavailable,
+                   nullptr, done);
+            return;
+        }
+        if (const auto why = policy.check(*p); why != Refusal::kNone) {
+            refuse(why, &*p, done);
+            return;
+        }
+        done(AccessDecision{.refusal = Refusal::kNone, .principal = std::move(*p)});
+    });
 }
 
 void AccountService::set_external(std::shared_ptr<ExternalValidator> external) {

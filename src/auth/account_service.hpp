@@ -29,6 +29,7 @@
 
 #include <hearth/account_store.hpp>
 
+#include "auth/access_policy.hpp"
 #include "auth/auth_config.hpp"
 #include "auth/principal.hpp"
 
@@ -103,7 +104,8 @@ inline constexpr std::string_view kRoles[] = {"admin", "moderator", "player"};
 
 /// Why a username, password, role or scope is refused; nothing when it is fine.
 std::optional<std::string> check_username(std::string_view username);
-std::optional<std::string> check_password(std::string_view password);
+/// `min_length` is `[auth] min_password_length`; AccountService::check_password applies it.
+std::optional<std::string> check_password(std::string_view password, std::size_t min_length);
 std::optional<std::string> check_roles(std::span<const std::string> roles);
 std::optional<std::string> check_scopes(std::span<const std::string> scopes);
 
@@ -130,7 +132,17 @@ public:
     /// Applies reloadable settings (costs, session lifetime, throttling).
     void reload(const AuthConfig& config);
 
+    /// An account made by an operator (API, CLI) or a trusted system: no registration limits.
     void create_account(NewAccount account, Done<store::AccountRecord> done);
+    /// A self-service registration at `door` (a front-end) from `peer_ip`: limited per address
+    /// (IPv6 by /64) and per door by `[auth] registrations_per_*` (kLimitReached past them), and
+    /// its password hash waits behind logins, at most `max_pending_registration_hashes` at once
+    /// (kUnavailable past it). Counted in hearth_auth_registrations_total{door,result}.
+    void register_account(NewAccount account, std::string_view door, std::string_view peer_ip,
+                          Done<store::AccountRecord> done);
+    /// Why `password` is refused under the current `[auth] min_password_length`; nothing when it
+    /// is fine.
+    std::optional<std::string> check_password(std::string_view password) const;
     void change_account(std::uint64_t id, AccountChange change, Done<store::AccountRecord> done);
     void delete_account(std::uint64_t id, Done<void> done);
 
@@ -149,6 +161,12 @@ public:
     /// The principal a token acts as (any kind). A token unknown to the store is then asked of
     /// the external validator, if any; its answers are cached like the store's.
     void validate(std::string token, Done<Principal> done);
+    /// Validates `token` and checks it against the door's `policy` (access_policy.hpp): the
+    /// principal when the door takes it, else why not. Each refusal is counted in
+    /// hearth_auth_refusals_total{door,reason} and logged with `peer` (never the token). `done`
+    /// runs on the calling thread (an empty token, a cached token) or a store thread.
+    void authorize(std::string token, const AccessPolicy& policy, std::string peer,
+                   std::function<void(AccessDecision)> done);
     /// Sets (or, with null, removes) the external validator. Any thread.
     void set_external(std::shared_ptr<ExternalValidator> external);
     /// A new session token for a valid session token, which is revoked.

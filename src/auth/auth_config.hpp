@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "auth/login_throttle.hpp"
+#include "auth/registration_throttle.hpp"
 #include "auth/secrets.hpp"
 #include "core/config.hpp"
 
@@ -27,7 +28,12 @@ struct AuthConfig {
     std::int64_t throttle_free_failures = 5;
     std::int64_t throttle_base_delay_ms = 1'000;
     std::int64_t throttle_max_delay_ms = 300'000;
-    std::int64_t max_pending_hashes = 64;  // password hashes queued on the blocking pool
+    std::int64_t max_pending_hashes = 64;  // password hashes queued on the hashing threads
+    std::int64_t max_pending_registration_hashes = 8;  // of which self-service registrations
+    std::int64_t hash_threads = 2;
+    std::int64_t min_password_length = 8;
+    std::int64_t registrations_per_address_per_hour = 20;
+    std::int64_t registrations_per_door_per_minute = 60;
 
     template <class V>
     void visit(V& v) {
@@ -70,10 +76,39 @@ struct AuthConfig {
            .min = 1,
            .max = 86'400'000});
         v("max_pending_hashes", max_pending_hashes,
-          {.help = "Password hashes (logins, account changes) waiting for the blocking pool; past "
-                   "it new ones fail at once with 503 busy.",
+          {.help = "Password hashes (logins, account changes) waiting for or running on the "
+                   "hashing threads; past it new ones fail at once with 503 busy.",
            .min = 1,
            .max = 100'000});
+        v("max_pending_registration_hashes", max_pending_registration_hashes,
+          {.help = "Of those, hashes for self-service registrations (DracoSoft's register); past "
+                   "it registrations are refused, so that logins always find room. Logins are "
+                   "hashed before any waiting registration.",
+           .min = 1,
+           .max = 100'000});
+        v("hash_threads", hash_threads,
+          {.help = "Threads that hash passwords (argon2id), apart from the blocking pool that "
+                   "does file work; each uses password_mem_limit_kib while it hashes.",
+           .restart = true,
+           .min = 1,
+           .max = 256});
+        v("min_password_length", min_password_length,
+          {.help = "Shortest password a new account or a password change may have, in bytes. "
+                   "Lower it (down to 1) for a community moved from a server that took any "
+                   "password.",
+           .min = 1,
+           .max = 1024});
+        v("registrations_per_address_per_hour", registrations_per_address_per_hour,
+          {.help = "Self-service registrations (a front-end's register) one client address may "
+                   "make per hour, IPv6 counted by /64; 0 closes self-service registration. "
+                   "Accounts made by operators are not counted.",
+           .min = 0,
+           .max = 1'000'000});
+        v("registrations_per_door_per_minute", registrations_per_door_per_minute,
+          {.help = "Self-service registrations one front-end accepts per minute from all "
+                   "addresses together; 0 closes self-service registration.",
+           .min = 0,
+           .max = 1'000'000});
     }
     bool operator==(const AuthConfig&) const = default;
 
@@ -81,6 +116,12 @@ struct AuthConfig {
         return PasswordCost{
             .ops_limit = static_cast<std::uint64_t>(password_ops_limit),
             .mem_limit_bytes = static_cast<std::size_t>(password_mem_limit_kib) * 1024};
+    }
+    RegistrationPolicy registration_policy() const {
+        RegistrationPolicy p;
+        p.per_address_per_hour = static_cast<std::uint32_t>(registrations_per_address_per_hour);
+        p.per_door_per_minute = static_cast<std::uint32_t>(registrations_per_door_per_minute);
+        return p;
     }
     ThrottlePolicy throttle_policy() const {
         ThrottlePolicy p;

@@ -526,6 +526,7 @@ struct BetterAuthBridge::Core : std::enable_shared_from_this<Core> {
         p.roles = account.roles;
         p.kind = TokenKind::kSession;
         p.token_id = 0;
+        p.external = true;
         p.expires_at =
             std::chrono::system_clock::time_point(std::chrono::milliseconds(row.expires_ms));
         ok.inc();

@@ -80,26 +80,37 @@ void OperatorAuth::authorize(const HttpRequest& req, std::function<void(Outcome)
         then(unauthorized("The bearer token is not valid."));
         return;
     }
-    accounts->validate(std::string(presented), [then = std::move(then),
-                                                peer = req.peer_address](Result<Principal> p) {
-        if (!p) {
-            if (p.error() == make_error_code(Errc::kUnauthenticated)) {
-                then(unauthorized("The bearer token is not valid (unknown, expired or revoked)."));
-            } else {
-                then(HttpResponse::error(503, "unavailable",
-                                         "The account store cannot answer; try again shortly."));
+    accounts->authorize(
+        std::string(presented), operator_policy(), req.peer_address,
+        [then = std::move(then), peer = req.peer_address](AccessDecision d) {
+            switch (d.refusal) {
+                case Refusal::kNone: {
+                    std::string name = "account:" + d.principal.username;
+                    then(Actor{.name = std::move(name),
+                               .principal = std::move(d.principal),
+                               .peer = peer});
+                    return;
+                }
+                case Refusal::kMissingToken:
+                case Refusal::kInvalidToken:
+                    then(unauthorized(
+                        "The bearer token is not valid (unknown, expired or revoked)."));
+                    return;
+                case Refusal::kUnavailable:
+                    then(HttpResponse::error(
+                        503, "unavailable", "The account store cannot answer; try again shortly."));
+                    return;
+                case Refusal::kKindNotAccepted:
+                case Refusal::kMissingScope:
+                case Refusal::kMissingRole:
+                case Refusal::kForeignRealm:
+                    break;
             }
-            return;
-        }
-        if (!p->allows("admin")) {
             then(HttpResponse::error(403, "forbidden",
                                      "This token does not carry the admin right (an admin "
-                                     "account's session token, or an API key with scope admin)."));
-            return;
-        }
-        std::string name = "account:" + p->username;
-        then(Actor{.name = std::move(name), .principal = std::move(*p), .peer = peer});
-    });
+                                     "account's session token, or an API key with scope admin "
+                                     "of an admin account)."));
+        });
 }
 
 }  // namespace hearth::auth

@@ -14,6 +14,7 @@
 
 #include <hearth/http.hpp>
 
+#include "auth/access_policy.hpp"
 #include "auth/principal.hpp"
 
 namespace hearth::auth {

@@ -1,6 +1,7 @@
 #pragma once
 
-// Who a request or connection acts as, once its token is validated.
+// Who a request or connection acts as, once its token is validated. What a principal may do is
+// decided by each door's AccessPolicy (access_policy.hpp), never by the principal alone.
 
 #include <algorithm>
 #include <chrono>
@@ -35,19 +36,15 @@ struct Principal {
     // Guest tokens: who the token was issued for (e.g. a Moonshare user id), shared guest account
     // of its realm in `username` ("guest:moonshare"); empty for other kinds.
     std::string subject;
+    // Guest tokens: the realm that issued the token ("moonshare"); a guest token is valid there
+    // alone. Empty for other kinds.
+    std::string realm;
+    // A session of an external web application (the better-auth bridge), not issued by Hearth.
+    bool external = false;
     std::chrono::system_clock::time_point expires_at = std::chrono::system_clock::time_point::max();
 
     bool has_role(std::string_view role) const {
         return std::find(roles.begin(), roles.end(), role) != roles.end();
-    }
-    /// Whether the token may be used for `scope` ("native", "homestead", "admin"): session and
-    /// guest tokens carry their account's rights; an API key only its scopes.
-    bool allows(std::string_view scope) const {
-        if (kind != TokenKind::kApiKey) {
-            return scope != "admin" || has_role("admin");
-        }
-        return std::find(scopes.begin(), scopes.end(), scope) != scopes.end() &&
-               (scope != "admin" || has_role("admin"));
     }
 };
 

@@ -289,6 +289,9 @@ public:
     auth::AccountService& accounts() { return accounts_; }
     net::Server& server() { return *server_; }
     std::size_t open_connections() const { return server_->open_connections(); }
+    double metric(const std::string& name, const std::map<std::string, std::string>& labels) {
+        return metric_value(metrics_.render(), name, labels);
+    }
 
 private:
     TempDir dir_;
@@ -374,6 +377,58 @@ TEST(Dracosoft, RegisterRefusedByAccountRules) {
     DracoClient c(f.port());
     c.send(register_msg("erin", "x"));  // too short for Hearth's password rules
     EXPECT_EQ(without_timestamp(c.next()), auth_failure("Failed to create user account"));
+}
+
+TEST(Dracosoft, AnyPasswordWhenTheMinimumIsOne) {
+    // [auth] min_password_length for a community whose original took any password.
+    Fixture f;
+    auto c = fast_auth();
+    c.min_password_length = 1;
+    f.accounts().reload(c);
+    DracoClient d(f.port());
+    d.send(register_msg("erin", "x"));
+    EXPECT_EQ(without_token(without_timestamp(d.next())), auth_success("Registration successful"));
+    d.send(login_msg("erin", "x"));
+    EXPECT_EQ(without_token(without_timestamp(d.next())), auth_success("Login successful"));
+    d.send(register_msg("fred", ""));  // empty is still missing
+    EXPECT_EQ(without_timestamp(d.next()), auth_failure("Missing required fields"));
+}
+
+TEST(Dracosoft, RegistrationsPerAddressAreThrottledWithTheOriginalsWords) {
+    Fixture f;
+    auto c = fast_auth();
+    c.registrations_per_address_per_hour = 2;
+    f.accounts().reload(c);
+    DracoClient d(f.port());
+    d.send(register_msg("reg-a", "password-a"));
+    EXPECT_EQ(without_token(without_timestamp(d.next())), auth_success("Registration successful"));
+    DracoClient e(f.port());
+    e.send(register_msg("reg-b", "password-b"));
+    EXPECT_EQ(without_token(without_timestamp(e.next())), auth_success("Registration successful"));
+    DracoClient g(f.port());
+    g.send(register_msg("reg-c", "password-c"));
+    EXPECT_EQ(without_timestamp(g.next()), auth_failure("Failed to create user account"));
+    // Nothing was made, and logins are not throttled by it.
+    g.send(login_msg("reg-c", "password-c"));
+    EXPECT_EQ(without_timestamp(g.next()), auth_failure("Invalid username or password"));
+    g.send(login_msg("reg-a", "password-a"));
+    EXPECT_EQ(without_token(without_timestamp(g.next())), auth_success("Login successful"));
+    EXPECT_EQ(
+        f.metric("hearth_dracosoft_auth_total", {{"action", "register"}, {"result", "throttled"}}),
+        1.0);
+    EXPECT_EQ(f.metric("hearth_auth_registrations_total",
+                       {{"door", "dracosoft"}, {"result", "throttled"}}),
+              1.0);
+}
+
+TEST(Dracosoft, RegistrationCanBeClosed) {
+    Fixture f;
+    auto c = fast_auth();
+    c.registrations_per_door_per_minute = 0;
+    f.accounts().reload(c);
+    DracoClient d(f.port());
+    d.send(register_msg("nobody", "password-n"));
+    EXPECT_EQ(without_timestamp(d.next()), auth_failure("Failed to create user account"));
 }
 
 TEST(Dracosoft, LoginWrongPasswordAndUnknownUser) {

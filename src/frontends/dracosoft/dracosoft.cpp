@@ -392,12 +392,17 @@ private:
     void create(std::string username, std::string password, std::optional<std::string> email) {
         auth::NewAccount account{
             std::move(username), std::move(password), std::move(email), {"player"}};
-        shared_->accounts.create_account(
-            std::move(account),
+        shared_->accounts.register_account(
+            std::move(account), "dracosoft", ip_of(connection_->peer_address()),
             back_here<store::AccountRecord>([this](Result<store::AccountRecord> created) {
                 if (!created) {
                     const auto& ec = created.error();
-                    if (is(ec, Errc::kStorageFailure) || is(ec, Errc::kUnavailable)) {
+                    if (is(ec, Errc::kLimitReached)) {
+                        // The original has no limit, so its clients know no other text than this
+                        // for a registration that did not happen.
+                        shared_->auth_result("register", "throttled").inc();
+                        send(auth_response_frame(false, kCreateFailed, now_timestamp()));
+                    } else if (is(ec, Errc::kStorageFailure) || is(ec, Errc::kUnavailable)) {
                         log()->warn("[conn {}] register failed: {}", to_string(connection_->id()),
                                     ec.message());
                         answer("register", false, kInternalError);

@@ -854,22 +854,29 @@ void HomesteadFrontend::add_routes(Router& router,
             d(HttpResponse::json(401, std::string(kInvalidApiKey)));
         };
         auto* accounts = shared->account_service();
-        if (accounts == nullptr || presented.empty()) {
+        if (accounts == nullptr) {
             refuse(decide);
             return;
         }
-        // Not the configured key: an API key of an account, scoped to homestead, is accepted too.
-        accounts->validate(std::move(presented), [shared, refuse, decide = std::move(decide)](
-                                                     Result<auth::Principal> p) mutable {
-            if (p && p->allows("homestead")) {
-                decide(std::make_unique<Handler>(shared));
-                return;
-            }
-            refuse(decide);
-        });
+        // Not the configured key: an API key of an account, with scope homestead, is accepted too;
+        // nothing else is (access_policy() in homestead.hpp).
+        accounts->authorize(
+            std::move(presented), access_policy(), req.peer_address,
+            [shared, refuse, decide = std::move(decide)](auth::AccessDecision d) mutable {
+                if (d.accepted()) {
+                    decide(std::make_unique<Handler>(shared));
+                    return;
+                }
+                refuse(decide);
+            });
     };
     router.add_ws_route(listener_, "/sync", std::move(route));
     log()->info("Homestead gateway on {} (/sync, /health)", c.listen);
+}
+
+const auth::AccessPolicy& HomesteadFrontend::access_policy() {
+    static const auth::AccessPolicy policy{.door = "homestead", .api_key_scope = "homestead"};
+    return policy;
 }
 
 void HomesteadFrontend::reload(const HomesteadConfig& config) {

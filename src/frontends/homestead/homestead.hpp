@@ -12,6 +12,7 @@
 
 #include <hearth/http.hpp>
 
+#include "auth/access_policy.hpp"
 #include "core/config.hpp"
 
 namespace hearth::core {
@@ -122,6 +123,9 @@ public:
     /// Lets /sync accept, besides the configured key, API keys with the scope "homestead";
     /// `accounts` must outlive the routes.
     void set_accounts(auth::AccountService* accounts);
+    /// The account tokens /sync accepts besides the configured `api_key`: API keys with scope
+    /// homestead. Sessions and guest tokens are refused: a player is not the bot.
+    static const auth::AccessPolicy& access_policy();
 
     struct Shared;
 

@@ -280,6 +280,10 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
           files_expired(m.counter("hearth_moonshare_files_total",
                                   "Moonshare file transfers, by outcome.",
                                   {{"outcome", "expired"}})),
+          wrong_subject(m.counter("hearth_auth_refusals_total",
+                                  "Tokens refused at a door (front-end, operator API, log "
+                                  "stream), by door and reason.",
+                                  {{"door", "moonshare"}, {"reason", "wrong_subject"}})),
           ignored(m.counter("hearth_moonshare_ignored_messages_total",
                             "Moonshare player messages ignored (not JSON, unknown, before "
                             "authentication, binary without a transfer, held past the bound).")),
@@ -792,6 +796,7 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     core::Counter& files_delivered;
     core::Counter& files_failed;
     core::Counter& files_expired;
+    core::Counter& wrong_subject;  // a valid guest token presented for another user id
     core::Counter& ignored;
     core::Gauge& buffered;
     core::Gauge& buffered_max;
@@ -1579,18 +1584,22 @@ private:
             return;
         }
         authenticating_ = true;
-        shared_->accounts.validate(
-            std::string(*token),
-            back_here<Result<auth::Principal>>(
-                [this, user = std::string(*user)](Result<auth::Principal> p) {
+        shared_->accounts.authorize(
+            std::string(*token), access_policy(), connection_->peer_address(),
+            back_here<auth::AccessDecision>(
+                [this, user = std::string(*user)](auth::AccessDecision d) {
                     authenticating_ = false;
-                    const bool ok = p && p->kind == auth::TokenKind::kGuest &&
-                                    p->username == auth::guest_account_name(kRealm) &&
-                                    p->subject == user;
-                    if (!ok) {
-                        if (!p && p.error() != make_error_code(Errc::kUnauthenticated)) {
-                            log()->warn("[conn {}] token validation failed: {}", to_string(id_),
-                                        p.error().message());
+                    // A guest token of this realm, issued for this very user id.
+                    if (!d.accepted() || d.principal.subject != user) {
+                        if (d.refusal == auth::Refusal::kUnavailable) {
+                            log()->warn(
+                                "[conn {}] token validation failed: the store cannot "
+                                "answer",
+                                to_string(id_));
+                        } else if (d.accepted()) {
+                            shared_->wrong_subject.inc();
+                            log()->info("[conn {}] refused a token issued for another user id",
+                                        to_string(id_));
                         }
                         refuse(kInvalidToken, close_code::kNoStatus, "");
                         return;
@@ -1912,6 +1921,11 @@ private:
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+
+const auth::AccessPolicy& access_policy() {
+    static const auth::AccessPolicy policy{.door = "moonshare", .guest_realm = std::string(kRealm)};
+    return policy;
+}
 
 MoonshareFrontend::MoonshareFrontend(core::Runtime& runtime, auth::AccountService& accounts,
                                      core::MetricsRegistry& metrics, core::EventRing& events,

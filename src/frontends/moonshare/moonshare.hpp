@@ -25,12 +25,17 @@ class Runtime;
 }  // namespace hearth::core
 namespace hearth::auth {
 class AccountService;
+struct AccessPolicy;
 }  // namespace hearth::auth
 
 namespace hearth::frontends::moonshare {
 
 /// The realm of Moonshare's guest tokens in the account system (account "guest:moonshare").
 inline constexpr std::string_view kRealm = "moonshare";
+
+/// The tokens /player's session_auth accepts: guest tokens of this realm alone (and then only for
+/// the user id they were issued for). No session, no API key: they are other front-ends'.
+const auth::AccessPolicy& access_policy();
 
 struct MoonshareConfig {
     static constexpr std::string_view kName = "moonshare";

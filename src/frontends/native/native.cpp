@@ -79,6 +79,9 @@ static bool parse_rule(std::string_view text, bool& any, Action& action, std::st
 }
 
 void NativeConfig::validate(core::ConfigErrors& errors) const {
+    if (auto why = auth::check_roles(session_roles)) {
+        errors.push_back("native.session_roles: " + *why);
+    }
     for (const auto& r : topic_rules) {
         bool any = false;
         Action action{};
@@ -113,6 +116,10 @@ bool TopicRules::allows(Action action, std::string_view topic) const {
     return false;
 }
 
+auth::AccessPolicy access_policy(const NativeConfig& config) {
+    return {.door = "native", .api_key_scope = "native", .session_roles = config.session_roles};
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// Settings and counters shared by every connection of the front-end.
@@ -121,6 +128,7 @@ struct NativeFrontend::Shared {
         bool allow_anonymous;
         std::size_t max_publish_bytes;
         TopicRules rules;
+        auth::AccessPolicy access;  // which tokens a hello may carry
     };
 
     Shared(hub::Hub& h, core::MetricsRegistry& m, const NativeConfig& c) : hub(h), metrics(m) {
@@ -132,7 +140,7 @@ struct NativeFrontend::Shared {
     void set(const NativeConfig& c) {
         auto s = std::make_shared<const Settings>(
             Settings{c.allow_anonymous, static_cast<std::size_t>(c.max_publish_bytes),
-                     TopicRules(c.topic_rules)});
+                     TopicRules(c.topic_rules), access_policy(c)});
         std::lock_guard lock(mutex);
         settings = std::move(s);
     }
@@ -310,7 +318,7 @@ private:
                 reply_error(id, "invalid_field", "Field \"token\" must be a string.");
                 return;
             }
-            hello_with_token(std::string(token->get_string()), id);
+            hello_with_token(std::string(token->get_string()), id, settings.access);
             return;
         }
         if (!settings.allow_anonymous) {
@@ -323,8 +331,9 @@ private:
         welcome(id, std::nullopt);
     }
 
-    // Validates the token off this thread (the account store), then answers here.
-    void hello_with_token(std::string token, const json::value* id) {
+    // Checks the token off this thread (the account store), then answers here.
+    void hello_with_token(std::string token, const json::value* id,
+                          const auth::AccessPolicy& policy) {
         auto* accounts = shared_->account_service();
         if (accounts == nullptr) {
             reply_error(id, "unauthenticated", "The token is not valid.");
@@ -333,49 +342,64 @@ private:
         auto rid = id != nullptr ? std::make_shared<json::value>(*id) : nullptr;
         std::weak_ptr<int> alive = alive_;
         hello_pending_ = true;
-        accounts->validate(std::move(token), core::post_to_current_thread<Result<auth::Principal>>(
-                                                 shared_->hub.runtime(),
-                                                 [this, alive, rid](Result<auth::Principal> p) {
-                                                     if (alive.expired()) {
-                                                         return;
-                                                     }
-                                                     on_token_checked(p, rid.get());
-                                                     hello_pending_ = false;
-                                                     auto held = std::move(held_);
-                                                     held_.clear();
-                                                     for (auto& m : held) {
-                                                         on_message(m.kind, m.data);
-                                                     }
-                                                 }));
+        accounts->authorize(std::move(token), policy,
+                            connection_ ? connection_->peer_address() : std::string(),
+                            core::post_to_current_thread<auth::AccessDecision>(
+                                shared_->hub.runtime(), [this, alive, rid](auth::AccessDecision d) {
+                                    if (alive.expired()) {
+                                        return;
+                                    }
+                                    on_token_checked(d, rid.get());
+                                    hello_pending_ = false;
+                                    auto held = std::move(held_);
+                                    held_.clear();
+                                    for (auto& m : held) {
+                                        on_message(m.kind, m.data);
+                                    }
+                                }));
     }
 
-    void on_token_checked(const Result<auth::Principal>& p, const json::value* rid) {
-        if (!p) {
-            if (p.error() == make_error_code(Errc::kUnauthenticated)) {
+    void on_token_checked(auth::AccessDecision& d, const json::value* rid) {
+        switch (d.refusal) {
+            case auth::Refusal::kNone:
+                break;
+            case auth::Refusal::kMissingToken:
+            case auth::Refusal::kInvalidToken:
                 reply_error(rid, "unauthenticated",
                             "The token is not valid (unknown, expired or revoked).");
-            } else {
+                return;
+            case auth::Refusal::kUnavailable:
                 reply_error(rid, "unavailable", "Tokens cannot be checked right now; try again.");
-            }
-            return;
+                return;
+            case auth::Refusal::kKindNotAccepted:
+            case auth::Refusal::kForeignRealm:
+                reply_error(rid, "not_allowed",
+                            "This kind of token is not accepted by the native protocol (it takes "
+                            "a session token or an API key with the scope native).");
+                return;
+            case auth::Refusal::kMissingScope:
+                reply_error(rid, "not_allowed",
+                            "This API key is not valid for the native protocol (it needs "
+                            "the scope native).");
+                return;
+            case auth::Refusal::kMissingRole:
+                reply_error(rid, "not_allowed",
+                            "This account's roles do not allow the native protocol "
+                            "([native] session_roles).");
+                return;
         }
-        if (!p->allows("native")) {
-            reply_error(rid, "not_allowed",
-                        "This API key is not valid for the native protocol (it needs "
-                        "the scope native).");
-            return;
-        }
+        const auth::Principal& p = d.principal;
         authenticated_ = true;
         if (connection_) {
-            connection_->set_principal(p->username);
+            connection_->set_principal(p.username);
         }
         // The principal others see in presence: the account, when nothing was
         // subscribed under the anonymous one yet (re-attaching drops subscriptions).
         if (!subscribed_ && attached_) {
             shared_->hub.detach(*this);
-            shared_->hub.attach(*this, p->username);
+            shared_->hub.attach(*this, p.username);
         }
-        welcome(rid, p->username);
+        welcome(rid, p.username);
     }
 
     void welcome(const json::value* id, const std::optional<std::string>& account) {

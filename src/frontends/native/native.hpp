@@ -10,6 +10,7 @@
 
 #include <hearth/http.hpp>
 
+#include "auth/access_policy.hpp"
 #include "core/config.hpp"
 
 namespace hearth::core {
@@ -34,6 +35,8 @@ struct NativeConfig {
     bool allow_anonymous = false;  // clients say who they are with a session token or API key
     std::int64_t max_publish_bytes = 64 * 1024;
     std::vector<std::string> topic_rules;
+    // Sessions of accounts with one of these roles may say hello; API keys need the scope native.
+    std::vector<std::string> session_roles = {"player", "moderator", "admin"};
 
     template <class V>
     void visit(V& v) {
@@ -50,10 +53,18 @@ struct NativeConfig {
                    "subscribe, publish, "
                    "presence or * and TOPIC a full topic name, optionally ending in * (e.g. "
                    "\"subscribe:hunterpie:*\")."});
+        v("session_roles", session_roles,
+          {.help = "Roles (admin, moderator, player) whose accounts' session tokens may say hello; "
+                   "empty: sessions are refused and only API keys with scope native are "
+                   "accepted."});
     }
     void validate(core::ConfigErrors& errors) const;
     bool operator==(const NativeConfig&) const = default;
 };
+
+/// The tokens a hello may carry: API keys with scope native, sessions of accounts with one of
+/// `session_roles`; no guest token.
+auth::AccessPolicy access_policy(const NativeConfig& config);
 
 /// What a native client may do to a topic of another front-end's namespace.
 enum class Action : std::uint8_t { kSubscribe, kPublish, kPresence };

@@ -67,26 +67,5 @@ TEST(TokenCache, BoundEvictsTheLeastRecentlyUsed) {
     EXPECT_TRUE(cache.get("z", t0, w0));
 }
 
-TEST(Principal, ApiKeysCarryOnlyTheirScopesAndAdminNeedsTheRole) {
-    Principal session;
-    session.roles = {"player"};
-    EXPECT_TRUE(session.allows("native"));
-    EXPECT_FALSE(session.allows("admin"));
-    session.roles.push_back("admin");
-    EXPECT_TRUE(session.allows("admin"));
-
-    Principal key;
-    key.kind = TokenKind::kApiKey;
-    key.roles = {"admin"};
-    key.scopes = {"homestead"};
-    EXPECT_TRUE(key.allows("homestead"));
-    EXPECT_FALSE(key.allows("native"));
-    EXPECT_FALSE(key.allows("admin"));
-    key.scopes.push_back("admin");
-    EXPECT_TRUE(key.allows("admin"));
-    key.roles = {"player"};
-    EXPECT_FALSE(key.allows("admin"));  // a scope cannot grant more than the account has
-}
-
 }  // namespace
 }  // namespace hearth::auth

@@ -307,7 +307,7 @@ TEST(BetterAuthTest, ValidSessionMapsToANewAccountThenToTheSameOne) {
     const auto now = std::chrono::system_clock::now();
     EXPECT_GT(first->expires_at, now + 59min);
     EXPECT_LT(first->expires_at, now + 61min);
-    EXPECT_TRUE(first->allows("native"));
+    EXPECT_TRUE(first->external);
 
     const auto account = f.by_external("better-auth:u-alice");
     ASSERT_TRUE(account);
@@ -338,6 +338,37 @@ TEST(BetterAuthTest, ValidSessionMapsToANewAccountThenToTheSameOne) {
         [&](auto done) { f.service.login("Alice_Smith", "whatever-password", "127.0.0.1", done); });
     ASSERT_FALSE(login);
     EXPECT_EQ(login.error(), make_error_code(Errc::kUnauthenticated));
+}
+
+TEST(BetterAuthTest, AnExternalSessionIsASessionAtEveryDoor) {
+    // The bridge's sessions are sessions: accepted where a door takes its account's roles,
+    // refused where a door takes API keys or guest tokens alone.
+    const std::string url = fresh_url(kDefaultSchema);
+    add_user(url, "u-web", "Webby", "webby@example.org");
+    add_session(url, "tok-web", "u-web");
+    Fixture f(bridge_config(url));
+    auto at = [&f](const AccessPolicy& policy) {
+        std::promise<AccessDecision> decided;
+        f.service.authorize("tok-web", policy, "192.0.2.1:4000",
+                            [&decided](AccessDecision d) { decided.set_value(std::move(d)); });
+        return decided.get_future().get();
+    };
+    const AccessPolicy bots{.door = "homestead", .api_key_scope = "homestead"};
+    const AccessPolicy guests{.door = "moonshare", .guest_realm = "moonshare"};
+    const AccessPolicy players{
+        .door = "native", .api_key_scope = "native", .session_roles = {"player"}};
+    EXPECT_EQ(at(bots).refusal, Refusal::kKindNotAccepted);
+    EXPECT_EQ(at(guests).refusal, Refusal::kKindNotAccepted);
+    EXPECT_EQ(at(operator_policy()).refusal, Refusal::kMissingRole);
+    const auto played = at(players);
+    ASSERT_EQ(played.refusal, Refusal::kNone);
+    EXPECT_TRUE(played.principal.external);
+    EXPECT_EQ(played.principal.username, "Webby");
+    EXPECT_EQ(f.metrics
+                  .counter("hearth_auth_refusals_total", "",
+                           {{"door", "homestead"}, {"reason", "kind_not_accepted"}})
+                  .value(),
+              1u);
 }
 
 TEST(BetterAuthTest, PrincipalsAreCachedLikeTheStores) {

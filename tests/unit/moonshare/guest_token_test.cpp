@@ -98,6 +98,7 @@ TEST_F(GuestTokens, IssueAndValidate) {
     auto p = validate(a->token);
     ASSERT_TRUE(p);
     EXPECT_EQ(p->kind, TokenKind::kGuest);
+    EXPECT_EQ(p->realm, "moonshare");  // valid at Moonshare's door alone (access_policy.hpp)
     EXPECT_EQ(p->username, "guest:moonshare");
     EXPECT_EQ(guest_account_name("moonshare"), "guest:moonshare");
     EXPECT_EQ(p->subject, "3f2504e0-4f89-11d3-9a0c-0305e82c3301");

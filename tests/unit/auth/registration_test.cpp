@@ -1,0 +1,271 @@
+// Self-service registrations against a real SQLite store: the per-address and per-door buckets
+// (RegistrationThrottle), the password length of [auth], and the order of password hashes (a
+// login never waits behind registrations). The hashing executor is a queue the test runs by hand,
+// so the order is observed, not timed.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <future>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "auth/account_service.hpp"
+#include "auth/registration_throttle.hpp"
+#include "core/metrics.hpp"
+#include "store/open_store.hpp"
+#include "store/storage_config.hpp"
+
+namespace hearth::auth {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = RegistrationThrottle::Clock;
+
+TEST(AddressKey, Ipv6CountsByItsSlash64AndMappedIpv4AsIpv4) {
+    EXPECT_EQ(address_key("203.0.113.7"), "203.0.113.7");
+    EXPECT_EQ(address_key("::ffff:203.0.113.7"), "203.0.113.7");
+    EXPECT_EQ(address_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+    EXPECT_EQ(address_key("2001:db8:1:2::9"), address_key("2001:db8:1:2:ffff::1"));
+    EXPECT_NE(address_key("2001:db8:1:2::9"), address_key("2001:db8:1:3::9"));
+    EXPECT_EQ(address_key(std::string(300, 'x')).size(), 64U);  // bounded, whatever it is
+}
+
+TEST(RegistrationThrottle, EachAddressHasItsBucket) {
+    RegistrationThrottle t({.per_address_per_hour = 2, .per_door_per_minute = 100});
+    const auto t0 = Clock::now();
+    EXPECT_TRUE(t.try_take("dracosoft", "198.51.100.1", t0));
+    EXPECT_TRUE(t.try_take("dracosoft", "198.51.100.1", t0));
+    EXPECT_FALSE(t.try_take("dracosoft", "198.51.100.1", t0));
+    EXPECT_TRUE(t.try_take("dracosoft", "198.51.100.2", t0));  // another address
+    // Rotating addresses inside one /64 does not escape.
+    EXPECT_TRUE(t.try_take("dracosoft", "2001:db8::1", t0));
+    EXPECT_TRUE(t.try_take("dracosoft", "2001:db8::2", t0));
+    EXPECT_FALSE(t.try_take("dracosoft", "2001:db8::3", t0));
+    // Half an hour refills one of two.
+    EXPECT_TRUE(t.try_take("dracosoft", "198.51.100.1", t0 + 30min));
+    EXPECT_FALSE(t.try_take("dracosoft", "198.51.100.1", t0 + 30min));
+}
+
+TEST(RegistrationThrottle, EachDoorHasABucketForEveryAddress) {
+    RegistrationThrottle t({.per_address_per_hour = 100, .per_door_per_minute = 2});
+    const auto t0 = Clock::now();
+    EXPECT_TRUE(t.try_take("dracosoft", "198.51.100.1", t0));
+    EXPECT_TRUE(t.try_take("dracosoft", "198.51.100.2", t0));
+    EXPECT_FALSE(t.try_take("dracosoft", "198.51.100.3", t0));
+    EXPECT_TRUE(t.try_take("packet", "198.51.100.3", t0));  // another door
+    EXPECT_TRUE(t.try_take("dracosoft", "198.51.100.3", t0 + 30s));
+}
+
+TEST(RegistrationThrottle, ZeroClosesRegistration) {
+    RegistrationThrottle t({.per_address_per_hour = 0, .per_door_per_minute = 60});
+    EXPECT_FALSE(t.try_take("dracosoft", "198.51.100.1", Clock::now()));
+}
+
+TEST(RegistrationThrottle, TrackedAddressesAreBounded) {
+    RegistrationThrottle t(
+        {.per_address_per_hour = 1, .per_door_per_minute = 1000, .max_addresses = 3});
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_TRUE(t.try_take("d", "198.51.100." + std::to_string(i), t0));
+    }
+    // Full of addresses whose buckets are empty: a fourth is refused, nothing grows.
+    EXPECT_FALSE(t.try_take("d", "198.51.100.9", t0));
+    EXPECT_EQ(t.tracked_addresses(), 3U);
+    // An hour later every bucket has refilled: they are forgotten to make room.
+    EXPECT_TRUE(t.try_take("d", "198.51.100.9", t0 + 1h));
+    EXPECT_EQ(t.tracked_addresses(), 1U);
+}
+
+/// A temporary directory, removed with its contents.
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-reg-XXXXXX").string();
+        if (mkdtemp(tmpl.data()) == nullptr) {
+            throw std::runtime_error("mkdtemp failed");
+        }
+        path_ = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+template <class T>
+Result<T> wait(std::future<Result<T>>& f) {
+    if (f.wait_for(10s) != std::future_status::ready) {
+        throw std::runtime_error("timed out");
+    }
+    return f.get();
+}
+
+/// The account service with a hashing executor that only queues: the test runs the queue.
+class Registrations : public ::testing::Test {
+protected:
+    Registrations()
+        : store_(store::open_store(store::StorageConfig{}, dir_.path(), metrics_)),
+          accounts_(
+              store_->accounts(),
+              [this](std::function<void()> work) {
+                  std::lock_guard lock(mutex_);
+                  posted_.push_back(std::move(work));
+                  changed_.notify_all();
+              },
+              metrics_, fast()) {}
+
+    static AuthConfig fast() {
+        AuthConfig c;
+        c.password_ops_limit = 1;
+        c.password_mem_limit_kib = 8;
+        c.max_pending_registration_hashes = 3;
+        return c;
+    }
+
+    std::size_t posted() {
+        std::lock_guard lock(mutex_);
+        return posted_.size();
+    }
+    /// Waits until `n` posts are queued (the store answers on its own threads).
+    void wait_posted(std::size_t n) {
+        std::unique_lock lock(mutex_);
+        ASSERT_TRUE(changed_.wait_for(lock, 10s, [&] { return posted_.size() >= n; }))
+            << "only " << posted_.size() << " posted";
+    }
+    /// Runs the oldest post.
+    void run_one() {
+        std::function<void()> work;
+        {
+            std::lock_guard lock(mutex_);
+            ASSERT_FALSE(posted_.empty());
+            work = std::move(posted_.front());
+            posted_.pop_front();
+        }
+        work();
+    }
+    void run_all() {
+        while (posted() > 0) {
+            run_one();
+        }
+    }
+
+    std::future<Result<store::AccountRecord>> register_account(const std::string& name,
+                                                               const std::string& password,
+                                                               const std::string& ip) {
+        auto p = std::make_shared<std::promise<Result<store::AccountRecord>>>();
+        auto f = p->get_future();
+        accounts_.register_account({name, password}, "dracosoft", ip,
+                                   [p](Result<store::AccountRecord> r) { p->set_value(r); });
+        return f;
+    }
+    std::future<Result<store::AccountRecord>> create(const std::string& name,
+                                                     const std::string& password) {
+        auto p = std::make_shared<std::promise<Result<store::AccountRecord>>>();
+        auto f = p->get_future();
+        accounts_.create_account({name, password},
+                                 [p](Result<store::AccountRecord> r) { p->set_value(r); });
+        return f;
+    }
+
+    TempDir dir_;
+    core::MetricsRegistry metrics_;
+    std::unique_ptr<store::Store> store_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::deque<std::function<void()>> posted_;
+    AccountService accounts_;
+};
+
+TEST_F(Registrations, ALoginIsHashedBeforeWaitingRegistrations) {
+    auto existing = create("lena", "lena-password");
+    wait_posted(1);
+    run_all();
+    ASSERT_TRUE(wait(existing));
+
+    auto r1 = register_account("reg1", "password-1", "198.51.100.1");
+    auto r2 = register_account("reg2", "password-2", "198.51.100.2");
+    auto r3 = register_account("reg3", "password-3", "198.51.100.3");
+    wait_posted(3);
+    std::promise<Result<SessionToken>> login;
+    auto logged_in = login.get_future();
+    accounts_.login("lena", "lena-password", "198.51.100.4",
+                    [&login](Result<SessionToken> r) { login.set_value(std::move(r)); });
+    wait_posted(4);
+    run_one();  // the oldest post runs the most urgent job: the login's
+    EXPECT_EQ(logged_in.wait_for(10s), std::future_status::ready);
+    EXPECT_NE(r1.wait_for(0s), std::future_status::ready);
+    run_all();
+    auto session = wait(logged_in);
+    ASSERT_TRUE(session) << session.error().message();
+    for (auto* f : {&r1, &r2, &r3}) {
+        EXPECT_TRUE(wait(*f));
+    }
+}
+
+TEST_F(Registrations, RegistrationsCannotTakeEveryHashingPlace) {
+    std::vector<std::future<Result<store::AccountRecord>>> waiting;
+    for (int i = 0; i < 3; ++i) {
+        waiting.push_back(register_account("fill" + std::to_string(i), "password-x",
+                                           "198.51.100." + std::to_string(i)));
+    }
+    wait_posted(3);
+    // A fourth registration finds its lane full; an operator's account still gets hashed.
+    auto refused = register_account("fill9", "password-x", "198.51.100.9");
+    EXPECT_EQ(wait(refused).error(), make_error_code(Errc::kUnavailable));
+    auto by_operator = create("made-by-op", "password-x");
+    wait_posted(4);
+    run_all();
+    EXPECT_TRUE(wait(by_operator));
+    for (auto& f : waiting) {
+        EXPECT_TRUE(wait(f));
+    }
+}
+
+TEST_F(Registrations, AnAddressPastItsBucketIsRefusedAndOperatorsAreNot) {
+    AuthConfig c = fast();
+    c.registrations_per_address_per_hour = 1;
+    accounts_.reload(c);
+    auto first = register_account("solo1", "password-x", "198.51.100.1");
+    wait_posted(1);
+    run_all();
+    EXPECT_TRUE(wait(first));
+    auto second = register_account("solo2", "password-x", "198.51.100.1");
+    EXPECT_EQ(wait(second).error(), make_error_code(Errc::kLimitReached));
+    EXPECT_EQ(metrics_
+                  .counter("hearth_auth_registrations_total", "",
+                           {{"door", "dracosoft"}, {"result", "throttled"}})
+                  .value(),
+              1U);
+    auto by_operator = create("solo3", "password-x");
+    wait_posted(1);
+    run_all();
+    EXPECT_TRUE(wait(by_operator));
+}
+
+TEST_F(Registrations, ThePasswordLengthIsTheConfigs) {
+    EXPECT_TRUE(accounts_.check_password("1234567").has_value());
+    EXPECT_FALSE(accounts_.check_password("12345678").has_value());
+    auto short_one = register_account("shorty", "abc", "198.51.100.1");
+    EXPECT_EQ(wait(short_one).error(), make_error_code(Errc::kInvalidArgument));
+
+    AuthConfig c = fast();
+    c.min_password_length = 1;
+    accounts_.reload(c);
+    EXPECT_EQ(accounts_.check_password(""), "a password cannot be empty");
+    EXPECT_FALSE(accounts_.check_password("x").has_value());
+    auto tiny = register_account("tiny", "x", "198.51.100.2");
+    wait_posted(1);
+    run_all();
+    EXPECT_TRUE(wait(tiny));
+}
+
+}  // namespace
+}  // namespace hearth::auth
