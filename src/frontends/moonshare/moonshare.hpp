@@ -162,8 +162,8 @@ WsRouteSettings player_route_settings(const MoonshareConfig& config,
 /// The Moonshare front-end. Created, wired and stopped on the control thread; its connections run
 /// on the io threads; disk work runs on the runtime's blocking pool. `runtime`, `accounts` and
 /// `events` must outlive it. Lifecycle: construct (indexes the stored files under
-/// `data_dir`/moonshare), add_routes, start (after the runtime started: its timer), and destroy
-/// after the network layer.
+/// `data_dir`/moonshare and loads the user id bindings saved there), add_routes, start (after the
+/// runtime started: its timer), and destroy after the network layer (saves the bindings).
 class MoonshareFrontend {
 public:
     MoonshareFrontend(core::Runtime& runtime, auth::AccountService& accounts,
