@@ -234,7 +234,7 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
             impl_->server,
             std::make_shared<const WsRouteSettings>(frontends::moonshare::player_route_settings(
                 ms, impl_->config->get<core::WebSocketConfig>())),
-            ws_settings);
+            ws_settings, impl_->operators);
     }
     // The logs endpoints live on the HunterPie listener, as the original serves them, and on the
     // HTTP API listener for the admin console (docs/logs.md).

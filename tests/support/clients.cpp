@@ -134,6 +134,49 @@ HttpResult http_request(std::uint16_t port, const std::string& method, const std
     return to_result(res);
 }
 
+HttpResult http_request_from(const std::string& local_address, std::uint16_t port,
+                             const std::string& method, const std::string& target,
+                             const std::map<std::string, std::string>& headers) {
+    asio::io_context ioc;
+    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    for (const auto& [k, v] : headers) {
+        req.set(k, v);
+    }
+    req.prepare_payload();
+    req.keep_alive(false);
+    http::response<http::string_body> res;
+    beast::flat_buffer buffer;
+    bool done = false;
+    boost::system::error_code result;
+    beast::tcp_stream stream(ioc);
+    stream.socket().open(tcp::v4());
+    stream.socket().bind(tcp::endpoint(asio::ip::make_address(local_address), 0));
+    stream.async_connect(local(port), [&](boost::system::error_code ec) {
+        if (ec) {
+            result = ec;
+            done = true;
+            return;
+        }
+        http::async_write(stream, req, [&](boost::system::error_code ec2, std::size_t) {
+            if (ec2) {
+                result = ec2;
+                done = true;
+                return;
+            }
+            http::async_read(stream, buffer, res, [&](boost::system::error_code ec3, std::size_t) {
+                result = ec3;
+                done = true;
+            });
+        });
+    });
+    run_until(ioc, done, kDeadline, "HTTP response");
+    if (result && result != http::error::end_of_stream) {
+        throw std::runtime_error("HTTP request failed: " + result.message());
+    }
+    return to_result(res);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 struct KeepAliveClient::Impl {

@@ -241,6 +241,21 @@ std::vector<StoredFile> FileStore::claim_waiting_for(const std::string& to) {
     return out;
 }
 
+bool FileStore::has_waiting(const std::string& to) const {
+    std::lock_guard lock(mutex_);
+    return per_user_.count(to) > 0;
+}
+
+std::vector<std::string> FileStore::recipients() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    out.reserve(per_user_.size());
+    for (const auto& [user, bytes] : per_user_) {
+        out.push_back(user);
+    }
+    return out;
+}
+
 void FileStore::unclaim(const std::string& id) {
     std::lock_guard lock(mutex_);
     claimed_.erase(id);

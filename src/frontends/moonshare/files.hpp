@@ -61,6 +61,10 @@ public:
     /// two sessions of one user (or a session and a store that just finished) never get the same
     /// file twice. A claim ends with `remove` (delivered) or `unclaim` (not delivered).
     std::vector<StoredFile> claim_waiting_for(const std::string& to);
+    /// Whether a file is stored (or being stored) for `to`.
+    bool has_waiting(const std::string& to) const;
+    /// Every user id that a file is stored for.
+    std::vector<std::string> recipients() const;
     /// Gives a claimed file back for a later delivery.
     void unclaim(const std::string& id);
     /// Where a stored file's bytes are.

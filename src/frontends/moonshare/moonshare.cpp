@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -22,12 +23,14 @@
 #include <unistd.h>
 
 #include "auth/account_service.hpp"
+#include "auth/operator_auth.hpp"
 #include "auth/secrets.hpp"
 #include "core/events.hpp"
 #include "core/metrics.hpp"
 #include "core/post.hpp"
 #include "core/runtime.hpp"
 #include "core/ws_settings.hpp"
+#include "frontends/moonshare/bindings.hpp"
 #include "frontends/moonshare/codec.hpp"
 #include "frontends/moonshare/files.hpp"
 #include "util/log.hpp"
@@ -92,6 +95,11 @@ constexpr std::string_view kQuota = "FILE_FAILED: Storage quota exceeded";
 constexpr std::string_view kStorageError = "FILE_FAILED: Server storage error";
 constexpr std::string_view kUploadTimedOut = "FILE_FAILED: Upload timed out";
 constexpr std::string_view kNameTooLong = "FILE_FAILED: File name too long";
+// A file for a user id that nobody holds would go to whoever takes the id first.
+constexpr std::string_view kUnknownRecipient = "FILE_FAILED: Unknown recipient";
+// Token requests for a user id held by another client, and past max_bindings.
+constexpr std::string_view kUserIdHeld = "userId is held by another client";
+constexpr std::string_view kTooManyUsers = "Too many users, please try later";
 // The relayed file_send_begin carries the name escaped (at most 6 characters per byte): with this
 // bound it stays within the client's 8 KiB receive buffer.
 constexpr std::size_t kMaxFileNameBytes = 1024;
@@ -203,6 +211,28 @@ Field field(const json::object& o, std::string_view key) {
     return Field{o.if_contains(key)};
 }
 
+core::Counter& token_refusal(core::MetricsRegistry& m, std::string_view reason) {
+    return m.counter("hearth_moonshare_tokens_refused_total",
+                     "Moonshare token requests refused (token endpoint and /auth), by reason: "
+                     "rate_limited (token_requests_per_ip_per_min), user_id_held (the user id is "
+                     "bound to another client), too_many_user_ids (max_bindings).",
+                     {{"reason", std::string(reason)}});
+}
+
+// The reasons of hearth_moonshare_refused_total (docs/protocol/moonshare.md, "Metrics").
+constexpr const char* kRefusalReasons[] = {
+    "missing_token",      // session_auth without a token
+    "invalid_token",      // session_auth: unknown, expired or revoked, or another user id's
+    "not_token_holder",   // session_auth: a valid token that the user id's holder does not hold
+    "server_full",        // session_auth: player_limit reached on the instance
+    "list_before_auth",   // list_online before session_auth: an empty list
+    "unknown_recipient",  // a file for a user id that nobody holds
+    "operator_token_missing",  // gateway listings and logs, auth /sessions: no bearer token
+    "operator_token_invalid",  // ... a token that is not the admin token nor a valid token
+    "not_operator",            // ... a valid token without the admin right
+    "operator_unavailable",    // ... the account store could not check the token
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -262,11 +292,14 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
                 FileStore::Limits{static_cast<std::uint64_t>(c.max_stored_bytes_per_user),
                                   static_cast<std::uint64_t>(c.max_stored_bytes_total),
                                   std::chrono::seconds(c.file_ttl_s)}),
+          bindings(Bindings::Limits{static_cast<std::size_t>(c.max_bindings),
+                                    std::chrono::seconds(c.binding_ttl_s), c.renew_from_same_ip}),
+          bindings_path(fs::path(data_dir) / "moonshare" / "bindings.json"),
           tokens_issued(m.counter("hearth_moonshare_tokens_issued_total",
                                   "Moonshare guest tokens issued (token endpoint and /auth).")),
-          tokens_refused(m.counter("hearth_moonshare_tokens_refused_total",
-                                   "Moonshare token requests refused: over "
-                                   "token_requests_per_ip_per_min.")),
+          tokens_rate_limited(token_refusal(m, "rate_limited")),
+          tokens_held(token_refusal(m, "user_id_held")),
+          tokens_full(token_refusal(m, "too_many_user_ids")),
           files_relayed(m.counter("hearth_moonshare_files_total",
                                   "Moonshare file transfers, by outcome.",
                                   {{"outcome", "relayed"}})),
@@ -295,7 +328,16 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
                                "once since it started.")),
           uploads(m.gauge("hearth_moonshare_uploads", "Moonshare file uploads in progress.")),
           stored_bytes(m.gauge("hearth_moonshare_stored_bytes",
-                               "Bytes of Moonshare files stored for offline players.")) {
+                               "Bytes of Moonshare files stored for offline players.")),
+          bindings_count(m.gauge("hearth_moonshare_bindings",
+                                 "Moonshare user ids bound to the client that holds them.")),
+          bindings_bytes(m.gauge("hearth_moonshare_binding_bytes",
+                                 "Bytes the Moonshare user id bindings take (user ids, "
+                                 "addresses, token digests, bookkeeping).")) {
+        for (const auto* reason : kRefusalReasons) {
+            (void)refusal_counter(reason);  // every reason shows, at 0, from the start
+        }
+        load_bindings();
         per_instance.assign(c.player_listen.size(), 0);
         for (std::size_t i = 0; i < per_instance.size(); ++i) {
             online.push_back(&m.gauge("hearth_moonshare_players",
@@ -376,6 +418,7 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
                 links.erase(l);
             }
         }
+        bindings.touch(user, SysClock::now());  // the binding's ttl counts from the last leave
         status_dirty = true;
         if (!peers_to_tell.empty()) {
             auto msg = make_text(Obj().str("type", "disconnected").str("userId", user).done());
@@ -616,7 +659,7 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
         std::string fingerprint;  // "sha256:" + 12 hex digits of the token's SHA-256
         SysClock::time_point created;
         SysClock::time_point expires;
-        std::string address;
+        // No address: Hearth publishes no client's IP address (ClientAddress is "").
     };
 
     void add_session(Session s) {
@@ -635,7 +678,8 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
         }
     }
 
-    /// `full`: the auth server's form (with ClientAddress and IsActive), else the gateway's.
+    /// `full`: the auth server's form (with ClientAddress, always empty, and IsActive), else the
+    /// gateway's.
     std::string sessions_json(bool full) {
         std::vector<Session> copy;
         const auto now = SysClock::now();
@@ -652,7 +696,7 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
                 .str("SessionToken", copy[i].fingerprint)
                 .str("CreatedAt", iso_time(copy[i].created));
             if (full) {
-                o.str("ClientAddress", copy[i].address).boolean("IsActive", copy[i].expires > now);
+                o.str("ClientAddress", "").boolean("IsActive", copy[i].expires > now);
             }
             out += std::move(o).done();
         }
@@ -678,7 +722,10 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
                     return now - w.second.start >= std::chrono::minutes(1);
                 });
                 if (token_windows.size() >= kMaxTrackedAddresses) {
-                    tokens_refused.inc();
+                    tokens_rate_limited.inc();
+                    // No address in the lines: the server's lines may reach a live log viewer.
+                    log()->info("a token request refused: {} addresses are being paced",
+                                kMaxTrackedAddresses);
                     return false;
                 }
             }
@@ -689,37 +736,219 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
             w = TokenWindow{now, 0};
         }
         if (w.count >= limit) {
-            tokens_refused.inc();
+            tokens_rate_limited.inc();
+            if (w.count++ == limit) {  // one line per address and minute, however many follow
+                log()->info("token requests from one address refused: over {} this minute", limit);
+            }
             return false;
         }
         ++w.count;
         return true;
     }
 
-    /// Issues a token for `user` on behalf of `peer`; `done` gets the token or nothing, on a store
-    /// thread.
-    void issue(std::string user, std::string peer,
+    enum class Issued : std::uint8_t { kToken, kHeld, kFull, kUnavailable };
+
+    /// A token request for `user` from `peer` (after the pace check): `proof` is the bearer token
+    /// the request showed ("" when none). The token is issued when the binding allows it
+    /// (Bindings::request); `done` gets the outcome and, with kToken, the token, on a store thread
+    /// or the calling one.
+    void request_token(std::string user, std::string peer, std::string proof,
+                       std::function<void(Issued, std::optional<std::string>)> done) {
+        if (proof.empty()) {
+            decide_token(std::move(user), std::move(peer), std::nullopt, false, std::move(done));
+            return;
+        }
+        // The proof must be a valid token of this user id (not expired, not revoked): the store
+        // says so; the binding then says whether it is one of the holder's.
+        accounts.validate(proof, [self = shared_from_this(), user = std::move(user),
+                                  peer = std::move(peer), digest = auth::token_digest(proof),
+                                  done = std::move(done)](Result<auth::Principal> p) mutable {
+            const bool valid = p && p->kind == auth::TokenKind::kGuest &&
+                               p->username == auth::guest_account_name(kRealm) &&
+                               p->subject == user;
+            self->decide_token(std::move(user), std::move(peer),
+                               valid ? std::optional<std::string>(std::move(digest)) : std::nullopt,
+                               true, std::move(done));
+        });
+    }
+
+    void decide_token(std::string user, std::string peer, std::optional<std::string> proof,
+                      bool showed_proof,
+                      std::function<void(Issued, std::optional<std::string>)> done) {
+        const auto ip = ip_of(peer);
+        const auto decision = bindings.request(user, ip, proof, SysClock::now());
+        if (decision == Bindings::Decision::kHeld) {
+            tokens_held.inc();
+            log()->info("token for user id {} refused: held by another client{}", user,
+                        showed_proof ? " (the token shown is not the holder's)" : "");
+            done(Issued::kHeld, std::nullopt);
+            return;
+        }
+        if (decision == Bindings::Decision::kFull) {
+            tokens_full.inc();
+            log()->warn("token for user id {} refused: {} user ids are bound (max_bindings)", user,
+                        config.max_bindings);
+            done(Issued::kFull, std::nullopt);
+            return;
+        }
+        issue(std::move(user), ip, [done = std::move(done)](std::optional<std::string> token) {
+            done(token ? Issued::kToken : Issued::kUnavailable, std::move(token));
+        });
+    }
+
+    /// Issues a token for `user` to `ip`, which Bindings::request granted; `done` gets the token
+    /// or nothing, on a store thread.
+    void issue(std::string user, std::string ip,
                std::function<void(std::optional<std::string>)> done) {
         const auto ttl = std::chrono::seconds(config.token_ttl_s);
         accounts.issue_guest_token(
             std::string(kRealm), user, ttl, auth::GuestTokenFormat::kHex128,
-            [self = shared_from_this(), user, peer = std::move(peer),
+            [self = shared_from_this(), user, ip = std::move(ip),
              done = std::move(done)](Result<auth::GuestToken> r) {
                 if (!r) {
+                    self->bindings.failed(user);
                     log()->warn("token for {} not issued: {}", user, r.error().message());
                     done(std::nullopt);
                     return;
                 }
+                const auto expires = r->record.expires_at.value_or(SysClock::time_point::max());
+                self->bindings.issued(user, ip, r->record.digest, expires, SysClock::now());
                 self->tokens_issued.inc();
                 Session s;
                 s.user = user;
                 s.fingerprint = "sha256:" + r->record.digest.substr(0, 12);
                 s.created = r->record.created_at;
-                s.expires = r->record.expires_at.value_or(SysClock::time_point::max());
-                s.address = ip_of(peer);
+                s.expires = expires;
                 self->add_session(std::move(s));
                 done(std::move(r->token));
             });
+    }
+
+    // ---- refusals and the operator check --------------------------------------------------------
+
+    core::Counter& refusal_counter(std::string_view reason) {
+        return metrics.counter("hearth_moonshare_refused_total",
+                               "Moonshare requests refused (token requests: "
+                               "hearth_moonshare_tokens_refused_total), by reason.",
+                               {{"reason", std::string(reason)}});
+    }
+    void refused(std::string_view reason) { refusal_counter(reason).inc(); }
+
+    /// Runs `then` when `req` carries the operator's token (the admin token, or a token of an
+    /// admin account: auth::OperatorAuth); otherwise answers the gateway's way (401, 403 or 503
+    /// with {"error":"..."}), counts and logs the refusal. `then` runs on the calling thread or a
+    /// store thread.
+    void operator_only(const HttpRequest& req, std::string_view what, HttpResponder res,
+                       std::function<void(HttpResponder)> then) {
+        if (operators == nullptr) {  // cannot happen: add_routes sets it before any route runs
+            res.respond(HttpResponse::json(503, R"({"error":"Service unavailable"})"));
+            return;
+        }
+        operators->authorize(req,
+                             [self = shared_from_this(), what = std::string(what),
+                              showed = !auth::bearer_token(req).empty(), res = std::move(res),
+                              then = std::move(then)](auth::OperatorAuth::Outcome outcome) mutable {
+                                 const auto* refusal = std::get_if<HttpResponse>(&outcome);
+                                 if (refusal == nullptr) {
+                                     then(std::move(res));
+                                     return;
+                                 }
+                                 res.respond(self->operator_refusal(*refusal, what, showed));
+                             });
+    }
+
+    /// The gateway's form of an operator refusal; counted and logged.
+    HttpResponse operator_refusal(const HttpResponse& refusal, std::string_view what, bool showed) {
+        std::string_view reason = "operator_unavailable";
+        std::string body = R"({"error":"Service unavailable"})";
+        if (refusal.status == 401) {
+            reason = showed ? "operator_token_invalid" : "operator_token_missing";
+            body = R"({"error":"Unauthorized"})";
+        } else if (refusal.status == 403) {
+            reason = "not_operator";
+            body = R"({"error":"Forbidden"})";
+        }
+        refused(reason);
+        log()->info("{} refused: {}", what, reason);
+        HttpResponse r = HttpResponse::json(refusal.status, std::move(body));
+        r.headers = refusal.headers;  // WWW-Authenticate: Bearer on a 401
+        return r;
+    }
+
+    // ---- bindings: persistence and expiry -------------------------------------------------------
+
+    /// Blocking (construction). Loads the bindings saved by the last run, then binds the
+    /// recipients of stored files that nobody holds (files stored before bindings existed, or in
+    /// the second before a crash) to nobody, so that no one can take them.
+    void load_bindings() {
+        const auto now = SysClock::now();
+        std::error_code ec;
+        if (fs::exists(bindings_path, ec)) {
+            std::ifstream in(bindings_path, std::ios::binary);
+            const std::string text((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
+            if (const auto n = bindings.load(text, now)) {
+                log()->info("{} user id binding(s) loaded", *n);
+            } else {
+                // Every session must then get a new token (the plugin does at reconnect); a user
+                // id with stored files stays held by nobody (below).
+                log()->error("{} is not a bindings file: ignored; every user id is free again",
+                             bindings_path.string());
+            }
+        }
+        for (const auto& user : files.recipients()) {
+            bindings.hold_unclaimed(user, now);
+        }
+        saved_version = bindings.version();
+        update_binding_gauges();
+    }
+
+    void update_binding_gauges() {
+        bindings_count.set(static_cast<std::int64_t>(bindings.size()));
+        bindings_bytes.set(static_cast<std::int64_t>(bindings.bytes()));
+    }
+
+    /// Blocking. Writes the bindings when they changed since the last write: a temporary file,
+    /// then a rename, so that a crash leaves the old file or the new one. One writer at a time.
+    void save_bindings() {
+        std::lock_guard lock(save_mutex);
+        if (bindings.version() == saved_version) {
+            return;
+        }
+        auto [text, version] = bindings.snapshot();
+        const auto tmp = fs::path(bindings_path).concat(".tmp");
+        std::error_code ec;
+        {
+            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+            out << text;
+            out.close();
+            if (!out) {
+                log()->error("cannot write {}", tmp.string());
+                return;
+            }
+        }
+        fs::rename(tmp, bindings_path, ec);
+        if (ec) {
+            log()->error("cannot replace {}: {}", bindings_path.string(), ec.message());
+            return;
+        }
+        saved_version = version;
+    }
+
+    /// Ends the bindings whose time is up, except those of users online or with files waiting.
+    void sweep_bindings() {
+        const auto now = SysClock::now();
+        std::size_t ended = 0;
+        for (const auto& user : bindings.due(now)) {
+            if (is_online(user) || files.has_waiting(user)) {
+                continue;
+            }
+            ended += bindings.end_if_due(user, now) ? 1 : 0;
+        }
+        if (ended > 0) {
+            log()->debug("{} user id binding(s) ended", ended);
+        }
+        update_binding_gauges();
     }
 
     // ---- gateway /ws subscribers ----------------------------------------------------------------
@@ -771,6 +1000,14 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
                 self->stored_bytes.set(static_cast<std::int64_t>(self->files.stored_bytes()));
             });
         }
+        sweep_bindings();
+        // At most one save a second, on the pool; one that failed is tried again at the next.
+        if (bindings.version() != saved_version && !saving.exchange(true)) {
+            boost::asio::post(runtime.blocking_pool(), [self = shared_from_this()] {
+                self->save_bindings();
+                self->saving = false;
+            });
+        }
     }
 
     core::Runtime& runtime;
@@ -789,8 +1026,17 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
         }
     }
 
+    Bindings bindings;
+    const fs::path bindings_path;
+    const auth::OperatorAuth* operators = nullptr;  // set by add_routes, before any route runs
+    std::mutex save_mutex;                          // one save_bindings at a time
+    std::atomic<std::uint64_t> saved_version{0};    // the bindings' version on disk
+    std::atomic<bool> saving{false};                // the ticker posted a save, not done yet
+
     core::Counter& tokens_issued;
-    core::Counter& tokens_refused;
+    core::Counter& tokens_rate_limited;
+    core::Counter& tokens_held;
+    core::Counter& tokens_full;
     core::Counter& files_relayed;
     core::Counter& files_stored;
     core::Counter& files_delivered;
@@ -802,6 +1048,8 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     core::Gauge& buffered_max;
     core::Gauge& uploads;
     core::Gauge& stored_bytes;
+    core::Gauge& bindings_count;
+    core::Gauge& bindings_bytes;
     std::vector<core::Gauge*> online;
     std::atomic<std::int64_t> active_uploads{0};
 
@@ -887,10 +1135,25 @@ void token_endpoint(const std::shared_ptr<Shared>& shared, const HttpRequest& re
         res.respond(std::move(r));
         return;
     }
-    shared->issue(
-        std::move(*user), req.peer_address, [res](std::optional<std::string> token) mutable {
-            HttpResponse r = token ? HttpResponse::json(200, Obj().str("token", *token).done())
-                                   : HttpResponse::json(503, R"({"error":"Service unavailable"})");
+    shared->request_token(
+        std::move(*user), req.peer_address, std::string(auth::bearer_token(req)),
+        [res](Shared::Issued outcome, std::optional<std::string> token) mutable {
+            HttpResponse r;
+            switch (outcome) {
+                case Shared::Issued::kToken:
+                    r = HttpResponse::json(200, Obj().str("token", *token).done());
+                    break;
+                case Shared::Issued::kHeld:
+                    r = HttpResponse::json(403, Obj().str("error", kUserIdHeld).done());
+                    break;
+                case Shared::Issued::kFull:
+                    r = HttpResponse::json(503, Obj().str("error", kTooManyUsers).done());
+                    r.headers.push_back({"Retry-After", "60"});
+                    break;
+                case Shared::Issued::kUnavailable:
+                    r = HttpResponse::json(503, R"({"error":"Service unavailable"})");
+                    break;
+            }
             r.content_type = std::string(kJsonUtf8);
             res.respond(std::move(r));
         });
@@ -898,11 +1161,12 @@ void token_endpoint(const std::shared_ptr<Shared>& shared, const HttpRequest& re
 
 // ---- the auth WebSocket: /auth and /sessions ----------------------------------------------------
 
-/// /auth?userId=ID. Runs on its connection's io thread.
+/// /auth?userId=ID (with the holder's token as Authorization: Bearer, to renew a bound user
+/// id). Runs on its connection's io thread.
 class AuthHandler final : public WsHandler {
 public:
-    AuthHandler(std::shared_ptr<Shared> shared, std::optional<std::string> user)
-        : shared_(std::move(shared)), user_(std::move(user)) {}
+    AuthHandler(std::shared_ptr<Shared> shared, std::optional<std::string> user, std::string proof)
+        : shared_(std::move(shared)), user_(std::move(user)), proof_(std::move(proof)) {}
 
     void on_open(const ConnectionPtr& connection) override {
         if (!user_ || is_blank(*user_) || user_->size() > kMaxUserIdBytes) {
@@ -913,19 +1177,30 @@ public:
             connection->close(close_code::kTryAgainLater, "Too many requests");
             return;
         }
-        shared_->issue(*user_, connection->peer_address(),
-                       [handle = ConnectionHandle(connection)](std::optional<std::string> token) {
-                           auto c = handle.lock();
-                           if (!c) {
-                               return;
-                           }
-                           if (!token) {
-                               c->close(close_code::kTryAgainLater, "Service unavailable");
-                               return;
-                           }
-                           (void)c->send(make_text(
-                               Obj().str("type", "session_token").str("token", *token).done()));
-                       });
+        shared_->request_token(
+            *user_, connection->peer_address(), std::move(proof_),
+            [handle = ConnectionHandle(connection)](Shared::Issued outcome,
+                                                    std::optional<std::string> token) {
+                auto c = handle.lock();
+                if (!c) {
+                    return;
+                }
+                switch (outcome) {
+                    case Shared::Issued::kToken:
+                        (void)c->send(make_text(
+                            Obj().str("type", "session_token").str("token", *token).done()));
+                        break;
+                    case Shared::Issued::kHeld:
+                        c->close(close_code::kPolicyViolation, kUserIdHeld);
+                        break;
+                    case Shared::Issued::kFull:
+                        c->close(close_code::kTryAgainLater, kTooManyUsers);
+                        break;
+                    case Shared::Issued::kUnavailable:
+                        c->close(close_code::kTryAgainLater, "Service unavailable");
+                        break;
+                }
+            });
     }
     void on_message(MessageKind, std::string_view) override {}  // the original ignores them
     void on_close(const CloseInfo&) override {}
@@ -933,9 +1208,11 @@ public:
 private:
     std::shared_ptr<Shared> shared_;
     std::optional<std::string> user_;
+    std::string proof_;  // the bearer token of the upgrade request, "" when none
 };
 
-/// /sessions. Runs on its connection's io thread.
+/// /sessions, for operators only (the upgrade is refused without the operator's token). Runs on
+/// its connection's io thread.
 class SessionsHandler final : public WsHandler {
 public:
     explicit SessionsHandler(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
@@ -970,6 +1247,29 @@ std::string string_list(const std::vector<std::string>& lines) {
     return out + "]";
 }
 
+/// What the gateway shows operators only: the user ids (listings) and the server's own lines.
+HttpResponse operator_view(Shared& shared, const std::string& path) {
+    std::vector<std::string> lines;
+    if (path == "/sessions") {
+        return gateway_json(200, shared.sessions_json(false));
+    }
+    if (path == "/players") {
+        return gateway_json(200, shared.players_json());
+    }
+    if (path == "/logs") {
+        for (const auto& l : util::log_ring().recent(kGatewayLines)) {
+            lines.push_back(iso_time(l.time) + " [" + l.level + "] [" + l.logger + "] " +
+                            l.message);
+        }
+    } else {  // /events/recent
+        for (const auto& e : shared.events.recent(kGatewayLines)) {
+            lines.push_back(iso_time(e.time) + " " + e.kind + " " + e.subject +
+                            (e.detail.empty() ? "" : " " + e.detail));
+        }
+    }
+    return gateway_json(200, string_list(lines));
+}
+
 void gateway(const std::shared_ptr<Shared>& shared, const HttpRequest& req, HttpResponder res) {
     std::string path = lowercase(req.path);
     if (path.size() > 1 && path.back() == '/') {
@@ -988,13 +1288,17 @@ void gateway(const std::shared_ptr<Shared>& shared, const HttpRequest& req, Http
         res.respond(std::move(r));
         return;
     }
-    if (path == "/sessions") {
-        res.respond(gateway_json(200, shared->sessions_json(false)));
-    } else if (path == "/players/count") {
+    static const std::set<std::string, std::less<>> kOperatorOnly = {"/sessions", "/players",
+                                                                     "/logs", "/events/recent"};
+    if (kOperatorOnly.count(path)) {
+        shared->operator_only(
+            req, "gateway " + path, std::move(res),
+            [shared, path](HttpResponder r) { r.respond(operator_view(*shared, path)); });
+        return;
+    }
+    if (path == "/players/count") {
         res.respond(gateway_json(
             200, Obj().num("count", static_cast<std::int64_t>(shared->players_online())).done()));
-    } else if (path == "/players") {
-        res.respond(gateway_json(200, shared->players_json()));
     } else if (path == "/server_info") {
         res.respond(gateway_json(200, shared->server_info()));
     } else if (path == "/uptime") {
@@ -1031,20 +1335,6 @@ void gateway(const std::shared_ptr<Shared>& shared, const HttpRequest& req, Http
         auto hop =
             std::make_shared<Hop>(Hop{shared, std::move(res), std::chrono::steady_clock::now()});
         hop->go(hop);
-    } else if (path == "/logs") {
-        std::vector<std::string> lines;
-        for (const auto& l : util::log_ring().recent(kGatewayLines)) {
-            lines.push_back(iso_time(l.time) + " [" + l.level + "] [" + l.logger + "] " +
-                            l.message);
-        }
-        res.respond(gateway_json(200, string_list(lines)));
-    } else if (path == "/events/recent") {
-        std::vector<std::string> lines;
-        for (const auto& e : shared->events.recent(kGatewayLines)) {
-            lines.push_back(iso_time(e.time) + " " + e.kind + " " + e.subject +
-                            (e.detail.empty() ? "" : " " + e.detail));
-        }
-        res.respond(gateway_json(200, string_list(lines)));
     } else {  // /player/status
         const std::string info = shared->server_info();
         res.respond(gateway_json(
@@ -1313,7 +1603,21 @@ void answer(const ConnectionHandle& sender, std::string_view text) {
 void store_upload(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Upload>& u,
                   const ConnectionHandle& sender) {
     shared->before_disk(MoonshareFrontend::DiskStep::kStoreUpload);
+    // The binding may have ended since file_send_begin (its holder gone for binding_ttl_s): a
+    // file is stored only for a held user id, and the pin keeps it held until the file is there.
+    if (!shared->bindings.pin(u->target)) {
+        shared->files_failed.inc();
+        shared->files.release(u->announced);
+        std::error_code ec;
+        fs::remove(u->path, ec);
+        shared->refused("unknown_recipient");
+        log()->info("file {} for user id {}, which nobody holds any more: dropped", u->name,
+                    u->target);
+        answer(sender, kUnknownRecipient);
+        return;
+    }
     const auto r = shared->files.store(u->path, u->from, u->target, u->name, u->announced);
+    shared->bindings.unpin(u->target);
     shared->stored_bytes.set(static_cast<std::int64_t>(shared->files.stored_bytes()));
     if (r == FileStore::StoreResult::kStored) {
         shared->files_stored.inc();
@@ -1538,7 +1842,14 @@ private:
             shared_->touch(id_);
         }
         if (*type == "session_auth") {
+            remember_presented_token(*o);
             on_session_auth(*o);
+        } else if (*type == "list_online" && !authenticated_) {
+            // User ids are for authenticated players only: the plugin never asks before.
+            shared_->refused("list_before_auth");
+            log()->info("[conn {}] list_online before authentication: an empty list",
+                        to_string(id_));
+            reply("ONLINE:[]");
         } else if (*type == "list_online") {
             reply(shared_->online_text());
         } else if (!authenticated_) {
@@ -1609,13 +1920,39 @@ private:
                 }));
     }
 
-    void refuse(std::string_view message, std::uint16_t code, std::string_view reason) {
+    /// The digest of the token a session_auth shows, for the binding check in `admitted` (the
+    /// token itself is not kept), and the user id it claims, for the refusal's log line.
+    void remember_presented_token(const json::object& o) {
+        const auto token = field(o, "token").string();
+        presented_digest_ = token ? auth::token_digest(*token) : std::string();
+        claimed_user_ = std::string(field(o, "userId").string().value_or("").substr(0, 256));
+    }
+
+    /// A refused session_auth: counted by `why` (derived from the message unless given), logged
+    /// (never the token), answered, closed.
+    void refuse(std::string_view message, std::uint16_t code, std::string_view reason,
+                std::string_view why = {}) {
+        if (why.empty()) {
+            why = message == kMissingToken ? "missing_token"
+                  : message == kServerFull ? "server_full"
+                                           : "invalid_token";
+        }
+        shared_->refused(why);
+        log()->info("[conn {}] session_auth as {} refused on {}: {}", to_string(id_), claimed_user_,
+                    instance_name(instance_), why);
         held_.clear();
         reply(auth_result(false, message));
         connection_->close(code, reason);
     }
 
     void admitted(const std::string& user) {
+        // The token is valid for this user id; it must also be one its holder was issued (a
+        // token minted by someone else for a held user id never is: the token endpoint refuses
+        // it, and a token from before a binding ended is no longer the holder's).
+        if (!shared_->bindings.holds(user, presented_digest_, SysClock::now())) {
+            refuse(kInvalidToken, close_code::kNoStatus, "", "not_token_holder");
+            return;
+        }
         if (shared_->admit(id_, user, instance_, ConnectionHandle(connection_)) ==
             Shared::Admit::kFull) {
             refuse(kServerFull, close_code::kPolicyViolation, kServerFullReason);
@@ -1680,6 +2017,14 @@ private:
         }
         if (*n > static_cast<std::uint64_t>(shared_->config.max_file_size_bytes)) {
             reply(kTooLarge);
+            return;
+        }
+        if (!shared_->bindings.bound(std::string(*target))) {
+            // Nobody holds the user id: a stored file would go to whoever takes it first.
+            shared_->refused("unknown_recipient");
+            log()->info("[conn {}] file for user id {}, which nobody holds: refused",
+                        to_string(id_), *target);
+            reply(kUnknownRecipient);
             return;
         }
         abandon_upload();  // a new announcement replaces one whose bytes never came
@@ -1911,6 +2256,8 @@ private:
     bool chunk_waiting_ = false;  // a full upload chunk waits for the disk
     bool discarding_ = false;     // the binary message in progress is dropped
     std::string user_;
+    std::string presented_digest_;  // the SHA-256 of the token of the session_auth in progress
+    std::string claimed_user_;      // and the user id it claims (for the log)
     std::deque<std::string> held_;
     std::shared_ptr<Upload> upload_;
     std::unique_ptr<boost::asio::steady_timer> upload_timer_;  // while an upload is announced
@@ -1935,11 +2282,14 @@ MoonshareFrontend::MoonshareFrontend(core::Runtime& runtime, auth::AccountServic
 
 MoonshareFrontend::~MoonshareFrontend() {
     stop();
+    shared_->save_bindings();  // what changed since the ticker's last save
 }
 
 void MoonshareFrontend::add_routes(Router& router, std::shared_ptr<const WsRouteSettings> player,
-                                   std::shared_ptr<const WsRouteSettings> ws) {
+                                   std::shared_ptr<const WsRouteSettings> ws,
+                                   const auth::OperatorAuth& operators) {
     const auto& c = config_;
+    shared_->operators = &operators;
     token_listener_ = router.listener({"moonshare-token", c.token_listen, "", ""});
     for (const std::string path : {"/sessions", "/sessions/"}) {
         router.add_http_route(token_listener_, "", path,
@@ -1953,14 +2303,26 @@ void MoonshareFrontend::add_routes(Router& router, std::shared_ptr<const WsRoute
     auth.settings = ws;
     auth.frontend = "moonshare";
     auth.accept = [shared = shared_](const HttpRequest& req) -> WsRoute::Decision {
-        return std::make_unique<AuthHandler>(shared, req.query_param("userId"));
+        return std::make_unique<AuthHandler>(shared, req.query_param("userId"),
+                                             std::string(auth::bearer_token(req)));
     };
     router.add_ws_route(auth_listener_, "/auth", std::move(auth));
     WsRoute sessions;
     sessions.settings = ws;
     sessions.frontend = "moonshare";
-    sessions.accept = [shared = shared_](const HttpRequest&) -> WsRoute::Decision {
-        return std::make_unique<SessionsHandler>(shared);
+    // The original's own gateway reads the sessions here; Hearth's gateway needs no such link,
+    // and the list holds user ids: operators only.
+    sessions.accept_async = [shared = shared_](const HttpRequest& req,
+                                               std::function<void(WsRoute::Decision)> decide) {
+        shared->operators->authorize(
+            req, [shared, showed = !auth::bearer_token(req).empty(),
+                  decide = std::move(decide)](auth::OperatorAuth::Outcome outcome) {
+                if (const auto* refusal = std::get_if<HttpResponse>(&outcome)) {
+                    decide(shared->operator_refusal(*refusal, "auth /sessions", showed));
+                    return;
+                }
+                decide(std::make_unique<SessionsHandler>(shared));
+            });
     };
     router.add_ws_route(auth_listener_, "/sessions", std::move(sessions));
 

@@ -26,6 +26,7 @@ class Runtime;
 namespace hearth::auth {
 class AccountService;
 struct AccessPolicy;
+class OperatorAuth;
 }  // namespace hearth::auth
 
 namespace hearth::frontends::moonshare {
@@ -59,6 +60,9 @@ struct MoonshareConfig {
     std::int64_t max_concurrent_uploads = 64;
     std::int64_t upload_timeout_s = 60;
     std::int64_t token_requests_per_ip_per_min = 60;
+    std::int64_t max_bindings = 20'000;
+    std::int64_t binding_ttl_s = 86'400;
+    bool renew_from_same_ip = true;
 
     template <class V>
     void visit(V& v) {
@@ -118,6 +122,27 @@ struct MoonshareConfig {
            .restart = true,
            .min = 0,
            .max = 1'000'000});
+        v("max_bindings", max_bindings,
+          {.help = "User ids held at once: the first token issued for a user id binds the id to "
+                   "its holder. Past this many, a token for a new user id is refused (503) until "
+                   "a binding ends; each takes at most 1 KiB.",
+           .restart = true,
+           .min = 1,
+           .max = 10'000'000});
+        v("binding_ttl_s", binding_ttl_s,
+          {.help = "A user id stays bound to its holder this long after its holder last got a "
+                   "token or left, and at least while one of its tokens is valid, it is online, "
+                   "or files wait for it.",
+           .restart = true,
+           .min = 1,
+           .max = 365LL * 86'400});
+        v("renew_from_same_ip", renew_from_same_ip,
+          {.help = "Issue a new token for a bound user id without the holder's token when the "
+                   "request comes from the IP address that one of the holder's tokens (or its "
+                   "latest) was issued to: the plugin asks for a new token at every reconnect "
+                   "and never shows the old one. false: only a request with the holder's token "
+                   "(Authorization: Bearer) gets one.",
+           .restart = true});
         v("upload_timeout_s", upload_timeout_s,
           {.help = "An announced upload whose bytes stop coming for this long is dropped (the "
                    "sender gets \"FILE_FAILED: Upload timed out\"), so that idle clients cannot "
@@ -142,8 +167,8 @@ WsRouteSettings player_route_settings(const MoonshareConfig& config,
 /// The Moonshare front-end. Created, wired and stopped on the control thread; its connections run
 /// on the io threads; disk work runs on the runtime's blocking pool. `runtime`, `accounts` and
 /// `events` must outlive it. Lifecycle: construct (indexes the stored files under
-/// `data_dir`/moonshare), add_routes, start (after the runtime started: its timer), and destroy
-/// after the network layer.
+/// `data_dir`/moonshare and loads the user id bindings saved there), add_routes, start (after the
+/// runtime started: its timer), and destroy after the network layer (saves the bindings).
 class MoonshareFrontend {
 public:
     MoonshareFrontend(core::Runtime& runtime, auth::AccountService& accounts,
@@ -155,8 +180,10 @@ public:
 
     /// Declares the token, auth, player and gateway listeners and their routes. `player` are the
     /// settings of /player (player_route_settings), `ws` those of the other WebSocket routes.
+    /// `operators` decides who may read the listings and logs (gateway /sessions, /players,
+    /// /logs, /events/recent and the auth WebSocket's /sessions); it must outlive the routes.
     void add_routes(Router& router, std::shared_ptr<const WsRouteSettings> player,
-                    std::shared_ptr<const WsRouteSettings> ws);
+                    std::shared_ptr<const WsRouteSettings> ws, const auth::OperatorAuth& operators);
     /// Starts the housekeeping timer (gateway pushes, expiry of stored files and sessions). Call
     /// once the runtime runs.
     void start();
