@@ -123,6 +123,11 @@ public:
     virtual bool compressed() const noexcept = 0;
     /// Bytes waiting in the outbox (connection thread).
     virtual std::size_t outbound_bytes() const noexcept = 0;
+    /// The bound a send is checked against (the route's `max_outbound_bytes`, as reloaded); 0 when
+    /// the connection has none it can tell. A sender that paces itself by `on_written` keeps what
+    /// it has in flight well under it, so that it never trips the overflow policy (connection
+    /// thread).
+    virtual std::size_t max_outbound_bytes() { return 0; }
 };
 
 using ConnectionPtr = std::shared_ptr<Connection>;

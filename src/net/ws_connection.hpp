@@ -149,6 +149,10 @@ public:
     const std::string& route() const noexcept override { return route_->path(); }
     bool compressed() const noexcept override { return deflate_; }
     std::size_t outbound_bytes() const noexcept override { return outbox_.data_bytes(); }
+    std::size_t max_outbound_bytes() override {
+        refresh_settings();  // the bound the next send is checked against
+        return settings_->max_outbound_bytes;
+    }
 
     SendResult send(SharedPayload message) override { return send(std::move(message), {}); }
 

@@ -717,6 +717,211 @@ TEST(Homestead, LiveMessagesWaitForTheFlushOfOlderQueuedOnes) {
     expect_bot_got_nothing_more(b, m, "server-1", "C");
 }
 
+// ---- the flush's pacing -------------------------------------------------------------------------
+
+/// A message content that starts with its index, padded with 'x' to `size` bytes: the order of
+/// frames shows in their contents.
+std::string numbered(int i, std::size_t size) {
+    std::string content = "n" + std::to_string(i) + "-";
+    content.resize(std::max(size, content.size()), 'x');
+    return content;
+}
+
+/// Sends `contents` from `m` (server-1 on channel C) while no bot is connected: every one must be
+/// acknowledged queued.
+void queue_for_bot(Client& m, const std::vector<std::string>& contents) {
+    for (const auto& content : contents) {
+        m.send(mod_message("server-1", "C", content));
+    }
+    for (std::size_t i = 0; i < contents.size(); ++i) {
+        ASSERT_EQ(m.next(std::chrono::seconds(30)), ack("queued", "mod")) << i;
+    }
+}
+
+double slow_consumer_closes(Gateway& g) {
+    return g.metric("hearth_ws_disconnects_total",
+                    {{"route", "/sync"}, {"reason", "slow_consumer"}});
+}
+
+/// Waits until the bot that was connected has left and every message written to it has been
+/// removed from the store; returns how many were written (hearth_homestead_queue_delivered_total).
+/// `count` is how many were queued.
+double settled_after_bot_left(Gateway& g, int count) {
+    double delivered = -1;
+    EXPECT_TRUE(eventually(
+        [&] {
+            // In this order: once the bot is unregistered nothing more is written to it, so the
+            // delivered count read next is final, and the depth catches up when the removals of
+            // the delivered messages are committed.
+            if (g.metric("hearth_homestead_connections", {{"kind", "bot"}}) != 0) {
+                return false;
+            }
+            delivered =
+                g.metric("hearth_homestead_queue_delivered_total", {{"direction", "mod_to_bot"}});
+            return g.metric("hearth_homestead_queue_depth", {{"direction", "mod_to_bot"}}) ==
+                   count - delivered;
+        },
+        std::chrono::seconds(30)));
+    return delivered;
+}
+
+TEST(Homestead, AQueueLargerThanTheOutboundBoundIsFlushedWholeInOrder) {
+    // A 64 KiB outbound bound and 300 queued messages (more than a flush page) of 1 to 40 KiB,
+    // 6 MiB in all. Sent at once, the flush would overflow the bot's outbox and close it as a slow
+    // consumer on every connection, the queue never draining; paced by its completed writes it
+    // never overflows, whatever the sizes.
+    Gateway g({{"homestead.queue_max", "1000"}, {"websocket.max_outbound_bytes", "65536"}});
+    Client m = mod(g.port(), "server-1", "C");
+    constexpr int kCount = 300;
+    std::vector<std::string> contents;
+    for (int i = 0; i < kCount; ++i) {
+        contents.push_back(numbered(i, static_cast<std::size_t>(1 + (i * 7) % 40) * 1024));
+    }
+    ASSERT_NO_FATAL_FAILURE(queue_for_bot(m, contents));
+    Client b = bot(g.port());
+    for (int i = 0; i < kCount; ++i) {
+        ASSERT_EQ(content_of(b.next()), contents[static_cast<std::size_t>(i)]) << i;
+    }
+    EXPECT_TRUE(eventually([&] {
+        return g.metric("hearth_homestead_queue_depth", {{"direction", "mod_to_bot"}}) == 0;
+    }));
+    EXPECT_EQ(g.metric("hearth_homestead_queue_delivered_total", {{"direction", "mod_to_bot"}}),
+              kCount);
+    EXPECT_EQ(slow_consumer_closes(g), 0);
+    expect_bot_got_nothing_more(b, m, "server-1", "C");
+}
+
+TEST(Homestead, QueuedMessagesOfTheLargestSizeReachTheBotWithTheDefaultBounds) {
+    // The reported case: three or more messages of body_size_mb (2 MiB) are more than the default
+    // 4 MiB outbound bound together.
+    Gateway g;
+    constexpr std::size_t kLimit = 2 * 1024 * 1024;
+    const std::size_t envelope = mod_message("server-1", "C", "").size();
+    Client m = mod(g.port(), "server-1", "C");
+    constexpr int kCount = 4;
+    std::vector<std::string> contents;
+    for (int i = 0; i < kCount; ++i) {
+        contents.push_back(numbered(i, kLimit - envelope));
+    }
+    ASSERT_EQ(mod_message("server-1", "C", contents[0]).size(), kLimit);
+    ASSERT_NO_FATAL_FAILURE(queue_for_bot(m, contents));
+    Client b = bot(g.port());
+    for (int i = 0; i < kCount; ++i) {
+        ASSERT_EQ(content_of(b.next()), contents[static_cast<std::size_t>(i)]) << i;
+    }
+    EXPECT_TRUE(eventually([&] {
+        return g.metric("hearth_homestead_queue_depth", {{"direction", "mod_to_bot"}}) == 0;
+    }));
+    EXPECT_EQ(slow_consumer_closes(g), 0);
+    expect_bot_got_nothing_more(b, m, "server-1", "C");
+}
+
+TEST(Homestead, LiveMessagesHeldDuringAPacedFlushFollowTheQueuedOnesPacedToo) {
+    // The bot reads nothing at first, so its flush stalls (16 MiB queued: more than the socket
+    // buffers hold) and every live message for it is held; held, they are more than the 4 MiB
+    // outbound bound, so they too must go out paced once it reads. A long write timeout: the stall
+    // is not what this test is about.
+    Gateway g({{"homestead.queue_max", "1000"}, {"homestead.write_timeout_s", "60"}});
+    Client m = mod(g.port(), "server-1", "C");
+    constexpr int kQueued = 16;
+    constexpr int kLive = 10;
+    const auto content = [&](int i) { return numbered(i, i < kQueued ? 1024 * 1024 : 512 * 1024); };
+    std::vector<std::string> queued;
+    for (int i = 0; i < kQueued; ++i) {
+        queued.push_back(content(i));
+    }
+    ASSERT_NO_FATAL_FAILURE(queue_for_bot(m, queued));
+    Client b(g.port());
+    b.send(bot_handshake());
+    // Registered: the live messages are delivered to it, not queued.
+    ASSERT_TRUE(eventually([&] {
+        return g.metric("hearth_homestead_connections", {{"kind", "bot"}}) == 1;
+    }));
+    for (int i = kQueued; i < kQueued + kLive; ++i) {
+        m.send(mod_message("server-1", "C", content(i)));
+    }
+    // Every message has been read by the server, and so handed to the bot's thread, where the
+    // flush cannot end before the bot reads: they are all held.
+    ASSERT_TRUE(eventually([&] {
+        return g.metric("hearth_ws_messages_in_total", {{"route", "/sync"}}) ==
+               2 + kQueued + kLive;  // with the two handshakes
+    }));
+    EXPECT_EQ(b.next(), kConnectedBot);
+    for (int i = 0; i < kQueued + kLive; ++i) {
+        ASSERT_EQ(content_of(b.next()), content(i)) << i;
+    }
+    for (int i = 0; i < kLive; ++i) {
+        EXPECT_EQ(m.next(), ack("completed", "mod")) << i;
+    }
+    EXPECT_EQ(slow_consumer_closes(g), 0);
+    expect_bot_got_nothing_more(b, m, "server-1", "C");
+}
+
+TEST(Homestead, ABotThatLeavesMidFlushFindsTheRestOnItsNextConnection) {
+    // 24 MiB queued: more than the socket buffers hold, so the bot leaves before the flush ends.
+    Gateway g({{"homestead.queue_max", "1000"}});
+    Client m = mod(g.port(), "server-1", "C");
+    constexpr int kCount = 24;
+    std::vector<std::string> contents;
+    for (int i = 0; i < kCount; ++i) {
+        contents.push_back(numbered(i, 1024 * 1024));
+    }
+    ASSERT_NO_FATAL_FAILURE(queue_for_bot(m, contents));
+    {
+        Client first = bot(g.port());
+        ASSERT_EQ(content_of(first.next()), contents[0]);
+        first.ws().close();
+    }
+    // What was written to the first bot's socket is delivered (and removed); the rest stays.
+    const double delivered = settled_after_bot_left(g, kCount);
+    ASSERT_GE(delivered, 1);
+    ASSERT_LT(delivered, kCount) << "the flush ended before the bot left: nothing was tested";
+    Client second = bot(g.port());
+    for (int i = static_cast<int>(delivered); i < kCount; ++i) {
+        ASSERT_EQ(content_of(second.next()), contents[static_cast<std::size_t>(i)]) << i;
+    }
+    EXPECT_TRUE(eventually([&] {
+        return g.metric("hearth_homestead_queue_depth", {{"direction", "mod_to_bot"}}) == 0;
+    }));
+    EXPECT_EQ(g.metric("hearth_homestead_queue_delivered_total", {{"direction", "mod_to_bot"}}),
+              kCount);
+    EXPECT_EQ(slow_consumer_closes(g), 0);
+    expect_bot_got_nothing_more(second, m, "server-1", "C");
+}
+
+TEST(Homestead, ABotThatStopsReadingDuringTheFlushIsDroppedByTheWriteTimeoutAndKeepsTheRest) {
+    Gateway g({{"homestead.write_timeout_s", "1"}, {"homestead.queue_max", "1000"}});
+    Client m = mod(g.port(), "server-1", "C");
+    constexpr int kCount = 16;
+    std::vector<std::string> contents;
+    for (int i = 0; i < kCount; ++i) {
+        contents.push_back(numbered(i, 1024 * 1024));
+    }
+    ASSERT_NO_FATAL_FAILURE(queue_for_bot(m, contents));
+    // A bot that never reads: once the socket buffers are full the flush's write stalls.
+    RawClient stalled(g.port());
+    ASSERT_EQ(stalled.upgrade("/sync?api_key=gateway").rfind("HTTP/1.1 101", 0), 0u);
+    stalled.write(client_frame(0x1, bot_handshake()));
+    ASSERT_TRUE(eventually(
+        [&] {
+            return g.metric("hearth_ws_disconnects_total",
+                            {{"route", "/sync"}, {"reason", "write_timeout"}}) >= 1;
+        },
+        std::chrono::seconds(30)));
+    const double delivered = settled_after_bot_left(g, kCount);
+    ASSERT_LT(delivered, kCount);
+    EXPECT_EQ(slow_consumer_closes(g), 0);
+    // The next bot gets every message that was not written to the stalled one, in order.
+    Client b = bot(g.port());
+    for (int i = static_cast<int>(delivered); i < kCount; ++i) {
+        ASSERT_EQ(content_of(b.next()), contents[static_cast<std::size_t>(i)]) << i;
+    }
+    EXPECT_TRUE(eventually([&] {
+        return g.metric("hearth_homestead_queue_depth", {{"direction", "mod_to_bot"}}) == 0;
+    }));
+    expect_bot_got_nothing_more(b, m, "server-1", "C");
+}
+
 // ---- keep-alive and limits ----------------------------------------------------------------------
 
 TEST(Homestead, PingsKeepAnAnsweringClientConnected) {

@@ -35,6 +35,15 @@ constexpr std::string_view kToModPrefix = "homestead:to-mod:";
 
 // Entries read per flush page; the next page is read once this one is written and removed.
 constexpr std::size_t kFlushPage = 256;
+// The flush's window: what it has handed to the connection and not yet seen written (queued
+// entries, then the live messages held meanwhile). At most this many messages, and this many bytes
+// or half the connection's outbox bound when that is less; one message is always let through,
+// whatever its size. The next goes when a write completes (`on_written`), so a flush never fills
+// its recipient's outbox past the bound (which would close it as a slow consumer, every time it
+// reconnects, with the queue never draining), and a recipient that stops reading is left to the
+// write timeout with the rest of its queue still stored.
+constexpr std::size_t kFlushWindowMessages = 64;
+constexpr std::size_t kFlushWindowBytes = 1024 * 1024;
 // Live messages held for a recipient while its queue is being flushed (they must not overtake
 // the older queued ones). Past it a message is not held: it goes to the store, like a message for
 // an offline recipient, and is flushed with the queue.
@@ -354,6 +363,7 @@ public:
         for (auto& d : held) {
             d.done(false);
         }
+        pump_flush();  // drops the unsent rest of the page: it stays stored
     }
 
 private:
@@ -639,9 +649,15 @@ private:
         }
     }
 
+    // The flush: the queue is read a page at a time; each page's entries are sent through the
+    // window (kFlushWindowMessages) and each is removed from the store once written; the next
+    // page is read once every entry of this one is written and removed. Then the live messages
+    // held meanwhile go out, through the same window, and live delivery resumes.
+
     void start_flush() {
         flushing_ = true;
         flush_again_ = false;
+        stage_ = FlushStage::kReading;
         read_page();
     }
 
@@ -660,65 +676,124 @@ private:
     }
 
     void on_page(Result<std::vector<store::MailboxEntry>> r) {
-        const auto c = connection();
-        if (!c) {
+        if (!connection()) {
+            stage_ = FlushStage::kHeld;  // closed meanwhile: the queue stays as it is
+            pump_flush();
             return;
         }
-        if (!r) {
+        page_failed_ = !r;
+        if (r) {
+            page_full_ = r->size() >= kFlushPage;
+            page_outstanding_ = r->size();
+            page_.assign(std::make_move_iterator(r->begin()), std::make_move_iterator(r->end()));
+        } else {
             log()->warn("[conn {}] could not read the queue: {}; it stays for the next connection",
                         to_string(id_), r.error().message());
-            finish_flush();
+            page_full_ = false;
+            page_outstanding_ = 0;
+        }
+        stage_ = FlushStage::kSending;
+        pump_flush();
+    }
+
+    /// Whether the window takes one more message of `bytes`.
+    bool window_open(Connection& c, std::size_t bytes) {
+        if (window_messages_ == 0) {
+            return true;
+        }
+        const std::size_t limit = std::min(kFlushWindowBytes, c.max_outbound_bytes() / 2);
+        return window_messages_ < kFlushWindowMessages && window_bytes_ + bytes <= limit;
+    }
+
+    /// Moves the flush on as far as it can go now: sends what the window takes, reads the next
+    /// page, releases the held messages, ends the flush. Called after every event of the flush (a
+    /// page read, a write, a removal, the close); re-entered from a send (a connection that closes
+    /// runs the callbacks of what it drops at once), it leaves the work to the outer call.
+    void pump_flush() {
+        if (pumping_ || !flushing_) {
             return;
         }
-        auto& entries = *r;
-        page_full_ = entries.size() >= kFlushPage;
-        page_outstanding_ = entries.size();
-        page_failed_ = false;
-        if (entries.empty()) {
-            finish_flush();
+        pumping_ = true;
+        for (bool more = true; more;) {
+            more = false;
+            const auto c = connection();
+            if (stage_ == FlushStage::kSending) {
+                while (c && !page_failed_ && !page_.empty() &&
+                       window_open(*c, page_.front().body.size())) {
+                    send_entry(*c);
+                }
+                if (!c || page_failed_) {
+                    // The connection is gone (or a removal failed, and reading the page again
+                    // would deliver twice): what is left of the page stays queued.
+                    page_outstanding_ -= page_.size();
+                    page_.clear();
+                }
+                if (page_outstanding_ == 0) {
+                    if (!page_failed_ && c && (page_full_ || flush_again_)) {
+                        flush_again_ = false;
+                        stage_ = FlushStage::kReading;
+                        read_page();  // sees the removals: submitted after them from this thread
+                    } else {
+                        stage_ = FlushStage::kHeld;
+                        more = true;
+                    }
+                }
+            } else if (stage_ == FlushStage::kHeld) {
+                while (c && !held_.empty() && window_open(*c, held_.front().prefix->size())) {
+                    send_held(*c);
+                }
+                if (held_.empty()) {
+                    // Live messages now go straight out, behind what the flush left in the outbox.
+                    flushing_ = false;
+                    stage_ = FlushStage::kIdle;
+                    if (flush_again_ && c) {
+                        start_flush();  // entries committed during the flush follow the held
+                    }
+                }
+            }
+        }
+        pumping_ = false;
+    }
+
+    /// Sends the page's next entry (or drops it when unreadable) and counts it in the window.
+    void send_entry(Connection& c) {
+        store::MailboxEntry e = std::move(page_.front());
+        page_.pop_front();
+        if (!valid_forward_prefix(e.body)) {
+            log()->warn("[conn {}] dropping an unreadable queued message {} of {}", to_string(id_),
+                        e.seq, e.key);
+            remove(std::move(e.key), e.seq);
             return;
         }
-        const auto now = std::chrono::system_clock::now();
-        for (auto& e : entries) {
-            if (page_failed_) {
-                // The connection is gone: what is left stays queued.
-                --page_outstanding_;
-                continue;
-            }
-            if (!valid_forward_prefix(e.body)) {
-                log()->warn("[conn {}] dropping an unreadable queued message {} of {}",
-                            to_string(id_), e.seq, e.key);
-                remove(std::move(e.key), e.seq);
-                continue;
-            }
-            auto payload = make_text(finish_forward(e.body, now));
-            const auto result = c->send(std::move(payload), [self = shared_from_this(), key = e.key,
-                                                             seq = e.seq](bool written) mutable {
-                self->on_flushed(std::move(key), seq, written);
+        auto payload = make_text(finish_forward(e.body, std::chrono::system_clock::now()));
+        const std::size_t bytes = payload->size();
+        ++window_messages_;
+        window_bytes_ += bytes;
+        const auto result =
+            c.send(std::move(payload), [self = shared_from_this(), key = std::move(e.key),
+                                        seq = e.seq, bytes](bool written) mutable {
+                self->on_flushed(std::move(key), seq, bytes, written);
             });
-            if (result != SendResult::kQueued) {
-                page_failed_ = true;
-                --page_outstanding_;
-            }
-        }
-        if (page_outstanding_ == 0) {
-            finish_flush();
+        if (result != SendResult::kQueued) {
+            close_window(bytes);
+            page_failed_ = true;  // the connection is closing: the entry stays queued
+            --page_outstanding_;
         }
     }
 
-    void on_flushed(std::string key, std::uint64_t seq, bool written) {
-        if (!written) {
+    void on_flushed(std::string key, std::uint64_t seq, std::size_t bytes, bool written) {
+        close_window(bytes);
+        if (written) {
+            shared_
+                ->flushed[static_cast<std::size_t>(key.starts_with(kToBotPrefix) ? Kind::kMod
+                                                                                 : Kind::kBot)]
+                ->inc();
+            remove(std::move(key), seq);
+        } else {
             page_failed_ = true;
-            if (--page_outstanding_ == 0) {
-                finish_flush();
-            }
-            return;
+            --page_outstanding_;
         }
-        shared_
-            ->flushed[static_cast<std::size_t>(key.starts_with(kToBotPrefix) ? Kind::kMod
-                                                                             : Kind::kBot)]
-            ->inc();
-        remove(std::move(key), seq);
+        pump_flush();
     }
 
     /// Removes a delivered (or unreadable) entry; the page is done when every entry is.
@@ -735,36 +810,35 @@ private:
                     log()->warn("[conn {}] could not remove a delivered message: {}",
                                 to_string(self->id_), r.error().message());
                 }
-                if (--self->page_outstanding_ == 0) {
-                    self->page_done();
-                }
+                --self->page_outstanding_;
+                self->pump_flush();
             });
         shared_->mailboxes.remove(std::move(key), seq, std::move(done));
     }
 
-    void page_done() {
-        if (!page_failed_ && open_ && (page_full_ || flush_again_)) {
-            flush_again_ = false;
-            read_page();  // sees the removals: submitted after them from this thread
-            return;
+    /// Sends the oldest live message held during the flush, counted in the window.
+    void send_held(Connection& c) {
+        Delivery d = std::move(held_.front());
+        held_.pop_front();
+        auto payload = make_text(finish_forward(*d.prefix, std::chrono::system_clock::now()));
+        const std::size_t bytes = payload->size();
+        ++window_messages_;
+        window_bytes_ += bytes;
+        const auto result = c.send(std::move(payload),
+                                   [self = shared_from_this(), done = d.done, bytes](bool written) {
+                                       self->close_window(bytes);
+                                       done(written);
+                                       self->pump_flush();
+                                   });
+        if (result != SendResult::kQueued) {
+            close_window(bytes);
+            d.done(false);  // not queued: the callback was dropped unrun
         }
-        finish_flush();
     }
 
-    void finish_flush() {
-        flushing_ = false;
-        auto held = std::move(held_);
-        held_.clear();
-        for (auto& d : held) {
-            if (open_) {
-                send_live(std::move(d));
-            } else {
-                d.done(false);
-            }
-        }
-        if (flush_again_ && open_) {
-            start_flush();
-        }
+    void close_window(std::size_t bytes) {
+        --window_messages_;
+        window_bytes_ -= bytes;
     }
 
     std::shared_ptr<Shared> shared_;
@@ -783,12 +857,26 @@ private:
     std::uint64_t store_cursor_ = 0;  // slots before it need no more appends
 
     // As a recipient.
-    bool flushing_ = false;     // reading/writing the queue; live messages wait in held_
+    enum class FlushStage : std::uint8_t {
+        kIdle,
+        kReading,  // a page read is pending
+        kSending,  // the page's entries go out through the window, and are removed once written
+        kHeld,     // the queue is done: the held live messages go out through the window
+    };
+    bool flushing_ = false;     // from the handshake (or a flush hint) until the held messages are
+                                // out; live messages wait in held_ meanwhile
     bool flush_again_ = false;  // new entries were committed during the flush
+    bool pumping_ = false;      // in pump_flush
+    FlushStage stage_ = FlushStage::kIdle;
     bool page_full_ = false;
     bool page_failed_ = false;
-    std::size_t page_outstanding_ = 0;  // entries of the page not yet written and removed
+    std::deque<store::MailboxEntry> page_;  // the page's entries not yet sent, oldest first
+    std::size_t page_outstanding_ = 0;      // entries of the page not yet written and removed
     std::deque<Delivery> held_;
+    // Messages of the flush handed to the connection and not yet written (the window), and their
+    // bytes. Kept across flushes: what one flush left in the outbox counts against the next.
+    std::size_t window_messages_ = 0;
+    std::size_t window_bytes_ = 0;
 };
 
 /// Adapts a Peer to the connection's callbacks. Runs on: the connection's io thread.
