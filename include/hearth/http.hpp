@@ -40,7 +40,7 @@ struct HttpRequest {
 
 struct HttpResponse {
     int status = 200;
-    std::string content_type = "application/json";
+    std::string content_type = "application/json";  // empty: no Content-Type header at all
     std::string body;
     std::vector<HttpHeader> headers;  // extra headers
 

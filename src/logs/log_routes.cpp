@@ -57,7 +57,9 @@ HttpResponse add(const std::weak_ptr<LogStream>& weak, const HttpRequest& req) {
     for (auto& e : entries) {
         (void)stream->ingest(std::move(e));  // validated above: cannot fail
     }
+    // Exactly what the original sends (Express's res.end()): 200, no Content-Type, no body.
     auto r = HttpResponse::text(200, "");
+    r.content_type.clear();
     return with_cors(std::move(r));
 }
 

@@ -356,7 +356,9 @@ private:
     asio::awaitable<void> write_response(HttpResponse r, unsigned version, bool keep_alive) {
         http::response<http::string_body> res{static_cast<http::status>(r.status), version};
         res.set(http::field::server, "hearth");
-        res.set(http::field::content_type, r.content_type);
+        if (!r.content_type.empty()) {
+            res.set(http::field::content_type, r.content_type);
+        }
         for (auto& h : r.headers) {
             res.set(h.name, h.value);
         }

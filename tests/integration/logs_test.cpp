@@ -2,7 +2,9 @@
 // listener and on the HunterPie listener, batches, the client's key order, room rules, the body
 // limit, and the server's own log lines.
 
+#include <cctype>
 #include <chrono>
+#include <map>
 #include <regex>
 #include <set>
 #include <string>
@@ -357,6 +359,62 @@ TEST(Logs, PendingBoundsDropOldestAndCount) {
     ASSERT_EQ(only.size(), 1U);
     EXPECT_EQ(msg_of(only[0].as_object()), std::string(100, 'y'));
     EXPECT_EQ(metric_value(metrics2.render(), "hearth_logs_dropped_total", {}), 2);
+}
+
+/// The response head's lines after the status line, with lower-case names.
+std::map<std::string, std::string> head_fields(const std::string& head) {
+    std::map<std::string, std::string> out;
+    std::size_t pos = head.find("\r\n") + 2;
+    while (pos + 2 <= head.size()) {
+        const auto end = head.find("\r\n", pos);
+        if (end == pos) {
+            break;
+        }
+        const auto line = head.substr(pos, end - pos);
+        const auto colon = line.find(':');
+        std::string name = line.substr(0, colon);
+        for (char& c : name) {
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        EXPECT_EQ(out.count(name), 0U) << "twice: " << name;
+        const auto value_at = line.find_first_not_of(' ', colon + 1);
+        out[name] = value_at == std::string::npos ? std::string() : line.substr(value_at);
+        pos = end + 2;
+    }
+    return out;
+}
+
+TEST(Logs, AddAnswersExactlyAsTheOriginal) {
+    TestServer server;
+    const auto port = server.port();
+    RawClient raw(port);
+    const std::string body = R"({"msg":"raw"})";
+    raw.write(
+        "POST /logs/add HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+    const std::string bytes = raw.read_until_eof();
+    const auto end = bytes.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos) << bytes;
+    const std::string head = bytes.substr(0, end + 4);
+    EXPECT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0U) << head;
+    const auto fields = head_fields(head);
+    // 200 with no Content-Type at all (not even an empty one) and an empty body, like Express's
+    // res.end(); CORS as everywhere.
+    EXPECT_EQ(fields.count("content-type"), 0U) << head;
+    EXPECT_EQ(fields.at("content-length"), "0") << head;
+    EXPECT_EQ(fields.at("access-control-allow-origin"), "*") << head;
+    EXPECT_EQ(bytes.size(), head.size()) << bytes;
+
+    // The preflight has no Content-Type either (the cors middleware's 204).
+    RawClient preflight(port);
+    preflight.write(
+        "OPTIONS /logs/add HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://example.com\r\n"
+        "Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n");
+    const std::string pre = preflight.read_until_eof();
+    EXPECT_EQ(pre.rfind("HTTP/1.1 204 No Content\r\n", 0), 0U) << pre;
+    EXPECT_EQ(head_fields(pre.substr(0, pre.find("\r\n\r\n") + 4)).count("content-type"), 0U)
+        << pre;
 }
 
 }  // namespace
