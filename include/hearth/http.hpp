@@ -40,7 +40,7 @@ struct HttpRequest {
 
 struct HttpResponse {
     int status = 200;
-    std::string content_type = "application/json";
+    std::string content_type = "application/json";  // empty: no Content-Type header at all
     std::string body;
     std::vector<HttpHeader> headers;  // extra headers
 
@@ -92,6 +92,11 @@ struct WsRoute {
     // Who serves the route, e.g. "native" (the operator API's connection list); empty: the
     // listener's name.
     std::string frontend;
+    // The subprotocols the route speaks, in the server's order of preference: the first of them
+    // that the client offers in Sec-WebSocket-Protocol (compared exactly) is echoed in the 101
+    // response; when the client offers none of them the response has no Sec-WebSocket-Protocol
+    // (RFC 6455 section 4.2.2). `accept` sees every offered value in the request's headers.
+    std::vector<std::string> subprotocols;
 };
 
 /// Where a listener binds and whether it speaks TLS.

@@ -137,7 +137,8 @@ struct ServerApp::Impl {
     std::shared_ptr<logs::LogStream> make_log_stream() {
         const auto& c = config->get<logs::LogsConfig>();
         return std::make_shared<logs::LogStream>(metrics, c.stream_limits(),
-                                                 c.store ? &store->logs() : nullptr, c.retention());
+                                                 c.store ? &store->logs() : nullptr, c.retention(),
+                                                 c.access());
     }
 
     const core::ConfigSchema& schema;
@@ -249,7 +250,8 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
         }
     }
     for (const auto& [listener, prefix] : impl_->log_routes) {
-        logs::add_log_routes(impl_->server, listener, prefix, impl_->log_stream, ws);
+        logs::add_log_routes(impl_->server, listener, prefix, impl_->log_stream, ws,
+                             impl_->operators, m);
     }
     logs::add_log_query_route(
         impl_->server, impl_->http_listener,
@@ -376,6 +378,7 @@ void ServerApp::apply(std::shared_ptr<const core::Config> next) {
     }
     impl_->operators.set_admin_token(next->get<core::HttpConfig>().admin_token);
     impl_->log_stream->set_retention(next->get<logs::LogsConfig>().retention());
+    impl_->log_stream->set_access(next->get<logs::LogsConfig>().access());
     impl_->accounts.reload(next->get<auth::AuthConfig>());
     {
         std::lock_guard lock(impl_->config_mutex);

@@ -60,7 +60,7 @@ std::string format_server_text(std::chrono::system_clock::time_point time, std::
 }
 
 LogStream::LogStream(core::MetricsRegistry& metrics, LogStreamLimits limits, store::Logs* storage,
-                     LogRetention retention)
+                     LogRetention retention, LogAccess access)
     : limits_(limits),
       storage_(storage),
       entries_(metrics.counter("hearth_logs_entries_total",
@@ -76,11 +76,22 @@ LogStream::LogStream(core::MetricsRegistry& metrics, LogStreamLimits limits, sto
           "streamed live but are not stored.")),
       pruned_(metrics.counter("hearth_logs_pruned_total",
                               "Stored log entries deleted by retention (age or max_rows).")),
-      retention_(retention) {}
+      retention_(retention),
+      access_(std::move(access)) {}
 
 void LogStream::set_retention(LogRetention retention) {
     std::lock_guard lock(mutex_);
     retention_ = retention;
+}
+
+void LogStream::set_access(LogAccess access) {
+    std::lock_guard lock(mutex_);
+    access_ = std::move(access);
+}
+
+LogAccess LogStream::access() const {
+    std::lock_guard lock(mutex_);
+    return access_;
 }
 
 LogStream::~LogStream() {
@@ -125,13 +136,14 @@ boost::system::result<void, std::string> LogStream::ingest(json::object entry) {
         entry["room"] = "";
     }
     std::lock_guard lock(mutex_);
-    ingest_locked(std::move(entry), room);
+    ingest_locked(std::move(entry), room, false);
     return {};
 }
 
-void LogStream::ingest_locked(json::object entry, const std::string& room) {
+void LogStream::ingest_locked(json::object entry, const std::string& room, bool server) {
     // Assigned under the lock, so that seqNumber grows in the order entries enter their rooms.
     Pending p;
+    p.server = server;
     p.server_time_ms = ms_since_epoch(std::chrono::system_clock::now());
     p.seq = next_seq_++;
     entry["serverTime"] = p.server_time_ms;
@@ -185,13 +197,14 @@ void LogStream::on_log_line(const util::LogRecord& record) {
     entry["user"] = "server";
     entry["room"] = "";
     std::lock_guard lock(mutex_);
-    ingest_locked(std::move(entry), std::string());
+    ingest_locked(std::move(entry), std::string(), true);
 }
 
-ListenerId LogStream::add_listener(ConnectionHandle connection, std::optional<std::string> room) {
+ListenerId LogStream::add_listener(ConnectionHandle connection, std::optional<std::string> room,
+                                   Audience audience) {
     std::lock_guard lock(mutex_);
     const auto id = next_listener_++;
-    listeners_.emplace(id, Listener{std::move(connection), std::move(room)});
+    listeners_.emplace(id, Listener{std::move(connection), std::move(room), audience});
     return ListenerId{id};
 }
 
@@ -203,10 +216,12 @@ void LogStream::remove_listener(ListenerId id) {
 void LogStream::flush() {
     std::map<std::string, std::deque<Pending>> batch;
     std::vector<Listener> listeners;
+    bool public_server_lines = false;
     {
         std::lock_guard lock(mutex_);
         batch.swap(pending_);
         pending_bytes_ = 0;
+        public_server_lines = access_.public_server_lines;
         if (!batch.empty()) {
             listeners.reserve(listeners_.size());
             for (const auto& [id, l] : listeners_) {
@@ -215,7 +230,7 @@ void LogStream::flush() {
         }
     }
     if (!batch.empty()) {
-        send_batch(batch, listeners);
+        send_batch(batch, listeners, public_server_lines);
         store_batch(batch);
     }
     if (storage_ != nullptr) {
@@ -230,22 +245,41 @@ void LogStream::flush() {
 }
 
 void LogStream::send_batch(const std::map<std::string, std::deque<Pending>>& batch,
-                           const std::vector<Listener>& listeners) {
+                           const std::vector<Listener>& listeners, bool public_server_lines) {
     if (listeners.empty()) {
         return;
     }
-    // One immutable payload per room, shared by every listener that receives it.
-    std::map<std::string, SharedPayload> frames;
-    for (const auto& [room, entries] : batch) {
+    // Per room, one immutable payload of every entry and, when the room holds server lines (only
+    // the "" room does), one of its posted entries alone; each is shared by every listener that
+    // receives it. `posted` is null when the room holds nothing but server lines.
+    struct Frames {
+        SharedPayload all;
+        SharedPayload posted;
+    };
+    const auto encode = [](const std::deque<Pending>& entries, bool with_server) {
         std::string text = "[";
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-            if (i != 0) {
+        bool first = true;
+        for (const auto& e : entries) {
+            if (e.server && !with_server) {
+                continue;
+            }
+            if (!first) {
                 text += ',';
             }
-            text += entries[i].text;
+            first = false;
+            text += e.text;
         }
         text += ']';
-        frames.emplace(room, make_text(std::move(text)));
+        return first ? SharedPayload() : make_text(std::move(text));
+    };
+    std::map<std::string, Frames> frames;
+    for (const auto& [room, entries] : batch) {
+        Frames f;
+        f.all = encode(entries, true);
+        const bool has_server =
+            std::any_of(entries.begin(), entries.end(), [](const Pending& e) { return e.server; });
+        f.posted = has_server ? encode(entries, false) : f.all;
+        frames.emplace(room, std::move(f));
     }
     const auto common = frames.find("");
     for (const auto& l : listeners) {
@@ -253,19 +287,25 @@ void LogStream::send_batch(const std::map<std::string, std::deque<Pending>>& bat
         if (!connection) {
             continue;
         }
+        const bool server_lines = l.audience == Audience::kOperator || public_server_lines;
         // A full outbox applies the route's overflow policy; the result needs no handling here.
-        if (!l.room) {
-            for (const auto& [room, frame] : frames) {
+        const auto send = [&](const Frames& f) {
+            if (const auto& frame = server_lines ? f.all : f.posted) {
                 (void)connection->send(frame);
+            }
+        };
+        if (!l.room) {
+            for (const auto& [room, f] : frames) {
+                send(f);
             }
             continue;
         }
         if (common != frames.end()) {
-            (void)connection->send(common->second);
+            send(common->second);
         }
         if (!l.room->empty()) {
             if (auto it = frames.find(*l.room); it != frames.end()) {
-                (void)connection->send(it->second);
+                send(it->second);
             }
         }
     }

@@ -3,7 +3,8 @@
 // The live part of the logs subsystem (docs/logs.md): entries posted by clients and the server's
 // own log lines, stamped with serverTime and seqNumber, buffered per room and sent to WebSocket
 // listeners in one batch per room every 100 ms; each batch is also handed to the store (when
-// storage is on), which keeps entries within the retention bounds.
+// storage is on), which keeps entries within the retention bounds. The server's own lines go only
+// to operator listeners unless they are public (`LogAccess`).
 
 #include <atomic>
 #include <chrono>
@@ -52,8 +53,21 @@ struct LogRetention {
     bool operator==(const LogRetention&) const = default;
 };
 
+/// Who may receive the server's own lines, and which browser origins may open an operator stream
+/// ([logs] public_server_lines and allowed_origins).
+struct LogAccess {
+    bool public_server_lines = false;          // every listener gets them, as in the original
+    std::vector<std::string> allowed_origins;  // besides the request's own Host
+    bool operator==(const LogAccess&) const = default;
+};
+
 /// Identifies a listener registered with `LogStream::add_listener`.
 enum class ListenerId : std::uint64_t {};
+
+/// Who a listener is: an operator (a valid operator token) receives the server's own lines; the
+/// public receives them only while `LogAccess::public_server_lines` is on. Posted entries go to
+/// both.
+enum class Audience : std::uint8_t { kPublic, kOperator };
 
 /// The log stream. Thread-safe: `ingest`, `add_listener` and `remove_listener` are called from io
 /// threads (routes) and from the logging thread (the server's own lines, via the ring
@@ -66,7 +80,7 @@ public:
     /// bounded by the store's queue: a batch the store refuses or fails is counted in
     /// hearth_logs_store_failed_total and not retried (the live stream has it already).
     LogStream(core::MetricsRegistry& metrics, LogStreamLimits limits = {},
-              store::Logs* storage = nullptr, LogRetention retention = {});
+              store::Logs* storage = nullptr, LogRetention retention = {}, LogAccess access = {});
     ~LogStream();
     LogStream(const LogStream&) = delete;
     LogStream& operator=(const LogStream&) = delete;
@@ -80,12 +94,19 @@ public:
     /// neither a string nor null.
     [[nodiscard]] boost::system::result<void, std::string> ingest(boost::json::object entry);
 
-    /// A listener receives every room's entries (`room` nullopt) or room R's and the "" room's.
-    ListenerId add_listener(ConnectionHandle connection, std::optional<std::string> room);
+    /// A listener receives every room's entries (`room` nullopt) or room R's and the "" room's;
+    /// the server's own lines (room "") only when it is an operator or they are public.
+    ListenerId add_listener(ConnectionHandle connection, std::optional<std::string> room,
+                            Audience audience);
     void remove_listener(ListenerId id);
 
     /// Applies new retention bounds from the next prune on. Thread-safe.
     void set_retention(LogRetention retention);
+
+    /// Applies new access rules: `public_server_lines` from the next batch on, to listeners
+    /// already connected too; `allowed_origins` to the next upgrades. Thread-safe.
+    void set_access(LogAccess access);
+    LogAccess access() const;
 
     /// Sends the pending entries now and stores them (the batcher's work; public for tests).
     void flush();
@@ -98,17 +119,19 @@ private:
         std::int64_t server_time_ms = 0;
         std::string user;
         std::string level;
+        bool server = false;  // one of the server's own lines
         std::size_t bytes() const noexcept { return text.size() + user.size() + level.size(); }
     };
 
-    void ingest_locked(boost::json::object entry, const std::string& room);
+    void ingest_locked(boost::json::object entry, const std::string& room, bool server);
     struct Listener {
         ConnectionHandle connection;
         std::optional<std::string> room;
+        Audience audience = Audience::kPublic;
     };
 
     void send_batch(const std::map<std::string, std::deque<Pending>>& batch,
-                    const std::vector<Listener>& listeners);
+                    const std::vector<Listener>& listeners, bool public_server_lines);
     void store_batch(const std::map<std::string, std::deque<Pending>>& batch);
     void prune();
     void on_log_line(const util::LogRecord& record);
@@ -125,8 +148,9 @@ private:
     // completions through the atomic.
     std::chrono::steady_clock::time_point last_prune_{};
     std::atomic<bool> prune_again_{false};  // the last prune hit its budget: more to delete
-    std::mutex mutex_;                      // guards everything below except timer_
+    mutable std::mutex mutex_;              // guards everything below except timer_
     LogRetention retention_;
+    LogAccess access_;
     std::uint64_t next_seq_ = 1;
     std::uint64_t next_listener_ = 1;
     std::map<std::string, std::deque<Pending>> pending_;  // room -> entries, oldest first

@@ -1,11 +1,13 @@
 #pragma once
 
-// The `[logs]` config section: storage and retention of log entries, and the bounds of the live
-// stream's pending buffer (docs/logs.md).
+// The `[logs]` config section: storage and retention of log entries, the bounds of the live
+// stream's pending buffer, and who may listen to the server's own lines (docs/logs.md).
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/config.hpp"
 #include "logs/log_stream.hpp"
@@ -16,7 +18,7 @@ struct LogsConfig {
     static constexpr std::string_view kName = "logs";
     static constexpr std::string_view kDescription =
         "Log entries posted to /logs/add and the server's own lines: the live stream's buffer, "
-        "storage in the store and its retention.";
+        "storage in the store and its retention, and who may listen to the server's lines.";
 
     bool store = true;                  // keep entries for GET /api/v1/logs
     std::int64_t retention_days = 7;    // 0: no age limit (max_rows still applies)
@@ -24,6 +26,8 @@ struct LogsConfig {
     std::int64_t max_pending_per_room = 10'000;
     std::int64_t max_pending_rooms = 1'000;
     std::int64_t max_pending_bytes = 64 << 20;
+    bool public_server_lines = false;          // the original streams them to anyone
+    std::vector<std::string> allowed_origins;  // besides the request's own Host
 
     template <class V>
     void visit(V& v) {
@@ -57,6 +61,28 @@ struct LogsConfig {
            .restart = true,
            .min = 1024,
            .max = std::int64_t{1} << 34});
+        v("public_server_lines", public_server_lines,
+          {.help = "Stream the server's own log lines to every /logs/listen client (and so to "
+                   "/logs.html) without a token, as the HunterPie original does; false: only to "
+                   "listeners with an operator token. Posted entries are public either way."});
+        v("allowed_origins", allowed_origins,
+          {.help = "Browser origins (\"https://host[:port]\") that may open /logs/listen with an "
+                   "operator token besides the server's own (the request's Host), e.g. behind a "
+                   "proxy that rewrites Host."});
+    }
+    /// Every allowed origin is scheme://authority: no path, no wildcard.
+    void validate(core::ConfigErrors& errors) const {
+        for (const auto& o : allowed_origins) {
+            const auto sep = o.find("://");
+            const bool ok = (o.starts_with("http://") || o.starts_with("https://")) &&
+                            sep + 3 < o.size() &&
+                            o.find_first_of("/?#*@ ", sep + 3) == std::string::npos;
+            if (!ok) {
+                errors.push_back("logs.allowed_origins: \"" + o +
+                                 "\" is not an origin (http:// or https://, a host and an "
+                                 "optional port, nothing after it)");
+            }
+        }
     }
     bool operator==(const LogsConfig&) const = default;
 
@@ -66,6 +92,10 @@ struct LogsConfig {
         l.max_pending_rooms = static_cast<std::size_t>(max_pending_rooms);
         l.max_pending_bytes = static_cast<std::size_t>(max_pending_bytes);
         return l;
+    }
+    LogAccess access() const {
+        return LogAccess{.public_server_lines = public_server_lines,
+                         .allowed_origins = allowed_origins};
     }
     LogRetention retention() const {
         return LogRetention{.max_age = std::chrono::days(retention_days),

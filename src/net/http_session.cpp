@@ -49,6 +49,34 @@ bool has_token(std::string_view list, std::string_view token) {
     return false;
 }
 
+/// The first of `supported` that the client offers in any Sec-WebSocket-Protocol header (a
+/// comma-separated list; values compared exactly, as browsers compare the answer).
+std::optional<std::string_view> select_subprotocol(const http::request<http::string_body>& req,
+                                                   const std::vector<std::string>& supported) {
+    for (const auto& protocol : supported) {
+        const auto [first, last] = req.equal_range(http::field::sec_websocket_protocol);
+        for (auto field = first; field != last; ++field) {
+            std::string_view list = field->value();
+            while (!list.empty()) {
+                const auto comma = list.find(',');
+                auto item = list.substr(0, comma);
+                while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
+                    item.remove_prefix(1);
+                }
+                while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
+                    item.remove_suffix(1);
+                }
+                if (item == protocol) {
+                    return std::string_view(protocol);
+                }
+                list =
+                    comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+            }
+        }
+    }
+    return std::nullopt;
+}
+
 HttpRequest to_request(const http::request<http::string_body>& req, const std::string& peer,
                        const ListenerState& listener) {
     HttpRequest out;
@@ -323,6 +351,11 @@ private:
             "Upgrade\r\nSec-WebSocket-Accept: ";
         response += ws::accept_key(key);
         response += "\r\n";
+        if (auto protocol = select_subprotocol(req, route->subprotocols())) {
+            response += "Sec-WebSocket-Protocol: ";
+            response += *protocol;
+            response += "\r\n";
+        }
         if (deflate) {
             response += "Sec-WebSocket-Extensions: ";
             response += *deflate;
@@ -356,7 +389,9 @@ private:
     asio::awaitable<void> write_response(HttpResponse r, unsigned version, bool keep_alive) {
         http::response<http::string_body> res{static_cast<http::status>(r.status), version};
         res.set(http::field::server, "hearth");
-        res.set(http::field::content_type, r.content_type);
+        if (!r.content_type.empty()) {
+            res.set(http::field::content_type, r.content_type);
+        }
         for (auto& h : r.headers) {
             res.set(h.name, h.value);
         }

@@ -127,6 +127,7 @@ WsRouteState::WsRouteState(std::string listener, std::string path, WsRoute route
       frontend_(std::move(route.frontend)),
       accept_(std::move(route.accept)),
       accept_async_(std::move(route.accept_async)),
+      subprotocols_(std::move(route.subprotocols)),
       registry_(metrics),
       settings_(std::move(route.settings)) {
     const core::Labels labels{{"route", path_}};

@@ -90,6 +90,7 @@ public:
     const std::string& frontend() const noexcept { return frontend_; }
     const WsRoute::Accept& accept() const noexcept { return accept_; }
     const WsRoute::AcceptAsync& accept_async() const noexcept { return accept_async_; }
+    const std::vector<std::string>& subprotocols() const noexcept { return subprotocols_; }
     const WsRouteMetrics& metrics() const noexcept { return metrics_; }
 
     std::shared_ptr<const WsRouteSettings> settings() const;
@@ -110,6 +111,7 @@ private:
     std::string frontend_;
     WsRoute::Accept accept_;
     WsRoute::AcceptAsync accept_async_;
+    std::vector<std::string> subprotocols_;
     core::MetricsRegistry& registry_;
     WsRouteMetrics metrics_;
     mutable std::mutex mutex_;

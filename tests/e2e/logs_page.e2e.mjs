@@ -7,8 +7,11 @@
 // colours per level, every filter (room through the server, user and level in the page) and the
 // URL that bookmarks them, pause, clear, the 5,000-entry bound, auto-scroll, untrusted text shown
 // as text, no horizontal scrolling on a phone, the page under the HunterPie prefix, and the
-// reconnection after a server restart. Saves screenshots. Never sleeps: every wait is a condition
-// polled by Playwright with a deadline.
+// reconnection after a server restart. The server's own lines: not shown without a token
+// ([logs] public_server_lines off), shown with the operator token typed into the page (passed as
+// a subprotocol, never in the URL; a wrong one is reported), and shown to everyone once the
+// restarted server has public_server_lines on. Saves screenshots. Never sleeps: every wait is a
+// condition polled by Playwright with a deadline.
 //
 // Usage: node logs_page.e2e.mjs [--hearth PATH] [--output-dir DIR]
 //   --hearth      the server binary (or env HEARTH_BIN); default: build/debug/hearth
@@ -40,6 +43,7 @@ const HEARTH = path.resolve(
 const OUTPUT_DIR = path.resolve(argument("--output-dir") ?? process.env.HEARTH_TEST_OUTPUT_DIR ??
                                 path.join(path.dirname(HEARTH), "test-output"));
 const CHROMIUM = process.env.HEARTH_CHROMIUM ?? "/usr/bin/chromium";
+const ADMIN_TOKEN = "e2e admin/token+with=odd chars";  // not base64url: the page must encode it
 
 const started = Date.now();
 function log(message) {
@@ -128,7 +132,7 @@ class Server {
     }
 }
 
-function config(dataDir, httpPort, hunterpiePort) {
+function config(dataDir, httpPort, hunterpiePort, publicServerLines = false) {
     return `[server]
 data_dir = "${dataDir}"
 io_threads = 2
@@ -136,6 +140,10 @@ shutdown_timeout_ms = 5000
 
 [http]
 listen = "127.0.0.1:${httpPort}"
+admin_token = "${ADMIN_TOKEN}"
+
+[logs]
+public_server_lines = ${publicServerLines}
 
 [hunterpie]
 enabled = true
@@ -168,6 +176,16 @@ async function post(base, entries) {
         body: JSON.stringify(entries),
     });
     check(r.status === 200, `POST ${base}/logs/add answered ${r.status}: ${await r.text()}`);
+}
+
+/// Makes the server log a line of its own (an operator notice is logged at info).
+async function serverLine(base) {
+    const r = await fetch(`${base}/api/v1/hunterpie/servermsg`, {
+        method: "POST",
+        headers: {"Content-Type": "application/json", "Authorization": `Bearer ${ADMIN_TOKEN}`},
+        body: JSON.stringify({text: "e2e notice", level: "info"}),
+    });
+    check(r.status === 200, `servermsg answered ${r.status}: ${await r.text()}`);
 }
 
 // --- the page -------------------------------------------------------------------------------
@@ -204,6 +222,17 @@ async function waitOpen(page, {room = "", after = 0} = {}) {
 
 async function connects(page) {
     return Number(await page.getAttribute("#status", "data-connects"));
+}
+
+function serverRows(page) {
+    return page.$$eval("#entries .entry", (rows) => rows.filter((r) => r.dataset.user === "server").length);
+}
+
+/// Waits until the page shows a server line of an operator notice.
+async function waitServerLine(page, what) {
+    await waitFor(page, () => [...document.querySelectorAll("#entries .entry")].some(
+        (r) => r.dataset.user === "server" && r.querySelector(".msg").textContent.startsWith("operator notice")),
+                  null, `${what}: no server line shown`);
 }
 
 /// Every row that is not one of the server's own lines: {msg, user, room, level, time, hidden}.
@@ -369,6 +398,39 @@ async function run(state) {
     await phone.screenshot({path: shots[1]});
     log(`screenshots: ${shots.join(" ")}`);
 
+    // The server's own lines: not for anonymous pages; for the page given the operator token.
+    const operator = await openPage(desktopContext, `${base}/logs.html`, "operator");
+    check(await operator.getAttribute("#status", "data-operator") === "0", "operator page: operator before a token");
+    await operator.fill("#token", "wrong token");
+    await operator.press("#token", "Enter");
+    await waitFor(operator, () => document.getElementById("status").dataset.state === "closed" &&
+                                  document.getElementById("status").textContent.includes("check the operator token"),
+                  null, "a refused token is not reported");
+    let before = await connects(operator);
+    await operator.fill("#token", ADMIN_TOKEN);
+    await operator.press("#token", "Enter");
+    await waitOpen(operator, {after: before});
+    check(await operator.getAttribute("#status", "data-operator") === "1",
+          `operator page: not an operator with the token: ${await operator.textContent("#status")}`);
+    check(operator.sockets.every((u) => u === `ws://127.0.0.1:${ports.http}/logs/listen`),
+          `the token went into a URL: ${operator.sockets.join(" ")}`);
+    await serverLine(base);
+    await waitServerLine(operator, "operator page");
+    // Whatever the server sent before this probe has reached the other pages once they show it.
+    await post(base, {user: "probe", msg: "probe 0"});
+    await waitShown(operator, ["probe 0"], "operator page, probe");
+    await waitShown(desktop, ["probe 0"], "desktop, probe");
+    await waitShown(phone, ["probe 0"], "phone, probe");
+    check(await serverRows(desktop) === 0 && await serverRows(phone) === 0,
+          "an anonymous page shows the server's own lines");
+    // The token is kept for the tab: a reload is an operator again.
+    await operator.reload();
+    await waitOpen(operator);
+    check(await operator.getAttribute("#status", "data-operator") === "1", "the token was lost on reload");
+    check(await operator.inputValue("#token") === ADMIN_TOKEN, "the token field is empty after a reload");
+    await operator.close();
+    log("server lines: hidden without a token; a wrong token reported; the operator token shows them");
+
     // The newest entry scrolls into view only when the reader is at the bottom.
     const more = Array.from({length: 80}, (_, i) => ({level: "INFO", user: "bulk", msg: `scroll ${i}`}));
     await post(base, more);
@@ -418,7 +480,7 @@ async function run(state) {
 
     // Room filter: the page listens again with ?room=alpha; the server sends alpha's entries and
     // the "" room's only.
-    const before = await connects(desktop);
+    before = await connects(desktop);
     await desktop.fill("#filter-room", "alpha");
     await desktop.press("#filter-room", "Enter");
     await waitOpen(desktop, {room: "alpha", after: before});
@@ -505,8 +567,8 @@ async function run(state) {
     await waitShown(hp, ["via the HunterPie listener"], "page under /hp");
     log("the page under /hp listens at /hp/logs/listen");
 
-    // The server stops (cleanly) and comes back on the same ports: every page shows the lost
-    // connection and reconnects by itself.
+    // The server stops (cleanly) and comes back on the same ports, with the server's lines public:
+    // every page shows the lost connection and reconnects by itself.
     const pages = [desktop, phone, hp];
     const counts = await Promise.all(pages.map(connects));
     const code = await state.server.stop();
@@ -516,7 +578,7 @@ async function run(state) {
                       null, "the page does not show the lost connection");
     }
     log("server stopped with exit code 0; the pages show the lost connection");
-    await writeFile(configPath, config(path.join(state.tmp, "data"), ports.http, ports.hunterpie));
+    await writeFile(configPath, config(path.join(state.tmp, "data"), ports.http, ports.hunterpie, true));
     state.server = new Server(configPath);
     await state.server.start();
     await waitOpen(desktop, {room: "alpha", after: counts[0]});
@@ -526,6 +588,9 @@ async function run(state) {
     await waitShown(desktop, ["after restart"], "after restart");
     await waitShown(phone, ["after restart"], "after restart (phone)");
     log("every page reconnected after the restart");
+    await serverLine(base);
+    await waitServerLine(phone, "public_server_lines, phone without a token");
+    log("public_server_lines: a page without a token shows the server's lines");
 
     check(problems.length === 0, `the pages reported problems:\n${problems.join("\n")}`);
     await state.browser.close();

@@ -659,8 +659,10 @@ bool server_line_seen(WsClient& logs, const std::string& needle) {
 TEST(HunterPie, PlayerNameNamesTheConnectionInTheServerLog) {
     // The CLI applies server.log_level at startup; an in-process server leaves it to the test.
     ASSERT_TRUE(util::set_log_level("debug"));
-    Sync s;
-    WsClient logs(s.server().port(), WsOptions{.path = "/logs/listen"});
+    // The server's own lines are an operator's ([logs] public_server_lines is off by default).
+    Sync s(Overrides{{"http.admin_token", "\"operator\""}});
+    WsClient logs(s.server().port(), WsOptions{.path = "/logs/listen",
+                                               .headers = {{"Authorization", "Bearer operator"}}});
     Client named(s.port(), false, "/connect?playerName=Zed-42");
     EXPECT_EQ(named.call("ping"), "pong");
     EXPECT_TRUE(server_line_seen(logs, "connected as Zed-42"));

@@ -56,9 +56,16 @@ void expect_page(std::uint16_t port, const std::string& path) {
     // The elements the browser test drives.
     for (const char* id :
          {"id=\"status\"", "id=\"entries\"", "id=\"filter-room\"", "id=\"filter-user\"",
-          "id=\"filter-level\"", "id=\"pause\"", "id=\"clear\""}) {
+          "id=\"filter-level\"", "id=\"pause\"", "id=\"clear\"", "id=\"token\""}) {
         EXPECT_NE(html.find(id), std::string::npos) << id;
     }
+    // The operator token goes as the bearer subprotocol next to hearth.logs (docs/logs.md), is
+    // kept for the tab only, and never goes into a URL.
+    EXPECT_NE(html.find(R"(["hearth.logs", "hearth.bearer." + b64])"), std::string::npos);
+    EXPECT_NE(html.find("new WebSocket(listenUrl(room), protocols())"), std::string::npos);
+    EXPECT_NE(html.find("sessionStorage"), std::string::npos);
+    EXPECT_EQ(html.find("localStorage"), std::string::npos);
+    EXPECT_EQ(html.find("searchParams.set(\"token\""), std::string::npos);
     // Self-contained, and entries never become HTML.
     EXPECT_EQ(html.find("src=\"http"), std::string::npos);
     EXPECT_EQ(html.find("href=\"http"), std::string::npos);

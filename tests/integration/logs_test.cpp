@@ -1,8 +1,12 @@
 // The live logs stream with real clients: POST /logs/add and WS /logs/listen on the HTTP API
 // listener and on the HunterPie listener, batches, the client's key order, room rules, the body
-// limit, and the server's own log lines.
+// limit, the server's own log lines, and who may receive them (LogsAccess: refusals first).
 
+#include <cctype>
 #include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <string>
@@ -39,7 +43,9 @@ std::string msg_of(const json::object& e) {
 /// A /logs/listen client.
 class Listener {
 public:
-    Listener(std::uint16_t port, const std::string& path) : ws_(port, WsOptions{.path = path}) {}
+    Listener(std::uint16_t port, const std::string& path,
+             std::map<std::string, std::string> headers = {})
+        : ws_(port, WsOptions{.path = path, .headers = std::move(headers)}) {}
 
     /// Reads frames until every message in `needed` has been seen; returns every frame read. Fails
     /// the test on close; throws past the deadline.
@@ -70,9 +76,26 @@ public:
         return frames;
     }
 
+    const std::map<std::string, std::string>& upgrade_headers() const {
+        return ws_.upgrade_headers();
+    }
+
 private:
     WsClient ws_;
 };
+
+/// Whether any entry of `frames` is one of the server's own lines.
+bool has_server_line(const std::vector<Frame>& frames) {
+    for (const auto& f : frames) {
+        for (const auto& e : f.entries) {
+            if (const auto* u = e.if_contains("user");
+                u && u->is_string() && u->get_string() == "server") {
+                return true;
+            }
+        }
+    }
+    return false;
+}
 
 /// Every client entry (user not "server") in `frames`, in arrival order.
 std::vector<json::object> client_entries(const std::vector<Frame>& frames) {
@@ -234,12 +257,36 @@ TEST(Logs, BodyLimitAndBadRequests) {
     r = http_request(port, "POST", "/logs/add", R"({"room":5})");
     EXPECT_EQ(r.status, 400);
     EXPECT_NE(r.body.find("room"), std::string::npos) << r.body;
+    // Every refusal is counted by its reason.
+    EXPECT_EQ(
+        server.metric("hearth_logs_refused_total",
+                      {{"listener", "http"}, {"route", "/logs/add"}, {"reason", "too_large"}}),
+        1);
+    EXPECT_EQ(
+        server.metric("hearth_logs_refused_total",
+                      {{"listener", "http"}, {"route", "/logs/add"}, {"reason", "invalid_json"}}),
+        1);
+    EXPECT_EQ(
+        server.metric("hearth_logs_refused_total",
+                      {{"listener", "http"}, {"route", "/logs/add"}, {"reason", "invalid_entry"}}),
+        2);
+}
+
+constexpr const char* kAdminToken = "logs-listen-admin-token";
+
+Overrides with_admin_token(Overrides o = {}) {
+    o["http.admin_token"] = std::string("\"") + kAdminToken + "\"";
+    return o;
+}
+
+std::map<std::string, std::string> bearer(const std::string& token) {
+    return {{"Authorization", "Bearer " + token}};
 }
 
 TEST(Logs, ServerLogLinesAreEntries) {
-    TestServer server;
+    TestServer server(with_admin_token());
     const auto port = server.port();
-    Listener all(port, "/logs/listen");
+    Listener all(port, "/logs/listen", bearer(kAdminToken));
     sync(port, {&all});
     const std::string marker = "logs-test-marker-" + std::to_string(port);
     util::logger("test")->info("{}", marker);
@@ -317,7 +364,7 @@ TEST(Logs, PendingBoundsDropOldestAndCount) {
     auto stream = std::make_shared<logs::LogStream>(
         metrics, logs::LogStreamLimits{.max_pending_per_room = 2, .max_pending_rooms = 2});
     auto connection = std::make_shared<RecordingConnection>();
-    (void)stream->add_listener(ConnectionHandle(connection), std::nullopt);
+    (void)stream->add_listener(ConnectionHandle(connection), std::nullopt, logs::Audience::kPublic);
     auto entry = [](const std::string& room, const std::string& msg) {
         json::object o;
         o["room"] = room;
@@ -346,7 +393,7 @@ TEST(Logs, PendingBoundsDropOldestAndCount) {
     auto small = std::make_shared<logs::LogStream>(metrics2,
                                                    logs::LogStreamLimits{.max_pending_bytes = 200});
     auto c2 = std::make_shared<RecordingConnection>();
-    (void)small->add_listener(ConnectionHandle(c2), std::string("a"));
+    (void)small->add_listener(ConnectionHandle(c2), std::string("a"), logs::Audience::kPublic);
     ASSERT_TRUE(small->ingest(entry("a", std::string(100, 'x'))).has_value());
     ASSERT_TRUE(small->ingest(entry("a", std::string(100, 'y'))).has_value());  // drops the x entry
     // Room a holds the bytes and room b has nothing to drop: the new entry goes.
@@ -357,6 +404,431 @@ TEST(Logs, PendingBoundsDropOldestAndCount) {
     ASSERT_EQ(only.size(), 1U);
     EXPECT_EQ(msg_of(only[0].as_object()), std::string(100, 'y'));
     EXPECT_EQ(metric_value(metrics2.render(), "hearth_logs_dropped_total", {}), 2);
+}
+
+// ---- who may listen to the server's own lines ---------------------------------------------------
+
+/// Every line the server logs while it exists, from the ring (as the stream itself sees them).
+class LogCapture {
+public:
+    LogCapture()
+        : subscription_(util::log_ring().subscribe([this](const util::LogRecord& r) {
+              std::lock_guard lock(mutex_);
+              lines_.push_back(r.logger + " " + r.level + " " + r.message);
+              changed_.notify_all();
+          })) {}
+
+    /// Waits for a line that contains every one of `needles`; returns it. Throws past the
+    /// deadline.
+    std::string wait_for(const std::vector<std::string>& needles) {
+        std::unique_lock lock(mutex_);
+        std::string found;
+        const bool ok = changed_.wait_for(lock, kDeadline, [&] {
+            for (const auto& line : lines_) {
+                bool all = true;
+                for (const auto& n : needles) {
+                    all = all && line.find(n) != std::string::npos;
+                }
+                if (all) {
+                    found = line;
+                    return true;
+                }
+            }
+            return false;
+        });
+        if (!ok) {
+            std::string wanted;
+            for (const auto& n : needles) {
+                wanted += " \"" + n + "\"";
+            }
+            throw std::runtime_error("deadline passed waiting for a log line with" + wanted);
+        }
+        return found;
+    }
+
+    /// Whether any line so far contains `needle`.
+    bool contains(const std::string& needle) {
+        std::lock_guard lock(mutex_);
+        for (const auto& line : lines_) {
+            if (line.find(needle) != std::string::npos) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::vector<std::string> lines_;
+    util::LogRing::Subscription subscription_;  // last: unsubscribed before the rest goes
+};
+
+/// base64url without padding, written here independently of the server's decoder.
+std::string base64url(const std::string& in) {
+    static constexpr char kAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    std::uint32_t bits = 0;
+    int held = 0;
+    for (const unsigned char c : in) {
+        bits = (bits << 8) | c;
+        held += 8;
+        while (held >= 6) {
+            held -= 6;
+            out.push_back(kAlphabet[(bits >> held) & 0x3F]);
+        }
+    }
+    if (held > 0) {
+        out.push_back(kAlphabet[(bits << (6 - held)) & 0x3F]);
+    }
+    return out;
+}
+
+/// The subprotocols a browser offers to pass `token` (docs/logs.md).
+std::map<std::string, std::string> subprotocol(const std::string& token) {
+    return {{"Sec-WebSocket-Protocol", "hearth.logs, hearth.bearer." + base64url(token)}};
+}
+
+/// A refused upgrade, read off a raw socket: the status, the head's headers (lower-case names) and
+/// the body parsed as JSON.
+struct Refusal {
+    int status = 0;
+    std::map<std::string, std::string> headers;
+    json::value body;
+};
+
+Refusal refused_upgrade(std::uint16_t port, const std::string& path,
+                        const std::map<std::string, std::string>& headers) {
+    RawClient raw(port);
+    std::string extra;
+    for (const auto& [k, v] : headers) {
+        extra += k + ": " + v + "\r\n";
+    }
+    const std::string head = raw.upgrade(path, extra);
+    Refusal r;
+    EXPECT_EQ(head.rfind("HTTP/1.1 ", 0), 0U) << head;
+    r.status = std::stoi(head.substr(9, 3));
+    std::size_t pos = head.find("\r\n") + 2;
+    while (pos < head.size() - 2) {
+        const auto end = head.find("\r\n", pos);
+        const auto line = head.substr(pos, end - pos);
+        const auto colon = line.find(':');
+        std::string name = line.substr(0, colon);
+        for (char& c : name) {
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
+        pos = end + 2;
+    }
+    const std::string body = raw.read_until_eof();
+    boost::system::error_code ec;
+    r.body = json::parse(body, ec);
+    EXPECT_FALSE(ec) << body;
+    return r;
+}
+
+std::string error_code_of(const Refusal& r) {
+    if (!r.body.is_object()) {
+        return {};
+    }
+    return std::string(r.body.at("error").at("code").as_string());
+}
+
+double refused(const TestServer& server, const std::string& reason,
+               const std::string& route = "/logs/listen", const std::string& listener = "http") {
+    return server.metric("hearth_logs_refused_total",
+                         {{"listener", listener}, {"route", route}, {"reason", reason}});
+}
+
+/// A session token of a new account with `role`, created through the operator API.
+std::string account_token(std::uint16_t port, const std::string& user, const std::string& role) {
+    const std::string password = "a long enough password";
+    auto created = http_request(port, "POST", "/api/v1/accounts",
+                                R"({"username":")" + user + R"(","password":")" + password +
+                                    R"(","roles":[")" + role + R"("]})",
+                                {{"Authorization", std::string("Bearer ") + kAdminToken},
+                                 {"Content-Type", "application/json"}});
+    EXPECT_EQ(created.status, 201) << created.body;
+    auto login = http_request(port, "POST", "/api/v1/auth/login",
+                              R"({"username":")" + user + R"(","password":")" + password + R"("})",
+                              {{"Content-Type", "application/json"}});
+    EXPECT_EQ(login.status, 200) << login.body;
+    return std::string(json::parse(login.body).at("token").as_string());
+}
+
+int marker_counter = 0;
+
+/// Logs a server line and waits until `witness` (a listener that gets the server's lines) has it;
+/// then a posted probe reaches every one of `others`. Once this returns, the server line was sent
+/// to whoever was to get it before the probe, on the same connections: returns what `others`
+/// read, one vector each.
+std::vector<std::vector<Frame>> log_server_line(std::uint16_t port, Listener& witness,
+                                                std::vector<Listener*> others) {
+    const std::string marker = "server-line-marker-" + std::to_string(++marker_counter);
+    util::logger("test")->info("{}", marker);
+    witness.until({marker});
+    const std::string probe = "probe-" + std::to_string(++probe_counter);
+    post(port, R"({"msg":")" + probe + R"("})");
+    std::vector<std::vector<Frame>> seen;
+    for (auto* l : others) {
+        seen.push_back(l->until({probe}));
+    }
+    return seen;
+}
+
+TEST(LogsAccess, AnonymousListenersGetPostedEntriesButNotTheServerLines) {
+    TestServer server({{"http.admin_token", std::string("\"") + kAdminToken + "\""},
+                       {"hunterpie.enabled", "true"},
+                       {"hunterpie.listen", "\"127.0.0.1:0\""},
+                       {"hunterpie.path_prefix", "\"/hp\""}});
+    const auto port = server.port();
+    const auto hp = server.app().server().bound_port("hunterpie");
+    Listener anonymous(port, "/logs/listen");
+    Listener anonymous_room(port, "/logs/listen?room=r");
+    Listener anonymous_hp(hp, "/hp/logs/listen");
+    Listener operator_(port, "/logs/listen", bearer(kAdminToken));
+    sync(port, {&anonymous, &anonymous_room, &anonymous_hp, &operator_});
+
+    // Posted entries stay public, in every room; the server's lines do not.
+    post(port, R"([{"msg":"public-room","room":"r"},{"msg":"public-common"}])");
+    const auto seen =
+        log_server_line(port, operator_, {&anonymous, &anonymous_room, &anonymous_hp});
+    for (const auto& frames : seen) {
+        EXPECT_FALSE(has_server_line(frames));
+    }
+    auto msgs = [](const std::vector<Frame>& frames) {
+        std::set<std::string> out;
+        for (const auto& e : client_entries(frames)) {
+            out.insert(msg_of(e));
+        }
+        return out;
+    };
+    EXPECT_TRUE(msgs(seen[0]).contains("public-room"));
+    EXPECT_TRUE(msgs(seen[0]).contains("public-common"));
+    EXPECT_TRUE(msgs(seen[1]).contains("public-room"));
+    EXPECT_TRUE(msgs(seen[2]).contains("public-common"));
+    // No refusal: an anonymous listener is not refused, only given less.
+    EXPECT_EQ(refused(server, "invalid_token"), 0);
+}
+
+TEST(LogsAccess, WrongTokensAreRefusedAndLoggedWithoutTheToken) {
+    TestServer server(with_admin_token());
+    const auto port = server.port();
+    LogCapture logged;
+    const std::string wrong = "not-the-admin-token-1234";
+
+    auto r = refused_upgrade(port, "/logs/listen", bearer(wrong));
+    EXPECT_EQ(r.status, 401);
+    EXPECT_EQ(error_code_of(r), "unauthorized");
+    EXPECT_EQ(r.headers["content-type"], "application/json");
+    EXPECT_EQ(r.headers["www-authenticate"], "Bearer");
+    EXPECT_EQ(refused(server, "invalid_token"), 1);
+
+    r = refused_upgrade(port, "/logs/listen", subprotocol(wrong));
+    EXPECT_EQ(r.status, 401);
+    EXPECT_EQ(error_code_of(r), "unauthorized");
+    EXPECT_EQ(refused(server, "invalid_token"), 2);
+
+    // Not base64url, another scheme, and an empty Bearer token: refused the same way.
+    r = refused_upgrade(port, "/logs/listen",
+                        {{"Sec-WebSocket-Protocol", "hearth.logs, hearth.bearer.not/base64"}});
+    EXPECT_EQ(r.status, 401);
+    r = refused_upgrade(port, "/logs/listen", {{"Authorization", "Basic " + base64url(wrong)}});
+    EXPECT_EQ(r.status, 401);
+    r = refused_upgrade(port, "/logs/listen", {{"Authorization", "Bearer "}});
+    EXPECT_EQ(r.status, 401);
+    EXPECT_EQ(refused(server, "invalid_token"), 5);
+
+    // Each refusal is logged, with the peer and the reason, never the token in any form.
+    logged.wait_for({"refused /logs/listen on http from 127.0.0.1:", "invalid_token", "HTTP 401"});
+    EXPECT_FALSE(logged.contains(wrong));
+    EXPECT_FALSE(logged.contains(base64url(wrong)));
+
+    // With no admin token configured, a token that would match an empty one is refused too.
+    TestServer open_server;
+    EXPECT_EQ(refused_upgrade(open_server.port(), "/logs/listen", subprotocol("")).status, 401);
+}
+
+TEST(LogsAccess, ANonAdminAccountTokenIsRefused) {
+    TestServer server(with_admin_token());
+    const auto port = server.port();
+    const auto player = account_token(port, "plain-player", "player");
+    LogCapture logged;
+    auto r = refused_upgrade(port, "/logs/listen", subprotocol(player));
+    EXPECT_EQ(r.status, 403);
+    EXPECT_EQ(error_code_of(r), "forbidden");
+    r = refused_upgrade(port, "/logs/listen", bearer(player));
+    EXPECT_EQ(r.status, 403);
+    EXPECT_EQ(refused(server, "not_admin"), 2);
+    logged.wait_for({"refused /logs/listen", "not_admin", "HTTP 403"});
+    EXPECT_FALSE(logged.contains(player));
+
+    // An admin account's session token is an operator token.
+    const auto admin = account_token(port, "log-admin", "admin");
+    Listener operator_(port, "/logs/listen?room=x", subprotocol(admin));
+    EXPECT_EQ(operator_.upgrade_headers().at("sec-websocket-protocol"), "hearth.logs");
+    sync(port, {&operator_});
+    log_server_line(port, operator_, {});
+    logged.wait_for({"operator listener (account:log-admin)"});
+    EXPECT_FALSE(logged.contains(admin));
+}
+
+TEST(LogsAccess, AForeignOriginIsRefusedForOperatorStreams) {
+    TestServer server(
+        with_admin_token({{"logs.allowed_origins", R"(["https://console.example"])"}}));
+    const auto port = server.port();
+    LogCapture logged;
+    auto headers = bearer(kAdminToken);
+    headers["Origin"] = "http://evil.example";
+    auto r = refused_upgrade(port, "/logs/listen", headers);
+    EXPECT_EQ(r.status, 403);
+    EXPECT_EQ(error_code_of(r), "forbidden_origin");
+    EXPECT_NE(r.body.at("error").at("message").as_string().find("Origin"), std::string::npos);
+    // The same host on another port is another origin; so is a sandboxed page's "null".
+    headers["Origin"] = "http://127.0.0.1:1";
+    EXPECT_EQ(refused_upgrade(port, "/logs/listen", headers).status, 403);
+    auto via_subprotocol = subprotocol(kAdminToken);
+    via_subprotocol["Origin"] = "null";
+    EXPECT_EQ(refused_upgrade(port, "/logs/listen", via_subprotocol).status, 403);
+    EXPECT_EQ(refused(server, "forbidden_origin"), 3);
+    logged.wait_for({"refused /logs/listen", "forbidden_origin", "Origin http://evil.example"});
+    EXPECT_FALSE(logged.contains(kAdminToken));
+
+    // The server's own origin (Host is 127.0.0.1 for these clients), an allowed one, and no
+    // Origin at all (not a browser) are accepted.
+    for (const std::string origin : {"http://127.0.0.1", "https://127.0.0.1",
+                                     "https://console.example", "HTTPS://CONSOLE.EXAMPLE", ""}) {
+        SCOPED_TRACE(origin);
+        auto h = subprotocol(kAdminToken);
+        if (!origin.empty()) {
+            h["Origin"] = origin;
+        }
+        Listener ok(port, "/logs/listen", h);
+        sync(port, {&ok});
+    }
+    // Without a token a foreign page gets what the original gives it: the posted entries.
+    Listener anonymous(port, "/logs/listen", {{"Origin", "http://evil.example"}});
+    sync(port, {&anonymous});
+    EXPECT_EQ(refused(server, "forbidden_origin"), 3);
+}
+
+TEST(LogsAccess, TheAdminTokenGetsTheServerLinesOnEitherListener) {
+    TestServer server(with_admin_token({{"hunterpie.enabled", "true"},
+                                        {"hunterpie.listen", "\"127.0.0.1:0\""},
+                                        {"hunterpie.path_prefix", "\"/hp\""}}));
+    const auto port = server.port();
+    const auto hp = server.app().server().bound_port("hunterpie");
+    Listener header(port, "/logs/listen", bearer(kAdminToken));
+    Listener browser(hp, "/hp/logs/listen?room=r", subprotocol(kAdminToken));
+    // The subprotocol that names the stream is selected, never the one with the token.
+    EXPECT_EQ(browser.upgrade_headers().at("sec-websocket-protocol"), "hearth.logs");
+    EXPECT_EQ(header.upgrade_headers().count("sec-websocket-protocol"), 0U);
+    sync(port, {&header, &browser});
+    const auto seen = log_server_line(port, header, {&browser});
+    EXPECT_TRUE(has_server_line(seen[0]));
+    for (const auto& reason : {"forbidden_origin", "invalid_token", "not_admin", "unavailable"}) {
+        EXPECT_EQ(refused(server, reason), 0) << reason;
+    }
+}
+
+TEST(LogsAccess, PublicServerLinesRestoreThePublicStreamUntilAReloadTurnsThemOff) {
+    Overrides overrides = with_admin_token({{"logs.public_server_lines", "true"},
+                                            {"hunterpie.enabled", "true"},
+                                            {"hunterpie.listen", "\"127.0.0.1:0\""}});
+    TestServer server(overrides);
+    const auto port = server.port();
+    const auto hp = server.app().server().bound_port("hunterpie");
+    Listener anonymous(port, "/logs/listen");
+    Listener anonymous_hp(hp, "/logs/listen?room=r");
+    Listener operator_(port, "/logs/listen", bearer(kAdminToken));
+    sync(port, {&anonymous, &anonymous_hp, &operator_});
+    auto seen = log_server_line(port, operator_, {&anonymous, &anonymous_hp});
+    EXPECT_TRUE(has_server_line(seen[0]));
+    EXPECT_TRUE(has_server_line(seen[1]));
+
+    // A reload that turns them off applies to the listeners already connected.
+    overrides["logs.public_server_lines"] = "false";
+    const auto schema = app::make_schema();
+    auto loaded =
+        schema.load_string(test_config_toml(overrides, "unused-data-dir"), "test.toml", {});
+    ASSERT_TRUE(loaded.config);
+    server.app().apply(loaded.config);
+    seen = log_server_line(port, operator_, {&anonymous, &anonymous_hp});
+    EXPECT_FALSE(has_server_line(seen[0]));
+    EXPECT_FALSE(has_server_line(seen[1]));
+}
+
+TEST(LogsAccess, AllowedOriginsMustBeOrigins) {
+    const auto schema = app::make_schema();
+    for (const std::string bad :
+         {R"(["*"])", R"(["example.com"])", R"(["https://example.com/"])", R"(["https://"])"}) {
+        auto loaded = schema.load_string("[logs]\nallowed_origins = " + bad + "\n", "t.toml", {});
+        EXPECT_FALSE(loaded.config) << bad;
+        ASSERT_FALSE(loaded.errors.empty()) << bad;
+        EXPECT_NE(loaded.errors[0].find("logs.allowed_origins"), std::string::npos)
+            << loaded.errors[0];
+    }
+    auto ok = schema.load_string(
+        "[logs]\nallowed_origins = [\"https://console.example:8443\", \"http://localhost\"]\n",
+        "t.toml", {});
+    EXPECT_TRUE(ok.config);
+}
+
+/// The response head's lines after the status line, with lower-case names.
+std::map<std::string, std::string> head_fields(const std::string& head) {
+    std::map<std::string, std::string> out;
+    std::size_t pos = head.find("\r\n") + 2;
+    while (pos + 2 <= head.size()) {
+        const auto end = head.find("\r\n", pos);
+        if (end == pos) {
+            break;
+        }
+        const auto line = head.substr(pos, end - pos);
+        const auto colon = line.find(':');
+        std::string name = line.substr(0, colon);
+        for (char& c : name) {
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        EXPECT_EQ(out.count(name), 0U) << "twice: " << name;
+        const auto value_at = line.find_first_not_of(' ', colon + 1);
+        out[name] = value_at == std::string::npos ? std::string() : line.substr(value_at);
+        pos = end + 2;
+    }
+    return out;
+}
+
+TEST(Logs, AddAnswersExactlyAsTheOriginal) {
+    TestServer server;
+    const auto port = server.port();
+    RawClient raw(port);
+    const std::string body = R"({"msg":"raw"})";
+    raw.write(
+        "POST /logs/add HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+    const std::string bytes = raw.read_until_eof();
+    const auto end = bytes.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos) << bytes;
+    const std::string head = bytes.substr(0, end + 4);
+    EXPECT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0U) << head;
+    const auto fields = head_fields(head);
+    // 200 with no Content-Type at all (not even an empty one) and an empty body, like Express's
+    // res.end(); CORS as everywhere.
+    EXPECT_EQ(fields.count("content-type"), 0U) << head;
+    EXPECT_EQ(fields.at("content-length"), "0") << head;
+    EXPECT_EQ(fields.at("access-control-allow-origin"), "*") << head;
+    EXPECT_EQ(bytes.size(), head.size()) << bytes;
+
+    // The preflight has no Content-Type either (the cors middleware's 204).
+    RawClient preflight(port);
+    preflight.write(
+        "OPTIONS /logs/add HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://example.com\r\n"
+        "Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n");
+    const std::string pre = preflight.read_until_eof();
+    EXPECT_EQ(pre.rfind("HTTP/1.1 204 No Content\r\n", 0), 0U) << pre;
+    EXPECT_EQ(head_fields(pre.substr(0, pre.find("\r\n\r\n") + 4)).count("content-type"), 0U)
+        << pre;
 }
 
 }  // namespace
