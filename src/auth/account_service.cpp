@@ -254,6 +254,70 @@ struct AccountService::State : std::enable_shared_from_this<State> {
             });
     }
 
+    /// Revokes every live session token of `account`, a page at a time (after token id
+    /// `after`), then `done` with how many were revoked.
+    void revoke_sessions(std::uint64_t account, std::uint64_t after, std::uint64_t revoked_so_far,
+                         Done<std::uint64_t> done) {
+        constexpr std::size_t kPage = 100;
+        store::TokenFilter filter;
+        filter.account_id = account;
+        filter.kind = store::TokenKindCode::kSession;
+        filter.after_id = after;
+        filter.limit = kPage;
+        accounts.list_tokens(
+            filter, [self = shared_from_this(), account, revoked_so_far,
+                     done = std::move(done)](Result<std::vector<store::TokenRecord>> page) mutable {
+                if (!page) {
+                    done(page.error());
+                    return;
+                }
+                if (page->empty()) {
+                    done(revoked_so_far);
+                    return;
+                }
+                const bool last = page->size() < kPage;
+                const auto next_after = page->back().id;
+                struct Round {
+                    std::size_t left;
+                    std::uint64_t revoked;
+                    std::optional<boost::system::error_code> failed;
+                    Done<std::uint64_t> done;
+                };
+                auto round = std::make_shared<Round>(
+                    Round{page->size(), revoked_so_far, std::nullopt, std::move(done)});
+                std::mutex* round_mutex = &self->revoke_mutex;
+                const auto now = std::chrono::system_clock::now();
+                for (const auto& token : *page) {
+                    self->accounts.revoke_token(token.id, now,
+                                                [self, account, last, next_after, round,
+                                                 round_mutex](Result<store::TokenRecord> r) {
+                                                    bool finished = false;
+                                                    {
+                                                        std::lock_guard lock(*round_mutex);
+                                                        if (r) {
+                                                            ++round->revoked;
+                                                        } else if (!round->failed) {
+                                                            round->failed = r.error();
+                                                        }
+                                                        finished = --round->left == 0;
+                                                    }
+                                                    if (!finished) {
+                                                        return;
+                                                    }
+                                                    if (round->failed) {
+                                                        round->done(*round->failed);
+                                                    } else if (last) {
+                                                        round->done(round->revoked);
+                                                    } else {
+                                                        self->revoke_sessions(
+                                                            account, next_after, round->revoked,
+                                                            std::move(round->done));
+                                                    }
+                                                });
+                }
+            });
+    }
+
     void run_most_urgent_hash() {
         std::function<void()> job;
         {
@@ -331,6 +395,7 @@ struct AccountService::State : std::enable_shared_from_this<State> {
     std::chrono::steady_clock::time_point next_purge{};   // under mutex
     std::atomic<std::size_t> pending{0};
     std::atomic<std::size_t> pending_registrations{0};
+    std::mutex revoke_mutex;                          // guards revoke_sessions' rounds
     std::mutex hash_mutex;                            // guards the two queues below
     std::deque<std::function<void()>> urgent_hashes;  // logins
     std::deque<std::function<void()>> other_hashes;   // account creation and password changes
@@ -422,14 +487,31 @@ void AccountService::change_account(std::uint64_t id, AccountChange change,
         patch.email = std::move(change.email);
         patch.roles = std::move(change.roles);
         patch.disabled = change.disabled;
+        const bool new_password = hash.has_value();
         patch.password_hash = std::move(hash);
-        state->accounts.update_account(id, std::move(patch),
-                                       [state, id, shared_done](Result<store::AccountRecord> r) {
-                                           // Rights or status may have changed: cached tokens must
-                                           // be validated again.
+        state->accounts.update_account(
+            id, std::move(patch),
+            [state, id, new_password, shared_done](Result<store::AccountRecord> r) {
+                // Rights or status may have changed: cached tokens must be validated again.
+                state->cache.erase_account(id);
+                if (!r || !new_password) {
+                    (*shared_done)(std::move(r));
+                    return;
+                }
+                // A new password ends every session the old one opened: whoever learnt the old
+                // password (the reason to change it) must not stay logged in. API keys are
+                // separate credentials and stay.
+                state->revoke_sessions(id, 0, 0,
+                                       [state, id, shared_done, account = std::move(*r)](
+                                           Result<std::uint64_t> revoked) mutable {
                                            state->cache.erase_account(id);
-                                           (*shared_done)(std::move(r));
+                                           if (!revoked) {
+                                               (*shared_done)(revoked.error());
+                                               return;
+                                           }
+                                           (*shared_done)(std::move(account));
                                        });
+            });
     };
     if (!change.password) {
         apply(std::nullopt);
@@ -456,28 +538,63 @@ void AccountService::delete_account(std::uint64_t id, Done<void> done) {
                                     });
 }
 
+namespace {
+
+// A username that cannot exist is throttled under this one key: it is never copied into the
+// throttle's table (a 1 MiB name would be kept, twice, for 15 minutes).
+constexpr std::string_view kImpossibleUserKey = "user:<invalid>";
+
+std::string user_key_of(std::string_view username) {
+    return check_username(username) ? std::string(kImpossibleUserKey)
+                                    : "user:" + lower_ascii(username);
+}
+
+std::string ip_key_of(std::string_view peer_ip) {
+    return "ip:" + address_key(peer_ip);
+}
+
+}  // namespace
+
 std::chrono::milliseconds AccountService::retry_after(const std::string& username,
                                                       const std::string& peer_ip) const {
     const auto now = LoginThrottle::Clock::now();
-    const auto by_user = state_->throttle.wait_before_attempt("user:" + lower_ascii(username), now);
-    const auto by_ip = state_->throttle.wait_before_attempt("ip:" + peer_ip, now);
+    const auto by_user = state_->throttle.wait_before_attempt(user_key_of(username), now);
+    const auto by_ip = state_->throttle.wait_before_attempt(ip_key_of(peer_ip), now);
     return std::max(by_user.value_or(std::chrono::milliseconds(0)),
                     by_ip.value_or(std::chrono::milliseconds(0)));
 }
 
 void AccountService::login(std::string username, std::string password, std::string peer_ip,
                            Done<SessionToken> done) {
-    if (retry_after(username, peer_ip).count() > 0) {
+    const std::string user_key = user_key_of(username);
+    const std::string ip_key = ip_key_of(peer_ip);
+    const auto started = LoginThrottle::Clock::now();
+    // Both keys' attempts start here, before the hash: concurrent guesses are counted as they
+    // are made, not when their hashes finish.
+    if (state_->throttle.try_begin(user_key, started)) {
         state_->logins_throttled.inc();
         done(err(Errc::kLimitReached));
         return;
     }
-    const std::string user_key = "user:" + lower_ascii(username);
-    const std::string ip_key = "ip:" + peer_ip;
+    if (state_->throttle.try_begin(ip_key, started)) {
+        state_->throttle.cancel(user_key);
+        state_->logins_throttled.inc();
+        done(err(Errc::kLimitReached));
+        return;
+    }
+    // Ends both attempts without a verdict when the check cannot be made.
+    auto cancel = [state = state_, user_key, ip_key] {
+        state->throttle.cancel(user_key);
+        state->throttle.cancel(ip_key);
+    };
+    if (user_key == kImpossibleUserKey) {
+        username.clear();  // no such account: checked against the dummy hash below, like any
+    }
     state_->accounts.account_by_name(username, [state = state_, password = std::move(password),
-                                                user_key, ip_key, done = std::move(done)](
+                                                user_key, ip_key, cancel, done = std::move(done)](
                                                    Result<store::AccountRecord> found) mutable {
         if (!found && found.error() != make_error_code(Errc::kNotFound)) {
+            cancel();
             done(found.error());
             return;
         }
@@ -499,9 +616,10 @@ void AccountService::login(std::string username, std::string password, std::stri
                 }
                 return c;
             },
-            [state, found = std::move(found), user_key, ip_key,
+            [state, found = std::move(found), user_key, ip_key, cancel,
              done = std::move(done)](Result<Check> check) mutable {
                 if (!check) {
+                    cancel();
                     done(check.error());
                     return;
                 }

@@ -33,8 +33,8 @@ std::optional<std::chrono::milliseconds> LoginThrottle::wait_before_attempt(cons
     return std::chrono::ceil<std::chrono::milliseconds>(allowed_at - now);
 }
 
-void LoginThrottle::failed(const std::string& key, Clock::time_point now) {
-    std::lock_guard lock(mutex_);
+std::unordered_map<std::string, LoginThrottle::Entry>::iterator LoginThrottle::entry(
+    const std::string& key, Clock::time_point now) {
     auto it = entries_.find(key);
     if (it == entries_.end()) {
         if (entries_.size() >= std::max<std::size_t>(1, policy_.max_keys)) {
@@ -42,9 +42,50 @@ void LoginThrottle::failed(const std::string& key, Clock::time_point now) {
             recency_.pop_front();
         }
         recency_.push_back(key);
-        it = entries_.emplace(key, Entry{0, now, std::prev(recency_.end())}).first;
+        // A new key has no failure: its "last failure" is far enough back to be free.
+        it = entries_
+                 .emplace(key, Entry{0, 0, now - policy_.forget_after, std::prev(recency_.end())})
+                 .first;
     } else if (now - it->second.last_failure >= policy_.forget_after) {
         it->second.failures = 0;
+    }
+    return it;
+}
+
+std::optional<std::chrono::milliseconds> LoginThrottle::try_begin(const std::string& key,
+                                                                  Clock::time_point now) {
+    std::lock_guard lock(mutex_);
+    auto it = entry(key, now);
+    Entry& e = it->second;
+    if (e.failures + e.in_flight < policy_.free_failures) {
+        ++e.in_flight;
+        return std::nullopt;
+    }
+    const auto allowed_at = e.last_failure + delay_after(e.failures);
+    if (e.in_flight == 0 && now >= allowed_at) {
+        ++e.in_flight;
+        return std::nullopt;
+    }
+    // Past the free failures one attempt runs at a time: the one in flight decides first.
+    auto wait = allowed_at > now ? allowed_at - now : Clock::duration::zero();
+    if (e.in_flight > 0) {
+        wait = std::max<Clock::duration>(wait, policy_.base_delay);
+    }
+    return std::chrono::ceil<std::chrono::milliseconds>(wait);
+}
+
+void LoginThrottle::cancel(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    if (auto it = entries_.find(key); it != entries_.end() && it->second.in_flight > 0) {
+        --it->second.in_flight;
+    }
+}
+
+void LoginThrottle::failed(const std::string& key, Clock::time_point now) {
+    std::lock_guard lock(mutex_);
+    auto it = entry(key, now);
+    if (it->second.in_flight > 0) {
+        --it->second.in_flight;
     }
     ++it->second.failures;
     it->second.last_failure = now;

@@ -34,7 +34,15 @@ public:
     /// How long `key` must still wait before its next attempt; nothing when it may try now.
     std::optional<std::chrono::milliseconds> wait_before_attempt(const std::string& key,
                                                                  Clock::time_point now);
-    /// Records a failed attempt.
+    /// Starts an attempt: nothing when it may go on (it is then in flight until failed,
+    /// succeeded or cancelled), else how long to wait. Attempts in flight count as failures to
+    /// come, so concurrent attempts cannot all pass the check before the first fails: at most
+    /// `free_failures` run at once per key, and past the free failures one at a time.
+    std::optional<std::chrono::milliseconds> try_begin(const std::string& key,
+                                                       Clock::time_point now);
+    /// Ends an attempt begun without a verdict (the store could not answer).
+    void cancel(const std::string& key);
+    /// Records a failed attempt (ending one in flight, if any).
     void failed(const std::string& key, Clock::time_point now);
     /// Forgets `key`'s failures (a successful login).
     void succeeded(const std::string& key);
@@ -46,10 +54,14 @@ public:
 private:
     struct Entry {
         std::uint32_t failures = 0;
+        std::uint32_t in_flight = 0;
         Clock::time_point last_failure;
         std::list<std::string>::iterator order;  // its place in recency_
     };
     std::chrono::milliseconds delay_after(std::uint32_t failures) const;
+    /// The entry of `key`, made (evicting the least recently failed at the bound) when absent.
+    std::unordered_map<std::string, Entry>::iterator entry(const std::string& key,
+                                                           Clock::time_point now);
 
     mutable std::mutex mutex_;
     ThrottlePolicy policy_;

@@ -37,6 +37,26 @@ TEST(LoginThrottle, DelayStartsAfterTheFreeFailuresAndDoublesToItsCap) {
     EXPECT_FALSE(t.wait_before_attempt("user:b", t0 + 7000ms));
 }
 
+TEST(LoginThrottle, AttemptsInFlightCountAsFailuresToCome) {
+    LoginThrottle t(kPolicy);  // two free failures
+    const auto t0 = Clock::now();
+    EXPECT_FALSE(t.try_begin("user:a", t0));
+    EXPECT_FALSE(t.try_begin("user:a", t0));
+    EXPECT_TRUE(t.try_begin("user:a", t0));  // a third at once would outrun the first verdicts
+    t.cancel("user:a");                      // one ends without a verdict: a place is free
+    EXPECT_FALSE(t.try_begin("user:a", t0));
+    t.failed("user:a", t0);
+    t.failed("user:a", t0);
+    // Past the free failures, and no delay due yet: one attempt at a time.
+    EXPECT_FALSE(t.try_begin("user:a", t0));
+    EXPECT_TRUE(t.try_begin("user:a", t0));
+    t.failed("user:a", t0);
+    EXPECT_EQ(t.try_begin("user:a", t0), 1000ms);
+    EXPECT_FALSE(t.try_begin("user:a", t0 + 1000ms));
+    t.succeeded("user:a");
+    EXPECT_FALSE(t.try_begin("user:a", t0 + 1000ms));
+}
+
 TEST(LoginThrottle, SuccessAndQuietTimeForget) {
     LoginThrottle t(kPolicy);
     const auto t0 = Clock::now();

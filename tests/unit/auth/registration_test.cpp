@@ -267,5 +267,106 @@ TEST_F(Registrations, ThePasswordLengthIsTheConfigs) {
     EXPECT_TRUE(wait(tiny));
 }
 
+std::future<Result<SessionToken>> login_of(AccountService& accounts, const std::string& user,
+                                           const std::string& password, const std::string& ip) {
+    auto p = std::make_shared<std::promise<Result<SessionToken>>>();
+    auto f = p->get_future();
+    accounts.login(user, password, ip, [p](Result<SessionToken> r) { p->set_value(std::move(r)); });
+    return f;
+}
+
+TEST_F(Registrations, ConcurrentGuessesAreCountedBeforeTheirHashes) {
+    // Five free failures: of ten guesses sent at once, five are hashed, five refused at once.
+    std::vector<std::future<Result<SessionToken>>> guesses;
+    for (int i = 0; i < 10; ++i) {
+        guesses.push_back(login_of(accounts_, "victim", "guess-" + std::to_string(i),
+                                   "198.51.100." + std::to_string(i)));
+    }
+    wait_posted(5);
+    std::size_t refused = 0;
+    for (auto& g : guesses) {
+        if (g.wait_for(0s) == std::future_status::ready) {
+            EXPECT_EQ(g.get().error(), make_error_code(Errc::kLimitReached));
+            ++refused;
+        }
+    }
+    EXPECT_EQ(refused, 5U);
+    EXPECT_EQ(posted(), 5U);
+    run_all();
+}
+
+TEST_F(Registrations, Ipv6GuessersCountByTheirSlash64) {
+    std::vector<std::future<Result<SessionToken>>> guesses;
+    for (int i = 0; i < 6; ++i) {  // five free failures, and the one after them
+        guesses.push_back(login_of(accounts_, "user" + std::to_string(i), "wrong-password",
+                                   "2001:db8:7:7::" + std::to_string(i + 1)));
+        wait_posted(1);
+        run_all();
+        EXPECT_EQ(wait(guesses.back()).error(), make_error_code(Errc::kUnauthenticated));
+    }
+    // A seventh address of the same /64, a seventh username: the address's delay applies.
+    auto sixth = login_of(accounts_, "user9", "wrong-password", "2001:db8:7:7::99");
+    EXPECT_EQ(wait(sixth).error(), make_error_code(Errc::kLimitReached));
+    // Another /64 is not affected.
+    auto other = login_of(accounts_, "user9", "wrong-password", "2001:db8:7:8::1");
+    wait_posted(1);
+    run_all();
+    EXPECT_EQ(wait(other).error(), make_error_code(Errc::kUnauthenticated));
+}
+
+TEST_F(Registrations, AnImpossibleUsernameIsRefusedLikeAnyWrongOne) {
+    auto huge = login_of(accounts_, std::string(1 << 20, 'x'), "whatever-password", "198.51.100.1");
+    wait_posted(1);  // hashed against the dummy, as an unknown name is
+    run_all();
+    EXPECT_EQ(wait(huge).error(), make_error_code(Errc::kUnauthenticated));
+}
+
+TEST_F(Registrations, ANewPasswordEndsTheAccountsSessions) {
+    auto creating = create("sam", "sam-password-1");
+    wait_posted(1);
+    run_all();
+    auto made = wait(creating);
+    ASSERT_TRUE(made);
+    std::vector<std::string> sessions;
+    for (int i = 0; i < 2; ++i) {
+        auto s = login_of(accounts_, "sam", "sam-password-1", "198.51.100.1");
+        wait_posted(1);
+        run_all();
+        auto r = wait(s);
+        ASSERT_TRUE(r);
+        sessions.push_back(r->token);
+    }
+    IssuedToken key;
+    {
+        std::promise<Result<IssuedToken>> p;
+        auto f = p.get_future();
+        accounts_.issue_token({.account_id = made->id, .name = "bot", .scopes = {"native"}},
+                              [&p](Result<IssuedToken> r) { p.set_value(std::move(r)); });
+        auto r = wait(f);
+        ASSERT_TRUE(r);
+        key = std::move(*r);
+    }
+    auto validate = [this](const std::string& token) {
+        std::promise<Result<Principal>> p;
+        auto f = p.get_future();
+        accounts_.validate(token, [&p](Result<Principal> r) { p.set_value(std::move(r)); });
+        return wait(f);
+    };
+    ASSERT_TRUE(validate(sessions[0]));
+
+    std::promise<Result<store::AccountRecord>> changed;
+    auto changed_f = changed.get_future();
+    accounts_.change_account(
+        made->id, {.password = "sam-password-2"},
+        [&changed](Result<store::AccountRecord> r) { changed.set_value(std::move(r)); });
+    wait_posted(1);
+    run_all();
+    ASSERT_TRUE(wait(changed_f));
+    for (const auto& s : sessions) {
+        EXPECT_EQ(validate(s).error(), make_error_code(Errc::kUnauthenticated));
+    }
+    EXPECT_TRUE(validate(key.token));  // an API key is its own credential
+}
+
 }  // namespace
 }  // namespace hearth::auth
