@@ -13,6 +13,24 @@ std::chrono::milliseconds LoginThrottle::delay_after(std::uint32_t failures) con
     return std::min(delay, policy_.max_delay);
 }
 
+std::optional<std::chrono::milliseconds> LoginThrottle::wait_locked(const Entry& e,
+                                                                    Clock::time_point now) const {
+    if (e.failures + e.in_flight < policy_.free_failures) {
+        return std::nullopt;
+    }
+    const auto allowed_at = e.last_failure + delay_after(e.failures);
+    if (e.in_flight == 0 && now >= allowed_at) {
+        return std::nullopt;
+    }
+    // Past the free failures one attempt runs at a time: the one in flight decides first.
+    auto wait = allowed_at > now ? allowed_at - now : Clock::duration::zero();
+    if (e.in_flight > 0) {
+        wait = std::max<Clock::duration>(wait, policy_.base_delay);
+    }
+    // Rounded up: a client that waits exactly this long is allowed.
+    return std::chrono::ceil<std::chrono::milliseconds>(wait);
+}
+
 std::optional<std::chrono::milliseconds> LoginThrottle::wait_before_attempt(const std::string& key,
                                                                             Clock::time_point now) {
     std::lock_guard lock(mutex_);
@@ -20,17 +38,13 @@ std::optional<std::chrono::milliseconds> LoginThrottle::wait_before_attempt(cons
     if (it == entries_.end()) {
         return std::nullopt;
     }
-    if (now - it->second.last_failure >= policy_.forget_after) {
+    // A quiet key is forgotten, unless attempts are in flight: they still count.
+    if (it->second.in_flight == 0 && now - it->second.last_failure >= policy_.forget_after) {
         recency_.erase(it->second.order);
         entries_.erase(it);
         return std::nullopt;
     }
-    const auto allowed_at = it->second.last_failure + delay_after(it->second.failures);
-    if (now >= allowed_at) {
-        return std::nullopt;
-    }
-    // Rounded up: a client that waits exactly this long is allowed.
-    return std::chrono::ceil<std::chrono::milliseconds>(allowed_at - now);
+    return wait_locked(it->second, now);
 }
 
 std::unordered_map<std::string, LoginThrottle::Entry>::iterator LoginThrottle::entry(
@@ -56,22 +70,11 @@ std::optional<std::chrono::milliseconds> LoginThrottle::try_begin(const std::str
                                                                   Clock::time_point now) {
     std::lock_guard lock(mutex_);
     auto it = entry(key, now);
-    Entry& e = it->second;
-    if (e.failures + e.in_flight < policy_.free_failures) {
-        ++e.in_flight;
-        return std::nullopt;
+    auto wait = wait_locked(it->second, now);
+    if (!wait) {
+        ++it->second.in_flight;
     }
-    const auto allowed_at = e.last_failure + delay_after(e.failures);
-    if (e.in_flight == 0 && now >= allowed_at) {
-        ++e.in_flight;
-        return std::nullopt;
-    }
-    // Past the free failures one attempt runs at a time: the one in flight decides first.
-    auto wait = allowed_at > now ? allowed_at - now : Clock::duration::zero();
-    if (e.in_flight > 0) {
-        wait = std::max<Clock::duration>(wait, policy_.base_delay);
-    }
-    return std::chrono::ceil<std::chrono::milliseconds>(wait);
+    return wait;
 }
 
 void LoginThrottle::cancel(const std::string& key) {

@@ -59,6 +59,8 @@ private:
         std::list<std::string>::iterator order;  // its place in recency_
     };
     std::chrono::milliseconds delay_after(std::uint32_t failures) const;
+    std::optional<std::chrono::milliseconds> wait_locked(const Entry& e,
+                                                         Clock::time_point now) const;
     /// The entry of `key`, made (evicting the least recently failed at the bound) when absent.
     std::unordered_map<std::string, Entry>::iterator entry(const std::string& key,
                                                            Clock::time_point now);

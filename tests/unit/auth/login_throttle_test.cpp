@@ -43,7 +43,10 @@ TEST(LoginThrottle, AttemptsInFlightCountAsFailuresToCome) {
     EXPECT_FALSE(t.try_begin("user:a", t0));
     EXPECT_FALSE(t.try_begin("user:a", t0));
     EXPECT_TRUE(t.try_begin("user:a", t0));  // a third at once would outrun the first verdicts
-    t.cancel("user:a");                      // one ends without a verdict: a place is free
+    // Asking how long to wait (for Retry-After) forgets nothing in flight.
+    EXPECT_EQ(t.wait_before_attempt("user:a", t0 + 2h), 1000ms);
+    EXPECT_TRUE(t.try_begin("user:a", t0));
+    t.cancel("user:a");  // one ends without a verdict: a place is free
     EXPECT_FALSE(t.try_begin("user:a", t0));
     t.failed("user:a", t0);
     t.failed("user:a", t0);
