@@ -35,13 +35,25 @@ std::shared_ptr<spdlog::logger> log() {
 }
 
 // Sessions as the hub's topics (membership mirrored, see HunterpieFrontend).
-const std::string kTopicPrefix = "hunterpie:";
+constexpr std::string_view kTopicPrefix = "hunterpie:";
+
+// The longest session id accepted. The plugin sends the game's session id (Monster Hunter
+// World's lobby ids are 12 characters); 256 bytes leaves a wide margin. Longer ids are refused
+// while the message is parsed, before anything is copied: each id is kept in the registry, in
+// the connection and in the hub, so unbounded ids cost memory several times over.
+constexpr std::size_t kMaxSessionIdBytes = 256;
+static_assert(kTopicPrefix.size() + kMaxSessionIdBytes <= hub::kMaxTopicBytes,
+              "every session's hub topic fits the hub's bound");
 
 // The original's replies, byte for byte (typos included: clients and bots match on them).
 constexpr std::string_view kUnknownMessage =
     R"({"type":"servermsg","level":"warn","text":"uknown message"})";
 constexpr std::string_view kEmptySessionId =
     R"({"type":"servermsg","level":"warn","text":"Session id cannot be empty!"})";
+// Hearth's answer to a session id over kMaxSessionIdBytes (a documented bound), in the
+// original's words for an empty one.
+constexpr std::string_view kLongSessionId =
+    R"({"type":"servermsg","level":"warn","text":"Session id cannot be longer than 256 bytes!"})";
 // Hearth's answer where the original crashes or ignores the frame (a documented deviation).
 constexpr std::string_view kInvalidMessage =
     R"({"type":"servermsg","level":"warn","text":"invalid message"})";
@@ -101,16 +113,41 @@ HttpResponse preflight(const HttpRequest& req) {
 struct Fields {
     /// One top-level field: absent, a string (its decoded text), `true`, or anything else.
     struct Field {
-        enum class Kind : std::uint8_t { kAbsent, kString, kTrue, kOther };
+        /// kTooLong: a string longer than `max_bytes`, whose text was not kept.
+        enum class Kind : std::uint8_t { kAbsent, kString, kTrue, kOther, kTooLong };
         Kind kind = Kind::kAbsent;
         std::string text;
+        std::size_t max_bytes = std::string::npos;
 
         bool is_string() const noexcept { return kind == Kind::kString; }
+        /// Sets a string value, or kTooLong (copying nothing) when it is over the bound.
+        void assign(std::string_view value) {
+            if (value.size() > max_bytes) {
+                kind = Kind::kTooLong;
+                text.clear();
+            } else {
+                kind = Kind::kString;
+                text.assign(value);
+            }
+        }
+        /// Adds a part of a string value that `take` started as kString.
+        void append(std::string_view part) {
+            if (kind != Kind::kString) {
+                return;  // already too long
+            }
+            if (part.size() > max_bytes - text.size()) {
+                kind = Kind::kTooLong;
+                text.clear();
+                text.shrink_to_fit();
+                return;
+            }
+            text.append(part);
+        }
     };
 
     bool object = false;  // the document is a JSON object
     Field type;
-    Field session_id;
+    Field session_id{Field::Kind::kAbsent, {}, kMaxSessionIdBytes};
     Field is_leader;
     Field name;
 
@@ -190,7 +227,7 @@ public:
             string_ = take(Kind::kString);
         }
         if (string_ != nullptr) {
-            string_->text.append(s.data(), s.size());
+            string_->append({s.data(), s.size()});
         }
         return true;
     }
@@ -199,7 +236,7 @@ public:
             string_ = take(Kind::kString);
         }
         if (string_ != nullptr) {
-            string_->text.append(s.data(), s.size());
+            string_->append({s.data(), s.size()});
         }
         in_string_ = false;
         string_ = nullptr;
@@ -298,8 +335,7 @@ bool read_fields(std::string_view text, Fields& out) {
         std::string_view text_value;
         bool bool_value = false;
         if (field.value.get_string().get(text_value) == simdjson::SUCCESS) {
-            f->kind = Kind::kString;
-            f->text.assign(text_value);
+            f->assign(text_value);
         } else {
             f->kind = field.value.get_bool().get(bool_value) == simdjson::SUCCESS && bool_value
                           ? Kind::kTrue
@@ -377,8 +413,12 @@ struct HunterpieFrontend::Shared {
                             "\"invalid message\").")),
           servermsgs(m.counter("hearth_hunterpie_servermsg_total",
                                "Operator notices sent through the admin API.")),
+          long_session_ids(m.counter("hearth_hunterpie_refused_total",
+                                     "HunterPie messages refused by a bound, by reason.",
+                                     {{"reason", "session_id_too_long"}})),
           unknown_message(make_text(std::string(kUnknownMessage))),
           empty_session_id(make_text(std::string(kEmptySessionId))),
+          long_session_id(make_text(std::string(kLongSessionId))),
           invalid_message(make_text(std::string(kInvalidMessage))),
           pong(make_text("pong")) {}
 
@@ -488,8 +528,10 @@ struct HunterpieFrontend::Shared {
     core::Counter& pushed_bytes;
     core::Counter& invalid;
     core::Counter& servermsgs;
+    core::Counter& long_session_ids;
     const SharedPayload unknown_message;
     const SharedPayload empty_session_id;
+    const SharedPayload long_session_id;
     const SharedPayload invalid_message;
     const SharedPayload pong;
 
@@ -591,6 +633,14 @@ private:
     }
 
     void on_set_session(Fields& msg) {
+        if (msg.session_id.kind == Fields::Field::Kind::kTooLong) {
+            // Refused as an empty id is (the id was not copied): the reply, and the connection
+            // leaves the session it was in, as it would to join another.
+            refused_long_session_id("setsession");
+            reply(shared_->long_session_id);
+            leave_session();
+            return;
+        }
         if (!msg.session_id.is_string() || msg.session_id.text.empty()) {
             reply(shared_->empty_session_id);
             leave_session();
@@ -605,8 +655,10 @@ private:
         session_ = std::move(next);
         shared_->join(session_, Member{id_, connection_, leader_});
         if (changed && shared_->hub != nullptr) {
-            // Membership only: a topic name the hub refuses (too long) is simply not mirrored.
-            shared_->hub->subscribe(*this, kTopicPrefix + session_, false, [](Errc) {});
+            // Membership only. The name fits the hub's bound (see kMaxSessionIdBytes); a
+            // subscription a hub limit refuses is simply not mirrored.
+            shared_->hub->subscribe(*this, std::string(kTopicPrefix) + session_, false,
+                                    [](Errc) {});
         }
     }
 
@@ -619,6 +671,10 @@ private:
     void on_push(const Fields& msg, std::string_view frame, std::string_view deflated) {
         shared_->pushes.inc();
         shared_->pushed_bytes.inc(frame.size());
+        if (msg.session_id.kind == Fields::Field::Kind::kTooLong) {
+            refused_long_session_id("push");  // no session has such an id: nothing to forward
+            return;
+        }
         if (!msg.session_id.is_string()) {
             return;
         }
@@ -659,13 +715,23 @@ private:
         }
     }
 
+    // Counted each time; logged at info once per connection (then at debug), so that a client
+    // repeating it cannot flood the log.
+    void refused_long_session_id(std::string_view what) {
+        shared_->long_session_ids.inc();
+        const auto level = logged_long_session_id_ ? spdlog::level::debug : spdlog::level::info;
+        logged_long_session_id_ = true;
+        log()->log(level, "[conn {}] {}: a session id over {} bytes refused", to_string(id_), what,
+                   kMaxSessionIdBytes);
+    }
+
     void leave_session() {
         if (session_.empty()) {
             return;
         }
         shared_->leave(session_, id_);
         if (shared_->hub != nullptr) {
-            shared_->hub->unsubscribe(*this, kTopicPrefix + session_, [](Errc) {});
+            shared_->hub->unsubscribe(*this, std::string(kTopicPrefix) + session_, [](Errc) {});
         }
         session_.clear();
         leader_ = false;
@@ -678,6 +744,7 @@ private:
     std::string name_;
     std::string session_;  // empty: in no session
     bool leader_ = false;
+    bool logged_long_session_id_ = false;
     std::chrono::steady_clock::time_point last_activity_{};
     std::uint64_t bytes_received_ = 0;
 };
