@@ -390,11 +390,14 @@ WsRouteSettings route_settings(const HunterpieConfig& c, const core::WebSocketCo
 /// Sessions are kept here, in one map under a mutex, rather than as hub topics: `sessionstate`
 /// must carry the exact member count and leader flag after every join and leave, in the same order
 /// for every member, and the hub's subscribe and presence are asynchronous and per shard, which
-/// makes those counts racy to compute. Membership changes are rare (a player joins a hunt); the
-/// mutex is held for them and for the sends of the resulting state (sends only queue), so every
-/// member sees the states in the order the changes happened. A push takes the lock only to copy
-/// the session's member list (copy-on-write), and sends outside it. The hub, when there is one,
-/// holds the same membership as `hunterpie:` topics, for operators; nothing is published there.
+/// makes those counts racy to compute. Membership changes are rare (a player joins a hunt); each
+/// session has its own lock, held for its changes and for the sends of the resulting state (sends
+/// only queue), so every member sees the states in the order the changes happened, and one
+/// session's changes never wait for another's. The map's mutex is held only to look up or swap a
+/// session's member list (copy-on-write): a push takes it only to copy that list, and sends
+/// outside it. A setsession that changes nothing is answered to its sender alone. The hub, when
+/// there is one, holds the same membership as `hunterpie:` topics, for operators; nothing is
+/// published there.
 struct HunterpieFrontend::Shared {
     Shared(core::MetricsRegistry& m)
         : started(std::chrono::steady_clock::now()),
@@ -416,6 +419,10 @@ struct HunterpieFrontend::Shared {
           long_session_ids(m.counter("hearth_hunterpie_refused_total",
                                      "HunterPie messages refused by a bound, by reason.",
                                      {{"reason", "session_id_too_long"}})),
+          unchanged_setsessions(
+              m.counter("hearth_hunterpie_setsession_unchanged_total",
+                        "setsession messages that changed nothing (answered to the sender "
+                        "alone, not sent to the other members).")),
           unknown_message(make_text(std::string(kUnknownMessage))),
           empty_session_id(make_text(std::string(kEmptySessionId))),
           long_session_id(make_text(std::string(kLongSessionId))),
@@ -424,51 +431,113 @@ struct HunterpieFrontend::Shared {
 
     // ---- sessions -----------------------------------------------------------------------------
 
-    /// Adds (or updates the leader flag of) a member; every member gets the new state.
+    /// Adds a member, or updates its leader flag. When that changes the session, every member
+    /// gets the new state; when it does not (the same setsession again), only the joiner gets the
+    /// current state, as an answer: the plugin waits for a state after each setsession it sends,
+    /// and the other members have nothing new to learn.
     void join(const std::string& session, const Member& member) {
-        std::lock_guard lock(mutex);
-        auto& slot = sessions[session];
-        if (!slot) {
-            sessions_gauge.add(1);
+        for (;;) {
+            const auto order = order_of(session);
+            std::lock_guard session_lock(*order);
+            Members now;
+            bool changed = true;
+            {
+                std::lock_guard lock(mutex);
+                auto found = sessions.find(session);
+                if (found == sessions.end() || found->second.order != order) {
+                    continue;  // emptied and removed meanwhile: join the session that follows it
+                }
+                Members& slot = found->second.members;
+                if (slot) {
+                    for (const auto& m : *slot) {
+                        changed = changed && !(m.id == member.id && m.leader == member.leader);
+                    }
+                }
+                if (changed) {
+                    auto next = slot ? std::make_shared<std::vector<Member>>(*slot)
+                                     : std::make_shared<std::vector<Member>>();
+                    auto mine = std::find_if(next->begin(), next->end(),
+                                             [&](const Member& m) { return m.id == member.id; });
+                    if (mine == next->end()) {
+                        next->push_back(member);
+                    } else {
+                        mine->leader = member.leader;
+                    }
+                    slot = std::move(next);
+                }
+                now = slot;
+            }
+            if (changed) {
+                announce(*now, nullptr);
+            } else {
+                unchanged_setsessions.inc();
+                announce(*now, &member.connection);
+            }
+            return;
         }
-        auto next = slot ? std::make_shared<std::vector<Member>>(*slot)
-                         : std::make_shared<std::vector<Member>>();
-        auto it = std::find_if(next->begin(), next->end(),
-                               [&](const Member& m) { return m.id == member.id; });
-        if (it == next->end()) {
-            next->push_back(member);
-        } else {
-            it->leader = member.leader;
-        }
-        slot = std::move(next);
-        announce(*slot);
     }
 
     /// Removes a member; the remaining ones get the new state. An empty session is removed.
     void leave(const std::string& session, ConnectionId id) {
-        std::lock_guard lock(mutex);
-        auto found = sessions.find(session);
-        if (found == sessions.end()) {
-            return;
+        std::shared_ptr<std::mutex> order;
+        {
+            std::lock_guard lock(mutex);
+            auto found = sessions.find(session);
+            if (found == sessions.end()) {
+                return;
+            }
+            order = found->second.order;
         }
-        auto next = std::make_shared<std::vector<Member>>(*found->second);
-        std::erase_if(*next, [id](const Member& m) { return m.id == id; });
-        if (next->empty()) {
-            sessions.erase(found);
-            sessions_gauge.sub(1);
-            return;
+        std::lock_guard session_lock(*order);
+        Members now;
+        {
+            std::lock_guard lock(mutex);
+            auto found = sessions.find(session);
+            if (found == sessions.end() || found->second.order != order || !found->second.members) {
+                return;
+            }
+            auto next = std::make_shared<std::vector<Member>>(*found->second.members);
+            if (std::erase_if(*next, [id](const Member& m) { return m.id == id; }) == 0) {
+                return;
+            }
+            if (next->empty()) {
+                sessions.erase(found);
+                sessions_gauge.sub(1);
+                return;
+            }
+            found->second.members = std::move(next);
+            now = found->second.members;
         }
-        found->second = std::move(next);
-        announce(*found->second);
+        announce(*now, nullptr);
     }
 
-    /// Under `mutex`.
-    void announce(const std::vector<Member>& members) {
+    /// The lock that orders a session's changes; creates the session (without members) when
+    /// there is none.
+    std::shared_ptr<std::mutex> order_of(const std::string& session) {
+        std::lock_guard lock(mutex);
+        auto [it, created] = sessions.try_emplace(session);
+        if (created) {
+            it->second.order = std::make_shared<std::mutex>();
+            sessions_gauge.add(1);
+        }
+        return it->second.order;
+    }
+
+    /// Sends the session's state to every member, or to `only` that one. Under the session's
+    /// `order` lock (so that every member sees the states in the order of the changes), never
+    /// under `mutex`.
+    void announce(const std::vector<Member>& members, const ConnectionHandle* only) {
         bool leader = false;
         for (const auto& m : members) {
             leader = leader || m.leader;
         }
         auto state = make_text(sessionstate(leader, members.size()));
+        if (only != nullptr) {
+            if (auto c = only->lock()) {
+                (void)c->send(state);
+            }
+            return;
+        }
         for (const auto& m : members) {
             if (auto c = m.connection.lock()) {
                 (void)c->send(state);
@@ -479,7 +548,7 @@ struct HunterpieFrontend::Shared {
     Members members(const std::string& session) const {
         std::lock_guard lock(mutex);
         auto found = sessions.find(session);
-        return found == sessions.end() ? nullptr : found->second;
+        return found == sessions.end() ? nullptr : found->second.members;
     }
 
     std::size_t session_count() const {
@@ -490,15 +559,15 @@ struct HunterpieFrontend::Shared {
     // ---- every connection, for operator notices -----------------------------------------------
 
     void add_connection(ConnectionId id, ConnectionHandle handle) {
-        std::lock_guard lock(mutex);
+        std::lock_guard lock(all_mutex);
         all[id] = std::move(handle);
     }
     void remove_connection(ConnectionId id) {
-        std::lock_guard lock(mutex);
+        std::lock_guard lock(all_mutex);
         all.erase(id);
     }
     std::vector<ConnectionHandle> every_connection() const {
-        std::lock_guard lock(mutex);
+        std::lock_guard lock(all_mutex);
         std::vector<ConnectionHandle> out;
         out.reserve(all.size());
         for (const auto& [id, h] : all) {
@@ -529,14 +598,24 @@ struct HunterpieFrontend::Shared {
     core::Counter& invalid;
     core::Counter& servermsgs;
     core::Counter& long_session_ids;
+    core::Counter& unchanged_setsessions;
     const SharedPayload unknown_message;
     const SharedPayload empty_session_id;
     const SharedPayload long_session_id;
     const SharedPayload invalid_message;
     const SharedPayload pong;
 
+    /// A session in the registry. `order` is held for each membership change of the session and
+    /// the sends of its state (sends only queue), and never with another session's: changes of
+    /// different sessions do not wait for each other, and `mutex` is never held while sending.
+    struct Session {
+        std::shared_ptr<std::mutex> order;
+        Members members;  // null or empty only while its first member is joining
+    };
+    // Lock order: a session's `order`, then `mutex`; `mutex` is held only to read or swap entries.
     mutable std::mutex mutex;
-    std::unordered_map<std::string, Members> sessions;
+    std::unordered_map<std::string, Session> sessions;
+    mutable std::mutex all_mutex;
     std::unordered_map<ConnectionId, ConnectionHandle> all;
 };
 
