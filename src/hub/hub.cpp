@@ -16,6 +16,11 @@ namespace hearth::hub {
 
 namespace {
 
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = util::logger("hub");
+    return l;
+}
+
 std::mutex formats_mutex;
 std::vector<std::string> formats;
 
@@ -88,6 +93,9 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         limit_subscribers =
             &m.counter("hearth_hub_limit_rejections_total", "Subscriptions refused by a limit.",
                        {{"limit", "subscribers_per_topic"}});
+        limit_topic_bytes =
+            &m.counter("hearth_hub_limit_rejections_total", "Subscriptions refused by a limit.",
+                       {{"limit", "topic_bytes"}});
         latency = &m.histogram(
             "hearth_hub_fanout_latency_seconds",
             "From publish to delivery on the subscriber's thread, per destination thread.",
@@ -105,6 +113,18 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
             throw std::logic_error("hub: called off an io thread");
         }
         return static_cast<std::size_t>(t);
+    }
+
+    // true when the name is longer than kMaxTopicBytes: counted and logged (at debug: a client
+    // can repeat it; the front-end that passed the name logs its own refusal).
+    bool too_long(const std::string& topic, std::string_view operation) const {
+        if (topic.size() <= kMaxTopicBytes) {
+            return false;
+        }
+        limit_topic_bytes->inc();
+        log()->debug("{}: a topic of {} bytes refused (max {})", operation, topic.size(),
+                     kMaxTopicBytes);
+        return true;
     }
 
     std::size_t shard_of(const std::string& topic) const {
@@ -252,6 +272,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     core::Counter* unknown;
     core::Counter* limit_topics;
     core::Counter* limit_subscribers;
+    core::Counter* limit_topic_bytes;
     core::Histogram* latency;
 };
 
@@ -300,6 +321,10 @@ void Hub::subscribe(Subscriber& subscriber, const std::string& topic, bool prese
     auto it = th.conns.find(id);
     if (it == th.conns.end()) {
         done(Errc::kNotAllowed);
+        return;
+    }
+    if (impl_->too_long(topic, "subscribe")) {
+        done(Errc::kTooLarge);
         return;
     }
     auto& lc = it->second;
@@ -394,6 +419,9 @@ void Hub::unsubscribe(Subscriber& subscriber, const std::string& topic, Done don
 
 void Hub::publish(SharedMessage message, bool echo) {
     const auto t = impl_->current();
+    if (impl_->too_long(message->topic(), "publish")) {
+        return;
+    }
     impl_->publishes->inc();
     const auto shard = impl_->shard_of(message->topic());
     auto fan_out = [self = impl_, shard, message = std::move(message), echo] {
@@ -464,6 +492,11 @@ void Hub::send(ConnectionId to, SharedMessage message, Done done) {
 
 void Hub::presence(const std::string& topic, std::function<void(std::vector<Member>)> done) {
     const auto t = impl_->current();
+    if (topic.size() > kMaxTopicBytes) {
+        // No topic has that name. Posted, as every completion: never re-entered from the call.
+        impl_->post(t, [done = std::move(done)] { done({}); });
+        return;
+    }
     const auto shard = impl_->shard_of(topic);
     impl_->post(shard, [self = impl_, shard, t, topic, done = std::move(done)]() mutable {
         std::vector<Member> members;
@@ -516,6 +549,11 @@ void Hub::list_topics(std::size_t max, std::function<void(std::vector<TopicInfo>
 }
 
 void Hub::topic_members(const std::string& topic, std::function<void(std::vector<Member>)> done) {
+    if (topic.size() > kMaxTopicBytes) {
+        // No topic has that name; answered on an io thread, as the contract says.
+        impl_->post(0, [done = std::move(done)] { done({}); });
+        return;
+    }
     const auto shard = impl_->shard_of(topic);
     impl_->post(shard, [self = impl_, shard, topic, done = std::move(done)] {
         std::vector<Member> members;

@@ -134,6 +134,15 @@ struct HubConfig {
     bool operator==(const HubConfig&) const = default;
 };
 
+/// The longest topic name the hub keeps, in bytes, namespace included ("native:" plus the native
+/// protocol's 256-byte topics fits, as does "hunterpie:" plus a 256-byte session id). A topic
+/// name is copied into every structure that holds a subscription (the subscriber's thread, the
+/// shard, each presence event), so an unbounded name costs memory several times over:
+/// `subscribe` refuses a longer one with kTooLarge, `publish` drops it (no topic can have that
+/// name), and `unsubscribe`, `presence` and `topic_members` find nothing. Each refusal counts in
+/// `hearth_hub_limit_rejections_total{limit="topic_bytes"}`.
+inline constexpr std::size_t kMaxTopicBytes = 512;
+
 /// Topics sharded over the io threads. Runs on: every io thread; each topic lives on the thread its
 /// name hashes to (its shard), each subscriber on its connection's thread. A publish costs one post
 /// to the topic's shard and one post per destination thread that has subscribers, never one per
@@ -155,18 +164,21 @@ public:
     /// Removes every subscription of the subscriber (leave events follow) and forgets it.
     void detach(Subscriber& subscriber);
 
-    /// `done(kOk)` once publishes to the topic reach the subscriber; kLimitReached past a bound.
-    /// Subscribing again is not an error (the presence flag is updated).
+    /// `done(kOk)` once publishes to the topic reach the subscriber; kLimitReached past a bound;
+    /// kTooLarge for a topic longer than kMaxTopicBytes (nothing is kept). Subscribing again is
+    /// not an error (the presence flag is updated).
     void subscribe(Subscriber& subscriber, const std::string& topic, bool presence_events,
                    Done done);
     /// `done(kOk)`; kNotFound when it was not subscribed.
     void unsubscribe(Subscriber& subscriber, const std::string& topic, Done done);
-    /// Fans `message` out to the subscribers of its topic, the sender only when `echo`.
+    /// Fans `message` out to the subscribers of its topic, the sender only when `echo`. A topic
+    /// longer than kMaxTopicBytes has no subscribers: the message is dropped and counted.
     void publish(SharedMessage message, bool echo);
     /// Delivers to one connection by id: `done(kOk)` once handed to it, kNotFound when no such
     /// connection is attached.
     void send(ConnectionId to, SharedMessage message, Done done);
-    /// The members of a topic, with their principal and metadata.
+    /// The members of a topic, with their principal and metadata (none for a topic longer than
+    /// kMaxTopicBytes).
     void presence(const std::string& topic, std::function<void(std::vector<Member>)> done);
 
     /// Applies new limits (config reload); they apply to later subscriptions.

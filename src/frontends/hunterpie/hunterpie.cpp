@@ -35,13 +35,25 @@ std::shared_ptr<spdlog::logger> log() {
 }
 
 // Sessions as the hub's topics (membership mirrored, see HunterpieFrontend).
-const std::string kTopicPrefix = "hunterpie:";
+constexpr std::string_view kTopicPrefix = "hunterpie:";
+
+// The longest session id accepted. The plugin sends the game's session id (Monster Hunter
+// World's lobby ids are 12 characters); 256 bytes leaves a wide margin. Longer ids are refused
+// while the message is parsed, before anything is copied: each id is kept in the registry, in
+// the connection and in the hub, so unbounded ids cost memory several times over.
+constexpr std::size_t kMaxSessionIdBytes = 256;
+static_assert(kTopicPrefix.size() + kMaxSessionIdBytes <= hub::kMaxTopicBytes,
+              "every session's hub topic fits the hub's bound");
 
 // The original's replies, byte for byte (typos included: clients and bots match on them).
 constexpr std::string_view kUnknownMessage =
     R"({"type":"servermsg","level":"warn","text":"uknown message"})";
 constexpr std::string_view kEmptySessionId =
     R"({"type":"servermsg","level":"warn","text":"Session id cannot be empty!"})";
+// Hearth's answer to a session id over kMaxSessionIdBytes (a documented bound), in the
+// original's words for an empty one.
+constexpr std::string_view kLongSessionId =
+    R"({"type":"servermsg","level":"warn","text":"Session id cannot be longer than 256 bytes!"})";
 // Hearth's answer where the original crashes or ignores the frame (a documented deviation).
 constexpr std::string_view kInvalidMessage =
     R"({"type":"servermsg","level":"warn","text":"invalid message"})";
@@ -101,16 +113,41 @@ HttpResponse preflight(const HttpRequest& req) {
 struct Fields {
     /// One top-level field: absent, a string (its decoded text), `true`, or anything else.
     struct Field {
-        enum class Kind : std::uint8_t { kAbsent, kString, kTrue, kOther };
+        /// kTooLong: a string longer than `max_bytes`, whose text was not kept.
+        enum class Kind : std::uint8_t { kAbsent, kString, kTrue, kOther, kTooLong };
         Kind kind = Kind::kAbsent;
         std::string text;
+        std::size_t max_bytes = std::string::npos;
 
         bool is_string() const noexcept { return kind == Kind::kString; }
+        /// Sets a string value, or kTooLong (copying nothing) when it is over the bound.
+        void assign(std::string_view value) {
+            if (value.size() > max_bytes) {
+                kind = Kind::kTooLong;
+                text.clear();
+            } else {
+                kind = Kind::kString;
+                text.assign(value);
+            }
+        }
+        /// Adds a part of a string value that `take` started as kString.
+        void append(std::string_view part) {
+            if (kind != Kind::kString) {
+                return;  // already too long
+            }
+            if (part.size() > max_bytes - text.size()) {
+                kind = Kind::kTooLong;
+                text.clear();
+                text.shrink_to_fit();
+                return;
+            }
+            text.append(part);
+        }
     };
 
     bool object = false;  // the document is a JSON object
     Field type;
-    Field session_id;
+    Field session_id{Field::Kind::kAbsent, {}, kMaxSessionIdBytes};
     Field is_leader;
     Field name;
 
@@ -190,7 +227,7 @@ public:
             string_ = take(Kind::kString);
         }
         if (string_ != nullptr) {
-            string_->text.append(s.data(), s.size());
+            string_->append({s.data(), s.size()});
         }
         return true;
     }
@@ -199,7 +236,7 @@ public:
             string_ = take(Kind::kString);
         }
         if (string_ != nullptr) {
-            string_->text.append(s.data(), s.size());
+            string_->append({s.data(), s.size()});
         }
         in_string_ = false;
         string_ = nullptr;
@@ -298,8 +335,7 @@ bool read_fields(std::string_view text, Fields& out) {
         std::string_view text_value;
         bool bool_value = false;
         if (field.value.get_string().get(text_value) == simdjson::SUCCESS) {
-            f->kind = Kind::kString;
-            f->text.assign(text_value);
+            f->assign(text_value);
         } else {
             f->kind = field.value.get_bool().get(bool_value) == simdjson::SUCCESS && bool_value
                           ? Kind::kTrue
@@ -354,11 +390,14 @@ WsRouteSettings route_settings(const HunterpieConfig& c, const core::WebSocketCo
 /// Sessions are kept here, in one map under a mutex, rather than as hub topics: `sessionstate`
 /// must carry the exact member count and leader flag after every join and leave, in the same order
 /// for every member, and the hub's subscribe and presence are asynchronous and per shard, which
-/// makes those counts racy to compute. Membership changes are rare (a player joins a hunt); the
-/// mutex is held for them and for the sends of the resulting state (sends only queue), so every
-/// member sees the states in the order the changes happened. A push takes the lock only to copy
-/// the session's member list (copy-on-write), and sends outside it. The hub, when there is one,
-/// holds the same membership as `hunterpie:` topics, for operators; nothing is published there.
+/// makes those counts racy to compute. Membership changes are rare (a player joins a hunt); each
+/// session has its own lock, held for its changes and for the sends of the resulting state (sends
+/// only queue), so every member sees the states in the order the changes happened, and one
+/// session's changes never wait for another's. The map's mutex is held only to look up or swap a
+/// session's member list (copy-on-write): a push takes it only to copy that list, and sends
+/// outside it. A setsession that changes nothing is answered to its sender alone. The hub, when
+/// there is one, holds the same membership as `hunterpie:` topics, for operators; nothing is
+/// published there.
 struct HunterpieFrontend::Shared {
     Shared(core::MetricsRegistry& m)
         : started(std::chrono::steady_clock::now()),
@@ -377,58 +416,128 @@ struct HunterpieFrontend::Shared {
                             "\"invalid message\").")),
           servermsgs(m.counter("hearth_hunterpie_servermsg_total",
                                "Operator notices sent through the admin API.")),
+          long_session_ids(m.counter("hearth_hunterpie_refused_total",
+                                     "HunterPie messages refused by a bound, by reason.",
+                                     {{"reason", "session_id_too_long"}})),
+          unchanged_setsessions(
+              m.counter("hearth_hunterpie_setsession_unchanged_total",
+                        "setsession messages that changed nothing (answered to the sender "
+                        "alone, not sent to the other members).")),
           unknown_message(make_text(std::string(kUnknownMessage))),
           empty_session_id(make_text(std::string(kEmptySessionId))),
+          long_session_id(make_text(std::string(kLongSessionId))),
           invalid_message(make_text(std::string(kInvalidMessage))),
           pong(make_text("pong")) {}
 
     // ---- sessions -----------------------------------------------------------------------------
 
-    /// Adds (or updates the leader flag of) a member; every member gets the new state.
+    /// Adds a member, or updates its leader flag. When that changes the session, every member
+    /// gets the new state; when it does not (the same setsession again), only the joiner gets the
+    /// current state, as an answer: the plugin waits for a state after each setsession it sends,
+    /// and the other members have nothing new to learn.
     void join(const std::string& session, const Member& member) {
-        std::lock_guard lock(mutex);
-        auto& slot = sessions[session];
-        if (!slot) {
-            sessions_gauge.add(1);
+        for (;;) {
+            const auto order = order_of(session);
+            std::lock_guard session_lock(*order);
+            Members now;
+            bool changed = true;
+            {
+                std::lock_guard lock(mutex);
+                auto found = sessions.find(session);
+                if (found == sessions.end() || found->second.order != order) {
+                    continue;  // emptied and removed meanwhile: join the session that follows it
+                }
+                Members& slot = found->second.members;
+                if (slot) {
+                    for (const auto& m : *slot) {
+                        changed = changed && !(m.id == member.id && m.leader == member.leader);
+                    }
+                }
+                if (changed) {
+                    auto next = slot ? std::make_shared<std::vector<Member>>(*slot)
+                                     : std::make_shared<std::vector<Member>>();
+                    auto mine = std::find_if(next->begin(), next->end(),
+                                             [&](const Member& m) { return m.id == member.id; });
+                    if (mine == next->end()) {
+                        next->push_back(member);
+                    } else {
+                        mine->leader = member.leader;
+                    }
+                    slot = std::move(next);
+                }
+                now = slot;
+            }
+            if (changed) {
+                announce(*now, nullptr);
+            } else {
+                unchanged_setsessions.inc();
+                announce(*now, &member.connection);
+            }
+            return;
         }
-        auto next = slot ? std::make_shared<std::vector<Member>>(*slot)
-                         : std::make_shared<std::vector<Member>>();
-        auto it = std::find_if(next->begin(), next->end(),
-                               [&](const Member& m) { return m.id == member.id; });
-        if (it == next->end()) {
-            next->push_back(member);
-        } else {
-            it->leader = member.leader;
-        }
-        slot = std::move(next);
-        announce(*slot);
     }
 
     /// Removes a member; the remaining ones get the new state. An empty session is removed.
     void leave(const std::string& session, ConnectionId id) {
-        std::lock_guard lock(mutex);
-        auto found = sessions.find(session);
-        if (found == sessions.end()) {
-            return;
+        std::shared_ptr<std::mutex> order;
+        {
+            std::lock_guard lock(mutex);
+            auto found = sessions.find(session);
+            if (found == sessions.end()) {
+                return;
+            }
+            order = found->second.order;
         }
-        auto next = std::make_shared<std::vector<Member>>(*found->second);
-        std::erase_if(*next, [id](const Member& m) { return m.id == id; });
-        if (next->empty()) {
-            sessions.erase(found);
-            sessions_gauge.sub(1);
-            return;
+        std::lock_guard session_lock(*order);
+        Members now;
+        {
+            std::lock_guard lock(mutex);
+            auto found = sessions.find(session);
+            if (found == sessions.end() || found->second.order != order || !found->second.members) {
+                return;
+            }
+            auto next = std::make_shared<std::vector<Member>>(*found->second.members);
+            if (std::erase_if(*next, [id](const Member& m) { return m.id == id; }) == 0) {
+                return;
+            }
+            if (next->empty()) {
+                sessions.erase(found);
+                sessions_gauge.sub(1);
+                return;
+            }
+            found->second.members = std::move(next);
+            now = found->second.members;
         }
-        found->second = std::move(next);
-        announce(*found->second);
+        announce(*now, nullptr);
     }
 
-    /// Under `mutex`.
-    void announce(const std::vector<Member>& members) {
+    /// The lock that orders a session's changes; creates the session (without members) when
+    /// there is none.
+    std::shared_ptr<std::mutex> order_of(const std::string& session) {
+        std::lock_guard lock(mutex);
+        auto [it, created] = sessions.try_emplace(session);
+        if (created) {
+            it->second.order = std::make_shared<std::mutex>();
+            sessions_gauge.add(1);
+        }
+        return it->second.order;
+    }
+
+    /// Sends the session's state to every member, or to `only` that one. Under the session's
+    /// `order` lock (so that every member sees the states in the order of the changes), never
+    /// under `mutex`.
+    void announce(const std::vector<Member>& members, const ConnectionHandle* only) {
         bool leader = false;
         for (const auto& m : members) {
             leader = leader || m.leader;
         }
         auto state = make_text(sessionstate(leader, members.size()));
+        if (only != nullptr) {
+            if (auto c = only->lock()) {
+                (void)c->send(state);
+            }
+            return;
+        }
         for (const auto& m : members) {
             if (auto c = m.connection.lock()) {
                 (void)c->send(state);
@@ -439,7 +548,7 @@ struct HunterpieFrontend::Shared {
     Members members(const std::string& session) const {
         std::lock_guard lock(mutex);
         auto found = sessions.find(session);
-        return found == sessions.end() ? nullptr : found->second;
+        return found == sessions.end() ? nullptr : found->second.members;
     }
 
     std::size_t session_count() const {
@@ -450,15 +559,15 @@ struct HunterpieFrontend::Shared {
     // ---- every connection, for operator notices -----------------------------------------------
 
     void add_connection(ConnectionId id, ConnectionHandle handle) {
-        std::lock_guard lock(mutex);
+        std::lock_guard lock(all_mutex);
         all[id] = std::move(handle);
     }
     void remove_connection(ConnectionId id) {
-        std::lock_guard lock(mutex);
+        std::lock_guard lock(all_mutex);
         all.erase(id);
     }
     std::vector<ConnectionHandle> every_connection() const {
-        std::lock_guard lock(mutex);
+        std::lock_guard lock(all_mutex);
         std::vector<ConnectionHandle> out;
         out.reserve(all.size());
         for (const auto& [id, h] : all) {
@@ -488,13 +597,25 @@ struct HunterpieFrontend::Shared {
     core::Counter& pushed_bytes;
     core::Counter& invalid;
     core::Counter& servermsgs;
+    core::Counter& long_session_ids;
+    core::Counter& unchanged_setsessions;
     const SharedPayload unknown_message;
     const SharedPayload empty_session_id;
+    const SharedPayload long_session_id;
     const SharedPayload invalid_message;
     const SharedPayload pong;
 
+    /// A session in the registry. `order` is held for each membership change of the session and
+    /// the sends of its state (sends only queue), and never with another session's: changes of
+    /// different sessions do not wait for each other, and `mutex` is never held while sending.
+    struct Session {
+        std::shared_ptr<std::mutex> order;
+        Members members;  // null or empty only while its first member is joining
+    };
+    // Lock order: a session's `order`, then `mutex`; `mutex` is held only to read or swap entries.
     mutable std::mutex mutex;
-    std::unordered_map<std::string, Members> sessions;
+    std::unordered_map<std::string, Session> sessions;
+    mutable std::mutex all_mutex;
     std::unordered_map<ConnectionId, ConnectionHandle> all;
 };
 
@@ -591,6 +712,14 @@ private:
     }
 
     void on_set_session(Fields& msg) {
+        if (msg.session_id.kind == Fields::Field::Kind::kTooLong) {
+            // Refused as an empty id is (the id was not copied): the reply, and the connection
+            // leaves the session it was in, as it would to join another.
+            refused_long_session_id("setsession");
+            reply(shared_->long_session_id);
+            leave_session();
+            return;
+        }
         if (!msg.session_id.is_string() || msg.session_id.text.empty()) {
             reply(shared_->empty_session_id);
             leave_session();
@@ -605,8 +734,10 @@ private:
         session_ = std::move(next);
         shared_->join(session_, Member{id_, connection_, leader_});
         if (changed && shared_->hub != nullptr) {
-            // Membership only: a topic name the hub refuses (too long) is simply not mirrored.
-            shared_->hub->subscribe(*this, kTopicPrefix + session_, false, [](Errc) {});
+            // Membership only. The name fits the hub's bound (see kMaxSessionIdBytes); a
+            // subscription a hub limit refuses is simply not mirrored.
+            shared_->hub->subscribe(*this, std::string(kTopicPrefix) + session_, false,
+                                    [](Errc) {});
         }
     }
 
@@ -619,6 +750,10 @@ private:
     void on_push(const Fields& msg, std::string_view frame, std::string_view deflated) {
         shared_->pushes.inc();
         shared_->pushed_bytes.inc(frame.size());
+        if (msg.session_id.kind == Fields::Field::Kind::kTooLong) {
+            refused_long_session_id("push");  // no session has such an id: nothing to forward
+            return;
+        }
         if (!msg.session_id.is_string()) {
             return;
         }
@@ -659,13 +794,23 @@ private:
         }
     }
 
+    // Counted each time; logged at info once per connection (then at debug), so that a client
+    // repeating it cannot flood the log.
+    void refused_long_session_id(std::string_view what) {
+        shared_->long_session_ids.inc();
+        const auto level = logged_long_session_id_ ? spdlog::level::debug : spdlog::level::info;
+        logged_long_session_id_ = true;
+        log()->log(level, "[conn {}] {}: a session id over {} bytes refused", to_string(id_), what,
+                   kMaxSessionIdBytes);
+    }
+
     void leave_session() {
         if (session_.empty()) {
             return;
         }
         shared_->leave(session_, id_);
         if (shared_->hub != nullptr) {
-            shared_->hub->unsubscribe(*this, kTopicPrefix + session_, [](Errc) {});
+            shared_->hub->unsubscribe(*this, std::string(kTopicPrefix) + session_, [](Errc) {});
         }
         session_.clear();
         leader_ = false;
@@ -678,6 +823,7 @@ private:
     std::string name_;
     std::string session_;  // empty: in no session
     bool leader_ = false;
+    bool logged_long_session_id_ = false;
     std::chrono::steady_clock::time_point last_activity_{};
     std::uint64_t bytes_received_ = 0;
 };

@@ -293,6 +293,31 @@ TEST(Hub, LimitsAreEnforcedAndCounted) {
         1u);
 }
 
+TEST(Hub, TopicsLongerThanTheBoundAreRefusedAndCounted) {
+    Fixture f(2);
+    Recorder a(1), b(2);
+    const std::string longest(kMaxTopicBytes, 't');
+    const std::string over(kMaxTopicBytes + 1, 't');
+    EXPECT_EQ(f.join(a, 0, over), Errc::kTooLarge);
+    ASSERT_EQ(f.join(b, 1, longest), Errc::kOk);
+    // Nothing of the refused name was kept: no topic, and a's subscriptions stay free.
+    std::promise<std::vector<Hub::TopicInfo>> topics;
+    f.hub.list_topics(10, [&](std::vector<Hub::TopicInfo> t) { topics.set_value(std::move(t)); });
+    const auto listed = topics.get_future().get();
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0].topic, longest);
+    // A publish or a presence request with such a name finds nothing, and is answered.
+    f.publish(0, over, "x");
+    std::promise<std::size_t> members;
+    on(f.runtime, 0,
+       [&] { f.hub.presence(over, [&](std::vector<Member> m) { members.set_value(m.size()); }); });
+    EXPECT_EQ(members.get_future().get(), 0u);
+    EXPECT_EQ(f.metrics.counter("hearth_hub_limit_rejections_total", "", {{"limit", "topic_bytes"}})
+                  .value(),
+              2u);
+    EXPECT_EQ(f.metrics.counter("hearth_hub_publishes_total", "").value(), 0u);
+}
+
 TEST(Hub, RefusedDeliveriesAreCountedAsDrops) {
     Fixture f(1);
     Recorder a(1);
