@@ -86,7 +86,7 @@ TEST(PostgresMigrationsTest, ApplyOnceAndASecondRunIsANoOp) {
     EXPECT_EQ(second.from_version, latest_postgres_schema_version());
     EXPECT_THAT(second.applied, IsEmpty());
     EXPECT_EQ(second.summary(), first.path + ": schema version 4, up to date");
-    EXPECT_EQ(PostgresServer::query(url, "SELECT version FROM hearth_schema"), "3");
+    EXPECT_EQ(PostgresServer::query(url, "SELECT version FROM hearth_schema"), "4");
     EXPECT_EQ(PostgresServer::query(url, "SELECT count(*) FROM hearth_schema"), "1");
 }
 
