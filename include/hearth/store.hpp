@@ -106,11 +106,12 @@ public:
     virtual void append(std::vector<LogRow> rows, Completion<void> done) = 0;
     /// Up to `limit` matching entries, newest (highest id) first.
     virtual void query(LogQuery query, Completion<std::vector<LogRow>> done) = 0;
-    /// Deletes entries older than `older_than_ms` and, beyond them, the oldest entries over
-    /// `max_rows`, at most `max_delete` rows in one call (a long delete would hold the writer):
-    /// completes with the number deleted; a caller that gets `max_delete` calls again.
-    virtual void prune(std::int64_t older_than_ms, std::uint64_t max_rows, std::uint64_t max_delete,
-                       Completion<std::uint64_t> done) = 0;
+    /// Deletes entries older than `older_than_ms`, then the oldest entries over `max_rows`, then
+    /// the oldest entries while their bodies' bytes (UTF-8) are over `max_bytes`, at most
+    /// `max_delete` rows in one call (a long delete would hold the writer): completes with the
+    /// number deleted; a caller that gets `max_delete` calls again.
+    virtual void prune(std::int64_t older_than_ms, std::uint64_t max_rows, std::uint64_t max_bytes,
+                       std::uint64_t max_delete, Completion<std::uint64_t> done) = 0;
     /// The number of stored entries.
     virtual void count(Completion<std::uint64_t> done) = 0;
 };

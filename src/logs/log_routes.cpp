@@ -63,8 +63,8 @@ private:
             "hearth_logs_refused_total",
             "Requests to the logs endpoints refused, by listener, route and "
             "reason (forbidden_origin, invalid_token, not_admin, unavailable "
-            "for /logs/listen; too_large, invalid_json, invalid_entry, "
-            "unavailable for /logs/add).",
+            "for /logs/listen; rate_limited, too_large, invalid_json, "
+            "invalid_entry, unavailable for /logs/add).",
             {{"listener", listener_}, {"route", route_}, {"reason", std::string(reason)}});
     }
 
@@ -85,18 +85,27 @@ HttpResponse add(const std::weak_ptr<LogStream>& weak, const Refusals& refusals,
         return refusals.refuse(reason, req.peer_address,
                                with_cors(HttpResponse::error(400, "bad_request", message)));
     };
+    auto stream = weak.lock();
+    if (!stream) {
+        return refusals.refuse(
+            "unavailable", req.peer_address,
+            with_cors(HttpResponse::error(503, "unavailable", "the server is stopping")));
+    }
+    // First: a refused body (too large, not JSON) costs the server its reading too.
+    if (const auto wait = stream->admit_add(req.peer_address, req.body.size())) {
+        auto r =
+            with_cors(HttpResponse::error(429, "rate_limited",
+                                          "too many log entries from this address; retry after " +
+                                              std::to_string(wait->count()) + " s"));
+        r.headers.push_back({"Retry-After", std::to_string(wait->count())});
+        return refusals.refuse("rate_limited", req.peer_address, std::move(r));
+    }
     if (req.body.size() > kMaxAddBodyBytes) {
         return refusals.refuse(
             "too_large", req.peer_address,
             with_cors(HttpResponse::error(
                 413, "too_large",
                 "the body is over " + std::to_string(kMaxAddBodyBytes) + " bytes")));
-    }
-    auto stream = weak.lock();
-    if (!stream) {
-        return refusals.refuse(
-            "unavailable", req.peer_address,
-            with_cors(HttpResponse::error(503, "unavailable", "the server is stopping")));
     }
     boost::system::error_code ec;
     json::value body = json::parse(req.body, ec);
@@ -359,8 +368,8 @@ void add_log_routes(Router& router, const std::string& listener, const std::stri
         // A client's malformed post is not worth a line at the default level: it can come at any
         // rate, and nothing is at stake.
         metrics, listener, prefix + "/logs/add", spdlog::level::debug,
-        std::initializer_list<std::string_view>{"too_large", "invalid_json", "invalid_entry",
-                                                "unavailable"});
+        std::initializer_list<std::string_view>{"rate_limited", "too_large", "invalid_json",
+                                                "invalid_entry", "unavailable"});
     router.add_http_route(listener, "POST", prefix + "/logs/add",
                           sync_handler([weak, add_refusals](const HttpRequest& req) {
                               return add(weak, *add_refusals, req);

@@ -42,6 +42,20 @@ std::string upper(std::string_view s) {
 
 }  // namespace
 
+bool claims_server_user(std::string_view user) {
+    const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+    while (!user.empty() && blank(user.front())) {
+        user.remove_prefix(1);
+    }
+    while (!user.empty() && blank(user.back())) {
+        user.remove_suffix(1);
+    }
+    return user.size() == kServerUser.size() &&
+           std::equal(user.begin(), user.end(), kServerUser.begin(), [](char a, char b) {
+               return std::tolower(static_cast<unsigned char>(a)) == b;
+           });
+}
+
 std::string format_server_text(std::chrono::system_clock::time_point time, std::string_view level,
                                std::string_view msg) {
     const std::time_t secs = std::chrono::system_clock::to_time_t(time);
@@ -74,8 +88,17 @@ LogStream::LogStream(core::MetricsRegistry& metrics, LogStreamLimits limits, sto
           "hearth_logs_store_failed_total",
           "Log entries the store refused (its queue was full) or failed to write; they were "
           "streamed live but are not stored.")),
-      pruned_(metrics.counter("hearth_logs_pruned_total",
-                              "Stored log entries deleted by retention (age or max_rows).")),
+      pruned_(metrics.counter(
+          "hearth_logs_pruned_total",
+          "Stored log entries deleted by retention (age, max_rows or retention_max_bytes).")),
+      renamed_(metrics.counter("hearth_logs_user_renamed_total",
+                               "Posted log entries whose user claimed the server's own name "
+                               "(\"server\"); they were renamed \"<user> (posted)\".")),
+      add_evicted_(metrics.counter(
+          "hearth_logs_add_addresses_evicted_total",
+          "Client addresses forgotten by the /logs/add rate limit because add_max_addresses "
+          "were tracked (the least recently used first).")),
+      add_throttle_(access.add_rate),
       retention_(retention),
       access_(std::move(access)) {}
 
@@ -85,8 +108,19 @@ void LogStream::set_retention(LogRetention retention) {
 }
 
 void LogStream::set_access(LogAccess access) {
+    add_throttle_.set_rate(access.add_rate);
     std::lock_guard lock(mutex_);
     access_ = std::move(access);
+}
+
+std::optional<std::chrono::seconds> LogStream::admit_add(std::string_view peer,
+                                                         std::uint64_t bytes) {
+    bool evicted = false;
+    auto wait = add_throttle_.try_take(peer, bytes, AddThrottle::Clock::now(), &evicted);
+    if (evicted) {
+        add_evicted_.inc();
+    }
+    return wait;
 }
 
 LogAccess LogStream::access() const {
@@ -134,6 +168,15 @@ boost::system::result<void, std::string> LogStream::ingest(json::object entry) {
         }
     } else {
         entry["room"] = "";
+    }
+    // Only the server's own lines say "user":"server": listeners, the log page and the query
+    // API's ?user=server tell them apart by it.
+    if (auto* user = entry.if_contains("user");
+        user && user->is_string() && claims_server_user(user->get_string())) {
+        std::string renamed(user->get_string());
+        renamed += " (posted)";
+        *user = renamed;
+        renamed_.inc();
     }
     std::lock_guard lock(mutex_);
     ingest_locked(std::move(entry), room, false);
@@ -194,7 +237,7 @@ void LogStream::on_log_line(const util::LogRecord& record) {
     entry["level"] = level;
     entry["msg"] = record.message;
     entry["text"] = format_server_text(record.time, level, record.message);
-    entry["user"] = "server";
+    entry["user"] = kServerUser;
     entry["room"] = "";
     std::lock_guard lock(mutex_);
     ingest_locked(std::move(entry), std::string(), true);
@@ -356,7 +399,7 @@ void LogStream::prune() {
             : ms_since_epoch(
                   std::chrono::system_clock::now() -
                   std::chrono::duration_cast<std::chrono::system_clock::duration>(r.max_age));
-    storage_->prune(older_than, r.max_rows, kPruneBudget,
+    storage_->prune(older_than, r.max_rows, r.max_bytes, kPruneBudget,
                     [&pruned = pruned_, weak = weak_from_this()](Result<std::uint64_t> n) {
                         if (!n) {
                             return;  // the store logged it; the next prune tries again

@@ -26,6 +26,7 @@
 #include <hearth/connection.hpp>
 #include <hearth/store.hpp>
 
+#include "logs/add_throttle.hpp"
 #include "util/log.hpp"
 
 namespace hearth::core {
@@ -50,6 +51,7 @@ struct LogStreamLimits {
 struct LogRetention {
     std::chrono::days max_age{7};  // zero: no age bound
     std::uint64_t max_rows = 1'000'000;
+    std::uint64_t max_bytes = std::uint64_t{256} << 20;  // of the entries' JSON text
     bool operator==(const LogRetention&) const = default;
 };
 
@@ -58,8 +60,15 @@ struct LogRetention {
 struct LogAccess {
     bool public_server_lines = false;          // every listener gets them, as in the original
     std::vector<std::string> allowed_origins;  // besides the request's own Host
+    AddRate add_rate;                          // POST /logs/add per client address
     bool operator==(const LogAccess&) const = default;
 };
+
+/// The `user` of the server's own lines. A posted entry may not claim it: its `user` becomes
+/// "<what it said> (posted)" (any ASCII case, surrounding blanks ignored).
+inline constexpr std::string_view kServerUser = "server";
+/// Whether a posted entry's `user` claims the server's name.
+bool claims_server_user(std::string_view user);
 
 /// Identifies a listener registered with `LogStream::add_listener`.
 enum class ListenerId : std::uint64_t {};
@@ -90,8 +99,9 @@ public:
     void start(boost::asio::io_context& io);
 
     /// Adds one client entry: keeps its members in their order, sets `room` to "" when absent or
-    /// null, and appends `serverTime` and `seqNumber`. Fails (nothing added) when `room` is
-    /// neither a string nor null.
+    /// null, renames a `user` that claims the server's name (`claims_server_user`), and appends
+    /// `serverTime` and `seqNumber`. Fails (nothing added) when `room` is neither a string nor
+    /// null.
     [[nodiscard]] boost::system::result<void, std::string> ingest(boost::json::object entry);
 
     /// A listener receives every room's entries (`room` nullopt) or room R's and the "" room's;
@@ -103,8 +113,14 @@ public:
     /// Applies new retention bounds from the next prune on. Thread-safe.
     void set_retention(LogRetention retention);
 
+    /// Takes one POST /logs/add of `bytes` from `peer` ("ip:port") out of its address's bucket
+    /// (`LogAccess::add_rate`): nullopt when allowed, else the seconds to wait (Retry-After).
+    /// Thread-safe.
+    std::optional<std::chrono::seconds> admit_add(std::string_view peer, std::uint64_t bytes);
+
     /// Applies new access rules: `public_server_lines` from the next batch on, to listeners
-    /// already connected too; `allowed_origins` to the next upgrades. Thread-safe.
+    /// already connected too; `allowed_origins` to the next upgrades; `add_rate` to the next
+    /// posts. Thread-safe.
     void set_access(LogAccess access);
     LogAccess access() const;
 
@@ -144,6 +160,9 @@ private:
     core::Counter& stored_;
     core::Counter& store_failed_;
     core::Counter& pruned_;
+    core::Counter& renamed_;
+    core::Counter& add_evicted_;
+    AddThrottle add_throttle_;  // thread-safe on its own
     // Storage bookkeeping, touched only by the batcher (flush runs on one io thread) and by store
     // completions through the atomic.
     std::chrono::steady_clock::time_point last_prune_{};

@@ -21,13 +21,17 @@ struct LogsConfig {
         "storage in the store and its retention, and who may listen to the server's lines.";
 
     bool store = true;                  // keep entries for GET /api/v1/logs
-    std::int64_t retention_days = 7;    // 0: no age limit (max_rows still applies)
+    std::int64_t retention_days = 7;    // 0: no age limit (the other bounds still apply)
     std::int64_t max_rows = 1'000'000;  // the oldest go first
+    std::int64_t retention_max_bytes = std::int64_t{256} << 20;  // the oldest go first
     std::int64_t max_pending_per_room = 10'000;
     std::int64_t max_pending_rooms = 1'000;
     std::int64_t max_pending_bytes = 64 << 20;
     bool public_server_lines = false;          // the original streams them to anyone
     std::vector<std::string> allowed_origins;  // besides the request's own Host
+    std::int64_t add_bytes_per_s = 64 * 1024;  // per client address; 0: no limit
+    std::int64_t add_burst_bytes = 1 << 20;    // at least one largest body (kMaxAddBodyBytes)
+    std::int64_t add_max_addresses = 100'000;  // past it the least recently used is forgotten
 
     template <class V>
     void visit(V& v) {
@@ -36,13 +40,18 @@ struct LogsConfig {
            .restart = true});
         v("retention_days", retention_days,
           {.help = "Stored entries older than this many days are deleted; 0 keeps them whatever "
-                   "their age (max_rows still applies).",
+                   "their age (max_rows and retention_max_bytes still apply).",
            .min = 0,
            .max = 36'500});
         v("max_rows", max_rows,
           {.help = "Most stored entries; past it the oldest are deleted.",
            .min = 1,
            .max = std::int64_t{1} << 40});
+        v("retention_max_bytes", retention_max_bytes,
+          {.help = "Most bytes of stored entries (their JSON text, as streamed); past it the "
+                   "oldest are deleted. The database file is larger by its indexes and overhead.",
+           .min = 1024,
+           .max = std::int64_t{1} << 50});
         v("max_pending_per_room", max_pending_per_room,
           {.help = "Entries of one room waiting for the next 100 ms batch; past it the room's "
                    "oldest are dropped (counted in hearth_logs_dropped_total).",
@@ -69,6 +78,22 @@ struct LogsConfig {
           {.help = "Browser origins (\"https://host[:port]\") that may open /logs/listen with an "
                    "operator token besides the server's own (the request's Host), e.g. behind a "
                    "proxy that rewrites Host."});
+        v("add_bytes_per_s", add_bytes_per_s,
+          {.help = "POST /logs/add per client address (IPv6 by /64): bytes of bodies per second, "
+                   "each request counting at least 1024; past it 429 with Retry-After. 0: no "
+                   "limit.",
+           .min = 0,
+           .max = std::int64_t{1} << 40});
+        v("add_burst_bytes", add_burst_bytes,
+          {.help = "POST /logs/add per client address: bytes that may be posted at once after a "
+                   "quiet time (the token bucket's size); at least the largest body, 102400.",
+           .min = 102'400,
+           .max = std::int64_t{1} << 40});
+        v("add_max_addresses", add_max_addresses,
+          {.help = "Client addresses the /logs/add rate limit tracks; past it the least recently "
+                   "seen is forgotten (and starts again with a full bucket).",
+           .min = 1,
+           .max = 10'000'000});
     }
     /// Every allowed origin is scheme://authority: no path, no wildcard.
     void validate(core::ConfigErrors& errors) const {
@@ -94,12 +119,17 @@ struct LogsConfig {
         return l;
     }
     LogAccess access() const {
-        return LogAccess{.public_server_lines = public_server_lines,
-                         .allowed_origins = allowed_origins};
+        return LogAccess{
+            .public_server_lines = public_server_lines,
+            .allowed_origins = allowed_origins,
+            .add_rate = AddRate{.bytes_per_s = static_cast<std::uint64_t>(add_bytes_per_s),
+                                .burst_bytes = static_cast<std::uint64_t>(add_burst_bytes),
+                                .max_addresses = static_cast<std::size_t>(add_max_addresses)}};
     }
     LogRetention retention() const {
         return LogRetention{.max_age = std::chrono::days(retention_days),
-                            .max_rows = static_cast<std::uint64_t>(max_rows)};
+                            .max_rows = static_cast<std::uint64_t>(max_rows),
+                            .max_bytes = static_cast<std::uint64_t>(retention_max_bytes)};
     }
 };
 

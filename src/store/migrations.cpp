@@ -120,12 +120,33 @@ CREATE INDEX audit_actor_id ON audit (actor, id);
 CREATE INDEX audit_action_id ON audit (action, id);
 )sql";
 
-// Append new migrations here: {4, "name", R"sql(...)sql"}, ... and the same version in
+// Migration 4: the bytes of stored log entries (their body, UTF-8), kept exact by the log_count
+// triggers beside the row count, so that the [logs] retention_max_bytes bound costs one lookup.
+// Existing rows are summed once.
+constexpr std::string_view kLogBytesSql = R"sql(
+ALTER TABLE log_count ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE log_count
+    SET bytes = (SELECT coalesce(sum(length(CAST(body AS BLOB))), 0) FROM log_entry)
+    WHERE one = 1;
+DROP TRIGGER log_count_insert;
+DROP TRIGGER log_count_delete;
+CREATE TRIGGER log_count_insert AFTER INSERT ON log_entry BEGIN
+    UPDATE log_count SET rows = rows + 1, bytes = bytes + length(CAST(NEW.body AS BLOB))
+        WHERE one = 1;
+END;
+CREATE TRIGGER log_count_delete AFTER DELETE ON log_entry BEGIN
+    UPDATE log_count SET rows = rows - 1, bytes = bytes - length(CAST(OLD.body AS BLOB))
+        WHERE one = 1;
+END;
+)sql";
+
+// Append new migrations here: {5, "name", R"sql(...)sql"}, ... and the same version in
 // postgres/postgres_migrations.cpp.
 constexpr Migration kMigrations[] = {
     {1, "mailboxes", kMailboxesSql},
     {2, "logs", kLogsSql},
     {3, "accounts", kAccountsSql},
+    {4, "log_bytes", kLogBytesSql},
 };
 
 // How long `hearth migrate` waits for a running server's write lock.

@@ -135,6 +135,10 @@ struct NativeFrontend::Shared {
         set(c);
         format = hub::register_format("native");
         requests = &m.counter("hearth_native_requests_total", "Native protocol requests received.");
+        held_overflow = &m.counter(
+            "hearth_native_hello_held_overflow_total",
+            "Connections closed (1008) for sending more than 256 messages or 64 KiB while their "
+            "hello's token was being checked.");
     }
 
     void set(const NativeConfig& c) {
@@ -166,6 +170,7 @@ struct NativeFrontend::Shared {
     auth::AccountService* accounts = nullptr;  // guarded by mutex
     std::size_t format = 0;
     core::Counter* requests = nullptr;
+    core::Counter* held_overflow = nullptr;
     mutable std::mutex mutex;
     std::shared_ptr<const Settings> settings;
 };
@@ -173,8 +178,14 @@ struct NativeFrontend::Shared {
 namespace {
 
 // Messages held while a hello's token is checked (a store read, usually well under a
-// millisecond); past it further ones are answered limit_reached.
+// millisecond; a better-auth lookup can take up to its query timeout): at most this many, and at
+// most this many bytes unless the one held message is larger (a client may send its first publish
+// with its hello). Past either, the connection is closed 1008: without the bound, 256 messages of
+// [websocket] max_message_bytes (1 MiB, far more inflated from permessage-deflate's input) could
+// be held per connection before anyone is authenticated.
 constexpr std::size_t kMaxHeldMessages = 256;
+constexpr std::size_t kMaxHeldBytes = 64 * 1024;
+constexpr std::string_view kHeldOverflowReason = "too much sent before the hello was answered";
 
 /// The wire form of a hub message for native clients, built once per message.
 SharedPayload encode_message(const hub::HubMessage& m) {
@@ -213,15 +224,19 @@ public:
     }
 
     void on_message(MessageKind kind, std::string_view data) override {
+        if (held_overflow_) {
+            return;  // closing: what was read after the close is dropped
+        }
         if (hello_pending_) {
             // Requests after a hello wait for its token check, so that they are answered in
-            // order and as the authenticated client. Bounded: a client that floods meanwhile is
-            // told so.
-            if (held_.size() >= kMaxHeldMessages) {
-                reply_error(nullptr, "limit_reached",
-                            "Too many messages while the hello's token is being checked.");
+            // order and as the authenticated client. Bounded in count and bytes: a client that
+            // floods meanwhile is closed (dropping a message would break the order of replies).
+            if (held_.size() >= kMaxHeldMessages ||
+                (!held_.empty() && held_bytes_ + data.size() > kMaxHeldBytes)) {
+                close_held_overflow();
                 return;
             }
+            held_bytes_ += data.size();
             held_.push_back({kind, std::string(data)});
             return;
         }
@@ -349,14 +364,31 @@ private:
                                     if (alive.expired()) {
                                         return;
                                     }
-                                    on_token_checked(d, rid.get());
                                     hello_pending_ = false;
                                     auto held = std::move(held_);
                                     held_.clear();
+                                    held_bytes_ = 0;
+                                    if (held_overflow_) {
+                                        return;  // closed; nothing more is answered
+                                    }
+                                    on_token_checked(d, rid.get());
                                     for (auto& m : held) {
                                         on_message(m.kind, m.data);
                                     }
                                 }));
+    }
+
+    void close_held_overflow() {
+        held_overflow_ = true;
+        shared_->held_overflow->inc();
+        if (connection_) {
+            log()->debug("connection {} from {}: {} ({} messages, {} bytes held): closing 1008",
+                         to_string(id_), connection_->peer_address(), kHeldOverflowReason,
+                         held_.size(), held_bytes_);
+            connection_->close(close_code::kPolicyViolation, kHeldOverflowReason);
+        }
+        held_.clear();
+        held_bytes_ = 0;
     }
 
     void on_token_checked(auth::AccessDecision& d, const json::value* rid) {
@@ -631,7 +663,9 @@ private:
         MessageKind kind;
         std::string data;
     };
-    std::vector<Held> held_;                                 // at most kMaxHeldMessages
+    std::vector<Held> held_;      // at most kMaxHeldMessages, and kMaxHeldBytes unless one
+    std::size_t held_bytes_ = 0;  // the sum of held_'s data sizes
+    bool held_overflow_ = false;  // closed for holding too much: later messages are dropped
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // completions check it: see guarded()
 };
 

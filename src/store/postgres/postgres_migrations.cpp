@@ -155,11 +155,39 @@ CREATE INDEX audit_actor_id ON audit (actor, id);
 CREATE INDEX audit_action_id ON audit (action, id);
 )sql";
 
+// Migration 4: the bytes of stored log entries (see kLogBytesSql in store/migrations.cpp).
+constexpr std::string_view kLogBytesSql = R"sql(
+ALTER TABLE log_count ADD COLUMN bytes BIGINT NOT NULL DEFAULT 0;
+UPDATE log_count
+    SET bytes = (SELECT coalesce(sum(octet_length(body)), 0) FROM log_entry)
+    WHERE one = 1;
+CREATE OR REPLACE FUNCTION log_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE log_count SET rows = rows + (SELECT count(*) FROM new_rows),
+        bytes = bytes + (SELECT coalesce(sum(octet_length(body)), 0) FROM new_rows)
+        WHERE one = 1;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION log_count_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE log_count SET rows = rows - (SELECT count(*) FROM old_rows),
+        bytes = bytes - (SELECT coalesce(sum(octet_length(body)), 0) FROM old_rows)
+        WHERE one = 1;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION log_count_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE log_count SET rows = 0, bytes = 0 WHERE one = 1;
+    RETURN NULL;
+END $$;
+)sql";
+
 // Append new migrations here, with the version and name of their SQLite twin.
 constexpr Migration kMigrations[] = {
     {1, "mailboxes", kMailboxesSql},
     {2, "logs", kLogsSql},
     {3, "accounts", kAccountsSql},
+    {4, "log_bytes", kLogBytesSql},
 };
 
 // The advisory lock every migration transaction takes: "HEARTH" and 1, as a bigint. Any session

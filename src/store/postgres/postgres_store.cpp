@@ -63,6 +63,7 @@ enum class Stmt : std::uint8_t {
     kLogPruneOld,
     kLogCount,
     kLogPruneOldest,
+    kLogPruneBytes,
     kProbe,
     kAccountInsert,
     kAccountById,
@@ -149,9 +150,15 @@ const std::array<StatementDef, kStatementCount>& statements() {
         {"DELETE FROM log_entry WHERE id IN (SELECT id FROM log_entry WHERE server_time < $1 "
          "ORDER BY server_time LIMIT $2)",
          {kInt8, kInt8}},
-        {"SELECT rows FROM log_count WHERE one = 1", {}},
+        {"SELECT rows, bytes FROM log_count WHERE one = 1", {}},
         {"DELETE FROM log_entry WHERE id IN (SELECT id FROM log_entry ORDER BY id LIMIT $1)",
          {kInt8}},
+        // The oldest entries (at most $2) up to the first whose body brings the bytes deleted to
+        // $1 or more.
+        {"DELETE FROM log_entry WHERE id <= (SELECT max(id) FROM (SELECT id, sum(size) OVER "
+         "(ORDER BY id) - size AS prior FROM (SELECT id, octet_length(body)::bigint AS size "
+         "FROM log_entry ORDER BY id LIMIT $2) s) w WHERE prior < $1)",
+         {kInt8, kInt8}},
         // The health probe: a real write, one row, changing nothing.
         {"UPDATE hearth_schema SET version = version WHERE one = 1", {}},
         // Accounts. A conflict on any unique column (username_key, email_key, external_id)
@@ -565,8 +572,8 @@ public:
 
     void append(std::vector<LogRow> rows, Completion<void> done) override;
     void query(LogQuery query, Completion<std::vector<LogRow>> done) override;
-    void prune(std::int64_t older_than_ms, std::uint64_t max_rows, std::uint64_t max_delete,
-               Completion<std::uint64_t> done) override;
+    void prune(std::int64_t older_than_ms, std::uint64_t max_rows, std::uint64_t max_bytes,
+               std::uint64_t max_delete, Completion<std::uint64_t> done) override;
     void count(Completion<std::uint64_t> done) override;
 
     void create_account(AccountRecord account, Completion<AccountRecord> done) override;
@@ -906,12 +913,16 @@ void PostgresStore::list_depths(std::string prefix, std::optional<std::string> a
 // Logs.
 
 /// The row count kept by the log_count triggers; false when the statement failed.
-bool log_count(PgConn& conn, std::int64_t& out) {
+bool log_count(PgConn& conn, std::int64_t& out, std::int64_t* bytes = nullptr) {
     auto r = conn.exec(Stmt::kLogCount);
     if (r == nullptr) {
         return false;
     }
-    out = PQntuples(r.get()) > 0 ? int64_at(r.get(), 0, 0) : 0;  // the migration inserts the row
+    const bool row = PQntuples(r.get()) > 0;  // the migration inserts the row
+    out = row ? int64_at(r.get(), 0, 0) : 0;
+    if (bytes != nullptr) {
+        *bytes = row ? int64_at(r.get(), 0, 1) : 0;
+    }
     return true;
 }
 
@@ -1010,10 +1021,11 @@ void PostgresStore::query(LogQuery query, Completion<std::vector<LogRow>> done) 
 }
 
 void PostgresStore::prune(std::int64_t older_than_ms, std::uint64_t max_rows,
-                          std::uint64_t max_delete, Completion<std::uint64_t> done) {
+                          std::uint64_t max_bytes, std::uint64_t max_delete,
+                          Completion<std::uint64_t> done) {
     submit_write<std::uint64_t>(
-        std::move(done), [older_than_ms, max_rows, max_delete](PgConn& conn, BatchStats&,
-                                                               Result<std::uint64_t>& out) {
+        std::move(done), [older_than_ms, max_rows, max_bytes, max_delete](
+                             PgConn& conn, BatchStats&, Result<std::uint64_t>& out) {
             std::int64_t budget = clamp_to_int64(max_delete);
             auto old = conn.exec(Stmt::kLogPruneOld, Params().int64(older_than_ms).int64(budget));
             if (old == nullptr) {
@@ -1034,8 +1046,23 @@ void PostgresStore::prune(std::int64_t older_than_ms, std::uint64_t max_rows,
                     return false;
                 }
                 by_count = static_cast<std::int64_t>(affected(oldest.get()));
+                budget -= by_count;
             }
-            out = static_cast<std::uint64_t>(by_age + by_count);
+            std::int64_t bytes = 0;
+            if (!log_count(conn, rows, &bytes)) {
+                return false;
+            }
+            const std::int64_t excess_bytes = bytes - clamp_to_int64(max_bytes);
+            std::int64_t by_bytes = 0;
+            if (excess_bytes > 0 && budget > 0) {
+                auto oldest =
+                    conn.exec(Stmt::kLogPruneBytes, Params().int64(excess_bytes).int64(budget));
+                if (oldest == nullptr) {
+                    return false;
+                }
+                by_bytes = static_cast<std::int64_t>(affected(oldest.get()));
+            }
+            out = static_cast<std::uint64_t>(by_age + by_count + by_bytes);
             return true;
         });
 }

@@ -87,7 +87,13 @@ constexpr std::string_view kLogQuerySql =
 constexpr std::string_view kLogPruneOldSql =
     "DELETE FROM log_entry WHERE id IN (SELECT id FROM log_entry WHERE server_time < ?1 "
     "ORDER BY server_time LIMIT ?2)";
-constexpr std::string_view kLogCountSql = "SELECT rows FROM log_count WHERE one = 1";
+constexpr std::string_view kLogCountSql = "SELECT rows, bytes FROM log_count WHERE one = 1";
+// The oldest entries (at most ?2 of them) up to the first whose body brings the bytes deleted to
+// ?1 or more: the fewest that bring the stored bytes down by ?1.
+constexpr std::string_view kLogPruneBytesSql =
+    "DELETE FROM log_entry WHERE id <= (SELECT max(id) FROM (SELECT id, sum(size) OVER (ORDER BY "
+    "id) - size AS prior FROM (SELECT id, length(CAST(body AS BLOB)) AS size FROM log_entry "
+    "ORDER BY id LIMIT ?2)) WHERE prior < ?1)";
 constexpr std::string_view kLogPruneOldestSql =
     "DELETE FROM log_entry WHERE id IN (SELECT id FROM log_entry ORDER BY id LIMIT ?1)";
 
@@ -400,8 +406,8 @@ public:
 
     void append(std::vector<LogRow> rows, Completion<void> done) override;
     void query(LogQuery query, Completion<std::vector<LogRow>> done) override;
-    void prune(std::int64_t older_than_ms, std::uint64_t max_rows, std::uint64_t max_delete,
-               Completion<std::uint64_t> done) override;
+    void prune(std::int64_t older_than_ms, std::uint64_t max_rows, std::uint64_t max_bytes,
+               std::uint64_t max_delete, Completion<std::uint64_t> done) override;
     void count(Completion<std::uint64_t> done) override;
 
     void create_account(AccountRecord account, Completion<AccountRecord> done) override;
@@ -782,12 +788,15 @@ void SqliteStore::list_depths(std::string prefix, std::optional<std::string> aft
 // ---------------------------------------------------------------------------------------------
 // Logs.
 
-/// The row count kept by the log_count triggers; SQLITE_OK or an error.
-int log_count(Db& db, std::int64_t& out) {
+/// The row count and body bytes kept by the log_count triggers; SQLITE_OK or an error.
+int log_count(Db& db, std::int64_t& out, std::int64_t* bytes = nullptr) {
     Use q(db, kLogCountSql);
     const int rc = q.step();
     if (rc == SQLITE_ROW) {
         out = q.column_int64(0);
+        if (bytes != nullptr) {
+            *bytes = q.column_int64(1);
+        }
         return SQLITE_OK;
     }
     return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;  // the migration inserts the one row
@@ -878,12 +887,12 @@ void SqliteStore::query(LogQuery query, Completion<std::vector<LogRow>> done) {
         });
 }
 
-void SqliteStore::prune(std::int64_t older_than_ms, std::uint64_t max_rows,
+void SqliteStore::prune(std::int64_t older_than_ms, std::uint64_t max_rows, std::uint64_t max_bytes,
                         std::uint64_t max_delete, Completion<std::uint64_t> done) {
     submit_write<std::uint64_t>(
         std::move(done),
-        [older_than_ms, max_rows, max_delete](Db& db, BatchStats&,
-                                              Result<std::uint64_t>& out) -> int {
+        [older_than_ms, max_rows, max_bytes, max_delete](Db& db, BatchStats&,
+                                                         Result<std::uint64_t>& out) -> int {
             std::int64_t budget = clamp_to_int64(max_delete);
             int rc = Use(db, kLogPruneOldSql).int64(1, older_than_ms).int64(2, budget).run();
             if (rc != SQLITE_OK) {
@@ -903,8 +912,22 @@ void SqliteStore::prune(std::int64_t older_than_ms, std::uint64_t max_rows,
                     return rc;
                 }
                 by_count = sqlite3_changes64(db.get());
+                budget -= by_count;
             }
-            out = static_cast<std::uint64_t>(by_age + by_count);
+            std::int64_t bytes = 0;
+            if (rc = log_count(db, rows, &bytes); rc != SQLITE_OK) {
+                return rc;
+            }
+            const std::int64_t excess_bytes = bytes - clamp_to_int64(max_bytes);
+            std::int64_t by_bytes = 0;
+            if (excess_bytes > 0 && budget > 0) {
+                rc = Use(db, kLogPruneBytesSql).int64(1, excess_bytes).int64(2, budget).run();
+                if (rc != SQLITE_OK) {
+                    return rc;
+                }
+                by_bytes = sqlite3_changes64(db.get());
+            }
+            out = static_cast<std::uint64_t>(by_age + by_count + by_bytes);
             return SQLITE_OK;
         });
 }

@@ -2,6 +2,7 @@
 // order, every query filter, the cursor, retention by age and by row count, and that the data
 // survives reopening the store.
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -35,9 +36,11 @@ Result<std::vector<LogRow>> query(Logs& logs, LogQuery q) {
     return sync<std::vector<LogRow>>([&](auto done) { logs.query(std::move(q), std::move(done)); });
 }
 Result<std::uint64_t> prune(Logs& logs, std::int64_t older_than, std::uint64_t max_rows,
-                            std::uint64_t max_delete = 1000) {
-    return sync<std::uint64_t>(
-        [&](auto done) { logs.prune(older_than, max_rows, max_delete, std::move(done)); });
+                            std::uint64_t max_delete = 1000,
+                            std::uint64_t max_bytes = std::numeric_limits<std::uint64_t>::max()) {
+    return sync<std::uint64_t>([&](auto done) {
+        logs.prune(older_than, max_rows, max_bytes, max_delete, std::move(done));
+    });
 }
 Result<std::uint64_t> count(Logs& logs) {
     return sync<std::uint64_t>([&](auto done) { logs.count(std::move(done)); });
@@ -168,6 +171,32 @@ TEST_P(LogStoreTest, EmptyAppendsAndTheCountStayExact) {
     EXPECT_EQ(*prune(f.logs(), 0, 3), 3u);
     EXPECT_EQ(*count(f.logs()), 3u);
     EXPECT_THAT(bodies_of(query(f.logs(), {})), ElementsAre("f", "e", "d"));
+}
+
+TEST_P(LogStoreTest, PruneByBytesDeletesTheFewestOldestWithinTheBudget) {
+    BackendStore f(GetParam());
+    const auto body = [](char c, std::size_t n) { return std::string(n, c); };
+    // 100 + 200 + 300 + 400 bytes; "d" holds two 2-byte UTF-8 characters: bytes, not characters.
+    ASSERT_TRUE(append(
+        f.logs(), {row(1000, "", "", "", body('a', 100)), row(2000, "", "", "", body('b', 200)),
+                   row(3000, "", "", "", body('c', 300)),
+                   row(4000, "", "", "", body('d', 396) + "\xc3\xa9\xc3\xa9")}));
+    // 1000 bytes stored; at most 1000: nothing goes.
+    EXPECT_EQ(*prune(f.logs(), 0, 100, 1000, 1000), 0u);
+    // At most 999: "a" alone brings it under.
+    EXPECT_EQ(*prune(f.logs(), 0, 100, 1000, 999), 1u);
+    // At most 700 of the 900 left: "b" (200) is just enough.
+    EXPECT_EQ(*prune(f.logs(), 0, 100, 1000, 700), 1u);
+    // At most 399 of the 700 left: "c" and "d" would be needed, the budget allows one.
+    EXPECT_EQ(*prune(f.logs(), 0, 100, 1, 399), 1u);
+    EXPECT_EQ(*count(f.logs()), 1u);
+    // "d" is 400 bytes (398 characters): over 399, it goes too.
+    EXPECT_EQ(*prune(f.logs(), 0, 100, 1000, 399), 1u);
+    EXPECT_EQ(*count(f.logs()), 0u);
+    // The byte count stays exact through deletes: 50 bytes, bound 50.
+    ASSERT_TRUE(append(f.logs(), {row(5000, "", "", "", body('e', 50))}));
+    EXPECT_EQ(*prune(f.logs(), 0, 100, 1000, 50), 0u);
+    EXPECT_EQ(*prune(f.logs(), 0, 100, 1000, 49), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, LogStoreTest, backends(), backend_name);
