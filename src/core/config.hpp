@@ -203,9 +203,12 @@ struct HttpConfig {
     std::string tls_key_file;
     std::int64_t max_header_bytes = 16 * 1024;
     std::int64_t max_body_bytes = 1024 * 1024;
-    std::int64_t request_timeout_ms = 30'000;
+    std::int64_t request_timeout_ms = 15'000;
     std::int64_t write_timeout_ms = 30'000;
     std::int64_t keepalive_timeout_s = 60;
+    std::int64_t header_timeout_ms = 10'000;
+    std::int64_t max_connections = 10'000;
+    std::int64_t max_connections_per_ip = 64;
     bool echo_route = false;
     std::string admin_token;
 
@@ -227,7 +230,8 @@ struct HttpConfig {
            .min = 0,
            .max = std::int64_t{1} << 32});
         v("request_timeout_ms", request_timeout_ms,
-          {.help = "Time allowed to receive one whole request once it starts, in milliseconds.",
+          {.help = "Time allowed to receive a request's body once its head is in, in milliseconds "
+                   "(the whole body, not reset as bytes arrive); then the connection is closed.",
            .min = 100,
            .max = 3'600'000});
         v("write_timeout_ms", write_timeout_ms,
@@ -238,6 +242,22 @@ struct HttpConfig {
           {.help = "An idle keep-alive connection is closed after this many seconds.",
            .min = 1,
            .max = 86'400});
+        v("header_timeout_ms", header_timeout_ms,
+          {.help = "Time allowed to receive a whole request head, from the connection (or the "
+                   "first byte of the next request on a kept-alive one), in milliseconds; not "
+                   "reset as bytes arrive. Then the connection is closed.",
+           .min = 100,
+           .max = 3'600'000});
+        v("max_connections", max_connections,
+          {.help = "Open HTTP connections on all HTTP listeners (before a WebSocket upgrade); 0 "
+                   "means unlimited. Over it a new connection is closed at once.",
+           .min = 0,
+           .max = 10'000'000});
+        v("max_connections_per_ip", max_connections_per_ip,
+          {.help = "Open HTTP connections per client address (IPv6: per /64) and listener; 0 "
+                   "means unlimited. Over it a new connection is closed at once.",
+           .min = 0,
+           .max = 10'000'000});
         v("echo_route", echo_route,
           {.help = "Serve the WebSocket echo route /echo (for tests and benchmarks).",
            .restart = true});
