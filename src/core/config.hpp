@@ -282,6 +282,7 @@ struct WebSocketConfig {
     std::int64_t pong_timeout_s = 10;
     std::int64_t close_timeout_ms = 5'000;
     std::int64_t write_timeout_ms = 30'000;
+    std::int64_t first_message_timeout_ms = 10'000;
     bool compression = true;
     std::int64_t compression_threshold_bytes = 64;
     std::int64_t max_connections_per_ip = 1000;
@@ -324,6 +325,11 @@ struct WebSocketConfig {
           {.help = "A write to a client that does not complete in this many milliseconds drops the "
                    "connection.",
            .min = 100,
+           .max = 3'600'000});
+        v("first_message_timeout_ms", first_message_timeout_ms,
+          {.help = "Close with 1008 a connection that sends no data message this many milliseconds "
+                   "after the upgrade, on routes whose clients speak first; 0 disables.",
+           .min = 0,
            .max = 3'600'000});
         v("compression", compression,
           {.help = "Accept permessage-deflate (no context takeover) when a client offers it."});

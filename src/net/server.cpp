@@ -128,6 +128,7 @@ WsRouteState::WsRouteState(std::string listener, std::string path, WsRoute route
       accept_(std::move(route.accept)),
       accept_async_(std::move(route.accept_async)),
       subprotocols_(std::move(route.subprotocols)),
+      listen_only_(route.listen_only),
       registry_(metrics),
       settings_(std::move(route.settings)) {
     const core::Labels labels{{"route", path_}};

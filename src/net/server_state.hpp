@@ -95,6 +95,7 @@ public:
     const WsRoute::Accept& accept() const noexcept { return accept_; }
     const WsRoute::AcceptAsync& accept_async() const noexcept { return accept_async_; }
     const std::vector<std::string>& subprotocols() const noexcept { return subprotocols_; }
+    bool listen_only() const noexcept { return listen_only_; }
     const WsRouteMetrics& metrics() const noexcept { return metrics_; }
 
     std::shared_ptr<const WsRouteSettings> settings() const;
@@ -116,6 +117,7 @@ private:
     WsRoute::Accept accept_;
     WsRoute::AcceptAsync accept_async_;
     std::vector<std::string> subprotocols_;
+    bool listen_only_ = false;
     core::MetricsRegistry& registry_;
     WsRouteMetrics metrics_;
     mutable std::mutex mutex_;

@@ -1047,6 +1047,12 @@ private:
         return true;
     }
 
+    // The route's first-message deadline; zero (none) on routes whose clients may only listen.
+    std::chrono::milliseconds first_message_timeout() const noexcept {
+        return route_->listen_only() ? std::chrono::milliseconds(0)
+                                     : settings_->first_message_timeout;
+    }
+
     void on_binary_part(const ws::FrameEvent& event) {
         if (state_ != State::kOpen) {
             return;
@@ -1100,8 +1106,8 @@ private:
         Clock::time_point next = Clock::time_point::max();
         if (state_ == State::kOpen) {
             next = last_rx_ + settings_->idle_timeout;
-            if (!got_message_ && settings_->first_message_timeout.count() > 0) {
-                next = std::min(next, opened_at_ + settings_->first_message_timeout);
+            if (!got_message_ && first_message_timeout().count() > 0) {
+                next = std::min(next, opened_at_ + first_message_timeout());
             }
             if (ping_outstanding_) {
                 next = std::min(next, ping_sent_ + settings_->pong_timeout);
@@ -1145,9 +1151,11 @@ private:
                 teardown(close_info_);
                 return;
             }
-        } else if (!got_message_ && settings_->first_message_timeout.count() > 0 &&
-                   now >= opened_at_ + settings_->first_message_timeout) {
+        } else if (!got_message_ && first_message_timeout().count() > 0 &&
+                   now >= opened_at_ + first_message_timeout()) {
             route_->count_disconnect("handshake_timeout");
+            ws_log()->debug("[conn {}] no message {} ms after the upgrade; closing", to_string(id_),
+                            first_message_timeout().count());
             close_local(close_code::kPolicyViolation, "handshake timeout");
         } else if (now >= last_rx_ + settings_->idle_timeout) {
             route_->count_disconnect("idle_timeout");
