@@ -288,6 +288,8 @@ struct WebSocketConfig {
     std::int64_t max_connections_per_ip = 1000;
     double max_messages_per_s = 1000;
     double message_burst = 2000;
+    std::int64_t max_inflated_bytes_per_s = 8 * 1024 * 1024;
+    std::int64_t inflated_burst_bytes = 16 * 1024 * 1024;
 
     template <class V>
     void visit(V& v) {
@@ -347,6 +349,16 @@ struct WebSocketConfig {
                    "it: close 1008."});
         v("message_burst", message_burst,
           {.help = "Messages a connection may send at once above the sustained rate."});
+        v("max_inflated_bytes_per_s", max_inflated_bytes_per_s,
+          {.help = "Sustained bytes per second that one connection's compressed messages may "
+                   "inflate to; 0 means unlimited. Over it: close 1008.",
+           .min = 0,
+           .max = std::int64_t{1} << 40});
+        v("inflated_burst_bytes", inflated_burst_bytes,
+          {.help = "Inflated bytes a connection may use at once above the sustained rate (never "
+                   "less than max_message_bytes).",
+           .min = 0,
+           .max = std::int64_t{1} << 40});
     }
     void validate(ConfigErrors& errors) const;
     bool operator==(const WebSocketConfig&) const = default;

@@ -20,6 +20,8 @@ WsRouteSettings ws_route_settings(const WebSocketConfig& c) {
     s.max_connections_per_ip = static_cast<std::size_t>(c.max_connections_per_ip);
     s.max_messages_per_s = c.max_messages_per_s;
     s.message_burst = c.message_burst;
+    s.max_inflated_bytes_per_s = static_cast<std::uint64_t>(c.max_inflated_bytes_per_s);
+    s.inflated_burst_bytes = static_cast<std::uint64_t>(c.inflated_burst_bytes);
     return s;
 }
 
