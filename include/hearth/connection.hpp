@@ -212,6 +212,11 @@ struct WsRouteSettings {
     std::size_t max_connections_per_ip = 1000;     // 0 = unlimited; over it: 1008 after upgrade
     double max_messages_per_s = 1000;              // token bucket refill rate; 0 = unlimited
     double message_burst = 2000;                   // token bucket size
+    // Bytes per second that compressed messages may inflate to (a token bucket in bytes; 0 =
+    // unlimited; over it: 1008), and its size, never less than max_message_bytes (one message of
+    // the largest size always passes a full bucket).
+    std::uint64_t max_inflated_bytes_per_s = 8 * 1024 * 1024;
+    std::uint64_t inflated_burst_bytes = 16 * 1024 * 1024;
 };
 
 }  // namespace hearth

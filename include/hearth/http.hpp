@@ -97,6 +97,9 @@ struct WsRoute {
     // response; when the client offers none of them the response has no Sec-WebSocket-Protocol
     // (RFC 6455 section 4.2.2). `accept` sees every offered value in the request's headers.
     std::vector<std::string> subprotocols;
+    // The protocol lets a client connect and only listen (a log stream, status pushes, a session
+    // held open): WsRouteSettings::first_message_timeout does not apply to this route.
+    bool listen_only = false;
 };
 
 /// Where a listener binds and whether it speaks TLS.

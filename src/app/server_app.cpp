@@ -50,6 +50,9 @@ net::HttpLimits http_limits(const core::HttpConfig& c) {
     l.request_timeout = std::chrono::milliseconds(c.request_timeout_ms);
     l.write_timeout = std::chrono::milliseconds(c.write_timeout_ms);
     l.keepalive_timeout = std::chrono::seconds(c.keepalive_timeout_s);
+    l.header_timeout = std::chrono::milliseconds(c.header_timeout_ms);
+    l.max_connections = static_cast<std::size_t>(c.max_connections);
+    l.max_connections_per_ip = static_cast<std::size_t>(c.max_connections_per_ip);
     return l;
 }
 

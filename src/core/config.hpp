@@ -203,9 +203,12 @@ struct HttpConfig {
     std::string tls_key_file;
     std::int64_t max_header_bytes = 16 * 1024;
     std::int64_t max_body_bytes = 1024 * 1024;
-    std::int64_t request_timeout_ms = 30'000;
+    std::int64_t request_timeout_ms = 15'000;
     std::int64_t write_timeout_ms = 30'000;
     std::int64_t keepalive_timeout_s = 60;
+    std::int64_t header_timeout_ms = 10'000;
+    std::int64_t max_connections = 10'000;
+    std::int64_t max_connections_per_ip = 64;
     bool echo_route = false;
     std::string admin_token;
 
@@ -227,7 +230,8 @@ struct HttpConfig {
            .min = 0,
            .max = std::int64_t{1} << 32});
         v("request_timeout_ms", request_timeout_ms,
-          {.help = "Time allowed to receive one whole request once it starts, in milliseconds.",
+          {.help = "Time allowed to receive a request's body once its head is in, in milliseconds "
+                   "(the whole body, not reset as bytes arrive); then the connection is closed.",
            .min = 100,
            .max = 3'600'000});
         v("write_timeout_ms", write_timeout_ms,
@@ -238,6 +242,22 @@ struct HttpConfig {
           {.help = "An idle keep-alive connection is closed after this many seconds.",
            .min = 1,
            .max = 86'400});
+        v("header_timeout_ms", header_timeout_ms,
+          {.help = "Time allowed to receive a whole request head, from the connection (or the "
+                   "first byte of the next request on a kept-alive one), in milliseconds; not "
+                   "reset as bytes arrive. Then the connection is closed.",
+           .min = 100,
+           .max = 3'600'000});
+        v("max_connections", max_connections,
+          {.help = "Open HTTP connections on all HTTP listeners (before a WebSocket upgrade); 0 "
+                   "means unlimited. Over it a new connection is closed at once.",
+           .min = 0,
+           .max = 10'000'000});
+        v("max_connections_per_ip", max_connections_per_ip,
+          {.help = "Open HTTP connections per client address (IPv6: per /64) and listener; 0 "
+                   "means unlimited. Over it a new connection is closed at once.",
+           .min = 0,
+           .max = 10'000'000});
         v("echo_route", echo_route,
           {.help = "Serve the WebSocket echo route /echo (for tests and benchmarks).",
            .restart = true});
@@ -262,11 +282,14 @@ struct WebSocketConfig {
     std::int64_t pong_timeout_s = 10;
     std::int64_t close_timeout_ms = 5'000;
     std::int64_t write_timeout_ms = 30'000;
+    std::int64_t first_message_timeout_ms = 10'000;
     bool compression = true;
     std::int64_t compression_threshold_bytes = 64;
     std::int64_t max_connections_per_ip = 1000;
     double max_messages_per_s = 1000;
     double message_burst = 2000;
+    std::int64_t max_inflated_bytes_per_s = 8 * 1024 * 1024;
+    std::int64_t inflated_burst_bytes = 16 * 1024 * 1024;
 
     template <class V>
     void visit(V& v) {
@@ -305,6 +328,11 @@ struct WebSocketConfig {
                    "connection.",
            .min = 100,
            .max = 3'600'000});
+        v("first_message_timeout_ms", first_message_timeout_ms,
+          {.help = "Close with 1008 a connection that sends no data message this many milliseconds "
+                   "after the upgrade, on routes whose clients speak first; 0 disables.",
+           .min = 0,
+           .max = 3'600'000});
         v("compression", compression,
           {.help = "Accept permessage-deflate (no context takeover) when a client offers it."});
         v("compression_threshold_bytes", compression_threshold_bytes,
@@ -321,6 +349,16 @@ struct WebSocketConfig {
                    "it: close 1008."});
         v("message_burst", message_burst,
           {.help = "Messages a connection may send at once above the sustained rate."});
+        v("max_inflated_bytes_per_s", max_inflated_bytes_per_s,
+          {.help = "Sustained bytes per second that one connection's compressed messages may "
+                   "inflate to; 0 means unlimited. Over it: close 1008.",
+           .min = 0,
+           .max = std::int64_t{1} << 40});
+        v("inflated_burst_bytes", inflated_burst_bytes,
+          {.help = "Inflated bytes a connection may use at once above the sustained rate (never "
+                   "less than max_message_bytes).",
+           .min = 0,
+           .max = std::int64_t{1} << 40});
     }
     void validate(ConfigErrors& errors) const;
     bool operator==(const WebSocketConfig&) const = default;

@@ -392,6 +392,7 @@ void add_log_routes(Router& router, const std::string& listener, const std::stri
                                                 "unavailable"});
     WsRoute route;
     route.frontend = "logs";
+    route.listen_only = true;  // listeners only receive
     route.settings = std::make_shared<const WsRouteSettings>(listen_settings(ws_settings));
     route.subprotocols = {std::string(kListenSubprotocol)};
     route.accept_async = [weak, &operators, listen_refusals](

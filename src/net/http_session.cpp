@@ -101,29 +101,21 @@ HttpRequest to_request(const http::request<http::string_body>& req, const std::s
     return out;
 }
 
-std::string peer_ip_of(const tcp::socket& s, std::string& address) {
-    boost::system::error_code ec;
-    auto ep = s.remote_endpoint(ec);
-    if (ec) {
-        address = "unknown";
-        return address;
-    }
-    auto ip = ep.address().to_string();
-    address = ep.address().is_v6() ? "[" + ip + "]:" + std::to_string(ep.port())
-                                   : ip + ":" + std::to_string(ep.port());
-    return ip;
-}
-
 /// One HTTP connection. Runs on: its io thread. Owned by: its coroutine. Requests are answered
 /// one at a time, in order: a client that pipelines waits in the socket buffer (TCP backpressure),
 /// so the bound on pipelined requests is one in progress plus what the read buffer holds.
 template <class Stream>
 class HttpSession final : public Session, public std::enable_shared_from_this<HttpSession<Stream>> {
 public:
-    HttpSession(Stream stream, std::shared_ptr<ServerState> server, ListenerState& listener)
-        : stream_(std::move(stream)), server_(std::move(server)), listener_(listener) {
-        peer_ip_ = peer_ip_of(beast::get_lowest_layer(stream_).socket(), peer_address_);
-    }
+    /// `peer_key` was counted in the connection limits (ServerState::http_open and the
+    /// listener's http_peers); the session gives both back when it ends or is upgraded.
+    HttpSession(Stream stream, std::shared_ptr<ServerState> server, ListenerState& listener,
+                std::string peer_address, std::string peer_key)
+        : stream_(std::move(stream)),
+          server_(std::move(server)),
+          listener_(listener),
+          peer_address_(std::move(peer_address)),
+          peer_ip_(std::move(peer_key)) {}
 
     void start() {
         id_ = server_->next_connection_id.fetch_add(1);
@@ -157,15 +149,28 @@ private:
         }
         finished_ = true;
         listener_.open_http->sub(1);
+        listener_.http_peers.remove(peer_ip_);
+        server_->http_open.fetch_sub(1);
         server_->session_closed(id_);
     }
 
     asio::awaitable<void> serve() {
+        // The first request's head, TLS handshake included, must arrive within header_timeout of
+        // the accept; a later one within header_timeout of its first byte. The deadline is set once
+        // per head, never extended as bytes trickle in (slowloris).
+        beast::get_lowest_layer(stream_).expires_after(server_->http_limits()->header_timeout);
         if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
-            auto limits = server_->http_limits();
-            beast::get_lowest_layer(stream_).expires_after(limits->request_timeout);
-            co_await stream_.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
+            boost::system::error_code ec;
+            co_await stream_.async_handshake(asio::ssl::stream_base::server,
+                                             asio::redirect_error(asio::use_awaitable, ec));
+            if (ec == beast::error::timeout) {
+                count_timeout("header");
+            }
+            if (ec) {
+                co_return;
+            }
         }
+        bool first = true;
         while (!stopping_) {
             auto limits = server_->http_limits();
             http::request_parser<http::string_body> parser;
@@ -174,14 +179,35 @@ private:
 
             boost::system::error_code ec;
             idle_ = true;
-            beast::get_lowest_layer(stream_).expires_after(limits->keepalive_timeout);
+            if (!first && buffer_.size() == 0) {
+                // Kept alive: wait up to keepalive_timeout for the next request to begin.
+                beast::get_lowest_layer(stream_).expires_after(limits->keepalive_timeout);
+                const std::size_t n = co_await stream_.async_read_some(
+                    buffer_.prepare(kIdleReadBytes), asio::redirect_error(asio::use_awaitable, ec));
+                buffer_.commit(n);
+                if (ec) {
+                    co_return;  // closed by the client, idle too long, or shutting down
+                }
+            }
+            if (!first) {
+                beast::get_lowest_layer(stream_).expires_after(limits->header_timeout);
+            }
+            first = false;
             co_await http::async_read_header(stream_, buffer_, parser,
                                              asio::redirect_error(asio::use_awaitable, ec));
             idle_ = false;
+            if (ec == beast::error::timeout) {
+                count_timeout("header");
+                co_return;
+            }
             if (!ec && !parser.is_done()) {
                 beast::get_lowest_layer(stream_).expires_after(limits->request_timeout);
                 co_await http::async_read(stream_, buffer_, parser,
                                           asio::redirect_error(asio::use_awaitable, ec));
+                if (ec == beast::error::timeout) {
+                    count_timeout("body");
+                    co_return;
+                }
             }
             if (ec == http::error::header_limit) {
                 count("unmatched", 431);
@@ -421,6 +447,14 @@ private:
         server_->http_requests(listener_.spec.name, route, status).inc();
     }
 
+    void count_timeout(std::string_view phase) {
+        server_->http_timeouts(listener_.spec.name, phase).inc();
+        log()->debug("connection {} from {}: request {} timed out; closing", id_, peer_address_,
+                     phase);
+    }
+
+    static constexpr std::size_t kIdleReadBytes = 4096;
+
     using WsConnectionFor = WsConnection<
         std::conditional_t<std::is_same_v<Stream, beast::tcp_stream>, tcp::socket, Stream>>;
 
@@ -443,14 +477,46 @@ void start_http_session(std::shared_ptr<ServerState> server, ListenerState& list
     if (server->shutting_down.load()) {
         return;  // the socket closes as it goes out of scope
     }
+    std::string peer_address;
+    std::string peer_key;
+    boost::system::error_code ec;
+    const auto endpoint = socket.remote_endpoint(ec);
+    if (ec) {
+        return;  // already gone
+    }
+    peer_key = address_key(endpoint.address());
+    const auto ip = endpoint.address().to_string();
+    peer_address = endpoint.address().is_v6() ? "[" + ip + "]:" + std::to_string(endpoint.port())
+                                              : ip + ":" + std::to_string(endpoint.port());
+
+    // Connection limits, before anything is read or a TLS handshake costs CPU: over them the
+    // connection is closed at once, without a response (writing one would cost what the limit
+    // saves, and a client that floods us would not read it).
+    const auto limits = server->http_limits();
+    std::string_view refused;
+    if (server->http_open.fetch_add(1) >= limits->max_connections && limits->max_connections != 0) {
+        refused = "max_connections";
+    } else if (!listener.http_peers.add(peer_key, limits->max_connections_per_ip)) {
+        refused = "max_connections_per_ip";
+    }
+    if (!refused.empty()) {
+        server->http_open.fetch_sub(1);
+        server->http_refused(listener.spec.name, refused).inc();
+        log()->debug("listener {}: connection from {} refused: {}", listener.spec.name,
+                     peer_address, refused);
+        socket.close(ec);
+        return;
+    }
     if (auto tls = listener.tls_context()) {
         using TlsStream = beast::ssl_stream<beast::tcp_stream>;
         auto session = std::make_shared<HttpSession<TlsStream>>(
-            TlsStream(beast::tcp_stream(std::move(socket)), *tls), server, listener);
+            TlsStream(beast::tcp_stream(std::move(socket)), *tls), server, listener,
+            std::move(peer_address), std::move(peer_key));
         session->start();
     } else {
         auto session = std::make_shared<HttpSession<beast::tcp_stream>>(
-            beast::tcp_stream(std::move(socket)), server, listener);
+            beast::tcp_stream(std::move(socket)), server, listener, std::move(peer_address),
+            std::move(peer_key));
         session->start();
     }
 }

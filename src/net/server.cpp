@@ -128,6 +128,7 @@ WsRouteState::WsRouteState(std::string listener, std::string path, WsRoute route
       accept_(std::move(route.accept)),
       accept_async_(std::move(route.accept_async)),
       subprotocols_(std::move(route.subprotocols)),
+      listen_only_(route.listen_only),
       registry_(metrics),
       settings_(std::move(route.settings)) {
     const core::Labels labels{{"route", path_}};
@@ -180,6 +181,19 @@ void PeerCounter::remove(const std::string& ip) {
     if (it != open_.end() && --it->second == 0) {
         open_.erase(it);
     }
+}
+
+std::string address_key(const asio::ip::address& address) {
+    if (address.is_v6()) {
+        const auto v6 = address.to_v6();
+        if (v6.is_v4_mapped()) {
+            return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+        }
+        auto bytes = v6.to_bytes();
+        std::fill(bytes.begin() + 8, bytes.end(), std::uint8_t{0});
+        return asio::ip::address_v6(bytes).to_string() + "/64";
+    }
+    return address.to_string();
 }
 
 void WsRouteState::count_disconnect(std::string_view reason) {
@@ -275,6 +289,19 @@ core::Counter& ServerState::http_requests(const std::string& listener, std::stri
                            {{"listener", listener},
                             {"route", std::string(route)},
                             {"status", std::to_string(status)}});
+}
+
+core::Counter& ServerState::http_refused(const std::string& listener, std::string_view reason) {
+    return metrics.counter("hearth_http_connections_refused_total",
+                           "HTTP connections closed at once by a connection limit, by reason.",
+                           {{"listener", listener}, {"reason", std::string(reason)}});
+}
+
+core::Counter& ServerState::http_timeouts(const std::string& listener, std::string_view phase) {
+    return metrics.counter("hearth_http_timeouts_total",
+                           "HTTP connections closed because a request's head or body did not "
+                           "arrive in time, by phase.",
+                           {{"listener", listener}, {"phase", std::string(phase)}});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,9 +21,14 @@ namespace hearth::net {
 struct HttpLimits {
     std::size_t max_header_bytes = 16 * 1024;
     std::size_t max_body_bytes = 1024 * 1024;
-    std::chrono::milliseconds request_timeout{30'000};
+    std::chrono::milliseconds request_timeout{15'000};  // a request's whole body
     std::chrono::milliseconds write_timeout{30'000};
-    std::chrono::milliseconds keepalive_timeout{60'000};
+    std::chrono::milliseconds keepalive_timeout{60'000};  // waiting for the next request
+    // A whole request head (with the TLS handshake on a new connection), from the connection or
+    // the next request's first byte; not reset as bytes arrive.
+    std::chrono::milliseconds header_timeout{10'000};
+    std::size_t max_connections = 10'000;     // HTTP connections, all listeners; 0: unlimited
+    std::size_t max_connections_per_ip = 64;  // per address (IPv6: /64) and listener; 0: unlimited
 };
 
 struct ServerState;

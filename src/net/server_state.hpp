@@ -78,6 +78,10 @@ private:
     std::unordered_map<std::string, std::size_t> open_;
 };
 
+/// The key that per-address limits count by: the address itself for IPv4 (and IPv4-mapped IPv6),
+/// its /64 prefix for IPv6, since one host commonly holds a whole /64.
+std::string address_key(const asio::ip::address& address);
+
 /// A registered WebSocket route. Settings can be replaced at runtime (config reload); connections
 /// notice through `generation`, a relaxed load per message.
 class WsRouteState {
@@ -91,6 +95,7 @@ public:
     const WsRoute::Accept& accept() const noexcept { return accept_; }
     const WsRoute::AcceptAsync& accept_async() const noexcept { return accept_async_; }
     const std::vector<std::string>& subprotocols() const noexcept { return subprotocols_; }
+    bool listen_only() const noexcept { return listen_only_; }
     const WsRouteMetrics& metrics() const noexcept { return metrics_; }
 
     std::shared_ptr<const WsRouteSettings> settings() const;
@@ -112,6 +117,7 @@ private:
     WsRoute::Accept accept_;
     WsRoute::AcceptAsync accept_async_;
     std::vector<std::string> subprotocols_;
+    bool listen_only_ = false;
     core::MetricsRegistry& registry_;
     WsRouteMetrics metrics_;
     mutable std::mutex mutex_;
@@ -148,6 +154,9 @@ struct ListenerState {
     core::Gauge* open_ws = nullptr;
     core::Counter* accepted = nullptr;
     core::Counter* accept_errors = nullptr;
+    // HTTP connections per address (HttpLimits::max_connections_per_ip), counted from the accept
+    // until the connection closes or is upgraded to a WebSocket (whose route counts it then).
+    PeerCounter http_peers;
 
     std::shared_ptr<asio::ssl::context> tls_context() const {
         std::lock_guard lock(tls_mutex);
@@ -176,6 +185,8 @@ struct ServerState {
     void set_http_limits(HttpLimits limits);
 
     std::atomic<bool> shutting_down{false};
+    // HTTP connections open on every HTTP listener (HttpLimits::max_connections).
+    std::atomic<std::size_t> http_open{0};
     std::atomic<std::uint64_t> next_connection_id{1};
 
     /// Session bookkeeping for graceful shutdown. Call on the session's io thread.
@@ -187,6 +198,11 @@ struct ServerState {
     ThreadState& this_thread_state();
 
     core::Counter& http_requests(const std::string& listener, std::string_view route, int status);
+    /// Connections closed at once by a connection limit (reason: max_connections, ...).
+    core::Counter& http_refused(const std::string& listener, std::string_view reason);
+    /// Connections closed because a request's head or body did not arrive in time (phase: header,
+    /// body).
+    core::Counter& http_timeouts(const std::string& listener, std::string_view phase);
 
 private:
     mutable std::mutex limits_mutex_;

@@ -617,6 +617,7 @@ std::pair<FrameEvent, std::size_t> FrameParser::deliver(MessageKind kind, bool c
     event.kind = kind;
     event.data = data;
     event.deflated = deflated;
+    event.compressed = compressed;
     return {event, frame_end};
 }
 

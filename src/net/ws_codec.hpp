@@ -120,6 +120,8 @@ struct FrameEvent {
     // is smaller than `data`. With client_no_context_takeover (always negotiated) it inflates on
     // its own, with any window of 15 bits, to `data`. Empty otherwise. Same validity as `data`.
     std::string_view deflated;
+    // kMessage: it arrived compressed, and `data` is what it inflated to.
+    bool compressed = false;
     // kBinaryPart: the part starts (ends) the message.
     bool first = false;
     bool last = false;

@@ -994,6 +994,9 @@ private:
                 case ws::FrameEvent::Type::kNeedMore:
                     return offset;
                 case ws::FrameEvent::Type::kMessage:
+                    if (event.compressed && !take_inflated(event.data.size())) {
+                        break;
+                    }
                     on_message(event.kind, event.data, event.deflated);
                     break;
                 case ws::FrameEvent::Type::kBinaryPart:
@@ -1045,6 +1048,49 @@ private:
         }
         tokens_ -= 1.0;
         return true;
+    }
+
+    // Spends the bytes a compressed message inflated to from the route's inflate budget (a token
+    // bucket in bytes, at least max_message_bytes deep, so one message of the largest size always
+    // passes a full bucket); false (and the connection closing) when the budget is overdrawn. A
+    // 1 KiB frame may inflate to max_message_bytes: this bounds the CPU one connection spends in
+    // zlib, whatever its message rate.
+    bool take_inflated(std::size_t bytes) {
+        refresh_settings();
+        if (state_ != State::kOpen || settings_->max_inflated_bytes_per_s == 0) {
+            return true;
+        }
+        const auto now = Clock::now();
+        const double depth = static_cast<double>(
+            std::max<std::uint64_t>(settings_->inflated_burst_bytes, settings_->max_message_bytes));
+        if (!inflated_started_) {
+            inflated_started_ = true;
+            inflated_tokens_ = depth;
+        } else {
+            const double elapsed = std::chrono::duration<double>(now - inflated_at_).count();
+            inflated_tokens_ = std::min(
+                depth, inflated_tokens_ +
+                           elapsed * static_cast<double>(settings_->max_inflated_bytes_per_s));
+        }
+        inflated_at_ = now;
+        inflated_tokens_ -= static_cast<double>(bytes);
+        if (inflated_tokens_ < 0) {
+            route_->count_disconnect("inflate_rate_limited");
+            ws_log()->debug("[conn {}] compressed messages inflate faster than {} bytes/s; closing",
+                            to_string(id_), settings_->max_inflated_bytes_per_s);
+            // Nothing more is parsed (so nothing more inflated): what follows is discarded, and
+            // the connection half-closes once our close frame is out.
+            discard_input_ = true;
+            close_local(close_code::kPolicyViolation, "inflated data rate limit exceeded");
+            return false;
+        }
+        return true;
+    }
+
+    // The route's first-message deadline; zero (none) on routes whose clients may only listen.
+    std::chrono::milliseconds first_message_timeout() const noexcept {
+        return route_->listen_only() ? std::chrono::milliseconds(0)
+                                     : settings_->first_message_timeout;
     }
 
     void on_binary_part(const ws::FrameEvent& event) {
@@ -1100,8 +1146,8 @@ private:
         Clock::time_point next = Clock::time_point::max();
         if (state_ == State::kOpen) {
             next = last_rx_ + settings_->idle_timeout;
-            if (!got_message_ && settings_->first_message_timeout.count() > 0) {
-                next = std::min(next, opened_at_ + settings_->first_message_timeout);
+            if (!got_message_ && first_message_timeout().count() > 0) {
+                next = std::min(next, opened_at_ + first_message_timeout());
             }
             if (ping_outstanding_) {
                 next = std::min(next, ping_sent_ + settings_->pong_timeout);
@@ -1145,9 +1191,11 @@ private:
                 teardown(close_info_);
                 return;
             }
-        } else if (!got_message_ && settings_->first_message_timeout.count() > 0 &&
-                   now >= opened_at_ + settings_->first_message_timeout) {
+        } else if (!got_message_ && first_message_timeout().count() > 0 &&
+                   now >= opened_at_ + first_message_timeout()) {
             route_->count_disconnect("handshake_timeout");
+            ws_log()->debug("[conn {}] no message {} ms after the upgrade; closing", to_string(id_),
+                            first_message_timeout().count());
             close_local(close_code::kPolicyViolation, "handshake timeout");
         } else if (now >= last_rx_ + settings_->idle_timeout) {
             route_->count_disconnect("idle_timeout");
@@ -1223,6 +1271,10 @@ private:
 
     double tokens_;
     Clock::time_point tokens_at_ = Clock::now();
+    // The inflate budget (take_inflated), full when the first compressed message arrives.
+    bool inflated_started_ = false;
+    double inflated_tokens_ = 0;
+    Clock::time_point inflated_at_{};
 };
 
 }  // namespace hearth::net

@@ -270,7 +270,6 @@ WsRouteSettings player_route_settings(const MoonshareConfig& c, const core::WebS
     s.max_message_bytes = kMaxTextBytes;
     s.stream_binary = true;
     s.max_streamed_message_bytes = static_cast<std::uint64_t>(c.max_file_size_bytes);
-    s.first_message_timeout = std::chrono::milliseconds(0);
     return s;
 }
 
@@ -2302,6 +2301,7 @@ void MoonshareFrontend::add_routes(Router& router, std::shared_ptr<const WsRoute
     WsRoute auth;
     auth.settings = ws;
     auth.frontend = "moonshare";
+    auth.listen_only = true;  // the plugin holds /auth open and sends nothing
     auth.accept = [shared = shared_](const HttpRequest& req) -> WsRoute::Decision {
         return std::make_unique<AuthHandler>(shared, req.query_param("userId"),
                                              std::string(auth::bearer_token(req)));
@@ -2349,6 +2349,7 @@ void MoonshareFrontend::add_routes(Router& router, std::shared_ptr<const WsRoute
     WsRoute push;
     push.settings = ws;
     push.frontend = "moonshare";
+    push.listen_only = true;  // dashboards only receive
     push.accept = [shared = shared_](const HttpRequest&) -> WsRoute::Decision {
         return std::make_unique<GatewayWsHandler>(shared);
     };

@@ -570,7 +570,7 @@ TEST(ConfigSchemaTest, KeysInRegistrationOrder) {
     ASSERT_FALSE(keys.empty());
     EXPECT_EQ(keys.front(), "server.data_dir");
     EXPECT_THAT(keys, ::testing::Contains("http.listen"));
-    EXPECT_EQ(keys.back(), "websocket.message_burst");
+    EXPECT_EQ(keys.back(), "websocket.inflated_burst_bytes");
 }
 
 // ---------------------------------------------------------------------------------------------
