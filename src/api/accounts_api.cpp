@@ -292,14 +292,12 @@ void add_account_resource(OperatorApi& api, auth::AccountService& accounts) {
             json::object detail;
             for (const auto& [key, value] : o) {
                 if (key == "password") {
-                    if (!value.is_string() || accounts.check_password(value.get_string())) {
-                        res.respond(invalid_field(
-                            "password",
-                            accounts
-                                .check_password(value.is_string()
-                                                    ? std::string_view(value.get_string())
-                                                    : std::string_view())
-                                .value_or("must be a string")));
+                    if (!value.is_string()) {
+                        res.respond(invalid_field("password", "must be a string"));
+                        return;
+                    }
+                    if (auto why = accounts.check_password(value.get_string())) {
+                        res.respond(invalid_field("password", *why));
                         return;
                     }
                     change.password = std::string(value.get_string());

@@ -73,8 +73,8 @@ TEST(NativeAbuse, MessagesHeldDuringTheHelloCheckAreBoundedInBytes) {
     const auto port = f.server->port();
     WsClient flood(port, WsOptions{.path = "/ws", .compression = true});
     flood.send_text(R"({"type":"hello","token":"not-a-hearth-token","id":1})");
-    // 16 KiB each: the fifth is past 64 KiB held. (Before the fix all five, and 251 more, were
-    // held; nothing was closed.)
+    // A little over 16 KiB each, with the JSON around the data: the fourth is past 64 KiB held.
+    // (Before the fix all five, and 251 more, were held; nothing was closed.)
     for (int i = 0; i < 5; ++i) {
         flood.send_text(publish(16 * 1024));
     }
@@ -83,8 +83,8 @@ TEST(NativeAbuse, MessagesHeldDuringTheHelloCheckAreBoundedInBytes) {
     EXPECT_EQ(close.reason, "too much sent before the hello was answered");
     EXPECT_EQ(f.server->metric("hearth_native_hello_held_overflow_total"), 1);
 
-    // One message of any size is held when none is: a client may send its first publish (up to
-    // max_publish_bytes of data) with its hello. It is answered after the hello, in order.
+    // One message of any size is held when none is: a client may send its first message (any
+    // size up to max_message_bytes) with its hello. It is answered after the hello, in order.
     WsClient pipelined(port, WsOptions{.path = "/ws"});
     pipelined.send_text(R"({"type":"hello","token":"not-a-hearth-token","id":1})");
     pipelined.send_text(R"({"type":"publish","topic":"t","id":2,"data":")" +

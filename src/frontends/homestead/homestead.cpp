@@ -38,7 +38,7 @@ constexpr std::size_t kFlushPage = 256;
 // The flush's window: what it has handed to the connection and not yet seen written (queued
 // entries, then the live messages held meanwhile). At most this many messages, and this many bytes
 // or half the connection's outbox bound when that is less; one message is always let through,
-// whatever its size. The next goes when a write completes (`on_written`), so a flush never fills
+// whatever its size. The next goes when a write completes (`on_flushed`), so a flush never fills
 // its recipient's outbox past the bound (which would close it as a slow consumer, every time it
 // reconnects, with the queue never draining), and a recipient that stops reading is left to the
 // write timeout with the rest of its queue still stored.
@@ -48,6 +48,9 @@ constexpr std::size_t kFlushWindowBytes = 1024 * 1024;
 // the older queued ones). Past it a message is not held: it goes to the store, like a message for
 // an offline recipient, and is flushed with the queue.
 constexpr std::size_t kMaxHeld = 4096;
+// ... and in bytes: a flush lasts as long as the recipient takes to read, so a slow reader must
+// not let senders pile up 4096 messages of body_size_mb each in memory.
+constexpr std::size_t kMaxHeldBytes = 16 * 1024 * 1024;
 // Messages of one sender whose ack is not yet sent (waiting for a commit or a write, or for an
 // earlier one). Past it a message is answered `failed` at once, in order: the bound keeps a sender
 // that floods a stalled store or recipient from holding unbounded memory.
@@ -360,6 +363,7 @@ public:
         // Held live messages go back to their senders, which store them.
         auto held = std::move(held_);
         held_.clear();
+        held_bytes_ = 0;
         for (auto& d : held) {
             d.done(false);
         }
@@ -615,10 +619,12 @@ private:
             return;
         }
         if (flushing_) {
-            if (held_.size() >= kMaxHeld) {
+            const std::size_t bytes = d.prefix->size();
+            if (held_.size() >= kMaxHeld || held_bytes_ + bytes > kMaxHeldBytes) {
                 d.done(false);
                 return;
             }
+            held_bytes_ += bytes;
             held_.push_back(std::move(d));
             return;
         }
@@ -820,6 +826,7 @@ private:
     void send_held(Connection& c) {
         Delivery d = std::move(held_.front());
         held_.pop_front();
+        held_bytes_ -= d.prefix->size();
         auto payload = make_text(finish_forward(*d.prefix, std::chrono::system_clock::now()));
         const std::size_t bytes = payload->size();
         ++window_messages_;
@@ -873,6 +880,7 @@ private:
     std::deque<store::MailboxEntry> page_;  // the page's entries not yet sent, oldest first
     std::size_t page_outstanding_ = 0;      // entries of the page not yet written and removed
     std::deque<Delivery> held_;
+    std::size_t held_bytes_ = 0;  // of held_'s prefixes, bounded by kMaxHeldBytes
     // Messages of the flush handed to the connection and not yet written (the window), and their
     // bytes. Kept across flushes: what one flush left in the outbox counts against the next.
     std::size_t window_messages_ = 0;
@@ -942,7 +950,7 @@ void HomesteadFrontend::add_routes(Router& router,
             d(HttpResponse::json(401, std::string(kInvalidApiKey)));
         };
         auto* accounts = shared->account_service();
-        if (accounts == nullptr) {
+        if (accounts == nullptr || presented.empty()) {
             refuse(decide);
             return;
         }

@@ -100,6 +100,7 @@ void Bindings::issued(const std::string& user, const std::string& ip, std::strin
     }
     b.address = ip.substr(0, kMaxAddressBytes);
     b.last_used = now;
+    b.ever_issued = true;
     ++version_;
 }
 
@@ -111,9 +112,10 @@ void Bindings::failed(const std::string& user) {
     }
     Binding& b = it->second;
     b.issuing -= std::min<std::uint32_t>(b.issuing, 1);
-    if (b.tokens.empty() && b.issuing == 0 && b.pins == 0) {
-        // A binding created by this request (or one with nothing left to hold it): the user id is
-        // free again, as if nobody had asked.
+    if (!b.ever_issued && b.issuing == 0 && b.pins == 0) {
+        // A binding created by this request, never issued a token: the user id is free again, as
+        // if nobody had asked. One that was issued (its tokens may have expired while its holder
+        // is online or files wait) ends by its ttl alone.
         by_user_.erase(it);
         ++version_;
     }
@@ -274,6 +276,7 @@ std::optional<std::size_t> Bindings::load(std::string_view text, TimePoint now) 
             return std::nullopt;
         }
         Binding b;
+        b.ever_issued = true;  // a saved binding ends by its ttl alone
         b.address = std::string(address->get_string()).substr(0, kMaxAddressBytes);
         b.last_used = time_of(last_used->get_int64());
         for (const auto& tv : tokens->get_array()) {

@@ -112,6 +112,7 @@ private:
         TimePoint last_used{};
         std::uint32_t issuing = 0;  // granted requests not yet issued or failed
         std::uint32_t pins = 0;
+        bool ever_issued = false;  // a token was issued for it: only the ttl may end it
     };
 
     TimePoint end_of(const Binding& b) const;

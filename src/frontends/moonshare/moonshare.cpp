@@ -1846,8 +1846,8 @@ private:
         } else if (*type == "list_online" && !authenticated_) {
             // User ids are for authenticated players only: the plugin never asks before.
             shared_->refused("list_before_auth");
-            log()->info("[conn {}] list_online before authentication: an empty list",
-                        to_string(id_));
+            log()->debug("[conn {}] list_online before authentication: an empty list",
+                         to_string(id_));
             reply("ONLINE:[]");
         } else if (*type == "list_online") {
             reply(shared_->online_text());
@@ -1895,7 +1895,7 @@ private:
         }
         authenticating_ = true;
         shared_->accounts.authorize(
-            std::string(*token), access_policy(), connection_->peer_address(),
+            std::string(*token), access_policy(), "connection " + to_string(id_),
             back_here<auth::AccessDecision>(
                 [this, user = std::string(*user)](auth::AccessDecision d) {
                     authenticating_ = false;

@@ -407,7 +407,8 @@ private:
             case auth::Refusal::kForeignRealm:
                 reply_error(rid, "not_allowed",
                             "This kind of token is not accepted by the native protocol (it takes "
-                            "a session token or an API key with the scope native).");
+                            "API keys with the scope native, and sessions of accounts with a role "
+                            "in [native] session_roles).");
                 return;
             case auth::Refusal::kMissingScope:
                 reply_error(rid, "not_allowed",

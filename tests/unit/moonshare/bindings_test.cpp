@@ -66,6 +66,18 @@ TEST(MoonshareBindings, AFailedIssueFreesANewUserId) {
     EXPECT_EQ(take(b, "u", "2.2.2.2", 'a'), D::kNew);
 }
 
+TEST(MoonshareBindings, AFailedRenewalKeepsAHeldUserId) {
+    Bindings b({.max_bindings = 10, .ttl = 3600s, .renew_from_same_ip = true});
+    EXPECT_EQ(take(b, "u", "1.1.1.1", 'a'), D::kNew);
+    // A day later the token has expired; a renewal from the holder's address fails to issue.
+    const auto later = kT0 + 25h;
+    EXPECT_EQ(b.request("u", "1.1.1.1", std::nullopt, later), D::kSameAddress);
+    b.failed("u");
+    // The id is still held: another address cannot take it.
+    EXPECT_TRUE(b.bound("u"));
+    EXPECT_EQ(b.request("u", "2.2.2.2", std::nullopt, later), D::kHeld);
+}
+
 TEST(MoonshareBindings, AtMostMaxBindingsAndFourTokensEach) {
     Bindings b({.max_bindings = 2, .ttl = 3600s, .renew_from_same_ip = true});
     EXPECT_EQ(take(b, "a", "1.1.1.1", 'a'), D::kNew);
