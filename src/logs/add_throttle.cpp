@@ -29,8 +29,18 @@ std::optional<std::chrono::seconds> AddThrottle::try_take(std::string_view peer,
     const double rate = static_cast<double>(rate_.bytes_per_s);
     auto it = buckets_.find(key);
     if (it == buckets_.end()) {
+        // At the bound only buckets that have refilled are forgotten (they carry no state). If the
+        // least recently seen has not, the new address waits until it has: forgetting it would
+        // hand a client with many addresses a full bucket per address, and no limit at all.
         while (!lru_.empty() && buckets_.size() >= std::max<std::size_t>(1, rate_.max_addresses)) {
-            buckets_.erase(lru_.back());
+            const auto oldest = buckets_.find(lru_.back());
+            const std::chrono::duration<double> idle = now - oldest->second.at;
+            const double refilled = oldest->second.tokens + std::max(0.0, idle.count()) * rate;
+            if (refilled < capacity) {
+                return std::chrono::seconds(std::max<std::int64_t>(
+                    1, std::llround(std::ceil((capacity - refilled) / rate))));
+            }
+            buckets_.erase(oldest);
             lru_.pop_back();
             if (evicted != nullptr) {
                 *evicted = true;

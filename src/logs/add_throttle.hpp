@@ -43,7 +43,8 @@ public:
     /// Takes `bytes` (at least kMinAddCostBytes) from `peer`'s bucket. nullopt when taken; else
     /// nothing is taken and the answer is how long until the bucket holds enough (a whole second
     /// at least, for Retry-After). A new address starts with a full bucket; when max_addresses
-    /// are tracked, the least recently used one is forgotten (`evicted` counts it).
+    /// are tracked, the least recently used one is forgotten if its bucket has refilled
+    /// (`evicted` says so); if it has not, the new address waits (fail closed).
     std::optional<std::chrono::seconds> try_take(std::string_view peer, std::uint64_t bytes,
                                                  Clock::time_point now, bool* evicted = nullptr);
 
