@@ -208,7 +208,8 @@ struct HttpConfig {
     std::int64_t keepalive_timeout_s = 60;
     std::int64_t header_timeout_ms = 10'000;
     std::int64_t max_connections = 10'000;
-    std::int64_t max_connections_per_ip = 64;
+    // As [websocket]'s: a game LAN, a carrier NAT or a load generator opens hundreds at once.
+    std::int64_t max_connections_per_ip = 1000;
     bool echo_route = false;
     std::string admin_token;
 

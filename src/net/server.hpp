@@ -27,8 +27,9 @@ struct HttpLimits {
     // A whole request head (with the TLS handshake on a new connection), from the connection or
     // the next request's first byte; not reset as bytes arrive.
     std::chrono::milliseconds header_timeout{10'000};
-    std::size_t max_connections = 10'000;     // HTTP connections, all listeners; 0: unlimited
-    std::size_t max_connections_per_ip = 64;  // per address (IPv6: /64) and listener; 0: unlimited
+    std::size_t max_connections = 10'000;  // HTTP connections, all listeners; 0: unlimited
+    std::size_t max_connections_per_ip =
+        1000;  // per address (IPv6: /64) and listener; 0: unlimited
 };
 
 struct ServerState;
