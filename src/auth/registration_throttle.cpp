@@ -36,48 +36,41 @@ std::string address_key(std::string_view address) {
     return std::string(address);
 }
 
-void RegistrationThrottle::refill(Bucket& b, double capacity, std::chrono::duration<double> period,
-                                  Clock::time_point now) {
-    const std::chrono::duration<double> elapsed = now - b.at;
-    b.tokens = std::min(capacity, b.tokens + elapsed / period * capacity);
-    b.at = now;
-}
-
 bool RegistrationThrottle::try_take(std::string_view door, std::string_view address,
                                     Clock::time_point now) {
-    using namespace std::chrono_literals;
     const std::string key = address_key(address);
     std::lock_guard lock(mutex_);
-    const double per_address = policy_.per_address_per_hour;
-    const double per_door = policy_.per_door_per_minute;
+    // Each bucket holds its hour's (or minute's) allowance and refills it evenly over that time.
+    const double per_address_depth = policy_.per_address_per_hour;
+    const double per_door_depth = policy_.per_door_per_minute;
+    const util::TokenRate per_address{per_address_depth / 3600.0, per_address_depth};
+    const util::TokenRate per_door{per_door_depth / 60.0, per_door_depth};
 
     auto d = doors_.find(std::string(door));
     if (d == doors_.end()) {
-        d = doors_.emplace(std::string(door), Bucket{per_door, now}).first;
+        d = doors_.emplace(std::string(door), util::TokenBucket(per_door_depth, now)).first;
     }
-    refill(d->second, per_door, 60s, now);
 
     auto a = addresses_.find(key);
     if (a == addresses_.end()) {
         if (addresses_.size() >= policy_.max_addresses) {
             for (auto it = addresses_.begin(); it != addresses_.end();) {
-                refill(it->second, per_address, 3600s, now);
-                it = it->second.tokens >= per_address ? addresses_.erase(it) : std::next(it);
+                it = it->second.level(per_address, now) >= per_address_depth ? addresses_.erase(it)
+                                                                             : std::next(it);
             }
             if (addresses_.size() >= policy_.max_addresses) {
                 return false;
             }
         }
-        a = addresses_.emplace(key, Bucket{per_address, now}).first;
+        a = addresses_.emplace(key, util::TokenBucket(per_address_depth, now)).first;
     }
-    refill(a->second, per_address, 3600s, now);
 
-    if (d->second.tokens < 1 || a->second.tokens < 1) {
+    // Both are checked before either is taken from, so that a refusal takes nothing. A whole
+    // registration is needed: a bucket of depth 0 (registrations closed) never gives one.
+    if (d->second.level(per_door, now) < 1 || a->second.level(per_address, now) < 1) {
         return false;
     }
-    d->second.tokens -= 1;
-    a->second.tokens -= 1;
-    return true;
+    return d->second.try_take(1, per_door, now) && a->second.try_take(1, per_address, now);
 }
 
 void RegistrationThrottle::set_policy(const RegistrationPolicy& policy) {

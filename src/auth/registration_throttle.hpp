@@ -11,6 +11,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "util/token_bucket.hpp"
+
 namespace hearth::auth {
 
 struct RegistrationPolicy {
@@ -41,17 +43,10 @@ public:
     std::size_t tracked_addresses() const;
 
 private:
-    struct Bucket {
-        double tokens = 0;
-        Clock::time_point at;
-    };
-    static void refill(Bucket& b, double capacity, std::chrono::duration<double> period,
-                       Clock::time_point now);
-
     mutable std::mutex mutex_;
     RegistrationPolicy policy_;
-    std::unordered_map<std::string, Bucket> addresses_;
-    std::unordered_map<std::string, Bucket> doors_;  // a handful: one per front-end
+    std::unordered_map<std::string, util::TokenBucket> addresses_;
+    std::unordered_map<std::string, util::TokenBucket> doors_;  // a handful: one per front-end
 };
 
 }  // namespace hearth::auth

@@ -16,6 +16,15 @@ std::string add_address_key(std::string_view peer) {
     return auth::address_key(address);
 }
 
+namespace {
+
+// A whole second at least, for Retry-After.
+std::chrono::seconds retry_after(std::chrono::duration<double> wait) {
+    return std::chrono::seconds(std::max<std::int64_t>(1, std::llround(std::ceil(wait.count()))));
+}
+
+}  // namespace
+
 std::optional<std::chrono::seconds> AddThrottle::try_take(std::string_view peer,
                                                           std::uint64_t bytes,
                                                           Clock::time_point now, bool* evicted) {
@@ -25,8 +34,8 @@ std::optional<std::chrono::seconds> AddThrottle::try_take(std::string_view peer,
     if (rate_.bytes_per_s == 0) {
         return std::nullopt;
     }
-    const double capacity = static_cast<double>(rate_.burst_bytes);
-    const double rate = static_cast<double>(rate_.bytes_per_s);
+    const util::TokenRate rate{static_cast<double>(rate_.bytes_per_s),
+                               static_cast<double>(rate_.burst_bytes)};
     auto it = buckets_.find(key);
     if (it == buckets_.end()) {
         // At the bound only buckets that have refilled are forgotten (they carry no state). If the
@@ -34,11 +43,8 @@ std::optional<std::chrono::seconds> AddThrottle::try_take(std::string_view peer,
         // hand a client with many addresses a full bucket per address, and no limit at all.
         while (!lru_.empty() && buckets_.size() >= std::max<std::size_t>(1, rate_.max_addresses)) {
             const auto oldest = buckets_.find(lru_.back());
-            const std::chrono::duration<double> idle = now - oldest->second.at;
-            const double refilled = oldest->second.tokens + std::max(0.0, idle.count()) * rate;
-            if (refilled < capacity) {
-                return std::chrono::seconds(std::max<std::int64_t>(
-                    1, std::llround(std::ceil((capacity - refilled) / rate))));
+            if (oldest->second.tokens.level(rate, now) < rate.depth) {
+                return retry_after(oldest->second.tokens.time_until(rate.depth, rate, now));
             }
             buckets_.erase(oldest);
             lru_.pop_back();
@@ -47,30 +53,23 @@ std::optional<std::chrono::seconds> AddThrottle::try_take(std::string_view peer,
             }
         }
         lru_.push_front(key);
-        it = buckets_.emplace(std::move(key), Bucket{capacity, now, lru_.begin()}).first;
+        it = buckets_
+                 .emplace(std::move(key), Bucket{util::TokenBucket(rate.depth, now), lru_.begin()})
+                 .first;
     } else {
         lru_.splice(lru_.begin(), lru_, it->second.lru);
     }
-    Bucket& b = it->second;
-    const std::chrono::duration<double> elapsed = now - b.at;
-    b.tokens = std::min(capacity, b.tokens + std::max(0.0, elapsed.count()) * rate);
-    b.at = now;
     // A cost over the burst (a body larger than add_burst_bytes) takes a full bucket.
-    const double need = std::min(cost, capacity);
-    if (b.tokens >= need) {
-        b.tokens -= need;
+    util::TokenBucket& b = it->second.tokens;
+    if (b.try_take(cost, rate, now)) {
         return std::nullopt;
     }
-    const double missing = need - b.tokens;
-    return std::chrono::seconds(std::max<std::int64_t>(1, std::llround(std::ceil(missing / rate))));
+    return retry_after(b.time_until(cost, rate, now));
 }
 
 void AddThrottle::set_rate(const AddRate& rate) {
     std::lock_guard lock(mutex_);
-    rate_ = rate;
-    for (auto& [key, b] : buckets_) {
-        b.tokens = std::min(b.tokens, static_cast<double>(rate.burst_bytes));
-    }
+    rate_ = rate;  // buckets keep their level, capped at the new burst at their next use
     while (!lru_.empty() && buckets_.size() > std::max<std::size_t>(1, rate_.max_addresses)) {
         buckets_.erase(lru_.back());
         lru_.pop_back();

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "util/token_bucket.hpp"
+
 namespace hearth::logs {
 
 /// How fast one client address may post ([logs] add_bytes_per_s, add_burst_bytes,
@@ -54,8 +56,7 @@ public:
 
 private:
     struct Bucket {
-        double tokens = 0;
-        Clock::time_point at;
+        util::TokenBucket tokens;
         std::list<std::string>::iterator lru;  // its key's place in lru_
     };
 
