@@ -217,6 +217,11 @@ struct WsRouteSettings {
     // the largest size always passes a full bucket).
     std::uint64_t max_inflated_bytes_per_s = 8 * 1024 * 1024;
     std::uint64_t inflated_burst_bytes = 16 * 1024 * 1024;
+    // Bytes per second of incoming messages, as the handler gets them (inflated; a streamed
+    // binary message's parts as they come): a token bucket in bytes (0 = unlimited; over it:
+    // 1008 "data rate limit exceeded"), and its size, never less than max_message_bytes.
+    std::uint64_t max_bytes_per_s = 8 * 1024 * 1024;
+    std::uint64_t bytes_burst = 16 * 1024 * 1024;
 };
 
 }  // namespace hearth

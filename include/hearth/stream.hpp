@@ -42,6 +42,17 @@ struct StreamSettings {
     // protocol's maximum size, so this bounds what one address can make the server hold.
     // 0 = unlimited.
     std::size_t max_connections_per_ip = 1000;
+    // Incoming messages per second per connection, as WsRouteSettings has them: a token bucket
+    // refilled at max_messages_per_s (0 = unlimited) holding message_burst. Only the front-end
+    // knows its protocol's messages: it reports each with StreamConnection::take_message. Over the
+    // bound the connection is closed (reason="rate_limited").
+    double max_messages_per_s = 1000;
+    double message_burst = 2000;
+    // Bytes of message payload per second per connection (0 = unlimited), reported with the same
+    // call, and the bucket's size: a message larger than it passes only a full bucket. Over the
+    // bound the connection is closed (reason="byte_rate_limited").
+    std::uint64_t max_bytes_per_s = 8 * 1024 * 1024;
+    std::uint64_t bytes_burst = 16 * 1024 * 1024;
 };
 
 /// One raw TCP connection as a front-end sees it. Runs on: its own io thread, for its whole life.
@@ -65,6 +76,13 @@ public:
 
     /// Restarts the idle clock (with IdleReset::kOnTouch). Connection thread.
     virtual void touch() noexcept = 0;
+    /// A complete message with `payload_bytes` of payload arrived: spends it from the listener's
+    /// message and byte rates (StreamSettings::max_messages_per_s, max_bytes_per_s). Connection
+    /// thread. False: a rate is overdrawn and the connection is closing (counted as
+    /// reason="rate_limited" or "byte_rate_limited"): the handler must handle nothing more of
+    /// its input, and gets no more. What it sends before it returns (a last answer saying why)
+    /// is written before the connection closes.
+    [[nodiscard]] virtual bool take_message(std::size_t payload_bytes) = 0;
     /// Stops (or restarts) reading from the socket: the front-end's backpressure while it cannot
     /// take more input (e.g. its bounded input buffer is full). Connection thread.
     virtual void pause_reading() = 0;

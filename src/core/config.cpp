@@ -904,21 +904,27 @@ void HttpConfig::validate(ConfigErrors& errors) const {
     check_tls_pair("http", tls_cert_file, tls_key_file, errors);
 }
 
-void WebSocketConfig::validate(ConfigErrors& errors) const {
+void check_message_rate(std::string_view section, double max_messages_per_s, double message_burst,
+                        ConfigErrors& errors) {
+    const std::string prefix(section);
     if (max_messages_per_s < 0) {
-        errors.push_back(
-            "websocket.max_messages_per_s: must be at least 0 (0 means unlimited), got " +
-            format_double(max_messages_per_s));
+        errors.push_back(prefix +
+                         ".max_messages_per_s: must be at least 0 (0 means unlimited), got " +
+                         format_double(max_messages_per_s));
     }
     if (message_burst < 0) {
-        errors.push_back("websocket.message_burst: must be at least 0, got " +
+        errors.push_back(prefix + ".message_burst: must be at least 0, got " +
                          format_double(message_burst));
     } else if (max_messages_per_s > 0 && message_burst < 1) {
         // With a rate but a burst under one message, not even the first message would pass.
-        errors.push_back(
-            "websocket.message_burst: must be at least 1 when max_messages_per_s is set, got " +
-            format_double(message_burst));
+        errors.push_back(prefix +
+                         ".message_burst: must be at least 1 when max_messages_per_s is set, got " +
+                         format_double(message_burst));
     }
+}
+
+void WebSocketConfig::validate(ConfigErrors& errors) const {
+    check_message_rate(kName, max_messages_per_s, message_burst, errors);
     if (ping_interval_s > 0 && ping_interval_s >= idle_timeout_s) {
         // The pong is what keeps a quiet client alive; pinging after the idle limit is too late.
         errors.push_back("websocket.ping_interval_s: must be less than idle_timeout_s (" +

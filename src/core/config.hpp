@@ -119,6 +119,12 @@ private:
 /// that has a listener, so that all of them accept the same spellings.
 [[nodiscard]] bool parse_host_port(std::string_view text, std::string& host, std::uint16_t& port);
 
+/// Checks a message rate as [websocket] has it (`max_messages_per_s`, `message_burst`; 0 means
+/// unlimited), reporting errors under `section`. Shared by every section with a message rate, so
+/// that all of them accept the same values.
+void check_message_rate(std::string_view section, double max_messages_per_s, double message_burst,
+                        ConfigErrors& errors);
+
 // ---------------------------------------------------------------------------------------------
 // The core's sections.
 
@@ -291,6 +297,11 @@ struct WebSocketConfig {
     double message_burst = 2000;
     std::int64_t max_inflated_bytes_per_s = 8 * 1024 * 1024;
     std::int64_t inflated_burst_bytes = 16 * 1024 * 1024;
+    // Far above what any front-end's clients send (HunterPie and native messages are small, a
+    // Homestead mod is a few MiB and always passes a full bucket); Moonshare's /player, whose
+    // binary messages are files, has no byte bound (see player_route_settings).
+    std::int64_t max_bytes_per_s = 8 * 1024 * 1024;
+    std::int64_t bytes_burst = 16 * 1024 * 1024;
 
     template <class V>
     void visit(V& v) {
@@ -357,6 +368,16 @@ struct WebSocketConfig {
            .max = std::int64_t{1} << 40});
         v("inflated_burst_bytes", inflated_burst_bytes,
           {.help = "Inflated bytes a connection may use at once above the sustained rate (never "
+                   "less than max_message_bytes).",
+           .min = 0,
+           .max = std::int64_t{1} << 40});
+        v("max_bytes_per_s", max_bytes_per_s,
+          {.help = "Sustained bytes of incoming messages per second per connection (what the "
+                   "front-end receives and may relay); 0 means unlimited. Over it: close 1008.",
+           .min = 0,
+           .max = std::int64_t{1} << 40});
+        v("bytes_burst", bytes_burst,
+          {.help = "Message bytes a connection may send at once above the sustained rate (never "
                    "less than max_message_bytes).",
            .min = 0,
            .max = std::int64_t{1} << 40});

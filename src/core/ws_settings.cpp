@@ -22,6 +22,8 @@ WsRouteSettings ws_route_settings(const WebSocketConfig& c) {
     s.message_burst = c.message_burst;
     s.max_inflated_bytes_per_s = static_cast<std::uint64_t>(c.max_inflated_bytes_per_s);
     s.inflated_burst_bytes = static_cast<std::uint64_t>(c.inflated_burst_bytes);
+    s.max_bytes_per_s = static_cast<std::uint64_t>(c.max_bytes_per_s);
+    s.bytes_burst = static_cast<std::uint64_t>(c.bytes_burst);
     return s;
 }
 

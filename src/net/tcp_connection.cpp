@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 
 #include "util/log.hpp"
+#include "util/token_bucket.hpp"
 
 namespace hearth::net {
 
@@ -112,6 +113,24 @@ public:
 
     void touch() noexcept override { last_rx_ = Clock::now(); }
 
+    bool take_message(std::size_t payload_bytes) override {
+        if (state_ != State::kOpen || rate_limited_) {
+            return false;
+        }
+        const auto now = Clock::now();
+        if (settings_.max_messages_per_s > 0 &&
+            !messages_.try_take(1, {settings_.max_messages_per_s, settings_.message_burst}, now)) {
+            refuse_input("rate_limited", "message rate");
+            return false;
+        }
+        if (settings_.max_bytes_per_s > 0 &&
+            !bytes_.try_take(static_cast<double>(payload_bytes), byte_rate(), now)) {
+            refuse_input("byte_rate_limited", "byte rate");
+            return false;
+        }
+        return true;
+    }
+
     void pause_reading() override { paused_ = true; }
 
     void resume_reading() override {
@@ -158,6 +177,22 @@ private:
     };
 
     static constexpr int kMaxReadsPerWake = 8;  // then yield to the thread's other connections
+
+    util::TokenRate byte_rate() const noexcept {
+        return {static_cast<double>(settings_.max_bytes_per_s),
+                static_cast<double>(settings_.bytes_burst)};
+    }
+
+    // A rate is overdrawn: no more input reaches the handler, and the connection closes once the
+    // handler's current callback returns, so that what it queues meanwhile (a last answer saying
+    // why) is written first, then the sending side is shut down and the rest of the input is
+    // discarded (close_local).
+    void refuse_input(std::string_view counter, std::string_view what) {
+        rate_limited_ = true;
+        stream_.count_disconnect(counter);
+        log()->debug("[conn {}] over the {} limit: closing", to_string(id_), what);
+        asio::post(executor_, [self = shared_from_this()] { self->close_local(); });
+    }
 
     // ---- sending -------------------------------------------------------------------------------
 
@@ -353,7 +388,7 @@ private:
             }
             stream_.bytes_in->inc(n);
             bytes_in_ += n;
-            if (state_ == State::kOpen) {
+            if (state_ == State::kOpen && !rate_limited_) {
                 if (settings_.idle_reset == IdleReset::kOnData) {
                     last_rx_ = Clock::now();
                 }
@@ -457,6 +492,11 @@ private:
     bool peer_eof_ = false;
     bool flush_scheduled_ = false;
     bool timer_armed_ = false;
+    bool rate_limited_ = false;  // take_message refused: the handler gets no more input
+
+    // The listener's rates (take_message), full when the connection opens.
+    util::TokenBucket messages_{settings_.message_burst, Clock::now()};
+    util::TokenBucket bytes_{byte_rate().depth, Clock::now()};
 
     std::vector<SharedPayload> pending_;    // queued, not yet written
     std::vector<SharedPayload> in_flight_;  // the write in progress

@@ -23,6 +23,7 @@
 #include "net/server_state.hpp"
 #include "net/ws_codec.hpp"
 #include "util/log.hpp"
+#include "util/token_bucket.hpp"
 
 namespace hearth::net {
 
@@ -78,7 +79,9 @@ public:
           parser_(parser_limits(*settings_), p.deflate, &thread_.inflater),
           outbox_(settings_->max_outbound_bytes),
           timer_(executor_),
-          tokens_(settings_->message_burst) {
+          messages_(settings_->message_burst, Clock::now()),
+          bytes_(byte_rate().depth, Clock::now()),
+          inflated_(inflated_rate().depth, Clock::now()) {
         // Read by other threads before they take direct_.mutex: never a stale default.
         direct_.compression_threshold.store(settings_->compression_threshold_bytes,
                                             std::memory_order_relaxed);
@@ -1030,61 +1033,68 @@ private:
         return keep ? offset : data.size();
     }
 
-    // Spends one token of the route's message rate; false (and the connection closing) when none
-    // is left.
-    bool take_token() {
-        if (settings_->max_messages_per_s <= 0) {
-            return true;
-        }
-        const auto now = Clock::now();
-        const double elapsed = std::chrono::duration<double>(now - tokens_at_).count();
-        tokens_at_ = now;
-        tokens_ =
-            std::min(settings_->message_burst, tokens_ + elapsed * settings_->max_messages_per_s);
-        if (tokens_ < 1.0) {
-            route_->count_disconnect("rate_limited");
-            close_local(close_code::kPolicyViolation, "message rate limit exceeded");
-            return false;
-        }
-        tokens_ -= 1.0;
-        return true;
+    // The route's rates as buckets see them. The byte buckets are at least max_message_bytes deep,
+    // so that one message of the largest size always passes a full bucket.
+    util::TokenRate message_rate() const noexcept {
+        return {settings_->max_messages_per_s, settings_->message_burst};
+    }
+    util::TokenRate byte_rate() const noexcept {
+        return {static_cast<double>(settings_->max_bytes_per_s),
+                static_cast<double>(
+                    std::max<std::uint64_t>(settings_->bytes_burst, settings_->max_message_bytes))};
+    }
+    util::TokenRate inflated_rate() const noexcept {
+        return {static_cast<double>(settings_->max_inflated_bytes_per_s),
+                static_cast<double>(std::max<std::uint64_t>(settings_->inflated_burst_bytes,
+                                                            settings_->max_message_bytes))};
     }
 
-    // Spends the bytes a compressed message inflated to from the route's inflate budget (a token
-    // bucket in bytes, at least max_message_bytes deep, so one message of the largest size always
-    // passes a full bucket); false (and the connection closing) when the budget is overdrawn. A
-    // 1 KiB frame may inflate to max_message_bytes: this bounds the CPU one connection spends in
-    // zlib, whatever its message rate.
-    bool take_inflated(std::size_t bytes) {
-        refresh_settings();
-        if (state_ != State::kOpen || settings_->max_inflated_bytes_per_s == 0) {
-            return true;
-        }
-        const auto now = Clock::now();
-        const double depth = static_cast<double>(
-            std::max<std::uint64_t>(settings_->inflated_burst_bytes, settings_->max_message_bytes));
-        if (!inflated_started_) {
-            inflated_started_ = true;
-            inflated_tokens_ = depth;
-        } else {
-            const double elapsed = std::chrono::duration<double>(now - inflated_at_).count();
-            inflated_tokens_ = std::min(
-                depth, inflated_tokens_ +
-                           elapsed * static_cast<double>(settings_->max_inflated_bytes_per_s));
-        }
-        inflated_at_ = now;
-        inflated_tokens_ -= static_cast<double>(bytes);
-        if (inflated_tokens_ < 0) {
-            route_->count_disconnect("inflate_rate_limited");
-            ws_log()->debug("[conn {}] compressed messages inflate faster than {} bytes/s; closing",
-                            to_string(id_), settings_->max_inflated_bytes_per_s);
-            // Nothing more is parsed (so nothing more inflated): what follows is discarded, and
-            // the connection half-closes once our close frame is out.
-            discard_input_ = true;
-            close_local(close_code::kPolicyViolation, "inflated data rate limit exceeded");
+    // Spends one message of `bytes` from the route's message rate and byte rate; false (and the
+    // connection closing) when either is overdrawn.
+    bool take_message(std::size_t bytes) {
+        if (settings_->max_messages_per_s > 0 &&
+            !messages_.try_take(1, message_rate(), Clock::now())) {
+            refuse_input("rate_limited", "message rate limit exceeded");
             return false;
         }
-        return true;
+        return take_bytes(bytes);
+    }
+
+    // Spends `bytes` of a message (a whole one, or a streamed one's part) from the byte rate:
+    // what one connection makes its front-end handle and relay per second, whatever its message
+    // rate. False (and the connection closing) when it is overdrawn.
+    bool take_bytes(std::size_t bytes) {
+        if (settings_->max_bytes_per_s == 0 ||
+            bytes_.try_take(static_cast<double>(bytes), byte_rate(), Clock::now())) {
+            return true;
+        }
+        refuse_input("byte_rate_limited", "data rate limit exceeded");
+        return false;
+    }
+
+    // Spends the bytes a compressed message inflated to from the route's inflate budget; false
+    // (and the connection closing) when it is overdrawn. A 1 KiB frame may inflate to
+    // max_message_bytes: this bounds the CPU one connection spends in zlib, whatever its message
+    // rate.
+    bool take_inflated(std::size_t bytes) {
+        refresh_settings();
+        if (state_ != State::kOpen || settings_->max_inflated_bytes_per_s == 0 ||
+            inflated_.try_take(static_cast<double>(bytes), inflated_rate(), Clock::now())) {
+            return true;
+        }
+        refuse_input("inflate_rate_limited", "inflated data rate limit exceeded");
+        return false;
+    }
+
+    // A rate bound is overdrawn: close 1008 and parse nothing more. What follows in the bytes
+    // already read, and whatever is read later, is discarded unparsed (nothing more is inflated
+    // or handed to the handler), and once our close frame is out the connection half-closes: a
+    // flood costs no more work after the bound than it took to find it.
+    void refuse_input(std::string_view counter, std::string_view reason) {
+        route_->count_disconnect(counter);
+        ws_log()->debug("[conn {}] {}; closing", to_string(id_), reason);
+        discard_input_ = true;
+        close_local(close_code::kPolicyViolation, reason);
     }
 
     // The route's first-message deadline; zero (none) on routes whose clients may only listen.
@@ -1099,11 +1109,13 @@ private:
         }
         if (event.first) {
             refresh_settings();
-            if (!take_token()) {
+            if (!take_message(event.data.size())) {
                 return;
             }
             ++uncounted_in_;
             got_message_ = true;
+        } else if (!take_bytes(event.data.size())) {
+            return;
         }
         handler_->on_binary_part(event.data, event.first, event.last);
     }
@@ -1113,7 +1125,7 @@ private:
             return;  // after our close frame the peer's data is discarded (RFC 6455 1.4)
         }
         refresh_settings();
-        if (!take_token()) {
+        if (!take_message(data.size())) {
             return;
         }
         ++uncounted_in_;
@@ -1269,12 +1281,11 @@ private:
     Clock::time_point write_started_{};
     Clock::time_point close_deadline_{};
 
-    double tokens_;
-    Clock::time_point tokens_at_ = Clock::now();
-    // The inflate budget (take_inflated), full when the first compressed message arrives.
-    bool inflated_started_ = false;
-    double inflated_tokens_ = 0;
-    Clock::time_point inflated_at_{};
+    // The route's rates (take_message, take_bytes, take_inflated), full when the connection
+    // opens; a reload's new rates apply at their next use.
+    util::TokenBucket messages_;
+    util::TokenBucket bytes_;
+    util::TokenBucket inflated_;
 };
 
 }  // namespace hearth::net

@@ -1,4 +1,5 @@
 #include "frontends/dracosoft/dracosoft.hpp"
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -45,6 +46,7 @@ constexpr std::string_view kInvalidFrameLength = "Invalid frame length";
 constexpr std::string_view kNotObject = "Message must be a JSON object";
 constexpr std::string_view kInvalidJson = "Invalid JSON";
 constexpr std::string_view kMessageTooLarge = "Message too large";
+constexpr std::string_view kRateLimited = "Rate limit exceeded";  // Hearth's; the original has none
 
 std::string now_timestamp() {
     return iso_timestamp(std::chrono::system_clock::now());
@@ -72,6 +74,7 @@ void DracosoftConfig::validate(core::ConfigErrors& errors) const {
     if (!core::parse_host_port(listen, host, port)) {
         errors.push_back("dracosoft.listen: \"" + listen + "\" is not host:port");
     }
+    core::check_message_rate(kName, max_messages_per_s, message_burst, errors);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,6 +241,14 @@ private:
                 return;
             }
             connection_->touch();  // a complete message: the inactivity clock restarts
+            if (!connection_->take_message(r.payload.size())) {
+                // Over the listener's message or byte rate: say why, handle nothing more (the
+                // frames already read included), then close.
+                failed_ = true;
+                send(error_frame(kRateLimited, now_timestamp()));
+                connection_->close();
+                return;
+            }
             on_frame(r.payload);
         }
         if (auth_pending_ && !closed_ && reader_.buffered() > kMaxHeldBytes && !paused_) {
@@ -448,7 +459,7 @@ private:
     std::optional<std::string> username_;  // set once logged in
     bool auth_pending_ = false;
     bool paused_ = false;
-    bool failed_ = false;        // a bad length: nothing more is read
+    bool failed_ = false;        // a bad length or over a rate: nothing more is handled
     bool end_of_input_ = false;  // the client shut down its sending side
     bool closed_ = false;
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // completions check it
@@ -469,6 +480,12 @@ void DracosoftFrontend::add_routes(Router& router) {
     route.settings.idle_reset = IdleReset::kOnTouch;  // "no complete message for client_timeout"
     route.settings.max_connections_per_ip =
         static_cast<std::size_t>(config_.max_connections_per_ip);
+    route.settings.max_messages_per_s = config_.max_messages_per_s;
+    route.settings.message_burst = config_.message_burst;
+    route.settings.max_bytes_per_s = static_cast<std::uint64_t>(config_.max_bytes_per_s);
+    // One frame of the largest size always passes a full bucket.
+    route.settings.bytes_burst =
+        std::max<std::uint64_t>(static_cast<std::uint64_t>(config_.bytes_burst), kMaxFrameBytes);
     route.make_handler = [shared = shared_]() -> std::unique_ptr<StreamHandler> {
         return std::make_unique<DracosoftConnection>(shared);
     };

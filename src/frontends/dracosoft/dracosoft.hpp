@@ -35,6 +35,13 @@ struct DracosoftConfig {
     std::int64_t client_timeout_s = 300;  // the original's client_timeout
     // Each connection may hold a partial frame of up to 1 MiB: this bounds one address's share.
     std::int64_t max_connections_per_ip = 256;
+    // As [websocket]'s message rate. The byte rate is lower than [websocket]'s: every chat is
+    // relayed to every logged-in connection, so what one client sends is multiplied by the
+    // audience, and people type far less than 1 MiB a second.
+    double max_messages_per_s = 1000;
+    double message_burst = 2000;
+    std::int64_t max_bytes_per_s = 1024 * 1024;
+    std::int64_t bytes_burst = 2 * 1024 * 1024;
 
     template <class V>
     void visit(V& v) {
@@ -53,6 +60,26 @@ struct DracosoftConfig {
            .restart = true,
            .min = 0,
            .max = 1'000'000});
+        v("max_messages_per_s", max_messages_per_s,
+          {.help = "Sustained incoming messages per second per connection; 0 means unlimited. Over "
+                   "it: a \"Rate limit exceeded\" error, then the connection is closed.",
+           .restart = true});
+        v("message_burst", message_burst,
+          {.help = "Messages a connection may send at once above the sustained rate.",
+           .restart = true});
+        v("max_bytes_per_s", max_bytes_per_s,
+          {.help = "Sustained bytes of message payload per second per connection; 0 means "
+                   "unlimited. Over it: a \"Rate limit exceeded\" error, then the connection is "
+                   "closed.",
+           .restart = true,
+           .min = 0,
+           .max = std::int64_t{1} << 40});
+        v("bytes_burst", bytes_burst,
+          {.help = "Payload bytes a connection may send at once above the sustained rate (never "
+                   "less than one largest frame, 1 MiB).",
+           .restart = true,
+           .min = 0,
+           .max = std::int64_t{1} << 40});
     }
     void validate(core::ConfigErrors& errors) const;
     bool operator==(const DracosoftConfig&) const = default;

@@ -270,6 +270,11 @@ WsRouteSettings player_route_settings(const MoonshareConfig& c, const core::WebS
     s.max_message_bytes = kMaxTextBytes;
     s.stream_binary = true;
     s.max_streamed_message_bytes = static_cast<std::uint64_t>(c.max_file_size_bytes);
+    // No byte rate: a file goes to disk at the disk's pace and then to one recipient, and a
+    // player may send several of up to max_file_size_bytes in a row at the speed of its link.
+    // Uploads are bounded by the file size, upload slots, storage quotas and the upload timeout;
+    // text messages by their size and the message rate.
+    s.max_bytes_per_s = 0;
     return s;
 }
 

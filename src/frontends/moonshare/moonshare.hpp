@@ -160,7 +160,7 @@ std::string_view instance_name(std::size_t index);
 
 /// The route settings of /player: the `[websocket]` defaults, without compression (the plugin's
 /// .NET client does not negotiate it), with binary messages streamed to the handler in parts
-/// (files), and room for a file's announcement.
+/// (files), room for a file's announcement, and no byte rate (files may come at link speed).
 WsRouteSettings player_route_settings(const MoonshareConfig& config,
                                       const core::WebSocketConfig& ws);
 

@@ -138,6 +138,8 @@ TEST_F(ConfigTest, DefaultsAreTheDocumentedValues) {
     EXPECT_TRUE(ws.compression);
     EXPECT_DOUBLE_EQ(ws.max_messages_per_s, 1000);
     EXPECT_DOUBLE_EQ(ws.message_burst, 2000);
+    EXPECT_EQ(ws.max_bytes_per_s, 8 * 1024 * 1024);
+    EXPECT_EQ(ws.bytes_burst, 16 * 1024 * 1024);
 }
 
 TEST_F(ConfigTest, GetOfAnUnregisteredSectionThrows) {
@@ -570,7 +572,7 @@ TEST(ConfigSchemaTest, KeysInRegistrationOrder) {
     ASSERT_FALSE(keys.empty());
     EXPECT_EQ(keys.front(), "server.data_dir");
     EXPECT_THAT(keys, ::testing::Contains("http.listen"));
-    EXPECT_EQ(keys.back(), "websocket.inflated_burst_bytes");
+    EXPECT_EQ(keys.back(), "websocket.bytes_burst");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -277,5 +277,33 @@ TEST(DracosoftConfigSection, DefaultsAndValidation) {
     EXPECT_NE(errors[0].find("dracosoft.listen"), std::string::npos);
 }
 
+TEST(DracosoftConfigSection, RatesAreCheckedAsWebSocketsAre) {
+    DracosoftConfig c;
+    EXPECT_DOUBLE_EQ(c.max_messages_per_s, 1000);
+    EXPECT_DOUBLE_EQ(c.message_burst, 2000);
+    EXPECT_EQ(c.max_bytes_per_s, 1024 * 1024);
+    EXPECT_EQ(c.bytes_burst, 2 * 1024 * 1024);
+    c.max_messages_per_s = -1;
+    core::ConfigErrors errors;
+    c.validate(errors);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0],
+              "dracosoft.max_messages_per_s: must be at least 0 (0 means unlimited), got -1.0");
+    c.max_messages_per_s = 10;
+    c.message_burst = 0.5;
+    errors.clear();
+    c.validate(errors);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(
+        errors[0],
+        "dracosoft.message_burst: must be at least 1 when max_messages_per_s is set, got 0.5");
+    // Unlimited: the burst does not matter.
+    c.max_messages_per_s = 0;
+    c.message_burst = 0;
+    errors.clear();
+    c.validate(errors);
+    EXPECT_TRUE(errors.empty());
+}
+
 }  // namespace
 }  // namespace hearth::frontends::dracosoft

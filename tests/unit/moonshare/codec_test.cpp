@@ -109,5 +109,15 @@ TEST(MoonshareConfigTest, PlayerRouteTurnsCompressionOff) {
     EXPECT_FALSE(s.compression);
 }
 
+TEST(MoonshareConfigTest, PlayerRouteHasNoByteRate) {
+    // Files come at link speed, several in a row: only the message rate applies to /player.
+    core::WebSocketConfig ws;
+    ws.max_bytes_per_s = 1024;
+    ws.max_messages_per_s = 7;
+    const auto s = player_route_settings(MoonshareConfig{}, ws);
+    EXPECT_EQ(s.max_bytes_per_s, 0U);
+    EXPECT_DOUBLE_EQ(s.max_messages_per_s, 7);
+}
+
 }  // namespace
 }  // namespace hearth::frontends::moonshare
