@@ -507,7 +507,9 @@ TEST(Moonshare, ListOnlineEscapesLikeDotNet) {
 }
 
 TEST(Moonshare, OnlineListAndUserListFitIn8KiB) {
-    Fixture f;
+    MoonshareConfig c;
+    c.max_players_per_address = 0;  // forty players, all from 127.0.0.1
+    Fixture f(c);
     std::vector<std::unique_ptr<WsClient>> players;
     for (int i = 0; i < 40; ++i) {
         char prefix[8];
@@ -1307,7 +1309,10 @@ TEST(Moonshare, BindingsAreBounded) {
     c.max_bindings = 2;
     Fixture f(c);
     const auto one = f.token("one");
-    (void)f.token("two");
+    // Both authenticated: a binding whose tokens never did would make room for a new user id
+    // (tests/abuse/moonshare_limits_test.cpp).
+    (void)player_with(f, "one", one);
+    (void)player_with(f, "two", f.token("two"));
     auto r = http_request(f.token_port(), "GET", "/sessions?userId=three");
     EXPECT_EQ(r.status, 503);
     EXPECT_EQ(r.body, R"({"error":"Too many users, please try later"})");

@@ -10,11 +10,15 @@
 //
 // Pure bookkeeping, no I/O: times are passed in, and the front-end persists `snapshot()` itself.
 // Thread-safe: one mutex, held for bookkeeping only. Bounded: at most `max_bindings` user ids,
-// each with at most kMaxTokensPerBinding tokens, a user id of at most 256 bytes and one address.
+// each with at most kMaxTokensPerBinding tokens, a user id of at most 256 bytes and one address,
+// and at most `max_per_address` of them created from one client address (IPv6 by /64): a new user
+// id past either bound takes the place of a binding nobody uses (see `request`), so that one
+// address cannot hold every user id the server keeps.
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -41,6 +45,7 @@ public:
         std::size_t max_bindings = 20'000;
         std::chrono::seconds ttl{86'400};  // after the last use (and the last token's expiry)
         bool renew_from_same_ip = true;
+        std::size_t max_per_address = 0;  // bindings created from one address key; 0: no bound
     };
 
     enum class Decision : std::uint8_t {
@@ -48,8 +53,19 @@ public:
         kHolder,       // the requester showed one of the holder's tokens
         kSameAddress,  // from the address of one of the holder's tokens (renew_from_same_ip)
         kHeld,         // refused: the user id is held by another client
-        kFull,         // refused: max_bindings user ids are held
+        kFull,         // refused: max_bindings user ids are held, none of them evictable
+        kAddressFull,  // refused: max_per_address from this address, none of them evictable
     };
+    /// Why `request` ended another binding to make room for a new user id.
+    enum class Eviction : std::uint8_t {
+        kNone,
+        kAddressCap,  // the address's own least useful binding (max_per_address)
+        kFull,        // the least recently used binding that never authenticated (max_bindings)
+    };
+    /// Whether a user id is in use in a way the bindings cannot see (online, files waiting): such
+    /// a binding is never evicted. Called with the bindings' mutex held: it may take other locks
+    /// (the registry's, the file store's), which must never be held while calling in here.
+    using InUse = std::function<bool(const std::string& user)>;
     static constexpr bool granted(Decision d) noexcept { return d <= Decision::kSameAddress; }
 
     explicit Bindings(Limits limits) : limits_(limits) {}
@@ -57,15 +73,22 @@ public:
     /// Decides on a token request for `user` from the IP address `ip`. `proof`: the digest of a
     /// token the requester showed, which the account service found valid for `user` (nothing when
     /// none). A granted request holds its binding (created if new) until `issued` or `failed`.
+    /// A new user id from an address that created max_per_address bindings ends one of that
+    /// address's own (one that never authenticated first, else the least recently used); past
+    /// max_bindings it ends the least recently used binding that never authenticated. Never one
+    /// that is pinned, being issued or `in_use`; when there is none, kAddressFull or kFull.
+    /// `evicted` (optional) tells what was ended.
     Decision request(const std::string& user, const std::string& ip,
-                     const std::optional<std::string>& proof, TimePoint now);
+                     const std::optional<std::string>& proof, TimePoint now,
+                     const InUse& in_use = {}, Eviction* evicted = nullptr);
     /// The token that `request` granted was issued to `ip`: it is one of the holder's now.
     void issued(const std::string& user, const std::string& ip, std::string digest,
                 TimePoint expires, TimePoint now);
     /// The token that `request` granted could not be issued: a binding it created is forgotten.
     void failed(const std::string& user);
 
-    /// Whether the token whose digest is `digest` is one of `user`'s holder's, unexpired; a use.
+    /// Whether the token whose digest is `digest` is one of `user`'s holder's, unexpired; a use
+    /// (and the binding has authenticated: it is no longer the first evicted).
     bool holds(const std::string& user, const std::string& digest, TimePoint now);
     bool bound(const std::string& user) const;
     /// Binds `user`, when nobody holds it, to no token and no address: nobody can take it (at
@@ -87,17 +110,32 @@ public:
     bool end_if_due(const std::string& user, TimePoint now);
 
     std::size_t size() const;
+    /// Bindings created from the address key of `ip` (IPv6 by /64).
+    std::size_t from_address(const std::string& ip) const;
     /// Bytes held: user ids, addresses, digests, and a fixed amount of bookkeeping per binding.
     std::size_t bytes() const;
 
-    /// Grows at every change that a snapshot holds.
+    /// Grows at every change that a snapshot holds but times of use: new and ended bindings,
+    /// tokens, a first authentication. Worth writing at once.
     std::uint64_t version() const;
-    /// Every binding as JSON text, and the version it reflects.
-    std::pair<std::string, std::uint64_t> snapshot() const;
-    /// Replaces the bindings with a snapshot's (at startup, before any request), skipping those
-    /// past max_bindings; nothing when the text is not a snapshot. Those past their end are kept
-    /// for the sweep (`due`), which leaves them while files wait for their user ids.
-    std::optional<std::size_t> load(std::string_view text, TimePoint now);
+    /// Grows when only a time of use changed (an authentication, a leave): worth writing lazily,
+    /// since losing one costs a binding at most the time since the last write of its ttl.
+    std::uint64_t touches() const;
+    struct Snapshot {
+        std::string text;  // every binding as JSON
+        std::uint64_t version = 0;
+        std::uint64_t touches = 0;
+    };
+    Snapshot snapshot() const;
+    struct Loaded {
+        std::size_t loaded = 0;
+        std::size_t dropped = 0;  // past max_bindings
+    };
+    /// Replaces the bindings with a snapshot's (at startup, before any request), dropping those
+    /// past max_bindings (counted: the caller logs them); nothing when the text is not a
+    /// snapshot. Those past their end are kept for the sweep (`due`), which leaves them while
+    /// files wait for their user ids.
+    std::optional<Loaded> load(std::string_view text, TimePoint now);
 
 private:
     struct Token {
@@ -109,19 +147,28 @@ private:
         std::vector<Token> tokens;  // oldest first
         std::string address;        // the IP address of the holder's latest token (kept when
                                     // the tokens expire; empty: nobody may renew without one)
+        std::string origin;         // the address key it was created from ("": none, not counted)
         TimePoint last_used{};
         std::uint32_t issuing = 0;  // granted requests not yet issued or failed
         std::uint32_t pins = 0;
-        bool ever_issued = false;  // a token was issued for it: only the ttl may end it
+        bool ever_issued = false;    // a token was issued for it: only the ttl may end it
+        bool authenticated = false;  // a session authenticated with one of its tokens
     };
+    using Map = std::unordered_map<std::string, Binding>;
 
     TimePoint end_of(const Binding& b) const;
     static void drop_expired(Binding& b, TimePoint now);
+    /// Under mutex_. The binding to end to make room: of `origin` alone when given, else one that
+    /// never authenticated; by_user_.end() when none may end.
+    Map::iterator victim(const std::string* origin, const InUse& in_use);
+    void erase(Map::iterator it);  // under mutex_, with the per-address count
 
     const Limits limits_;
     mutable std::mutex mutex_;
-    std::unordered_map<std::string, Binding> by_user_;
+    Map by_user_;
+    std::unordered_map<std::string, std::size_t> per_origin_;  // bindings by origin, non-zero
     std::uint64_t version_ = 0;
+    std::uint64_t touches_ = 0;
 };
 
 }  // namespace hearth::frontends::moonshare

@@ -1,5 +1,7 @@
 #include "frontends/moonshare/files.hpp"
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -9,6 +11,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "util/log.hpp"
 
@@ -53,6 +57,10 @@ std::optional<StoredFile> read_meta(const fs::path& path, const std::string& id)
     StoredFile f;
     f.id = id;
     f.from = std::string(from->get_string());
+    // Files stored before senders were counted by address: each counts under its user id.
+    const auto* sender = o.if_contains("sender");
+    f.sender = sender != nullptr && sender->is_string() ? std::string(sender->get_string())
+                                                        : "user:" + f.from;
     f.to = std::string(to->get_string());
     f.name = std::string(name->get_string());
     f.size = static_cast<std::uint64_t>(size->get_int64());
@@ -61,7 +69,81 @@ std::optional<StoredFile> read_meta(const fs::path& path, const std::string& id)
     return f;
 }
 
+bool sync_fd_path(const fs::path& path, int flags) {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    int r = 0;
+    do {
+        r = ::fsync(fd);
+    } while (r != 0 && errno == EINTR);
+    const int saved = errno;
+    ::close(fd);
+    errno = saved;
+    return r == 0;
+}
+
 }  // namespace
+
+bool sync_file(const fs::path& path) {
+    return sync_fd_path(path, O_RDONLY);
+}
+
+bool sync_directory(const fs::path& path) {
+    return sync_fd_path(path, O_RDONLY | O_DIRECTORY);
+}
+
+bool write_durably(const fs::path& path, std::string_view text, std::string& error) {
+    const auto tmp = fs::path(path).concat(".tmp");
+    const int fd = ::open(tmp.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        error = "cannot create " + tmp.string() + ": " + std::strerror(errno);
+        return false;
+    }
+    bool ok = true;
+    while (ok && !text.empty()) {
+        const auto w = ::write(fd, text.data(), text.size());
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        ok = w > 0;
+        if (ok) {
+            text.remove_prefix(static_cast<std::size_t>(w));
+        }
+    }
+    int r = -1;
+    if (ok) {
+        do {
+            r = ::fsync(fd);
+        } while (r != 0 && errno == EINTR);
+        ok = r == 0;
+    }
+    if (!ok) {
+        error = "cannot write " + tmp.string() + ": " + std::strerror(errno);
+    }
+    if (::close(fd) != 0 && ok) {
+        error = "cannot write " + tmp.string() + ": " + std::strerror(errno);
+        ok = false;
+    }
+    std::error_code ec;
+    if (ok) {
+        fs::rename(tmp, path, ec);
+        if (ec) {
+            error = "cannot replace " + path.string() + ": " + ec.message();
+            ok = false;
+        }
+    }
+    if (!ok) {
+        fs::remove(tmp, ec);
+        return false;
+    }
+    if (!sync_directory(path.parent_path())) {
+        error = "cannot sync " + path.parent_path().string() + ": " + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
 
 FileStore::FileStore(fs::path root, Limits limits)
     : incoming_(root / "incoming"), stored_(root / "stored"), limits_(limits) {
@@ -104,8 +186,7 @@ FileStore::FileStore(fs::path root, Limits limits)
             continue;
         }
         has_bin.erase(id);
-        per_user_[f->to] += f->size;
-        stored_bytes_ += f->size;
+        count_locked(*f);
         files_.emplace(id, std::move(*f));
     }
     for (const auto& [id, unused] : has_bin) {
@@ -139,22 +220,76 @@ void FileStore::release(std::uint64_t bytes) {
     reserved_ -= std::min(reserved_, bytes);
 }
 
+void FileStore::count_locked(const StoredFile& f) {
+    auto& to = per_user_[f.to];
+    to.bytes += f.size;
+    ++to.files;
+    auto& from = per_sender_[f.sender];
+    from.bytes += f.size;
+    ++from.files;
+    stored_bytes_ += f.size;
+}
+
+void FileStore::uncount_locked(const StoredFile& f) {
+    auto drop = [&f](std::map<std::string, Usage>& m, const std::string& key) {
+        auto it = m.find(key);
+        if (it == m.end()) {
+            return;
+        }
+        it->second.bytes -= std::min(it->second.bytes, f.size);
+        it->second.files -= std::min<std::uint64_t>(it->second.files, 1);
+        if (it->second.files == 0) {  // not by bytes: empty files wait too
+            m.erase(it);
+        }
+    };
+    drop(per_user_, f.to);
+    drop(per_sender_, f.sender);
+    stored_bytes_ -= std::min(stored_bytes_, f.size);
+}
+
+FileStore::StoreResult FileStore::over_quota_locked(const std::string& sender,
+                                                    const std::string& to,
+                                                    std::uint64_t size) const {
+    const auto fits = [size](const std::map<std::string, Usage>& m, const std::string& key,
+                             std::uint64_t max_bytes, std::uint64_t max_files) {
+        const auto it = m.find(key);
+        const Usage u = it == m.end() ? Usage{} : it->second;
+        return u.bytes + size <= max_bytes && u.files + 1 <= max_files;
+    };
+    if (!fits(per_user_, to, limits_.max_bytes_per_user, limits_.max_files_per_user)) {
+        return StoreResult::kUserQuota;
+    }
+    if (!fits(per_sender_, sender, limits_.max_bytes_per_sender, limits_.max_files_per_sender)) {
+        return StoreResult::kSenderQuota;
+    }
+    return StoreResult::kStored;
+}
+
+FileStore::StoreResult FileStore::fits(const std::string& sender, const std::string& to,
+                                       std::uint64_t size) const {
+    std::lock_guard lock(mutex_);
+    return over_quota_locked(sender, to, size);
+}
+
 FileStore::StoreResult FileStore::store(const fs::path& upload, std::string from, std::string to,
-                                        std::string name, std::uint64_t size) {
+                                        std::string name, std::uint64_t size, std::string sender,
+                                        const std::function<void()>& before_sync) {
     std::error_code ec;
     StoredFile f;
-    bool over_quota = false;
+    f.from = std::move(from);
+    f.sender = std::move(sender);
+    f.to = std::move(to);
+    f.name = std::move(name);
+    f.size = size;
+    StoreResult refused = StoreResult::kStored;
     {
         std::lock_guard lock(mutex_);
-        auto& used = per_user_[to];
-        if (used + size > limits_.max_bytes_per_user) {
-            if (used == 0) {
-                per_user_.erase(to);
-            }
-            reserved_ -= std::min(reserved_, size);
-            over_quota = true;
-        } else {
-            used += size;  // claimed now, so that two stores at once cannot both pass
+        refused = over_quota_locked(f.sender, f.to, size);
+        // The reservation becomes the file's share of the total (or is given back) at once.
+        reserved_ -= std::min(reserved_, size);
+        if (refused == StoreResult::kStored) {
+            // Counted now, so that two stores at once cannot both pass.
+            count_locked(f);
             const auto now = std::chrono::system_clock::now();
             char buf[64];
             std::snprintf(buf, sizeof buf, "%013lld-%06llu", static_cast<long long>(ms_of(now)),
@@ -163,52 +298,51 @@ FileStore::StoreResult FileStore::store(const fs::path& upload, std::string from
             f.created = now;
         }
     }
-    if (over_quota) {
+    if (refused != StoreResult::kStored) {
         fs::remove(upload, ec);  // outside the lock: io threads take it for bookkeeping
-        return StoreResult::kUserQuota;
+        return refused;
     }
-    f.from = std::move(from);
-    f.to = std::move(to);
-    f.name = std::move(name);
-    f.size = size;
     const auto bin = data_path(f.id);
     const auto meta = stored_ / (f.id + ".meta");
     const auto tmp = stored_ / (f.id + ".meta.tmp");
-    bool ok = true;
-    fs::rename(upload, bin, ec);
-    if (ec) {
-        ok = false;
+    if (before_sync) {
+        before_sync();
+    }
+    // The bytes reach the disk before a metadata file can name them, and the names (the data's,
+    // then the metadata's) before the caller acknowledges the file: after a crash the file is
+    // whole or, with its metadata missing or its size short, removed at startup.
+    std::string error;
+    bool ok = sync_file(upload);
+    if (!ok) {
+        error = std::string("cannot sync the upload: ") + std::strerror(errno);
     } else {
+        fs::rename(upload, bin, ec);
+        if (ec) {
+            ok = false;
+            error = "cannot move the upload: " + ec.message();
+        }
+    }
+    if (ok) {
         json::object o{{"from", f.from},
+                       {"sender", f.sender},
                        {"to", f.to},
                        {"name", f.name},
                        {"size", static_cast<std::int64_t>(f.size)},
                        {"created_ms", ms_of(f.created)}};
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << json::serialize(o);
-        out.close();
-        ok = static_cast<bool>(out);
-        if (ok) {
-            fs::rename(tmp, meta, ec);
-            ok = !ec;
-        }
+        // write_durably syncs the directory last, which also makes the data's new name last.
+        ok = write_durably(meta, json::serialize(o), error);
     }
     std::lock_guard lock(mutex_);
-    reserved_ -= std::min(reserved_, size);
     if (!ok) {
-        log()->warn("moonshare: cannot store a file for {}: {}", f.to, ec.message());
+        log()->warn("moonshare: cannot store a file for {}: {}", f.to, error);
         std::error_code ignored;
         fs::remove(upload, ignored);
         fs::remove(bin, ignored);
         fs::remove(tmp, ignored);
-        auto& used = per_user_[f.to];
-        used -= std::min(used, size);
-        if (used == 0) {
-            per_user_.erase(f.to);
-        }
+        fs::remove(meta, ignored);
+        uncount_locked(f);
         return StoreResult::kFailed;
     }
-    stored_bytes_ += size;
     files_.emplace(f.id, f);
     return StoreResult::kStored;
 }
@@ -272,12 +406,7 @@ bool FileStore::remove(const std::string& id) {
         if (it == files_.end()) {
             return false;
         }
-        auto& used = per_user_[it->second.to];
-        used -= std::min(used, it->second.size);
-        if (used == 0) {
-            per_user_.erase(it->second.to);
-        }
-        stored_bytes_ -= std::min(stored_bytes_, it->second.size);
+        uncount_locked(it->second);
         files_.erase(it);
         claimed_.erase(id);
     }

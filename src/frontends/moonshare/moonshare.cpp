@@ -8,6 +8,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -24,6 +25,7 @@
 
 #include "auth/account_service.hpp"
 #include "auth/operator_auth.hpp"
+#include "auth/registration_throttle.hpp"
 #include "auth/secrets.hpp"
 #include "core/events.hpp"
 #include "core/metrics.hpp"
@@ -94,6 +96,9 @@ constexpr std::string_view kStorageFull = "FILE_FAILED: Server storage full";
 constexpr std::string_view kQuota = "FILE_FAILED: Storage quota exceeded";
 constexpr std::string_view kStorageError = "FILE_FAILED: Server storage error";
 constexpr std::string_view kUploadTimedOut = "FILE_FAILED: Upload timed out";
+constexpr std::string_view kUploadTooSlow = "FILE_FAILED: Upload too slow";
+// The close of a connection that reads a file being sent to it too slowly.
+constexpr std::string_view kTransferTooSlow = "transfer too slow";
 constexpr std::string_view kNameTooLong = "FILE_FAILED: File name too long";
 // A file for a user id that nobody holds would go to whoever takes the id first.
 constexpr std::string_view kUnknownRecipient = "FILE_FAILED: Unknown recipient";
@@ -125,6 +130,12 @@ std::string ip_of(const std::string& peer) {
         ip = ip.substr(1, ip.size() - 2);
     }
     return ip;
+}
+
+// What a client is counted under in the per-address limits: its IP address, an IPv6 address by
+// its /64 (one subscriber usually holds a whole /64, so rotating inside it does not escape).
+std::string address_key_of(const std::string& peer) {
+    return auth::address_key(ip_of(peer));
 }
 
 /// A compact JSON object written key by key, in order, with System.Text.Json's escaping.
@@ -215,18 +226,39 @@ core::Counter& token_refusal(core::MetricsRegistry& m, std::string_view reason) 
     return m.counter("hearth_moonshare_tokens_refused_total",
                      "Moonshare token requests refused (token endpoint and /auth), by reason: "
                      "rate_limited (token_requests_per_ip_per_min), user_id_held (the user id is "
-                     "bound to another client), too_many_user_ids (max_bindings).",
+                     "bound to another client), too_many_user_ids (max_bindings), "
+                     "too_many_user_ids_from_address (max_bindings_per_address).",
                      {{"reason", std::string(reason)}});
+}
+
+core::Counter& binding_eviction(core::MetricsRegistry& m, std::string_view reason) {
+    return m.counter("hearth_moonshare_bindings_evicted_total",
+                     "Moonshare user id bindings ended to make room for a new user id, by "
+                     "reason: address_cap (max_bindings_per_address: one of the address's own), "
+                     "full (max_bindings: one that never authenticated).",
+                     {{"reason", std::string(reason)}});
+}
+
+core::Counter& too_slow(core::MetricsRegistry& m, std::string_view direction) {
+    return m.counter("hearth_moonshare_transfers_too_slow_total",
+                     "Moonshare file transfers ended for going slower than "
+                     "min_transfer_bytes_per_s, by direction: upload (the sender's bytes), "
+                     "download (a player reading a file sent to it).",
+                     {{"direction", std::string(direction)}});
 }
 
 // The reasons of hearth_moonshare_refused_total (docs/protocol/moonshare.md, "Metrics").
 constexpr const char* kRefusalReasons[] = {
-    "missing_token",      // session_auth without a token
-    "invalid_token",      // session_auth: unknown, expired or revoked, or another user id's
-    "not_token_holder",   // session_auth: a valid token that the user id's holder does not hold
-    "server_full",        // session_auth: player_limit reached on the instance
-    "list_before_auth",   // list_online before session_auth: an empty list
-    "unknown_recipient",  // a file for a user id that nobody holds
+    "missing_token",        // session_auth without a token
+    "invalid_token",        // session_auth: unknown, expired or revoked, or another user id's
+    "not_token_holder",     // session_auth: a valid token that the user id's holder does not hold
+    "server_full",          // session_auth: player_limit reached on the instance
+    "players_per_address",  // session_auth: max_players_per_address from the client's address
+    "uploads_per_address",  // file_send_begin: max_uploads_per_address in progress
+    "recipient_quota",      // a file past the recipient's stored files or bytes
+    "sender_quota",         // a file past the sender address's stored files or bytes
+    "list_before_auth",     // list_online before session_auth: an empty list
+    "unknown_recipient",    // a file for a user id that nobody holds
     "operator_token_missing",  // gateway listings and logs, auth /sessions: no bearer token
     "operator_token_invalid",  // ... a token that is not the admin token nor a valid token
     "not_operator",            // ... a valid token without the admin right
@@ -295,15 +327,27 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
           files(fs::path(data_dir) / "moonshare",
                 FileStore::Limits{static_cast<std::uint64_t>(c.max_stored_bytes_per_user),
                                   static_cast<std::uint64_t>(c.max_stored_bytes_total),
-                                  std::chrono::seconds(c.file_ttl_s)}),
+                                  std::chrono::seconds(c.file_ttl_s),
+                                  static_cast<std::uint64_t>(c.max_stored_files_per_user),
+                                  static_cast<std::uint64_t>(c.max_stored_bytes_per_sender),
+                                  static_cast<std::uint64_t>(c.max_stored_files_per_sender)}),
           bindings(Bindings::Limits{static_cast<std::size_t>(c.max_bindings),
-                                    std::chrono::seconds(c.binding_ttl_s), c.renew_from_same_ip}),
+                                    std::chrono::seconds(c.binding_ttl_s), c.renew_from_same_ip,
+                                    static_cast<std::size_t>(c.max_bindings_per_address)}),
           bindings_path(fs::path(data_dir) / "moonshare" / "bindings.json"),
           tokens_issued(m.counter("hearth_moonshare_tokens_issued_total",
                                   "Moonshare guest tokens issued (token endpoint and /auth).")),
           tokens_rate_limited(token_refusal(m, "rate_limited")),
           tokens_held(token_refusal(m, "user_id_held")),
           tokens_full(token_refusal(m, "too_many_user_ids")),
+          tokens_address_full(token_refusal(m, "too_many_user_ids_from_address")),
+          bindings_evicted_address(binding_eviction(m, "address_cap")),
+          bindings_evicted_full(binding_eviction(m, "full")),
+          paced_evicted(m.counter("hearth_moonshare_paced_addresses_evicted_total",
+                                  "Addresses forgotten by the Moonshare token pace "
+                                  "(max_paced_addresses) to make room for a new one.")),
+          uploads_too_slow(too_slow(m, "upload")),
+          downloads_too_slow(too_slow(m, "download")),
           files_relayed(m.counter("hearth_moonshare_files_total",
                                   "Moonshare file transfers, by outcome.",
                                   {{"outcome", "relayed"}})),
@@ -366,23 +410,31 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
 
     struct Player {
         std::string user;
+        std::string address;  // the client's address key, for max_players_per_address
         std::size_t instance = 0;
         SysClock::time_point since{};
         std::uint64_t active = 0;  // activity sequence: larger is more recent
         ConnectionHandle connection;
     };
 
-    enum class Admit : std::uint8_t { kAdmitted, kFull };
+    enum class Admit : std::uint8_t { kAdmitted, kFull, kAddressFull };
 
-    Admit admit(ConnectionId id, const std::string& user, std::size_t instance,
-                ConnectionHandle handle) {
+    Admit admit(ConnectionId id, const std::string& user, const std::string& address,
+                std::size_t instance, ConnectionHandle handle) {
         {
             std::lock_guard lock(mutex);
             if (per_instance[instance] >= static_cast<std::size_t>(config.player_limit)) {
                 return Admit::kFull;
             }
+            auto& from_address = players_per_address[address];
+            if (config.max_players_per_address > 0 &&
+                from_address >= static_cast<std::size_t>(config.max_players_per_address)) {
+                return Admit::kAddressFull;
+            }
+            ++from_address;
             ++per_instance[instance];
-            players[id] = Player{user, instance, SysClock::now(), ++activity, std::move(handle)};
+            players[id] =
+                Player{user, address, instance, SysClock::now(), ++activity, std::move(handle)};
             by_user[user].push_back(id);
         }
         online[instance]->add(1);
@@ -403,6 +455,10 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
             user = it->second.user;
             --per_instance[it->second.instance];
             online[it->second.instance]->sub(1);
+            if (auto a = players_per_address.find(it->second.address);
+                a != players_per_address.end() && --a->second == 0) {
+                players_per_address.erase(a);
+            }
             players.erase(it);
             auto& ids = by_user[user];
             std::erase(ids, id);
@@ -433,6 +489,42 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
             }
         }
         broadcast_user_list();
+    }
+
+    // ---- upload slots ---------------------------------------------------------------------------
+
+    enum class Slot : std::uint8_t { kTaken, kBusy, kAddressBusy };
+
+    /// Takes an upload slot for a client at `address` (its key): kBusy past
+    /// max_concurrent_uploads, kAddressBusy past max_uploads_per_address.
+    Slot take_upload_slot(const std::string& address) {
+        {
+            std::lock_guard lock(mutex);
+            if (active_uploads >= static_cast<std::size_t>(config.max_concurrent_uploads)) {
+                return Slot::kBusy;
+            }
+            auto& from_address = uploads_per_address[address];
+            if (config.max_uploads_per_address > 0 &&
+                from_address >= static_cast<std::size_t>(config.max_uploads_per_address)) {
+                return Slot::kAddressBusy;
+            }
+            ++from_address;
+            ++active_uploads;
+        }
+        uploads.add(1);
+        return Slot::kTaken;
+    }
+
+    void give_upload_slot(const std::string& address) {
+        {
+            std::lock_guard lock(mutex);
+            active_uploads -= std::min<std::size_t>(active_uploads, 1);
+            if (auto a = uploads_per_address.find(address);
+                a != uploads_per_address.end() && --a->second == 0) {
+                uploads_per_address.erase(a);
+            }
+        }
+        uploads.sub(1);
     }
 
     void touch(ConnectionId id) {
@@ -707,37 +799,41 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
         return out + "]";
     }
 
-    /// Counts a token request from `peer`'s address; false past token_requests_per_ip_per_min
-    /// in the current minute. At most kMaxTrackedAddresses are tracked: past that, windows
-    /// that ended are forgotten, and if none has, new addresses are refused until one ends.
+    /// Counts a token request from `peer`'s address (IPv6 by /64); false past
+    /// token_requests_per_ip_per_min in the current minute. At most max_paced_addresses are
+    /// tracked: a new address takes the place of the least recently seen, among those that never
+    /// authenticated a player if there is one. Refusing newcomers instead would let whoever fills
+    /// the table (an IPv6 client rotating prefixes, a botnet) lock every new player out; the cost
+    /// is that a client cycling through more prefixes than the table holds gets a fresh count
+    /// each time it comes back (max_bindings still bounds the user ids it can hold).
     bool allow_token_request(const std::string& peer) {
         const auto limit = static_cast<std::uint64_t>(config.token_requests_per_ip_per_min);
         if (limit == 0) {
             return true;
         }
-        constexpr std::size_t kMaxTrackedAddresses = 10'000;
         const auto now = std::chrono::steady_clock::now();
-        const auto ip = ip_of(peer);
+        auto key = address_key_of(peer);
         std::lock_guard lock(rate_mutex);
-        auto it = token_windows.find(ip);
+        auto it = token_windows.find(key);
         if (it == token_windows.end()) {
-            if (token_windows.size() >= kMaxTrackedAddresses) {
-                std::erase_if(token_windows, [now](const auto& w) {
-                    return now - w.second.start >= std::chrono::minutes(1);
-                });
-                if (token_windows.size() >= kMaxTrackedAddresses) {
-                    tokens_rate_limited.inc();
-                    // No address in the lines: the server's lines may reach a live log viewer.
-                    log()->info("a token request refused: {} addresses are being paced",
-                                kMaxTrackedAddresses);
-                    return false;
-                }
+            while (!token_windows.empty() &&
+                   token_windows.size() >= static_cast<std::size_t>(config.max_paced_addresses)) {
+                auto& from = paced_fresh.empty() ? paced_known : paced_fresh;
+                token_windows.erase(from.front());
+                from.pop_front();
+                paced_evicted.inc();
             }
-            it = token_windows.emplace(ip, TokenWindow{now, 0}).first;
+            paced_fresh.push_back(key);
+            it = token_windows.emplace(std::move(key), TokenWindow{now, 0, false, {}}).first;
+            it->second.lru = std::prev(paced_fresh.end());
+        } else {
+            auto& in = it->second.authenticated ? paced_known : paced_fresh;
+            in.splice(in.end(), in, it->second.lru);  // the most recently seen
         }
         auto& w = it->second;
         if (now - w.start >= std::chrono::minutes(1)) {
-            w = TokenWindow{now, 0};
+            w.start = now;
+            w.count = 0;
         }
         if (w.count >= limit) {
             tokens_rate_limited.inc();
@@ -748,6 +844,31 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
         }
         ++w.count;
         return true;
+    }
+
+    /// A player from `peer` authenticated: its address is kept longest by the token pace.
+    void paced_address_authenticated(const std::string& peer) {
+        const auto key = address_key_of(peer);
+        std::lock_guard lock(rate_mutex);
+        auto it = token_windows.find(key);
+        if (it == token_windows.end() || it->second.authenticated) {
+            return;
+        }
+        paced_known.splice(paced_known.end(), paced_fresh, it->second.lru);
+        it->second.authenticated = true;
+    }
+
+    /// Forgets the pace of addresses whose minute ended (they hold no state worth keeping).
+    void prune_paced(std::chrono::steady_clock::time_point now) {
+        std::lock_guard lock(rate_mutex);
+        for (auto it = token_windows.begin(); it != token_windows.end();) {
+            if (now - it->second.start >= std::chrono::minutes(1)) {
+                (it->second.authenticated ? paced_known : paced_fresh).erase(it->second.lru);
+                it = token_windows.erase(it);
+            } else {
+                ++it;
+            }
+        }
     }
 
     enum class Issued : std::uint8_t { kToken, kHeld, kFull, kUnavailable };
@@ -780,7 +901,33 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
                       bool showed_proof,
                       std::function<void(Issued, std::optional<std::string>)> done) {
         const auto ip = ip_of(peer);
-        const auto decision = bindings.request(user, ip, proof, SysClock::now());
+        Bindings::Eviction evicted = Bindings::Eviction::kNone;
+        // Lock order: the bindings' mutex, then the registry's or the file store's (in_use).
+        const auto decision = bindings.request(
+            user, ip, proof, SysClock::now(),
+            [this](const std::string& u) { return is_online(u) || files.has_waiting(u); },
+            &evicted);
+        if (evicted == Bindings::Eviction::kAddressCap) {
+            bindings_evicted_address.inc();
+            log()->debug(
+                "a user id binding ended for a new one from the same address "
+                "(max_bindings_per_address)");
+        } else if (evicted == Bindings::Eviction::kFull) {
+            bindings_evicted_full.inc();
+            log()->info(
+                "a user id binding that never authenticated ended for a new one "
+                "({} user ids are bound: max_bindings)",
+                config.max_bindings);
+        }
+        if (decision == Bindings::Decision::kAddressFull) {
+            tokens_address_full.inc();
+            log()->info(
+                "token for user id {} refused: {} user ids in use from its address "
+                "(max_bindings_per_address)",
+                user, config.max_bindings_per_address);
+            done(Issued::kFull, std::nullopt);
+            return;
+        }
         if (decision == Bindings::Decision::kHeld) {
             tokens_held.inc();
             log()->info("token for user id {} refused: held by another client{}", user,
@@ -892,7 +1039,12 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
             const std::string text((std::istreambuf_iterator<char>(in)),
                                    std::istreambuf_iterator<char>());
             if (const auto n = bindings.load(text, now)) {
-                log()->info("{} user id binding(s) loaded", *n);
+                log()->info("{} user id binding(s) loaded", n->loaded);
+                if (n->dropped > 0) {
+                    // Their user ids are free again; files waiting for them stay held (below).
+                    log()->warn("{} user id binding(s) of {} not loaded: past max_bindings ({})",
+                                n->dropped, bindings_path.string(), config.max_bindings);
+                }
             } else {
                 // Every session must then get a new token (the plugin does at reconnect); a user
                 // id with stored files stays held by nobody (below).
@@ -904,6 +1056,7 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
             bindings.hold_unclaimed(user, now);
         }
         saved_version = bindings.version();
+        saved_touches = bindings.touches();
         update_binding_gauges();
     }
 
@@ -912,31 +1065,31 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
         bindings_bytes.set(static_cast<std::int64_t>(bindings.bytes()));
     }
 
-    /// Blocking. Writes the bindings when they changed since the last write: a temporary file,
-    /// then a rename, so that a crash leaves the old file or the new one. One writer at a time.
-    void save_bindings() {
+    /// Whether the bindings on disk are behind: a change (always), or only times of use and
+    /// `touches_too` (they are written lazily).
+    bool bindings_behind(bool touches_too) const {
+        return bindings.version() != saved_version ||
+               (touches_too && bindings.touches() != saved_touches);
+    }
+
+    /// Blocking. Writes the bindings when they changed since the last write (`touches_too`: also
+    /// when only times of use did), durably (write_durably: a temporary file, synced, renamed,
+    /// the directory synced), so that a crash leaves the old file or the new one. One writer at
+    /// a time.
+    void save_bindings(bool touches_too) {
         std::lock_guard lock(save_mutex);
-        if (bindings.version() == saved_version) {
+        if (!bindings_behind(touches_too)) {
             return;
         }
-        auto [text, version] = bindings.snapshot();
-        const auto tmp = fs::path(bindings_path).concat(".tmp");
-        std::error_code ec;
-        {
-            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-            out << text;
-            out.close();
-            if (!out) {
-                log()->error("cannot write {}", tmp.string());
-                return;
-            }
-        }
-        fs::rename(tmp, bindings_path, ec);
-        if (ec) {
-            log()->error("cannot replace {}: {}", bindings_path.string(), ec.message());
+        auto snap = bindings.snapshot();
+        std::string error;
+        if (!write_durably(bindings_path, snap.text, error)) {
+            log()->error("cannot save the user id bindings: {}", error);
             return;
         }
-        saved_version = version;
+        saved_version = snap.version;
+        saved_touches = snap.touches;
+        last_bindings_save = std::chrono::steady_clock::now();
     }
 
     /// Ends the bindings whose time is up, except those of users online or with files waiting.
@@ -995,6 +1148,7 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
                 std::lock_guard lock(mutex);
                 prune_sessions_locked(SysClock::now());
             }
+            prune_paced(std::chrono::steady_clock::now());
             boost::asio::post(runtime.blocking_pool(), [self = shared_from_this()] {
                 const auto n = self->files.expire(SysClock::now());
                 if (n > 0) {
@@ -1005,10 +1159,16 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
             });
         }
         sweep_bindings();
-        // At most one save a second, on the pool; one that failed is tried again at the next.
-        if (bindings.version() != saved_version && !saving.exchange(true)) {
-            boost::asio::post(runtime.blocking_pool(), [self = shared_from_this()] {
-                self->save_bindings();
+        // A change is saved within a second, times of use alone within kLazySave: every
+        // authentication and leave bumps one, and rewriting the whole file each second for them
+        // would cost far more than losing a minute of them to a crash (a binding ends that much
+        // earlier). On the pool; one that failed is tried again at the next tick.
+        constexpr auto kLazySave = std::chrono::seconds(60);
+        const bool touches_due =
+            std::chrono::steady_clock::now() - last_bindings_save.load() >= kLazySave;
+        if (bindings_behind(touches_due) && !saving.exchange(true)) {
+            boost::asio::post(runtime.blocking_pool(), [self = shared_from_this(), touches_due] {
+                self->save_bindings(touches_due);
                 self->saving = false;
             });
         }
@@ -1035,12 +1195,21 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     const auth::OperatorAuth* operators = nullptr;  // set by add_routes, before any route runs
     std::mutex save_mutex;                          // one save_bindings at a time
     std::atomic<std::uint64_t> saved_version{0};    // the bindings' version on disk
-    std::atomic<bool> saving{false};                // the ticker posted a save, not done yet
+    std::atomic<std::uint64_t> saved_touches{0};    // and their times of use
+    std::atomic<std::chrono::steady_clock::time_point> last_bindings_save{
+        std::chrono::steady_clock::now()};
+    std::atomic<bool> saving{false};  // the ticker posted a save, not done yet
 
     core::Counter& tokens_issued;
     core::Counter& tokens_rate_limited;
     core::Counter& tokens_held;
     core::Counter& tokens_full;
+    core::Counter& tokens_address_full;
+    core::Counter& bindings_evicted_address;
+    core::Counter& bindings_evicted_full;
+    core::Counter& paced_evicted;
+    core::Counter& uploads_too_slow;
+    core::Counter& downloads_too_slow;
     core::Counter& files_relayed;
     core::Counter& files_stored;
     core::Counter& files_delivered;
@@ -1055,20 +1224,26 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     core::Gauge& bindings_count;
     core::Gauge& bindings_bytes;
     std::vector<core::Gauge*> online;
-    std::atomic<std::int64_t> active_uploads{0};
 
     struct TokenWindow {
         std::chrono::steady_clock::time_point start;
         std::uint64_t count = 0;
+        bool authenticated = false;            // a player authenticated from the address
+        std::list<std::string>::iterator lru;  // its place in paced_fresh or paced_known
     };
     std::mutex rate_mutex;
-    std::unordered_map<std::string, TokenWindow> token_windows;  // by IP address
+    std::unordered_map<std::string, TokenWindow> token_windows;  // by address key
+    std::list<std::string> paced_fresh;  // never authenticated, least recently seen first
+    std::list<std::string> paced_known;  // authenticated a player, least recently seen first
 
     mutable std::mutex mutex;
     std::unordered_map<ConnectionId, Player> players;
     std::unordered_map<std::string, std::vector<ConnectionId>> by_user;  // in admission order
     std::vector<std::size_t> per_instance;
-    std::unordered_map<std::string, std::set<std::string>> links;             // accepted pairs
+    std::size_t active_uploads = 0;
+    std::unordered_map<std::string, std::size_t> players_per_address;  // by address key, non-zero
+    std::unordered_map<std::string, std::size_t> uploads_per_address;  // likewise
+    std::unordered_map<std::string, std::set<std::string>> links;      // accepted pairs
     std::unordered_map<std::string, std::set<std::string>> pending_requests;  // target -> from
     std::uint64_t activity = 0;
     std::deque<Session> sessions;
@@ -1387,7 +1562,8 @@ private:
 /// at a time per upload (a write is submitted only after the previous one came back), and
 /// `disk_mutex` makes the final cleanup safe against a write still running.
 struct Upload {
-    std::string from;  // the sender's user id
+    std::string from;     // the sender's user id
+    std::string address;  // the sender's address key: its upload slot's and its quota's
     std::string target;
     std::string name;
     std::uint64_t announced = 0;
@@ -1442,10 +1618,21 @@ bool write_to_upload(Upload& u, std::string_view data) {
 /// read runs on the blocking pool; the connection asks for the next part only once its outbox has
 /// room, so a relay holds a few parts in memory whatever the file's size. Parts count in the
 /// front-end's buffered bytes until the connection is done with them.
+///
+/// The receiving client must read at min_transfer_bytes_per_s, averaged over
+/// transfer_rate_window_s of its own time: the time from a part's delivery to the connection to
+/// the connection asking for the next one (the disk's time is the server's). A slower reader is
+/// closed (1008 "transfer too slow"), so that it cannot hold a relay's reserved space, or a stored
+/// file's claim, for hours; a relay cut so is stored for the target's next session, a stored
+/// file stays for it.
 class FileSource final : public MessageSource, public std::enable_shared_from_this<FileSource> {
 public:
-    FileSource(std::shared_ptr<Shared> shared, fs::path path, std::uint64_t size)
-        : shared_(std::move(shared)), path_(std::move(path)), size_(size) {}
+    FileSource(std::shared_ptr<Shared> shared, ConnectionHandle target, fs::path path,
+               std::uint64_t size)
+        : shared_(std::move(shared)),
+          target_(std::move(target)),
+          path_(std::move(path)),
+          size_(size) {}
 
     ~FileSource() override {
         if (fd_ >= 0) {
@@ -1453,14 +1640,51 @@ public:
         }
     }
 
+    // The connection's thread; never again before `deliver` ran (MessageSource).
     void next(std::size_t max_bytes, std::function<void(StreamPart)> deliver) override {
+        if (too_slow()) {
+            if (auto c = target_.lock()) {
+                c->close(close_code::kPolicyViolation, kTransferTooSlow);
+            }
+            deliver({});  // the connection is closing: nothing more is sent
+            return;
+        }
         boost::asio::post(shared_->runtime.blocking_pool(),
                           [self = shared_from_this(), max_bytes, deliver = std::move(deliver)] {
-                              deliver(self->read(max_bytes));
+                              auto part = self->read(max_bytes);
+                              self->delivered_at_ = std::chrono::steady_clock::now();
+                              self->window_bytes_ += part.bytes ? part.bytes->size() : 0;
+                              deliver(std::move(part));
                           });
     }
 
 private:
+    /// Counts the client's time since the last part was delivered; true when a whole window of
+    /// it went by below the minimum rate.
+    bool too_slow() {
+        const auto& c = shared_->config;
+        if (c.min_transfer_bytes_per_s <= 0 || offset_ == 0) {
+            return false;  // nothing asked of the client yet
+        }
+        window_client_time_ += std::chrono::steady_clock::now() - delivered_at_;
+        const std::chrono::duration<double> window = window_client_time_;
+        if (window < std::chrono::seconds(c.transfer_rate_window_s)) {
+            return false;
+        }
+        const double wanted = static_cast<double>(c.min_transfer_bytes_per_s) * window.count();
+        if (static_cast<double>(window_bytes_) < wanted) {
+            shared_->downloads_too_slow.inc();
+            log()->info(
+                "a player read a file too slowly: {} bytes in {:.0f} s, after {} of {} "
+                "bytes; closed",
+                window_bytes_, window.count(), offset_, size_);
+            return true;
+        }
+        window_client_time_ = {};
+        window_bytes_ = 0;
+        return false;
+    }
+
     // Blocking: the pool only. One at a time (the connection waits for each part).
     StreamPart read(std::size_t max_bytes) {
         if (fd_ < 0) {
@@ -1499,10 +1723,16 @@ private:
     }
 
     std::shared_ptr<Shared> shared_;
+    ConnectionHandle target_;
     fs::path path_;
     std::uint64_t size_;
     std::uint64_t offset_ = 0;
     int fd_ = -1;
+    // The rate window (too_slow): written on the pool after a read and read on the connection's
+    // thread at the next `next`, one after the other (the post between them orders them).
+    std::chrono::steady_clock::time_point delivered_at_{};
+    std::chrono::steady_clock::duration window_client_time_{};
+    std::uint64_t window_bytes_ = 0;
 };
 
 /// Sends one file to `target` as file_send_begin, the bytes (streamed from disk), then
@@ -1517,8 +1747,9 @@ void relay_file(const std::shared_ptr<Shared>& shared, const ConnectionPtr& targ
                                      .str("fromUserId", from)
                                      .num("fileSize", static_cast<std::int64_t>(size))
                                      .done()));
-    const auto streamed = target->send_stream(MessageKind::kBinary,
-                                              std::make_shared<FileSource>(shared, path, size), {});
+    const auto streamed = target->send_stream(
+        MessageKind::kBinary,
+        std::make_shared<FileSource>(shared, ConnectionHandle(target), path, size), {});
     if (streamed != SendResult::kQueued) {
         done(false);
         return;
@@ -1620,7 +1851,10 @@ void store_upload(const std::shared_ptr<Shared>& shared, const std::shared_ptr<U
         answer(sender, kUnknownRecipient);
         return;
     }
-    const auto r = shared->files.store(u->path, u->from, u->target, u->name, u->announced);
+    // FILE_SENT_SERVER_ONLY promises the file: store() returns once it is on disk durably.
+    const auto r =
+        shared->files.store(u->path, u->from, u->target, u->name, u->announced, u->address,
+                            [&shared] { shared->before_disk(MoonshareFrontend::DiskStep::kSync); });
     shared->bindings.unpin(u->target);
     shared->stored_bytes.set(static_cast<std::int64_t>(shared->files.stored_bytes()));
     if (r == FileStore::StoreResult::kStored) {
@@ -1631,7 +1865,15 @@ void store_upload(const std::shared_ptr<Shared>& shared, const std::shared_ptr<U
         deliver_stored_files(shared, shared->latest_connection(u->target), u->target);
     } else {
         shared->files_failed.inc();
-        answer(sender, r == FileStore::StoreResult::kUserQuota ? kQuota : kStorageError);
+        if (r == FileStore::StoreResult::kFailed) {
+            answer(sender, kStorageError);
+            return;
+        }
+        const bool recipient = r == FileStore::StoreResult::kUserQuota;
+        shared->refused(recipient ? "recipient_quota" : "sender_quota");
+        log()->info("file {} for {} refused: {} quota", u->name, u->target,
+                    recipient ? "the recipient's" : "the sender's");
+        answer(sender, kQuota);
     }
 }
 
@@ -1707,6 +1949,7 @@ public:
     void on_open(const ConnectionPtr& connection) override {
         connection_ = connection;
         id_ = connection->id();
+        address_ = address_key_of(connection->peer_address());
         log()->debug("[conn {}] player connected to {}", to_string(id_), instance_name(instance_));
     }
 
@@ -1736,7 +1979,7 @@ public:
                 upload_->binary_started = true;
             }
         }
-        if (discarding_) {
+        if (discarding_ || !upload_) {
             return;
         }
         Upload& u = *upload_;
@@ -1957,11 +2200,19 @@ private:
             refuse(kInvalidToken, close_code::kNoStatus, "", "not_token_holder");
             return;
         }
-        if (shared_->admit(id_, user, instance_, ConnectionHandle(connection_)) ==
-            Shared::Admit::kFull) {
-            refuse(kServerFull, close_code::kPolicyViolation, kServerFullReason);
-            return;
+        switch (shared_->admit(id_, user, address_, instance_, ConnectionHandle(connection_))) {
+            case Shared::Admit::kFull:
+                refuse(kServerFull, close_code::kPolicyViolation, kServerFullReason);
+                return;
+            case Shared::Admit::kAddressFull:
+                // The plugin knows no other answer; the server is full for this address.
+                refuse(kServerFull, close_code::kPolicyViolation, kServerFullReason,
+                       "players_per_address");
+                return;
+            case Shared::Admit::kAdmitted:
+                break;
         }
+        shared_->paced_address_authenticated(connection_->peer_address());
         authenticated_ = true;
         user_ = user;
         connection_->set_principal(user_);
@@ -2032,25 +2283,53 @@ private:
             return;
         }
         abandon_upload();  // a new announcement replaces one whose bytes never came
-        if (shared_->active_uploads.fetch_add(1) >= shared_->config.max_concurrent_uploads) {
-            shared_->active_uploads.fetch_sub(1);
-            reply(kBusy);
-            return;
+        if (!shared_->is_online(std::string(*target)) && !quota_allows(std::string(*target), *n)) {
+            return;  // a file for an offline target would be refused once sent: say so now
+        }
+        switch (shared_->take_upload_slot(address_)) {
+            case Shared::Slot::kBusy:
+                reply(kBusy);
+                return;
+            case Shared::Slot::kAddressBusy:
+                shared_->refused("uploads_per_address");
+                log()->info(
+                    "[conn {}] upload refused: {} in progress from its address "
+                    "(max_uploads_per_address)",
+                    to_string(id_), shared_->config.max_uploads_per_address);
+                reply(kBusy);
+                return;
+            case Shared::Slot::kTaken:
+                break;
         }
         if (!shared_->files.reserve(*n)) {
-            shared_->active_uploads.fetch_sub(1);
+            shared_->give_upload_slot(address_);
             reply(kStorageFull);
             return;
         }
-        shared_->uploads.add(1);
         upload_ = std::make_shared<Upload>();
         upload_->from = user_;
+        upload_->address = address_;
         upload_->target = std::string(*target);
         upload_->name = std::string(*name);
         upload_->announced = *n;
         upload_->path = shared_->files.new_upload_path();
         reply(kReceiveReady);
         arm_upload_timer();
+    }
+
+    /// Whether a file of `size` bytes from this client for `target` fits in the recipient's and
+    /// the sender's quotas now; answers and counts the refusal when not.
+    bool quota_allows(const std::string& target, std::uint64_t size) {
+        const auto r = shared_->files.fits(address_, target, size);
+        if (r == FileStore::StoreResult::kStored) {
+            return true;
+        }
+        const bool recipient = r == FileStore::StoreResult::kUserQuota;
+        shared_->refused(recipient ? "recipient_quota" : "sender_quota");
+        log()->info("[conn {}] file for {} refused: {} quota", to_string(id_), target,
+                    recipient ? "the recipient's" : "the sender's");
+        reply(kQuota);
+        return false;
     }
 
     /// Hands the filled chunk to the disk when no write is out (and it is full, or the message
@@ -2112,6 +2391,7 @@ private:
         }
         paused_ = pause;
         if (pause) {
+            window_excused_ = true;  // the server keeps the client waiting: not its slowness
             connection_->pause_reading();
         } else {
             connection_->resume_reading();
@@ -2131,8 +2411,7 @@ private:
     /// Every byte is on disk (or the upload failed): answer, then relay or store.
     void finish_upload() {
         auto u = std::exchange(upload_, nullptr);
-        shared_->active_uploads.fetch_sub(1);
-        shared_->uploads.sub(1);
+        shared_->give_upload_slot(u->address);
         set_paused(false);
         if (!u->whole()) {
             shared_->files_failed.inc();
@@ -2173,16 +2452,34 @@ private:
         replay_held();
     }
 
-    /// Checks every upload_timeout_s that the announced upload made progress; one that did not is
-    /// dropped, so that a client announcing files it never sends cannot keep upload slots and
-    /// reserved space.
+    /// Starts watching the upload just announced.
     void arm_upload_timer() {
+        const auto now = std::chrono::steady_clock::now();
+        progress_mark_ = 0;
+        last_progress_ = now;
+        window_start_ = now;
+        window_mark_ = 0;
+        window_excused_ = paused_;
+        schedule_upload_check();
+    }
+
+    /// The announced upload is checked every upload_timeout_s, or every transfer_rate_window_s
+    /// if shorter. It is dropped when no byte came (nor the completion) for upload_timeout_s, or
+    /// when over a whole window its bytes came slower than min_transfer_bytes_per_s: a client
+    /// announcing files it never sends, or sending one byte now and then, cannot keep an upload
+    /// slot and its reserved space. A window in which the server paused reading (the disk is
+    /// behind) is not held against the client.
+    void schedule_upload_check() {
         if (!upload_timer_) {
             upload_timer_ = std::make_unique<boost::asio::steady_timer>(shared_->runtime.io_context(
                 static_cast<std::size_t>(core::Runtime::current_io_thread())));
         }
-        progress_mark_ = upload_ ? upload_->received : 0;
-        upload_timer_->expires_after(std::chrono::seconds(shared_->config.upload_timeout_s));
+        const auto& c = shared_->config;
+        auto every = std::chrono::seconds(c.upload_timeout_s);
+        if (c.min_transfer_bytes_per_s > 0) {
+            every = std::min(every, std::chrono::seconds(c.transfer_rate_window_s));
+        }
+        upload_timer_->expires_after(every);
         std::weak_ptr<int> alive = alive_;
         upload_timer_->async_wait([this, alive, upload = std::weak_ptr<Upload>(upload_)](
                                       const boost::system::error_code& ec) {
@@ -2193,24 +2490,54 @@ private:
             if (!u || u != upload_ || u->complete_requested) {
                 return;  // replaced, finished or being finished
             }
-            if (u->received == progress_mark_ && !u->writing) {
-                log()->info("[conn {}] upload of {} timed out after {} of {} bytes", to_string(id_),
-                            u->name, u->received, u->announced);
+            check_upload(*u);
+        });
+    }
+
+    void check_upload(Upload& u) {
+        const auto& c = shared_->config;
+        const auto now = std::chrono::steady_clock::now();
+        if (u.received != progress_mark_ || u.writing) {
+            progress_mark_ = u.received;
+            last_progress_ = now;
+        } else if (now - last_progress_ >= std::chrono::seconds(c.upload_timeout_s)) {
+            log()->info("[conn {}] upload of {} timed out after {} of {} bytes", to_string(id_),
+                        u.name, u.received, u.announced);
+            shared_->files_failed.inc();
+            abandon_upload();
+            reply(kUploadTimedOut);
+            return;
+        }
+        const std::chrono::duration<double> window = now - window_start_;
+        if (c.min_transfer_bytes_per_s > 0 && !u.binary_done &&
+            window >= std::chrono::seconds(c.transfer_rate_window_s)) {
+            const auto got = static_cast<double>(u.received - window_mark_);
+            const double wanted = static_cast<double>(c.min_transfer_bytes_per_s) * window.count();
+            // A window with no byte at all is idleness, the timeout's to judge.
+            if (!window_excused_ && !paused_ && got > 0 && got < wanted) {
+                log()->info(
+                    "[conn {}] upload of {} too slow: {} bytes in {:.0f} s, after {} of "
+                    "{} bytes",
+                    to_string(id_), u.name, u.received - window_mark_, window.count(), u.received,
+                    u.announced);
                 shared_->files_failed.inc();
+                shared_->uploads_too_slow.inc();
                 abandon_upload();
-                reply(kUploadTimedOut);
+                reply(kUploadTooSlow);
                 return;
             }
-            arm_upload_timer();
-        });
+            window_start_ = now;
+            window_mark_ = u.received;
+            window_excused_ = paused_;
+        }
+        schedule_upload_check();
     }
 
     /// The connection is gone after a complete upload: it is finished without the handler, once
     /// the write that is out (if any) comes back.
     void detach_upload() {
         auto u = std::exchange(upload_, nullptr);
-        shared_->active_uploads.fetch_sub(1);
-        shared_->uploads.sub(1);
+        shared_->give_upload_slot(u->address);
         if (u->writing) {
             u->finish_when_written = true;  // the write's completion calls finish_detached
         } else {
@@ -2225,13 +2552,20 @@ private:
             return;
         }
         auto u = std::exchange(upload_, nullptr);
-        shared_->active_uploads.fetch_sub(1);
-        shared_->uploads.sub(1);
+        shared_->give_upload_slot(u->address);
         shared_->unhold(u->filling.size());
         shared_->files.release(u->announced);
         close_and_delete(u);
         if (finishing_) {
             finishing_ = false;
+        }
+        // The rest of a binary message in progress belongs to no transfer now: dropped, and
+        // reading goes on (a write of the upload that is out no longer resumes it).
+        if (u->binary_started && !u->binary_done) {
+            discarding_ = true;
+        }
+        if (chunk_waiting_) {
+            set_paused(false);
         }
     }
 
@@ -2260,13 +2594,21 @@ private:
     bool chunk_waiting_ = false;  // a full upload chunk waits for the disk
     bool discarding_ = false;     // the binary message in progress is dropped
     std::string user_;
+    std::string address_;  // the client's address key (IPv6 by /64), for the per-address limits
     std::string presented_digest_;  // the SHA-256 of the token of the session_auth in progress
     std::string claimed_user_;      // and the user id it claims (for the log)
     std::deque<std::string> held_;
     std::shared_ptr<Upload> upload_;
     std::unique_ptr<boost::asio::steady_timer> upload_timer_;  // while an upload is announced
-    std::uint64_t progress_mark_ = 0;                          // its bytes at the last check
-    std::shared_ptr<int> alive_ = std::make_shared<int>(0);    // completions check it
+    // The upload's watch (check_upload): its bytes at the last check and when they last grew,
+    // and the rate window: when it started, the bytes then, and whether reading was paused
+    // during it.
+    std::uint64_t progress_mark_ = 0;
+    std::chrono::steady_clock::time_point last_progress_{};
+    std::chrono::steady_clock::time_point window_start_{};
+    std::uint64_t window_mark_ = 0;
+    bool window_excused_ = false;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // completions check it
 };
 
 }  // namespace
@@ -2286,7 +2628,7 @@ MoonshareFrontend::MoonshareFrontend(core::Runtime& runtime, auth::AccountServic
 
 MoonshareFrontend::~MoonshareFrontend() {
     stop();
-    shared_->save_bindings();  // what changed since the ticker's last save
+    shared_->save_bindings(true);  // what changed since the ticker's last save, times of use too
 }
 
 void MoonshareFrontend::add_routes(Router& router, std::shared_ptr<const WsRouteSettings> player,

@@ -63,6 +63,16 @@ struct MoonshareConfig {
     std::int64_t max_bindings = 20'000;
     std::int64_t binding_ttl_s = 86'400;
     bool renew_from_same_ip = true;
+    // Limits that hold under abuse (docs/security.md): far above what a real plugin does.
+    std::int64_t min_transfer_bytes_per_s = 4096;
+    std::int64_t transfer_rate_window_s = 30;
+    std::int64_t max_stored_files_per_user = 256;                     // per recipient
+    std::int64_t max_stored_bytes_per_sender = 1024LL * 1024 * 1024;  // per sender address
+    std::int64_t max_stored_files_per_sender = 256;                   // per sender address
+    std::int64_t max_players_per_address = 32;
+    std::int64_t max_uploads_per_address = 8;
+    std::int64_t max_bindings_per_address = 64;
+    std::int64_t max_paced_addresses = 10'000;
 
     template <class V>
     void visit(V& v) {
@@ -124,8 +134,9 @@ struct MoonshareConfig {
            .max = 1'000'000});
         v("max_bindings", max_bindings,
           {.help = "User ids held at once: the first token issued for a user id binds the id to "
-                   "its holder. Past this many, a token for a new user id is refused (503) until "
-                   "a binding ends; each takes at most 1 KiB.",
+                   "its holder. Past this many, a token for a new user id ends the least "
+                   "recently used binding that never authenticated a player, or is refused (503) "
+                   "when every binding did; each takes at most 1 KiB.",
            .restart = true,
            .min = 1,
            .max = 10'000'000});
@@ -150,6 +161,71 @@ struct MoonshareConfig {
            .restart = true,
            .min = 1,
            .max = 86'400});
+        v("min_transfer_bytes_per_s", min_transfer_bytes_per_s,
+          {.help = "Slowest rate at which an upload's bytes may come, or a file being sent to a "
+                   "player may be read, averaged over transfer_rate_window_s. A slower upload is "
+                   "dropped (\"FILE_FAILED: Upload too slow\"), a slower download closes the "
+                   "receiving connection (1008 \"transfer too slow\"), so that a client "
+                   "trickling bytes cannot hold an upload slot, its reserved space or a file for "
+                   "hours. Time the server itself keeps the client waiting does not count. 0 "
+                   "disables.",
+           .restart = true,
+           .min = 0,
+           .max = 1LL << 40});
+        v("transfer_rate_window_s", transfer_rate_window_s,
+          {.help = "The window over which min_transfer_bytes_per_s is averaged.",
+           .restart = true,
+           .min = 1,
+           .max = 3600});
+        v("max_stored_files_per_user", max_stored_files_per_user,
+          {.help = "Stored files waiting for one offline player (the recipient); one more gets "
+                   "\"FILE_FAILED: Storage quota exceeded\".",
+           .restart = true,
+           .min = 1,
+           .max = 1'000'000'000});
+        v("max_stored_bytes_per_sender", max_stored_bytes_per_sender,
+          {.help = "Bytes of stored files sent from one client address (IPv6 by /64), whoever "
+                   "they wait for; past it \"FILE_FAILED: Storage quota exceeded\", so that one "
+                   "client cannot fill the storage with files for made-up recipients.",
+           .restart = true,
+           .min = 0,
+           .max = 1LL << 50});
+        v("max_stored_files_per_sender", max_stored_files_per_sender,
+          {.help = "Stored files sent from one client address (IPv6 by /64); one more gets "
+                   "\"FILE_FAILED: Storage quota exceeded\".",
+           .restart = true,
+           .min = 1,
+           .max = 1'000'000'000});
+        v("max_players_per_address", max_players_per_address,
+          {.help = "Authenticated players from one client address (IPv6 by /64) over every "
+                   "instance; one more gets \"Server full, please try later\", so that one or "
+                   "two addresses cannot take every player slot. 0 means unlimited.",
+           .restart = true,
+           .min = 0,
+           .max = 1'000'000});
+        v("max_uploads_per_address", max_uploads_per_address,
+          {.help = "Uploads in progress at once from one client address (IPv6 by /64); one "
+                   "more gets \"FILE_FAILED: Server busy, please try later\", so that one or "
+                   "two addresses cannot take every upload slot. 0 means unlimited.",
+           .restart = true,
+           .min = 0,
+           .max = 100'000});
+        v("max_bindings_per_address", max_bindings_per_address,
+          {.help = "User ids bound from one client address (IPv6 by /64). A new user id past it "
+                   "ends one of that address's own bindings that is not in use (one that never "
+                   "authenticated first, else the least recently used; never one online or with "
+                   "files waiting), or is refused (503) when all are in use. 0 means unlimited.",
+           .restart = true,
+           .min = 0,
+           .max = 10'000'000});
+        v("max_paced_addresses", max_paced_addresses,
+          {.help = "Client addresses (IPv6 by /64) whose token requests are counted for "
+                   "token_requests_per_ip_per_min. At the bound a new address takes the place "
+                   "of the least recently seen one, first among those that never authenticated "
+                   "a player, so that a newcomer is never refused because the table is full.",
+           .restart = true,
+           .min = 1,
+           .max = 10'000'000});
     }
     void validate(core::ConfigErrors& errors) const;
     bool operator==(const MoonshareConfig&) const = default;
@@ -193,9 +269,10 @@ public:
     /// Test seam: where the blocking pool is about to touch an upload's file. No client can hold
     /// the server between a disk operation's start and its end, and two races live there (a
     /// target authenticating while its file is stored, a sender leaving while its last chunk is
-    /// written); a test blocks in the hook to hold it. Unset in production. Set it before any
-    /// connection opens; it runs on blocking-pool threads.
-    enum class DiskStep : std::uint8_t { kWriteChunk, kStoreUpload };
+    /// written); a test blocks in the hook to hold it. kSync: a stored file is about to be
+    /// synced to disk (its FILE_SENT_SERVER_ONLY waits for the sync). Unset in production. Set it
+    /// before any connection opens; it runs on blocking-pool threads.
+    enum class DiskStep : std::uint8_t { kWriteChunk, kStoreUpload, kSync };
     void set_disk_hook(std::function<void(DiskStep)> hook);
 
     /// Listener keys (after add_routes), for bound_port.

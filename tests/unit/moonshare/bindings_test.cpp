@@ -3,6 +3,7 @@
 // clock.
 
 #include <chrono>
+#include <set>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -82,6 +83,9 @@ TEST(MoonshareBindings, AtMostMaxBindingsAndFourTokensEach) {
     Bindings b({.max_bindings = 2, .ttl = 3600s, .renew_from_same_ip = true});
     EXPECT_EQ(take(b, "a", "1.1.1.1", 'a'), D::kNew);
     EXPECT_EQ(take(b, "b", "1.1.1.1", 'b'), D::kNew);
+    // Both authenticated (a binding that never did would make room for a new user id).
+    EXPECT_TRUE(b.holds("a", digest('a'), kT0));
+    EXPECT_TRUE(b.holds("b", digest('b'), kT0));
     EXPECT_EQ(take(b, "c", "1.1.1.1", 'c'), D::kFull);
     EXPECT_FALSE(b.bound("c"));
     EXPECT_EQ(take(b, "a", "1.1.1.1", '1'), D::kSameAddress);  // held ones still renew
@@ -131,22 +135,135 @@ TEST(MoonshareBindings, SnapshotRoundTrip) {
     EXPECT_EQ(take(b, "u", "1.1.1.1", 'a'), D::kNew);
     EXPECT_EQ(take(b, "u\"<é", "::1", 'b'), D::kNew);
     const auto v = b.version();
-    auto [text, version] = b.snapshot();
-    EXPECT_EQ(version, v);
+    const auto snap = b.snapshot();
+    const auto& text = snap.text;
+    EXPECT_EQ(snap.version, v);
     Bindings c({.max_bindings = 10, .ttl = 3600s, .renew_from_same_ip = true});
-    ASSERT_EQ(c.load(text, kT0), 2u);
+    const auto loaded = c.load(text, kT0);
+    ASSERT_TRUE(loaded);
+    EXPECT_EQ(loaded->loaded, 2u);
+    EXPECT_EQ(loaded->dropped, 0u);
     EXPECT_TRUE(c.holds("u", digest('a'), kT0));
     EXPECT_TRUE(c.holds("u\"<é", digest('b'), kT0));
     EXPECT_EQ(take(c, "u", "1.1.1.1", 'c'), D::kSameAddress);
     EXPECT_EQ(take(c, "u", "3.3.3.3", 'c'), D::kHeld);
     // Loaded past its end: kept for the sweep, which may end it.
     Bindings late({.max_bindings = 1, .ttl = 3600s, .renew_from_same_ip = true});
-    ASSERT_EQ(late.load(text, kT0 + 48h), 1u);  // max_bindings: one of the two
+    const auto one = late.load(text, kT0 + 48h);  // max_bindings: one of the two
+    ASSERT_TRUE(one);
+    EXPECT_EQ(one->loaded, 1u);
+    EXPECT_EQ(one->dropped, 1u);
     EXPECT_EQ(late.due(kT0 + 48h).size(), 1u);
     // Not a snapshot: nothing loaded.
     EXPECT_FALSE(c.load("{}", kT0));
     EXPECT_FALSE(c.load("not json", kT0));
     EXPECT_FALSE(c.load(R"({"format":1,"bindings":[{"user":"u"}]})", kT0));
+}
+
+TEST(MoonshareBindings, SnapshotKeepsOriginsAndWhichAuthenticated) {
+    Bindings b(
+        {.max_bindings = 10, .ttl = 3600s, .renew_from_same_ip = true, .max_per_address = 2});
+    EXPECT_EQ(take(b, "used", "2001:db8:1:2::5", 'a'), D::kNew);
+    EXPECT_EQ(take(b, "unused", "2001:db8:1:2::6", 'b'), D::kNew);  // the same /64
+    EXPECT_TRUE(b.holds("used", digest('a'), kT0));
+    EXPECT_EQ(b.from_address("2001:db8:1:2::7"), 2u);
+    Bindings c(
+        {.max_bindings = 10, .ttl = 3600s, .renew_from_same_ip = true, .max_per_address = 2});
+    ASSERT_TRUE(c.load(b.snapshot().text, kT0));
+    EXPECT_EQ(c.from_address("2001:db8:1:2::7"), 2u);
+    // At the address's bound the one that never authenticated makes room.
+    EXPECT_EQ(take(c, "third", "2001:db8:1:2::8", 'c', kT0 + 1s), D::kNew);
+    EXPECT_TRUE(c.bound("used"));
+    EXPECT_FALSE(c.bound("unused"));
+    // A snapshot of an earlier version (no origin, no authenticated): counted by its address,
+    // and taken as authenticated.
+    Bindings old(
+        {.max_bindings = 10, .ttl = 3600s, .renew_from_same_ip = true, .max_per_address = 1});
+    ASSERT_TRUE(old.load(
+        R"({"format":1,"bindings":[{"user":"u","address":"1.1.1.1","last_used_s":1750000000,"tokens":[]}]})",
+        kT0));
+    EXPECT_EQ(old.from_address("1.1.1.1"), 1u);
+    EXPECT_EQ(take(old, "v", "1.1.1.1", 'v'), D::kNew);  // u was not in use: it made room
+    EXPECT_FALSE(old.bound("u"));
+}
+
+TEST(MoonshareBindings, OneAddressHoldsAtMostItsShareAndEndsItsOwnUnusedFirst) {
+    Bindings b(
+        {.max_bindings = 100, .ttl = 3600s, .renew_from_same_ip = true, .max_per_address = 3});
+    std::set<std::string> in_use;
+    const Bindings::InUse busy = [&in_use](const std::string& u) { return in_use.count(u) > 0; };
+    auto request = [&](const std::string& user, const std::string& ip, char token,
+                       Bindings::TimePoint now, Bindings::Eviction* evicted = nullptr) {
+        const auto d = b.request(user, ip, std::nullopt, now, busy, evicted);
+        if (Bindings::granted(d)) {
+            b.issued(user, ip, digest(token), now + 24h, now);
+        }
+        return d;
+    };
+    EXPECT_EQ(request("a", "1.1.1.1", 'a', kT0), D::kNew);
+    EXPECT_EQ(request("b", "1.1.1.1", 'b', kT0 + 1s), D::kNew);
+    EXPECT_EQ(request("c", "1.1.1.1", 'c', kT0 + 2s), D::kNew);
+    EXPECT_TRUE(b.holds("a", digest('a'), kT0 + 3s));  // a and c authenticated, b never
+    EXPECT_TRUE(b.holds("c", digest('c'), kT0 + 4s));
+    // The fourth from the address ends b, which never authenticated, though a is older.
+    Bindings::Eviction evicted{};
+    EXPECT_EQ(request("d", "1.1.1.1", 'd', kT0 + 5s, &evicted), D::kNew);
+    EXPECT_EQ(evicted, Bindings::Eviction::kAddressCap);
+    EXPECT_FALSE(b.bound("b"));
+    // d never authenticated either, but is in use (a file waits for it); then a, the least
+    // recently used of those that did.
+    in_use.insert("d");
+    EXPECT_EQ(request("e", "1.1.1.1", 'e', kT0 + 6s), D::kNew);
+    EXPECT_FALSE(b.bound("a"));
+    EXPECT_TRUE(b.bound("c"));
+    EXPECT_TRUE(b.bound("d"));
+    // Every one in use: the address gets no more.
+    in_use.insert({"c", "e"});
+    EXPECT_EQ(request("f", "1.1.1.1", 'f', kT0 + 7s), D::kAddressFull);
+    EXPECT_FALSE(b.bound("f"));
+    // Another address is not concerned.
+    EXPECT_EQ(request("g", "2.2.2.2", 'g', kT0 + 8s), D::kNew);
+    EXPECT_EQ(b.from_address("1.1.1.1"), 3u);
+    EXPECT_EQ(b.from_address("2.2.2.2"), 1u);
+    // Ended bindings give their place back.
+    in_use.clear();
+    EXPECT_TRUE(b.end_if_due("g", kT0 + 48h));
+    EXPECT_EQ(b.from_address("2.2.2.2"), 0u);
+}
+
+TEST(MoonshareBindings, WhenFullANewUserIdEndsTheOldestThatNeverAuthenticated) {
+    Bindings b({.max_bindings = 3, .ttl = 3600s, .renew_from_same_ip = true});
+    EXPECT_EQ(take(b, "player", "1.1.1.1", 'p', kT0), D::kNew);
+    EXPECT_TRUE(b.holds("player", digest('p'), kT0));
+    EXPECT_EQ(take(b, "minted1", "2.2.2.2", '1', kT0 + 1s), D::kNew);
+    EXPECT_EQ(take(b, "minted2", "2.2.2.2", '2', kT0 + 2s), D::kNew);
+    Bindings::Eviction evicted{};
+    EXPECT_EQ(b.request("newcomer", "3.3.3.3", std::nullopt, kT0 + 3s, {}, &evicted), D::kNew);
+    EXPECT_EQ(evicted, Bindings::Eviction::kFull);
+    EXPECT_FALSE(b.bound("minted1"));
+    EXPECT_TRUE(b.bound("minted2"));
+    EXPECT_TRUE(b.bound("player"));
+    // A binding waiting for its token is never ended; nor one that authenticated.
+    EXPECT_EQ(b.request("another", "4.4.4.4", std::nullopt, kT0 + 4s), D::kNew);  // minted2 goes
+    EXPECT_FALSE(b.bound("minted2"));
+    EXPECT_EQ(b.request("full", "5.5.5.5", std::nullopt, kT0 + 5s), D::kFull);
+}
+
+TEST(MoonshareBindings, TimesOfUseAloneAreTouchesNotVersions) {
+    Bindings b({});
+    EXPECT_EQ(take(b, "u", "1.1.1.1", 'a'), D::kNew);
+    const auto v = b.version();
+    EXPECT_TRUE(b.holds("u", digest('a'), kT0));  // the first authentication is a change
+    EXPECT_GT(b.version(), v);
+    const auto v2 = b.version();
+    const auto t = b.touches();
+    EXPECT_TRUE(b.holds("u", digest('a'), kT0 + 1s));
+    b.touch("u", kT0 + 2s);
+    EXPECT_EQ(b.version(), v2);
+    EXPECT_EQ(b.touches(), t + 2);
+    const auto snap = b.snapshot();
+    EXPECT_EQ(snap.version, v2);
+    EXPECT_EQ(snap.touches, t + 2);
 }
 
 }  // namespace

@@ -118,5 +118,80 @@ TEST(MoonshareFiles, Expiry) {
     EXPECT_TRUE(fs::is_empty(d.path() / "stored"));
 }
 
+TEST(MoonshareFiles, QuotasPerRecipientAndPerSenderInFilesAndBytes) {
+    Dir d;
+    FileStore::Limits limits{1'000'000, 1'000'000, 3600s};
+    limits.max_files_per_user = 2;
+    limits.max_bytes_per_sender = 250;
+    limits.max_files_per_sender = 3;
+    FileStore s(d.path(), limits);
+    auto store = [&s](const std::string& sender, const std::string& to, std::size_t n) {
+        EXPECT_TRUE(s.reserve(n));
+        return s.store(upload(s, n), "user-" + sender, to, "f", n, sender);
+    };
+    using R = FileStore::StoreResult;
+    EXPECT_EQ(store("1.1.1.1", "bob", 10), R::kStored);
+    EXPECT_EQ(store("1.1.1.1", "bob", 10), R::kStored);
+    EXPECT_EQ(s.fits("1.1.1.1", "bob", 10), R::kUserQuota);       // two files wait for bob
+    EXPECT_EQ(store("2.2.2.2", "bob", 10), R::kUserQuota);        // whoever sends it
+    EXPECT_EQ(s.fits("1.1.1.1", "carol", 231), R::kSenderQuota);  // 20 + 231 bytes
+    EXPECT_EQ(store("1.1.1.1", "carol", 230), R::kStored);
+    EXPECT_EQ(store("1.1.1.1", "dave", 0), R::kSenderQuota);  // a fourth file, even empty
+    EXPECT_EQ(store("2.2.2.2", "dave", 10), R::kStored);      // another sender's own quota
+    EXPECT_EQ(s.reserved_bytes(), 0u);                        // refusals gave theirs back
+    // A delivered file gives its place back to both.
+    const auto bobs = s.waiting_for("bob");
+    ASSERT_EQ(bobs.size(), 2u);
+    EXPECT_TRUE(s.remove(bobs[0].id));
+    EXPECT_EQ(s.fits("1.1.1.1", "bob", 10), R::kStored);
+    // The sender is kept with the file across a restart.
+    FileStore again(d.path(), limits);
+    EXPECT_EQ(again.fits("1.1.1.1", "erin", 1), R::kStored);
+    EXPECT_EQ(again.fits("1.1.1.1", "erin", 231), R::kSenderQuota);
+    EXPECT_EQ(again.waiting_for("carol").at(0).sender, "1.1.1.1");
+}
+
+TEST(MoonshareFiles, EmptyFilesCountAsWaiting) {
+    Dir d;
+    FileStore s(d.path(), kLimits);
+    ASSERT_TRUE(s.reserve(10));
+    ASSERT_EQ(s.store(upload(s, 0), "a", "bob", "empty", 0), FileStore::StoreResult::kStored);
+    ASSERT_EQ(s.store(upload(s, 10), "a", "bob", "full", 10), FileStore::StoreResult::kStored);
+    const auto files = s.waiting_for("bob");
+    ASSERT_EQ(files.size(), 2u);
+    EXPECT_TRUE(s.remove(files[1].id));  // the 10 bytes: bob still has a file waiting
+    EXPECT_TRUE(s.has_waiting("bob"));
+    EXPECT_EQ(s.claim_waiting_for("bob").size(), 1u);
+}
+
+TEST(MoonshareFiles, AStoredFileIsOnDiskWholeWithItsMetadataWhenStoreReturns) {
+    Dir d;
+    FileStore s(d.path(), kLimits);
+    ASSERT_TRUE(s.reserve(700));
+    bool synced = false;
+    ASSERT_EQ(s.store(upload(s, 700), "a", "bob", "f", 700, "1.1.1.1", [&] { synced = true; }),
+              FileStore::StoreResult::kStored);
+    EXPECT_TRUE(synced);
+    const auto id = s.waiting_for("bob").at(0).id;
+    EXPECT_EQ(fs::file_size(s.data_path(id)), 700u);
+    EXPECT_TRUE(fs::exists(d.path() / "stored" / (id + ".meta")));
+    EXPECT_FALSE(fs::exists(d.path() / "stored" / (id + ".meta.tmp")));
+}
+
+TEST(MoonshareFiles, WriteDurablyReplacesAFileWhole) {
+    Dir d;
+    const auto path = d.path() / "state.json";
+    std::string error;
+    ASSERT_TRUE(write_durably(path, "first", error)) << error;
+    ASSERT_TRUE(write_durably(path, "second", error)) << error;
+    std::ifstream in(path);
+    std::string text;
+    std::getline(in, text);
+    EXPECT_EQ(text, "second");
+    EXPECT_FALSE(fs::exists(d.path() / "state.json.tmp"));
+    EXPECT_FALSE(write_durably(d.path() / "missing" / "state.json", "x", error));
+    EXPECT_NE(error.find("cannot create"), std::string::npos) << error;
+}
+
 }  // namespace
 }  // namespace hearth::frontends::moonshare
