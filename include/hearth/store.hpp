@@ -26,6 +26,20 @@ struct MailboxEntry {
     std::uint64_t seq = 0;  // increasing across all mailboxes: insertion order
     std::string body;       // opaque to the store
     std::chrono::system_clock::time_point stored_at;
+    /// From then on it is never read again, and the next `expire` deletes it; none: never.
+    std::optional<std::chrono::system_clock::time_point> expires_at;
+};
+
+/// What one `append` may take. The quotas count every mailbox of the key's namespace: the key up
+/// to and including its first ':' ("homestead:to-bot:C" is in "homestead:"; a key without ':' is
+/// in ""), so that one module's mailboxes share them whatever keys its clients make it create.
+/// The store keeps each namespace's figures exact (by triggers, across nodes sharing a database).
+struct MailboxLimits {
+    std::size_t max_depth = 0;  // entries per mailbox; the oldest are dropped beyond it; 0 invalid
+    std::uint64_t max_mailboxes = 0;        // non-empty mailboxes in the namespace; 0: no quota
+    std::uint64_t max_bytes = 0;            // bytes (key + body of every entry) in it; 0: no quota
+    std::chrono::milliseconds lifetime{0};  // the entry expires this long after it is stored; 0:
+                                            // never
 };
 
 /// A non-empty mailbox and the number of entries in it.
@@ -45,21 +59,40 @@ struct AppendResult {
 /// corrupt: logged with the cause), kUnavailable (the store is overloaded: its queue is full;
 /// nothing was done), kShuttingDown. An operation refused at submission (kUnavailable for a full
 /// queue, kShuttingDown) completes at once, on the calling thread, before the call returns.
+/// Expired entries are never read; until `expire` deletes them they still count in the depths
+/// and the quotas.
 class Mailboxes {
 public:
     virtual ~Mailboxes() = default;
 
     /// Appends `body`; the completion runs once the entry is committed (durable when
-    /// `[storage] synchronous = "full"`). When the mailbox then holds more than `max_depth`
-    /// entries the oldest are deleted in the same transaction and counted in `dropped`.
-    virtual void append(std::string key, std::string body, std::size_t max_depth,
+    /// `[storage] synchronous = "full"`). When the mailbox then holds more than
+    /// `limits.max_depth` entries the oldest are deleted in the same transaction and counted in
+    /// `dropped`. Refused, with nothing stored: kLimitReached when the key's mailbox is empty
+    /// and its namespace already holds `max_mailboxes` non-empty ones; kTooLarge when the
+    /// namespace would hold more than `max_bytes` (the dropped entries' bytes deducted), or the
+    /// body is larger than the database stores in one field; kInvalidArgument for a max_depth
+    /// of 0.
+    virtual void append(std::string key, std::string body, const MailboxLimits& limits,
                         Completion<AppendResult> done) = 0;
-    /// Up to `max` entries of one mailbox, oldest first.
+    /// The same without quotas or lifetime.
+    void append(std::string key, std::string body, std::size_t max_depth,
+                Completion<AppendResult> done) {
+        append(std::move(key), std::move(body), MailboxLimits{.max_depth = max_depth},
+               std::move(done));
+    }
+    /// Up to `max` entries of one mailbox that have not expired, oldest first.
     virtual void read(std::string key, std::size_t max,
                       Completion<std::vector<MailboxEntry>> done) = 0;
-    /// Up to `max` entries of every mailbox whose key starts with `prefix`, in insertion order.
+    /// Up to `max` entries that have not expired of every mailbox whose key starts with
+    /// `prefix`, in insertion order.
     virtual void read_prefix(std::string prefix, std::size_t max,
                              Completion<std::vector<MailboxEntry>> done) = 0;
+    /// Deletes up to `max_delete` expired entries of the mailboxes whose key starts with
+    /// `prefix` (a long delete would hold the writer): completes with the number deleted; a
+    /// caller that gets `max_delete` calls again. The index on the expiry time serves it.
+    virtual void expire(std::string prefix, std::uint64_t max_delete,
+                        Completion<std::uint64_t> done) = 0;
     /// Deletes the entry `seq` of mailbox `key` (a delivered message). Deleting a missing entry is
     /// not an error.
     virtual void remove(std::string key, std::uint64_t seq, Completion<void> done) = 0;

@@ -18,7 +18,7 @@ std::array<core::Counter*, kErrorKinds> make_error_counters(core::MetricsRegistr
     for (std::size_t i = 0; i < kErrorKinds; ++i) {
         out[i] = &metrics.counter("hearth_store_errors_total",
                                   "Store operations that failed, by cause (full, io, read_only, "
-                                  "corrupt, busy, other, queue_full, connection).",
+                                  "corrupt, busy, other, queue_full, connection, queue_bytes).",
                                   {{"kind", std::string(kErrorKindLabels[i])}});
     }
     return out;
@@ -36,8 +36,10 @@ void name_this_thread(const std::string& name) {
 }  // namespace
 
 Errc to_errc(ErrorKind kind) noexcept {
-    return kind == ErrorKind::kBusy || kind == ErrorKind::kQueueFull ? Errc::kUnavailable
-                                                                     : Errc::kStorageFailure;
+    return kind == ErrorKind::kBusy || kind == ErrorKind::kQueueFull ||
+                   kind == ErrorKind::kQueueBytes
+               ? Errc::kUnavailable
+               : Errc::kStorageFailure;
 }
 
 std::optional<std::string> prefix_upper_bound(std::string prefix) {
@@ -49,6 +51,25 @@ std::optional<std::string> prefix_upper_bound(std::string prefix) {
     }
     prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
     return prefix;
+}
+
+std::string_view mailbox_namespace(std::string_view key) noexcept {
+    const auto colon = key.find(':');
+    return colon == std::string_view::npos ? std::string_view() : key.substr(0, colon + 1);
+}
+
+std::size_t log_rows_bytes(const std::vector<LogRow>& rows) noexcept {
+    std::size_t bytes = 0;
+    for (const auto& r : rows) {
+        bytes += r.room.size() + r.user.size() + r.level.size() + r.body.size();
+    }
+    return bytes;
+}
+
+std::int64_t unix_ms_now() noexcept {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,6 +140,10 @@ StoreExecutor::StoreExecutor(ExecutorSettings settings, ExecutorBackend& backend
       read_queue_depth_(metrics.gauge("hearth_store_queue_depth",
                                       "Operations waiting for a store thread.",
                                       {{"queue", "read"}})),
+      write_queue_bytes_(metrics.gauge(
+          "hearth_store_queue_bytes",
+          "Bytes (keys, bodies) of the operations queued for or run by the writer thread.",
+          {{"queue", "write"}})),
       healthy_gauge_(metrics.gauge("hearth_store_healthy",
                                    "1 while the store's last write or probe succeeded, else 0.")),
       error_counters_(make_error_counters(metrics)),
@@ -201,35 +226,49 @@ void StoreExecutor::run_completion(ExecOp& op, Errc error) noexcept {
     }
 }
 
-void StoreExecutor::refuse(ExecOp& op, Errc error) {
-    if (error == Errc::kUnavailable) {
-        error_counters_[static_cast<std::size_t>(ErrorKind::kQueueFull)]->inc();
-    }
-    run_completion(op, error);
+void StoreExecutor::refuse(ExecOp& op, ErrorKind bound) {
+    error_counters_[static_cast<std::size_t>(bound)]->inc();
+    run_completion(op, Errc::kUnavailable);
 }
 
-Errc StoreExecutor::queue_for_writer_locked(std::unique_ptr<ExecOp>& op) {
+std::optional<ErrorKind> StoreExecutor::queue_for_writer_locked(std::unique_ptr<ExecOp>& op) {
     if (write_queue_.size() >= settings_.writer_queue_max) {
-        return Errc::kUnavailable;
+        return ErrorKind::kQueueFull;
+    }
+    // One operation is always let through when the writer holds nothing, whatever its size: a
+    // single operation is bounded by its submitter (a message size, a log batch), and refusing
+    // it forever would make it impossible rather than bounded.
+    const std::size_t max_bytes = settings_.writer_queue_max_bytes;
+    const std::size_t room = writer_bytes_ >= max_bytes ? 0 : max_bytes - writer_bytes_;
+    if (writer_bytes_ > 0 && op->bytes > room) {
+        return ErrorKind::kQueueBytes;
     }
     op->pool_reads_before = pool_submitted_;
     ++writer_submitted_;
+    writer_bytes_ += op->bytes;
+    write_queue_bytes_.add(static_cast<std::int64_t>(op->bytes));
     write_queue_.push_back(std::move(op));
     write_queue_depth_.add(1);
-    return Errc::kOk;
+    return std::nullopt;
 }
 
 void StoreExecutor::submit_write(std::unique_ptr<ExecOp> op) {
     op->enqueued = Clock::now();
-    Errc refused = Errc::kShuttingDown;
+    bool stopping = false;
+    std::optional<ErrorKind> refused;
     {
         std::lock_guard lock(mutex_);
-        if (!stopping_) {
+        stopping = stopping_;
+        if (!stopping) {
             refused = queue_for_writer_locked(op);
         }
     }
-    if (refused != Errc::kOk) {
-        refuse(*op, refused);
+    if (stopping) {
+        run_completion(*op, Errc::kShuttingDown);
+        return;
+    }
+    if (refused) {
+        refuse(*op, *refused);
         return;
     }
     writer_cv_.notify_one();
@@ -238,11 +277,13 @@ void StoreExecutor::submit_write(std::unique_ptr<ExecOp> op) {
 void StoreExecutor::submit_read(std::unique_ptr<ExecOp> op) {
     op->enqueued = Clock::now();
     op->is_read = true;
-    Errc refused = Errc::kShuttingDown;
+    bool stopping = false;
+    std::optional<ErrorKind> refused;
     bool to_writer = false;
     {
         std::lock_guard lock(mutex_);
-        if (stopping_) {
+        stopping = stopping_;
+        if (stopping) {
             // refused
         } else if (writer_submitted_ != writer_completed_) {
             // Earlier writes are pending: the read runs in the writer's sequence, inside its
@@ -251,17 +292,20 @@ void StoreExecutor::submit_read(std::unique_ptr<ExecOp> op) {
             to_writer = true;
             refused = queue_for_writer_locked(op);
         } else if (read_queue_.size() >= settings_.reader_queue_max) {
-            refused = Errc::kUnavailable;
+            refused = ErrorKind::kQueueFull;
         } else {
             op->pool_index = pool_submitted_++;
             pool_in_flight_.insert(op->pool_index);
             read_queue_.push_back(std::move(op));
             read_queue_depth_.add(1);
-            refused = Errc::kOk;
         }
     }
-    if (refused != Errc::kOk) {
-        refuse(*op, refused);
+    if (stopping) {
+        run_completion(*op, Errc::kShuttingDown);
+        return;
+    }
+    if (refused) {
+        refuse(*op, *refused);
         return;
     }
     (to_writer ? writer_cv_ : reader_cv_).notify_one();
@@ -352,13 +396,17 @@ void StoreExecutor::run_batch(std::vector<std::unique_ptr<ExecOp>>& batch) {
         }
     }
 
+    std::size_t bytes = 0;
     for (const auto& op : batch) {
         run_completion(*op, error);
+        bytes += op->bytes;
     }
     // Counted after the completions: until then a new read must queue behind them, so that it
     // completes after them.
     std::lock_guard lock(mutex_);
     writer_completed_ += batch.size();
+    writer_bytes_ -= bytes;
+    write_queue_bytes_.sub(static_cast<std::int64_t>(bytes));
 }
 
 void StoreExecutor::probe() {

@@ -17,9 +17,10 @@
 // with the batch). So reads never cut a batch short, and when the writer is idle they never wait
 // for a commit. A writer operation waits for the pool reads submitted before it (they must not
 // see it, and must complete first); a pool read completes after the pool reads submitted before
-// it. Operations refused at submission (kUnavailable: queue full; kShuttingDown) complete at once,
-// on the calling thread, before the call returns.
+// it. Operations refused at submission (kUnavailable: queue full, by count or by bytes;
+// kShuttingDown) complete at once, on the calling thread, before the call returns.
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -27,6 +28,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -37,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include <hearth/result.hpp>
 #include <hearth/store.hpp>
 
 #include "core/metrics.hpp"
@@ -70,10 +73,12 @@ enum class ErrorKind : std::uint8_t {
     kOther,
     kQueueFull,
     kConnection,
+    kQueueBytes,  // the writer holds writer_queue_max_bytes of operations
 };
-inline constexpr std::size_t kErrorKinds = 8;
+inline constexpr std::size_t kErrorKinds = 9;
 inline constexpr std::array<std::string_view, kErrorKinds> kErrorKindLabels = {
-    "full", "io", "read_only", "corrupt", "busy", "other", "queue_full", "connection"};
+    "full",  "io",         "read_only",  "corrupt",    "busy",
+    "other", "queue_full", "connection", "queue_bytes"};
 
 /// Lock contention and overload are the caller's to retry ("nothing was done"); the rest means the
 /// storage itself is failing.
@@ -102,6 +107,9 @@ public:
     virtual void complete(Errc error) = 0;
 
     Clock::time_point enqueued;
+    /// The bytes the operation holds (keys, bodies), as its submitter counts them: what the
+    /// writer's byte bound weighs. Fixed at submission.
+    std::size_t bytes = 0;
     bool is_read = false;
     std::uint64_t pool_reads_before = 0;  // writer ops: pool reads submitted before it
     std::uint64_t pool_index = 0;         // pool reads: its place among pool reads
@@ -139,10 +147,13 @@ private:
     Result<T> result_{};
 };
 
-/// `fn(Conn&, BatchStats&, Result<T>& out) -> Rc` as a queued operation completing `done`.
+/// `fn(Conn&, BatchStats&, Result<T>& out) -> Rc` as a queued operation completing `done`,
+/// holding `bytes` (ExecOp::bytes).
 template <class Conn, class Rc, class T, class Fn>
-std::unique_ptr<ExecOp> make_op(Fn fn, Completion<T> done) {
-    return std::make_unique<ConnOpFor<Conn, Rc, T, Fn>>(std::move(fn), std::move(done));
+std::unique_ptr<ExecOp> make_op(Fn fn, Completion<T> done, std::size_t bytes = 0) {
+    auto op = std::make_unique<ConnOpFor<Conn, Rc, T, Fn>>(std::move(fn), std::move(done));
+    op->bytes = bytes;
+    return op;
 }
 
 /// What a backend does on the executor's threads.
@@ -188,6 +199,7 @@ private:
 struct ExecutorSettings {
     std::string name;  // the database as logs name it: a path, or a URL without its password
     std::size_t writer_queue_max = 10'000;
+    std::size_t writer_queue_max_bytes = std::size_t{64} << 20;
     std::size_t reader_queue_max = 10'000;
     std::size_t max_batch = 1'000;
     std::size_t readers = 2;
@@ -225,12 +237,14 @@ public:
     std::size_t max_batch() const noexcept { return settings_.max_batch; }
 
 private:
-    /// Queues `op` for the writer; returns why it was refused, or kOk. Called with mutex_ held.
-    Errc queue_for_writer_locked(std::unique_ptr<ExecOp>& op);
+    /// Queues `op` for the writer; returns which bound refused it (kQueueFull, kQueueBytes), or
+    /// nothing when it is queued. Called with mutex_ held.
+    std::optional<ErrorKind> queue_for_writer_locked(std::unique_ptr<ExecOp>& op);
     bool pool_reads_done_locked(std::uint64_t before) const noexcept {
         return pool_in_flight_.empty() || *pool_in_flight_.begin() >= before;
     }
-    void refuse(ExecOp& op, Errc error);
+    /// Completes `op` with kUnavailable, counted by the bound that refused it.
+    void refuse(ExecOp& op, ErrorKind bound);
 
     void writer_loop();
     void run_batch(std::vector<std::unique_ptr<ExecOp>>& batch);
@@ -253,6 +267,7 @@ private:
     core::Counter& dropped_;
     core::Gauge& write_queue_depth_;
     core::Gauge& read_queue_depth_;
+    core::Gauge& write_queue_bytes_;
     core::Gauge& healthy_gauge_;
     std::array<core::Counter*, kErrorKinds> error_counters_{};
     ErrorReporter write_errors_;
@@ -267,6 +282,9 @@ private:
     std::condition_variable pool_order_cv_;  // a reader waits for earlier pool reads to complete
     std::deque<std::unique_ptr<ExecOp>> write_queue_;  // bounded by writer_queue_max
     std::deque<std::unique_ptr<ExecOp>> read_queue_;   // bounded by reader_queue_max
+    // The bytes of the writer's operations, queued or in the running batch (they are held until
+    // their completions ran): bounded by writer_queue_max_bytes.
+    std::size_t writer_bytes_ = 0;
     std::uint64_t writer_submitted_ = 0;
     std::uint64_t writer_completed_ = 0;
     std::uint64_t pool_submitted_ = 0;
@@ -282,6 +300,56 @@ private:
 /// The smallest key greater than every key starting with `prefix`, or nothing when there is none
 /// (an empty prefix or only 0xFF bytes). Keys compare as bytes in both backends.
 std::optional<std::string> prefix_upper_bound(std::string prefix);
+
+/// A mailbox key's namespace, which its quotas count in (MailboxLimits): up to and including its
+/// first ':', or "" without one. The migrations' triggers compute the same in SQL.
+std::string_view mailbox_namespace(std::string_view key) noexcept;
+
+/// The bytes of log rows, as the writer's byte bound weighs them.
+std::size_t log_rows_bytes(const std::vector<LogRow>& rows) noexcept;
+
+/// The store's clock for stored_at and expires_at: Unix time in milliseconds.
+std::int64_t unix_ms_now() noexcept;
+
+/// What `append` decides before it inserts, from the mailbox's depth and its namespace's usage.
+struct AppendPlan {
+    Errc refused = Errc::kOk;  // kLimitReached or kTooLarge: store nothing
+    std::int64_t drop = 0;     // the oldest entries of the mailbox to delete after the insert
+};
+
+/// The quota and depth rules of `Mailboxes::append`, the same for both backends. `depth`: the
+/// mailbox's entries now; `mailboxes`, `bytes`: its namespace's usage now (read only when a
+/// quota is set); `oldest_bytes(n)`: the bytes of the mailbox's n oldest entries, asked only when
+/// the byte quota needs them (they leave with the insert), nullopt when that read failed.
+template <class OldestBytes>
+std::optional<AppendPlan> plan_append(const MailboxLimits& limits, std::int64_t entry_bytes,
+                                      std::int64_t depth, std::int64_t mailboxes,
+                                      std::int64_t bytes, OldestBytes&& oldest_bytes) {
+    AppendPlan plan;
+    const auto max_depth = static_cast<std::int64_t>(
+        std::min<std::size_t>(limits.max_depth, std::numeric_limits<std::int64_t>::max()));
+    plan.drop = std::max<std::int64_t>(0, depth + 1 - max_depth);
+    if (depth == 0 && limits.max_mailboxes > 0 &&
+        static_cast<std::uint64_t>(std::max<std::int64_t>(0, mailboxes)) >= limits.max_mailboxes) {
+        plan.refused = Errc::kLimitReached;
+        return plan;
+    }
+    if (limits.max_bytes > 0) {
+        std::int64_t leaving = 0;
+        if (plan.drop > 0) {
+            const std::optional<std::int64_t> n = oldest_bytes(plan.drop);
+            if (!n) {
+                return std::nullopt;
+            }
+            leaving = *n;
+        }
+        const std::int64_t after = std::max<std::int64_t>(0, bytes - leaving) + entry_bytes;
+        if (after > 0 && static_cast<std::uint64_t>(after) > limits.max_bytes) {
+            plan.refused = Errc::kTooLarge;
+        }
+    }
+    return plan;
+}
 
 }  // namespace detail
 }  // namespace hearth::store

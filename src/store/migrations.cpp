@@ -140,13 +140,69 @@ CREATE TRIGGER log_count_delete AFTER DELETE ON log_entry BEGIN
 END;
 )sql";
 
-// Append new migrations here: {5, "name", R"sql(...)sql"}, ... and the same version in
+// Migration 5: mailbox quotas and lifetimes (include/hearth/store.hpp, MailboxLimits).
+// `expires_at` (Unix milliseconds, NULL: never) is set by `append`; reads skip expired entries and
+// `expire` deletes them through the partial index, which holds only entries that can expire.
+// `mailbox_usage` counts, per namespace (a key up to and including its first ':', as bytes: a key
+// without one is in ''), the non-empty mailboxes and the bytes of their entries (key and body),
+// kept exact by triggers like mailbox_depth, so that a quota check costs one lookup. The
+// mailboxes are counted by the rows of mailbox_depth that appear and disappear. Existing entries
+// are counted once here; namespaces' rows stay when they empty (there are a handful).
+constexpr std::string_view kMailboxQuotasSql = R"sql(
+ALTER TABLE mailbox ADD COLUMN expires_at INTEGER;
+CREATE INDEX mailbox_expires_at ON mailbox (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE mailbox_usage (
+    prefix TEXT PRIMARY KEY,
+    mailboxes INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO mailbox_usage (prefix, mailboxes, bytes)
+    SELECT CAST(substr(CAST(key AS BLOB), 1, instr(CAST(key AS BLOB), X'3A')) AS TEXT),
+           count(DISTINCT key),
+           sum(length(CAST(key AS BLOB)) + length(CAST(body AS BLOB)))
+    FROM mailbox GROUP BY 1;
+CREATE TRIGGER mailbox_usage_count AFTER INSERT ON mailbox_depth BEGIN
+    INSERT INTO mailbox_usage (prefix, mailboxes, bytes) VALUES (
+        CAST(substr(CAST(NEW.key AS BLOB), 1, instr(CAST(NEW.key AS BLOB), X'3A')) AS TEXT),
+        1, 0)
+        ON CONFLICT (prefix) DO UPDATE SET mailboxes = mailboxes + 1;
+END;
+CREATE TRIGGER mailbox_usage_uncount AFTER DELETE ON mailbox_depth BEGIN
+    UPDATE mailbox_usage SET mailboxes = mailboxes - 1 WHERE prefix =
+        CAST(substr(CAST(OLD.key AS BLOB), 1, instr(CAST(OLD.key AS BLOB), X'3A')) AS TEXT);
+END;
+CREATE TRIGGER mailbox_bytes_insert AFTER INSERT ON mailbox BEGIN
+    INSERT INTO mailbox_usage (prefix, mailboxes, bytes) VALUES (
+        CAST(substr(CAST(NEW.key AS BLOB), 1, instr(CAST(NEW.key AS BLOB), X'3A')) AS TEXT),
+        0, length(CAST(NEW.key AS BLOB)) + length(CAST(NEW.body AS BLOB)))
+        ON CONFLICT (prefix) DO UPDATE SET bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER mailbox_bytes_delete AFTER DELETE ON mailbox BEGIN
+    UPDATE mailbox_usage
+        SET bytes = bytes - length(CAST(OLD.key AS BLOB)) - length(CAST(OLD.body AS BLOB))
+        WHERE prefix =
+            CAST(substr(CAST(OLD.key AS BLOB), 1, instr(CAST(OLD.key AS BLOB), X'3A')) AS TEXT);
+END;
+CREATE TRIGGER mailbox_bytes_update AFTER UPDATE OF key, body ON mailbox BEGIN
+    UPDATE mailbox_usage
+        SET bytes = bytes - length(CAST(OLD.key AS BLOB)) - length(CAST(OLD.body AS BLOB))
+        WHERE prefix =
+            CAST(substr(CAST(OLD.key AS BLOB), 1, instr(CAST(OLD.key AS BLOB), X'3A')) AS TEXT);
+    INSERT INTO mailbox_usage (prefix, mailboxes, bytes) VALUES (
+        CAST(substr(CAST(NEW.key AS BLOB), 1, instr(CAST(NEW.key AS BLOB), X'3A')) AS TEXT),
+        0, length(CAST(NEW.key AS BLOB)) + length(CAST(NEW.body AS BLOB)))
+        ON CONFLICT (prefix) DO UPDATE SET bytes = bytes + excluded.bytes;
+END;
+)sql";
+
+// Append new migrations here: {6, "name", R"sql(...)sql"}, ... and the same version in
 // postgres/postgres_migrations.cpp.
 constexpr Migration kMigrations[] = {
     {1, "mailboxes", kMailboxesSql},
     {2, "logs", kLogsSql},
     {3, "accounts", kAccountsSql},
     {4, "log_bytes", kLogBytesSql},
+    {5, "mailbox_quotas", kMailboxQuotasSql},
 };
 
 // How long `hearth migrate` waits for a running server's write lock.

@@ -25,7 +25,9 @@ struct StorageConfig {
     std::string synchronous = "full";        // an acknowledged write survives power loss
     std::int64_t busy_timeout_ms = 5'000;    // a backup or `hearth migrate` may hold a lock
     std::int64_t writer_queue_max = 10'000;  // at the bound new ones fail at once (kUnavailable)
-    std::int64_t max_batch = 1'000;          // group commit: writes per transaction at most
+    // ... and by the bytes they hold: 10,000 appends of 2 MiB would be 20 GiB.
+    std::int64_t writer_queue_max_bytes = std::int64_t{64} << 20;
+    std::int64_t max_batch = 1'000;  // group commit: writes per transaction at most
     std::int64_t reader_threads = 2;
     std::int64_t reader_queue_max = 10'000;  // at the bound new reads fail at once (kUnavailable)
     std::string postgres_url;                // libpq string or URI; required for postgres
@@ -63,6 +65,14 @@ struct StorageConfig {
            .restart = true,
            .min = 1,
            .max = 10'000'000});
+        v("writer_queue_max_bytes", writer_queue_max_bytes,
+          {.help = "Bytes (mailbox keys and bodies, log entries) of the operations waiting for or "
+                   "run by the writer thread; over it new ones fail at once with unavailable "
+                   "(nothing is done). One operation is always taken when the writer holds "
+                   "nothing, whatever its size.",
+           .restart = true,
+           .min = 65'536,
+           .max = std::int64_t{1} << 40});
         v("max_batch", max_batch,
           {.help = "Most writes committed in one transaction (group commit): queued writes share "
                    "one commit and one disk flush.",

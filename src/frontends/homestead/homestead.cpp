@@ -1,4 +1,5 @@
 #include "frontends/homestead/homestead.hpp"
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <deque>
@@ -6,6 +7,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -55,7 +58,17 @@ constexpr std::size_t kMaxHeldBytes = 16 * 1024 * 1024;
 // earlier one). Past it a message is answered `failed` at once, in order: the bound keeps a sender
 // that floods a stalled store or recipient from holding unbounded memory.
 constexpr std::size_t kMaxUnacked = 8192;
-// The startup count of queued messages for the depth gauge reads at most this many.
+// The sweep of expired queued messages: at most this often (more often when the lifetime is
+// shorter), deleting at most kSweepBudget per store operation (a long delete would hold the
+// store's writer); a sweep that fills its budget goes on at once.
+constexpr std::chrono::seconds kSweepInterval{60};
+constexpr std::uint64_t kSweepBudget = 1000;
+// A quota refusal is logged at most this often (each one is counted): under abuse every message
+// is refused, and a line each would flood the log.
+constexpr std::chrono::seconds kQuotaLogInterval{60};
+
+enum class Quota : std::uint8_t { kQueues, kBytes };
+constexpr std::array<std::string_view, 2> kQuotaLabels = {"queues", "bytes"};
 
 using Digest = std::array<unsigned char, 32>;
 
@@ -231,6 +244,17 @@ struct HomesteadFrontend::Shared {
                 "hearth_homestead_queue_delivered_total",
                 "Queued Homestead messages written to their recipient after it connected.",
                 {{"direction", direction}});
+            expired[i] = &metrics.counter(
+                "hearth_homestead_queue_expired_total",
+                "Queued Homestead messages dropped undelivered at queue_lifetime_s.",
+                {{"direction", direction}});
+            for (std::size_t q = 0; q < kQuotaLabels.size(); ++q) {
+                refused[i][q] = &metrics.counter(
+                    "hearth_homestead_queue_refused_total",
+                    "Homestead messages answered failed because the queues were at "
+                    "queues_total_max (queues) or queues_total_mb (bytes).",
+                    {{"direction", direction}, {"quota", std::string(kQuotaLabels[q])}});
+            }
             for (std::size_t a = 0; a < kAckKinds; ++a) {
                 acks[i][a] = make_text(encode_status(ack_name(static_cast<Ack>(a + 1)), k));
             }
@@ -245,7 +269,60 @@ struct HomesteadFrontend::Shared {
             key_digest = d;
         }
         queue_max.store(static_cast<std::size_t>(c.queue_max), std::memory_order_relaxed);
+        queues_total_max.store(static_cast<std::uint64_t>(c.queues_total_max),
+                               std::memory_order_relaxed);
+        queues_total_bytes.store(static_cast<std::uint64_t>(c.queues_total_mb) * 1024 * 1024,
+                                 std::memory_order_relaxed);
+        queue_lifetime_s.store(c.queue_lifetime_s, std::memory_order_relaxed);
         multi_mod.store(c.multi_mod, std::memory_order_relaxed);
+    }
+
+    /// What an append of a queued message may take, from the config applied last.
+    store::MailboxLimits limits() const {
+        return store::MailboxLimits{
+            .max_depth = queue_max.load(std::memory_order_relaxed),
+            .max_mailboxes = queues_total_max.load(std::memory_order_relaxed),
+            .max_bytes = queues_total_bytes.load(std::memory_order_relaxed),
+            .lifetime = std::chrono::seconds(queue_lifetime_s.load(std::memory_order_relaxed))};
+    }
+
+    /// Counts a message refused by a quota, and logs it at most once per kQuotaLogInterval.
+    void quota_refused(Kind sender, Quota quota) {
+        refused[static_cast<std::size_t>(sender)][static_cast<std::size_t>(quota)]->inc();
+        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+        auto last = last_quota_log.load(std::memory_order_relaxed);
+        const auto interval =
+            std::chrono::duration_cast<std::chrono::steady_clock::duration>(kQuotaLogInterval)
+                .count();
+        if ((last != 0 && now - last < interval) ||
+            !last_quota_log.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+            return;
+        }
+        log()->warn(
+            "the queues for offline recipients are at homestead.{}: messages that would be "
+            "queued are answered failed until recipients collect theirs or they expire; further "
+            "refusals are counted in hearth_homestead_queue_refused_total",
+            quota == Quota::kQueues ? "queues_total_max" : "queues_total_mb");
+    }
+
+    /// Deletes the expired queued messages of one direction (queues of messages from `sender`),
+    /// kSweepBudget at a time, on the store's writer; runs again at once while it fills the
+    /// budget. The completions hold the front-end weakly: a sweep ends with it.
+    static void sweep(const std::shared_ptr<Shared>& self, Kind sender) {
+        self->mailboxes.expire(
+            std::string(sender == Kind::kMod ? kToBotPrefix : kToModPrefix), kSweepBudget,
+            [weak = std::weak_ptr<Shared>(self), sender](Result<std::uint64_t> r) {
+                auto shared = weak.lock();
+                if (!shared || !r) {
+                    return;  // gone, or the store logged why; the next sweep tries again
+                }
+                const auto k = static_cast<std::size_t>(sender);
+                shared->depth[k]->sub(static_cast<std::int64_t>(*r));
+                shared->expired[k]->inc(*r);
+                if (*r >= kSweepBudget) {
+                    sweep(shared, sender);
+                }
+            });
     }
 
     bool key_matches(std::string_view presented) const {
@@ -298,7 +375,11 @@ struct HomesteadFrontend::Shared {
         return accounts;
     }
     std::atomic<std::size_t> queue_max{8};
+    std::atomic<std::uint64_t> queues_total_max{0};
+    std::atomic<std::uint64_t> queues_total_bytes{0};
+    std::atomic<std::int64_t> queue_lifetime_s{0};
     std::atomic<bool> multi_mod{false};
+    std::atomic<std::chrono::steady_clock::rep> last_quota_log{0};
 
     // Indexed by Kind (the sender's, for per-direction figures), then by Ack - 1.
     std::array<core::Gauge*, 2> connections{};
@@ -306,6 +387,8 @@ struct HomesteadFrontend::Shared {
     std::array<core::Counter*, 2> dropped{};
     std::array<core::Gauge*, 2> depth{};
     std::array<core::Counter*, 2> flushed{};
+    std::array<core::Counter*, 2> expired{};
+    std::array<std::array<core::Counter*, kQuotaLabels.size()>, 2> refused{};
     std::array<std::array<SharedPayload, kAckKinds>, 2> acks{};
     core::MetricsRegistry* rejected_metrics = nullptr;
     SharedPayload malformed_message = make_text(std::string(kMalformedMessage));
@@ -556,13 +639,12 @@ private:
     void append(std::uint64_t index, Slot& s) {
         const Kind kind = handshake_.kind;
         const std::string key = s.key;
-        shared_->mailboxes.append(
-            s.key, *s.prefix, shared_->queue_max.load(std::memory_order_relaxed),
-            core::post_to_current_thread<Result<store::AppendResult>>(
-                shared_->runtime,
-                [self = shared_from_this(), index, kind, key](Result<store::AppendResult> r) {
-                    self->on_appended(index, kind, key, r);
-                }));
+        shared_->mailboxes.append(s.key, *s.prefix, shared_->limits(),
+                                  core::post_to_current_thread<Result<store::AppendResult>>(
+                                      shared_->runtime, [self = shared_from_this(), index, kind,
+                                                         key](Result<store::AppendResult> r) {
+                                          self->on_appended(index, kind, key, r);
+                                      }));
     }
 
     void on_appended(std::uint64_t index, Kind kind, const std::string& key,
@@ -579,6 +661,12 @@ private:
             for (const auto& t : shared_->recipients(kind, channel)) {
                 t->flush_hint();
             }
+        } else if (r.error() == make_error_code(Errc::kLimitReached)) {
+            ack = Ack::kFailed;  // the documented answer: "neither delivered nor queued"
+            shared_->quota_refused(kind, Quota::kQueues);
+        } else if (r.error() == make_error_code(Errc::kTooLarge)) {
+            ack = Ack::kFailed;
+            shared_->quota_refused(kind, Quota::kBytes);
         } else {
             ack = Ack::kFailed;
             log()->warn("[conn {}] could not queue a message for {}: {}", to_string(id_), key,
@@ -771,6 +859,13 @@ private:
             remove(std::move(e.key), e.seq);
             return;
         }
+        if (e.expires_at && *e.expires_at <= std::chrono::system_clock::now()) {
+            // Expired while the page waited for the window (a slow recipient): never delivered.
+            // Left to the sweep, which deletes, counts and takes it off the depth exactly once
+            // (the next page's read skips it).
+            --page_outstanding_;
+            return;
+        }
         auto payload = make_text(finish_forward(e.body, std::chrono::system_clock::now()));
         const std::size_t bytes = payload->size();
         ++window_messages_;
@@ -787,13 +882,15 @@ private:
         }
     }
 
+    /// The direction of a queue, as the metrics index it: the kind of its messages' sender.
+    static std::size_t direction_of(std::string_view key) {
+        return static_cast<std::size_t>(key.starts_with(kToBotPrefix) ? Kind::kMod : Kind::kBot);
+    }
+
     void on_flushed(std::string key, std::uint64_t seq, std::size_t bytes, bool written) {
         close_window(bytes);
         if (written) {
-            shared_
-                ->flushed[static_cast<std::size_t>(key.starts_with(kToBotPrefix) ? Kind::kMod
-                                                                                 : Kind::kBot)]
-                ->inc();
+            shared_->flushed[direction_of(key)]->inc();
             remove(std::move(key), seq);
         } else {
             page_failed_ = true;
@@ -804,8 +901,7 @@ private:
 
     /// Removes a delivered (or unreadable) entry; the page is done when every entry is.
     void remove(std::string key, std::uint64_t seq) {
-        const auto direction =
-            static_cast<std::size_t>(key.starts_with(kToBotPrefix) ? Kind::kMod : Kind::kBot);
+        const auto direction = direction_of(key);
         auto done = core::post_to_current_thread<Result<void>>(
             shared_->runtime, [self = shared_from_this(), direction](Result<void> r) {
                 if (r) {
@@ -903,10 +999,66 @@ private:
 
 }  // namespace
 
+namespace {
+
+/// The original's README gives its default key, so on a listener others can reach it is no key.
+void warn_if_default_key_exposed(std::string_view listen, std::string_view api_key) {
+    if (api_key == HomesteadConfig::kDefaultApiKey && listens_beyond_loopback(listen)) {
+        log()->warn(
+            "homestead.api_key is the well-known default \"{}\" and the gateway listens on {}, "
+            "beyond loopback: anyone who can reach it can connect as a mod or as the bot; set "
+            "homestead.api_key to a long random key (and the same in the mods and the bot)",
+            api_key, listen);
+    }
+}
+
+}  // namespace
+
+/// The timer of the sweep. Runs on: io thread 0 (armed before the io threads run, destroyed after
+/// they stopped). Its waits hold the front-end's state weakly and the timer by address: a wait
+/// completes on an io thread only while the front-end (which owns the timer) exists.
+struct HomesteadFrontend::SweepTimer {
+    SweepTimer(boost::asio::io_context& io, std::weak_ptr<Shared> s)
+        : timer(io), shared(std::move(s)) {}
+
+    void arm() {
+        auto s = shared.lock();
+        if (!s) {
+            return;
+        }
+        const auto lifetime =
+            std::chrono::seconds(s->queue_lifetime_s.load(std::memory_order_relaxed));
+        // A short lifetime is swept as often, so that expired messages do not linger in the
+        // quotas long; a lifetime of 0 still sweeps: entries stored with an earlier lifetime.
+        const auto interval = lifetime.count() > 0
+                                  ? std::clamp(lifetime, std::chrono::seconds(1), kSweepInterval)
+                                  : kSweepInterval;
+        timer.expires_after(interval);
+        timer.async_wait([this](const boost::system::error_code& ec) {
+            if (ec) {
+                return;
+            }
+            if (auto alive = shared.lock()) {
+                Shared::sweep(alive, Kind::kMod);
+                Shared::sweep(alive, Kind::kBot);
+                arm();
+            }
+        });
+    }
+
+    boost::asio::steady_timer timer;
+    std::weak_ptr<Shared> shared;
+};
+
 HomesteadFrontend::HomesteadFrontend(core::Runtime& runtime, store::Mailboxes& mailboxes,
                                      core::MetricsRegistry& metrics, const HomesteadConfig& config)
     : shared_(std::make_shared<Shared>(runtime, mailboxes, metrics, config)),
-      start_config_(config) {
+      start_config_(config),
+      api_key_(config.api_key) {
+    warn_if_default_key_exposed(config.listen, config.api_key);
+    // The io threads do not run yet (the app starts them later): arming here is safe.
+    sweep_timer_ = std::make_unique<SweepTimer>(runtime.io_context(0), shared_);
+    sweep_timer_->arm();
     // The depth gauges start from what the store holds (messages queued before a restart).
     for (Kind k : {Kind::kMod, Kind::kBot}) {
         mailboxes.depth_prefix(
@@ -977,6 +1129,25 @@ const auth::AccessPolicy& HomesteadFrontend::access_policy() {
 
 void HomesteadFrontend::reload(const HomesteadConfig& config) {
     shared_->set(config);
+    if (config.api_key != api_key_) {
+        api_key_ = config.api_key;
+        // The listener keeps the address it started with (listen needs a restart).
+        warn_if_default_key_exposed(start_config_.listen, config.api_key);
+    }
+}
+
+bool listens_beyond_loopback(std::string_view listen) {
+    std::string host;
+    std::uint16_t port = 0;
+    if (!core::parse_host_port(listen, host, port)) {
+        return true;
+    }
+    if (host == "localhost") {
+        return false;
+    }
+    boost::system::error_code ec;
+    const auto address = boost::asio::ip::make_address(host, ec);
+    return ec || !address.is_loopback();
 }
 
 void HomesteadFrontend::set_accounts(auth::AccountService* accounts) {

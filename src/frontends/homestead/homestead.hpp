@@ -29,6 +29,8 @@ class Mailboxes;
 namespace hearth::frontends::homestead {
 
 struct HomesteadConfig {
+    /// The original's default key (its `websocket` key), known to anyone who read its README.
+    static constexpr std::string_view kDefaultApiKey = "gateway";
     static constexpr std::string_view kName = "homestead";
     static constexpr std::string_view kDescription =
         "The Homestead gateway protocol (game-server mods and a chat bot, by channel) on its own "
@@ -38,9 +40,15 @@ struct HomesteadConfig {
     std::string listen = "0.0.0.0:3333";  // the original's port
     std::string tls_cert_file;
     std::string tls_key_file;
-    std::string api_key = "gateway";  // the original's default (its `websocket` key)
+    std::string api_key = std::string(kDefaultApiKey);
     std::int64_t body_size_mb = 2;
     std::int64_t queue_max = 8;
+    // The queues together: channel ids are the clients' choice, so a client (or anyone with the
+    // well-known default key) could otherwise make queues without bound. Far above real use: a
+    // few hundred channels with a few messages each.
+    std::int64_t queues_total_max = 10'000;
+    std::int64_t queues_total_mb = 256;
+    std::int64_t queue_lifetime_s = 7 * 86'400;  // a week; chat older than that is stale
     std::int64_t handshake_timeout_s = 60;
     std::int64_t ping_interval_s = 30;
     std::int64_t read_timeout_s = 60;
@@ -70,6 +78,21 @@ struct HomesteadConfig {
                    "the oldest is dropped (counted).",
            .min = 1,
            .max = 1'000'000});
+        v("queues_total_max", queues_total_max,
+          {.help = "Queues (channel and direction) holding messages, in total; a message that "
+                   "would start another is answered failed (counted).",
+           .min = 1,
+           .max = 100'000'000});
+        v("queues_total_mb", queues_total_mb,
+          {.help = "MiB of queued messages (channel id and message), in total; a message that "
+                   "would go beyond it is answered failed (counted).",
+           .min = 1,
+           .max = 1'048'576});
+        v("queue_lifetime_s", queue_lifetime_s,
+          {.help = "A queued message not delivered within this many seconds is dropped and never "
+                   "delivered (counted); 0: kept until delivered or dropped by queue_max.",
+           .min = 0,
+           .max = 10 * 365 * 86'400});
         v("handshake_timeout_s", handshake_timeout_s,
           {.help = "A connection that sends no handshake within this many seconds is closed.",
            .min = 1,
@@ -104,7 +127,8 @@ WsRouteSettings route_settings(const HomesteadConfig& config, const core::WebSoc
 /// The Homestead front-end: its listener, routes and the registry of who is connected. Created,
 /// wired and reloaded on the control thread; its connections run on the io threads and its store
 /// completions are posted back to them. `mailboxes` and `runtime` must outlive every connection
-/// (the app destroys the network layer, then this, then the store, then the runtime).
+/// (the app destroys the network layer, then this, then the store, then the runtime); it is
+/// destroyed once the io threads stopped (its sweep timer lives on io thread 0).
 class HomesteadFrontend {
 public:
     HomesteadFrontend(core::Runtime& runtime, store::Mailboxes& mailboxes,
@@ -117,8 +141,9 @@ public:
     void add_routes(Router& router, std::shared_ptr<const WsRouteSettings> settings);
     /// The listener's key (after add_routes), for bound_port and update_ws_settings.
     const std::string& listener() const noexcept { return listener_; }
-    /// Applies api_key (to new connections), queue_max and multi_mod (to later messages and
-    /// handshakes). The route settings are the app's to update (update_ws_settings).
+    /// Applies api_key (to new connections), the queue bounds and multi_mod (to later messages
+    /// and handshakes). The route settings are the app's to update (update_ws_settings). Warns
+    /// when the key becomes the well-known default on a listener beyond loopback.
     void reload(const HomesteadConfig& config);
     /// Lets /sync accept, besides the configured key, API keys with the scope "homestead";
     /// `accounts` must outlive the routes.
@@ -130,9 +155,19 @@ public:
     struct Shared;
 
 private:
+    struct SweepTimer;
+
     std::shared_ptr<Shared> shared_;
     HomesteadConfig start_config_;
+    std::string api_key_;  // the one applied last, to tell when a reload changes it
     std::string listener_;
+    // The sweep of expired queued messages, on io thread 0. Owned here, not by Shared: Shared
+    // may outlive the io contexts (held by a route's pending accept), a timer must not.
+    std::unique_ptr<SweepTimer> sweep_timer_;
 };
+
+/// Whether `listen` (host:port) takes connections from beyond this machine: any address but a
+/// loopback one (a host name counts as beyond: it may resolve to anything).
+bool listens_beyond_loopback(std::string_view listen);
 
 }  // namespace hearth::frontends::homestead

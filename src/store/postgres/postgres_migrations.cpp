@@ -182,12 +182,92 @@ BEGIN
 END $$;
 )sql";
 
+// Migration 5: mailbox quotas and lifetimes (see kMailboxQuotasSql in store/migrations.cpp).
+// mailbox_prefix() is a key's namespace (up to and including its first ':', '' without one). The
+// bytes are kept by statement-level triggers named mailbox_bytes_* so that they fire before the
+// mailbox_depth_* ones (PostgreSQL fires a table's triggers in name order): every transaction
+// then locks a namespace's usage row before any mailbox_depth row, and append locks it first of
+// all (FOR UPDATE, for an exact quota across nodes), so two nodes never wait on each other in
+// opposite orders over them. The mailboxes are counted by row triggers on mailbox_depth, which
+// fire only for rows really inserted or deleted (not for the upsert's updates).
+constexpr std::string_view kMailboxQuotasSql = R"sql(
+ALTER TABLE mailbox ADD COLUMN expires_at BIGINT; -- Unix time in milliseconds; NULL: never
+CREATE INDEX mailbox_expires_at ON mailbox (expires_at) WHERE expires_at IS NOT NULL;
+CREATE FUNCTION mailbox_prefix(key BYTEA) RETURNS BYTEA LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT substring(key FROM 1 FOR position('\x3a'::bytea IN key))
+$$;
+CREATE TABLE mailbox_usage (
+    prefix BYTEA PRIMARY KEY,
+    mailboxes BIGINT NOT NULL,
+    bytes BIGINT NOT NULL
+);
+INSERT INTO mailbox_usage (prefix, mailboxes, bytes)
+    SELECT mailbox_prefix(key), count(DISTINCT key), sum(octet_length(key) + octet_length(body))
+    FROM mailbox GROUP BY 1;
+CREATE FUNCTION mailbox_usage_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO mailbox_usage AS u (prefix, mailboxes, bytes)
+        VALUES (mailbox_prefix(NEW.key), 1, 0)
+        ON CONFLICT (prefix) DO UPDATE SET mailboxes = u.mailboxes + 1;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION mailbox_usage_uncount() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE mailbox_usage SET mailboxes = mailboxes - 1 WHERE prefix = mailbox_prefix(OLD.key);
+    RETURN NULL;
+END $$;
+CREATE FUNCTION mailbox_bytes_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO mailbox_usage AS u (prefix, mailboxes, bytes)
+        SELECT mailbox_prefix(key), 0, sum(octet_length(key) + octet_length(body))
+        FROM new_rows GROUP BY 1 ORDER BY 1
+        ON CONFLICT (prefix) DO UPDATE SET bytes = u.bytes + EXCLUDED.bytes;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION mailbox_bytes_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE mailbox_usage AS u SET bytes = u.bytes - gone.bytes
+        FROM (SELECT mailbox_prefix(key) AS prefix,
+                     sum(octet_length(key) + octet_length(body)) AS bytes
+              FROM old_rows GROUP BY 1) AS gone
+        WHERE u.prefix = gone.prefix;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION mailbox_bytes_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE mailbox_usage SET bytes = bytes - octet_length(OLD.key) - octet_length(OLD.body)
+        WHERE prefix = mailbox_prefix(OLD.key);
+    INSERT INTO mailbox_usage AS u (prefix, mailboxes, bytes)
+        VALUES (mailbox_prefix(NEW.key), 0, octet_length(NEW.key) + octet_length(NEW.body))
+        ON CONFLICT (prefix) DO UPDATE SET bytes = u.bytes + EXCLUDED.bytes;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION mailbox_bytes_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE mailbox_usage SET bytes = 0;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER mailbox_usage_count AFTER INSERT ON mailbox_depth
+    FOR EACH ROW EXECUTE FUNCTION mailbox_usage_count();
+CREATE TRIGGER mailbox_usage_uncount AFTER DELETE ON mailbox_depth
+    FOR EACH ROW EXECUTE FUNCTION mailbox_usage_uncount();
+CREATE TRIGGER mailbox_bytes_insert AFTER INSERT ON mailbox
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION mailbox_bytes_insert();
+CREATE TRIGGER mailbox_bytes_delete AFTER DELETE ON mailbox
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION mailbox_bytes_delete();
+CREATE TRIGGER mailbox_bytes_update AFTER UPDATE OF key, body ON mailbox
+    FOR EACH ROW EXECUTE FUNCTION mailbox_bytes_update();
+CREATE TRIGGER mailbox_bytes_truncate AFTER TRUNCATE ON mailbox
+    FOR EACH STATEMENT EXECUTE FUNCTION mailbox_bytes_truncate();
+)sql";
+
 // Append new migrations here, with the version and name of their SQLite twin.
 constexpr Migration kMigrations[] = {
     {1, "mailboxes", kMailboxesSql},
     {2, "logs", kLogsSql},
     {3, "accounts", kAccountsSql},
     {4, "log_bytes", kLogBytesSql},
+    {5, "mailbox_quotas", kMailboxQuotasSql},
 };
 
 // The advisory lock every migration transaction takes: "HEARTH" and 1, as a bigint. Any session

@@ -45,6 +45,9 @@ constexpr std::size_t kMaxFieldBytes = (std::size_t{1} << 30) - 1;
 
 enum class Stmt : std::uint8_t {
     kInsert,
+    kUsage,
+    kOldestBytes,
+    kExpire,
     kDepth,
     kDepthAll,
     kDepthFrom,
@@ -114,8 +117,21 @@ struct StatementDef {
 
 const std::array<StatementDef, kStatementCount>& statements() {
     static const std::array<StatementDef, kStatementCount> defs = {{
-        {"INSERT INTO mailbox (key, body, stored_at) VALUES ($1, $2, $3) RETURNING seq",
-         {kBytea, kBytea, kInt8}},
+        {"INSERT INTO mailbox (key, body, stored_at, expires_at) VALUES ($1, $2, $3, $4) "
+         "RETURNING seq",
+         {kBytea, kBytea, kInt8, kInt8}},
+        // Locked until the commit, so that appends of several nodes check the quota one after
+        // the other (the row is updated by the insert's trigger anyway).
+        {"SELECT mailboxes, bytes FROM mailbox_usage WHERE prefix = $1 FOR UPDATE", {kBytea}},
+        // The bytes, as mailbox_usage counts them, of the $2 oldest entries of a mailbox.
+        {"SELECT COALESCE(SUM(octet_length(key) + octet_length(body)), 0)::bigint FROM "
+         "(SELECT key, body FROM mailbox WHERE key = $1 ORDER BY seq LIMIT $2) AS oldest",
+         {kBytea, kInt8}},
+        // Entries expired at $1 within [$2, $3) ($3 NULL: no upper bound), at most $4: the
+        // partial index on expires_at walks only entries that can expire, soonest first.
+        {"DELETE FROM mailbox WHERE seq IN (SELECT seq FROM mailbox WHERE expires_at <= $1 AND "
+         "key >= $2 AND ($3::bytea IS NULL OR key < $3) ORDER BY expires_at LIMIT $4)",
+         {kInt8, kBytea, kBytea, kInt8}},
         {"SELECT depth FROM mailbox_depth WHERE key = $1", {kBytea}},
         // mailbox_depth holds one row per non-empty mailbox: summing it never reads a message.
         {"SELECT COALESCE(SUM(depth), 0)::bigint FROM mailbox_depth", {}},
@@ -125,14 +141,19 @@ const std::array<StatementDef, kStatementCount>& statements() {
         {"DELETE FROM mailbox WHERE seq IN "
          "(SELECT seq FROM mailbox WHERE key = $1 ORDER BY seq LIMIT $2)",
          {kBytea, kInt8}},
-        {"SELECT seq, key, body, stored_at FROM mailbox WHERE key = $1 ORDER BY seq LIMIT $2",
-         {kBytea, kInt8}},
-        {"SELECT seq, key, body, stored_at FROM mailbox ORDER BY seq LIMIT $1", {kInt8}},
-        {"SELECT seq, key, body, stored_at FROM mailbox WHERE key >= $1 ORDER BY seq LIMIT $2",
-         {kBytea, kInt8}},
-        {"SELECT seq, key, body, stored_at FROM mailbox WHERE key >= $1 AND key < $2 "
-         "ORDER BY seq LIMIT $3",
-         {kBytea, kBytea, kInt8}},
+        // Reads skip the entries expired at $now.
+        {"SELECT seq, key, body, stored_at, expires_at FROM mailbox WHERE key = $1 AND "
+         "(expires_at IS NULL OR expires_at > $3) ORDER BY seq LIMIT $2",
+         {kBytea, kInt8, kInt8}},
+        {"SELECT seq, key, body, stored_at, expires_at FROM mailbox WHERE "
+         "(expires_at IS NULL OR expires_at > $2) ORDER BY seq LIMIT $1",
+         {kInt8, kInt8}},
+        {"SELECT seq, key, body, stored_at, expires_at FROM mailbox WHERE key >= $1 AND "
+         "(expires_at IS NULL OR expires_at > $3) ORDER BY seq LIMIT $2",
+         {kBytea, kInt8, kInt8}},
+        {"SELECT seq, key, body, stored_at, expires_at FROM mailbox WHERE key >= $1 AND "
+         "key < $2 AND (expires_at IS NULL OR expires_at > $4) ORDER BY seq LIMIT $3",
+         {kBytea, kBytea, kInt8, kInt8}},
         {"DELETE FROM mailbox WHERE key = $1 AND seq = $2", {kBytea, kInt8}},
         {"DELETE FROM mailbox WHERE key = $1 AND seq <= $2", {kBytea, kInt8}},
         {"INSERT INTO log_entry (server_time, room, \"user\", level, body) "
@@ -292,6 +313,8 @@ std::string_view describe(ErrorKind kind) noexcept {
             return "the queue is full";
         case ErrorKind::kConnection:
             return "the database server cannot be reached";
+        case ErrorKind::kQueueBytes:
+            return "the queue holds its bytes bound";
     }
     return "unknown";
 }
@@ -512,7 +535,7 @@ private:
     std::string failed_state_;
 };
 
-/// Reads rows of (seq, key, body, stored_at).
+/// Reads rows of (seq, key, body, stored_at, expires_at).
 std::vector<MailboxEntry> entries_of(const PGresult* r) {
     std::vector<MailboxEntry> out;
     const int rows = PQntuples(r);
@@ -524,6 +547,10 @@ std::vector<MailboxEntry> entries_of(const PGresult* r) {
         e.body = bytes_at(r, i, 2);
         e.stored_at =
             std::chrono::system_clock::time_point(std::chrono::milliseconds(int64_at(r, i, 3)));
+        if (PQgetisnull(r, i, 4) == 0) {
+            e.expires_at =
+                std::chrono::system_clock::time_point(std::chrono::milliseconds(int64_at(r, i, 4)));
+        }
         out.push_back(std::move(e));
     }
     return out;
@@ -556,12 +583,15 @@ public:
     AccountStore& accounts() override { return *this; }
     bool healthy() const noexcept override { return executor_.healthy(); }
 
-    void append(std::string key, std::string body, std::size_t max_depth,
+    using Mailboxes::append;
+    void append(std::string key, std::string body, const MailboxLimits& limits,
                 Completion<AppendResult> done) override;
     void read(std::string key, std::size_t max,
               Completion<std::vector<MailboxEntry>> done) override;
     void read_prefix(std::string prefix, std::size_t max,
                      Completion<std::vector<MailboxEntry>> done) override;
+    void expire(std::string prefix, std::uint64_t max_delete,
+                Completion<std::uint64_t> done) override;
     void remove(std::string key, std::uint64_t seq, Completion<void> done) override;
     void remove_up_to(std::string key, std::uint64_t up_to,
                       Completion<std::uint64_t> done) override;
@@ -597,13 +627,16 @@ private:
     /// A read of one account by `stmt`, whose one parameter is the text `key`.
     void account_by_key(Stmt stmt, std::string key, Completion<AccountRecord> done);
 
+    /// `bytes`: what the operation holds (ExecOp::bytes), for the writer's byte bound.
     template <class T, class Fn>
-    void submit_write(Completion<T> done, Fn fn) {
-        executor_.submit_write(detail::make_op<PgConn, bool, T>(std::move(fn), std::move(done)));
+    void submit_write(Completion<T> done, Fn fn, std::size_t bytes = 0) {
+        executor_.submit_write(
+            detail::make_op<PgConn, bool, T>(std::move(fn), std::move(done), bytes));
     }
     template <class T, class Fn>
-    void submit_read(Completion<T> done, Fn fn) {
-        executor_.submit_read(detail::make_op<PgConn, bool, T>(std::move(fn), std::move(done)));
+    void submit_read(Completion<T> done, Fn fn, std::size_t bytes = 0) {
+        executor_.submit_read(
+            detail::make_op<PgConn, bool, T>(std::move(fn), std::move(done), bytes));
     }
 
     // detail::ExecutorBackend, on the executor's threads.
@@ -630,12 +663,14 @@ detail::ExecutorSettings executor_settings(const StorageConfig& config, const st
     auto at_least_one = [](std::int64_t v) {
         return static_cast<std::size_t>(std::max<std::int64_t>(1, v));
     };
-    return detail::ExecutorSettings{.name = name,
-                                    .writer_queue_max = at_least_one(config.writer_queue_max),
-                                    .reader_queue_max = at_least_one(config.reader_queue_max),
-                                    .max_batch = at_least_one(config.max_batch),
-                                    .readers = at_least_one(config.postgres_pool_size),
-                                    .hooks = hooks};
+    return detail::ExecutorSettings{
+        .name = name,
+        .writer_queue_max = at_least_one(config.writer_queue_max),
+        .writer_queue_max_bytes = at_least_one(config.writer_queue_max_bytes),
+        .reader_queue_max = at_least_one(config.reader_queue_max),
+        .max_batch = at_least_one(config.max_batch),
+        .readers = at_least_one(config.postgres_pool_size),
+        .hooks = hooks};
 }
 
 PostgresStore::PostgresStore(const StorageConfig& config, int schema_version,
@@ -745,13 +780,14 @@ bool PostgresStore::probe() {
 // ---------------------------------------------------------------------------------------------
 // Mailboxes.
 
-void PostgresStore::append(std::string key, std::string body, std::size_t max_depth,
+void PostgresStore::append(std::string key, std::string body, const MailboxLimits& limits,
                            Completion<AppendResult> done) {
+    const std::size_t bytes = key.size() + body.size();
     submit_write<AppendResult>(
         std::move(done),
-        [key = std::move(key), body = std::move(body), max_depth](
-            PgConn& conn, BatchStats& stats, Result<AppendResult>& out) -> bool {
-            if (max_depth == 0) {
+        [key = std::move(key), body = std::move(body), limits](PgConn& conn, BatchStats& stats,
+                                                               Result<AppendResult>& out) -> bool {
+            if (limits.max_depth == 0) {
                 out = make_error_code(Errc::kInvalidArgument);  // it would drop itself
                 return true;
             }
@@ -759,24 +795,54 @@ void PostgresStore::append(std::string key, std::string body, std::size_t max_de
                 out = make_error_code(Errc::kTooLarge);
                 return true;
             }
-            const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count();
-            auto inserted = conn.exec(Stmt::kInsert, Params().bytes(key).bytes(body).int64(now_ms));
+            auto depth_row = conn.exec(Stmt::kDepth, Params().bytes(key));
+            if (depth_row == nullptr) {
+                return false;
+            }
+            const std::int64_t depth =
+                PQntuples(depth_row.get()) > 0 ? int64_at(depth_row.get(), 0, 0) : 0;
+            std::int64_t mailboxes = 0;
+            std::int64_t used = 0;
+            if (limits.max_mailboxes > 0 || limits.max_bytes > 0) {
+                auto usage =
+                    conn.exec(Stmt::kUsage, Params().bytes(detail::mailbox_namespace(key)));
+                if (usage == nullptr) {
+                    return false;
+                }
+                if (PQntuples(usage.get()) > 0) {
+                    mailboxes = int64_at(usage.get(), 0, 0);
+                    used = int64_at(usage.get(), 0, 1);
+                }
+            }
+            const auto plan = detail::plan_append(
+                limits, static_cast<std::int64_t>(key.size() + body.size()), depth, mailboxes, used,
+                [&](std::int64_t n) -> std::optional<std::int64_t> {
+                    auto r = conn.exec(Stmt::kOldestBytes, Params().bytes(key).int64(n));
+                    return r != nullptr ? std::optional(int64_at(r.get(), 0, 0)) : std::nullopt;
+                });
+            if (!plan) {
+                return false;
+            }
+            if (plan->refused != Errc::kOk) {
+                out = make_error_code(plan->refused);
+                return true;
+            }
+            const std::int64_t now_ms = detail::unix_ms_now();
+            Params insert;
+            insert.bytes(key).bytes(body).int64(now_ms);
+            if (limits.lifetime.count() > 0) {
+                insert.int64(now_ms + limits.lifetime.count());
+            } else {
+                insert.null();
+            }
+            auto inserted = conn.exec(Stmt::kInsert, insert);
             if (inserted == nullptr) {
                 return false;
             }
             AppendResult result;
             result.seq = static_cast<std::uint64_t>(int64_at(inserted.get(), 0, 0));
-            auto depth = conn.exec(Stmt::kDepth, Params().bytes(key));
-            if (depth == nullptr) {
-                return false;
-            }
-            const std::int64_t rows = PQntuples(depth.get()) > 0 ? int64_at(depth.get(), 0, 0) : 0;
-            const std::int64_t limit = clamp_to_int64(max_depth);
-            if (rows > limit) {
-                auto dropped =
-                    conn.exec(Stmt::kDropOldest, Params().bytes(key).int64(rows - limit));
+            if (plan->drop > 0) {
+                auto dropped = conn.exec(Stmt::kDropOldest, Params().bytes(key).int64(plan->drop));
                 if (dropped == nullptr) {
                     return false;
                 }
@@ -785,60 +851,98 @@ void PostgresStore::append(std::string key, std::string body, std::size_t max_de
             }
             out = result;
             return true;
-        });
+        },
+        bytes);
 }
 
 void PostgresStore::read(std::string key, std::size_t max,
                          Completion<std::vector<MailboxEntry>> done) {
+    const std::size_t bytes = key.size();
     submit_read<std::vector<MailboxEntry>>(
-        std::move(done), [key = std::move(key), max](PgConn& conn, BatchStats&,
-                                                     Result<std::vector<MailboxEntry>>& out) {
-            auto r = conn.exec(Stmt::kRead, Params().bytes(key).int64(clamp_to_int64(max)));
+        std::move(done),
+        [key = std::move(key), max](PgConn& conn, BatchStats&,
+                                    Result<std::vector<MailboxEntry>>& out) {
+            auto r = conn.exec(
+                Stmt::kRead,
+                Params().bytes(key).int64(clamp_to_int64(max)).int64(detail::unix_ms_now()));
             if (r == nullptr) {
                 return false;
             }
             out = entries_of(r.get());
             return true;
-        });
+        },
+        bytes);
 }
 
 void PostgresStore::read_prefix(std::string prefix, std::size_t max,
                                 Completion<std::vector<MailboxEntry>> done) {
+    const std::size_t bytes = prefix.size();
     submit_read<std::vector<MailboxEntry>>(
-        std::move(done), [prefix = std::move(prefix), max](PgConn& conn, BatchStats&,
-                                                           Result<std::vector<MailboxEntry>>& out) {
+        std::move(done),
+        [prefix = std::move(prefix), max](PgConn& conn, BatchStats&,
+                                          Result<std::vector<MailboxEntry>>& out) {
             const std::int64_t limit = clamp_to_int64(max);
+            const std::int64_t now_ms = detail::unix_ms_now();
             // A key range rather than LIKE: no escaping, and the index on key serves it.
             const auto upper = detail::prefix_upper_bound(prefix);
             pg::ResultPtr r;
             if (prefix.empty()) {
-                r = conn.exec(Stmt::kReadAll, Params().int64(limit));
+                r = conn.exec(Stmt::kReadAll, Params().int64(limit).int64(now_ms));
             } else if (!upper) {
-                r = conn.exec(Stmt::kReadFrom, Params().bytes(prefix).int64(limit));
+                r = conn.exec(Stmt::kReadFrom, Params().bytes(prefix).int64(limit).int64(now_ms));
             } else {
-                r = conn.exec(Stmt::kReadRange, Params().bytes(prefix).bytes(*upper).int64(limit));
+                r = conn.exec(Stmt::kReadRange,
+                              Params().bytes(prefix).bytes(*upper).int64(limit).int64(now_ms));
             }
             if (r == nullptr) {
                 return false;
             }
             out = entries_of(r.get());
             return true;
-        });
+        },
+        bytes);
+}
+
+void PostgresStore::expire(std::string prefix, std::uint64_t max_delete,
+                           Completion<std::uint64_t> done) {
+    const std::size_t bytes = prefix.size();
+    submit_write<std::uint64_t>(
+        std::move(done),
+        [prefix = std::move(prefix), max_delete](PgConn& conn, BatchStats&,
+                                                 Result<std::uint64_t>& out) {
+            const auto upper = detail::prefix_upper_bound(prefix);
+            Params p;
+            p.int64(detail::unix_ms_now())
+                .bytes(prefix)
+                .text_or_null(upper)
+                .int64(clamp_to_int64(max_delete));
+            auto r = conn.exec(Stmt::kExpire, p);
+            if (r == nullptr) {
+                return false;
+            }
+            out = affected(r.get());
+            return true;
+        },
+        bytes);
 }
 
 void PostgresStore::remove(std::string key, std::uint64_t seq, Completion<void> done) {
+    const std::size_t bytes = key.size();
     submit_write<void>(
-        std::move(done), [key = std::move(key), seq](PgConn& conn, BatchStats&, Result<void>&) {
+        std::move(done),
+        [key = std::move(key), seq](PgConn& conn, BatchStats&, Result<void>&) {
             if (seq > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
                 return true;  // no such entry; not an error
             }
             return conn.exec(Stmt::kRemove,
                              Params().bytes(key).int64(static_cast<std::int64_t>(seq))) != nullptr;
-        });
+        },
+        bytes);
 }
 
 void PostgresStore::remove_up_to(std::string key, std::uint64_t up_to,
                                  Completion<std::uint64_t> done) {
+    const std::size_t bytes = key.size();
     submit_write<std::uint64_t>(
         std::move(done),
         [key = std::move(key), up_to](PgConn& conn, BatchStats&, Result<std::uint64_t>& out) {
@@ -848,7 +952,8 @@ void PostgresStore::remove_up_to(std::string key, std::uint64_t up_to,
             }
             out = affected(r.get());
             return true;
-        });
+        },
+        bytes);
 }
 
 void PostgresStore::depth(std::string key, Completion<std::uint64_t> done) {
@@ -927,33 +1032,36 @@ bool log_count(PgConn& conn, std::int64_t& out, std::int64_t* bytes = nullptr) {
 }
 
 void PostgresStore::append(std::vector<LogRow> rows, Completion<void> done) {
-    submit_write<void>(std::move(done),
-                       [rows = std::move(rows)](PgConn& conn, BatchStats&, Result<void>& out) {
-                           for (const auto& r : rows) {
-                               if (r.body.size() > kMaxFieldBytes) {
-                                   out = make_error_code(Errc::kTooLarge);
-                                   return true;  // nothing of this call was inserted yet
-                               }
-                               // PostgreSQL's text holds no NUL and only valid UTF-8; the batch
-                               // must not fail for one bad row.
-                               if (!storable_text(r.room) || !storable_text(r.user) ||
-                                   !storable_text(r.level) || !storable_text(r.body)) {
-                                   out = make_error_code(Errc::kInvalidArgument);
-                                   return true;
-                               }
-                           }
-                           for (const auto& r : rows) {
-                               if (conn.exec(Stmt::kLogInsert, Params()
-                                                                   .int64(r.server_time_ms)
-                                                                   .bytes(r.room)
-                                                                   .bytes(r.user)
-                                                                   .bytes(r.level)
-                                                                   .bytes(r.body)) == nullptr) {
-                                   return false;
-                               }
-                           }
-                           return true;
-                       });
+    const std::size_t bytes = detail::log_rows_bytes(rows);
+    submit_write<void>(
+        std::move(done),
+        [rows = std::move(rows)](PgConn& conn, BatchStats&, Result<void>& out) {
+            for (const auto& r : rows) {
+                if (r.body.size() > kMaxFieldBytes) {
+                    out = make_error_code(Errc::kTooLarge);
+                    return true;  // nothing of this call was inserted yet
+                }
+                // PostgreSQL's text holds no NUL and only valid UTF-8; the batch
+                // must not fail for one bad row.
+                if (!storable_text(r.room) || !storable_text(r.user) || !storable_text(r.level) ||
+                    !storable_text(r.body)) {
+                    out = make_error_code(Errc::kInvalidArgument);
+                    return true;
+                }
+            }
+            for (const auto& r : rows) {
+                if (conn.exec(Stmt::kLogInsert, Params()
+                                                    .int64(r.server_time_ms)
+                                                    .bytes(r.room)
+                                                    .bytes(r.user)
+                                                    .bytes(r.level)
+                                                    .bytes(r.body)) == nullptr) {
+                    return false;
+                }
+            }
+            return true;
+        },
+        bytes);
 }
 
 void PostgresStore::query(LogQuery query, Completion<std::vector<LogRow>> done) {

@@ -37,7 +37,7 @@ constexpr std::string_view kBeginReadSql = "BEGIN";
 constexpr std::string_view kCommitSql = "COMMIT";
 constexpr std::string_view kRollbackSql = "ROLLBACK";
 constexpr std::string_view kInsertSql =
-    "INSERT INTO mailbox (key, body, stored_at) VALUES (?1, ?2, ?3)";
+    "INSERT INTO mailbox (key, body, stored_at, expires_at) VALUES (?1, ?2, ?3, ?4)";
 constexpr std::string_view kDepthSql = "SELECT depth FROM mailbox_depth WHERE key = ?1";
 // mailbox_depth holds one row per non-empty mailbox, so summing it never touches the messages.
 constexpr std::string_view kDepthAllSql = "SELECT COALESCE(SUM(depth), 0) FROM mailbox_depth";
@@ -45,18 +45,33 @@ constexpr std::string_view kDepthFromSql =
     "SELECT COALESCE(SUM(depth), 0) FROM mailbox_depth WHERE key >= ?1";
 constexpr std::string_view kDepthRangeSql =
     "SELECT COALESCE(SUM(depth), 0) FROM mailbox_depth WHERE key >= ?1 AND key < ?2";
+constexpr std::string_view kUsageSql =
+    "SELECT mailboxes, bytes FROM mailbox_usage WHERE prefix = ?1";
+// The bytes, as mailbox_usage counts them, of the ?2 oldest entries of a mailbox.
+constexpr std::string_view kOldestBytesSql =
+    "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(CAST(body AS BLOB))), 0) FROM "
+    "(SELECT key, body FROM mailbox WHERE key = ?1 ORDER BY seq LIMIT ?2)";
 constexpr std::string_view kDropOldestSql =
     "DELETE FROM mailbox WHERE seq IN "
     "(SELECT seq FROM mailbox WHERE key = ?1 ORDER BY seq LIMIT ?2)";
+// Reads skip the entries expired at ?now.
 constexpr std::string_view kReadSql =
-    "SELECT seq, key, body, stored_at FROM mailbox WHERE key = ?1 ORDER BY seq LIMIT ?2";
+    "SELECT seq, key, body, stored_at, expires_at FROM mailbox WHERE key = ?1 AND "
+    "(expires_at IS NULL OR expires_at > ?3) ORDER BY seq LIMIT ?2";
 constexpr std::string_view kReadAllSql =
-    "SELECT seq, key, body, stored_at FROM mailbox ORDER BY seq LIMIT ?1";
+    "SELECT seq, key, body, stored_at, expires_at FROM mailbox WHERE "
+    "(expires_at IS NULL OR expires_at > ?2) ORDER BY seq LIMIT ?1";
 constexpr std::string_view kReadFromSql =
-    "SELECT seq, key, body, stored_at FROM mailbox WHERE key >= ?1 ORDER BY seq LIMIT ?2";
+    "SELECT seq, key, body, stored_at, expires_at FROM mailbox WHERE key >= ?1 AND "
+    "(expires_at IS NULL OR expires_at > ?3) ORDER BY seq LIMIT ?2";
 constexpr std::string_view kReadRangeSql =
-    "SELECT seq, key, body, stored_at FROM mailbox WHERE key >= ?1 AND key < ?2 "
-    "ORDER BY seq LIMIT ?3";
+    "SELECT seq, key, body, stored_at, expires_at FROM mailbox WHERE key >= ?1 AND key < ?2 "
+    "AND (expires_at IS NULL OR expires_at > ?4) ORDER BY seq LIMIT ?3";
+// Entries expired at ?1 within the prefix range [?2, ?3) (?3 NULL: no upper bound), at most ?4:
+// the partial index on expires_at walks only entries that can expire, soonest first.
+constexpr std::string_view kExpireSql =
+    "DELETE FROM mailbox WHERE seq IN (SELECT seq FROM mailbox WHERE expires_at <= ?1 AND "
+    "key >= ?2 AND (?3 IS NULL OR key < ?3) ORDER BY expires_at LIMIT ?4)";
 // Non-empty mailboxes by key: after ?1 (NULL: from the start), within the prefix range [?2, ?3)
 // (?3 NULL: no upper bound).
 constexpr std::string_view kDepthListSql =
@@ -181,6 +196,8 @@ std::string_view describe(ErrorKind kind) noexcept {
             return "the queue is full";
         case ErrorKind::kConnection:
             return "the database cannot be reached";
+        case ErrorKind::kQueueBytes:
+            return "the queue holds its bytes bound";
     }
     return "unknown";
 }
@@ -348,7 +365,7 @@ private:
     sqlite3_stmt* stmt_;
 };
 
-/// Reads rows of (seq, key, body, stored_at) into entries; SQLITE_OK or an error.
+/// Reads rows of (seq, key, body, stored_at, expires_at) into entries; SQLITE_OK or an error.
 int collect_entries(Use& query, std::vector<MailboxEntry>& out) {
     int rc = SQLITE_OK;
     while ((rc = query.step()) == SQLITE_ROW) {
@@ -358,6 +375,10 @@ int collect_entries(Use& query, std::vector<MailboxEntry>& out) {
         e.body = query.column_bytes(2);
         e.stored_at =
             std::chrono::system_clock::time_point(std::chrono::milliseconds(query.column_int64(3)));
+        if (!query.column_is_null(4)) {
+            e.expires_at = std::chrono::system_clock::time_point(
+                std::chrono::milliseconds(query.column_int64(4)));
+        }
         out.push_back(std::move(e));
     }
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -390,12 +411,15 @@ public:
     AccountStore& accounts() override { return *this; }
     bool healthy() const noexcept override { return executor_.healthy(); }
 
-    void append(std::string key, std::string body, std::size_t max_depth,
+    using Mailboxes::append;
+    void append(std::string key, std::string body, const MailboxLimits& limits,
                 Completion<AppendResult> done) override;
     void read(std::string key, std::size_t max,
               Completion<std::vector<MailboxEntry>> done) override;
     void read_prefix(std::string prefix, std::size_t max,
                      Completion<std::vector<MailboxEntry>> done) override;
+    void expire(std::string prefix, std::uint64_t max_delete,
+                Completion<std::uint64_t> done) override;
     void remove(std::string key, std::uint64_t seq, Completion<void> done) override;
     void remove_up_to(std::string key, std::uint64_t up_to,
                       Completion<std::uint64_t> done) override;
@@ -428,13 +452,14 @@ public:
     void list_audit(AuditFilter filter, Completion<std::vector<AuditEntry>> done) override;
 
 private:
+    /// `bytes`: what the operation holds (ExecOp::bytes), for the writer's byte bound.
     template <class T, class Fn>
-    void submit_write(Completion<T> done, Fn fn) {
-        executor_.submit_write(detail::make_op<Db, int, T>(std::move(fn), std::move(done)));
+    void submit_write(Completion<T> done, Fn fn, std::size_t bytes = 0) {
+        executor_.submit_write(detail::make_op<Db, int, T>(std::move(fn), std::move(done), bytes));
     }
     template <class T, class Fn>
-    void submit_read(Completion<T> done, Fn fn) {
-        executor_.submit_read(detail::make_op<Db, int, T>(std::move(fn), std::move(done)));
+    void submit_read(Completion<T> done, Fn fn, std::size_t bytes = 0) {
+        executor_.submit_read(detail::make_op<Db, int, T>(std::move(fn), std::move(done), bytes));
     }
 
     // detail::ExecutorBackend, on the executor's threads.
@@ -462,12 +487,14 @@ detail::ExecutorSettings executor_settings(const StorageConfig& config, const st
     auto at_least_one = [](std::int64_t v) {
         return static_cast<std::size_t>(std::max<std::int64_t>(1, v));
     };
-    return detail::ExecutorSettings{.name = name,
-                                    .writer_queue_max = at_least_one(config.writer_queue_max),
-                                    .reader_queue_max = at_least_one(config.reader_queue_max),
-                                    .max_batch = at_least_one(config.max_batch),
-                                    .readers = readers,
-                                    .hooks = hooks};
+    return detail::ExecutorSettings{
+        .name = name,
+        .writer_queue_max = at_least_one(config.writer_queue_max),
+        .writer_queue_max_bytes = at_least_one(config.writer_queue_max_bytes),
+        .reader_queue_max = at_least_one(config.reader_queue_max),
+        .max_batch = at_least_one(config.max_batch),
+        .readers = readers,
+        .hooks = hooks};
 }
 
 SqliteStore::SqliteStore(const StorageConfig& config, std::string path, int schema_version,
@@ -605,13 +632,25 @@ bool SqliteStore::probe() {
 // ---------------------------------------------------------------------------------------------
 // Mailboxes.
 
-void SqliteStore::append(std::string key, std::string body, std::size_t max_depth,
+/// One integer of a one-row query, `none` when it returns no row; SQLITE_OK or an error.
+int query_int64(Use& q, std::int64_t& out, std::int64_t none = 0) {
+    const int rc = q.step();
+    if (rc == SQLITE_ROW) {
+        out = q.column_int64(0);
+        return SQLITE_OK;
+    }
+    out = none;
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+void SqliteStore::append(std::string key, std::string body, const MailboxLimits& limits,
                          Completion<AppendResult> done) {
+    const std::size_t bytes = key.size() + body.size();
     submit_write<AppendResult>(
         std::move(done),
-        [key = std::move(key), body = std::move(body), max_depth](
-            Db& db, BatchStats& stats, Result<AppendResult>& out) -> int {
-            if (max_depth == 0) {
+        [key = std::move(key), body = std::move(body), limits](Db& db, BatchStats& stats,
+                                                               Result<AppendResult>& out) -> int {
+            if (limits.max_depth == 0) {
                 out = make_error_code(Errc::kInvalidArgument);  // it would drop itself
                 return SQLITE_OK;
             }
@@ -619,29 +658,62 @@ void SqliteStore::append(std::string key, std::string body, std::size_t max_dept
                 out = make_error_code(Errc::kTooLarge);
                 return SQLITE_OK;
             }
-            const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count();
-            int rc = Use(db, kInsertSql).text(1, key).blob(2, body).int64(3, now_ms).run();
+            std::int64_t depth = 0;
+            int rc = SQLITE_OK;
+            {
+                Use q(db, kDepthSql);
+                q.text(1, key);
+                rc = query_int64(q, depth);
+            }
+            std::int64_t mailboxes = 0;
+            std::int64_t used = 0;
+            if (rc == SQLITE_OK && (limits.max_mailboxes > 0 || limits.max_bytes > 0)) {
+                Use q(db, kUsageSql);
+                q.text(1, detail::mailbox_namespace(key));
+                rc = q.step();
+                if (rc == SQLITE_ROW) {
+                    mailboxes = q.column_int64(0);
+                    used = q.column_int64(1);
+                    rc = SQLITE_OK;
+                } else if (rc == SQLITE_DONE) {
+                    rc = SQLITE_OK;
+                }
+            }
+            if (rc != SQLITE_OK) {
+                return rc;
+            }
+            const auto plan = detail::plan_append(
+                limits, static_cast<std::int64_t>(key.size() + body.size()), depth, mailboxes, used,
+                [&](std::int64_t n) -> std::optional<std::int64_t> {
+                    Use q(db, kOldestBytesSql);
+                    q.text(1, key).int64(2, n);
+                    std::int64_t sum = 0;
+                    rc = query_int64(q, sum);
+                    return rc == SQLITE_OK ? std::optional(sum) : std::nullopt;
+                });
+            if (!plan) {
+                return rc;
+            }
+            if (plan->refused != Errc::kOk) {
+                out = make_error_code(plan->refused);
+                return SQLITE_OK;
+            }
+            const std::int64_t now_ms = detail::unix_ms_now();
+            {
+                Use insert(db, kInsertSql);
+                insert.text(1, key).blob(2, body).int64(3, now_ms);
+                if (limits.lifetime.count() > 0) {
+                    insert.int64(4, now_ms + limits.lifetime.count());
+                }
+                rc = insert.run();
+            }
             if (rc != SQLITE_OK) {
                 return rc;
             }
             AppendResult result;
             result.seq = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
-            std::int64_t depth = 0;
-            {
-                Use q(db, kDepthSql);
-                q.text(1, key);
-                rc = q.step();
-                if (rc == SQLITE_ROW) {
-                    depth = q.column_int64(0);
-                } else if (rc != SQLITE_DONE) {
-                    return rc;
-                }
-            }
-            const std::int64_t limit = clamp_to_int64(max_depth);
-            if (depth > limit) {
-                rc = Use(db, kDropOldestSql).text(1, key).int64(2, depth - limit).run();
+            if (plan->drop > 0) {
+                rc = Use(db, kDropOldestSql).text(1, key).int64(2, plan->drop).run();
                 if (rc != SQLITE_OK) {
                     return rc;
                 }
@@ -650,67 +722,100 @@ void SqliteStore::append(std::string key, std::string body, std::size_t max_dept
             }
             out = result;
             return SQLITE_OK;
-        });
+        },
+        bytes);
 }
 
 void SqliteStore::read(std::string key, std::size_t max,
                        Completion<std::vector<MailboxEntry>> done) {
+    const std::size_t bytes = key.size();
     submit_read<std::vector<MailboxEntry>>(
         std::move(done),
         [key = std::move(key), max](Db& db, BatchStats&, Result<std::vector<MailboxEntry>>& out) {
             std::vector<MailboxEntry> entries;
             Use q(db, kReadSql);
-            q.text(1, key).int64(2, clamp_to_int64(max));
+            q.text(1, key).int64(2, clamp_to_int64(max)).int64(3, detail::unix_ms_now());
             const int rc = collect_entries(q, entries);
             if (rc == SQLITE_OK) {
                 out = std::move(entries);
             }
             return rc;
-        });
+        },
+        bytes);
 }
 
 void SqliteStore::read_prefix(std::string prefix, std::size_t max,
                               Completion<std::vector<MailboxEntry>> done) {
+    const std::size_t bytes = prefix.size();
     submit_read<std::vector<MailboxEntry>>(
-        std::move(done), [prefix = std::move(prefix), max](Db& db, BatchStats&,
-                                                           Result<std::vector<MailboxEntry>>& out) {
+        std::move(done),
+        [prefix = std::move(prefix), max](Db& db, BatchStats&,
+                                          Result<std::vector<MailboxEntry>>& out) {
             std::vector<MailboxEntry> entries;
             const std::int64_t limit = clamp_to_int64(max);
+            const std::int64_t now_ms = detail::unix_ms_now();
             // A key range rather than LIKE or GLOB: no escaping, and the index on key serves it.
             const auto upper = prefix_upper_bound(prefix);
             int rc = SQLITE_OK;
             if (prefix.empty()) {
                 Use q(db, kReadAllSql);
-                q.int64(1, limit);
+                q.int64(1, limit).int64(2, now_ms);
                 rc = collect_entries(q, entries);
             } else if (!upper) {
                 Use q(db, kReadFromSql);
-                q.text(1, prefix).int64(2, limit);
+                q.text(1, prefix).int64(2, limit).int64(3, now_ms);
                 rc = collect_entries(q, entries);
             } else {
                 Use q(db, kReadRangeSql);
-                q.text(1, prefix).text(2, *upper).int64(3, limit);
+                q.text(1, prefix).text(2, *upper).int64(3, limit).int64(4, now_ms);
                 rc = collect_entries(q, entries);
             }
             if (rc == SQLITE_OK) {
                 out = std::move(entries);
             }
             return rc;
-        });
+        },
+        bytes);
+}
+
+void SqliteStore::expire(std::string prefix, std::uint64_t max_delete,
+                         Completion<std::uint64_t> done) {
+    const std::size_t bytes = prefix.size();
+    submit_write<std::uint64_t>(
+        std::move(done),
+        [prefix = std::move(prefix), max_delete](Db& db, BatchStats&,
+                                                 Result<std::uint64_t>& out) -> int {
+            const auto upper = prefix_upper_bound(prefix);
+            const int rc = Use(db, kExpireSql)
+                               .int64(1, detail::unix_ms_now())
+                               .text(2, prefix)
+                               .opt_text(3, upper)
+                               .int64(4, clamp_to_int64(max_delete))
+                               .run();
+            if (rc == SQLITE_OK) {
+                out = static_cast<std::uint64_t>(sqlite3_changes64(db.get()));
+            }
+            return rc;
+        },
+        bytes);
 }
 
 void SqliteStore::remove(std::string key, std::uint64_t seq, Completion<void> done) {
+    const std::size_t bytes = key.size();
     submit_write<void>(
-        std::move(done), [key = std::move(key), seq](Db& db, BatchStats&, Result<void>&) -> int {
+        std::move(done),
+        [key = std::move(key), seq](Db& db, BatchStats&, Result<void>&) -> int {
             if (seq > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
                 return SQLITE_OK;  // no such entry; not an error
             }
             return Use(db, kRemoveSql).text(1, key).int64(2, static_cast<std::int64_t>(seq)).run();
-        });
+        },
+        bytes);
 }
 
 void SqliteStore::remove_up_to(std::string key, std::uint64_t up_to,
                                Completion<std::uint64_t> done) {
+    const std::size_t bytes = key.size();
     submit_write<std::uint64_t>(
         std::move(done),
         [key = std::move(key), up_to](Db& db, BatchStats&, Result<std::uint64_t>& out) -> int {
@@ -720,7 +825,8 @@ void SqliteStore::remove_up_to(std::string key, std::uint64_t up_to,
                 out = static_cast<std::uint64_t>(sqlite3_changes64(db.get()));
             }
             return rc;
-        });
+        },
+        bytes);
 }
 
 void SqliteStore::depth(std::string key, Completion<std::uint64_t> done) {
@@ -803,28 +909,31 @@ int log_count(Db& db, std::int64_t& out, std::int64_t* bytes = nullptr) {
 }
 
 void SqliteStore::append(std::vector<LogRow> rows, Completion<void> done) {
-    submit_write<void>(std::move(done),
-                       [rows = std::move(rows)](Db& db, BatchStats&, Result<void>& out) -> int {
-                           for (const auto& r : rows) {
-                               if (r.body.size() > db.max_length()) {
-                                   out = make_error_code(Errc::kTooLarge);
-                                   return SQLITE_OK;  // nothing of this call was inserted yet
-                               }
-                           }
-                           for (const auto& r : rows) {
-                               const int rc = Use(db, kLogInsertSql)
-                                                  .int64(1, r.server_time_ms)
-                                                  .text(2, r.room)
-                                                  .text(3, r.user)
-                                                  .text(4, r.level)
-                                                  .text(5, r.body)
-                                                  .run();
-                               if (rc != SQLITE_OK) {
-                                   return rc;
-                               }
-                           }
-                           return SQLITE_OK;
-                       });
+    const std::size_t bytes = detail::log_rows_bytes(rows);
+    submit_write<void>(
+        std::move(done),
+        [rows = std::move(rows)](Db& db, BatchStats&, Result<void>& out) -> int {
+            for (const auto& r : rows) {
+                if (r.body.size() > db.max_length()) {
+                    out = make_error_code(Errc::kTooLarge);
+                    return SQLITE_OK;  // nothing of this call was inserted yet
+                }
+            }
+            for (const auto& r : rows) {
+                const int rc = Use(db, kLogInsertSql)
+                                   .int64(1, r.server_time_ms)
+                                   .text(2, r.room)
+                                   .text(3, r.user)
+                                   .text(4, r.level)
+                                   .text(5, r.body)
+                                   .run();
+                if (rc != SQLITE_OK) {
+                    return rc;
+                }
+            }
+            return SQLITE_OK;
+        },
+        bytes);
 }
 
 void SqliteStore::query(LogQuery query, Completion<std::vector<LogRow>> done) {

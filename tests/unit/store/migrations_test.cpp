@@ -92,19 +92,21 @@ TEST(MigrationsTest, NewFileGetsEveryMigrationAndASecondRunIsANoOp) {
     EXPECT_EQ(first.path, path);
     EXPECT_EQ(first.from_version, 0);
     EXPECT_EQ(first.to_version, latest_sqlite_schema_version());
-    EXPECT_THAT(first.applied, ElementsAre("1 mailboxes", "2 logs", "3 accounts", "4 log_bytes"));
-    EXPECT_EQ(
-        first.summary(),
-        path + ": schema version 0 -> 4 (applied: 1 mailboxes, 2 logs, 3 accounts, 4 log_bytes)");
+    EXPECT_THAT(first.applied, ElementsAre("1 mailboxes", "2 logs", "3 accounts", "4 log_bytes",
+                                           "5 mailbox_quotas"));
+    EXPECT_EQ(first.summary(),
+              path +
+                  ": schema version 0 -> 5 (applied: 1 mailboxes, 2 logs, 3 accounts, 4 log_bytes, "
+                  "5 mailbox_quotas)");
 
     const auto second = migrate_sqlite(path);
     EXPECT_EQ(second.from_version, latest_sqlite_schema_version());
     EXPECT_EQ(second.to_version, latest_sqlite_schema_version());
     EXPECT_THAT(second.applied, IsEmpty());
-    EXPECT_EQ(second.summary(), path + ": schema version 4, up to date");
+    EXPECT_EQ(second.summary(), path + ": schema version 5, up to date");
 
     Raw raw(path);
-    EXPECT_EQ(raw.user_version(), 4);
+    EXPECT_EQ(raw.user_version(), 5);
     EXPECT_THAT(raw.rows("PRAGMA journal_mode"), ElementsAre("wal"));
 }
 
@@ -152,7 +154,8 @@ TEST(MigrationsTest, OlderDatabaseIsUpgradedAndItsDataSurvives) {
     {
         const auto report = migrate_sqlite(path);
         EXPECT_EQ(report.from_version, 1);
-        EXPECT_THAT(report.applied, ElementsAre("2 logs", "3 accounts", "4 log_bytes"));
+        EXPECT_THAT(report.applied,
+                    ElementsAre("2 logs", "3 accounts", "4 log_bytes", "5 mailbox_quotas"));
         EXPECT_THAT(migrate_sqlite(path).applied, IsEmpty());
     }
     // A later build with one more migration (what the accounts issue will add): it runs, once.
@@ -174,6 +177,10 @@ TEST(MigrationsTest, OlderDatabaseIsUpgradedAndItsDataSurvives) {
                 ElementsAre("k|first|1000|NULL", "k|second|2000|NULL", "j|other|3000|NULL"));
     EXPECT_THAT(raw.rows("SELECT key, depth FROM mailbox_depth ORDER BY key"),
                 ElementsAre("j|1", "k|2"));
+    // Migration 5 counted the entries already there: two mailboxes in the namespace "" (no ':'
+    // in their keys), their keys and bodies 6 + 7 + 6 bytes.
+    EXPECT_THAT(raw.rows("SELECT prefix, mailboxes, bytes FROM mailbox_usage"),
+                ElementsAre("|2|19"));
     EXPECT_THAT(raw.rows("SELECT count(*) FROM next_feature"), ElementsAre("0"));
 }
 

@@ -76,17 +76,18 @@ TEST(PostgresMigrationsTest, ApplyOnceAndASecondRunIsANoOp) {
     EXPECT_THAT(first.path, Not(HasSubstr(kPassword)));
     EXPECT_EQ(first.from_version, 0);
     EXPECT_EQ(first.to_version, latest_postgres_schema_version());
-    EXPECT_THAT(first.applied, ElementsAre("1 mailboxes", "2 logs", "3 accounts", "4 log_bytes"));
-    EXPECT_EQ(
-        first.summary(),
-        first.path +
-            ": schema version 0 -> 4 (applied: 1 mailboxes, 2 logs, 3 accounts, 4 log_bytes)");
+    EXPECT_THAT(first.applied, ElementsAre("1 mailboxes", "2 logs", "3 accounts", "4 log_bytes",
+                                           "5 mailbox_quotas"));
+    EXPECT_EQ(first.summary(),
+              first.path +
+                  ": schema version 0 -> 5 (applied: 1 mailboxes, 2 logs, 3 accounts, 4 log_bytes, "
+                  "5 mailbox_quotas)");
 
     const auto second = migrate_postgres(url);
     EXPECT_EQ(second.from_version, latest_postgres_schema_version());
     EXPECT_THAT(second.applied, IsEmpty());
-    EXPECT_EQ(second.summary(), first.path + ": schema version 4, up to date");
-    EXPECT_EQ(PostgresServer::query(url, "SELECT version FROM hearth_schema"), "4");
+    EXPECT_EQ(second.summary(), first.path + ": schema version 5, up to date");
+    EXPECT_EQ(PostgresServer::query(url, "SELECT version FROM hearth_schema"), "5");
     EXPECT_EQ(PostgresServer::query(url, "SELECT count(*) FROM hearth_schema"), "1");
 }
 

@@ -92,10 +92,11 @@ TEST(StorageConfigTest, LoadsThroughTheSchema) {
     EXPECT_EQ(s.max_batch, 64);
     EXPECT_EQ(s.reader_threads, 3);
     EXPECT_EQ(s.writer_queue_max, 500);
+    EXPECT_EQ(s.writer_queue_max_bytes, std::int64_t{64} << 20);
 
     auto bad = schema.load_string(
         "[storage]\nsynchronous = \"sometimes\"\nmax_batch = 0\nnope = 1\ndriver = \"postgres\"\n"
-        "postgres_pool_size = 0\n",
+        "postgres_pool_size = 0\nwriter_queue_max_bytes = 1024\n",
         "test", {});
     EXPECT_FALSE(bad.config);
     std::string all;
@@ -107,12 +108,14 @@ TEST(StorageConfigTest, LoadsThroughTheSchema) {
     EXPECT_THAT(all, HasSubstr("storage.nope"));
     EXPECT_THAT(all, HasSubstr("storage.postgres_url: required"));
     EXPECT_THAT(all, HasSubstr("storage.postgres_pool_size"));
+    EXPECT_THAT(all, HasSubstr("storage.writer_queue_max_bytes"));
 
     const std::string toml = schema.default_toml();
     EXPECT_THAT(toml, HasSubstr("[storage]"));
-    for (const char* key : {"driver", "sqlite_file", "synchronous", "busy_timeout_ms",
-                            "writer_queue_max", "max_batch", "reader_threads", "reader_queue_max",
-                            "postgres_url", "postgres_pool_size"}) {
+    for (const char* key :
+         {"driver", "sqlite_file", "synchronous", "busy_timeout_ms", "writer_queue_max",
+          "writer_queue_max_bytes", "max_batch", "reader_threads", "reader_queue_max",
+          "postgres_url", "postgres_pool_size"}) {
         EXPECT_THAT(toml, HasSubstr(std::string(key) + " = ")) << key;
     }
 }
@@ -123,15 +126,17 @@ TEST(StorageConfigTest, EveryKeyNeedsARestart) {
     auto a = schema.load_string("", "a", {});
     auto b = schema.load_string(
         "[storage]\ndriver = \"sqlite\"\nsqlite_file = \"x.db\"\nsynchronous = \"off\"\n"
-        "busy_timeout_ms = 1\nwriter_queue_max = 1\nmax_batch = 1\nreader_threads = 1\n"
+        "busy_timeout_ms = 1\nwriter_queue_max = 1\nwriter_queue_max_bytes = 65536\n"
+        "max_batch = 1\nreader_threads = 1\n"
         "reader_queue_max = 1\npostgres_url = \"host=db\"\npostgres_pool_size = 1\n",
         "b", {});
     ASSERT_TRUE(a.config && b.config);
-    EXPECT_THAT(schema.restart_required(*a.config, *b.config),
-                ElementsAre("storage.sqlite_file", "storage.synchronous", "storage.busy_timeout_ms",
-                            "storage.writer_queue_max", "storage.max_batch",
-                            "storage.reader_threads", "storage.reader_queue_max",
-                            "storage.postgres_url", "storage.postgres_pool_size"));
+    EXPECT_THAT(
+        schema.restart_required(*a.config, *b.config),
+        ElementsAre("storage.sqlite_file", "storage.synchronous", "storage.busy_timeout_ms",
+                    "storage.writer_queue_max", "storage.writer_queue_max_bytes",
+                    "storage.max_batch", "storage.reader_threads", "storage.reader_queue_max",
+                    "storage.postgres_url", "storage.postgres_pool_size"));
 }
 
 }  // namespace
