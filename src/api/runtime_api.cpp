@@ -1,6 +1,9 @@
 #include "api/runtime_api.hpp"
+#include <algorithm>
+#include <chrono>
 #include <limits>
 #include <utility>
+#include <variant>
 
 #include <boost/json/array.hpp>
 
@@ -8,6 +11,7 @@
 
 #include "core/events.hpp"
 #include "hub/hub.hpp"
+#include "util/time.hpp"
 
 namespace hearth::api {
 
@@ -220,7 +224,55 @@ void add_mailbox_routes(OperatorApi& api, store::Mailboxes& mailboxes) {
             });
 }
 
-void add_event_routes(OperatorApi& api, core::EventRing& events) {
+// GET /api/v1/events filters: type (a kind's name), module, since (epoch ms or RFC 3339).
+std::variant<core::EventFilter, HttpResponse> parse_event_filter(const HttpRequest& req) {
+    core::EventFilter filter;
+    if (auto type = req.query_param("type"); type && !type->empty()) {
+        filter.kind = core::event_kind_named(*type);
+        if (!filter.kind) {
+            std::string known;
+            for (auto kind : core::all_event_kinds()) {
+                known += (known.empty() ? "" : ", ") + std::string(core::to_string(kind));
+            }
+            return HttpResponse::error(400, "invalid_parameter",
+                                       "type: unknown event type (known: " + known + ")");
+        }
+    }
+    filter.module = req.query_param("module").value_or("");
+    if (auto since = req.query_param("since"); since && !since->empty()) {
+        const auto ms = util::parse_time_ms(*since);
+        if (!ms) {
+            return HttpResponse::error(400, "invalid_parameter",
+                                       "since: milliseconds since the Unix epoch or an RFC 3339 "
+                                       "time, e.g. 2026-11-22T03:04:05Z");
+        }
+        // The clock counts nanoseconds in 64 bits (until 2262): later (or earlier) times clamp.
+        using Clock = std::chrono::system_clock;
+        constexpr auto kMaxMs =
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration::max()).count();
+        filter.since = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+            std::chrono::milliseconds(std::clamp<std::int64_t>(*ms, -kMaxMs, kMaxMs))));
+    }
+    return filter;
+}
+
+json::object event_json(const core::Event& e) {
+    json::object o;
+    o["seq"] = e.seq;
+    o["time"] = rfc3339(e.time);
+    o["kind"] = core::to_string(e.kind);
+    o["module"] = e.module;
+    o["subject"] = e.subject;
+    o["detail"] = e.detail;
+    if (e.principal.empty()) {
+        o["principal"] = nullptr;
+    } else {
+        o["principal"] = e.principal;
+    }
+    return o;
+}
+
+void add_event_routes(OperatorApi& api, core::EventBus& events) {
     api.add("GET", "/api/v1/events", Access::kAdmin, [&events](ApiCallPtr call, HttpResponder res) {
         const auto& req = call->request;
         auto limit = parse_limit(req, 100, 1000);
@@ -233,31 +285,36 @@ void add_event_routes(OperatorApi& api, core::EventRing& events) {
             res.respond(std::move(*refused));
             return;
         }
+        auto filter = parse_event_filter(req);
+        if (auto* refused = std::get_if<HttpResponse>(&filter)) {
+            res.respond(std::move(*refused));
+            return;
+        }
         const std::uint64_t after = std::get<std::optional<std::uint64_t>>(cursor).value_or(0);
         const auto page = std::get<std::size_t>(limit);
-        // A tail, not a history: the ring keeps the most recent events only. The answer is
-        // the newest `limit` events after the cursor, oldest first, and `next` is the
-        // cursor to poll with for later ones (it is never null).
-        auto list = events.recent(page, after);
-        std::optional<std::string> next = std::to_string(list.empty() ? after : list.back().seq);
+        // A tail, not a history: the bus keeps the most recent events only. The answer is the
+        // newest `limit` matching events after the cursor, oldest first, and `next` is the cursor
+        // to poll with for later ones (it is never null). With a filter, `next` moves past the
+        // events the filter skipped too, so that polling never walks them again.
+        const std::uint64_t horizon = events.next_seq() - 1;  // before the read: none missed
+        auto list = events.recent(page, after, std::get<core::EventFilter>(filter));
+        std::uint64_t next = list.empty() ? after : list.back().seq;
+        if (list.size() < page) {
+            // Fewer than a page: every event up to the horizon was looked at.
+            next = std::max(next, horizon);
+        }
         json::array items;
         for (const auto& e : list) {
-            json::object o;
-            o["seq"] = e.seq;
-            o["time"] = rfc3339(e.time);
-            o["kind"] = e.kind;
-            o["subject"] = e.subject;
-            o["detail"] = e.detail;
-            items.push_back(std::move(o));
+            items.push_back(event_json(e));
         }
-        res.respond(page_response(std::move(items), next));
+        res.respond(page_response(std::move(items), std::to_string(next)));
     });
 }
 
 }  // namespace
 
 void add_runtime_routes(OperatorApi& api, ConnectionDirectory& connections, hub::Hub& hub,
-                        store::Mailboxes& mailboxes, core::EventRing& events) {
+                        store::Mailboxes& mailboxes, core::EventBus& events) {
     add_connection_routes(api, connections);
     add_topic_routes(api, hub);
     add_mailbox_routes(api, mailboxes);

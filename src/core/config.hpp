@@ -142,6 +142,7 @@ struct ServerConfig {
     std::int64_t log_file_count = 5;
     std::int64_t log_ring_lines = 2000;
     std::int64_t event_ring_size = 1000;
+    bool watch_config = true;
 
     template <class V>
     void visit(V& v) {
@@ -188,6 +189,10 @@ struct ServerConfig {
            .restart = true,
            .min = 0,
            .max = 1'000'000});
+        v("watch_config", watch_config,
+          {.help = "Reload the config file when it changes (written, replaced by a rename, or a "
+                   "symlink swapped), as SIGHUP does.",
+           .restart = true});
     }
     void validate(ConfigErrors& errors) const;
     bool operator==(const ServerConfig&) const = default;
