@@ -9,6 +9,7 @@
 
 #include <hearth/store.hpp>
 
+#include "api/event_stream.hpp"
 #include "core/events.hpp"
 #include "hub/hub.hpp"
 #include "util/time.hpp"
@@ -222,54 +223,6 @@ void add_mailbox_routes(OperatorApi& api, store::Mailboxes& mailboxes) {
                         res.respond(json_response(200, o));
                     });
             });
-}
-
-// GET /api/v1/events filters: type (a kind's name), module, since (epoch ms or RFC 3339).
-std::variant<core::EventFilter, HttpResponse> parse_event_filter(const HttpRequest& req) {
-    core::EventFilter filter;
-    if (auto type = req.query_param("type"); type && !type->empty()) {
-        filter.kind = core::event_kind_named(*type);
-        if (!filter.kind) {
-            std::string known;
-            for (auto kind : core::all_event_kinds()) {
-                known += (known.empty() ? "" : ", ") + std::string(core::to_string(kind));
-            }
-            return HttpResponse::error(400, "invalid_parameter",
-                                       "type: unknown event type (known: " + known + ")");
-        }
-    }
-    filter.module = req.query_param("module").value_or("");
-    if (auto since = req.query_param("since"); since && !since->empty()) {
-        const auto ms = util::parse_time_ms(*since);
-        if (!ms) {
-            return HttpResponse::error(400, "invalid_parameter",
-                                       "since: milliseconds since the Unix epoch or an RFC 3339 "
-                                       "time, e.g. 2026-11-22T03:04:05Z");
-        }
-        // The clock counts nanoseconds in 64 bits (until 2262): later (or earlier) times clamp.
-        using Clock = std::chrono::system_clock;
-        constexpr auto kMaxMs =
-            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration::max()).count();
-        filter.since = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
-            std::chrono::milliseconds(std::clamp<std::int64_t>(*ms, -kMaxMs, kMaxMs))));
-    }
-    return filter;
-}
-
-json::object event_json(const core::Event& e) {
-    json::object o;
-    o["seq"] = e.seq;
-    o["time"] = rfc3339(e.time);
-    o["kind"] = core::to_string(e.kind);
-    o["module"] = e.module;
-    o["subject"] = e.subject;
-    o["detail"] = e.detail;
-    if (e.principal.empty()) {
-        o["principal"] = nullptr;
-    } else {
-        o["principal"] = e.principal;
-    }
-    return o;
 }
 
 void add_event_routes(OperatorApi& api, core::EventBus& events) {

@@ -8,6 +8,7 @@
 
 #include "api/accounts_api.hpp"
 #include "api/core_routes.hpp"
+#include "api/event_stream.hpp"
 #include "api/operator_api.hpp"
 #include "api/runtime_api.hpp"
 #include "auth/account_service.hpp"
@@ -275,6 +276,11 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     api::add_runtime_routes(*impl_->operator_api, impl_->server, impl_->hub,
                             impl_->store->mailboxes(), impl_->events);
     impl_->operator_api->note_external("GET", "/api/v1/logs", api::Access::kAdmin);
+    api::add_event_stream_route(
+        impl_->server, impl_->http_listener, impl_->events, impl_->operators, ws_settings,
+        [this] { return this->config()->get<core::HttpConfig>().operator_origins; }, m);
+    impl_->operator_api->note_external("GET", std::string(api::kEventStreamPath),
+                                       api::Access::kAdmin);
     if (impl_->hunterpie) {
         impl_->operator_api->note_external("POST", "/api/v1/hunterpie/servermsg",
                                            api::Access::kAdmin);
@@ -377,6 +383,8 @@ void ServerApp::apply_locked(std::shared_ptr<const core::Config> next) {
             listener, logs::listen_path(prefix),
             std::make_shared<const WsRouteSettings>(logs::listen_settings(*ws_settings)));
     }
+    impl_->server.update_ws_settings(impl_->http_listener, std::string(api::kEventStreamPath),
+                                     ws_settings);
     impl_->hub.update_config(next->get<hub::HubConfig>());
     impl_->native.reload(next->get<frontends::native::NativeConfig>());
     if (impl_->homestead) {

@@ -148,7 +148,7 @@ EventBus::Subscription EventBus::subscribe(int priority, EventFilter filter, Eve
     auto at = std::find_if(handlers_.begin(), handlers_.end(),
                            [priority](const Handler& other) { return other.priority < priority; });
     handlers_.insert(at, std::move(h));
-    return Subscription(this, id);
+    return Subscription(this, id, next_seq_);
 }
 
 void EventBus::unsubscribe(std::uint64_t id) {
@@ -275,13 +275,16 @@ std::uint64_t EventBus::dispatch_dropped() const {
 }
 
 EventBus::Subscription::Subscription(Subscription&& other) noexcept
-    : bus_(std::exchange(other.bus_, nullptr)), id_(std::exchange(other.id_, 0)) {}
+    : bus_(std::exchange(other.bus_, nullptr)),
+      id_(std::exchange(other.id_, 0)),
+      first_seq_(other.first_seq_) {}
 
 EventBus::Subscription& EventBus::Subscription::operator=(Subscription&& other) noexcept {
     if (this != &other) {
         reset();
         bus_ = std::exchange(other.bus_, nullptr);
         id_ = std::exchange(other.id_, 0);
+        first_seq_ = other.first_seq_;
     }
     return *this;
 }

@@ -107,12 +107,18 @@ public:
         ~Subscription();
         void reset();
         explicit operator bool() const { return bus_ != nullptr; }
+        /// The seq of the first event the handler may see: every earlier one is in the history
+        /// only (a reader that replays the history up to here and then takes the handler's events
+        /// misses none and sees none twice).
+        std::uint64_t first_seq() const { return first_seq_; }
 
     private:
         friend class EventBus;
-        Subscription(EventBus* bus, std::uint64_t id) : bus_(bus), id_(id) {}
+        Subscription(EventBus* bus, std::uint64_t id, std::uint64_t first_seq)
+            : bus_(bus), id_(id), first_seq_(first_seq) {}
         EventBus* bus_ = nullptr;
         std::uint64_t id_ = 0;
+        std::uint64_t first_seq_ = 0;
     };
 
     /// `handler` sees the events published from now on that match `filter`. Higher `priority`
