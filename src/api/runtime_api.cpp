@@ -1,13 +1,18 @@
 #include "api/runtime_api.hpp"
+#include <algorithm>
+#include <chrono>
 #include <limits>
 #include <utility>
+#include <variant>
 
 #include <boost/json/array.hpp>
 
 #include <hearth/store.hpp>
 
+#include "api/event_stream.hpp"
 #include "core/events.hpp"
 #include "hub/hub.hpp"
+#include "util/time.hpp"
 
 namespace hearth::api {
 
@@ -220,7 +225,7 @@ void add_mailbox_routes(OperatorApi& api, store::Mailboxes& mailboxes) {
             });
 }
 
-void add_event_routes(OperatorApi& api, core::EventRing& events) {
+void add_event_routes(OperatorApi& api, core::EventBus& events) {
     api.add("GET", "/api/v1/events", Access::kAdmin, [&events](ApiCallPtr call, HttpResponder res) {
         const auto& req = call->request;
         auto limit = parse_limit(req, 100, 1000);
@@ -233,31 +238,36 @@ void add_event_routes(OperatorApi& api, core::EventRing& events) {
             res.respond(std::move(*refused));
             return;
         }
+        auto filter = parse_event_filter(req);
+        if (auto* refused = std::get_if<HttpResponse>(&filter)) {
+            res.respond(std::move(*refused));
+            return;
+        }
         const std::uint64_t after = std::get<std::optional<std::uint64_t>>(cursor).value_or(0);
         const auto page = std::get<std::size_t>(limit);
-        // A tail, not a history: the ring keeps the most recent events only. The answer is
-        // the newest `limit` events after the cursor, oldest first, and `next` is the
-        // cursor to poll with for later ones (it is never null).
-        auto list = events.recent(page, after);
-        std::optional<std::string> next = std::to_string(list.empty() ? after : list.back().seq);
+        // A tail, not a history: the bus keeps the most recent events only. The answer is the
+        // newest `limit` matching events after the cursor, oldest first, and `next` is the cursor
+        // to poll with for later ones (it is never null). With a filter, `next` moves past the
+        // events the filter skipped too, so that polling never walks them again.
+        const std::uint64_t horizon = events.next_seq() - 1;  // before the read: none missed
+        auto list = events.recent(page, after, std::get<core::EventFilter>(filter));
+        std::uint64_t next = list.empty() ? after : list.back().seq;
+        if (list.size() < page) {
+            // Fewer than a page: every event up to the horizon was looked at.
+            next = std::max(next, horizon);
+        }
         json::array items;
         for (const auto& e : list) {
-            json::object o;
-            o["seq"] = e.seq;
-            o["time"] = rfc3339(e.time);
-            o["kind"] = e.kind;
-            o["subject"] = e.subject;
-            o["detail"] = e.detail;
-            items.push_back(std::move(o));
+            items.push_back(event_json(e));
         }
-        res.respond(page_response(std::move(items), next));
+        res.respond(page_response(std::move(items), std::to_string(next)));
     });
 }
 
 }  // namespace
 
 void add_runtime_routes(OperatorApi& api, ConnectionDirectory& connections, hub::Hub& hub,
-                        store::Mailboxes& mailboxes, core::EventRing& events) {
+                        store::Mailboxes& mailboxes, core::EventBus& events) {
     add_connection_routes(api, connections);
     add_topic_routes(api, hub);
     add_mailbox_routes(api, mailboxes);

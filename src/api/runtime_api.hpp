@@ -8,7 +8,7 @@
 #include "api/operator_api.hpp"
 
 namespace hearth::core {
-class EventRing;
+class EventBus;
 }  // namespace hearth::core
 namespace hearth::hub {
 class Hub;
@@ -21,6 +21,6 @@ namespace hearth::api {
 
 /// Adds the connection, topic, mailbox and event routes; the objects must outlive the routes.
 void add_runtime_routes(OperatorApi& api, ConnectionDirectory& connections, hub::Hub& hub,
-                        store::Mailboxes& mailboxes, core::EventRing& events);
+                        store::Mailboxes& mailboxes, core::EventBus& events);
 
 }  // namespace hearth::api

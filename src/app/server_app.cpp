@@ -8,6 +8,7 @@
 
 #include "api/accounts_api.hpp"
 #include "api/core_routes.hpp"
+#include "api/event_stream.hpp"
 #include "api/operator_api.hpp"
 #include "api/runtime_api.hpp"
 #include "auth/account_service.hpp"
@@ -15,6 +16,7 @@
 #include "auth/better_auth.hpp"
 #include "auth/better_auth_config.hpp"
 #include "auth/operator_auth.hpp"
+#include "core/config_watcher.hpp"
 #include "core/events.hpp"
 #include "core/metrics.hpp"
 #include "core/runtime.hpp"
@@ -42,6 +44,10 @@ std::shared_ptr<spdlog::logger> log() {
     static auto l = util::logger("core");
     return l;
 }
+
+// How long the config file must stay quiet after a change before it is read: an editor's save is
+// several events (truncate, writes, close, rename) and should be one reload.
+constexpr std::chrono::milliseconds kConfigSettle{200};
 
 net::HttpLimits http_limits(const core::HttpConfig& c) {
     net::HttpLimits l;
@@ -148,7 +154,7 @@ struct ServerApp::Impl {
     mutable std::mutex config_mutex;
     std::shared_ptr<const core::Config> config;
     core::MetricsRegistry metrics;
-    core::EventRing events;
+    core::EventBus events;
     core::Runtime runtime;
     hub::Hub hub;
     frontends::native::NativeFrontend native;
@@ -170,6 +176,9 @@ struct ServerApp::Impl {
     net::Server server;  // last: destroyed first, while the io contexts still exist
     std::string http_listener;
     std::vector<std::pair<std::string, std::string>> log_routes;  // (listener, path prefix)
+    // Serialises reloads: SIGHUP on the main thread, file changes on the watcher's thread.
+    std::mutex reload_mutex;
+    std::unique_ptr<core::ConfigWatcher> watcher;  // when [server] watch_config and a file
     bool started = false;
     bool stopped = false;
     core::Counter* reloads_ok = nullptr;
@@ -180,6 +189,7 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     : impl_(std::make_unique<Impl>(schema, std::move(config))) {
     auto& m = impl_->metrics;
     core::register_process_metrics(m);
+    impl_->events.attach_metrics(m);
     if (const auto& ba = impl_->config->get<auth::BetterAuthConfig>(); ba.enabled) {
         impl_->better_auth =
             std::make_shared<auth::BetterAuthBridge>(ba, impl_->store->accounts(), m);
@@ -266,6 +276,11 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
     api::add_runtime_routes(*impl_->operator_api, impl_->server, impl_->hub,
                             impl_->store->mailboxes(), impl_->events);
     impl_->operator_api->note_external("GET", "/api/v1/logs", api::Access::kAdmin);
+    api::add_event_stream_route(
+        impl_->server, impl_->http_listener, impl_->events, impl_->operators, ws_settings,
+        [this] { return this->config()->get<core::HttpConfig>().operator_origins; }, m);
+    impl_->operator_api->note_external("GET", std::string(api::kEventStreamPath),
+                                       api::Access::kAdmin);
     if (impl_->hunterpie) {
         impl_->operator_api->note_external("POST", "/api/v1/hunterpie/servermsg",
                                            api::Access::kAdmin);
@@ -297,10 +312,25 @@ void ServerApp::start() {
         impl_->moonshare->start();
     }
     impl_->started = true;
-    impl_->events.record("server.start", "hearth", "listening");
+    impl_->events.publish(core::EventKind::kServerStarted, "core", "hearth", "listening");
+    const auto running = config();
+    const auto& source = running->source();
+    if (!source.empty() && running->get<core::ServerConfig>().watch_config) {
+        impl_->watcher = std::make_unique<core::ConfigWatcher>(source, kConfigSettle,
+                                                               [this] { (void)reload(); });
+        try {
+            impl_->watcher->start();
+            log()->info("watching {} for changes", source.string());
+        } catch (const std::exception& e) {
+            impl_->watcher.reset();
+            log()->warn("cannot watch {} for changes ({}); SIGHUP still reloads it",
+                        source.string(), e.what());
+        }
+    }
 }
 
 bool ServerApp::reload() {
+    std::lock_guard lock(impl_->reload_mutex);
     auto running = config();
     if (running->source().empty()) {
         log()->info("reload: no config file was given; nothing to reload");
@@ -314,15 +344,20 @@ bool ServerApp::reload() {
         }
         log()->error("config reload rejected ({} error(s)); the running configuration stays",
                      result.errors.size());
-        impl_->events.record("config.reload_rejected", running->source().string(),
-                             std::to_string(result.errors.size()) + " error(s)");
+        impl_->events.publish(core::EventKind::kConfigRejected, "core", running->source().string(),
+                              std::to_string(result.errors.size()) + " error(s)");
         return false;
     }
-    apply(result.config);
+    apply_locked(std::move(result.config));
     return true;
 }
 
 void ServerApp::apply(std::shared_ptr<const core::Config> next) {
+    std::lock_guard lock(impl_->reload_mutex);
+    apply_locked(std::move(next));
+}
+
+void ServerApp::apply_locked(std::shared_ptr<const core::Config> next) {
     auto running = config();
     for (const auto& key : impl_->schema.restart_required(*running, *next)) {
         log()->warn(
@@ -348,6 +383,8 @@ void ServerApp::apply(std::shared_ptr<const core::Config> next) {
             listener, logs::listen_path(prefix),
             std::make_shared<const WsRouteSettings>(logs::listen_settings(*ws_settings)));
     }
+    impl_->server.update_ws_settings(impl_->http_listener, std::string(api::kEventStreamPath),
+                                     ws_settings);
     impl_->hub.update_config(next->get<hub::HubConfig>());
     impl_->native.reload(next->get<frontends::native::NativeConfig>());
     if (impl_->homestead) {
@@ -388,7 +425,8 @@ void ServerApp::apply(std::shared_ptr<const core::Config> next) {
         impl_->config = std::move(next);
     }
     impl_->reloads_ok->inc();
-    impl_->events.record("config.reload", running->source().string(), "applied");
+    impl_->events.publish(core::EventKind::kConfigReloaded, "core", running->source().string(),
+                          "applied");
     log()->info("configuration reloaded from {}", running->source().string());
 }
 
@@ -397,6 +435,9 @@ bool ServerApp::shutdown() {
         return true;
     }
     impl_->stopped = true;
+    if (impl_->watcher) {
+        impl_->watcher->stop();  // no reload may start while the server stops
+    }
     bool drained = true;
     if (impl_->started) {
         const auto timeout =
@@ -425,6 +466,10 @@ std::uint16_t ServerApp::http_port() const {
     return impl_->server.bound_port(impl_->http_listener);
 }
 
+bool ServerApp::watching_config() const {
+    return impl_->watcher != nullptr;
+}
+
 std::shared_ptr<const core::Config> ServerApp::config() const {
     std::lock_guard lock(impl_->config_mutex);
     return impl_->config;
@@ -437,7 +482,7 @@ std::vector<api::RouteInfo> ServerApp::api_routes() const {
 core::MetricsRegistry& ServerApp::metrics() {
     return impl_->metrics;
 }
-core::EventRing& ServerApp::events() {
+core::EventBus& ServerApp::events() {
     return impl_->events;
 }
 net::Server& ServerApp::server() {

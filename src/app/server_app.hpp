@@ -11,7 +11,7 @@
 
 namespace hearth::core {
 class MetricsRegistry;
-class EventRing;
+class EventBus;
 class Runtime;
 }  // namespace hearth::core
 
@@ -37,6 +37,8 @@ public:
     void start();
 
     /// Re-reads the config file the app was started with and applies what may change at runtime.
+    /// Called on SIGHUP and, with [server] watch_config, when the file changes. Thread-safe:
+    /// reloads run one at a time.
     /// An invalid file is rejected with a log line per error and the running config stays.
     /// Returns whether the new config was applied.
     bool reload();
@@ -49,14 +51,18 @@ public:
     bool shutdown();
 
     std::uint16_t http_port() const;
+    /// Whether the config file is being watched for changes.
+    bool watching_config() const;
     std::shared_ptr<const core::Config> config() const;
     core::MetricsRegistry& metrics();
-    core::EventRing& events();
+    core::EventBus& events();
     net::Server& server();
     /// Every /api/v1 route (for the OpenAPI check).
     std::vector<api::RouteInfo> api_routes() const;
 
 private:
+    void apply_locked(std::shared_ptr<const core::Config> next);
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include <hearth/http.hpp>
 
@@ -31,6 +32,26 @@ struct Actor {
 /// The bearer token of a request ("" when there is none).
 std::string_view bearer_token(const HttpRequest& req);
 
+/// Browsers cannot set headers on a WebSocket, so an operator's page passes its token as the
+/// subprotocol `hearth.bearer.<the token in base64url without padding>` beside the stream's own.
+inline constexpr std::string_view kBearerSubprotocolPrefix = "hearth.bearer.";
+
+/// The token an operator stream's upgrade presents, and how.
+struct PresentedToken {
+    enum class Kind : std::uint8_t { kNone, kHeader, kSubprotocol, kMalformed };
+    Kind kind = Kind::kNone;
+    std::string token;  // kSubprotocol: decoded; kHeader: the Authorization header's value
+};
+
+/// Authorization (any scheme: a non-Bearer one is refused later as a token that is not valid)
+/// wins over the bearer subprotocol; the first bearer subprotocol offered counts.
+PresentedToken presented_token(const HttpRequest& req);
+
+/// Whether a browser page of this request's Origin may open an operator stream: no Origin (not a
+/// browser), an Origin whose host[:port] is the Host the request was sent to (the scheme is not
+/// compared, so that a proxy may terminate TLS), or one of `allowed` (case-insensitive).
+bool origin_allowed(const HttpRequest& req, const std::vector<std::string>& allowed);
+
 /// Thread-safe: routes check requests from io threads while the control thread applies a reload.
 class OperatorAuth {
 public:
@@ -46,6 +67,14 @@ public:
     /// when the account store cannot answer. `then` runs on the calling thread (admin token) or a
     /// store thread (account tokens).
     void authorize(const HttpRequest& req, std::function<void(Outcome)> then) const;
+
+    /// For a WebSocket upgrade that streams operator data: the token of `presented` (from
+    /// `presented_token`), which must be there and well-formed (else 401), from a page of an
+    /// allowed Origin (else 403 `forbidden_origin`: a page of another origin must not use an
+    /// operator's browser and token), then as `authorize`.
+    void authorize_upgrade(const HttpRequest& req, const PresentedToken& presented,
+                           const std::vector<std::string>& allowed_origins,
+                           std::function<void(Outcome)> then) const;
 
     /// The admin-token check alone, answered at once (nothing when accepted).
     std::optional<HttpResponse> check(const HttpRequest& req) const;

@@ -899,9 +899,25 @@ void ServerConfig::validate(ConfigErrors& errors) const {
     }
 }
 
+void check_origins(std::string_view key, const std::vector<std::string>& origins,
+                   ConfigErrors& errors) {
+    for (const auto& o : origins) {
+        const auto sep = o.find("://");
+        const bool ok = (o.starts_with("http://") || o.starts_with("https://")) &&
+                        sep + 3 < o.size() &&
+                        o.find_first_of("/?#*@ ", sep + 3) == std::string::npos;
+        if (!ok) {
+            errors.push_back(std::string(key) + ": \"" + o +
+                             "\" is not an origin (http:// or https://, a host and an optional "
+                             "port, nothing after it)");
+        }
+    }
+}
+
 void HttpConfig::validate(ConfigErrors& errors) const {
     check_listen("http.listen", listen, errors);
     check_tls_pair("http", tls_cert_file, tls_key_file, errors);
+    check_origins("http.operator_origins", operator_origins, errors);
 }
 
 void check_message_rate(std::string_view section, double max_messages_per_s, double message_burst,

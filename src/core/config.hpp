@@ -133,6 +133,11 @@ inline constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "
 inline constexpr std::string_view kLogFormats[] = {"text", "json"};
 inline constexpr std::string_view kOverflowPolicies[] = {"close", "drop"};
 
+/// Adds an error for each entry of `origins` that is not a browser origin (http:// or https://, a
+/// host and an optional port, nothing after it): `key` names the setting in the message.
+void check_origins(std::string_view key, const std::vector<std::string>& origins,
+                   ConfigErrors& errors);
+
 struct ServerConfig {
     static constexpr std::string_view kName = "server";
     static constexpr std::string_view kDescription = "The process: data, threads, shutdown, logs.";
@@ -148,6 +153,7 @@ struct ServerConfig {
     std::int64_t log_file_count = 5;
     std::int64_t log_ring_lines = 2000;
     std::int64_t event_ring_size = 1000;
+    bool watch_config = true;
 
     template <class V>
     void visit(V& v) {
@@ -194,6 +200,10 @@ struct ServerConfig {
            .restart = true,
            .min = 0,
            .max = 1'000'000});
+        v("watch_config", watch_config,
+          {.help = "Reload the config file when it changes (written, replaced by a rename, or a "
+                   "symlink swapped), as SIGHUP does.",
+           .restart = true});
     }
     void validate(ConfigErrors& errors) const;
     bool operator==(const ServerConfig&) const = default;
@@ -218,6 +228,7 @@ struct HttpConfig {
     std::int64_t max_connections_per_ip = 1000;
     bool echo_route = false;
     std::string admin_token;
+    std::vector<std::string> operator_origins;  // besides the request's own Host
 
     template <class V>
     void visit(V& v) {
@@ -271,6 +282,10 @@ struct HttpConfig {
         v("admin_token", admin_token,
           {.help = "Bearer token for operator endpoints; empty means only admin accounts' tokens "
                    "work."});
+        v("operator_origins", operator_origins,
+          {.help = "Browser origins (\"https://host[:port]\") that may open operator streams "
+                   "(/api/v1/events/stream) with a token besides the server's own (the "
+                   "request's Host), e.g. an admin console served from another host."});
     }
     void validate(ConfigErrors& errors) const;
     bool operator==(const HttpConfig&) const = default;

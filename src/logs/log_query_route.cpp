@@ -12,6 +12,7 @@
 #include <boost/json/value.hpp>
 
 #include "auth/operator_auth.hpp"
+#include "util/time.hpp"
 
 namespace hearth::logs {
 
@@ -34,69 +35,6 @@ std::optional<T> parse_number(std::string_view s) {
         return std::nullopt;
     }
     return v;
-}
-
-/// `since`: milliseconds since the Unix epoch, or an RFC 3339 time such as
-/// 2026-11-22T03:04:05Z, 2026-11-22T03:04:05.250+01:00.
-std::optional<std::int64_t> parse_since(std::string_view s) {
-    if (auto ms = parse_number<std::int64_t>(s)) {
-        return ms;
-    }
-    // YYYY-MM-DDTHH:MM:SS, then an optional fraction, then Z or +HH:MM / -HH:MM.
-    if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
-        s[13] != ':' || s[16] != ':') {
-        return std::nullopt;
-    }
-    const auto field = [&](std::size_t at, std::size_t len) {
-        return parse_number<int>(s.substr(at, len));
-    };
-    const auto year = field(0, 4), month = field(5, 2), day = field(8, 2), hour = field(11, 2),
-               minute = field(14, 2), second = field(17, 2);
-    if (!year || !month || !day || !hour || !minute || !second || *month < 1 || *month > 12 ||
-        *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
-        return std::nullopt;
-    }
-    std::size_t i = 19;
-    std::int64_t millis = 0;
-    if (i < s.size() && s[i] == '.') {
-        std::size_t digits = 0;
-        for (++i; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, ++digits) {
-            if (digits < 3) {
-                millis = millis * 10 + (s[i] - '0');
-            }
-        }
-        if (digits == 0) {
-            return std::nullopt;
-        }
-        for (; digits < 3; ++digits) {
-            millis *= 10;
-        }
-    }
-    std::int64_t offset_s = 0;
-    if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-        ++i;
-    } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-        const auto oh = field(i + 1, 2), om = field(i + 4, 2);
-        if (!oh || !om || *oh > 23 || *om > 59) {
-            return std::nullopt;
-        }
-        offset_s = (s[i] == '-' ? -1 : 1) * (*oh * 3600 + *om * 60);
-        i += 6;
-    } else {
-        return std::nullopt;
-    }
-    if (i != s.size()) {
-        return std::nullopt;
-    }
-    std::tm t{};
-    t.tm_year = *year - 1900;
-    t.tm_mon = *month - 1;
-    t.tm_mday = *day;
-    t.tm_hour = *hour;
-    t.tm_min = *minute;
-    t.tm_sec = *second;
-    const std::time_t secs = timegm(&t);
-    return (static_cast<std::int64_t>(secs) - offset_s) * 1000 + millis;
 }
 
 /// A level name: letters only, upper-cased (entries' levels are stored upper-cased).
@@ -156,7 +94,7 @@ std::variant<store::LogQuery, HttpResponse> parse_query(const HttpRequest& req) 
         }
     }
     if (auto since = req.query_param("since"); since && !since->empty()) {
-        q.since_ms = parse_since(*since);
+        q.since_ms = util::parse_time_ms(*since);
         if (!q.since_ms) {
             return invalid("since",
                            "milliseconds since the Unix epoch or an RFC 3339 time, e.g. "

@@ -168,111 +168,6 @@ private:
     std::optional<ListenerId> id_;
 };
 
-/// Decodes base64url without padding (RFC 4648 section 5); nullopt when `in` is not that.
-std::optional<std::string> decode_base64url(std::string_view in) {
-    const auto value = [](char c) -> int {
-        if (c >= 'A' && c <= 'Z') {
-            return c - 'A';
-        }
-        if (c >= 'a' && c <= 'z') {
-            return c - 'a' + 26;
-        }
-        if (c >= '0' && c <= '9') {
-            return c - '0' + 52;
-        }
-        if (c == '-') {
-            return 62;
-        }
-        if (c == '_') {
-            return 63;
-        }
-        return -1;
-    };
-    if (in.size() % 4 == 1) {
-        return std::nullopt;  // no byte count leaves one character over
-    }
-    std::string out;
-    out.reserve(in.size() * 3 / 4);
-    std::uint32_t bits = 0;
-    int held = 0;
-    for (const char c : in) {
-        const int v = value(c);
-        if (v < 0) {
-            return std::nullopt;
-        }
-        bits = (bits << 6) | static_cast<std::uint32_t>(v);
-        held += 6;
-        if (held >= 8) {
-            held -= 8;
-            out.push_back(static_cast<char>((bits >> held) & 0xFF));
-        }
-    }
-    return out;
-}
-
-/// The token a listen upgrade presents, and how.
-struct Presented {
-    enum class Kind : std::uint8_t { kNone, kHeader, kSubprotocol, kMalformed };
-    Kind kind = Kind::kNone;
-    std::string token;  // kSubprotocol: decoded
-};
-
-/// Authorization (any scheme: a non-Bearer one is refused as a token that is not valid) wins over
-/// the bearer subprotocol; the first bearer subprotocol offered counts.
-Presented presented_token(const HttpRequest& req) {
-    if (req.header("Authorization")) {
-        return {Presented::Kind::kHeader, {}};
-    }
-    for (const auto& h : req.headers) {
-        if (!util::iequals_ascii(h.name, "Sec-WebSocket-Protocol")) {
-            continue;
-        }
-        std::string_view list = h.value;
-        while (!list.empty()) {
-            const auto comma = list.find(',');
-            auto item = list.substr(0, comma);
-            while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
-                item.remove_prefix(1);
-            }
-            while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
-                item.remove_suffix(1);
-            }
-            if (item.starts_with(kBearerSubprotocolPrefix)) {
-                auto token = decode_base64url(item.substr(kBearerSubprotocolPrefix.size()));
-                if (!token || token->empty()) {
-                    return {Presented::Kind::kMalformed, {}};
-                }
-                return {Presented::Kind::kSubprotocol, std::move(*token)};
-            }
-            list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-        }
-    }
-    return {};
-}
-
-/// Whether a browser page of this request's Origin may open an operator stream: no Origin (not a
-/// browser), an Origin whose host[:port] is the Host the request was sent to (the scheme is not
-/// compared, so that a proxy may terminate TLS), or one of `allowed` (case-insensitive).
-bool origin_allowed(const HttpRequest& req, const std::vector<std::string>& allowed) {
-    const auto origin = req.header("Origin");
-    if (!origin) {
-        return true;
-    }
-    for (const auto& a : allowed) {
-        if (util::iequals_ascii(a, *origin)) {
-            return true;
-        }
-    }
-    const auto sep = origin->find("://");
-    if (sep == std::string_view::npos) {
-        return false;  // "null" (a sandboxed or file: page) and anything else that is no origin
-    }
-    const auto authority = origin->substr(sep + 3);
-    const auto host = req.header("Host");
-    return !authority.empty() && authority.find('/') == std::string_view::npos && host &&
-           util::iequals_ascii(authority, *host);
-}
-
 /// The refusal reason of an OperatorAuth answer.
 std::string_view auth_reason(const HttpResponse& r) {
     switch (r.status) {
@@ -303,8 +198,8 @@ void accept_listener(const std::weak_ptr<LogStream>& weak, const auth::OperatorA
                              HttpResponse::error(503, "unavailable", "The server is stopping.")));
         return;
     }
-    auto presented = presented_token(req);
-    if (presented.kind == Presented::Kind::kNone) {
+    auto presented = auth::presented_token(req);
+    if (presented.kind == auth::PresentedToken::Kind::kNone) {
         // The public stream: posted entries, and the server's lines only when they are public.
         // No Origin check, as in the original: nothing here is an operator's.
         log()->debug("{} on {} from {}: public listener", refusals->route(), refusals->listener(),
@@ -312,16 +207,13 @@ void accept_listener(const std::weak_ptr<LogStream>& weak, const auth::OperatorA
         decide(std::make_unique<ListenHandler>(weak, std::move(room), Audience::kPublic));
         return;
     }
-    if (presented.kind == Presented::Kind::kMalformed) {
-        decide(refusals->refuse(
-            "invalid_token", req.peer_address,
-            auth::unauthorized("The token subprotocol must be hearth.bearer.<the token in "
-                               "base64url without padding>.")));
-        return;
-    }
     // A token is an operator's: a page of another origin must not use an operator's browser to
     // read the server's lines (the token check alone would not stop a page that has the token).
-    if (!origin_allowed(req, stream->access().allowed_origins)) {
+    // Checked here too, before OperatorAuth does, for this route's own reason and message.
+    const auto allowed_origins = stream->access().allowed_origins;
+    stream.reset();
+    if (presented.kind != auth::PresentedToken::Kind::kMalformed &&
+        !auth::origin_allowed(req, allowed_origins)) {
         decide(refusals->refuse(
             "forbidden_origin", req.peer_address,
             HttpResponse::error(403, "forbidden_origin",
@@ -330,19 +222,11 @@ void accept_listener(const std::weak_ptr<LogStream>& weak, const auth::OperatorA
             "Origin " + std::string(clip(req.header("Origin").value_or("")))));
         return;
     }
-    stream.reset();
-    // OperatorAuth reads the token from Authorization: a subprotocol's is handed over that way.
-    HttpRequest check;
-    check.peer_address = req.peer_address;
-    if (presented.kind == Presented::Kind::kSubprotocol) {
-        check.headers.push_back({"Authorization", "Bearer " + std::move(presented.token)});
-    } else {
-        check.headers.push_back({"Authorization", std::string(*req.header("Authorization"))});
-    }
-    // `then` runs here (the admin token) or on a store thread (an account's token).
-    operators.authorize(
-        check, [weak, refusals, room = std::move(room), req_peer = req.peer_address,
-                decide = std::move(decide)](auth::OperatorAuth::Outcome who) mutable {
+    // `then` runs here (the admin token, refusals) or on a store thread (an account's token).
+    operators.authorize_upgrade(
+        req, presented, allowed_origins,
+        [weak, refusals, room = std::move(room), req_peer = req.peer_address,
+         decide = std::move(decide)](auth::OperatorAuth::Outcome who) mutable {
             if (auto* refused = std::get_if<HttpResponse>(&who)) {
                 const auto reason = auth_reason(*refused);
                 decide(refusals->refuse(reason, req_peer, std::move(*refused)));

@@ -33,9 +33,6 @@ WsRouteSettings listen_settings(const WsRouteSettings& ws_settings);
 /// subprotocol below must offer this one too, since a browser fails a handshake whose answer
 /// names none of its offers, and the token must never be echoed back.
 inline constexpr std::string_view kListenSubprotocol = "hearth.logs";
-/// The prefix of the subprotocol that carries an operator token in a browser, which cannot set
-/// Authorization on a WebSocket: `hearth.bearer.<the token's bytes in base64url, no padding>`.
-inline constexpr std::string_view kBearerSubprotocolPrefix = "hearth.bearer.";
 
 /// The path of the listen route under `prefix`.
 inline std::string listen_path(const std::string& prefix) {

@@ -97,17 +97,7 @@ struct LogsConfig {
     }
     /// Every allowed origin is scheme://authority: no path, no wildcard.
     void validate(core::ConfigErrors& errors) const {
-        for (const auto& o : allowed_origins) {
-            const auto sep = o.find("://");
-            const bool ok = (o.starts_with("http://") || o.starts_with("https://")) &&
-                            sep + 3 < o.size() &&
-                            o.find_first_of("/?#*@ ", sep + 3) == std::string::npos;
-            if (!ok) {
-                errors.push_back("logs.allowed_origins: \"" + o +
-                                 "\" is not an origin (http:// or https://, a host and an "
-                                 "optional port, nothing after it)");
-            }
-        }
+        core::check_origins("logs.allowed_origins", allowed_origins, errors);
     }
     bool operator==(const LogsConfig&) const = default;
 

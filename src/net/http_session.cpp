@@ -329,8 +329,8 @@ private:
             co_return true;
         }
         if (req[http::field::sec_websocket_version] != "13") {
-            server_->events.record("handshake.failed", peer_address_,
-                                   route->path() + ": unsupported version");
+            server_->events.publish(core::EventKind::kHandshakeFailed, {}, peer_address_,
+                                    route->path() + ": unsupported version");
             HttpResponse r = HttpResponse::error(426, "unsupported_websocket_version",
                                                  "Only WebSocket version 13 is supported.");
             r.headers.push_back({"Sec-WebSocket-Version", "13"});
@@ -341,8 +341,8 @@ private:
         }
         const auto key = req[http::field::sec_websocket_key];
         if (key.size() != 24) {
-            server_->events.record("handshake.failed", peer_address_,
-                                   route->path() + ": bad Sec-WebSocket-Key");
+            server_->events.publish(core::EventKind::kHandshakeFailed, {}, peer_address_,
+                                    route->path() + ": bad Sec-WebSocket-Key");
             count(route->path(), 400);
             co_await reject(400, "bad_websocket_key", "Sec-WebSocket-Key is missing or malformed.");
             co_return true;
@@ -361,8 +361,8 @@ private:
         }
         if (auto* refusal = std::get_if<HttpResponse>(&accepted)) {
             count(route->path(), refusal->status);
-            server_->events.record("upgrade.refused", peer_address_,
-                                   route->path() + ": HTTP " + std::to_string(refusal->status));
+            server_->events.publish(core::EventKind::kUpgradeRefused, {}, peer_address_,
+                                    route->path() + ": HTTP " + std::to_string(refusal->status));
             co_await write_response(std::move(*refusal), req.version(), false);
             co_await close_gracefully();
             co_return true;

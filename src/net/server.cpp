@@ -235,7 +235,7 @@ std::shared_ptr<WsRouteState> ListenerState::find_ws(std::string_view path) cons
     return it == ws_routes.end() ? nullptr : it->second;
 }
 
-ServerState::ServerState(core::Runtime& rt, core::MetricsRegistry& m, core::EventRing& e,
+ServerState::ServerState(core::Runtime& rt, core::MetricsRegistry& m, core::EventBus& e,
                          HttpLimits l)
     : runtime(rt), metrics(m), events(e), limits_(std::make_shared<const HttpLimits>(l)) {
     for (std::size_t i = 0; i < rt.io_thread_count(); ++i) {
@@ -306,7 +306,7 @@ core::Counter& ServerState::http_timeouts(const std::string& listener, std::stri
 
 // ---------------------------------------------------------------------------------------------
 
-Server::Server(core::Runtime& runtime, core::MetricsRegistry& metrics, core::EventRing& events,
+Server::Server(core::Runtime& runtime, core::MetricsRegistry& metrics, core::EventBus& events,
                HttpLimits limits)
     : state_(std::make_shared<ServerState>(runtime, metrics, events, limits)) {}
 

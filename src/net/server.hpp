@@ -12,7 +12,7 @@
 namespace hearth::core {
 class Runtime;
 class MetricsRegistry;
-class EventRing;
+class EventBus;
 }  // namespace hearth::core
 
 namespace hearth::net {
@@ -41,7 +41,7 @@ struct ServerState;
 /// the server, then the runtime.
 class Server final : public Router, public ConnectionDirectory {
 public:
-    Server(core::Runtime& runtime, core::MetricsRegistry& metrics, core::EventRing& events,
+    Server(core::Runtime& runtime, core::MetricsRegistry& metrics, core::EventBus& events,
            HttpLimits limits);
     ~Server() override;
     Server(const Server&) = delete;

@@ -172,11 +172,11 @@ struct ListenerState {
 };
 
 struct ServerState {
-    ServerState(core::Runtime& rt, core::MetricsRegistry& m, core::EventRing& e, HttpLimits l);
+    ServerState(core::Runtime& rt, core::MetricsRegistry& m, core::EventBus& e, HttpLimits l);
 
     core::Runtime& runtime;
     core::MetricsRegistry& metrics;
-    core::EventRing& events;
+    core::EventBus& events;
 
     std::vector<std::unique_ptr<ListenerState>> listeners;
     std::vector<std::unique_ptr<ThreadState>> threads;  // indexed like the runtime's io threads

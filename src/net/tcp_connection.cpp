@@ -69,8 +69,8 @@ public:
         auto self = shared_from_this();
         server_->session_opened(static_cast<std::uint64_t>(id_), self);
         stream_.open->add(1);
-        server_->events.record("connection.open", to_string(id_),
-                               "tcp " + stream_.listener + " from " + peer_address_);
+        server_->events.publish(core::EventKind::kConnectionOpened, {}, to_string(id_),
+                                "tcp " + stream_.listener + " from " + peer_address_);
         log()->debug("[conn {}] open: {} from {}", to_string(id_), stream_.listener, peer_address_);
         boost::system::error_code ec;
         socket_.non_blocking(true, ec);
@@ -307,8 +307,8 @@ private:
         pending_.clear();
         queued_bytes_ = 0;
         stream_.open->sub(1);
-        server_->events.record("connection.close", to_string(id_),
-                               "tcp " + stream_.listener + " " + std::string(why));
+        server_->events.publish(core::EventKind::kConnectionClosed, {}, to_string(id_),
+                                "tcp " + stream_.listener + " " + std::string(why));
         log()->debug("[conn {}] closed: {}", to_string(id_), why);
         auto handler = std::move(handler_);
         if (handler) {

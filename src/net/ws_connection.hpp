@@ -98,8 +98,8 @@ public:
         route_->metrics().open->add(1);
         listener_.open_ws->add(1);
         registered_ = true;
-        server_->events.record("connection.open", to_string(id_),
-                               "websocket " + route_->path() + " from " + peer_address_);
+        server_->events.publish(core::EventKind::kConnectionOpened, {}, to_string(id_),
+                                "websocket " + route_->path() + " from " + peer_address_);
         ws_log()->debug("[conn {}] open: {} from {}{}", to_string(id_), route_->path(),
                         peer_address_, deflate_ ? " (permessage-deflate)" : "");
         if constexpr (kIsPlainSocket<Stream>) {
@@ -830,10 +830,10 @@ private:
             route_->metrics().open->sub(1);
             listener_.open_ws->sub(1);
         }
-        server_->events.record("connection.close", to_string(id_),
-                               "websocket " + route_->path() + " " + std::to_string(info.code) +
-                                   (info.reason.empty() ? "" : " " + info.reason) +
-                                   (info.initiated_by_peer ? " (by client)" : " (by server)"));
+        server_->events.publish(core::EventKind::kConnectionClosed, {}, to_string(id_),
+                                "websocket " + route_->path() + " " + std::to_string(info.code) +
+                                    (info.reason.empty() ? "" : " " + info.reason) +
+                                    (info.initiated_by_peer ? " (by client)" : " (by server)"));
         ws_log()->debug("[conn {}] closed: {} {}{}", to_string(id_), info.code, info.reason,
                         info.initiated_by_peer ? " (by client)" : "");
         auto handler = std::move(handler_);

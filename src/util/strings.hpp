@@ -26,4 +26,26 @@ constexpr bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
     return true;
 }
 
+/// Calls `f` with each item of a comma-separated header list (Sec-WebSocket-Protocol,
+/// Sec-WebSocket-Extensions, Connection), spaces and tabs around it removed, empty items skipped;
+/// stops early when `f` returns true. Returns whether it stopped early.
+template <class F>
+constexpr bool for_each_list_item(std::string_view list, F&& f) {
+    while (!list.empty()) {
+        const auto comma = list.find(',');
+        auto item = list.substr(0, comma);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
+            item.remove_prefix(1);
+        }
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
+            item.remove_suffix(1);
+        }
+        if (!item.empty() && f(item)) {
+            return true;
+        }
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+    return false;
+}
+
 }  // namespace hearth::util

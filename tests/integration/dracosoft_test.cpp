@@ -298,7 +298,7 @@ public:
 private:
     TempDir dir_;
     core::MetricsRegistry metrics_;
-    core::EventRing events_{1000};
+    core::EventBus events_{1000};
     core::Runtime runtime_{2, 2};
     std::unique_ptr<store::Store> store_;
     auth::AccountService accounts_;
@@ -761,7 +761,7 @@ public:
 
 private:
     core::MetricsRegistry metrics_;
-    core::EventRing events_{100};
+    core::EventBus events_{100};
     core::Runtime runtime_{2, 1};
     std::unique_ptr<net::Server> server_ =
         std::make_unique<net::Server>(runtime_, metrics_, events_, net::HttpLimits{});
@@ -825,7 +825,7 @@ TEST(DracosoftStreamLayer, OutboxBoundClosesASlowReader) {
 
 TEST(DracosoftStreamLayer, RefusesHttpRoutesAndSharedPorts) {
     core::MetricsRegistry metrics;
-    core::EventRing events{10};
+    core::EventBus events{10};
     core::Runtime runtime{1, 1};
     net::Server server(runtime, metrics, events, net::HttpLimits{});
     StreamRoute route;

@@ -464,71 +464,12 @@ private:
     util::LogRing::Subscription subscription_;  // last: unsubscribed before the rest goes
 };
 
-/// base64url without padding, written here independently of the server's decoder.
-std::string base64url(const std::string& in) {
-    static constexpr char kAlphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    std::uint32_t bits = 0;
-    int held = 0;
-    for (const unsigned char c : in) {
-        bits = (bits << 8) | c;
-        held += 8;
-        while (held >= 6) {
-            held -= 6;
-            out.push_back(kAlphabet[(bits >> held) & 0x3F]);
-        }
-    }
-    if (held > 0) {
-        out.push_back(kAlphabet[(bits << (6 - held)) & 0x3F]);
-    }
-    return out;
-}
-
 /// The subprotocols a browser offers to pass `token` (docs/logs.md).
 std::map<std::string, std::string> subprotocol(const std::string& token) {
     return {{"Sec-WebSocket-Protocol", "hearth.logs, hearth.bearer." + base64url(token)}};
 }
 
-/// A refused upgrade, read off a raw socket: the status, the head's headers (lower-case names) and
-/// the body parsed as JSON.
-struct Refusal {
-    int status = 0;
-    std::map<std::string, std::string> headers;
-    json::value body;
-};
-
-Refusal refused_upgrade(std::uint16_t port, const std::string& path,
-                        const std::map<std::string, std::string>& headers) {
-    RawClient raw(port);
-    std::string extra;
-    for (const auto& [k, v] : headers) {
-        extra += k + ": " + v + "\r\n";
-    }
-    const std::string head = raw.upgrade(path, extra);
-    Refusal r;
-    EXPECT_EQ(head.rfind("HTTP/1.1 ", 0), 0U) << head;
-    r.status = std::stoi(head.substr(9, 3));
-    std::size_t pos = head.find("\r\n") + 2;
-    while (pos < head.size() - 2) {
-        const auto end = head.find("\r\n", pos);
-        const auto line = head.substr(pos, end - pos);
-        const auto colon = line.find(':');
-        std::string name = line.substr(0, colon);
-        for (char& c : name) {
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        }
-        r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
-        pos = end + 2;
-    }
-    const std::string body = raw.read_until_eof();
-    boost::system::error_code ec;
-    r.body = json::parse(body, ec);
-    EXPECT_FALSE(ec) << body;
-    return r;
-}
-
-std::string error_code_of(const Refusal& r) {
+std::string error_code_of(const UpgradeRefusal& r) {
     if (!r.body.is_object()) {
         return {};
     }

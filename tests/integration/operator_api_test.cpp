@@ -227,6 +227,41 @@ TEST(OperatorApi, EventsAreATailWithACursor) {
     get(port, "/api/v1/events?cursor=x", 400);
 }
 
+TEST(OperatorApi, EventsFilterByTypeModuleAndTime) {
+    TestServer server({{"http.admin_token", std::string("\"") + kAdmin + "\""}});
+    const auto port = server.port();
+    {
+        WsClient ws(port, WsOptions{.path = "/echo"});
+        ws.send_text("x");
+        ASSERT_TRUE(ws.read());
+    }
+    auto started = get(port, "/api/v1/events?type=server.start&module=core");
+    const auto& only_start = started.at("items").as_array();
+    ASSERT_EQ(only_start.size(), 1U) << json::serialize(started);
+    EXPECT_EQ(only_start[0].at("kind").as_string(), "server.start");
+    EXPECT_EQ(only_start[0].at("module").as_string(), "core");
+    EXPECT_TRUE(only_start[0].at("principal").is_null());
+    // The cursor of a filtered page moves past what the filter skipped.
+    const auto all = get(port, "/api/v1/events");
+    EXPECT_EQ(started.at("next").as_string(), all.at("next").as_string());
+
+    auto opened = get(port, "/api/v1/events?type=connection.open");
+    for (const auto& e : opened.at("items").as_array()) {
+        EXPECT_EQ(e.at("kind").as_string(), "connection.open");
+    }
+    EXPECT_FALSE(opened.at("items").as_array().empty());
+    EXPECT_TRUE(get(port, "/api/v1/events?module=no-such-module").at("items").as_array().empty());
+    // since: an RFC 3339 time or epoch milliseconds; far in the future matches nothing.
+    EXPECT_TRUE(
+        get(port, "/api/v1/events?since=2999-01-01T00:00:00Z").at("items").as_array().empty());
+    EXPECT_FALSE(get(port, "/api/v1/events?since=0").at("items").as_array().empty());
+
+    const auto bad_type = get(port, "/api/v1/events?type=connection.opened", 400);
+    EXPECT_EQ(bad_type.at("error").at("code").as_string(), "invalid_parameter");
+    EXPECT_NE(json::serialize(bad_type).find("connection.open"), std::string::npos);
+    get(port, "/api/v1/events?since=yesterday", 400);
+}
+
 TEST(OperatorApi, EveryOperatorRouteNeedsTheAdminRight) {
     TestServer server({{"http.admin_token", std::string("\"") + kAdmin + "\""}});
     for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{

@@ -17,7 +17,7 @@ namespace {
 /// A server with no modules: the test registers the routes.
 struct Bare {
     core::MetricsRegistry metrics;
-    core::EventRing events{100};
+    core::EventBus events{100};
     core::Runtime runtime{2, 1};
     std::unique_ptr<net::Server> server =
         std::make_unique<net::Server>(runtime, metrics, events, net::HttpLimits{});
@@ -151,7 +151,7 @@ TEST(Router, UpgradeRefusedByTheRouteGetsItsResponse) {
     EXPECT_EQ(head.rfind("HTTP/1.1 401", 0), 0u) << head;
     auto events = bare.events.recent(10);
     ASSERT_FALSE(events.empty());
-    EXPECT_EQ(events.back().kind, "upgrade.refused");
+    EXPECT_EQ(events.back().kind, core::EventKind::kUpgradeRefused);
 }
 
 /// Echoes each message with a write callback, then reports the callback's outcome.

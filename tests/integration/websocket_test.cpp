@@ -46,22 +46,23 @@ TEST(WebSocket, OpenAndCloseAreRecordedAsEvents) {
     for (;;) {
         events = server.app().events().recent(100);
         const bool closed = std::any_of(events.begin(), events.end(), [](const core::Event& e) {
-            return e.kind == "connection.close";
+            return e.kind == core::EventKind::kConnectionClosed;
         });
         if (closed || std::chrono::steady_clock::now() > until) {
             break;
         }
         (void)http_request(server.port(), "GET", "/health");
     }
-    auto find = [&](const std::string& kind) {
+    auto find = [&](core::EventKind kind) {
         return std::find_if(events.begin(), events.end(),
                             [&](const core::Event& e) { return e.kind == kind; });
     };
-    ASSERT_NE(find("connection.open"), events.end());
-    ASSERT_NE(find("connection.close"), events.end());
-    EXPECT_NE(find("connection.close")->detail.find("4001 done (by client)"), std::string::npos)
-        << find("connection.close")->detail;
-    EXPECT_EQ(find("connection.open")->subject, find("connection.close")->subject);
+    const auto opened = find(core::EventKind::kConnectionOpened);
+    const auto closed = find(core::EventKind::kConnectionClosed);
+    ASSERT_NE(opened, events.end());
+    ASSERT_NE(closed, events.end());
+    EXPECT_NE(closed->detail.find("4001 done (by client)"), std::string::npos) << closed->detail;
+    EXPECT_EQ(opened->subject, closed->subject);
 }
 
 TEST(WebSocket, EchoesMessagesUpToTheLimitInOrder) {

@@ -169,7 +169,7 @@ private:
 
 struct StreamingServer {
     core::MetricsRegistry metrics;
-    core::EventRing events{100};
+    core::EventBus events{100};
     core::Runtime runtime{2, 2};
     Probe probe;
     std::unique_ptr<net::Server> server =

@@ -12,6 +12,8 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
 
 namespace hearth::test {
 
@@ -641,6 +643,56 @@ TestCertificate make_test_certificate(const std::string& dir) {
         throw std::runtime_error("openssl could not make a test certificate");
     }
     return c;
+}
+
+std::string base64url(const std::string& in) {
+    static constexpr char kAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    std::uint32_t bits = 0;
+    int held = 0;
+    for (const unsigned char c : in) {
+        bits = (bits << 8) | c;
+        held += 8;
+        while (held >= 6) {
+            held -= 6;
+            out.push_back(kAlphabet[(bits >> held) & 0x3F]);
+        }
+    }
+    if (held > 0) {
+        out.push_back(kAlphabet[(bits << (6 - held)) & 0x3F]);
+    }
+    return out;
+}
+
+UpgradeRefusal refused_upgrade(std::uint16_t port, const std::string& path,
+                               const std::map<std::string, std::string>& headers) {
+    RawClient raw(port);
+    std::string extra;
+    for (const auto& [k, v] : headers) {
+        extra += k + ": " + v + "\r\n";
+    }
+    const std::string head = raw.upgrade(path, extra);
+    UpgradeRefusal r;
+    EXPECT_EQ(head.rfind("HTTP/1.1 ", 0), 0U) << head;
+    r.status = std::stoi(head.substr(9, 3));
+    std::size_t pos = head.find("\r\n") + 2;
+    while (pos < head.size() - 2) {
+        const auto end = head.find("\r\n", pos);
+        const auto line = head.substr(pos, end - pos);
+        const auto colon = line.find(':');
+        std::string name = line.substr(0, colon);
+        for (char& c : name) {
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
+        pos = end + 2;
+    }
+    const std::string body = raw.read_until_eof();
+    boost::system::error_code ec;
+    r.body = boost::json::parse(body, ec);
+    EXPECT_FALSE(ec) << body;
+    return r;
 }
 
 }  // namespace hearth::test

@@ -15,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/json/value.hpp>
 
 namespace hearth::test {
 
@@ -137,5 +138,21 @@ struct TestCertificate {
     std::string key_file;
 };
 TestCertificate make_test_certificate(const std::string& dir);
+
+/// base64url without padding (RFC 4648 section 5), written here independently of the server's
+/// decoder: how a browser passes a token in the subprotocol hearth.bearer.<...>.
+std::string base64url(const std::string& in);
+
+/// A refused upgrade, read off a raw socket: the status, the head's headers (lower-case names) and
+/// the body parsed as JSON (null when it is not JSON).
+struct UpgradeRefusal {
+    int status = 0;
+    std::map<std::string, std::string> headers;
+    boost::json::value body;
+};
+
+/// Sends a WebSocket upgrade for `path` with `headers` and reads the refusal.
+UpgradeRefusal refused_upgrade(std::uint16_t port, const std::string& path,
+                               const std::map<std::string, std::string>& headers);
 
 }  // namespace hearth::test

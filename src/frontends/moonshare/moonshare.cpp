@@ -315,7 +315,7 @@ WsRouteSettings player_route_settings(const MoonshareConfig& c, const core::WebS
 /// Everything the front-end's connections share. Thread-safe: `mutex` guards the registry and
 /// the session list, held for bookkeeping only, never across a send or a disk operation.
 struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
-    Shared(core::Runtime& r, auth::AccountService& a, core::MetricsRegistry& m, core::EventRing& e,
+    Shared(core::Runtime& r, auth::AccountService& a, core::MetricsRegistry& m, core::EventBus& e,
            const MoonshareConfig& c, const std::string& data_dir)
         : runtime(r),
           accounts(a),
@@ -1177,7 +1177,7 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     core::Runtime& runtime;
     auth::AccountService& accounts;
     core::MetricsRegistry& metrics;
-    core::EventRing& events;
+    core::EventBus& events;
     const MoonshareConfig config;
     const std::chrono::steady_clock::time_point started_steady;
     const SysClock::time_point started_wall;
@@ -1442,8 +1442,8 @@ HttpResponse operator_view(Shared& shared, const std::string& path) {
         }
     } else {  // /events/recent
         for (const auto& e : shared.events.recent(kGatewayLines)) {
-            lines.push_back(iso_time(e.time) + " " + e.kind + " " + e.subject +
-                            (e.detail.empty() ? "" : " " + e.detail));
+            lines.push_back(iso_time(e.time) + " " + std::string(core::to_string(e.kind)) + " " +
+                            e.subject + (e.detail.empty() ? "" : " " + e.detail));
         }
     }
     return gateway_json(200, string_list(lines));
@@ -2621,7 +2621,7 @@ const auth::AccessPolicy& access_policy() {
 }
 
 MoonshareFrontend::MoonshareFrontend(core::Runtime& runtime, auth::AccountService& accounts,
-                                     core::MetricsRegistry& metrics, core::EventRing& events,
+                                     core::MetricsRegistry& metrics, core::EventBus& events,
                                      const MoonshareConfig& config, const std::string& data_dir)
     : shared_(std::make_shared<Shared>(runtime, accounts, metrics, events, config, data_dir)),
       config_(config) {}

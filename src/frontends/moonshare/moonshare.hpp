@@ -19,7 +19,7 @@
 #include "core/config.hpp"
 
 namespace hearth::core {
-class EventRing;
+class EventBus;
 class MetricsRegistry;
 class Runtime;
 }  // namespace hearth::core
@@ -248,7 +248,7 @@ WsRouteSettings player_route_settings(const MoonshareConfig& config,
 class MoonshareFrontend {
 public:
     MoonshareFrontend(core::Runtime& runtime, auth::AccountService& accounts,
-                      core::MetricsRegistry& metrics, core::EventRing& events,
+                      core::MetricsRegistry& metrics, core::EventBus& events,
                       const MoonshareConfig& config, const std::string& data_dir);
     ~MoonshareFrontend();
     MoonshareFrontend(const MoonshareFrontend&) = delete;

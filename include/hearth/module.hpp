@@ -1,0 +1,81 @@
+#pragma once
+
+// A module: one front-end or service of the server (a protocol front-end, the logs subsystem, the
+// operator API), with a lifecycle the module registry drives. The core names no module: the
+// server loops over a list of them (src/app/modules.cpp).
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hearth {
+
+namespace core {
+class Config;
+}  // namespace core
+
+/// Where a module is in its life. Every change is an event (`module.state`).
+enum class ModuleState : std::uint8_t {
+    kDisabled,  // not enabled in the config, or disabled by an operator
+    kStarting,
+    kRunning,
+    kStopping,
+    kFailed,  // start failed; `last_error` says why
+};
+
+std::string_view to_string(ModuleState state);
+
+/// A named number a module reports about itself (open connections, messages relayed, ...).
+struct ModuleCounter {
+    std::string name;
+    double value = 0;
+};
+
+/// What a module declares: fixed for its life, read before it starts.
+struct ModuleInfo {
+    std::string name;                // unique, lower case: "homestead", "logs"
+    std::string version;             // the module's own version
+    std::vector<std::string> needs;  // modules that must run before it (and stop after it)
+    std::string config_section;      // its TOML section, "" when it has none
+    std::string topic_namespace;     // its hub topics' prefix ("native:"), "" when it has none
+    bool can_disable = true;         // false for the operator API and the core routes
+};
+
+/// What a module does when the config changes at runtime.
+struct ReloadOutcome {
+    bool applied = true;  // false: it keeps its running section (`reason` says why)
+    std::string reason;
+    std::vector<std::string> restart_keys;  // keys that changed but apply only after a restart
+};
+
+/// One front-end or service. The registry calls start, reload and stop from one control thread
+/// at a time, never from an io thread; `counters` may be called from any thread.
+class Module {
+public:
+    virtual ~Module() = default;
+
+    virtual const ModuleInfo& info() const = 0;
+
+    /// Whether `config` enables it (`[section] enabled`). Read at start and on every reload.
+    virtual bool enabled_in(const core::Config& config) const = 0;
+
+    /// Registers listeners and routes, starts timers. Throws std::exception with a reason a
+    /// person can act on ("port 5001 is in use"); the registry then calls stop to undo what was
+    /// done.
+    virtual void start(const core::Config& config) = 0;
+
+    /// Applies a new, valid config while running. A section it cannot apply (a port it cannot
+    /// bind) leaves it on its running section, with the reason.
+    virtual ReloadOutcome reload(const core::Config& next) = 0;
+
+    /// Closes its connections (with its documented close code), releases its listeners and
+    /// timers, and returns by `deadline`. Stored data stays. Must work after a failed start.
+    virtual void stop(std::chrono::steady_clock::time_point deadline) = 0;
+
+    /// Counters for GET /api/v1/modules. Thread-safe.
+    virtual std::vector<ModuleCounter> counters() const { return {}; }
+};
+
+}  // namespace hearth
