@@ -269,6 +269,11 @@ BenchRun run_bench(const std::vector<std::string>& args, std::chrono::millisecon
     return run;
 }
 
+BenchRun run_bench_drained(std::vector<std::string> args) {
+    args.insert(args.end(), {"--drain", "60"});
+    return run_bench(args, std::chrono::seconds(150));
+}
+
 boost::json::object report_of(const BenchRun& run) {
     std::string text = run.out;
     while (!text.empty() && text.back() == '\n') {
