@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "support/clients.hpp"
+#include "support/store_backend.hpp"
 
 extern char** environ;
 
@@ -48,6 +49,12 @@ std::string test_config_toml(const Overrides& overrides, const std::string& data
     };
     for (const auto& [k, v] : overrides) {
         all[k] = v;
+    }
+    // The test's store backend (support/store_backend.hpp), unless the test chose a driver.
+    if (!all.contains("storage.driver")) {
+        for (auto& [k, v] : store_overrides(all.at("server.data_dir"))) {
+            all[k] = std::move(v);
+        }
     }
     std::map<std::string, std::vector<std::string>> sections;
     for (const auto& [k, v] : all) {

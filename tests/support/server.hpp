@@ -34,7 +34,7 @@ private:
 using Overrides = std::map<std::string, std::string>;
 
 /// Builds TOML text from overrides on top of the test defaults (port 0, two io threads, the echo
-/// route on, a temporary data_dir).
+/// route on, a temporary data_dir, the test's store backend: support/store_backend.hpp).
 std::string test_config_toml(const Overrides& overrides, const std::string& data_dir);
 
 /// An in-process server. Construction starts it; destruction shuts it down.
