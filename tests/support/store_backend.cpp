@@ -16,6 +16,10 @@ std::string to_string(StoreBackend backend) {
     return backend == StoreBackend::kPostgres ? "postgres" : "sqlite";
 }
 
+void PrintTo(StoreBackend backend, std::ostream* out) {
+    *out << to_string(backend);
+}
+
 void use_store_backend(StoreBackend backend) {
     g_backend.store(backend);
 }

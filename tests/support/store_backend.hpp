@@ -10,6 +10,7 @@
 // Store identity follows data_dir, as with SQLite: servers given the same `server.data_dir` (a
 // restart) share one database, and every other server gets a fresh, empty one.
 
+#include <ostream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -21,6 +22,8 @@ namespace hearth::test {
 enum class StoreBackend { kSqlite, kPostgres };
 
 std::string to_string(StoreBackend backend);
+/// For GoogleTest, which names each instance's parameter (also in ctest's test names).
+void PrintTo(StoreBackend backend, std::ostream* out);
 
 /// The backend of the servers created from now on in this process (the main thread sets it).
 void use_store_backend(StoreBackend backend);
