@@ -1,6 +1,6 @@
 // The account system through the real HTTP API: login, refresh, logout, accounts, tokens, the
 // audit log, and every failure (wrong password, disabled account, expired or revoked token,
-// missing right, throttling), with a real SQLite store.
+// missing right, throttling), on a real store: every test on SQLite and on PostgreSQL.
 
 #include <chrono>
 #include <string>
@@ -14,6 +14,7 @@
 
 #include "support/clients.hpp"
 #include "support/server.hpp"
+#include "support/store_backend.hpp"
 
 namespace hearth::test {
 namespace {
@@ -75,7 +76,11 @@ std::string code_of(const HttpResult& r) {
     return std::string(json::parse(r.body).at("error").at("code").as_string());
 }
 
-TEST(AccountsApi, CreateLoginAndUseAnAdminSession) {
+// Every test runs on SQLite and on PostgreSQL (support/store_backend.hpp).
+class AccountsApi : public StoreBackendTest {};
+HEARTH_INSTANTIATE_STORE_BACKENDS(AccountsApi);
+
+TEST_P(AccountsApi, CreateLoginAndUseAnAdminSession) {
     TestServer server(account_overrides());
     Api api{server.port()};
     const auto id = api.create("Alice", "correct horse battery", R"(["admin"])");
@@ -99,7 +104,7 @@ TEST(AccountsApi, CreateLoginAndUseAnAdminSession) {
     EXPECT_EQ(api.call("GET", "/api/v1/logs", "", token).status, 200);
 }
 
-TEST(AccountsApi, LoginFailuresAreDistinguishedWhereSafe) {
+TEST_P(AccountsApi, LoginFailuresAreDistinguishedWhereSafe) {
     TestServer server(account_overrides());
     Api api{server.port()};
     api.create("bob", "bob-password-1");
@@ -120,7 +125,7 @@ TEST(AccountsApi, LoginFailuresAreDistinguishedWhereSafe) {
     EXPECT_EQ(api.login("bob", "bob-password-1").status, 200);
 }
 
-TEST(AccountsApi, RepeatedFailuresAreThrottledWithRetryAfter) {
+TEST_P(AccountsApi, RepeatedFailuresAreThrottledWithRetryAfter) {
     TestServer server(account_overrides(
         {{"auth.throttle_free_failures", "2"}, {"auth.throttle_base_delay_ms", "60000"}}));
     Api api{server.port()};
@@ -135,7 +140,7 @@ TEST(AccountsApi, RepeatedFailuresAreThrottledWithRetryAfter) {
     EXPECT_GE(server.metric("hearth_auth_logins_total", {{"result", "throttled"}}), 1.0);
 }
 
-TEST(AccountsApi, RefreshRotatesAndLogoutRevokes) {
+TEST_P(AccountsApi, RefreshRotatesAndLogoutRevokes) {
     TestServer server(account_overrides());
     Api api{server.port()};
     api.create("dave", "dave-password", R"(["admin"])");
@@ -154,7 +159,7 @@ TEST(AccountsApi, RefreshRotatesAndLogoutRevokes) {
     EXPECT_EQ(api.call("POST", "/api/v1/auth/refresh", "", "made-up").status, 401);
 }
 
-TEST(AccountsApi, ATokenStopsWorkingWhenItExpires) {
+TEST_P(AccountsApi, ATokenStopsWorkingWhenItExpires) {
     TestServer server(account_overrides({{"auth.session_ttl_s", "60"}}));
     Api api{server.port()};
     api.create("erin", "erin-password", R"(["admin"])");
@@ -175,7 +180,7 @@ TEST(AccountsApi, ATokenStopsWorkingWhenItExpires) {
     EXPECT_EQ(status, 401);
 }
 
-TEST(AccountsApi, RightsAreCheckedWith401And403) {
+TEST_P(AccountsApi, RightsAreCheckedWith401And403) {
     TestServer server(account_overrides());
     Api api{server.port()};
     api.create("frank", "frank-password");  // a player
@@ -206,7 +211,7 @@ TEST(AccountsApi, RightsAreCheckedWith401And403) {
         200);
 }
 
-TEST(AccountsApi, AccountResourceValidatesPagesAndDeletes) {
+TEST_P(AccountsApi, AccountResourceValidatesPagesAndDeletes) {
     TestServer server(account_overrides());
     Api api{server.port()};
     for (int i = 0; i < 5; ++i) {
@@ -255,7 +260,7 @@ TEST(AccountsApi, AccountResourceValidatesPagesAndDeletes) {
     EXPECT_EQ(api.call("GET", "/api/v1/nothing-here").status, 404);
 }
 
-TEST(AccountsApi, TokensAreListedByFingerprintAndRevocationIsImmediate) {
+TEST_P(AccountsApi, TokensAreListedByFingerprintAndRevocationIsImmediate) {
     TestServer server(account_overrides());
     Api api{server.port()};
     api.create("heidi", "heidi-password", R"(["admin"])");
@@ -295,7 +300,7 @@ TEST(AccountsApi, TokensAreListedByFingerprintAndRevocationIsImmediate) {
     EXPECT_EQ(api.call("DELETE", "/api/v1/tokens/99999").status, 404);
 }
 
-TEST(AccountsApi, DisablingAnAccountStopsItsTokensAtOnce) {
+TEST_P(AccountsApi, DisablingAnAccountStopsItsTokensAtOnce) {
     TestServer server(account_overrides());
     Api api{server.port()};
     api.create("ivan", "ivan-password", R"(["admin"])");
@@ -305,7 +310,7 @@ TEST(AccountsApi, DisablingAnAccountStopsItsTokensAtOnce) {
     EXPECT_EQ(api.call("GET", "/api/v1/accounts", "", token).status, 401);
 }
 
-TEST(AccountsApi, OperatorActionsAreAudited) {
+TEST_P(AccountsApi, OperatorActionsAreAudited) {
     TestServer server(account_overrides());
     Api api{server.port()};
     api.create("judy", "judy-password", R"(["admin"])");

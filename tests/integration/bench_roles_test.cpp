@@ -44,9 +44,9 @@ std::string dracosoft_url(TestServer& server) {
 TEST(BenchRoles, DracosoftChatRegistersLogsInAndChats) {
     TestServer server{{"dracosoft.enabled", "true"}, {"dracosoft.listen", "\"127.0.0.1:0\""}};
     const auto url = dracosoft_url(server);
-    const auto run =
-        run_bench({"dracosoft-chat", "--url", url, "--clients", "4", "--auth", "both", "--rate",
-                   "20", "--duration", "1", "--json", "--server-pid", std::to_string(getpid())});
+    const auto run = run_bench_drained({"dracosoft-chat", "--url", url, "--clients", "4", "--auth",
+                                        "both", "--rate", "20", "--duration", "1", "--json",
+                                        "--server-pid", std::to_string(getpid())});
     ASSERT_EQ(run.exit_code, 0) << run.out;
     const auto r = report_of(run);
     EXPECT_EQ(u64(r, "errors"), 0U) << json::serialize(r);
@@ -54,9 +54,13 @@ TEST(BenchRoles, DracosoftChatRegistersLogsInAndChats) {
     EXPECT_EQ(u64(r, "connections_opened"), 4U);
     EXPECT_EQ(u64(r.at("register_latency_ms").as_object(), "count"), 4U);
     EXPECT_EQ(u64(r.at("login_latency_ms").as_object(), "count"), 4U);
-    // About 20 chats per client in one second; generous bounds, this is no speed test.
-    EXPECT_GT(u64(r, "chats_sent"), 20U);
-    EXPECT_LE(u64(r, "chats_sent"), 4U * 25U);
+    // Each client chats at its first tick, then by the schedule: never ahead of it (20 per second
+    // from its start, elapsed_s covering the whole measured phase). How many a busy machine got
+    // through is no test.
+    EXPECT_GE(u64(r, "chats_sent"), 4U);
+    EXPECT_LE(static_cast<double>(u64(r, "chats_sent")),
+              4 * (20 * (r.at("elapsed_s").to_number<double>() + 0.001) + 1))
+        << json::serialize(r);
     // Every chat reached every logged-in client, the sender included.
     EXPECT_EQ(u64(r, "chat_deliveries"), u64(r, "chats_sent") * 4) << json::serialize(r);
     EXPECT_EQ(u64(r, "deliveries_expected"), u64(r, "chat_deliveries"));
@@ -75,8 +79,8 @@ TEST(BenchRoles, DracosoftChatRegistersLogsInAndChats) {
     // The same accounts again, by their run id: a login run; as fast as possible this time.
     const std::string run_id(r.at("run_id").as_string());
     const auto again =
-        run_bench({"dracosoft-chat", "--url", url, "--clients", "4", "--auth", "login", "--run-id",
-                   run_id, "--rate", "0", "--duration", "1", "--json"});
+        run_bench_drained({"dracosoft-chat", "--url", url, "--clients", "4", "--auth", "login",
+                           "--run-id", run_id, "--rate", "0", "--duration", "1", "--json"});
     ASSERT_EQ(again.exit_code, 0) << again.out;
     const auto r2 = report_of(again);
     EXPECT_EQ(u64(r2, "errors"), 0U) << json::serialize(r2);
@@ -147,12 +151,12 @@ TEST(BenchRoles, MoonsharePlayersExchangeFiles) {
     auto args = moonshare_args(*server);
     args.insert(args.end(), {"--players", "4", "--file-size", "100000", "--duration", "1", "--json",
                              "--server-pid", std::to_string(getpid())});
-    const auto run = run_bench(args);
+    const auto run = run_bench_drained(args);
     ASSERT_EQ(run.exit_code, 0) << run.out;
     const auto r = report_of(run);
     EXPECT_EQ(u64(r, "errors"), 0U) << json::serialize(r);
     EXPECT_EQ(u64(r, "authenticated"), 4U);
-    EXPECT_GT(u64(r, "files_sent"), 4U);
+    EXPECT_GT(u64(r, "files_sent"), 0U);
     // Every file acknowledged was received whole, checked byte for byte, by its recipient.
     EXPECT_EQ(u64(r, "files_received"), u64(r, "files_sent")) << json::serialize(r);
     EXPECT_EQ(u64(r, "files_begun"), u64(r, "files_sent"));

@@ -158,8 +158,9 @@ TEST(FrontendAuth, TheLoadGeneratorSaysHelloWithItsToken) {
     const auto port = server.port();
     const auto key = api_key(port, "loadgen", R"(["native"])");
     const std::string url = "ws://127.0.0.1:" + std::to_string(port) + "/ws";
-    const auto run = run_bench({"fanout", "--url", url, "--publishers", "1", "--subscribers", "2",
-                                "--duration", "1", "--json", "--token", key});
+    const auto run =
+        run_bench_drained({"fanout", "--url", url, "--publishers", "1", "--subscribers", "2",
+                           "--duration", "1", "--json", "--token", key});
     ASSERT_EQ(run.exit_code, 0) << run.out;
     const auto r = report_of(run);
     EXPECT_EQ(r.at("errors").to_number<std::uint64_t>(), 0U) << json::serialize(r);

@@ -1,5 +1,6 @@
 // Stored logs through the real HTTP API: GET /api/v1/logs with the admin token, each filter,
-// paging, the errors, retention by max_rows, storage turned off, and entries surviving a restart.
+// paging, the errors, retention by max_rows, storage turned off, and entries surviving a restart;
+// every test on SQLite and on PostgreSQL.
 
 #include <chrono>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "support/clients.hpp"
 #include "support/server.hpp"
+#include "support/store_backend.hpp"
 
 namespace hearth::test {
 namespace {
@@ -88,7 +90,11 @@ std::string error_code_of(const HttpResult& r) {
     return std::string(json::parse(r.body).at("error").at("code").as_string());
 }
 
-TEST(LogsApi, RequiresTheAdminToken) {
+// Every test runs on SQLite and on PostgreSQL (support/store_backend.hpp).
+class LogsApi : public StoreBackendTest {};
+HEARTH_INSTANTIATE_STORE_BACKENDS(LogsApi);
+
+TEST_P(LogsApi, RequiresTheAdminToken) {
     TestServer server(with_token());
     auto none = get_logs(server.port(), "", "");
     EXPECT_EQ(none.status, 401);
@@ -107,7 +113,7 @@ TEST(LogsApi, RequiresTheAdminToken) {
         401);
 }
 
-TEST(LogsApi, EveryFilterNewestFirst) {
+TEST_P(LogsApi, EveryFilterNewestFirst) {
     TestServer server(with_token());
     const auto port = server.port();
     post(port, R"([
@@ -153,7 +159,7 @@ TEST(LogsApi, EveryFilterNewestFirst) {
     EXPECT_TRUE(parse_page(get_logs(port, "?room=nobody")).items.empty());
 }
 
-TEST(LogsApi, PagesWithAnOpaqueCursor) {
+TEST_P(LogsApi, PagesWithAnOpaqueCursor) {
     TestServer server(with_token());
     const auto port = server.port();
     std::string body = "[";
@@ -186,7 +192,7 @@ TEST(LogsApi, PagesWithAnOpaqueCursor) {
     EXPECT_FALSE(parse_page(get_logs(port, "?room=paged&limit=7")).next);
 }
 
-TEST(LogsApi, BadParametersAreRefusedWithTheirName) {
+TEST_P(LogsApi, BadParametersAreRefusedWithTheirName) {
     TestServer server(with_token());
     const auto port = server.port();
     for (const auto& [query, parameter] : std::vector<std::pair<std::string, std::string>>{
@@ -209,7 +215,7 @@ TEST(LogsApi, BadParametersAreRefusedWithTheirName) {
     }
 }
 
-TEST(LogsApi, RetentionKeepsAtMostMaxRowsNewestFirst) {
+TEST_P(LogsApi, RetentionKeepsAtMostMaxRowsNewestFirst) {
     TestServer server(with_token({{"logs.max_rows", "5"}}));
     const auto port = server.port();
     std::string body = "[";
@@ -232,7 +238,7 @@ TEST(LogsApi, RetentionKeepsAtMostMaxRowsNewestFirst) {
     EXPECT_GE(server.metric("hearth_logs_stored_total"), 12.0);
 }
 
-TEST(LogsApi, StorageOffAnswersWithItsOwnCode) {
+TEST_P(LogsApi, StorageOffAnswersWithItsOwnCode) {
     TestServer server(with_token({{"logs.store", "false"}}));
     auto r = get_logs(server.port(), "");
     EXPECT_EQ(r.status, 503);
@@ -242,7 +248,7 @@ TEST(LogsApi, StorageOffAnswersWithItsOwnCode) {
     EXPECT_EQ(server.metric("hearth_logs_stored_total"), 0.0);
 }
 
-TEST(LogsApi, StoredEntriesSurviveARestart) {
+TEST_P(LogsApi, StoredEntriesSurviveARestart) {
     TempDir data;
     const auto overrides = with_token({{"server.data_dir", "\"" + data.path() + "\""}});
     {

@@ -22,6 +22,7 @@
 #include "net/server.hpp"
 #include "support/clients.hpp"
 #include "support/server.hpp"
+#include "support/store_backend.hpp"
 #include "util/log.hpp"
 
 namespace hearth::test {
@@ -139,7 +140,14 @@ void sync(std::uint16_t port, std::vector<Listener*> listeners) {
     }
 }
 
-TEST(Logs, PostedEntriesArriveInOneBatchWithServerFieldsAndKeyOrder) {
+// Every test runs on SQLite and on PostgreSQL (support/store_backend.hpp).
+class Logs : public StoreBackendTest {};
+HEARTH_INSTANTIATE_STORE_BACKENDS(Logs);
+
+class LogsAccess : public StoreBackendTest {};
+HEARTH_INSTANTIATE_STORE_BACKENDS(LogsAccess);
+
+TEST_P(Logs, PostedEntriesArriveInOneBatchWithServerFieldsAndKeyOrder) {
     TestServer server;
     const auto port = server.port();
     const double before = server.metric("hearth_logs_entries_total");
@@ -198,7 +206,7 @@ TEST(Logs, PostedEntriesArriveInOneBatchWithServerFieldsAndKeyOrder) {
     EXPECT_EQ(server.metric("hearth_logs_dropped_total"), 0);
 }
 
-TEST(Logs, RoomRules) {
+TEST_P(Logs, RoomRules) {
     TestServer server;
     const auto port = server.port();
     Listener all(port, "/logs/listen");
@@ -235,7 +243,7 @@ TEST(Logs, RoomRules) {
     EXPECT_EQ(msgs(seen_b), (std::set<std::string>{"e0", "b1", "end", "endB"}));
 }
 
-TEST(Logs, BodyLimitAndBadRequests) {
+TEST_P(Logs, BodyLimitAndBadRequests) {
     TestServer server;
     const auto port = server.port();
     // Exactly at the limit: accepted.
@@ -283,7 +291,7 @@ std::map<std::string, std::string> bearer(const std::string& token) {
     return {{"Authorization", "Bearer " + token}};
 }
 
-TEST(Logs, ServerLogLinesAreEntries) {
+TEST_P(Logs, ServerLogLinesAreEntries) {
     TestServer server(with_admin_token());
     const auto port = server.port();
     Listener all(port, "/logs/listen", bearer(kAdminToken));
@@ -311,7 +319,7 @@ TEST(Logs, ServerLogLinesAreEntries) {
                                                      "room", "serverTime", "seqNumber"}));
 }
 
-TEST(Logs, BothListenersServeTheRoutes) {
+TEST_P(Logs, BothListenersServeTheRoutes) {
     TestServer server({{"hunterpie.enabled", "true"},
                        {"hunterpie.listen", "\"127.0.0.1:0\""},
                        {"hunterpie.path_prefix", "\"/hp\""}});
@@ -359,7 +367,7 @@ private:
     std::string address_ = "test";
 };
 
-TEST(Logs, PendingBoundsDropOldestAndCount) {
+TEST(LogStream, PendingBoundsDropOldestAndCount) {
     core::MetricsRegistry metrics;
     auto stream = std::make_shared<logs::LogStream>(
         metrics, logs::LogStreamLimits{.max_pending_per_room = 2, .max_pending_rooms = 2});
@@ -518,7 +526,7 @@ std::vector<std::vector<Frame>> log_server_line(std::uint16_t port, Listener& wi
     return seen;
 }
 
-TEST(LogsAccess, AnonymousListenersGetPostedEntriesButNotTheServerLines) {
+TEST_P(LogsAccess, AnonymousListenersGetPostedEntriesButNotTheServerLines) {
     TestServer server({{"http.admin_token", std::string("\"") + kAdminToken + "\""},
                        {"hunterpie.enabled", "true"},
                        {"hunterpie.listen", "\"127.0.0.1:0\""},
@@ -553,7 +561,7 @@ TEST(LogsAccess, AnonymousListenersGetPostedEntriesButNotTheServerLines) {
     EXPECT_EQ(refused(server, "invalid_token"), 0);
 }
 
-TEST(LogsAccess, WrongTokensAreRefusedAndLoggedWithoutTheToken) {
+TEST_P(LogsAccess, WrongTokensAreRefusedAndLoggedWithoutTheToken) {
     TestServer server(with_admin_token());
     const auto port = server.port();
     LogCapture logged;
@@ -593,7 +601,7 @@ TEST(LogsAccess, WrongTokensAreRefusedAndLoggedWithoutTheToken) {
     EXPECT_EQ(refused(open_server, "invalid_token"), 1);
 }
 
-TEST(LogsAccess, ANonAdminAccountTokenIsRefused) {
+TEST_P(LogsAccess, ANonAdminAccountTokenIsRefused) {
     TestServer server(with_admin_token());
     const auto port = server.port();
     const auto player = account_token(port, "plain-player", "player");
@@ -617,7 +625,7 @@ TEST(LogsAccess, ANonAdminAccountTokenIsRefused) {
     EXPECT_FALSE(logged.contains(admin));
 }
 
-TEST(LogsAccess, AForeignOriginIsRefusedForOperatorStreams) {
+TEST_P(LogsAccess, AForeignOriginIsRefusedForOperatorStreams) {
     TestServer server(
         with_admin_token({{"logs.allowed_origins", R"(["https://console.example"])"}}));
     const auto port = server.port();
@@ -656,7 +664,7 @@ TEST(LogsAccess, AForeignOriginIsRefusedForOperatorStreams) {
     EXPECT_EQ(refused(server, "forbidden_origin"), 3);
 }
 
-TEST(LogsAccess, TheAdminTokenGetsTheServerLinesOnEitherListener) {
+TEST_P(LogsAccess, TheAdminTokenGetsTheServerLinesOnEitherListener) {
     TestServer server(with_admin_token({{"hunterpie.enabled", "true"},
                                         {"hunterpie.listen", "\"127.0.0.1:0\""},
                                         {"hunterpie.path_prefix", "\"/hp\""}}));
@@ -675,7 +683,7 @@ TEST(LogsAccess, TheAdminTokenGetsTheServerLinesOnEitherListener) {
     }
 }
 
-TEST(LogsAccess, PublicServerLinesRestoreThePublicStreamUntilAReloadTurnsThemOff) {
+TEST_P(LogsAccess, PublicServerLinesRestoreThePublicStreamUntilAReloadTurnsThemOff) {
     Overrides overrides = with_admin_token({{"logs.public_server_lines", "true"},
                                             {"hunterpie.enabled", "true"},
                                             {"hunterpie.listen", "\"127.0.0.1:0\""}});
@@ -702,7 +710,7 @@ TEST(LogsAccess, PublicServerLinesRestoreThePublicStreamUntilAReloadTurnsThemOff
     EXPECT_FALSE(has_server_line(seen[1]));
 }
 
-TEST(LogsAccess, AllowedOriginsMustBeOrigins) {
+TEST_P(LogsAccess, AllowedOriginsMustBeOrigins) {
     const auto schema = app::make_schema();
     for (const std::string bad :
          {R"(["*"])", R"(["example.com"])", R"(["https://example.com/"])", R"(["https://"])"}) {
@@ -741,7 +749,7 @@ std::map<std::string, std::string> head_fields(const std::string& head) {
     return out;
 }
 
-TEST(Logs, AddAnswersExactlyAsTheOriginal) {
+TEST_P(Logs, AddAnswersExactlyAsTheOriginal) {
     TestServer server;
     const auto port = server.port();
     RawClient raw(port);

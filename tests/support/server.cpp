@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "support/clients.hpp"
+#include "support/store_backend.hpp"
 
 extern char** environ;
 
@@ -48,6 +49,12 @@ std::string test_config_toml(const Overrides& overrides, const std::string& data
     };
     for (const auto& [k, v] : overrides) {
         all[k] = v;
+    }
+    // The test's store backend (support/store_backend.hpp), unless the test chose a driver.
+    if (!all.contains("storage.driver")) {
+        for (auto& [k, v] : store_overrides(all.at("server.data_dir"))) {
+            all[k] = std::move(v);
+        }
     }
     std::map<std::string, std::vector<std::string>> sections;
     for (const auto& [k, v] : all) {
@@ -267,6 +274,11 @@ BenchRun run_bench(const std::vector<std::string>& args, std::chrono::millisecon
     run.exit_code = child.wait_exit(deadline);
     run.out = child.output();
     return run;
+}
+
+BenchRun run_bench_drained(std::vector<std::string> args) {
+    args.insert(args.end(), {"--drain", "60"});
+    return run_bench(args, std::chrono::seconds(150));
 }
 
 boost::json::object report_of(const BenchRun& run) {

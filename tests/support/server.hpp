@@ -34,7 +34,7 @@ private:
 using Overrides = std::map<std::string, std::string>;
 
 /// Builds TOML text from overrides on top of the test defaults (port 0, two io threads, the echo
-/// route on, a temporary data_dir).
+/// route on, a temporary data_dir, the test's store backend: support/store_backend.hpp).
 std::string test_config_toml(const Overrides& overrides, const std::string& data_dir);
 
 /// An in-process server. Construction starts it; destruction shuts it down.
@@ -115,6 +115,11 @@ struct BenchRun {
 /// well before).
 BenchRun run_bench(const std::vector<std::string>& args,
                    std::chrono::milliseconds deadline = std::chrono::seconds(60));
+/// Runs `hearth-bench ARGS --drain 60`. What is in flight at the end of --duration may take long
+/// to arrive on a busy machine (ASan, two cores shared with other tests); the drain ends as soon
+/// as it has, so a generous one costs nothing when all is well, and a message missing after it is
+/// lost, not late. The run's deadline covers it.
+BenchRun run_bench_drained(std::vector<std::string> args);
 /// The report of a `--json` run: its last output line, parsed. Throws when it is not a JSON object.
 boost::json::object report_of(const BenchRun& run);
 

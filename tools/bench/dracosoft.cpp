@@ -847,7 +847,7 @@ private:
         });
         bench.wait(bench.options().duration_s, "dracosoft-chat");
         bench.set_phase(Phase::kDrain);
-        bench.wait(2.0, "drain", [&] {
+        bench.wait(bench.options().drain_s, "drain", [&] {
             const auto t = bench.totals();
             const auto audience = logged_in - t.custom[kLost];
             return t.delivered >= (t.sent - begin.totals.sent) * audience;
@@ -863,8 +863,9 @@ private:
         if (lost == 0) {
             f["deliveries_expected"] = sent * logged_in;
             if (delivered < sent * logged_in) {
-                bench.note(fmt::format("{} of {} deliveries missing 2 s after the last chat",
-                                       sent * logged_in - delivered, sent * logged_in));
+                bench.note(fmt::format("{} of {} deliveries missing {} s after the last chat",
+                                       sent * logged_in - delivered, sent * logged_in,
+                                       bench.options().drain_s));
             }
         } else {
             f["clients_lost"] = lost;

@@ -124,10 +124,11 @@ public:
             const auto answered = t.delivered + t.custom[kBadReplies] + t.custom[kLost];
             return t.sent > answered ? t.sent - answered : 0;
         };
-        bench.wait(2.0, "drain", [&] { return unanswered() == 0; });
+        bench.wait(bench.options().drain_s, "drain", [&] { return unanswered() == 0; });
         const Snapshot end = bench.snapshot();
         if (const auto n = unanswered(); n > 0) {
-            bench.note(fmt::format("{} messages were still unanswered 2 s after the last send", n));
+            bench.note(fmt::format("{} messages were still unanswered {} s after the last send", n,
+                                   bench.options().drain_s));
         }
         Bench::fill_window(report, begin, end);
         if (report.server_cpu_s && *report.server_cpu_s > 0) {

@@ -464,7 +464,7 @@ public:
         });
         bench.wait(bench.options().duration_s, "fanout");
 
-        // No new publishes; what is in flight is acknowledged and delivered, within 2 s.
+        // No new publishes; what is in flight is acknowledged and delivered, within --drain.
         bench.set_phase(Phase::kDrain);
         struct Pending {
             std::uint64_t acks = 0;
@@ -478,16 +478,16 @@ public:
             return Pending{t.sent > t.custom[kAcked] ? t.sent - t.custom[kAcked] : 0,
                            expected > t.delivered ? expected - t.delivered : 0};
         };
-        bench.wait(2.0, "drain", [&] {
+        bench.wait(bench.options().drain_s, "drain", [&] {
             const auto p = pending();
             return p.acks == 0 && p.deliveries == 0;
         });
         const Snapshot end = bench.snapshot();
         if (const auto p = pending(); p.acks > 0 || p.deliveries > 0) {
-            bench.note(fmt::format(
-                "2 s after the last publish, {} publishes were unacknowledged and {} deliveries "
-                "missing",
-                p.acks, p.deliveries));
+            bench.note(
+                fmt::format("{} s after the last publish, {} publishes were unacknowledged and {} "
+                            "deliveries missing",
+                            bench.options().drain_s, p.acks, p.deliveries));
         }
         Bench::fill_window(report, begin, end);
 

@@ -335,7 +335,7 @@ public:
             return t.custom[kCompleted] + t.custom[kQueued] + t.custom[kFailed] +
                    t.custom[kErrorFrames];
         };
-        bench.wait(2.0, "drain", [&] {
+        bench.wait(bench.options().drain_s, "drain", [&] {
             const auto t = bench.totals();
             return acks(t) >= t.sent && t.delivered >= t.custom[kCompleted];
         });
@@ -343,8 +343,8 @@ public:
         Bench::fill_window(report, begin, end);
         const auto& t = end.totals;
         if (acks(t) < t.sent) {
-            bench.note(fmt::format("{} messages were unacknowledged 2 s after the last send",
-                                   t.sent - acks(t)));
+            bench.note(fmt::format("{} messages were unacknowledged {} s after the last send",
+                                   t.sent - acks(t), bench.options().drain_s));
         }
         report.figures["acks_completed"] = t.custom[kCompleted];
         report.figures["acks_queued"] = t.custom[kQueued];

@@ -347,7 +347,7 @@ public:
 
         bench.set_phase(Phase::kDrain);
         const std::uint64_t fanout = s_.members;
-        bench.wait(2.0, "drain", [&] {
+        bench.wait(bench.options().drain_s, "drain", [&] {
             const auto t = bench.totals();
             return t.delivered >= t.sent * fanout;
         });
@@ -360,8 +360,9 @@ public:
         report.figures["pushes_delivered"] = delivered;
         report.figures["pushes_expected"] = sent * fanout;
         if (delivered < sent * fanout) {
-            bench.note(fmt::format("{} of {} push deliveries missing 2 s after the last push",
-                                   sent * fanout - delivered, sent * fanout));
+            bench.note(fmt::format("{} of {} push deliveries missing {} s after the last push",
+                                   sent * fanout - delivered, sent * fanout,
+                                   bench.options().drain_s));
         }
         if (report.elapsed_s > 0) {
             report.figures["pushes_sent_per_s"] =

@@ -54,6 +54,10 @@ void add_common_options(CLI::App& cmd, CommonOptions& o) {
                    "Seconds allowed for one connection's connect, TLS and upgrade")
         ->check(CLI::Range(0.1, 600.0))
         ->capture_default_str();
+    cmd.add_option("--drain", o.drain_s,
+                   "Seconds allowed after --duration for what is in flight to be acknowledged "
+                   "and delivered; the wait ends as soon as it is (default 2; moonshare 10)")
+        ->check(CLI::Range(0.1, 3600.0));
     cmd.add_flag("--compression", o.compression,
                  "Offer permessage-deflate (client_no_context_takeover; "
                  "server_no_context_takeover); when accepted, inflate what arrives compressed "
@@ -166,6 +170,9 @@ int main(int argc, char** argv) {
         return 2;
     }
     Scenario& scenario = *chosen->scenario;
+    if (chosen->app->get_option("--drain")->count() == 0) {
+        options.drain_s = scenario.default_drain_s();
+    }
     if (std::any_of(options.token.begin(), options.token.end(),
                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; })) {
         fmt::print(stderr, "hearth-bench: --token must not contain control characters\n");
@@ -188,8 +195,8 @@ int main(int argc, char** argv) {
 
     // Whatever the server does, the process ends: every wait has its own deadline, and this one
     // covers them all (and a bug in this tool).
-    const double limit_s = scenario.expected_seconds(options) + options.connect_timeout_s +
-                           options.handshake_timeout_s + 60;
+    const double limit_s = scenario.expected_seconds(options) + options.drain_s +
+                           options.connect_timeout_s + options.handshake_timeout_s + 60;
     std::thread([limit_s] {
         std::this_thread::sleep_for(std::chrono::duration<double>(limit_s));
         std::fputs("hearth-bench: the run overran its deadline; exiting\n", stderr);

@@ -66,7 +66,6 @@ struct MoonshareSettings {
     double interval_ms = 0;
     std::string token_url;
     std::string instance_ports = "5000,5001,5002";
-    double drain_s = 10;
 
     // Derived before the connections open; read-only while they run.
     std::vector<std::string> user_ids;
@@ -433,10 +432,6 @@ public:
                        "The player instances' ports in order (player_listen): user ids are drawn "
                        "so that StableHash picks the one --url names")
             ->capture_default_str();
-        cmd.add_option("--drain", s_.drain_s,
-                       "Seconds allowed after --duration for the transfers in progress to end")
-            ->check(CLI::Range(0.1, 3600.0))
-            ->capture_default_str();
     }
 
     std::string validate(const CommonOptions& options) override {
@@ -451,10 +446,12 @@ public:
 
     std::size_t connections() const override { return s_.players; }
 
+    /// A transfer in progress may be a whole file of --file-size bytes.
+    double default_drain_s() const override { return 10; }
+
     double expected_seconds(const CommonOptions& options) const override {
         // Tokens are fetched one at a time (10 s timeouts each, at worst a few).
-        return options.duration_s + kJoinTimeoutS + s_.drain_s + 30 +
-               static_cast<double>(s_.players) * 0.05;
+        return options.duration_s + kJoinTimeoutS + 30 + static_cast<double>(s_.players) * 0.05;
     }
 
     void run(Bench& bench, Report& report) override {
@@ -518,7 +515,7 @@ public:
         });
         bench.wait(bench.options().duration_s, "moonshare-player");
         bench.set_phase(Phase::kDrain);  // no new transfer; those in progress go on
-        const bool drained = bench.wait(s_.drain_s, "drain", [&] {
+        const bool drained = bench.wait(bench.options().drain_s, "drain", [&] {
             const auto t = bench.totals();
             return t.custom[kBegun] <= t.custom[kAcknowledged] + t.custom[kFailed] &&
                    t.delivered >= t.custom[kAcknowledged];
@@ -529,7 +526,7 @@ public:
         if (!drained) {
             bench.note(fmt::format("{} transfers still in progress {} s after the last began",
                                    t.custom[kBegun] - t.custom[kAcknowledged] - t.custom[kFailed],
-                                   s_.drain_s));
+                                   bench.options().drain_s));
         }
         f["files_begun"] = t.custom[kBegun];
         f["files_sent"] = t.custom[kAcknowledged];

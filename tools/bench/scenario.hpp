@@ -44,6 +44,9 @@ struct CommonOptions {
     double connect_timeout_s = 60;    // for opening all connections
     double handshake_timeout_s = 10;  // for one connection's connect + TLS + upgrade
     bool compression = false;         // offer permessage-deflate (no context takeover)
+    // After --duration, how long what is in flight may take to arrive; the wait ends as soon as
+    // it has. main() sets the scenario's default_drain_s() when --drain is not given.
+    double drain_s = 2;
 };
 
 /// What a scenario measured. The harness adds the common figures (sent, delivered, errors and
@@ -70,6 +73,9 @@ public:
     virtual double expected_seconds(const CommonOptions& options) const {
         return options.duration_s;
     }
+    /// --drain when not given: long enough for messages in flight on a loaded machine, short
+    /// enough that a lost one is reported soon.
+    virtual double default_drain_s() const { return 2; }
     /// Runs on the main thread; the workers run the connections. Leaves the connections open:
     /// the harness closes them.
     virtual void run(Bench& bench, Report& report) = 0;

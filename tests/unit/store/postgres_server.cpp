@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,6 +91,19 @@ int free_port() {
     return ntohs(addr.sin_port);
 }
 
+/// /dev/shm: memory, open to everyone like /tmp. Used for the servers with fsync off when it has
+/// room for a cluster and a few dozen databases (a container's default 64 MiB does not).
+constexpr const char* kMemoryDir = "/dev/shm";
+constexpr std::uint64_t kMemoryDirMinFree = std::uint64_t{1} << 30;
+
+bool memory_backed_dir_usable() {
+    struct statvfs fs_stats {};
+    if (::access(kMemoryDir, W_OK | X_OK) != 0 || ::statvfs(kMemoryDir, &fs_stats) != 0) {
+        return false;
+    }
+    return static_cast<std::uint64_t>(fs_stats.f_bavail) * fs_stats.f_frsize >= kMemoryDirMinFree;
+}
+
 /// Removes directories left by test processes that died without stopping their server.
 void remove_stale_dirs(const fs::path& base) {
     std::error_code ec;
@@ -103,6 +118,32 @@ void remove_stale_dirs(const fs::path& base) {
             fs::remove_all(entry.path(), ignored);
         }
     }
+}
+
+/// Whether a process of group `pgid` is alive and not a zombie.
+bool group_has_live_process(pid_t pgid) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) {
+            continue;
+        }
+        // Fields after the command name (in parentheses, which may hold anything): state, ppid,
+        // pgrp.
+        const std::string stat = read_file(entry.path() / "stat");
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos) {
+            continue;
+        }
+        std::istringstream fields(stat.substr(close + 1));
+        char state = 0;
+        long ppid = 0;
+        long pgrp = 0;
+        if (fields >> state >> ppid >> pgrp && pgrp == pgid && state != 'Z' && state != 'X') {
+            return true;
+        }
+    }
+    return false;
 }
 
 /// Starts `argv` as a child (as uid/gid when `switch_user`), its output appended to `log`.
@@ -199,11 +240,12 @@ std::unique_ptr<PGconn, PgConnDeleter> connect_or_throw(const std::string& url) 
 
 PostgresServer& PostgresServer::shared() {
     // Intentionally a function-local static: started on first use, stopped at exit.
-    static PostgresServer server;
+    static PostgresServer server(Options{});
     return server;
 }
 
-PostgresServer::PostgresServer() : bin_dir_(find_bin_dir()), owner_(::getpid()) {
+PostgresServer::PostgresServer(Options options)
+    : bin_dir_(find_bin_dir()), owner_(::getpid()), options_(options) {
     const char* tmp = std::getenv("TMPDIR");
     fs::path base = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
     if (::geteuid() == 0) {
@@ -226,7 +268,16 @@ PostgresServer::PostgresServer() : bin_dir_(find_bin_dir()), owner_(::getpid()) 
         uid_ = ::geteuid();
         gid_ = ::getegid();
     }
-    remove_stale_dirs(base);
+    if (!options_.durable && memory_backed_dir_usable()) {
+        // fsync is off, so a disk adds nothing but time: on a file system mounted with `discard`
+        // each of a cluster's ~1,000 files takes milliseconds to delete (seconds per server).
+        base = kMemoryDir;
+    }
+    remove_stale_dirs("/tmp");
+    remove_stale_dirs(kMemoryDir);
+    if (tmp != nullptr && *tmp != '\0') {
+        remove_stale_dirs(tmp);
+    }
     std::string pattern =
         (base / (std::string(kDirPrefix) + std::to_string(::getpid()) + "-XXXXXX")).string();
     if (::mkdtemp(pattern.data()) == nullptr) {
@@ -281,11 +332,13 @@ PostgresServer::~PostgresServer() {
 void PostgresServer::start_on(int port) {
     port_ = port;
     const std::string log = dir_ + "/server.log";
-    pid_ = spawn(
-        {bin_dir_ + "/postgres", "-D", dir_ + "/data", "-k", dir_, "-p", std::to_string(port), "-c",
-         "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c",
-         "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=16MB"},
-        log, switch_user_, uid_, gid_, /*tie_to_parent=*/true);
+    const std::string durable = options_.durable ? "on" : "off";
+    pid_ =
+        spawn({bin_dir_ + "/postgres", "-D", dir_ + "/data", "-k", dir_, "-p", std::to_string(port),
+               "-c", "listen_addresses=127.0.0.1", "-c", "fsync=" + durable, "-c",
+               "synchronous_commit=" + durable, "-c", "full_page_writes=" + durable, "-c",
+               "max_connections=200", "-c", "shared_buffers=16MB"},
+              log, switch_user_, uid_, gid_, /*tie_to_parent=*/true);
     const std::string conninfo = admin_conninfo(port, "postgres");
     const auto until = Clock::now() + kStartDeadline;
     for (;;) {
@@ -317,6 +370,24 @@ void PostgresServer::stop() {
     if (!wait_for_exit(pid_, kStopDeadline)) {
         ::kill(pid_, SIGKILL);
         ::waitpid(pid_, nullptr, 0);
+    }
+    pid_ = -1;
+}
+
+void PostgresServer::kill() {
+    if (pid_ <= 0) {
+        return;
+    }
+    // The backends are the postmaster's children in its process group (spawn() made it a group
+    // of its own): all die at once, as in a crash of the machine's database service.
+    ::kill(-pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    // Backends still exiting keep the shared memory attached, and a new postmaster refuses to
+    // start beside them: wait until none is left but zombies (which have let go of it; whoever
+    // adopted them reaps them, maybe never).
+    const auto until = Clock::now() + kStopDeadline;
+    while (group_has_live_process(pid_) && Clock::now() < until) {
+        std::this_thread::sleep_for(kPollInterval);
     }
     pid_ = -1;
 }
