@@ -134,7 +134,7 @@ public:
 private:
     TempDir dir_;
     core::MetricsRegistry metrics_;
-    core::EventRing events_{1000};
+    core::EventBus events_{1000};
     core::Runtime runtime_{2, 2};
     std::unique_ptr<store::Store> store_;
     auth::AccountService accounts_;
