@@ -6,11 +6,14 @@
 #include <mutex>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "auth/login_throttle.hpp"
 #include "auth/registration_throttle.hpp"
 #include "auth/secrets.hpp"
 #include "auth/token_cache.hpp"
 #include "core/metrics.hpp"
+#include "util/line_throttle.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
 
@@ -400,6 +403,8 @@ struct AccountService::State : std::enable_shared_from_this<State> {
     std::deque<std::function<void()>> urgent_hashes;  // logins
     std::deque<std::function<void()>> other_hashes;   // account creation and password changes
     core::MetricsRegistry& metrics;
+    // Refused-token log lines: 20 a second after a burst of 100, for every door together.
+    util::LineThrottle refusal_lines{util::TokenRate{.per_s = 20, .depth = 100}};
     core::Counter& logins_ok;
     core::Counter& logins_invalid;
     core::Counter& logins_disabled;
@@ -708,11 +713,20 @@ void AccountService::authorize(std::string token, const AccessPolicy& policy, st
                      {{"door", door}, {"reason", std::string(to_string(why))}})
             .inc();
         // Never the token: the kind and the account are enough to find the client that erred.
+        // A client can be refused as often as it likes: the lines are rate-limited (the counter
+        // above is not).
+        const auto admitted = state->refusal_lines.admit();
+        if (!admitted) {
+            answer(AccessDecision{.refusal = why, .principal = {}});
+            return;
+        }
+        const std::string left_out =
+            *admitted == 0 ? "" : fmt::format(" ({} refusal lines left out before)", *admitted);
         if (p != nullptr) {
-            log()->info("{}: refused a {} token of account {} from {}: {}", door,
-                        to_string(p->kind), p->username, peer, to_string(why));
+            log()->info("{}: refused a {} token of account {} from {}: {}{}", door,
+                        to_string(p->kind), p->username, peer, to_string(why), left_out);
         } else {
-            log()->info("{}: refused a token from {}: {}", door, peer, to_string(why));
+            log()->info("{}: refused a token from {}: {}{}", door, peer, to_string(why), left_out);
         }
         answer(AccessDecision{.refusal = why, .principal = {}});
     };

@@ -1,5 +1,6 @@
 // Abuse of the account system over real sockets (security part 2, items 2 and 14): a burst of
-// password guesses sent at once, and a stolen session kept after its password changed.
+// password guesses sent at once, a stolen session kept after its password changed, and a flood of
+// refused tokens that would fill the logs.
 
 #include <future>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "support/clients.hpp"
 #include "support/server.hpp"
+#include "util/log.hpp"
 
 namespace hearth::test {
 namespace {
@@ -91,6 +93,49 @@ TEST(AbuseAuth, ANewPasswordEndsTheSessionsOfTheOldOne) {
     auto fresh = login(port, "ursula", "new-password-2");
     ASSERT_EQ(fresh.status, 200) << fresh.body;
     EXPECT_EQ(refresh(std::string(json::parse(fresh.body).at("token").as_string())).status, 200);
+}
+
+// Each refused token is counted, but its log line is rate-limited: a client refused as fast as it
+// can send cannot fill the log ring (and the operator's screen) with its own lines.
+TEST(AbuseAuth, RefusedTokenLinesAreRateLimitedButAllCounted) {
+    TestServer server({{"http.admin_token", std::string("\"") + kAdmin + "\""}});
+    const auto port = server.port();
+    const auto before = util::log_ring().recent(1);
+    const std::uint64_t start_seq = before.empty() ? 0 : before.back().seq;
+    constexpr int kRefused = 400;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kRefused; ++i) {
+        ASSERT_EQ(http_request(port, "GET", "/api/v1/accounts", "",
+                               {{"Authorization", "Bearer not-a-token-" + std::to_string(i)}})
+                      .status,
+                  401);
+    }
+    const double elapsed_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // Lines reach the ring on the logging thread: a marker logged after them says when all have.
+    util::logger("test")->info("refusal flood over");
+    std::vector<util::LogRecord> lines;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    bool marker = false;
+    while (!marker && std::chrono::steady_clock::now() < until) {
+        lines = util::log_ring().recent(100000, start_seq);
+        for (const auto& l : lines) {
+            marker = marker || l.message == "refusal flood over";
+        }
+        std::this_thread::yield();
+    }
+    ASSERT_TRUE(marker);
+    int refusal_lines = 0;
+    for (const auto& l : lines) {
+        refusal_lines += l.message.find("refused a token") != std::string::npos ? 1 : 0;
+    }
+    EXPECT_EQ(server.metric("hearth_auth_refusals_total",
+                            {{"door", "operator"}, {"reason", "invalid_token"}}),
+              kRefused);
+    // The burst (100), plus 20 a second for as long as the flood lasted.
+    EXPECT_GE(refusal_lines, 100);
+    EXPECT_LE(refusal_lines, 100 + static_cast<int>(20 * elapsed_s) + 1)
+        << "over " << elapsed_s << " s";
 }
 
 }  // namespace
