@@ -14,6 +14,10 @@ void apply_limits(RequestParser& parser, const HttpLimits& limits) {
     parser.body_limit(limits.max_body_bytes);
 }
 
+bool head_within_limit(std::size_t head_bytes, const HttpLimits& limits) {
+    return head_bytes <= limits.max_header_bytes;
+}
+
 bool has_token(std::string_view list, std::string_view token) {
     while (!list.empty()) {
         auto comma = list.find(',');

@@ -27,6 +27,12 @@ using RequestParser = boost::beast::http::request_parser<boost::beast::http::str
 /// header_limit (answered 431) or body_limit (answered 413).
 void apply_limits(RequestParser& parser, const HttpLimits& limits);
 
+/// Whether a head the parser accepted, of `head_bytes` (request line and fields), is within the
+/// head bound. Beast 1.81 applies header_limit to the request line and to the fields separately
+/// when the request line is complete in one read, so a head of up to twice max_header_bytes gets
+/// through the parser; the session refuses it as 431 like any head over the bound.
+bool head_within_limit(std::size_t head_bytes, const HttpLimits& limits);
+
 /// Whether a comma-separated header value (e.g. "Connection: keep-alive, Upgrade") holds `token`,
 /// compared case-insensitively.
 bool has_token(std::string_view list, std::string_view token);

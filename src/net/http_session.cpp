@@ -117,12 +117,15 @@ private:
                 beast::get_lowest_layer(stream_).expires_after(limits->header_timeout);
             }
             first = false;
-            co_await http::async_read_header(stream_, buffer_, parser,
-                                             asio::redirect_error(asio::use_awaitable, ec));
+            const std::size_t head_bytes = co_await http::async_read_header(
+                stream_, buffer_, parser, asio::redirect_error(asio::use_awaitable, ec));
             idle_ = false;
             if (ec == beast::error::timeout) {
                 count_timeout("header");
                 co_return;
+            }
+            if (!ec && !head_within_limit(head_bytes, *limits)) {
+                ec = http::error::header_limit;  // the parser let it through (see the function)
             }
             if (!ec && !parser.is_done()) {
                 beast::get_lowest_layer(stream_).expires_after(limits->request_timeout);
