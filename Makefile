@@ -1,6 +1,6 @@
 # Hearth's entry points. `make run` and `make test` are the README's quick start: each installs
 # what is missing (scripts/install-deps.sh), configures with CMake presets and builds with Ninja.
-.PHONY: all deps release debug run test fuzz format format-check bench clean
+.PHONY: all deps release debug run test test-tsan fuzz format format-check bench clean
 
 ARGS ?=
 
@@ -27,6 +27,16 @@ test: deps format-check debug
 	@cmake --preset release >/dev/null
 	cmake --build --preset release --target hearth
 	ctest --preset debug
+
+# The hub, network and integration tests under ThreadSanitizer: a separate build (build/tsan, GCC's
+# -fsanitize=thread, no ASan), so not part of `make test`; expect it to take several times as long.
+# TSAN_TESTS narrows the run (a ctest -R regex, e.g. TSAN_TESTS=Hub); by default every test of the
+# three executables runs (the `tsan` test preset selects them by label).
+TSAN_TESTS ?=
+test-tsan: deps
+	@cmake --preset tsan >/dev/null
+	cmake --build --preset tsan --target unit_hub unit_net integration hearth
+	ctest --preset tsan $(if $(TSAN_TESTS),-R '$(TSAN_TESTS)')
 
 # libFuzzer over every parser of client input (tests/fuzz, docs/testing.md): clang 14 from Debian
 # (installed on demand: only this target needs it), FUZZ_SECONDS per target. What a run finds is

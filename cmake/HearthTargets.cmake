@@ -21,6 +21,19 @@ if(HEARTH_SANITIZE)
     add_link_options(${HEARTH_SANITIZER_FLAGS})
 endif()
 
+# ThreadSanitizer cannot be combined with AddressSanitizer. -O1 keeps the instrumented tests within
+# a few times their debug run time; the report still names every line. -Wno-tsan: GCC warns that
+# TSan does not model std::atomic_thread_fence, which Asio's handler invocation uses
+# (std_fenced_block); Asio's queues synchronise with mutexes, which TSan does model.
+if(HEARTH_TSAN)
+    if(HEARTH_SANITIZE)
+        message(FATAL_ERROR "HEARTH_TSAN and HEARTH_SANITIZE exclude each other")
+    endif()
+    set(HEARTH_TSAN_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
+    add_compile_options(${HEARTH_TSAN_FLAGS} -O1 -Wno-tsan)
+    add_link_options(${HEARTH_TSAN_FLAGS})
+endif()
+
 # hearth_configure_target(<target>): warnings and include roots for a target of ours.
 function(hearth_configure_target target)
     target_compile_options(${target} PRIVATE ${HEARTH_WARNINGS})
