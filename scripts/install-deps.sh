@@ -20,6 +20,10 @@ packages=(
     # the Node.js baseline of the HunterPie benchmark
     chromium fonts-liberation
 )
+# `make fuzz` alone needs clang and its libFuzzer runtime: asked for with --fuzz.
+if [ "${1:-}" = "--fuzz" ]; then
+    packages+=(clang-14 libclang-rt-14-dev)
+fi
 # Node.js and npm: the machine's own when it has them (a NodeSource nodejs bundles npm and
 # conflicts with Debian's npm package), else Debian's.
 if ! command -v npm >/dev/null 2>&1; then

@@ -91,10 +91,10 @@ struct ServerApp::Impl {
                   static_cast<std::size_t>(config->get<core::ServerConfig>().blocking_threads)),
           hub(runtime, metrics, config->get<hub::HubConfig>()),
           native(hub, metrics, config->get<frontends::native::NativeConfig>()),
-          store(store::open_store(config->get<store::StorageConfig>(),
-                                  config->get<core::ServerConfig>().data_dir, metrics)),
           hash_pool(std::make_unique<boost::asio::thread_pool>(
               static_cast<std::size_t>(config->get<auth::AuthConfig>().hash_threads))),
+          store(store::open_store(config->get<store::StorageConfig>(),
+                                  config->get<core::ServerConfig>().data_dir, metrics)),
           accounts(
               store->accounts(),
               [this](std::function<void()> work) {
@@ -158,11 +158,13 @@ struct ServerApp::Impl {
     core::Runtime runtime;
     hub::Hub hub;
     frontends::native::NativeFrontend native;
+    // Password hashing on threads of its own: a flood of logins or registrations never delays the
+    // blocking pool's file work (Moonshare), nor the other way round. Before the store: the store
+    // finishes its queue as it is destroyed, and an account lookup completing then posts its hash
+    // here (stopped at shutdown: the work is dropped, not posted into freed memory).
+    std::unique_ptr<boost::asio::thread_pool> hash_pool;
     // After the runtime: destroyed first, so that its last completions still find the io contexts.
     std::unique_ptr<store::Store> store;
-    // Password hashing on threads of its own: a flood of logins or registrations never delays the
-    // blocking pool's file work (Moonshare), nor the other way round.
-    std::unique_ptr<boost::asio::thread_pool> hash_pool;
     auth::AccountService accounts;
     std::shared_ptr<auth::BetterAuthBridge> better_auth;  // when [auth.better_auth] is enabled
     std::unique_ptr<frontends::homestead::HomesteadFrontend> homestead;  // when enabled

@@ -307,8 +307,11 @@ struct MetricsRegistry::Impl {
         }
     }
 
-    Series& find_or_add(std::string_view name, std::string_view help, MetricType type,
-                        const Labels& labels, const std::vector<double>* bounds) {
+    // The series' metric, read while the lock is held: another thread's registration may grow
+    // `series` (moving its elements) as soon as it is released. The metric itself never moves.
+    template <class T>
+    T& find_or_add(std::string_view name, std::string_view help, MetricType type,
+                   const Labels& labels, const std::vector<double>* bounds) {
         if (!valid_metric_name(name)) {
             throw std::invalid_argument("invalid metric name '" + std::string(name) + "'");
         }
@@ -340,7 +343,7 @@ struct MetricsRegistry::Impl {
                                    "' is already registered with other bounds");
         }
         if (auto found = family.by_key.find(text.key); found != family.by_key.end()) {
-            return family.series[found->second];
+            return *std::get<std::unique_ptr<T>>(family.series[found->second].metric);
         }
         Series series{std::move(text), {}};
         switch (type) {
@@ -356,7 +359,7 @@ struct MetricsRegistry::Impl {
         }
         family.by_key.emplace(series.labels.key, family.series.size());
         family.series.push_back(std::move(series));
-        return family.series.back();
+        return *std::get<std::unique_ptr<T>>(family.series.back().metric);
     }
 
     mutable std::mutex mutex;
@@ -369,13 +372,11 @@ MetricsRegistry::~MetricsRegistry() = default;
 
 Counter& MetricsRegistry::counter(std::string_view name, std::string_view help,
                                   const Labels& labels) {
-    auto& series = impl_->find_or_add(name, help, MetricType::kCounter, labels, nullptr);
-    return *std::get<std::unique_ptr<Counter>>(series.metric);
+    return impl_->find_or_add<Counter>(name, help, MetricType::kCounter, labels, nullptr);
 }
 
 Gauge& MetricsRegistry::gauge(std::string_view name, std::string_view help, const Labels& labels) {
-    auto& series = impl_->find_or_add(name, help, MetricType::kGauge, labels, nullptr);
-    return *std::get<std::unique_ptr<Gauge>>(series.metric);
+    return impl_->find_or_add<Gauge>(name, help, MetricType::kGauge, labels, nullptr);
 }
 
 Histogram& MetricsRegistry::histogram(std::string_view name, std::string_view help,
@@ -383,9 +384,8 @@ Histogram& MetricsRegistry::histogram(std::string_view name, std::string_view he
     // Normalised (and validated) the way the Histogram itself does, so that equal bound lists
     // compare equal however the caller wrote the +Inf.
     const Histogram probe(std::move(upper_bounds));
-    auto& series =
-        impl_->find_or_add(name, help, MetricType::kHistogram, labels, &probe.upper_bounds());
-    return *std::get<std::unique_ptr<Histogram>>(series.metric);
+    return impl_->find_or_add<Histogram>(name, help, MetricType::kHistogram, labels,
+                                         &probe.upper_bounds());
 }
 
 void MetricsRegistry::add_collector(std::function<void(MetricsWriter&)> collect) {

@@ -69,9 +69,11 @@ void Runtime::stop() {
     }
     threads_.clear();
     if (blocking_) {
+        // Stopped, not freed: a thread that is not the runtime's (a store thread completing a
+        // password check, say) may still post to the pool; the work is then dropped with the pool
+        // when the runtime is destroyed, as the io contexts' is.
         blocking_->stop();
         blocking_->join();
-        blocking_.reset();
     }
 }
 

@@ -23,7 +23,8 @@ public:
     Runtime& operator=(const Runtime&) = delete;
 
     void start();
-    /// Stops every io_context and the pool, then joins the threads. Idempotent.
+    /// Stops every io_context and the pool, then joins the threads. Idempotent. The contexts and
+    /// the pool stay until the runtime is destroyed: work posted to them later is dropped.
     void stop();
 
     std::size_t io_thread_count() const noexcept { return contexts_.size(); }

@@ -7,13 +7,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <boost/url/pct_string_view.hpp>
 
+#include "net/http_request.hpp"
 #include "net/server_state.hpp"
 #include "net/ws_codec.hpp"
 #include "net/ws_connection.hpp"
 #include "util/log.hpp"
-#include "util/strings.hpp"
 
 namespace hearth::net {
 
@@ -25,80 +24,6 @@ namespace {
 std::shared_ptr<spdlog::logger> log() {
     static auto l = util::logger("http");
     return l;
-}
-
-bool has_token(std::string_view list, std::string_view token) {
-    // Comma-separated, case-insensitive tokens, as in "Connection: keep-alive, Upgrade".
-    while (!list.empty()) {
-        auto comma = list.find(',');
-        auto item = list.substr(0, comma);
-        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
-            item.remove_prefix(1);
-        }
-        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
-            item.remove_suffix(1);
-        }
-        if (util::iequals_ascii(item, token)) {
-            return true;
-        }
-        if (comma == std::string_view::npos) {
-            break;
-        }
-        list.remove_prefix(comma + 1);
-    }
-    return false;
-}
-
-/// The first of `supported` that the client offers in any Sec-WebSocket-Protocol header (a
-/// comma-separated list; values compared exactly, as browsers compare the answer).
-std::optional<std::string_view> select_subprotocol(const http::request<http::string_body>& req,
-                                                   const std::vector<std::string>& supported) {
-    for (const auto& protocol : supported) {
-        const auto [first, last] = req.equal_range(http::field::sec_websocket_protocol);
-        for (auto field = first; field != last; ++field) {
-            std::string_view list = field->value();
-            while (!list.empty()) {
-                const auto comma = list.find(',');
-                auto item = list.substr(0, comma);
-                while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
-                    item.remove_prefix(1);
-                }
-                while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
-                    item.remove_suffix(1);
-                }
-                if (item == protocol) {
-                    return std::string_view(protocol);
-                }
-                list =
-                    comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-            }
-        }
-    }
-    return std::nullopt;
-}
-
-HttpRequest to_request(const http::request<http::string_body>& req, const std::string& peer,
-                       const ListenerState& listener) {
-    HttpRequest out;
-    out.method = std::string(req.method_string());
-    out.target = std::string(req.target());
-    std::string_view target = out.target;
-    auto q = target.find('?');
-    const std::string_view raw_path = target.substr(0, q);
-    if (q != std::string_view::npos) {
-        out.query = std::string(target.substr(q + 1));
-    }
-    auto decoded = boost::urls::make_pct_string_view(raw_path);
-    out.path = decoded ? decoded->decode() : std::string(raw_path);
-    out.headers.reserve(static_cast<std::size_t>(std::distance(req.begin(), req.end())));
-    for (const auto& field : req) {
-        out.headers.push_back({std::string(field.name_string()), std::string(field.value())});
-    }
-    out.body = req.body();
-    out.peer_address = peer;
-    out.listener = listener.spec.name;
-    out.tls = listener.is_tls();
-    return out;
 }
 
 /// One HTTP connection. Runs on: its io thread. Owned by: its coroutine. Requests are answered
@@ -173,9 +98,8 @@ private:
         bool first = true;
         while (!stopping_) {
             auto limits = server_->http_limits();
-            http::request_parser<http::string_body> parser;
-            parser.header_limit(static_cast<std::uint32_t>(limits->max_header_bytes));
-            parser.body_limit(limits->max_body_bytes);
+            RequestParser parser;
+            apply_limits(parser, *limits);
 
             boost::system::error_code ec;
             idle_ = true;
@@ -193,12 +117,15 @@ private:
                 beast::get_lowest_layer(stream_).expires_after(limits->header_timeout);
             }
             first = false;
-            co_await http::async_read_header(stream_, buffer_, parser,
-                                             asio::redirect_error(asio::use_awaitable, ec));
+            const std::size_t head_bytes = co_await http::async_read_header(
+                stream_, buffer_, parser, asio::redirect_error(asio::use_awaitable, ec));
             idle_ = false;
             if (ec == beast::error::timeout) {
                 count_timeout("header");
                 co_return;
+            }
+            if (!ec && !head_within_limit(head_bytes, *limits)) {
+                ec = http::error::header_limit;  // the parser let it through (see the function)
             }
             if (!ec && !parser.is_done()) {
                 beast::get_lowest_layer(stream_).expires_after(limits->request_timeout);
@@ -250,15 +177,9 @@ private:
         }
     }
 
-    static bool is_websocket_upgrade(const http::request<http::string_body>& req) {
-        auto upgrade = req[http::field::upgrade];
-        return req.method() == http::verb::get &&
-               has_token(req[http::field::connection], "upgrade") &&
-               has_token(upgrade, "websocket");
-    }
-
-    asio::awaitable<HttpResponse> dispatch(const http::request<http::string_body>& req) {
-        HttpRequest request = to_request(req, peer_address_, listener_);
+    asio::awaitable<HttpResponse> dispatch(const BeastRequest& req) {
+        HttpRequest request =
+            to_request(req, peer_address_, listener_.spec.name, listener_.is_tls());
         bool method_mismatch = false;
         const HttpRoute* route = listener_.find_http(request.method, request.path, method_mismatch);
         if (route == nullptr) {
@@ -320,8 +241,9 @@ private:
     }
 
     // Returns true when the connection was handed over to a WsConnection.
-    asio::awaitable<bool> upgrade(const http::request<http::string_body>& req) {
-        HttpRequest request = to_request(req, peer_address_, listener_);
+    asio::awaitable<bool> upgrade(const BeastRequest& req) {
+        HttpRequest request =
+            to_request(req, peer_address_, listener_.spec.name, listener_.is_tls());
         auto route = listener_.find_ws(request.path);
         if (!route) {
             count("unmatched", 404);

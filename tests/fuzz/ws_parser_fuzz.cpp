@@ -1,16 +1,19 @@
 // libFuzzer target for the WebSocket frame parser (tests/fuzz/CMakeLists.txt; clang only).
 //
 // Input: byte 0 picks the settings (bit 0: permessage-deflate; bits 1-3: a message limit; bit 4:
-// structured mode), byte 1 seeds the split points, the rest is the wire. In structured mode the
-// rest is read as frame descriptions that are encoded into valid masked frames (with real deflate
-// data when RSV1 is asked for), so that the fuzzer reaches fragmentation and decompression rather
-// than stopping at the mask bit.
+// structured mode; bit 5: binary messages streamed in parts, as Moonshare's routes have them, with
+// the same limit on a streamed message), byte 1 seeds the split points, the rest is the wire. In
+// structured mode the rest is read as frame descriptions that are encoded into valid masked frames
+// (with real deflate data when RSV1 is asked for), so that the fuzzer reaches fragmentation and
+// decompression rather than stopping at the mask bit.
 //
 // The wire is also given to negotiate_deflate as a Sec-WebSocket-Extensions value.
 //
 // Checked on every input: no crash or sanitizer report; `consumed` never exceeds the input; every
-// event obeys its invariants; and the events are the same whether the wire arrives whole or in
-// random pieces.
+// event obeys its invariants (a forwardable compressed form inflates to the message it came with;
+// streamed parts start with `first`, end with `last` and stay within their bound); and the events
+// are the same whether the wire arrives whole or in random pieces (streamed parts, whose split
+// follows the arrival, compared joined).
 
 #include <algorithm>
 #include <array>
@@ -18,6 +21,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -66,12 +70,26 @@ private:
     std::uint64_t state_;
 };
 
-void check_event(const FrameEvent& e, std::size_t limit) {
+void check_event(const FrameEvent& e, std::size_t limit, bool streaming) {
     switch (e.type) {
         case Type::kMessage:
             check(e.data.size() <= limit, "message over the limit");
             check(e.kind == MessageKind::kBinary || hearth::util::valid_utf8(e.data),
                   "text message not UTF-8");
+            check(!streaming || e.kind == MessageKind::kText || e.compressed,
+                  "an uncompressed binary message reassembled while streaming");
+            check(e.deflated.empty() || e.compressed, "a deflated form of an uncompressed message");
+            if (!e.deflated.empty()) {
+                check(e.deflated.size() < e.data.size(), "deflated form not smaller");
+                Inflater own;
+                std::string out;
+                check(own.inflate(e.deflated, limit, out) == Inflater::Status::kOk && out == e.data,
+                      "the deflated form does not inflate to the message");
+            }
+            break;
+        case Type::kBinaryPart:
+            check(streaming, "a binary part without streaming");
+            check(e.kind == MessageKind::kBinary, "a part of a text message");
             break;
         case Type::kPing:
         case Type::kPong:
@@ -92,14 +110,18 @@ void check_event(const FrameEvent& e, std::size_t limit) {
 }
 
 // The caller's read loop over `wire`, arriving whole (seed 0) or in random pieces.
-std::vector<Seen> run(std::string_view wire, bool deflate, std::size_t limit, std::uint64_t seed) {
+std::vector<Seen> run(std::string_view wire, bool deflate, std::size_t limit, bool streaming,
+                      std::uint64_t seed) {
     Inflater inflater;
-    FrameParser parser({limit}, deflate, &inflater);
+    FrameParser parser({limit, streaming, limit}, deflate, &inflater);
     std::vector<Seen> events;
+    // The streamed message in progress, joined: its parts' split follows the arrival.
+    std::optional<std::string> streamed;
     std::vector<std::uint8_t> buffer;
     Rng rng(seed);
     std::size_t fed = 0;
-    while (fed < wire.size()) {
+    bool failed = false;
+    while (fed < wire.size() && !failed) {
         std::size_t step = wire.size() - fed;
         if (seed != 0) {
             const std::uint64_t r = rng.next();
@@ -113,7 +135,25 @@ std::vector<Seen> run(std::string_view wire, bool deflate, std::size_t limit, st
         for (;;) {
             const auto [event, consumed] = parser.next(buffer);
             check(consumed <= buffer.size(), "consumed more than the input");
-            check_event(event, limit);
+            check_event(event, limit, streaming);
+            if (event.type == Type::kBinaryPart) {
+                check(event.first == !streamed.has_value(), "first not at the start of a message");
+                if (event.first) {
+                    streamed.emplace();
+                }
+                streamed->append(event.data);
+                check(limit == 0 || streamed->size() <= limit, "streamed message over its bound");
+                buffer.erase(buffer.begin(),
+                             buffer.begin() + static_cast<std::ptrdiff_t>(consumed));
+                if (event.last) {
+                    events.push_back(
+                        {Type::kMessage, MessageKind::kBinary, 0, std::move(*streamed)});
+                    streamed.reset();
+                }
+                continue;
+            }
+            check(event.type != Type::kMessage || !streamed.has_value(),
+                  "a message inside a streamed one");
             // Copying the data reads every byte of it: a dangling view is a sanitizer report.
             Seen s{event.type, event.type == Type::kMessage ? event.kind : MessageKind::kText,
                    event.code, std::string(event.data)};
@@ -126,9 +166,13 @@ std::vector<Seen> run(std::string_view wire, bool deflate, std::size_t limit, st
                 const auto [again, again_consumed] = parser.next(buffer);
                 check(again.type == Type::kError && again.code == event.code && again_consumed == 0,
                       "error not sticky");
-                return events;
+                failed = true;
+                break;
             }
         }
+    }
+    if (streamed) {
+        events.push_back({Type::kBinaryPart, MessageKind::kBinary, 0, std::move(*streamed)});
     }
     return events;
 }
@@ -171,6 +215,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool deflate = (data[0] & 1) != 0;
     const std::size_t limit = kLimits[(data[0] >> 1) & 7];
     const bool structured = (data[0] & 0x10) != 0;
+    const bool streaming = (data[0] & 0x20) != 0;
     const std::uint64_t seed = data[1] + 1U;
     const std::span<const std::uint8_t> rest(data + 2, size - 2);
     const std::string wire =
@@ -184,8 +229,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
               "unexpected negotiation result");
     }
 
-    const std::vector<Seen> whole = run(wire, deflate, limit, 0);
-    const std::vector<Seen> pieces = run(wire, deflate, limit, seed);
+    const std::vector<Seen> whole = run(wire, deflate, limit, streaming, 0);
+    const std::vector<Seen> pieces = run(wire, deflate, limit, streaming, seed);
     check(whole == pieces, "events depend on the split points");
     return 0;
 }

@@ -11,15 +11,14 @@
 #include <utility>
 #include <vector>
 
-#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
-#include <simdjson.h>
 
 #include "auth/operator_auth.hpp"
 #include "core/metrics.hpp"
 #include "core/ws_settings.hpp"
+#include "frontends/hunterpie/message.hpp"
 #include "hub/hub.hpp"
 #include "util/log.hpp"
 
@@ -37,11 +36,6 @@ std::shared_ptr<spdlog::logger> log() {
 // Sessions as the hub's topics (membership mirrored, see HunterpieFrontend).
 constexpr std::string_view kTopicPrefix = "hunterpie:";
 
-// The longest session id accepted. The plugin sends the game's session id (Monster Hunter
-// World's lobby ids are 12 characters); 256 bytes leaves a wide margin. Longer ids are refused
-// while the message is parsed, before anything is copied: each id is kept in the registry, in
-// the connection and in the hub, so unbounded ids cost memory several times over.
-constexpr std::size_t kMaxSessionIdBytes = 256;
 static_assert(kTopicPrefix.size() + kMaxSessionIdBytes <= hub::kMaxTopicBytes,
               "every session's hub topic fits the hub's bound");
 
@@ -106,244 +100,6 @@ HttpResponse preflight(const HttpRequest& req) {
     }
     r.headers.push_back({"Vary", "Access-Control-Request-Headers"});
     return r;
-}
-
-/// What the protocol reads from a client's message: the top-level `type`, `sessionId`,
-/// `isLeader` and `name`. Filled by `read_fields`.
-struct Fields {
-    /// One top-level field: absent, a string (its decoded text), `true`, or anything else.
-    struct Field {
-        /// kTooLong: a string longer than `max_bytes`, whose text was not kept.
-        enum class Kind : std::uint8_t { kAbsent, kString, kTrue, kOther, kTooLong };
-        Kind kind = Kind::kAbsent;
-        std::string text;
-        std::size_t max_bytes = std::string::npos;
-
-        bool is_string() const noexcept { return kind == Kind::kString; }
-        /// Sets a string value, or kTooLong (copying nothing) when it is over the bound.
-        void assign(std::string_view value) {
-            if (value.size() > max_bytes) {
-                kind = Kind::kTooLong;
-                text.clear();
-            } else {
-                kind = Kind::kString;
-                text.assign(value);
-            }
-        }
-        /// Adds a part of a string value that `take` started as kString.
-        void append(std::string_view part) {
-            if (kind != Kind::kString) {
-                return;  // already too long
-            }
-            if (part.size() > max_bytes - text.size()) {
-                kind = Kind::kTooLong;
-                text.clear();
-                text.shrink_to_fit();
-                return;
-            }
-            text.append(part);
-        }
-    };
-
-    bool object = false;  // the document is a JSON object
-    Field type;
-    Field session_id{Field::Kind::kAbsent, {}, kMaxSessionIdBytes};
-    Field is_leader;
-    Field name;
-
-    /// The field a top-level key fills; null for the keys the protocol does not read.
-    Field* named(std::string_view key) {
-        if (key == "type") {
-            return &type;
-        }
-        if (key == "sessionId") {
-            return &session_id;
-        }
-        if (key == "isLeader") {
-            return &is_leader;
-        }
-        if (key == "name") {
-            return &name;
-        }
-        return nullptr;
-    }
-};
-
-/// A boost::json::basic_parser handler that validates the whole document exactly as
-/// json::parse does (the same parser, grammar and limits: its default options, depth 32, strict
-/// UTF-8) but builds no value tree: it keeps only the top-level fields of `Fields`, so a 2 KB push
-/// costs no allocation. A duplicate key counts with its last value, as in json::parse and in
-/// JavaScript's JSON.parse.
-class FieldsHandler {
-public:
-    static constexpr std::size_t max_object_size = json::object::max_size();
-    static constexpr std::size_t max_array_size = json::array::max_size();
-    static constexpr std::size_t max_key_size = json::string::max_size();
-    static constexpr std::size_t max_string_size = json::string::max_size();
-
-    explicit FieldsHandler(Fields& out) : out_(out) {}
-
-    bool on_document_begin(json::error_code&) { return true; }
-    bool on_document_end(json::error_code&) { return true; }
-    bool on_object_begin(json::error_code&) {
-        if (depth_ == 0) {
-            out_.object = true;
-        } else {
-            take(Kind::kOther);
-        }
-        ++depth_;
-        return true;
-    }
-    bool on_object_end(std::size_t, json::error_code&) {
-        --depth_;
-        return true;
-    }
-    bool on_array_begin(json::error_code&) {
-        take(Kind::kOther);
-        ++depth_;
-        return true;
-    }
-    bool on_array_end(std::size_t, json::error_code&) {
-        --depth_;
-        return true;
-    }
-    bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
-        if (depth_ == 1) {
-            key_.append(s.data(), s.size());
-        }
-        return true;
-    }
-    bool on_key(json::string_view s, std::size_t, json::error_code&) {
-        if (depth_ == 1) {
-            key_.append(s.data(), s.size());
-            next_ = out_.named(key_);
-            key_.clear();
-        }
-        return true;
-    }
-    bool on_string_part(json::string_view s, std::size_t, json::error_code&) {
-        if (!in_string_) {
-            in_string_ = true;
-            string_ = take(Kind::kString);
-        }
-        if (string_ != nullptr) {
-            string_->append({s.data(), s.size()});
-        }
-        return true;
-    }
-    bool on_string(json::string_view s, std::size_t, json::error_code&) {
-        if (!in_string_) {
-            string_ = take(Kind::kString);
-        }
-        if (string_ != nullptr) {
-            string_->append({s.data(), s.size()});
-        }
-        in_string_ = false;
-        string_ = nullptr;
-        return true;
-    }
-    bool on_number_part(json::string_view, json::error_code&) { return true; }
-    bool on_int64(std::int64_t, json::string_view, json::error_code&) {
-        take(Kind::kOther);
-        return true;
-    }
-    bool on_uint64(std::uint64_t, json::string_view, json::error_code&) {
-        take(Kind::kOther);
-        return true;
-    }
-    bool on_double(double, json::string_view, json::error_code&) {
-        take(Kind::kOther);
-        return true;
-    }
-    bool on_bool(bool b, json::error_code&) {
-        take(b ? Kind::kTrue : Kind::kOther);
-        return true;
-    }
-    bool on_null(json::error_code&) {
-        take(Kind::kOther);
-        return true;
-    }
-    bool on_comment_part(json::string_view, json::error_code&) { return true; }
-    bool on_comment(json::string_view, json::error_code&) { return true; }
-
-private:
-    using Kind = Fields::Field::Kind;
-
-    // A value starts. When it is the value of a kept top-level key, that field takes it (replacing
-    // an earlier duplicate's) and is returned.
-    Fields::Field* take(Kind kind) {
-        Fields::Field* f = std::exchange(next_, nullptr);
-        if (f != nullptr) {
-            f->kind = kind;
-            f->text.clear();
-        }
-        return f;
-    }
-
-    Fields& out_;
-    std::size_t depth_ = 0;
-    std::string key_;                  // a top-level key arriving in parts
-    Fields::Field* next_ = nullptr;    // the kept field whose value comes next
-    bool in_string_ = false;           // between a string's first part and its end
-    Fields::Field* string_ = nullptr;  // the field that string goes to, if any
-};
-
-/// Validates `text` as json::parse would and reads its top-level fields; false when it is not
-/// valid JSON.
-bool read_fields_exactly(std::string_view text, Fields& out) {
-    out = Fields{};
-    json::basic_parser<FieldsHandler> parser(json::parse_options{}, out);
-    json::error_code ec;
-    const std::size_t n = parser.write_some(false, text.data(), text.size(), ec);
-    return !ec && n == text.size();
-}
-
-// Documents up to this size take the fast path; a simdjson parser keeps buffers sized for the
-// largest document it parsed, so bigger ones (rare) go to boost.json and memory stays bounded.
-constexpr std::size_t kFastPathBytes = 64 * 1024;
-constexpr std::size_t kMaxDepth = 32;  // boost.json's default, which json::parse applies
-
-/// Like `read_fields_exactly`, faster. Every push is validated (the page answers invalid JSON),
-/// and boost.json's parser took a tenth of a HunterPie server's CPU at the plugin's pace;
-/// simdjson validates the same document several times faster. simdjson refuses some documents
-/// that boost.json (and JavaScript's JSON.parse, the original's parser) accept: numbers out of
-/// double or 64-bit range (1e400, 2^64) and objects nested exactly 32 deep. Whatever simdjson
-/// refuses is decided by boost.json, so no valid push is refused.
-bool read_fields(std::string_view text, Fields& out) {
-    if (text.size() > kFastPathBytes) {
-        return read_fields_exactly(text, out);
-    }
-    thread_local simdjson::dom::parser parser(kFastPathBytes);
-    thread_local const bool allocated =
-        parser.allocate(kFastPathBytes, kMaxDepth) == simdjson::SUCCESS;
-    simdjson::dom::element root;
-    if (!allocated || parser.parse(text.data(), text.size()).get(root) != simdjson::SUCCESS) {
-        return read_fields_exactly(text, out);
-    }
-    out = Fields{};
-    simdjson::dom::object object;
-    if (root.get_object().get(object) != simdjson::SUCCESS) {
-        return true;  // valid JSON, not an object
-    }
-    out.object = true;
-    using Kind = Fields::Field::Kind;
-    for (const auto field : object) {  // a duplicate key counts with its last value
-        Fields::Field* f = out.named(field.key);
-        if (f == nullptr) {
-            continue;
-        }
-        std::string_view text_value;
-        bool bool_value = false;
-        if (field.value.get_string().get(text_value) == simdjson::SUCCESS) {
-            f->assign(text_value);
-        } else {
-            f->kind = field.value.get_bool().get(bool_value) == simdjson::SUCCESS && bool_value
-                          ? Kind::kTrue
-                          : Kind::kOther;
-            f->text.clear();
-        }
-    }
-    return true;
 }
 
 /// A member of a session as the other members' threads see it. Immutable.

@@ -1,5 +1,4 @@
 #include "frontends/native/native.hpp"
-#include <charconv>
 #include <mutex>
 
 #include <boost/json/parse.hpp>
@@ -18,12 +17,6 @@ namespace json = boost::json;
 
 namespace {
 
-// Namespaces of the other front-ends (ARCHITECTURE.md, "Topics and who may use them").
-constexpr std::string_view kForeignNamespaces[] = {
-    "hunterpie:", "homestead:", "moonshare:", "dracosoft:", "world:"};
-constexpr std::string_view kNativePrefix = "native:";
-constexpr std::size_t kMaxTopicBytes = 256;
-
 std::shared_ptr<spdlog::logger> log() {
     static auto l = util::logger("native");
     return l;
@@ -35,85 +28,17 @@ std::string quoted(std::string_view s) {
 
 }  // namespace
 
-std::string hub_topic(std::string_view client_topic) {
-    for (auto ns : kForeignNamespaces) {
-        if (client_topic.starts_with(ns)) {
-            return std::string(client_topic);
-        }
-    }
-    return std::string(kNativePrefix) + std::string(client_topic);
-}
-
-bool is_foreign(std::string_view topic) {
-    return !topic.starts_with(kNativePrefix);
-}
-
-// Parses "ACTION:TOPIC"; returns false when malformed.
-static bool parse_rule(std::string_view text, bool& any, Action& action, std::string& pattern,
-                       bool& prefix) {
-    const auto colon = text.find(':');
-    if (colon == std::string_view::npos || colon + 1 == text.size()) {
-        return false;
-    }
-    const auto verb = text.substr(0, colon);
-    any = verb == "*";
-    if (verb == "subscribe") {
-        action = Action::kSubscribe;
-    } else if (verb == "publish") {
-        action = Action::kPublish;
-    } else if (verb == "presence") {
-        action = Action::kPresence;
-    } else if (!any) {
-        return false;
-    }
-    auto topic = text.substr(colon + 1);
-    prefix = topic.ends_with('*');
-    if (prefix) {
-        topic.remove_suffix(1);
-    }
-    if (topic.find('*') != std::string_view::npos) {
-        return false;
-    }
-    pattern = std::string(topic);
-    return true;
-}
-
 void NativeConfig::validate(core::ConfigErrors& errors) const {
     if (auto why = auth::check_roles(session_roles)) {
         errors.push_back("native.session_roles: " + *why);
     }
     for (const auto& r : topic_rules) {
-        bool any = false;
-        Action action{};
-        std::string pattern;
-        bool prefix = false;
-        if (!parse_rule(r, any, action, pattern, prefix)) {
+        if (!valid_topic_rule(r)) {
             errors.push_back("native.topic_rules: \"" + r +
                              "\" is not ACTION:TOPIC (ACTION one of subscribe, publish, presence, "
                              "*; TOPIC may end in *)");
         }
     }
-}
-
-TopicRules::TopicRules(const std::vector<std::string>& rules) {
-    for (const auto& r : rules) {
-        Rule rule{};
-        if (parse_rule(r, rule.any_action, rule.action, rule.pattern, rule.prefix)) {
-            rules_.push_back(std::move(rule));
-        }
-    }
-}
-
-bool TopicRules::allows(Action action, std::string_view topic) const {
-    for (const auto& r : rules_) {
-        if (!r.any_action && r.action != action) {
-            continue;
-        }
-        if (r.prefix ? topic.starts_with(r.pattern) : topic == r.pattern) {
-            return true;
-        }
-    }
-    return false;
 }
 
 auth::AccessPolicy access_policy(const NativeConfig& config) {
@@ -241,28 +166,15 @@ public:
             return;
         }
         shared_->requests->inc();
-        if (kind != MessageKind::kText) {
-            reply_error(nullptr, "invalid_json",
-                        "Messages are JSON text; binary frames are not accepted.");
+        const Request request = Request::read(kind, data);
+        const json::value* id = request.id();
+        if (const auto& refusal = request.refusal()) {
+            reply_error(id, refusal->code, refusal->message);
             return;
         }
-        boost::system::error_code ec;
-        json::value parsed = json::parse(json::string_view(data.data(), data.size()), ec);
-        if (ec || !parsed.is_object()) {
-            reply_error(
-                nullptr, "invalid_json",
-                ec ? "The message is not valid JSON." : "The message is not a JSON object.");
-            return;
-        }
-        const json::object& msg = parsed.get_object();
-        const json::value* id = msg.if_contains("id");
-        const json::value* type = msg.if_contains("type");
-        if (type == nullptr || !type->is_string()) {
-            reply_error(id, "invalid_field", "Field \"type\" is missing or not a string.");
-            return;
-        }
+        const json::object& msg = request.fields();
         const auto settings = shared_->get();
-        const std::string_view t = type->get_string();
+        const std::string_view t = request.type();
         if (t == "hello") {
             on_hello(msg, id, *settings);
             return;
@@ -328,12 +240,12 @@ private:
     using Settings = NativeFrontend::Shared::Settings;
 
     void on_hello(const json::object& msg, const json::value* id, const Settings& settings) {
-        if (const auto* token = msg.if_contains("token"); token != nullptr && !token->is_null()) {
-            if (!token->is_string()) {
-                reply_error(id, "invalid_field", "Field \"token\" must be a string.");
-                return;
-            }
-            hello_with_token(std::string(token->get_string()), id, settings.access);
+        auto token = read_token(msg);
+        if (refused(token, id)) {
+            return;
+        }
+        if (auto& t = std::get<0>(token)) {
+            hello_with_token(std::move(*t), id, settings.access);
             return;
         }
         if (!settings.allow_anonymous) {
@@ -445,139 +357,83 @@ private:
         reply(std::move(r), id);
     }
 
-    // The topic field of a request, mapped to the hub and checked against the rules; nullopt after
-    // an error reply.
-    std::optional<std::string> topic_of(const json::object& msg, const json::value* id,
-                                        const Settings& settings, Action action) {
-        const auto* topic = msg.if_contains("topic");
-        if (topic == nullptr || !topic->is_string() || topic->get_string().empty()) {
-            reply_error(id, "invalid_field",
-                        "Field \"topic\" is missing or not a non-empty string.");
-            return std::nullopt;
+    // Answers a field that was refused; true when it was.
+    template <class T>
+    bool refused(const Read<T>& field, const json::value* id) {
+        if (const auto* refusal = std::get_if<Refusal>(&field)) {
+            reply_error(id, refusal->code, refusal->message);
+            return true;
         }
-        const std::string_view t = topic->get_string();
-        if (t.size() > kMaxTopicBytes) {
-            reply_error(id, "invalid_field", "Field \"topic\" is longer than 256 bytes.");
-            return std::nullopt;
-        }
-        auto hub = hub_topic(t);
-        if (is_foreign(hub) && !settings.rules.allows(action, hub)) {
-            reply_error(id, "not_allowed",
-                        "Topic \"" + std::string(t) + "\" belongs to another front-end.");
-            return std::nullopt;
-        }
-        return hub;
-    }
-
-    // An optional boolean field (false when absent); nullopt after an error reply.
-    std::optional<bool> optional_bool(const json::object& msg, const json::value* id,
-                                      std::string_view field) {
-        const auto* v = msg.if_contains(field);
-        if (v == nullptr) {
-            return false;
-        }
-        if (!v->is_bool()) {
-            reply_error(id, "invalid_field",
-                        "Field \"" + std::string(field) + "\" must be a boolean.");
-            return std::nullopt;
-        }
-        return v->get_bool();
+        return false;
     }
 
     void on_subscribe(const json::object& msg, const json::value* id, const Settings& settings) {
-        auto topic = topic_of(msg, id, settings, Action::kSubscribe);
-        if (!topic) {
+        auto topic = read_topic(msg, settings.rules, Action::kSubscribe);
+        if (refused(topic, id)) {
             return;
         }
-        const auto presence = optional_bool(msg, id, "presence");
-        if (!presence) {
+        const auto presence = read_flag(msg, "presence");
+        if (refused(presence, id)) {
             return;
         }
-        shared_->hub.subscribe(
-            *this, *topic, *presence, guarded(id, [this](Errc e, const json::value* rid) {
-                if (e == Errc::kOk) {
-                    reply_ok(rid);
-                } else if (e == Errc::kLimitReached) {
-                    reply_error(rid, "limit_reached", "A subscription limit was reached.");
-                } else {
-                    reply_error(rid, "not_allowed", "Subscription refused.");
-                }
-            }));
+        shared_->hub.subscribe(*this, std::get<0>(topic), std::get<0>(presence),
+                               guarded(id, [this](Errc e, const json::value* rid) {
+                                   if (e == Errc::kOk) {
+                                       reply_ok(rid);
+                                   } else if (e == Errc::kLimitReached) {
+                                       reply_error(rid, "limit_reached",
+                                                   "A subscription limit was reached.");
+                                   } else {
+                                       reply_error(rid, "not_allowed", "Subscription refused.");
+                                   }
+                               }));
     }
 
     void on_unsubscribe(const json::object& msg, const json::value* id) {
-        const auto* topic = msg.if_contains("topic");
-        if (topic == nullptr || !topic->is_string() || topic->get_string().empty()) {
-            reply_error(id, "invalid_field",
-                        "Field \"topic\" is missing or not a non-empty string.");
+        auto topic = read_unsubscribe_topic(msg);
+        if (refused(topic, id)) {
             return;
         }
         // Unsubscribing from a topic one is not in is not an error: the outcome is the same.
-        shared_->hub.unsubscribe(*this, hub_topic(topic->get_string()), [](Errc) {});
+        shared_->hub.unsubscribe(*this, std::move(std::get<0>(topic)), [](Errc) {});
         reply_ok(id);
     }
 
-    // The `data` of a publish or send, serialised; nullopt after an error reply.
-    std::optional<std::string> data_of(const json::object& msg, const json::value* id,
-                                       const Settings& settings) {
-        const auto* data = msg.if_contains("data");
-        if (data == nullptr) {
-            reply_error(id, "invalid_field", "Field \"data\" is missing.");
-            return std::nullopt;
-        }
-        std::string serialized = json::serialize(*data);
-        if (serialized.size() > settings.max_publish_bytes) {
-            reply_error(id, "too_large",
-                        "Field \"data\" is larger than " +
-                            std::to_string(settings.max_publish_bytes) + " bytes.");
-            return std::nullopt;
-        }
-        return serialized;
-    }
-
     void on_publish(const json::object& msg, const json::value* id, const Settings& settings) {
-        auto topic = topic_of(msg, id, settings, Action::kPublish);
-        if (!topic) {
+        auto topic = read_topic(msg, settings.rules, Action::kPublish);
+        if (refused(topic, id)) {
             return;
         }
-        const auto echo = optional_bool(msg, id, "echo");
-        if (!echo) {
+        const auto echo = read_flag(msg, "echo");
+        if (refused(echo, id)) {
             return;
         }
-        auto data = data_of(msg, id, settings);
-        if (!data) {
+        auto data = read_data(msg, settings.max_publish_bytes);
+        if (refused(data, id)) {
             return;
         }
         // The ok goes first, so that a publisher with echo sees its ok before its own message.
         reply_ok(id);
-        shared_->hub.publish(std::make_shared<const hub::HubMessage>(std::move(*topic), id_,
-                                                                     "anonymous", std::move(*data)),
-                             *echo);
+        shared_->hub.publish(
+            std::make_shared<const hub::HubMessage>(std::move(std::get<0>(topic)), id_, "anonymous",
+                                                    std::move(std::get<0>(data))),
+            std::get<0>(echo));
     }
 
     void on_send(const json::object& msg, const json::value* id, const Settings& settings) {
-        const auto* to = msg.if_contains("to");
-        std::uint64_t target = 0;
-        if (to == nullptr || !to->is_string()) {
-            reply_error(id, "invalid_field", "Field \"to\" is missing or not a string.");
+        const auto target = read_target(msg);
+        if (refused(target, id)) {
             return;
         }
-        const std::string_view to_text = to->get_string();
-        const auto [end, ec] =
-            std::from_chars(to_text.data(), to_text.data() + to_text.size(), target);
-        if (ec != std::errc() || end != to_text.data() + to_text.size()) {
-            reply_error(id, "unknown_connection",
-                        "No connection \"" + std::string(to_text) + "\".");
-            return;
-        }
-        auto data = data_of(msg, id, settings);
-        if (!data) {
+        const std::string_view to_text = msg.at("to").get_string();
+        auto data = read_data(msg, settings.max_publish_bytes);
+        if (refused(data, id)) {
             return;
         }
         auto message = std::make_shared<const hub::HubMessage>(std::string(), id_, "anonymous",
-                                                               std::move(*data));
+                                                               std::move(std::get<0>(data)));
         shared_->hub.send(
-            static_cast<ConnectionId>(target), std::move(message),
+            static_cast<ConnectionId>(std::get<0>(target)), std::move(message),
             guarded(id, [this, to_text = std::string(to_text)](Errc e, const json::value* rid) {
                 if (e == Errc::kOk) {
                     reply_ok(rid);
@@ -589,14 +445,14 @@ private:
 
     void on_presence_request(const json::object& msg, const json::value* id,
                              const Settings& settings) {
-        auto topic = topic_of(msg, id, settings, Action::kPresence);
-        if (!topic) {
+        auto topic = read_topic(msg, settings.rules, Action::kPresence);
+        if (refused(topic, id)) {
             return;
         }
         std::string client_topic(msg.at("topic").get_string());
         auto rid = id != nullptr ? std::make_shared<json::value>(*id) : nullptr;
         std::weak_ptr<int> alive = alive_;
-        shared_->hub.presence(*topic,
+        shared_->hub.presence(std::get<0>(topic),
                               [this, alive, rid, client_topic](std::vector<hub::Member> members) {
                                   if (alive.expired()) {
                                       return;

@@ -12,6 +12,7 @@
 
 #include "auth/access_policy.hpp"
 #include "core/config.hpp"
+#include "frontends/native/protocol.hpp"
 
 namespace hearth::core {
 class MetricsRegistry;
@@ -65,31 +66,6 @@ struct NativeConfig {
 /// The tokens a hello may carry: API keys with scope native, sessions of accounts with one of
 /// `session_roles`; no guest token.
 auth::AccessPolicy access_policy(const NativeConfig& config);
-
-/// What a native client may do to a topic of another front-end's namespace.
-enum class Action : std::uint8_t { kSubscribe, kPublish, kPresence };
-
-/// The parsed `topic_rules`. Thread-safe to read.
-class TopicRules {
-public:
-    explicit TopicRules(const std::vector<std::string>& rules);
-    bool allows(Action action, std::string_view hub_topic) const;
-
-private:
-    struct Rule {
-        bool any_action;
-        Action action;
-        std::string pattern;  // without the trailing '*'
-        bool prefix;
-    };
-    std::vector<Rule> rules_;
-};
-
-/// Maps a client's topic name to the hub's: "chat" -> "native:chat"; "hunterpie:abc" (another
-/// front-end's namespace) stays as it is and needs a topic rule.
-std::string hub_topic(std::string_view client_topic);
-/// Whether a hub topic is outside the native namespace.
-bool is_foreign(std::string_view hub_topic);
 
 /// The native front-end: its /ws route and per-connection handlers. Created and reloaded on the
 /// control thread; its handlers run on the io threads. Must outlive the server's connections (the

@@ -3,7 +3,9 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -238,6 +240,43 @@ TEST(Metrics, ConcurrentUpdatesAreNotLost) {
     EXPECT_EQ(snap.count, std::uint64_t{kThreads} * kIncrements);
     EXPECT_EQ(snap.cumulative_counts[0], std::uint64_t{kThreads / 2} * kIncrements);
     EXPECT_EQ(snap.sum, (0.5 + 1.5) * (kThreads / 2) * kIncrements);
+}
+
+// Found by make test-tsan: a registration returned a reference into the family's vector of
+// series and read the metric from it after unlocking, while another thread's registration could
+// grow that vector (moving every series): a data race, and a read of freed memory when the vector
+// moved. Under the sanitizers this fails on the old code; every counter must count its own
+// increments.
+TEST(Metrics, ConcurrentRegistrationsInOneFamilyAreSafe) {
+    MetricsRegistry registry;
+    constexpr int kThreads = 4;
+    constexpr int kSeries = 2'000;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&registry, t] {
+            for (int i = 0; i < kSeries; ++i) {
+                registry
+                    .counter("disconnects_total", "h",
+                             {{"thread", std::to_string(t)}, {"i", std::to_string(i)}})
+                    .inc();
+                registry.counter("disconnects_total", "h", {{"thread", "shared"}}).inc();
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    for (int t = 0; t < kThreads; ++t) {
+        for (int i = 0; i < kSeries; i += 97) {
+            EXPECT_EQ(registry
+                          .counter("disconnects_total", "h",
+                                   {{"thread", std::to_string(t)}, {"i", std::to_string(i)}})
+                          .value(),
+                      1u);
+        }
+    }
+    EXPECT_EQ(registry.counter("disconnects_total", "h", {{"thread", "shared"}}).value(),
+              std::uint64_t{kThreads} * kSeries);
 }
 
 TEST(Metrics, ProcessStatsAreSane) {
