@@ -277,11 +277,16 @@ void LogStream::flush() {
         store_batch(batch);
     }
     if (storage_ != nullptr) {
+        // Entries stored within a second of the last prune are pruned at the first tick a second
+        // after it, batch or not: waiting for the next batch could leave them over the bounds for
+        // the idle interval.
+        stored_since_prune_ = stored_since_prune_ || !batch.empty();
         const auto now = std::chrono::steady_clock::now();
         const auto since = now - last_prune_;
-        if ((!batch.empty() && since >= kPruneWhileBusy) || since >= kPruneWhileIdle ||
+        if ((stored_since_prune_ && since >= kPruneWhileBusy) || since >= kPruneWhileIdle ||
             prune_again_.exchange(false)) {
             last_prune_ = now;
+            stored_since_prune_ = false;
             prune();
         }
     }

@@ -166,6 +166,7 @@ private:
     // Storage bookkeeping, touched only by the batcher (flush runs on one io thread) and by store
     // completions through the atomic.
     std::chrono::steady_clock::time_point last_prune_{};
+    bool stored_since_prune_ = false;       // entries were stored after the last prune began
     std::atomic<bool> prune_again_{false};  // the last prune hit its budget: more to delete
     mutable std::mutex mutex_;              // guards everything below except timer_
     LogRetention retention_;
