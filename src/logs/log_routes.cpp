@@ -6,6 +6,7 @@
 #include <boost/json/value.hpp>
 
 #include "auth/operator_auth.hpp"
+#include "core/json_numbers.hpp"
 #include "core/metrics.hpp"
 #include "logs/logs_page.hpp"
 #include "util/log.hpp"
@@ -111,6 +112,12 @@ HttpResponse add(const std::weak_ptr<LogStream>& weak, const Refusals& refusals,
     json::value body = json::parse(req.body, ec);
     if (ec) {
         return bad_request("invalid_json", "the body is not valid JSON: " + ec.message());
+    }
+    if (!core::finite_numbers(body)) {
+        // Stored and sent to every listener, it would be written `Infinity`, which the log page
+        // and every other listener's JSON parser refuse.
+        return bad_request("invalid_json",
+                           "the body holds a number out of range (beyond a double's)");
     }
     // Validate every entry before adding any, so that a rejected request adds nothing.
     std::vector<json::object> entries;

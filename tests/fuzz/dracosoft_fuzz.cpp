@@ -9,11 +9,9 @@
 // never over kMaxFrameBytes; a parsed message written back with py_dumps parses to the same value;
 // and a relayed chat frame is a well-formed frame whose message is the sender's text.
 
-#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +21,7 @@
 
 #include "frontends/dracosoft/codec.hpp"
 #include "fuzz_check.hpp"
+#include "json_same.hpp"
 
 namespace {
 
@@ -58,46 +57,6 @@ bool finite(const json::value& v) {
     return true;
 }
 
-// Equal, doubles within a few units in the last place: boost.json 1.81 does not parse every
-// number correctly rounded (123456789012345678901 reads one ulp off), so an exact round trip
-// through text cannot be asked of the writer.
-bool same(const json::value& a, const json::value& b) {
-    if (a.is_double() && b.is_double()) {
-        const double x = a.get_double();
-        const double y = b.get_double();
-        return x == y || std::fabs(x - y) <= 4 * std::numeric_limits<double>::epsilon() *
-                                                 std::max(std::fabs(x), std::fabs(y));
-    }
-    if (a.is_array() && b.is_array()) {
-        const auto& p = a.get_array();
-        const auto& q = b.get_array();
-        if (p.size() != q.size()) {
-            return false;
-        }
-        for (std::size_t i = 0; i < p.size(); ++i) {
-            if (!same(p[i], q[i])) {
-                return false;
-            }
-        }
-        return true;
-    }
-    if (a.is_object() && b.is_object()) {
-        const auto& p = a.get_object();
-        const auto& q = b.get_object();
-        if (p.size() != q.size()) {
-            return false;
-        }
-        for (const auto& e : p) {
-            const auto* other = q.if_contains(e.key());
-            if (other == nullptr || !same(e.value(), *other)) {
-                return false;
-            }
-        }
-        return true;
-    }
-    return a == b;
-}
-
 void check_message(std::string_view payload) {
     const ds::Parsed parsed = ds::parse_message(payload);
     if (parsed.error != ds::ParseError::kNone) {
@@ -117,7 +76,8 @@ void check_message(std::string_view payload) {
         options.max_depth = 1000;
         boost::system::error_code ec;
         const json::value back = json::parse(dumped, ec, {}, options);
-        check(!ec && same(back, value), "py_dumps does not parse back to the message");
+        check(!ec && hearth::fuzz::same_json(back, value),
+              "py_dumps does not parse back to the message");
     }
 
     const auto* type = msg.if_contains("type");

@@ -8,8 +8,9 @@
 // of them), with a fixed set of topic rules. Checked on every input: no crash or sanitizer report;
 // a refusal has one of the documented codes; an accepted topic is non-empty, within the bound and
 // in the native namespace unless a rule allows it; an accepted `data` is within max_publish_bytes
-// and parses back to the value sent; an accepted `to` is decimal digits; and every reply (error or
-// ok, with the request's id) is valid JSON.
+// and parses back to the value sent (numbers to within a few units in the last place: Boost.JSON
+// 1.81 does not read every number correctly rounded); an accepted `to` is decimal digits; and every
+// reply (error or ok, with the request's id) is valid JSON.
 
 #include <array>
 #include <cstddef>
@@ -24,6 +25,7 @@
 #include "frontends/native/native.hpp"
 #include "frontends/native/protocol.hpp"
 #include "fuzz_check.hpp"
+#include "json_same.hpp"
 
 namespace {
 
@@ -134,7 +136,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check(serialized.size() <= max_bytes, "data over max_publish_bytes");
         boost::system::error_code ec;
         const json::value back = json::parse(serialized, ec);
-        check(!ec && back == msg.at("data"), "data does not parse back to what was sent");
+        check(!ec && hearth::fuzz::same_json(back, msg.at("data")),
+              "data does not parse back to what was sent");
     }
 
     const auto target = native::read_target(msg);

@@ -5,6 +5,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "core/json_numbers.hpp"
+
 namespace hearth::frontends::native {
 
 namespace json = boost::json;
@@ -105,6 +107,14 @@ Request Request::read(MessageKind kind, std::string_view data) {
     if (ec || !r.document_.is_object()) {
         r.refusal_ = Refusal{"invalid_json", ec ? "The message is not valid JSON."
                                                 : "The message is not a JSON object."};
+        return r;
+    }
+    if (!core::finite_numbers(r.document_)) {
+        // Written back out (a publish's data, the id in the reply) it would be `Infinity`, which
+        // no recipient can parse. Not even the id is echoed.
+        r.document_ = nullptr;
+        r.refusal_ =
+            Refusal{"invalid_json", "The message holds a number out of range (beyond a double's)."};
         return r;
     }
     const json::value* type = r.document_.get_object().if_contains("type");
