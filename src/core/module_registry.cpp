@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <functional>
 #include <stdexcept>
+#include <variant>
 
 #include "core/events.hpp"
 #include "util/log.hpp"
@@ -304,20 +305,32 @@ ModuleActionResult ModuleRegistry::enable(const std::string& name, const Config&
     return {};
 }
 
+std::variant<ModuleRegistry::Entry*, ModuleActionResult> ModuleRegistry::may_stop(
+    const std::string& name, std::string_view verb) {
+    Entry* entry = find(name);
+    if (entry == nullptr) {
+        return ModuleActionResult{ModuleActionError::kUnknownModule, "no module is named " + name};
+    }
+    if (!entry->info().can_disable) {
+        return ModuleActionResult{ModuleActionError::kNotDisableable,
+                                  "module " + name + " cannot be " + std::string(verb)};
+    }
+    if (const auto* user = running_dependent(name)) {
+        return ModuleActionResult{ModuleActionError::kNeededBy,
+                                  "module " + user->name() + " needs module " + name +
+                                      ": disable " + user->name() + " first"};
+    }
+    return entry;
+}
+
 ModuleActionResult ModuleRegistry::disable(const std::string& name,
                                            std::chrono::steady_clock::time_point deadline) {
     std::lock_guard lock(action_mutex_);
-    auto* e = find(name);
-    if (e == nullptr) {
-        return {ModuleActionError::kUnknownModule, "no module is named " + name};
+    auto found = may_stop(name, "disabled");
+    if (auto* refused = std::get_if<ModuleActionResult>(&found)) {
+        return *refused;
     }
-    if (!e->info().can_disable) {
-        return {ModuleActionError::kNotDisableable, "module " + name + " cannot be disabled"};
-    }
-    if (const auto* user = running_dependent(name)) {
-        return {ModuleActionError::kNeededBy, "module " + user->name() + " needs module " + name +
-                                                  ": disable " + user->name() + " first"};
-    }
+    Entry* e = std::get<Entry*>(found);
     stop_one(*e, deadline);
     return {};
 }
@@ -325,17 +338,11 @@ ModuleActionResult ModuleRegistry::disable(const std::string& name,
 ModuleActionResult ModuleRegistry::restart(const std::string& name, const Config& config,
                                            std::chrono::steady_clock::time_point deadline) {
     std::lock_guard lock(action_mutex_);
-    auto* e = find(name);
-    if (e == nullptr) {
-        return {ModuleActionError::kUnknownModule, "no module is named " + name};
+    auto found = may_stop(name, "restarted");
+    if (auto* refused = std::get_if<ModuleActionResult>(&found)) {
+        return *refused;
     }
-    if (!e->info().can_disable) {
-        return {ModuleActionError::kNotDisableable, "module " + name + " cannot be restarted"};
-    }
-    if (const auto* user = running_dependent(name)) {
-        return {ModuleActionError::kNeededBy, "module " + user->name() + " needs module " + name +
-                                                  ": disable " + user->name() + " first"};
-    }
+    Entry* e = std::get<Entry*>(found);
     stop_one(*e, deadline);
     if (const auto* d = missing_dependency(*e)) {
         return {ModuleActionError::kNeedsStopped, "module " + name + " needs module " + d->name() +

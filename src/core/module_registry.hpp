@@ -6,6 +6,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
 
 #include <hearth/module.hpp>
@@ -103,6 +105,10 @@ private:
     void set_state(Entry& e, ModuleState state, std::string error = {});
     bool start_one(Entry& e, const Config& config);  // false: failed (state kFailed)
     void stop_one(Entry& e, std::chrono::steady_clock::time_point deadline);
+    // The module an operator may stop (disable or restart, `verb` says which), or why not: not
+    // found, a core module, or a running module needs it.
+    std::variant<Entry*, ModuleActionResult> may_stop(const std::string& name,
+                                                      std::string_view verb);
     // A running module that needs `name`, or null.
     const Entry* running_dependent(const std::string& name) const;
     // A dependency of `e` that is not running, or null.
