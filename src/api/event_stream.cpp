@@ -138,8 +138,9 @@ public:
 
     void on_close(const CloseInfo&) override {
         state_->mark_closed();
-        // Waits at most for one running delivery, which only queues a send: never blocks long.
-        subscription_.reset();
+        // An io thread must not wait for the bus's thread: a delivery still running owns the
+        // state it touches and finds it closed.
+        subscription_.detach();
     }
 
 private:

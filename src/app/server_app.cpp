@@ -437,6 +437,9 @@ bool ServerApp::shutdown() {
         return true;
     }
     impl_->stopped = true;
+    if (impl_->started) {
+        impl_->events.publish(core::EventKind::kServerStopping, "core", "hearth", "shutting down");
+    }
     if (impl_->watcher) {
         impl_->watcher->stop();  // no reload may start while the server stops
     }

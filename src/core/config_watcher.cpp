@@ -150,9 +150,11 @@ bool ConfigWatcher::content_changed() {
         return false;
     }
     std::string content;
-    content.resize(static_cast<std::size_t>(kMaxConfigBytes));
-    in.read(content.data(), kMaxConfigBytes);
-    content.resize(static_cast<std::size_t>(in.gcount()));
+    std::array<char, 64 * 1024> chunk{};
+    while (in && static_cast<std::streamsize>(content.size()) < kMaxConfigBytes) {
+        in.read(chunk.data(), chunk.size());
+        content.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
+    }
     const bool changed = !last_readable_ || content != last_content_;
     last_content_ = std::move(content);
     last_readable_ = true;

@@ -151,11 +151,11 @@ EventBus::Subscription EventBus::subscribe(int priority, EventFilter filter, Eve
     return Subscription(this, id, next_seq_);
 }
 
-void EventBus::unsubscribe(std::uint64_t id) {
+void EventBus::unsubscribe(std::uint64_t id, bool wait) {
     std::unique_lock lock(dispatch_mutex_);
     std::erase_if(handlers_, [id](const Handler& h) { return h.id == id; });
     // From the handler itself the call is over once it returns; waiting here would never end.
-    if (std::this_thread::get_id() != dispatch_thread_id_) {
+    if (wait && std::this_thread::get_id() != dispatch_thread_id_) {
         dispatch_idle_cv_.wait(lock, [&] { return running_handler_ != id; });
     }
 }
@@ -295,7 +295,13 @@ EventBus::Subscription::~Subscription() {
 
 void EventBus::Subscription::reset() {
     if (auto* bus = std::exchange(bus_, nullptr)) {
-        bus->unsubscribe(id_);
+        bus->unsubscribe(id_, true);
+    }
+}
+
+void EventBus::Subscription::detach() {
+    if (auto* bus = std::exchange(bus_, nullptr)) {
+        bus->unsubscribe(id_, false);
     }
 }
 

@@ -106,6 +106,9 @@ public:
         Subscription& operator=(Subscription&& other) noexcept;
         ~Subscription();
         void reset();
+        /// Unsubscribes without waiting for a call in progress (which may still finish after
+        /// this returns): for an io thread, whose handler holds only what it shares by owning it.
+        void detach();
         explicit operator bool() const { return bus_ != nullptr; }
         /// The seq of the first event the handler may see: every earlier one is in the history
         /// only (a reader that replays the history up to here and then takes the handler's events
@@ -149,7 +152,7 @@ private:
         std::shared_ptr<EventHandler> fn;
     };
 
-    void unsubscribe(std::uint64_t id);
+    void unsubscribe(std::uint64_t id, bool wait);
     void dispatch_loop();
 
     mutable std::mutex history_mutex_;

@@ -215,7 +215,6 @@ void ModuleRegistry::stop_one(Entry& e, std::chrono::steady_clock::time_point de
 void ModuleRegistry::start_all(const Config& config) {
     std::lock_guard lock(action_mutex_);
     auto order = ordered();
-    started_ = true;
     for (auto* e : order) {
         if (!e->module->enabled_in(config)) {
             continue;

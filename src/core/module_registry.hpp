@@ -123,7 +123,6 @@ private:
     // reader never waits for a module's start or stop.
     mutable std::mutex state_mutex_;
     std::vector<std::unique_ptr<Entry>> entries_;  // in the order added; fixed once started
-    bool started_ = false;
 };
 
 }  // namespace hearth::core

@@ -65,6 +65,15 @@ TEST(WebSocket, OpenAndCloseAreRecordedAsEvents) {
     EXPECT_EQ(opened->subject, closed->subject);
 }
 
+TEST(WebSocket, ShutdownIsAnEvent) {
+    TestServer server;
+    server.app().shutdown();
+    const auto stopping =
+        server.app().events().recent(10, 0, {.kind = core::EventKind::kServerStopping});
+    ASSERT_EQ(stopping.size(), 1u);
+    EXPECT_EQ(stopping[0].module, "core");
+}
+
 TEST(WebSocket, EchoesMessagesUpToTheLimitInOrder) {
     TestServer server({{"websocket.max_message_bytes", "200000"}});
     WsClient client(server.port());

@@ -317,5 +317,38 @@ TEST(EventBus, UnsubscribeWaitsForARunningHandler) {
     EXPECT_EQ(calls, 1);
 }
 
+// An io thread cannot wait for the bus's thread: detach returns while the handler still runs.
+TEST(EventBus, DetachDoesNotWaitForARunningHandler) {
+    EventBus bus(10);
+    std::mutex m;
+    std::condition_variable cv;
+    bool entered = false;
+    bool release = false;
+    int calls = 0;
+    auto sub = bus.subscribe(0, {}, [&](const Event&) {
+        std::unique_lock lock(m);
+        ++calls;
+        entered = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });
+        return Propagation::kContinue;
+    });
+    bus.publish(EventKind::kOperatorAction, "core", "x", "");
+    {
+        std::unique_lock lock(m);
+        cv.wait(lock, [&] { return entered; });
+    }
+    sub.detach();  // returns although the handler is blocked: reset() would wait forever here
+    EXPECT_FALSE(static_cast<bool>(sub));
+    {
+        std::lock_guard lock(m);
+        release = true;
+    }
+    cv.notify_all();
+    bus.publish(EventKind::kOperatorAction, "core", "after", "");
+    bus.wait_dispatched();
+    EXPECT_EQ(calls, 1);
+}
+
 }  // namespace
 }  // namespace hearth::core
