@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -128,6 +130,38 @@ public:
     /// Declares a raw TCP listener (no HTTP): it cannot share its port with HTTP routes, and TLS
     /// is not offered. Returns the listener's key (for bound_port).
     virtual std::string add_stream_listener(const ListenerSpec& spec, StreamRoute route) = 0;
+};
+
+/// How a module's connections end when it stops: WebSockets are closed with this code and reason;
+/// raw TCP connections close once what is queued for them is written (their protocols have no
+/// close code).
+struct CloseNotice {
+    std::uint16_t code = 1001;
+    std::string reason;
+};
+
+/// One module's share of the network: a Router whose listeners and routes are tagged with the
+/// module's name, so that they come and go together while the server runs (a module enabled,
+/// disabled or restarted by an operator or by the config file). Used from a control thread.
+class ModuleRoutes : public Router {
+public:
+    /// Binds every listener declared through this object that is not bound (a new one, or one
+    /// released earlier) and starts accepting. Throws std::runtime_error naming the listener and
+    /// address when one cannot be bound; what was declared stays until `withdraw`.
+    virtual void open() = 0;
+    /// Removes every route this object added, closes the connections they accepted with `notice`,
+    /// releases each listener left without routes, and waits until those connections have ended or
+    /// `deadline` passes (then they are cut). Returns whether they all ended in time. A listener
+    /// that still has another module's routes stays bound. Idempotent; the object can declare and
+    /// `open` again afterwards.
+    virtual bool withdraw(const CloseNotice& notice,
+                          std::chrono::steady_clock::time_point deadline) = 0;
+    /// Replaces the settings of one of this object's WebSocket routes; open connections apply them
+    /// to their next message. Throws std::logic_error for a route it does not own.
+    virtual void update_ws_settings(const std::string& listener, const std::string& path,
+                                    std::shared_ptr<const WsRouteSettings> settings) = 0;
+    /// The port a listener is bound to (0 when it is not), by key.
+    virtual std::uint16_t bound_port(const std::string& listener) const = 0;
 };
 
 }  // namespace hearth

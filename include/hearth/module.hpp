@@ -6,15 +6,34 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace hearth {
 
+class ConnectionDirectory;
+class ModuleRoutes;
+
 namespace core {
 class Config;
+class EventBus;
+class MetricsRegistry;
+class ModuleRegistry;
+class Runtime;
 }  // namespace core
+namespace hub {
+class Hub;
+}  // namespace hub
+namespace store {
+class Store;
+}  // namespace store
+namespace auth {
+class AccountService;
+class OperatorAuth;
+}  // namespace auth
 
 /// Where a module is in its life. Every change is an event (`module.state`).
 enum class ModuleState : std::uint8_t {
@@ -41,6 +60,38 @@ struct ModuleInfo {
     std::string config_section;      // its TOML section, "" when it has none
     std::string topic_namespace;     // its hub topics' prefix ("native:"), "" when it has none
     bool can_disable = true;         // false for the operator API and the core routes
+};
+
+/// Why a module stops; it decides how its connections are told (docs/modules.md).
+enum class StopCause : std::uint8_t {
+    kDisabled,     // by an operator or by the config's `enabled = false`: WebSocket 1001
+    kRestart,      // an operator's restart: WebSocket 1012 (service restart), come back soon
+    kShutdown,     // the server stops: its connections were closed with 1001 already
+    kStartFailed,  // undoing a start that threw
+};
+
+/// The close notice a module's connections get for `cause`, for `module`.
+struct CloseNotice;
+CloseNotice close_notice(StopCause cause, std::string_view module);
+
+/// The server's services as a module sees them. Every reference outlives every module. Modules
+/// include the headers of the services they use.
+struct ModuleContext {
+    core::Runtime& runtime;
+    core::MetricsRegistry& metrics;
+    core::EventBus& events;
+    hub::Hub& hub;
+    store::Store& store;
+    auth::AccountService& accounts;
+    auth::OperatorAuth& operators;
+    ConnectionDirectory& connections;
+    core::ModuleRegistry& modules;
+    /// The HTTP API listener's key (the core routes and the operator API live there).
+    std::string http_listener;
+    /// The running config, as of now (a reload replaces it after the modules applied it).
+    std::function<std::shared_ptr<const core::Config>()> config;
+    /// A new, empty share of the network tagged with the module's name.
+    std::function<std::unique_ptr<ModuleRoutes>(const std::string& module)> routes;
 };
 
 /// What a module does when the config changes at runtime.
@@ -70,9 +121,9 @@ public:
     /// bind) leaves it on its running section, with the reason.
     virtual ReloadOutcome reload(const core::Config& next) = 0;
 
-    /// Closes its connections (with its documented close code), releases its listeners and
-    /// timers, and returns by `deadline`. Stored data stays. Must work after a failed start.
-    virtual void stop(std::chrono::steady_clock::time_point deadline) = 0;
+    /// Closes its connections (`close_notice(cause, name)`), releases its listeners and timers,
+    /// and returns by `deadline`. Stored data stays. Must work after a failed start.
+    virtual void stop(std::chrono::steady_clock::time_point deadline, StopCause cause) = 0;
 
     /// Counters for GET /api/v1/modules. Thread-safe.
     virtual std::vector<ModuleCounter> counters() const { return {}; }

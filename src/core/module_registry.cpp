@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <variant>
 
+#include <hearth/http.hpp>
+
 #include "core/events.hpp"
 #include "util/log.hpp"
 
@@ -23,6 +25,20 @@ std::string_view to_string(ModuleState state) {
             return "failed";
     }
     return "unknown";
+}
+
+CloseNotice close_notice(StopCause cause, std::string_view module) {
+    const std::string name(module);
+    switch (cause) {
+        case StopCause::kRestart:
+            return {1012, name + " restarting"};
+        case StopCause::kShutdown:
+            return {1001, "server shutting down"};
+        case StopCause::kDisabled:
+        case StopCause::kStartFailed:
+            break;
+    }
+    return {1001, name + " disabled"};
 }
 
 }  // namespace hearth
@@ -182,7 +198,8 @@ bool ModuleRegistry::start_one(Entry& e, const Config& config) {
         log()->error("module {} failed to start: {}", e.name(), reason);
         // Undo what it had done; a module's stop works after a failed start.
         try {
-            e.module->stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+            e.module->stop(std::chrono::steady_clock::now() + std::chrono::seconds(5),
+                           StopCause::kStartFailed);
         } catch (const std::exception& stop_error) {
             log()->error("module {}: stop after a failed start failed: {}", e.name(),
                          stop_error.what());
@@ -195,7 +212,8 @@ bool ModuleRegistry::start_one(Entry& e, const Config& config) {
     return true;
 }
 
-void ModuleRegistry::stop_one(Entry& e, std::chrono::steady_clock::time_point deadline) {
+void ModuleRegistry::stop_one(Entry& e, std::chrono::steady_clock::time_point deadline,
+                              StopCause cause) {
     if (e.state != ModuleState::kRunning) {
         if (e.state == ModuleState::kFailed) {
             set_state(e, ModuleState::kDisabled);  // its last error stays for operators to read
@@ -204,7 +222,7 @@ void ModuleRegistry::stop_one(Entry& e, std::chrono::steady_clock::time_point de
     }
     set_state(e, ModuleState::kStopping);
     try {
-        e.module->stop(deadline);
+        e.module->stop(deadline, cause);
     } catch (const std::exception& ex) {
         log()->error("module {} failed to stop cleanly: {}", e.name(), ex.what());
     }
@@ -222,7 +240,8 @@ void ModuleRegistry::start_all(const Config& config) {
         if (!start_one(*e, config) && policy_ == OnModuleFailure::kRefuse) {
             const std::string reason = "module " + e->name() + " failed to start: " + e->last_error;
             for (auto it = order.rbegin(); it != order.rend(); ++it) {
-                stop_one(**it, std::chrono::steady_clock::now() + std::chrono::seconds(5));
+                stop_one(**it, std::chrono::steady_clock::now() + std::chrono::seconds(5),
+                         StopCause::kShutdown);
             }
             throw std::runtime_error(reason);
         }
@@ -233,7 +252,7 @@ void ModuleRegistry::stop_all(std::chrono::steady_clock::time_point deadline) {
     std::lock_guard lock(action_mutex_);
     auto order = ordered();
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
-        stop_one(**it, deadline);
+        stop_one(**it, deadline, StopCause::kShutdown);
     }
 }
 
@@ -253,7 +272,7 @@ std::vector<std::string> ModuleRegistry::apply(const Config& next) {
                                    " needs it");
                 continue;
             }
-            stop_one(e, deadline);
+            stop_one(e, deadline, StopCause::kDisabled);
         }
     }
     // Then reloads and starts, dependencies before what needs them.
@@ -330,7 +349,7 @@ ModuleActionResult ModuleRegistry::disable(const std::string& name,
         return *refused;
     }
     Entry* e = std::get<Entry*>(found);
-    stop_one(*e, deadline);
+    stop_one(*e, deadline, StopCause::kDisabled);
     return {};
 }
 
@@ -342,7 +361,7 @@ ModuleActionResult ModuleRegistry::restart(const std::string& name, const Config
         return *refused;
     }
     Entry* e = std::get<Entry*>(found);
-    stop_one(*e, deadline);
+    stop_one(*e, deadline, StopCause::kRestart);
     if (const auto* d = missing_dependency(*e)) {
         return {ModuleActionError::kNeedsStopped, "module " + name + " needs module " + d->name() +
                                                       ", which is " +

@@ -104,7 +104,7 @@ private:
     std::vector<Entry*> ordered();  // dependencies first
     void set_state(Entry& e, ModuleState state, std::string error = {});
     bool start_one(Entry& e, const Config& config);  // false: failed (state kFailed)
-    void stop_one(Entry& e, std::chrono::steady_clock::time_point deadline);
+    void stop_one(Entry& e, std::chrono::steady_clock::time_point deadline, StopCause cause);
     // The module an operator may stop (disable or restart, `verb` says which), or why not: not
     // found, a core module, or a running module needs it.
     std::variant<Entry*, ModuleActionResult> may_stop(const std::string& name,

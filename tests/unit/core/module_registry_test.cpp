@@ -1,10 +1,13 @@
 #include "core/module_registry.hpp"
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include <hearth/http.hpp>
 
 #include "core/config.hpp"
 #include "core/events.hpp"
@@ -38,12 +41,14 @@ public:
         calls_.push_back("reload:" + info_.name);
         return reload_outcome;
     }
-    void stop(std::chrono::steady_clock::time_point) override {
+    void stop(std::chrono::steady_clock::time_point, StopCause cause) override {
+        last_stop_cause = cause;
         calls_.push_back("stop:" + info_.name);
     }
     std::vector<ModuleCounter> counters() const override { return {{"connections", 7}}; }
 
     bool enabled = true;
+    std::optional<StopCause> last_stop_cause;
     std::string fail_start;
     ReloadOutcome reload_outcome;
     ModuleInfo info_;
@@ -243,6 +248,39 @@ TEST_F(ModuleRegistryTest, EveryStateChangeIsAnEvent) {
     EXPECT_EQ(status->version, "1.2.3");
     ASSERT_EQ(status->counters.size(), 1u);
     EXPECT_EQ(status->counters[0].name, "connections");
+}
+
+}  // namespace
+}  // namespace hearth::core
+
+namespace hearth::core {
+namespace {
+
+// The cause decides what a module's clients are told (close_notice): 1012 for a restart, so that
+// they come back, 1001 otherwise.
+TEST_F(ModuleRegistryTest, TellsEachStopItsCause) {
+    auto& chat = add("chat");
+    registry.start_all(*config);
+    registry.restart("chat", *config, soon());
+    EXPECT_EQ(chat.last_stop_cause, StopCause::kRestart);
+    registry.disable("chat", soon());
+    EXPECT_EQ(chat.last_stop_cause, StopCause::kDisabled);
+    registry.enable("chat", *config);
+    registry.stop_all(soon());
+    EXPECT_EQ(chat.last_stop_cause, StopCause::kShutdown);
+
+    ModuleRegistry lenient{events, OnModuleFailure::kContinue};
+    auto broken = std::make_unique<FakeModule>("broken", std::vector<std::string>{}, calls);
+    broken->fail_start = "port 5001 is in use";
+    auto& broken_ref = *broken;
+    lenient.add(std::move(broken));
+    lenient.start_all(*config);
+    EXPECT_EQ(broken_ref.last_stop_cause, StopCause::kStartFailed);
+
+    EXPECT_EQ(close_notice(StopCause::kRestart, "chat").code, 1012);
+    EXPECT_EQ(close_notice(StopCause::kRestart, "chat").reason, "chat restarting");
+    EXPECT_EQ(close_notice(StopCause::kDisabled, "chat").code, 1001);
+    EXPECT_EQ(close_notice(StopCause::kDisabled, "chat").reason, "chat disabled");
 }
 
 }  // namespace
