@@ -92,6 +92,11 @@ struct ModuleContext {
     std::function<std::shared_ptr<const core::Config>()> config;
     /// A new, empty share of the network tagged with the module's name.
     std::function<std::unique_ptr<ModuleRoutes>(const std::string& module)> routes;
+    /// The keys of `section` that changed from `running` to `next` and are marked as needing a
+    /// restart ("homestead.listen"); a module applies them by starting again.
+    std::function<std::vector<std::string>(const core::Config& running, const core::Config& next,
+                                           const std::string& section)>
+        restart_keys;
 };
 
 /// What a module does when the config changes at runtime.
@@ -99,6 +104,9 @@ struct ReloadOutcome {
     bool applied = true;  // false: it keeps its running section (`reason` says why)
     std::string reason;
     std::vector<std::string> restart_keys;  // keys that changed but apply only after a restart
+    // Keys changed that the module applies by starting again (a listen address): the registry
+    // stops it and starts it on the new config, and back on the running one when that fails.
+    bool restart = false;
 };
 
 /// One front-end or service. The registry calls start, reload and stop from one control thread
@@ -117,9 +125,9 @@ public:
     /// done.
     virtual void start(const core::Config& config) = 0;
 
-    /// Applies a new, valid config while running. A section it cannot apply (a port it cannot
-    /// bind) leaves it on its running section, with the reason.
-    virtual ReloadOutcome reload(const core::Config& next) = 0;
+    /// Applies a new, valid config while running; `running` is the one it runs on. A section it
+    /// cannot apply (a port it cannot bind) leaves it on its running section, with the reason.
+    virtual ReloadOutcome reload(const core::Config& running, const core::Config& next) = 0;
 
     /// Closes its connections (`close_notice(cause, name)`), releases its listeners and timers,
     /// and returns by `deadline`. Stored data stays. Must work after a failed start.

@@ -6,6 +6,7 @@
 
 #include <hearth/http.hpp>
 
+#include "core/config.hpp"
 #include "core/events.hpp"
 #include "util/log.hpp"
 
@@ -59,6 +60,8 @@ struct ModuleRegistry::Entry {
     ModuleState state = ModuleState::kDisabled;
     std::chrono::system_clock::time_point since = std::chrono::system_clock::now();
     std::string last_error;
+    // The config it last started on or applied; a restart that fails goes back to it.
+    std::optional<Config> applied;
 
     const ModuleInfo& info() const { return module->info(); }
     const std::string& name() const { return info().name; }
@@ -207,6 +210,7 @@ bool ModuleRegistry::start_one(Entry& e, const Config& config) {
         set_state(e, ModuleState::kFailed, std::move(reason));
         return false;
     }
+    e.applied = config;
     set_state(e, ModuleState::kRunning);
     log()->info("module {} {} running", e.name(), e.info().version);
     return true;
@@ -283,13 +287,19 @@ std::vector<std::string> ModuleRegistry::apply(const Config& next) {
         if (e->state == ModuleState::kRunning) {
             ReloadOutcome outcome;
             try {
-                outcome = e->module->reload(next);
+                outcome = e->module->reload(*e->applied, next);
             } catch (const std::exception& ex) {
                 outcome = {.applied = false, .reason = ex.what(), .restart_keys = {}};
+            }
+            if (outcome.restart) {
+                restart_on(*e, next, problems);
+                continue;
             }
             if (!outcome.applied) {
                 problems.push_back("module " + e->name() +
                                    " keeps its running configuration: " + outcome.reason);
+            } else {
+                e->applied = next;
             }
             for (const auto& key : outcome.restart_keys) {
                 problems.push_back(key + " changed but needs a restart");
@@ -301,6 +311,22 @@ std::vector<std::string> ModuleRegistry::apply(const Config& next) {
         }
     }
     return problems;
+}
+
+void ModuleRegistry::restart_on(Entry& e, const Config& next, std::vector<std::string>& problems) {
+    const Config running = *e.applied;
+    log()->info("module {}: its section changed in keys it applies by starting again", e.name());
+    stop_one(e, std::chrono::steady_clock::now() + std::chrono::seconds(10), StopCause::kRestart);
+    if (start_one(e, next)) {
+        return;
+    }
+    const std::string reason = e.last_error;
+    if (start_one(e, running)) {
+        problems.push_back("module " + e.name() + " keeps its running configuration: " + reason);
+    } else {
+        problems.push_back("module " + e.name() + " failed on its new configuration (" + reason +
+                           ") and again on its running one: " + e.last_error);
+    }
 }
 
 ModuleActionResult ModuleRegistry::enable(const std::string& name, const Config& config) {

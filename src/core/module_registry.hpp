@@ -104,6 +104,8 @@ private:
     std::vector<Entry*> ordered();  // dependencies first
     void set_state(Entry& e, ModuleState state, std::string error = {});
     bool start_one(Entry& e, const Config& config);  // false: failed (state kFailed)
+    // Stops a running module and starts it on `next`; on failure back on the config it ran on.
+    void restart_on(Entry& e, const Config& next, std::vector<std::string>& problems);
     void stop_one(Entry& e, std::chrono::steady_clock::time_point deadline, StopCause cause);
     // The module an operator may stop (disable or restart, `verb` says which), or why not: not
     // found, a core module, or a running module needs it.

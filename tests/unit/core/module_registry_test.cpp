@@ -36,8 +36,12 @@ public:
         if (!fail_start.empty()) {
             throw std::runtime_error(fail_start);
         }
+        if (failing_starts > 0) {
+            --failing_starts;
+            throw std::runtime_error("cannot listen on 0.0.0.0:1");
+        }
     }
-    ReloadOutcome reload(const Config&) override {
+    ReloadOutcome reload(const Config&, const Config&) override {
         calls_.push_back("reload:" + info_.name);
         return reload_outcome;
     }
@@ -49,6 +53,7 @@ public:
 
     bool enabled = true;
     std::optional<StopCause> last_stop_cause;
+    int failing_starts = 0;  // how many of the next starts throw
     std::string fail_start;
     ReloadOutcome reload_outcome;
     ModuleInfo info_;
@@ -281,6 +286,31 @@ TEST_F(ModuleRegistryTest, TellsEachStopItsCause) {
     EXPECT_EQ(close_notice(StopCause::kRestart, "chat").reason, "chat restarting");
     EXPECT_EQ(close_notice(StopCause::kDisabled, "chat").code, 1001);
     EXPECT_EQ(close_notice(StopCause::kDisabled, "chat").reason, "chat disabled");
+}
+
+// A module whose section changed in keys it applies by starting again (a listen address) is
+// restarted on the new config; when that start fails it runs on the old one again.
+TEST_F(ModuleRegistryTest, RestartsAModuleOnItsNewSectionAndFallsBack) {
+    auto& chat = add("chat");
+    registry.start_all(*config);
+    chat.reload_outcome = {.applied = true, .reason = {}, .restart_keys = {}, .restart = true};
+    calls.clear();
+    EXPECT_TRUE(registry.apply(*config).empty());
+    EXPECT_EQ(calls, (CallLog{"reload:chat", "stop:chat", "start:chat"}));
+    EXPECT_EQ(chat.last_stop_cause, StopCause::kRestart);
+
+    calls.clear();
+    chat.failing_starts = 1;
+    const auto problems = registry.apply(*config);
+    EXPECT_EQ(calls,
+              (CallLog{"reload:chat", "stop:chat", "start:chat", "stop:chat", "start:chat"}));
+    EXPECT_EQ(problems, (std::vector<std::string>{"module chat keeps its running configuration: "
+                                                  "cannot listen on 0.0.0.0:1"}));
+    EXPECT_EQ(state("chat"), ModuleState::kRunning);
+
+    chat.failing_starts = 2;
+    EXPECT_EQ(registry.apply(*config).size(), 1u);
+    EXPECT_EQ(state("chat"), ModuleState::kFailed);
 }
 
 }  // namespace
