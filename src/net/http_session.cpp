@@ -57,6 +57,8 @@ public:
         }
     }
 
+    const ListenerState* http_listener() const noexcept override { return &listener_; }
+
 private:
     // `self` is unused but keeps the session alive for as long as the coroutine runs.
     asio::awaitable<void> run([[maybe_unused]] std::shared_ptr<HttpSession> self) {
@@ -178,10 +180,11 @@ private:
     }
 
     asio::awaitable<HttpResponse> dispatch(const BeastRequest& req) {
-        HttpRequest request =
-            to_request(req, peer_address_, listener_.spec.name, listener_.is_tls());
+        HttpRequest request = to_request(req, peer_address_, listener_.name, kTls);
+        // Held until the handler has answered: the routes may change meanwhile, the handler stays.
+        const auto routes = listener_.routes();
         bool method_mismatch = false;
-        const HttpRoute* route = listener_.find_http(request.method, request.path, method_mismatch);
+        const HttpRoute* route = routes->find_http(request.method, request.path, method_mismatch);
         if (route == nullptr) {
             if (method_mismatch) {
                 count(request.path, 405);
@@ -242,9 +245,8 @@ private:
 
     // Returns true when the connection was handed over to a WsConnection.
     asio::awaitable<bool> upgrade(const BeastRequest& req) {
-        HttpRequest request =
-            to_request(req, peer_address_, listener_.spec.name, listener_.is_tls());
-        auto route = listener_.find_ws(request.path);
+        HttpRequest request = to_request(req, peer_address_, listener_.name, kTls);
+        auto route = listener_.routes()->find_ws(request.path);
         if (!route) {
             count("unmatched", 404);
             co_await reject(404, "not_found", "No WebSocket route for " + request.path + ".");
@@ -286,6 +288,20 @@ private:
             server_->events.publish(core::EventKind::kUpgradeRefused, {}, peer_address_,
                                     route->path() + ": HTTP " + std::to_string(refusal->status));
             co_await write_response(std::move(*refusal), req.version(), false);
+            co_await close_gracefully();
+            co_return true;
+        }
+        if (route->withdrawn()) {
+            // Withdrawn while the upgrade was decided: its module's connections have been closed
+            // (or are being closed), and this one would be left behind. From here to the
+            // connection's registration nothing yields, so a withdraw cannot slip in between.
+            count(route->path(), 503);
+            server_->events.publish(core::EventKind::kUpgradeRefused, route->owner().name,
+                                    peer_address_, route->path() + ": HTTP 503 (withdrawn)");
+            co_await write_response(
+                HttpResponse::error(503, "module_unavailable",
+                                    "The module serving " + route->path() + " is not available."),
+                req.version(), false);
             co_await close_gracefully();
             co_return true;
         }
@@ -366,16 +382,17 @@ private:
     }
 
     void count(std::string_view route, int status) {
-        server_->http_requests(listener_.spec.name, route, status).inc();
+        server_->http_requests(listener_.name, route, status).inc();
     }
 
     void count_timeout(std::string_view phase) {
-        server_->http_timeouts(listener_.spec.name, phase).inc();
+        server_->http_timeouts(listener_.name, phase).inc();
         log()->debug("connection {} from {}: request {} timed out; closing", id_, peer_address_,
                      phase);
     }
 
     static constexpr std::size_t kIdleReadBytes = 4096;
+    static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
     using WsConnectionFor = WsConnection<
         std::conditional_t<std::is_same_v<Stream, beast::tcp_stream>, tcp::socket, Stream>>;
@@ -423,9 +440,9 @@ void start_http_session(std::shared_ptr<ServerState> server, ListenerState& list
     }
     if (!refused.empty()) {
         server->http_open.fetch_sub(1);
-        server->http_refused(listener.spec.name, refused).inc();
-        log()->debug("listener {}: connection from {} refused: {}", listener.spec.name,
-                     peer_address, refused);
+        server->http_refused(listener.name, refused).inc();
+        log()->debug("listener {}: connection from {} refused: {}", listener.name, peer_address,
+                     refused);
         socket.close(ec);
         return;
     }

@@ -1,6 +1,7 @@
 #include "net/server.hpp"
 #include <algorithm>
-#include <future>
+#include <condition_variable>
+#include <functional>
 #include <iterator>
 #include <mutex>
 #include <stdexcept>
@@ -44,7 +45,8 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const ListenerSpec& spec) {
     return ctx;
 }
 
-void accept_next(std::shared_ptr<ServerState> server, ListenerState& listener);
+void accept_next(std::shared_ptr<ServerState> server, ListenerState& listener,
+                 std::uint64_t generation);
 
 // A descriptor in transit between threads; closed if the hand-over never happens (shutdown).
 struct OwnedFd {
@@ -59,22 +61,44 @@ struct OwnedFd {
     int fd;
 };
 
+// Whether an accept completion belongs to the listener's current acceptor, still open: one that
+// completes after its acceptor was closed (released, shut down) or replaced (bound again) stops
+// there instead of retrying on a closed acceptor.
+bool still_accepting(const ServerState& server, const ListenerState& listener,
+                     std::uint64_t generation) {
+    return listener.accepting && listener.accept_generation == generation &&
+           !server.shutting_down.load();
+}
+
+// Starts a session for a socket handed over to this io thread, with the routes of now.
+void start_session(const std::shared_ptr<ServerState>& server, ListenerState& listener,
+                   tcp::socket socket) {
+    if (!listener.serving.load()) {
+        return;  // accepted just before the listener was released: the socket closes here
+    }
+    if (auto stream = listener.routes()->stream) {
+        start_tcp_connection(server, std::move(stream), std::move(socket));
+    } else {
+        start_http_session(server, listener, std::move(socket));
+    }
+}
+
 void on_accept(std::shared_ptr<ServerState> server, ListenerState& listener,
-               const boost::system::error_code& ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || server->shutting_down.load()) {
+               std::uint64_t generation, const boost::system::error_code& ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !still_accepting(*server, listener, generation)) {
         return;
     }
     if (ec) {
         listener.accept_errors->inc();
         // Out of file descriptors (or another transient error): back off instead of spinning, and
         // keep serving the connections already open.
-        log()->warn("listener {} ({}): accept failed: {}; retrying in 100 ms", listener.spec.name,
-                    listener.spec.listen, ec.message());
+        log()->warn("listener {} (port {}): accept failed: {}; retrying in 100 ms", listener.name,
+                    listener.port.load(), ec.message());
         listener.accept_retry->expires_after(std::chrono::milliseconds(100));
         listener.accept_retry->async_wait(
-            [server, &listener](const boost::system::error_code& wait_ec) {
-                if (!wait_ec) {
-                    accept_next(server, listener);
+            [server, &listener, generation](const boost::system::error_code& wait_ec) {
+                if (!wait_ec && still_accepting(*server, listener, generation)) {
+                    accept_next(server, listener, generation);
                 }
             });
         return;
@@ -89,7 +113,7 @@ void on_accept(std::shared_ptr<ServerState> server, ListenerState& listener,
     const auto fd = release_ec ? -1 : socket.release(release_ec);
     if (release_ec || fd < 0) {
         listener.accept_errors->inc();
-        log()->warn("listener {}: cannot hand over an accepted socket: {}", listener.spec.name,
+        log()->warn("listener {}: cannot hand over an accepted socket: {}", listener.name,
                     release_ec.message());
     } else {
         asio::post(target, [server, &listener, &target, protocol, owned = OwnedFd(fd)]() mutable {
@@ -98,22 +122,32 @@ void on_accept(std::shared_ptr<ServerState> server, ListenerState& listener,
             s.assign(protocol, owned.fd, assign_ec);
             if (!assign_ec) {
                 owned.fd = -1;  // the socket owns it now
-                if (listener.stream) {
-                    start_tcp_connection(server, listener, std::move(s));
-                } else {
-                    start_http_session(server, listener, std::move(s));
-                }
+                start_session(server, listener, std::move(s));
             }
         });
     }
-    accept_next(std::move(server), listener);
+    accept_next(std::move(server), listener, generation);
 }
 
-void accept_next(std::shared_ptr<ServerState> server, ListenerState& listener) {
+void accept_next(std::shared_ptr<ServerState> server, ListenerState& listener,
+                 std::uint64_t generation) {
     listener.acceptor->async_accept(
-        [server, &listener](const boost::system::error_code& ec, tcp::socket socket) mutable {
-            on_accept(std::move(server), listener, ec, std::move(socket));
+        [server, &listener, generation](const boost::system::error_code& ec,
+                                        tcp::socket socket) mutable {
+            on_accept(std::move(server), listener, generation, ec, std::move(socket));
         });
+}
+
+// Closes the listener's acceptor. Runs on: the listener's io thread.
+void close_acceptor(ListenerState& listener) {
+    listener.accepting = false;
+    boost::system::error_code ignored;
+    if (listener.acceptor) {
+        listener.acceptor->close(ignored);
+    }
+    if (listener.accept_retry) {
+        listener.accept_retry->cancel();
+    }
 }
 
 }  // namespace
@@ -121,7 +155,7 @@ void accept_next(std::shared_ptr<ServerState> server, ListenerState& listener) {
 // ---------------------------------------------------------------------------------------------
 
 WsRouteState::WsRouteState(std::string listener, std::string path, WsRoute route,
-                           core::MetricsRegistry& metrics)
+                           core::MetricsRegistry& metrics, std::shared_ptr<Owner> owner)
     : listener_(std::move(listener)),
       path_(std::move(path)),
       frontend_(std::move(route.frontend)),
@@ -129,6 +163,7 @@ WsRouteState::WsRouteState(std::string listener, std::string path, WsRoute route
       accept_async_(std::move(route.accept_async)),
       subprotocols_(std::move(route.subprotocols)),
       listen_only_(route.listen_only),
+      owner_(std::move(owner)),
       registry_(metrics),
       settings_(std::move(route.settings)) {
     const core::Labels labels{{"route", path_}};
@@ -204,11 +239,12 @@ void WsRouteState::count_disconnect(std::string_view reason) {
         .inc();
 }
 
-const HttpRoute* ListenerState::find_http(std::string_view method, std::string_view path,
-                                          bool& method_mismatch) const {
+const HttpRoute* RouteTable::find_http(std::string_view method, std::string_view path,
+                                       bool& method_mismatch) const {
     method_mismatch = false;
     const HttpRoute* best = nullptr;
-    for (const auto& r : http_routes) {
+    for (const auto& route : http) {
+        const HttpRoute& r = *route;
         const bool path_ok =
             r.match == PathMatch::kExact ? r.path == path : path.starts_with(r.path);
         if (!path_ok) {
@@ -230,9 +266,9 @@ const HttpRoute* ListenerState::find_http(std::string_view method, std::string_v
     return best;
 }
 
-std::shared_ptr<WsRouteState> ListenerState::find_ws(std::string_view path) const {
-    auto it = ws_routes.find(path);
-    return it == ws_routes.end() ? nullptr : it->second;
+std::shared_ptr<WsRouteState> RouteTable::find_ws(std::string_view path) const {
+    auto it = ws.find(path);
+    return it == ws.end() ? nullptr : it->second;
 }
 
 ServerState::ServerState(core::Runtime& rt, core::MetricsRegistry& m, core::EventBus& e,
@@ -282,6 +318,19 @@ bool ServerState::wait_drained(std::chrono::steady_clock::time_point deadline) {
     return drained_.wait_until(lock, deadline, [this] { return open_.load() == 0; });
 }
 
+void ServerState::owner_closed(Owner& owner) {
+    if (owner.open.fetch_sub(1) == 1) {
+        std::lock_guard lock(owners_mutex_);
+        owners_drained_.notify_all();
+    }
+}
+
+bool ServerState::wait_owner_drained(const Owner& owner,
+                                     std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(owners_mutex_);
+    return owners_drained_.wait_until(lock, deadline, [&owner] { return owner.open.load() == 0; });
+}
+
 core::Counter& ServerState::http_requests(const std::string& listener, std::string_view route,
                                           int status) {
     return metrics.counter("hearth_http_requests_total",
@@ -305,22 +354,44 @@ core::Counter& ServerState::http_timeouts(const std::string& listener, std::stri
 }
 
 // ---------------------------------------------------------------------------------------------
+// Declarations and binding. Every function here runs on a control thread with
+// ServerState::control held.
 
-Server::Server(core::Runtime& runtime, core::MetricsRegistry& metrics, core::EventBus& events,
-               HttpLimits limits)
-    : state_(std::make_shared<ServerState>(runtime, metrics, events, limits)) {}
+namespace {
 
-Server::~Server() {
-    // Sessions may keep the state alive until the runtime destroys their pending handlers, which
-    // happens context by context; the listeners' Asio objects must go now, while every io_context
-    // still exists. The runtime's threads have stopped by now (ServerApp stops them first).
-    for (auto& l : state_->listeners) {
-        l->accept_retry.reset();
-        l->acceptor.reset();
+using Clock = std::chrono::steady_clock;
+
+ListenerState& find_listener(const ServerState& s, const std::string& key) {
+    for (const auto& l : s.listeners) {
+        if (l->name == key) {
+            return *l;
+        }
     }
+    throw std::logic_error("unknown listener " + key);
 }
 
-std::string Server::listener(const ListenerSpec& spec) {
+std::string describe(const ListenerState& l) {
+    return l.name + " (" + l.spec.listen + ")";
+}
+
+// Nobody declares it, it has no route and it is not bound: a new declaration may give it a new
+// address (a module enabled again with another port).
+bool is_free(const ListenerState& l) {
+    return !l.bound && l.claims.empty() && l.routes()->empty();
+}
+
+bool has_routes_of(const RouteTable& t, const Owner* owner) {
+    if (t.stream && t.stream->owner.get() == owner) {
+        return true;
+    }
+    return std::any_of(t.http.begin(), t.http.end(),
+                       [owner](const auto& r) { return r->owner.get() == owner; }) ||
+           std::any_of(t.ws.begin(), t.ws.end(),
+                       [owner](const auto& r) { return r.second->owner_ptr().get() == owner; });
+}
+
+std::string declare_listener(ServerState& s, const ListenerSpec& spec,
+                             const std::shared_ptr<Owner>& owner) {
     std::string host;
     std::uint16_t port = 0;
     if (!core::parse_host_port(spec.listen, host, port)) {
@@ -329,30 +400,42 @@ std::string Server::listener(const ListenerSpec& spec) {
     }
     // Port 0 asks for a fresh port: such listeners are never shared.
     if (port != 0) {
-        for (auto& l : state_->listeners) {
+        for (auto& l : s.listeners) {
             if (l->spec.listen != spec.listen) {
                 continue;
             }
-            if (l->spec.tls_cert_file != spec.tls_cert_file ||
-                l->spec.tls_key_file != spec.tls_key_file) {
+            if (is_free(*l)) {
+                l->spec.tls_cert_file = spec.tls_cert_file;
+                l->spec.tls_key_file = spec.tls_key_file;
+            } else if (l->spec.tls_cert_file != spec.tls_cert_file ||
+                       l->spec.tls_key_file != spec.tls_key_file) {
                 throw std::runtime_error("port " + std::to_string(port) + " is claimed by " +
-                                         l->spec.name + " and " + spec.name +
+                                         l->name + " and " + spec.name +
                                          " with different TLS settings");
             }
-            l->owners.push_back(spec.name);
-            return l->spec.name;
+            l->claims.push_back({spec.name, owner});
+            return l->name;
         }
     }
-    for (auto& l : state_->listeners) {
-        if (l->spec.name == spec.name) {
+    for (auto& l : s.listeners) {
+        if (l->name != spec.name) {
+            continue;
+        }
+        if (!is_free(*l)) {
             throw std::runtime_error("listener name " + spec.name + " declared twice");
         }
+        // Released earlier: the same name (and so the same metrics) on the new address.
+        l->spec = spec;
+        l->claims.push_back({spec.name, owner});
+        return l->name;
     }
-    auto l = std::make_unique<ListenerState>();
+    auto l = std::make_unique<ListenerState>(spec.name);
     l->spec = spec;
-    l->owners.push_back(spec.name);
+    l->claims.push_back({spec.name, owner});
+    // Listeners are spread over the io threads; each accepted socket goes to the next thread.
+    l->io = &s.runtime.io_context(s.listeners.size() % s.runtime.io_thread_count());
     const core::Labels labels{{"listener", spec.name}};
-    auto& m = state_->metrics;
+    auto& m = s.metrics;
     l->open_http =
         &m.gauge("hearth_net_connections_open", "Open connections, by listener and kind.",
                  {{"listener", spec.name}, {"kind", "http"}});
@@ -362,84 +445,407 @@ std::string Server::listener(const ListenerSpec& spec) {
         &m.counter("hearth_net_connections_total", "Connections accepted, by listener.", labels);
     l->accept_errors =
         &m.counter("hearth_net_accept_errors_total", "Failed accepts, by listener.", labels);
-    state_->listeners.push_back(std::move(l));
+    s.listeners.push_back(std::move(l));
     return spec.name;
 }
 
-namespace {
-ListenerState& find_listener(ServerState& s, const std::string& key) {
-    for (auto& l : s.listeners) {
-        if (l->spec.name == key) {
-            return *l;
-        }
-    }
-    throw std::logic_error("unknown listener " + key);
-}
-
-std::string describe(const ListenerState& l) {
-    return l.spec.name + " (" + l.spec.listen + ")";
-}
-
-void refuse_on_stream_listener(const ListenerState& l, std::string_view what) {
-    if (l.stream) {
+void refuse_on_stream_listener(const ListenerState& l, const RouteTable& t, std::string_view what) {
+    if (t.stream) {
         throw std::runtime_error("listener " + describe(l) + " is a raw TCP listener: cannot add " +
                                  std::string(what));
     }
 }
-}  // namespace
 
-void Server::add_http_route(const std::string& listener, std::string method, std::string path,
-                            HttpHandler handler, PathMatch match) {
-    auto& l = find_listener(*state_, listener);
-    refuse_on_stream_listener(l, "the HTTP route " + path);
-    for (const auto& r : l.http_routes) {
-        const bool same_method = r.method.empty() || method.empty() || r.method == method;
-        if (same_method && r.path == path && r.match == match) {
+void add_http(ServerState& s, const std::string& listener, std::string method, std::string path,
+              HttpHandler handler, PathMatch match, std::shared_ptr<Owner> owner) {
+    auto& l = find_listener(s, listener);
+    const auto table = l.routes();
+    refuse_on_stream_listener(l, *table, "the HTTP route " + path);
+    for (const auto& r : table->http) {
+        const bool same_method = r->method.empty() || method.empty() || r->method == method;
+        if (same_method && r->path == path && r->match == match) {
             throw std::runtime_error("listener " + describe(l) + ": route " +
                                      (method.empty() ? "*" : method) + " " + path +
                                      " registered twice");
         }
     }
-    l.http_routes.push_back(
-        HttpRoute{std::move(method), std::move(path), match, std::move(handler)});
+    auto next = std::make_shared<RouteTable>(*table);
+    next->http.push_back(std::make_shared<const HttpRoute>(HttpRoute{
+        std::move(method), std::move(path), match, std::move(handler), std::move(owner)}));
+    l.set_routes(std::move(next));
 }
 
-void Server::add_ws_route(const std::string& listener, std::string path, WsRoute route) {
-    auto& l = find_listener(*state_, listener);
-    refuse_on_stream_listener(l, "the WebSocket route " + path);
-    if (l.ws_routes.contains(path)) {
+void add_ws(ServerState& s, const std::string& listener, std::string path, WsRoute route,
+            std::shared_ptr<Owner> owner) {
+    auto& l = find_listener(s, listener);
+    const auto table = l.routes();
+    refuse_on_stream_listener(l, *table, "the WebSocket route " + path);
+    if (table->ws.contains(path)) {
         throw std::runtime_error("listener " + describe(l) + ": WebSocket route " + path +
                                  " registered twice");
     }
-    auto state = std::make_shared<WsRouteState>(listener, path, std::move(route), state_->metrics);
-    l.ws_routes.emplace(std::move(path), std::move(state));
+    auto next = std::make_shared<RouteTable>(*table);
+    auto state = std::make_shared<WsRouteState>(listener, path, std::move(route), s.metrics,
+                                                std::move(owner));
+    next->ws.emplace(std::move(path), std::move(state));
+    l.set_routes(std::move(next));
 }
 
-std::string Server::add_stream_listener(const ListenerSpec& spec, StreamRoute route) {
+std::string add_stream(ServerState& s, const ListenerSpec& spec, StreamRoute route,
+                       const std::shared_ptr<Owner>& owner) {
     if (!spec.tls_cert_file.empty() || !spec.tls_key_file.empty()) {
         throw std::runtime_error("listener " + spec.name + ": TLS is not offered on raw TCP");
     }
     if (!route.make_handler) {
         throw std::logic_error("listener " + spec.name + ": a stream route needs make_handler");
     }
-    const auto key = listener(spec);
-    auto& l = find_listener(*state_, key);
+    const auto key = declare_listener(s, spec, owner);
+    auto& l = find_listener(s, key);
+    const auto table = l.routes();
     // A shared port would have to tell HTTP from raw bytes: refuse, naming both claimants.
-    if (l.stream || l.owners.size() > 1 || !l.http_routes.empty() || !l.ws_routes.empty()) {
-        throw std::runtime_error("port " + spec.listen + " is claimed by " + l.owners.front() +
+    if (table->stream || l.claims.size() > 1 || !table->http.empty() || !table->ws.empty()) {
+        l.claims.pop_back();  // this declaration
+        throw std::runtime_error("port " + spec.listen + " is claimed by " +
+                                 (l.claims.empty() ? l.name : l.claims.front().spec_name) +
                                  " and by the raw TCP listener " + spec.name);
     }
-    l.stream = std::make_shared<StreamListenerState>(key, std::move(route), state_->metrics);
+    auto next = std::make_shared<RouteTable>(*table);
+    next->stream = std::make_shared<StreamListenerState>(key, std::move(route), s.metrics, owner);
+    l.set_routes(std::move(next));
     return key;
+}
+
+// `owner` null: any route (the core's own call).
+void update_ws(ServerState& s, const std::string& listener, const std::string& path,
+               std::shared_ptr<const WsRouteSettings> settings, const Owner* owner) {
+    auto route = find_listener(s, listener).routes()->find_ws(path);
+    if (!route || (owner != nullptr && &route->owner() != owner)) {
+        throw std::logic_error("unknown WebSocket route " + path +
+                               (owner != nullptr ? " for " + owner->name : ""));
+    }
+    route->set_settings(std::move(settings));
+}
+
+// Binds a listener that is not bound and starts accepting on its io thread. Throws naming the
+// listener and address when it cannot.
+void bind_listener(const std::shared_ptr<ServerState>& state, ListenerState& l) {
+    std::string host;
+    std::uint16_t port = 0;
+    (void)core::parse_host_port(l.spec.listen, host, port);
+    std::shared_ptr<asio::ssl::context> tls;
+    if (l.is_tls()) {
+        tls = make_tls_context(l.spec);
+    }
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+    if (ec) {
+        throw std::runtime_error("listener " + describe(l) + ": invalid address " + host + ": " +
+                                 ec.message());
+    }
+    auto acceptor = std::make_unique<tcp::acceptor>(*l.io);
+    tcp::endpoint endpoint(address, port);
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) {
+        acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    }
+    if (!ec) {
+        acceptor->bind(endpoint, ec);
+    }
+    if (!ec) {
+        acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+        throw std::runtime_error("cannot listen on " + l.spec.listen + " for " + l.name + ": " +
+                                 ec.message());
+    }
+    {
+        std::lock_guard lock(l.tls_mutex);
+        l.tls = std::move(tls);
+    }
+    l.port.store(acceptor->local_endpoint().port());
+    l.bound = true;
+    l.serving.store(true);
+    log()->info("listening on {}:{} for {}{}", host, l.port.load(), l.name,
+                l.is_tls() ? " (TLS)" : "");
+    // The acceptor is handed to its io thread, which alone touches it from now on; a release
+    // posted later runs after this.
+    asio::post(*l.io, [state, &l, acceptor = std::move(acceptor)]() mutable {
+        if (state->shutting_down.load()) {
+            return;  // the acceptor closes here
+        }
+        l.acceptor = std::move(acceptor);  // the one closed by an earlier release goes
+        if (!l.accept_retry) {
+            l.accept_retry = std::make_unique<asio::steady_timer>(*l.io);
+        }
+        l.accepting = true;
+        accept_next(state, l, ++l.accept_generation);
+    });
+}
+
+// Stops accepting: the acceptor is closed on its io thread, so that the port is free (and a
+// connection to it refused) once every io thread has run what was posted before.
+void release_listener(ServerState& s, ListenerState& l) {
+    log()->info("listener {} on port {} released: no routes left", l.name, l.port.load());
+    l.bound = false;
+    l.serving.store(false);
+    l.port.store(0);
+    if (!s.destroyed) {
+        asio::post(*l.io, [&l] { close_acceptor(l); });
+    }
+}
+
+// Runs `task(thread index)` on every io thread; waits until all ran or `deadline` passed (true:
+// all ran). What an io thread ran before the task is then complete.
+bool run_on_every_io_thread(ServerState& s, const std::function<void(std::size_t)>& task,
+                            Clock::time_point deadline) {
+    struct Latch {
+        std::mutex mutex;
+        std::condition_variable done;
+        std::size_t waiting = 0;
+    };
+    auto latch = std::make_shared<Latch>();
+    latch->waiting = s.threads.size();
+    for (std::size_t i = 0; i < s.threads.size(); ++i) {
+        asio::post(s.runtime.io_context(i), [latch, task, i] {
+            task(i);
+            std::lock_guard lock(latch->mutex);
+            if (--latch->waiting == 0) {
+                latch->done.notify_all();
+            }
+        });
+    }
+    std::unique_lock lock(latch->mutex);
+    return latch->done.wait_until(lock, deadline, [&] { return latch->waiting == 0; });
+}
+
+// Live sessions of one io thread, copied first: a session may end (and unregister) while it is
+// told to close.
+std::vector<std::shared_ptr<Session>> sessions_of(ServerState& s, std::size_t thread) {
+    std::vector<std::shared_ptr<Session>> out;
+    for (auto& [id, weak] : s.threads[thread]->sessions) {
+        if (auto session = weak.lock()) {
+            out.push_back(std::move(session));
+        }
+    }
+    return out;
+}
+
+void open_owner(const std::shared_ptr<ServerState>& state, const Owner* owner) {
+    std::lock_guard lock(state->control);
+    if (!state->started || state->shutting_down.load()) {
+        return;  // Server::start binds what is declared by then
+    }
+    for (auto& l : state->listeners) {
+        const bool mine = std::any_of(l->claims.begin(), l->claims.end(),
+                                      [owner](const auto& c) { return c.owner.get() == owner; }) ||
+                          has_routes_of(*l->routes(), owner);
+        if (mine && !l->bound) {
+            bind_listener(state, *l);
+        }
+    }
+}
+
+bool withdraw_owner(const std::shared_ptr<ServerState>& state, const std::shared_ptr<Owner>& owner,
+                    const CloseNotice& notice, Clock::time_point deadline) {
+    if (core::Runtime::current_io_thread() >= 0) {
+        // It waits for io threads: on one of them it would wait for itself.
+        throw std::logic_error(owner->name + ": routes withdrawn on an io thread");
+    }
+    auto& s = *state;
+    std::vector<const ListenerState*> released;
+    {
+        std::lock_guard lock(s.control);
+        for (auto& l : s.listeners) {
+            bool touched =
+                std::erase_if(l->claims, [&owner](const auto& c) { return c.owner == owner; }) > 0;
+            const auto table = l->routes();
+            if (has_routes_of(*table, owner.get())) {
+                touched = true;
+                auto next = std::make_shared<RouteTable>();
+                for (const auto& r : table->http) {
+                    if (r->owner != owner) {
+                        next->http.push_back(r);
+                    }
+                }
+                for (const auto& [path, route] : table->ws) {
+                    if (route->owner_ptr() == owner) {
+                        route->set_withdrawn();
+                    } else {
+                        next->ws.emplace(path, route);
+                    }
+                }
+                if (table->stream && table->stream->owner == owner) {
+                    table->stream->withdrawn.store(true);
+                } else {
+                    next->stream = table->stream;
+                }
+                l->set_routes(std::move(next));
+            }
+            if (touched && l->bound && l->routes()->empty()) {
+                release_listener(s, *l);
+                released.push_back(l.get());
+            }
+        }
+        if (s.destroyed || !s.started) {
+            return owner->open.load() == 0;  // no io thread runs a session any more, or ever did
+        }
+    }
+    // Every io thread closes the owner's connections. Once each has run this, no session of the
+    // owner can appear any more: an upgrade or accept in flight checks `withdrawn` (or `serving`)
+    // on its io thread before it registers, and the flags were set before this was posted.
+    // The tasks hold what they use: one may still run after a deadline made this return.
+    const bool all_told = run_on_every_io_thread(
+        s,
+        [state, owner, notice, released](std::size_t i) {
+            for (auto& session : sessions_of(*state, i)) {
+                if (session->owner() == owner.get()) {
+                    session->withdraw(notice);
+                } else if (const auto* l = session->http_listener();
+                           l != nullptr &&
+                           std::find(released.begin(), released.end(), l) != released.end()) {
+                    session->shutdown();  // idle ones close now, busy ones after their answer
+                }
+            }
+        },
+        deadline);
+    if (all_told && s.wait_owner_drained(*owner, deadline)) {
+        return true;
+    }
+    log()->warn("{}: {} connection(s) still open at the deadline; cutting them", owner->name,
+                owner->open.load());
+    // Waits for the cut (an io thread never blocks, so it runs at once): the connections' handlers
+    // have then been told, before the module goes on to free what they use.
+    (void)run_on_every_io_thread(
+        s,
+        [state, owner](std::size_t i) {
+            for (auto& session : sessions_of(*state, i)) {
+                if (session->owner() == owner.get()) {
+                    session->cut();
+                }
+            }
+        },
+        Clock::now() + std::chrono::seconds(5));
+    return false;
+}
+
+/// A module's share of the network (include/hearth/http.hpp). Its routes and listeners are
+/// tagged with its own Owner, whose count of open connections the withdraw waits on.
+class ModuleRoutesImpl final : public ModuleRoutes {
+public:
+    ModuleRoutesImpl(std::shared_ptr<ServerState> state, std::string module)
+        : state_(std::move(state)), owner_(std::make_shared<Owner>(std::move(module))) {}
+
+    ~ModuleRoutesImpl() override {
+        if (!declared_ && owner_->open.load() == 0) {
+            return;
+        }
+        try {
+            (void)withdraw(CloseNotice{1001, owner_->name + " stopped"},
+                           Clock::now() + std::chrono::seconds(2));
+        } catch (const std::exception& e) {
+            log()->error("{}: withdrawing its routes failed: {}", owner_->name, e.what());
+        }
+    }
+    ModuleRoutesImpl(const ModuleRoutesImpl&) = delete;
+    ModuleRoutesImpl& operator=(const ModuleRoutesImpl&) = delete;
+
+    std::string listener(const ListenerSpec& spec) override {
+        std::lock_guard lock(state_->control);
+        declared_ = true;
+        return declare_listener(*state_, spec, owner_);
+    }
+    void add_http_route(const std::string& listener, std::string method, std::string path,
+                        HttpHandler handler, PathMatch match) override {
+        std::lock_guard lock(state_->control);
+        declared_ = true;
+        add_http(*state_, listener, std::move(method), std::move(path), std::move(handler), match,
+                 owner_);
+    }
+    void add_ws_route(const std::string& listener, std::string path, WsRoute route) override {
+        std::lock_guard lock(state_->control);
+        declared_ = true;
+        add_ws(*state_, listener, std::move(path), std::move(route), owner_);
+    }
+    std::string add_stream_listener(const ListenerSpec& spec, StreamRoute route) override {
+        std::lock_guard lock(state_->control);
+        declared_ = true;
+        return add_stream(*state_, spec, std::move(route), owner_);
+    }
+
+    void open() override { open_owner(state_, owner_.get()); }
+
+    bool withdraw(const CloseNotice& notice, Clock::time_point deadline) override {
+        declared_ = false;
+        return withdraw_owner(state_, owner_, notice, deadline);
+    }
+
+    void update_ws_settings(const std::string& listener, const std::string& path,
+                            std::shared_ptr<const WsRouteSettings> settings) override {
+        std::lock_guard lock(state_->control);
+        update_ws(*state_, listener, path, std::move(settings), owner_.get());
+    }
+
+    std::uint16_t bound_port(const std::string& listener) const override {
+        std::lock_guard lock(state_->control);
+        return find_listener(*state_, listener).port.load();
+    }
+
+private:
+    std::shared_ptr<ServerState> state_;
+    std::shared_ptr<Owner> owner_;
+    bool declared_ = false;  // something was declared since the last withdraw
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+Server::Server(core::Runtime& runtime, core::MetricsRegistry& metrics, core::EventBus& events,
+               HttpLimits limits)
+    : state_(std::make_shared<ServerState>(runtime, metrics, events, limits)) {}
+
+Server::~Server() {
+    // Sessions may keep the state alive until the runtime destroys their pending handlers, which
+    // happens context by context; the listeners' Asio objects must go now, while every io_context
+    // still exists. The runtime's threads have stopped by now (ServerApp stops them first).
+    std::lock_guard lock(state_->control);
+    state_->destroyed = true;  // a module's routes withdrawn later post nothing
+    for (auto& l : state_->listeners) {
+        l->accept_retry.reset();
+        l->acceptor.reset();
+    }
+}
+
+std::unique_ptr<ModuleRoutes> Server::routes_for(std::string module) {
+    return std::make_unique<ModuleRoutesImpl>(state_, std::move(module));
+}
+
+std::string Server::listener(const ListenerSpec& spec) {
+    std::lock_guard lock(state_->control);
+    return declare_listener(*state_, spec, state_->core_owner);
+}
+
+void Server::add_http_route(const std::string& listener, std::string method, std::string path,
+                            HttpHandler handler, PathMatch match) {
+    std::lock_guard lock(state_->control);
+    add_http(*state_, listener, std::move(method), std::move(path), std::move(handler), match,
+             state_->core_owner);
+}
+
+void Server::add_ws_route(const std::string& listener, std::string path, WsRoute route) {
+    std::lock_guard lock(state_->control);
+    add_ws(*state_, listener, std::move(path), std::move(route), state_->core_owner);
+}
+
+std::string Server::add_stream_listener(const ListenerSpec& spec, StreamRoute route) {
+    std::lock_guard lock(state_->control);
+    return add_stream(*state_, spec, std::move(route), state_->core_owner);
 }
 
 void Server::update_ws_settings(const std::string& listener, const std::string& path,
                                 std::shared_ptr<const WsRouteSettings> settings) {
-    auto route = find_listener(*state_, listener).find_ws(path);
-    if (!route) {
-        throw std::logic_error("unknown WebSocket route " + path);
-    }
-    route->set_settings(std::move(settings));
+    std::lock_guard lock(state_->control);
+    update_ws(*state_, listener, path, std::move(settings), nullptr);
 }
 
 void Server::update_http_limits(HttpLimits limits) {
@@ -447,13 +853,14 @@ void Server::update_http_limits(HttpLimits limits) {
 }
 
 void Server::reload_tls() {
+    std::lock_guard lock(state_->control);
     for (auto& l : state_->listeners) {
-        if (!l->is_tls()) {
+        if (!l->is_tls() || !l->bound) {
             continue;
         }
         try {
             auto ctx = make_tls_context(l->spec);
-            std::lock_guard lock(l->tls_mutex);
+            std::lock_guard tls_lock(l->tls_mutex);
             l->tls = std::move(ctx);
             log()->info("listener {}: TLS certificate reloaded", describe(*l));
         } catch (const std::exception& e) {
@@ -463,60 +870,25 @@ void Server::reload_tls() {
 }
 
 void Server::start() {
-    auto& s = *state_;
-    for (auto& l : s.listeners) {
-        std::string host;
-        std::uint16_t port = 0;
-        (void)core::parse_host_port(l->spec.listen, host, port);
-        if (l->is_tls()) {
-            l->tls = make_tls_context(l->spec);
+    std::lock_guard lock(state_->control);
+    state_->started = true;
+    for (auto& l : state_->listeners) {
+        if (!l->bound) {
+            bind_listener(state_, *l);
         }
-        boost::system::error_code ec;
-        auto address = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
-        if (ec) {
-            throw std::runtime_error("listener " + describe(*l) + ": invalid address " + host +
-                                     ": " + ec.message());
-        }
-        // Listeners are spread over the io threads; each accepted socket goes to the next thread.
-        auto& io = s.runtime.io_context(static_cast<std::size_t>(&l - s.listeners.data()) %
-                                        s.runtime.io_thread_count());
-        auto acceptor = std::make_unique<tcp::acceptor>(io);
-        tcp::endpoint endpoint(address, port);
-        acceptor->open(endpoint.protocol(), ec);
-        if (!ec) {
-            acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-        }
-        if (!ec) {
-            acceptor->bind(endpoint, ec);
-        }
-        if (!ec) {
-            acceptor->listen(asio::socket_base::max_listen_connections, ec);
-        }
-        if (ec) {
-            throw std::runtime_error("cannot listen on " + l->spec.listen + " for " + l->spec.name +
-                                     ": " + ec.message());
-        }
-        l->port = acceptor->local_endpoint().port();
-        l->acceptor = std::move(acceptor);
-        l->accept_retry = std::make_unique<asio::steady_timer>(io);
-        log()->info("listening on {}:{} for {}{}", host, l->port, l->spec.name,
-                    l->is_tls() ? " (TLS)" : "");
-    }
-    for (auto& l : s.listeners) {
-        auto* listener = l.get();
-        asio::post(l->acceptor->get_executor(),
-                   [state = state_, listener] { accept_next(state, *listener); });
     }
 }
 
 std::uint16_t Server::bound_port(const std::string& listener) const {
-    return find_listener(*state_, listener).port;
+    std::lock_guard lock(state_->control);
+    return find_listener(*state_, listener).port.load();
 }
 
 std::vector<std::string> Server::listeners() const {
+    std::lock_guard lock(state_->control);
     std::vector<std::string> out;
     for (auto& l : state_->listeners) {
-        out.push_back(l->spec.name);
+        out.push_back(l->name);
     }
     return out;
 }
@@ -525,27 +897,19 @@ void Server::begin_shutdown() {
     if (state_->shutting_down.exchange(true)) {
         return;
     }
-    for (auto& l : state_->listeners) {
-        if (!l->acceptor) {
-            continue;
+    {
+        std::lock_guard lock(state_->control);
+        if (state_->destroyed) {
+            return;
         }
-        auto* listener = l.get();
-        asio::post(l->acceptor->get_executor(), [listener] {
-            boost::system::error_code ignored;
-            listener->acceptor->close(ignored);
-            listener->accept_retry->cancel();
-        });
+        for (auto& l : state_->listeners) {
+            auto* listener = l.get();
+            asio::post(*l->io, [listener] { close_acceptor(*listener); });
+        }
     }
     for (std::size_t i = 0; i < state_->threads.size(); ++i) {
         asio::post(state_->runtime.io_context(i), [state = state_, i] {
-            // Copy first: a session may end (and unregister) inside shutdown().
-            std::vector<std::shared_ptr<Session>> sessions;
-            for (auto& [id, weak] : state->threads[i]->sessions) {
-                if (auto s = weak.lock()) {
-                    sessions.push_back(std::move(s));
-                }
-            }
-            for (auto& s : sessions) {
+            for (auto& s : sessions_of(*state, i)) {
                 s->shutdown();
             }
         });

@@ -35,10 +35,11 @@ struct HttpLimits {
 struct ServerState;
 
 /// The network layer: listeners, HTTP sessions, WebSocket and raw TCP connections, with routes
-/// registered by modules through the `Router` interface. Lifecycle, all from one control thread:
+/// registered by modules through the `Router` interface. Lifecycle, from control threads:
 /// construct, register routes, `start` (binds every listener or throws naming the one that
 /// failed), then `begin_shutdown` + `wait_drained`, then stop the runtime's threads, then destroy
-/// the server, then the runtime.
+/// the server, then the runtime. Modules may add and withdraw routes and listeners while it runs
+/// (`routes_for`); a ModuleRoutes may outlive the server.
 class Server final : public Router, public ConnectionDirectory {
 public:
     Server(core::Runtime& runtime, core::MetricsRegistry& metrics, core::EventBus& events,
@@ -47,7 +48,12 @@ public:
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    // Router
+    /// A new, empty share of the network for `module`: what it declares through it is tagged
+    /// with it and withdrawn as one (ModuleRoutes). The Router calls of the Server itself declare
+    /// for the core. Several objects may add routes to one listener (by key).
+    std::unique_ptr<ModuleRoutes> routes_for(std::string module);
+
+    // Router, for the core
     std::string listener(const ListenerSpec& spec) override;
     void add_http_route(const std::string& listener, std::string method, std::string path,
                         HttpHandler handler, PathMatch match) override;
@@ -65,7 +71,7 @@ public:
     /// Binds and starts accepting on every listener. Throws std::runtime_error naming the listener
     /// and address when one cannot be bound (in use, bad address, unreadable certificate).
     void start();
-    /// The port a listener is bound to (after start), by listener key.
+    /// The port a listener is bound to (after start; 0 when it is not), by listener key.
     std::uint16_t bound_port(const std::string& listener) const;
     /// Listener keys, in declaration order.
     std::vector<std::string> listeners() const;

@@ -29,6 +29,17 @@ namespace hearth::net {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+struct ListenerState;
+
+/// Who declared a listener or a route: the core, or one module's `ModuleRoutes`. Counts the
+/// WebSocket and raw TCP connections its routes accepted that are still open, so that a withdraw
+/// waits for them (ServerState::owner_closed wakes it).
+struct Owner {
+    explicit Owner(std::string n) : name(std::move(n)) {}
+    const std::string name;
+    std::atomic<std::size_t> open{0};
+};
+
 /// Anything that lives on an io thread and must end at shutdown. Runs on: its io thread.
 class Session {
 public:
@@ -39,6 +50,19 @@ public:
     virtual std::optional<ConnectionInfo> describe() const { return std::nullopt; }
     /// An operator's disconnect (ConnectionDirectory::kick_connection).
     virtual void kick() { shutdown(); }
+    /// The owner of the route that accepted the connection; null for plain HTTP sessions, which
+    /// belong to their listener rather than to a module.
+    virtual const Owner* owner() const noexcept { return nullptr; }
+    /// For plain HTTP sessions: their listener (closed with it when it is released).
+    virtual const ListenerState* http_listener() const noexcept { return nullptr; }
+    /// Its route was withdrawn: close gracefully with `notice` (WebSocket) or after writing what is
+    /// queued (raw TCP).
+    virtual void withdraw(const CloseNotice& notice) {
+        (void)notice;
+        shutdown();
+    }
+    /// A withdraw's deadline passed: close the socket now.
+    virtual void cut() { shutdown(); }
 };
 
 /// Per io thread; touched only on that thread.
@@ -87,7 +111,7 @@ std::string address_key(const asio::ip::address& address);
 class WsRouteState {
 public:
     WsRouteState(std::string listener, std::string path, WsRoute route,
-                 core::MetricsRegistry& metrics);
+                 core::MetricsRegistry& metrics, std::shared_ptr<Owner> owner);
 
     const std::string& listener() const noexcept { return listener_; }
     const std::string& path() const noexcept { return path_; }
@@ -97,6 +121,13 @@ public:
     const std::vector<std::string>& subprotocols() const noexcept { return subprotocols_; }
     bool listen_only() const noexcept { return listen_only_; }
     const WsRouteMetrics& metrics() const noexcept { return metrics_; }
+    Owner& owner() const noexcept { return *owner_; }
+    const std::shared_ptr<Owner>& owner_ptr() const noexcept { return owner_; }
+
+    /// Set when the route is removed: an upgrade decided meanwhile is refused (503) instead of
+    /// producing a connection nobody closes.
+    bool withdrawn() const noexcept { return withdrawn_.load(); }
+    void set_withdrawn() noexcept { withdrawn_.store(true); }
 
     std::shared_ptr<const WsRouteSettings> settings() const;
     void set_settings(std::shared_ptr<const WsRouteSettings> s);
@@ -118,6 +149,8 @@ private:
     WsRoute::AcceptAsync accept_async_;
     std::vector<std::string> subprotocols_;
     bool listen_only_ = false;
+    std::shared_ptr<Owner> owner_;
+    std::atomic<bool> withdrawn_{false};
     core::MetricsRegistry& registry_;
     WsRouteMetrics metrics_;
     mutable std::mutex mutex_;
@@ -133,19 +166,55 @@ struct HttpRoute {
     std::string path;
     PathMatch match = PathMatch::kExact;
     HttpHandler handler;
+    std::shared_ptr<Owner> owner;
 };
 
-/// A listener: its address, TLS context and routes. Routes are fixed once the server starts, so
-/// sessions read them without a lock.
-struct ListenerState {
-    ListenerSpec spec;
-    std::vector<std::string> owners;  // names of the specs that asked for it
-    std::vector<HttpRoute> http_routes;
-    std::map<std::string, std::shared_ptr<WsRouteState>, std::less<>> ws_routes;
+/// A listener's routes at one moment. Never changed once published: a change builds a new table
+/// and swaps it in (ListenerState::set_routes), so a session reads routes without a lock and
+/// keeps the table it found a handler in (and so the handler) for as long as it runs it.
+struct RouteTable {
+    std::vector<std::shared_ptr<const HttpRoute>> http;
+    std::map<std::string, std::shared_ptr<WsRouteState>, std::less<>> ws;
     std::shared_ptr<StreamListenerState> stream;  // set: a raw TCP listener, no HTTP
+
+    bool empty() const noexcept { return http.empty() && ws.empty() && !stream; }
+    /// The route for a path, exact matches first, then the longest prefix; null when none.
+    /// `method_mismatch` is set when a route has the path but not the method.
+    const HttpRoute* find_http(std::string_view method, std::string_view path,
+                               bool& method_mismatch) const;
+    std::shared_ptr<WsRouteState> find_ws(std::string_view path) const;
+};
+
+/// A listener: its address, TLS context and routes. The address and declarations change only on
+/// the control thread, under ServerState::control; the acceptor is touched only on its io thread.
+/// Never destroyed before the server: sessions hold a reference. A listener left without routes
+/// is released (acceptor closed) and bound again when a module declares it anew.
+struct ListenerState {
+    /// A declaration: the spec name that asked for the listener, and by whom.
+    struct Claim {
+        std::string spec_name;
+        std::shared_ptr<Owner> owner;
+    };
+
+    explicit ListenerState(std::string n) : name(std::move(n)) {}
+
+    const std::string name;          // its key: for logs, metrics and the add_* calls
+    asio::io_context* io = nullptr;  // where its acceptor lives
+
+    // Control thread, under ServerState::control.
+    ListenerSpec spec;  // its `listen` and TLS files change only while it is released
+    std::vector<Claim> claims;
+    bool bound = false;
+
+    // Io thread of `io` only.
     std::unique_ptr<tcp::acceptor> acceptor;
     std::unique_ptr<asio::steady_timer> accept_retry;  // backs off when out of file descriptors
-    std::uint16_t port = 0;
+    std::uint64_t accept_generation = 0;  // a stale accept completion (an older bind) stops
+    bool accepting = false;               // false once closed: a late completion does not retry
+
+    // Any thread.
+    std::atomic<std::uint16_t> port{0};  // 0: not bound
+    std::atomic<bool> serving{false};    // false: a socket accepted before the release is closed
 
     mutable std::mutex tls_mutex;
     std::shared_ptr<asio::ssl::context> tls;  // null: plain
@@ -162,13 +231,20 @@ struct ListenerState {
         std::lock_guard lock(tls_mutex);
         return tls;
     }
-    bool is_tls() const { return !spec.tls_cert_file.empty(); }
+    bool is_tls() const { return !spec.tls_cert_file.empty(); }  // control thread
 
-    /// The route for a path, exact matches first, then the longest prefix; null when none.
-    /// `method_mismatch` is set when a route has the path but not the method.
-    const HttpRoute* find_http(std::string_view method, std::string_view path,
-                               bool& method_mismatch) const;
-    std::shared_ptr<WsRouteState> find_ws(std::string_view path) const;
+    std::shared_ptr<const RouteTable> routes() const {
+        std::lock_guard lock(routes_mutex_);
+        return routes_;
+    }
+    void set_routes(std::shared_ptr<const RouteTable> table) {
+        std::lock_guard lock(routes_mutex_);
+        routes_ = std::move(table);
+    }
+
+private:
+    mutable std::mutex routes_mutex_;
+    std::shared_ptr<const RouteTable> routes_ = std::make_shared<const RouteTable>();
 };
 
 struct ServerState {
@@ -178,7 +254,13 @@ struct ServerState {
     core::MetricsRegistry& metrics;
     core::EventBus& events;
 
-    std::vector<std::unique_ptr<ListenerState>> listeners;
+    // Guards `listeners` (which grows while the server runs), `started`, `destroyed` and each
+    // listener's control-thread fields. Taken on control threads only, never on an io thread.
+    mutable std::mutex control;
+    std::vector<std::unique_ptr<ListenerState>> listeners;  // never shrinks: sessions hold them
+    bool started = false;    // Server::start ran: declarations bind on open()
+    bool destroyed = false;  // the Server is gone (and the io threads with it)
+    const std::shared_ptr<Owner> core_owner = std::make_shared<Owner>("core");
     std::vector<std::unique_ptr<ThreadState>> threads;  // indexed like the runtime's io threads
 
     std::shared_ptr<const HttpLimits> http_limits() const;
@@ -195,6 +277,12 @@ struct ServerState {
     std::size_t open_sessions() const noexcept { return open_.load(); }
     bool wait_drained(std::chrono::steady_clock::time_point deadline);
 
+    /// A WebSocket or raw TCP connection of `owner`'s routes opened or ended (any thread).
+    void owner_opened(Owner& owner) noexcept { owner.open.fetch_add(1); }
+    void owner_closed(Owner& owner);
+    /// Waits until `owner` has no connection open or `deadline` passes; true when none is open.
+    bool wait_owner_drained(const Owner& owner, std::chrono::steady_clock::time_point deadline);
+
     ThreadState& this_thread_state();
 
     core::Counter& http_requests(const std::string& listener, std::string_view route, int status);
@@ -210,6 +298,8 @@ private:
     std::atomic<std::size_t> open_{0};
     std::mutex drain_mutex_;
     std::condition_variable drained_;
+    std::mutex owners_mutex_;
+    std::condition_variable owners_drained_;
 };
 
 /// Starts the session for a socket accepted on `listener` (on the socket's io thread).

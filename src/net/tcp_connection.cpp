@@ -52,11 +52,12 @@ class TcpConnection final : public StreamConnection,
                             public Session,
                             public std::enable_shared_from_this<TcpConnection> {
 public:
-    TcpConnection(tcp::socket socket, std::shared_ptr<ServerState> server, ListenerState& listener,
-                  Peer peer)
+    TcpConnection(tcp::socket socket, std::shared_ptr<ServerState> server,
+                  std::shared_ptr<StreamListenerState> stream, Peer peer)
         : socket_(std::move(socket)),
           server_(std::move(server)),
-          stream_(*listener.stream),
+          stream_ptr_(std::move(stream)),
+          stream_(*stream_ptr_),
           settings_(stream_.route.settings),
           thread_(server_->this_thread_state()),
           executor_(thread_.io->get_executor()),
@@ -68,8 +69,10 @@ public:
     void start() {
         auto self = shared_from_this();
         server_->session_opened(static_cast<std::uint64_t>(id_), self);
+        server_->owner_opened(*stream_.owner);
         stream_.open->add(1);
-        server_->events.publish(core::EventKind::kConnectionOpened, {}, to_string(id_),
+        server_->events.publish(core::EventKind::kConnectionOpened, stream_.owner->name,
+                                to_string(id_),
                                 "tcp " + stream_.listener + " from " + peer_address_);
         log()->debug("[conn {}] open: {} from {}", to_string(id_), stream_.listener, peer_address_);
         boost::system::error_code ec;
@@ -167,6 +170,10 @@ public:
         stream_.count_disconnect("operator");
         close_local();
     }
+
+    const Owner* owner() const noexcept override { return stream_.owner.get(); }
+
+    void cut() override { teardown("cut: its module's routes were withdrawn"); }
 
 private:
     enum class State : std::uint8_t {
@@ -307,8 +314,9 @@ private:
         pending_.clear();
         queued_bytes_ = 0;
         stream_.open->sub(1);
-        server_->events.publish(core::EventKind::kConnectionClosed, {}, to_string(id_),
-                                "tcp " + stream_.listener + " " + std::string(why));
+        server_->events.publish(core::EventKind::kConnectionClosed, stream_.owner->name,
+                                to_string(id_), "tcp " + stream_.listener + " " + std::string(why),
+                                principal_);
         log()->debug("[conn {}] closed: {}", to_string(id_), why);
         auto handler = std::move(handler_);
         if (handler) {
@@ -317,6 +325,7 @@ private:
         handler.reset();
         stream_.peers.remove(peer_ip_);
         server_->session_closed(static_cast<std::uint64_t>(id_));
+        server_->owner_closed(*stream_.owner);
     }
 
     // ---- reading -------------------------------------------------------------------------------
@@ -472,7 +481,8 @@ private:
 
     tcp::socket socket_;
     std::shared_ptr<ServerState> server_;
-    StreamListenerState& stream_;  // the listener's: lives as long as the server state
+    std::shared_ptr<StreamListenerState> stream_ptr_;  // outlives a withdraw of the route
+    StreamListenerState& stream_;
     const StreamSettings& settings_;
     ThreadState& thread_;
     asio::io_context::executor_type executor_;  // typed, for a cheap running_in_this_thread()
@@ -513,8 +523,8 @@ private:
 }  // namespace
 
 StreamListenerState::StreamListenerState(const std::string& name, StreamRoute r,
-                                         core::MetricsRegistry& metrics)
-    : route(std::move(r)), registry(metrics), listener(name) {
+                                         core::MetricsRegistry& metrics, std::shared_ptr<Owner> o)
+    : route(std::move(r)), owner(std::move(o)), registry(metrics), listener(name) {
     open = &metrics.gauge("hearth_net_connections_open", "Open connections, by listener and kind.",
                           {{"listener", name}, {"kind", "stream"}});
     bytes_in =
@@ -533,20 +543,26 @@ void StreamListenerState::count_disconnect(std::string_view reason) const {
         .inc();
 }
 
-void start_tcp_connection(std::shared_ptr<ServerState> server, ListenerState& listener,
-                          tcp::socket socket) {
-    auto peer = peer_of(socket);
-    if (!listener.stream->peers.add(peer.ip,
-                                    listener.stream->route.settings.max_connections_per_ip)) {
-        // Closed before any byte is read or written: the protocol's handler never sees it.
-        listener.stream->count_disconnect("per_ip_limit");
-        log()->debug("{}: {} has {} connections open: refused", listener.stream->listener,
-                     peer.address, listener.stream->route.settings.max_connections_per_ip);
-        boost::system::error_code ignored;
+void start_tcp_connection(std::shared_ptr<ServerState> server,
+                          std::shared_ptr<StreamListenerState> stream, tcp::socket socket) {
+    boost::system::error_code ignored;
+    if (stream->withdrawn.load()) {
+        // Accepted while its route was being withdrawn: the withdraw has told this thread's
+        // connections already, so this one must not start.
         socket.close(ignored);
         return;
     }
-    std::make_shared<TcpConnection>(std::move(socket), std::move(server), listener, std::move(peer))
+    auto peer = peer_of(socket);
+    if (!stream->peers.add(peer.ip, stream->route.settings.max_connections_per_ip)) {
+        // Closed before any byte is read or written: the protocol's handler never sees it.
+        stream->count_disconnect("per_ip_limit");
+        log()->debug("{}: {} has {} connections open: refused", stream->listener, peer.address,
+                     stream->route.settings.max_connections_per_ip);
+        socket.close(ignored);
+        return;
+    }
+    std::make_shared<TcpConnection>(std::move(socket), std::move(server), std::move(stream),
+                                    std::move(peer))
         ->start();
 }
 

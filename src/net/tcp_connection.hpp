@@ -2,6 +2,7 @@
 
 // Raw TCP connections for stream listeners (include/hearth/stream.hpp). Internal to net.
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -13,12 +14,16 @@
 
 namespace hearth::net {
 
-/// A stream listener's route and counters. Immutable after registration; shared by the
-/// listener's connections on every io thread (the counters are atomic).
+/// A stream listener's route and counters. Immutable after registration but for `withdrawn`;
+/// shared by the listener's connections on every io thread (the counters are atomic).
 struct StreamListenerState {
-    StreamListenerState(const std::string& listener, StreamRoute r, core::MetricsRegistry& metrics);
+    StreamListenerState(const std::string& listener, StreamRoute r, core::MetricsRegistry& metrics,
+                        std::shared_ptr<Owner> owner);
 
     StreamRoute route;
+    std::shared_ptr<Owner> owner;
+    // Set when the route is removed: a socket accepted meanwhile is closed unread.
+    std::atomic<bool> withdrawn{false};
     core::MetricsRegistry& registry;
     core::Gauge* open = nullptr;
     core::Counter* bytes_in = nullptr;
@@ -33,7 +38,7 @@ struct StreamListenerState {
 
 /// Starts a raw TCP connection for a socket accepted on a stream listener (on the socket's io
 /// thread).
-void start_tcp_connection(std::shared_ptr<ServerState> server, ListenerState& listener,
-                          tcp::socket socket);
+void start_tcp_connection(std::shared_ptr<ServerState> server,
+                          std::shared_ptr<StreamListenerState> stream, tcp::socket socket);
 
 }  // namespace hearth::net

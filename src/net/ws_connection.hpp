@@ -94,11 +94,13 @@ public:
         handler_ = std::move(handler);
         auto self = this->shared_from_this();
         server_->session_opened(static_cast<std::uint64_t>(id_), self);
+        server_->owner_opened(route_->owner());
         route_->metrics().accepted->inc();
         route_->metrics().open->add(1);
         listener_.open_ws->add(1);
         registered_ = true;
-        server_->events.publish(core::EventKind::kConnectionOpened, {}, to_string(id_),
+        server_->events.publish(core::EventKind::kConnectionOpened, route_->owner().name,
+                                to_string(id_),
                                 "websocket " + route_->path() + " from " + peer_address_);
         ws_log()->debug("[conn {}] open: {} from {}{}", to_string(id_), route_->path(),
                         peer_address_, deflate_ ? " (permessage-deflate)" : "");
@@ -222,8 +224,8 @@ public:
         ConnectionInfo info;
         info.id = id_;
         info.kind = "websocket";
-        info.frontend = route_->frontend().empty() ? listener_.spec.name : route_->frontend();
-        info.listener = listener_.spec.name;
+        info.frontend = route_->frontend().empty() ? listener_.name : route_->frontend();
+        info.listener = listener_.name;
         info.route = route_->path();
         info.peer = peer_address_;
         info.principal = principal_;
@@ -243,6 +245,15 @@ public:
     }
 
     void set_principal(std::string principal) override { principal_ = std::move(principal); }
+
+    const Owner* owner() const noexcept override { return &route_->owner(); }
+
+    void withdraw(const CloseNotice& notice) override { close_local(notice.code, notice.reason); }
+
+    void cut() override {
+        teardown(
+            CloseInfo{close_code::kAbnormal, "cut: its module's routes were withdrawn", false});
+    }
 
 private:
     enum class State : std::uint8_t {
@@ -830,10 +841,12 @@ private:
             route_->metrics().open->sub(1);
             listener_.open_ws->sub(1);
         }
-        server_->events.publish(core::EventKind::kConnectionClosed, {}, to_string(id_),
+        server_->events.publish(core::EventKind::kConnectionClosed, route_->owner().name,
+                                to_string(id_),
                                 "websocket " + route_->path() + " " + std::to_string(info.code) +
                                     (info.reason.empty() ? "" : " " + info.reason) +
-                                    (info.initiated_by_peer ? " (by client)" : " (by server)"));
+                                    (info.initiated_by_peer ? " (by client)" : " (by server)"),
+                                principal_);
         ws_log()->debug("[conn {}] closed: {} {}{}", to_string(id_), info.code, info.reason,
                         info.initiated_by_peer ? " (by client)" : "");
         auto handler = std::move(handler_);
@@ -841,6 +854,9 @@ private:
             handler->on_close(info);
         }
         server_->session_closed(static_cast<std::uint64_t>(id_));
+        if (registered_) {
+            server_->owner_closed(route_->owner());  // last: a withdraw waiting on it may return
+        }
     }
 
     // ---- reading ---------------------------------------------------------------------------
