@@ -421,8 +421,7 @@ struct AccountService::State : std::enable_shared_from_this<State> {
                 if (refused) {
                     self->validations_refused.inc();
                 }
-                done(p.error(), refused ? "unknown here and to the external validator"
-                                        : "the external validator cannot answer");
+                done(p.error(), refused ? "unknown" : "the external validator cannot answer");
                 return;
             }
             self->validations_external.inc();
