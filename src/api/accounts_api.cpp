@@ -114,8 +114,9 @@ void add_auth_routes(OperatorApi& api, auth::AccountService& accounts) {
                     return;
                 }
                 const auto ip = peer_ip(call->request.peer_address);
+                // A login of the operator API's door (the module of its event).
                 accounts.login(
-                    *username, std::move(*password), ip,
+                    *username, std::move(*password), ip, auth::operator_policy().door,
                     [&accounts, res, user = *username, ip](Result<auth::SessionToken> r) mutable {
                         if (!r) {
                             res.respond(login_error(r.error(), accounts.retry_after(user, ip)));

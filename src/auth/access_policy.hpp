@@ -62,6 +62,9 @@ const AccessPolicy& operator_policy();
 struct AccessDecision {
     Refusal refusal = Refusal::kInvalidToken;
     Principal principal = {};
+    /// For a refusal, more about it for the operator's events ("expired", "revoked", the refused
+    /// token's kind and account); never the token, and never told to the client.
+    std::string why = {};
 
     bool accepted() const noexcept { return refusal == Refusal::kNone; }
 };

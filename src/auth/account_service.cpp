@@ -12,10 +12,12 @@
 #include "auth/registration_throttle.hpp"
 #include "auth/secrets.hpp"
 #include "auth/token_cache.hpp"
+#include "core/event_sink.hpp"
 #include "core/metrics.hpp"
 #include "util/line_throttle.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 
 namespace hearth::auth {
 
@@ -77,6 +79,43 @@ Principal principal_of(const store::TokenRecord& token, const store::AccountReco
     }
     return p;
 }
+
+// The longest peer a login event names (an address, or a front-end's "connection N").
+constexpr std::size_t kMaxEventPeerBytes = 128;
+
+std::string event_name(std::string_view name) {
+    return util::bounded_utf8(name, kMaxLoginEventNameBytes);
+}
+
+/// Who a login event says a token logged in as: the token, when Hearth issued it; the account
+/// for an external session, which has no Hearth token.
+std::string event_principal(const Principal& p) {
+    return p.token_id != 0 ? fmt::format("token:{}", p.token_id)
+                           : fmt::format("account:{}", p.account_id);
+}
+
+/// A token's kind, id and owner, for an event (never the token itself).
+std::string describe(const Principal& p) {
+    switch (p.kind) {
+        case TokenKind::kGuest:
+            return fmt::format("guest token {} of realm {} for {}", p.token_id, event_name(p.realm),
+                               event_name(p.subject));
+        case TokenKind::kApiKey:
+            return fmt::format("API key {} of account {} ({})", p.token_id, p.account_id,
+                               event_name(p.username));
+        case TokenKind::kSession:
+            break;
+    }
+    if (p.external) {
+        return fmt::format("external session of account {} ({})", p.account_id,
+                           event_name(p.username));
+    }
+    return fmt::format("session token {} of account {} ({})", p.token_id, p.account_id,
+                       event_name(p.username));
+}
+
+/// What a token check found, with why it failed ("expired", ...) for the login events.
+using Checked = std::function<void(Result<Principal>, std::string_view why)>;
 
 }  // namespace
 
@@ -169,7 +208,11 @@ struct AccountService::State : std::enable_shared_from_this<State> {
               "Password hashes refused because max_pending_hashes were already waiting.")),
           pending_gauge(m.gauge("hearth_auth_pending_hashes",
                                 "Password hashes waiting for or running on the blocking "
-                                "pool.")) {}
+                                "pool.")),
+          login_events_suppressed(m.counter(
+              "hearth_auth_login_events_suppressed_total",
+              "Failed logins not published as login.failed events: past 20 a second after a "
+              "burst of 100, over every door.")) {}
 
     AuthConfig settings() const {
         std::lock_guard lock(mutex);
@@ -370,20 +413,109 @@ struct AccountService::State : std::enable_shared_from_this<State> {
 
     /// Asks `validator` about a token the store does not know; caches what it accepts.
     void validate_external(ExternalValidator& validator, std::string token, std::string digest,
-                           Done<Principal> done) {
+                           Checked done) {
         validator.validate(std::move(token), [self = shared_from_this(), digest = std::move(digest),
                                               done = std::move(done)](Result<Principal> p) {
             if (!p) {
-                if (p.error() == make_error_code(Errc::kUnauthenticated)) {
+                const bool refused = p.error() == make_error_code(Errc::kUnauthenticated);
+                if (refused) {
                     self->validations_refused.inc();
                 }
-                done(p.error());
+                done(p.error(), refused ? "unknown" : "the external validator cannot answer");
                 return;
             }
             self->validations_external.inc();
             self->cache.put(digest, *p, TokenCache::Clock::now());
-            done(std::move(*p));
+            done(std::move(*p), {});
         });
+    }
+
+    void publish_login_ok(std::string_view door, std::string_view peer, std::string principal,
+                          std::string detail) {
+        events.publish(core::EventKind::kLoginSucceeded, event_name(door),
+                       util::bounded_utf8(peer, kMaxEventPeerBytes), std::move(detail),
+                       std::move(principal));
+    }
+
+    /// `claimed`: the username the client gave (bounded already), empty for a token.
+    void publish_login_failed(std::string_view door, std::string_view peer, std::string claimed,
+                              std::string detail) {
+        if (!events.connected()) {
+            return;
+        }
+        const auto admitted = failed_login_events.admit();
+        if (!admitted) {
+            login_events_suppressed.inc();
+            return;
+        }
+        if (*admitted > 0) {
+            detail += fmt::format(" ({} failed logins left out before)", *admitted);
+        }
+        events.publish(core::EventKind::kLoginFailed, event_name(door),
+                       util::bounded_utf8(peer, kMaxEventPeerBytes), std::move(detail),
+                       std::move(claimed));
+    }
+
+    void publish_decision(std::string_view door, std::string_view peer, const AccessDecision& d) {
+        if (d.accepted()) {
+            publish_login_ok(door, peer, event_principal(d.principal), describe(d.principal));
+            return;
+        }
+        std::string detail(to_string(d.refusal));
+        if (!d.why.empty()) {
+            detail += ": " + d.why;
+        }
+        publish_login_failed(door, peer, {}, std::move(detail));
+    }
+
+    /// The principal a token acts as, or why not (for the login events): the cache, then the
+    /// store, then the external validator.
+    void check_token(std::string token, Checked done) {
+        if (token.empty() || token.size() > 512) {
+            validations_refused.inc();
+            done(err(Errc::kUnauthenticated), "malformed");
+            return;
+        }
+        std::string digest = token_digest(token);
+        if (auto cached =
+                cache.get(digest, TokenCache::Clock::now(), std::chrono::system_clock::now())) {
+            validations_cached.inc();
+            done(std::move(*cached), {});
+            return;
+        }
+        accounts.token_by_digest(
+            digest, [self = shared_from_this(), token = std::move(token), digest,
+                     done = std::move(done)](Result<store::TokenLookup> r) mutable {
+                if (!r) {
+                    if (r.error() == make_error_code(Errc::kNotFound)) {
+                        if (auto validator = self->external_validator()) {
+                            self->validate_external(*validator, std::move(token), std::move(digest),
+                                                    std::move(done));
+                            return;
+                        }
+                        self->validations_refused.inc();
+                        done(err(Errc::kUnauthenticated), "unknown");
+                    } else {
+                        done(r.error(), "the account store failed");
+                    }
+                    return;
+                }
+                const auto now = std::chrono::system_clock::now();
+                const char* refused = r->token.revoked_at ? "revoked"
+                                      : r->token.expires_at && *r->token.expires_at <= now
+                                          ? "expired"
+                                      : r->account.disabled ? "account disabled"
+                                                            : nullptr;
+                if (refused != nullptr) {
+                    self->validations_refused.inc();
+                    done(err(Errc::kUnauthenticated), refused);
+                    return;
+                }
+                Principal p = principal_of(r->token, r->account);
+                self->validations_store.inc();
+                self->cache.put(digest, p, TokenCache::Clock::now());
+                done(std::move(p), {});
+            });
     }
 
     store::AccountStore& accounts;
@@ -415,6 +547,11 @@ struct AccountService::State : std::enable_shared_from_this<State> {
     core::Counter& validations_external;
     core::Counter& hashes_refused;
     core::Gauge& pending_gauge;
+    core::EventSink events;
+    // Failed-login events: a client can fail as fast as it can send, and each event would push
+    // an older one out of the bus's history. 20 a second after a burst of 100, for every door.
+    util::LineThrottle failed_login_events{util::TokenRate{.per_s = 20, .depth = 100}};
+    core::Counter& login_events_suppressed;
     // Verified against when a username is unknown, so that an unknown name costs the same time as
     // a wrong password and response times do not reveal which usernames exist.
     std::string dummy_hash;
@@ -427,7 +564,14 @@ AccountService::AccountService(store::AccountStore& accounts, BlockingExecutor b
     state_->dummy_hash = hash_password("hearth-dummy-password", config.password_cost());
 }
 
-AccountService::~AccountService() = default;
+AccountService::~AccountService() {
+    // Operations in flight keep the state; they publish nothing once the service is gone.
+    state_->events.set(nullptr);
+}
+
+void AccountService::set_events(core::EventBus* events) {
+    state_->events.set(events);
+}
 
 store::AccountStore& AccountService::store() noexcept {
     return state_->accounts;
@@ -570,21 +714,36 @@ std::chrono::milliseconds AccountService::retry_after(const std::string& usernam
 }
 
 void AccountService::login(std::string username, std::string password, std::string peer_ip,
-                           Done<SessionToken> done) {
+                           std::string door, Done<SessionToken> done) {
     const std::string user_key = user_key_of(username);
     const std::string ip_key = ip_key_of(peer_ip);
+    // Every outcome is published once (the username the client claimed, bounded; never the
+    // password), then answered.
+    auto answer = [state = state_, door = std::move(door), peer = std::move(peer_ip),
+                   claimed = event_name(username),
+                   done = std::move(done)](Result<SessionToken> r, std::string_view failure) {
+        if (r) {
+            state->publish_login_ok(
+                door, peer, fmt::format("account:{}", r->principal.account_id),
+                fmt::format("password login of {}; session token {}",
+                            event_name(r->principal.username), r->principal.token_id));
+        } else {
+            state->publish_login_failed(door, peer, claimed, std::string(failure));
+        }
+        done(std::move(r));
+    };
     const auto started = LoginThrottle::Clock::now();
     // Both keys' attempts start here, before the hash: concurrent guesses are counted as they
     // are made, not when their hashes finish.
     if (state_->throttle.try_begin(user_key, started)) {
         state_->logins_throttled.inc();
-        done(err(Errc::kLimitReached));
+        answer(err(Errc::kLimitReached), "throttled: too many failed logins for this username");
         return;
     }
     if (state_->throttle.try_begin(ip_key, started)) {
         state_->throttle.cancel(user_key);
         state_->logins_throttled.inc();
-        done(err(Errc::kLimitReached));
+        answer(err(Errc::kLimitReached), "throttled: too many failed logins from this address");
         return;
     }
     // Ends both attempts without a verdict when the check cannot be made.
@@ -595,116 +754,103 @@ void AccountService::login(std::string username, std::string password, std::stri
     if (user_key == kImpossibleUserKey) {
         username.clear();  // no such account: checked against the dummy hash below, like any
     }
-    state_->accounts.account_by_name(username, [state = state_, password = std::move(password),
-                                                user_key, ip_key, cancel, done = std::move(done)](
-                                                   Result<store::AccountRecord> found) mutable {
-        if (!found && found.error() != make_error_code(Errc::kNotFound)) {
-            cancel();
-            done(found.error());
-            return;
-        }
-        struct Check {
-            bool matched = false;
-            std::optional<std::string> rehash;
-        };
-        std::string stored =
-            found && !found->password_hash.empty() ? found->password_hash : state->dummy_hash;
-        const bool real = found && !found->password_hash.empty();
-        const auto cost = state->settings().password_cost();
-        state->hash_work<Check>(
-            HashLane::kLogin,
-            [stored = std::move(stored), password = std::move(password), real, cost] {
-                Check c;
-                c.matched = verify_password(stored, password) && real;
-                if (c.matched && needs_rehash(stored, cost)) {
-                    c.rehash = hash_password(password, cost);
-                }
-                return c;
-            },
-            [state, found = std::move(found), user_key, ip_key, cancel,
-             done = std::move(done)](Result<Check> check) mutable {
-                if (!check) {
-                    cancel();
-                    done(check.error());
-                    return;
-                }
-                const auto now = LoginThrottle::Clock::now();
-                if (!check->matched) {
-                    state->throttle.failed(user_key, now);
-                    state->throttle.failed(ip_key, now);
-                    state->logins_invalid.inc();
-                    done(err(Errc::kUnauthenticated));
-                    return;
-                }
-                state->throttle.succeeded(user_key);
-                state->throttle.succeeded(ip_key);
-                if (found->disabled) {
-                    state->logins_disabled.inc();
-                    done(err(Errc::kNotAllowed));
-                    return;
-                }
-                state->logins_ok.inc();
-                state->start_session(std::move(*found), std::move(check->rehash), std::move(done));
-            });
-    });
+    state_->accounts.account_by_name(
+        username, [state = state_, password = std::move(password), user_key, ip_key, cancel,
+                   answer = std::move(answer)](Result<store::AccountRecord> found) mutable {
+            if (!found && found.error() != make_error_code(Errc::kNotFound)) {
+                cancel();
+                answer(found.error(), "unavailable: the account store failed");
+                return;
+            }
+            struct Check {
+                bool matched = false;
+                std::optional<std::string> rehash;
+            };
+            std::string stored =
+                found && !found->password_hash.empty() ? found->password_hash : state->dummy_hash;
+            const bool real = found && !found->password_hash.empty();
+            const auto cost = state->settings().password_cost();
+            state->hash_work<Check>(
+                HashLane::kLogin,
+                [stored = std::move(stored), password = std::move(password), real, cost] {
+                    Check c;
+                    c.matched = verify_password(stored, password) && real;
+                    if (c.matched && needs_rehash(stored, cost)) {
+                        c.rehash = hash_password(password, cost);
+                    }
+                    return c;
+                },
+                [state, found = std::move(found), user_key, ip_key, cancel,
+                 answer = std::move(answer)](Result<Check> check) mutable {
+                    if (!check) {
+                        cancel();
+                        answer(check.error(), check.error() == make_error_code(Errc::kUnavailable)
+                                                  ? "unavailable: too many password checks waiting"
+                                                  : "unavailable: the password check failed");
+                        return;
+                    }
+                    const auto now = LoginThrottle::Clock::now();
+                    if (!check->matched) {
+                        state->throttle.failed(user_key, now);
+                        state->throttle.failed(ip_key, now);
+                        state->logins_invalid.inc();
+                        answer(err(Errc::kUnauthenticated),
+                               found ? "bad_password" : "unknown_user");
+                        return;
+                    }
+                    state->throttle.succeeded(user_key);
+                    state->throttle.succeeded(ip_key);
+                    if (found->disabled) {
+                        state->logins_disabled.inc();
+                        answer(err(Errc::kNotAllowed), "account_disabled");
+                        return;
+                    }
+                    state->logins_ok.inc();
+                    state->start_session(std::move(*found), std::move(check->rehash),
+                                         [answer](Result<SessionToken> s) mutable {
+                                             answer(std::move(s),
+                                                    "unavailable: the session could not be stored");
+                                         });
+                });
+        });
 }
 
-void AccountService::open_session(store::AccountRecord account, Done<SessionToken> done) {
+void AccountService::open_session(store::AccountRecord account, std::string door,
+                                  std::string peer_ip, Done<SessionToken> done) {
     if (account.disabled) {
+        state_->publish_login_failed(door, peer_ip, event_name(account.username),
+                                     "account_disabled");
         done(err(Errc::kNotAllowed));
         return;
     }
-    state_->start_session(std::move(account), std::nullopt, std::move(done));
+    state_->start_session(
+        std::move(account), std::nullopt,
+        [state = state_, door = std::move(door), peer = std::move(peer_ip),
+         done = std::move(done)](Result<SessionToken> r) {
+            if (r) {
+                state->publish_login_ok(
+                    door, peer, fmt::format("account:{}", r->principal.account_id),
+                    fmt::format("registered and logged in as {}; session "
+                                "token {}",
+                                event_name(r->principal.username), r->principal.token_id));
+            } else {
+                state->publish_login_failed(door, peer, {},
+                                            "unavailable: the session could not be stored");
+            }
+            done(std::move(r));
+        });
 }
 
 void AccountService::validate(std::string token, Done<Principal> done) {
-    if (token.empty() || token.size() > 512) {
-        state_->validations_refused.inc();
-        done(err(Errc::kUnauthenticated));
-        return;
-    }
-    std::string digest = token_digest(token);
-    if (auto cached =
-            state_->cache.get(digest, TokenCache::Clock::now(), std::chrono::system_clock::now())) {
-        state_->validations_cached.inc();
-        done(std::move(*cached));
-        return;
-    }
-    state_->accounts.token_by_digest(
-        digest, [state = state_, token = std::move(token), digest,
-                 done = std::move(done)](Result<store::TokenLookup> r) mutable {
-            if (!r) {
-                if (r.error() == make_error_code(Errc::kNotFound)) {
-                    if (auto validator = state->external_validator()) {
-                        state->validate_external(*validator, std::move(token), std::move(digest),
-                                                 std::move(done));
-                        return;
-                    }
-                    state->validations_refused.inc();
-                    done(err(Errc::kUnauthenticated));
-                } else {
-                    done(r.error());
-                }
-                return;
-            }
-            const auto now = std::chrono::system_clock::now();
-            if (r->token.revoked_at || (r->token.expires_at && *r->token.expires_at <= now) ||
-                r->account.disabled) {
-                state->validations_refused.inc();
-                done(err(Errc::kUnauthenticated));
-                return;
-            }
-            Principal p = principal_of(r->token, r->account);
-            state->validations_store.inc();
-            state->cache.put(digest, p, TokenCache::Clock::now());
-            done(std::move(p));
-        });
+    state_->check_token(
+        std::move(token),
+        [done = std::move(done)](Result<Principal> p, std::string_view) { done(std::move(p)); });
 }
 
 void AccountService::authorize(std::string token, const AccessPolicy& policy, std::string peer,
                                std::function<void(AccessDecision)> done) {
     auto refuse = [state = state_, door = policy.door, peer](
-                      Refusal why, const Principal* p,
+                      Refusal why, const Principal* p, std::string about,
                       std::function<void(AccessDecision)>& answer) {
         state->metrics
             .counter("hearth_auth_refusals_total",
@@ -717,7 +863,7 @@ void AccountService::authorize(std::string token, const AccessPolicy& policy, st
         // above is not).
         const auto admitted = state->refusal_lines.admit();
         if (!admitted) {
-            answer(AccessDecision{.refusal = why, .principal = {}});
+            answer(AccessDecision{.refusal = why, .principal = {}, .why = std::move(about)});
             return;
         }
         const std::string left_out =
@@ -728,26 +874,47 @@ void AccountService::authorize(std::string token, const AccessPolicy& policy, st
         } else {
             log()->info("{}: refused a token from {}: {}{}", door, peer, to_string(why), left_out);
         }
-        answer(AccessDecision{.refusal = why, .principal = {}});
+        answer(AccessDecision{.refusal = why, .principal = {}, .why = std::move(about)});
     };
     if (token.empty()) {
-        refuse(Refusal::kMissingToken, nullptr, done);
+        refuse(Refusal::kMissingToken, nullptr, {}, done);
         return;
     }
-    validate(std::move(token), [policy, refuse = std::move(refuse),
-                                done = std::move(done)](Result<Principal> p) mutable {
-        if (!p) {
-            refuse(p.error() == make_error_code(Errc::kUnauthenticated) ? Refusal::kInvalidToken
-                                                                        : Refusal::kUnavailable,
-                   nullptr, done);
-            return;
-        }
-        if (const auto why = policy.check(*p); why != Refusal::kNone) {
-            refuse(why, &*p, done);
-            return;
-        }
-        done(AccessDecision{.refusal = Refusal::kNone, .principal = std::move(*p)});
-    });
+    state_->check_token(
+        std::move(token), [policy, refuse = std::move(refuse), done = std::move(done)](
+                              Result<Principal> p, std::string_view why) mutable {
+            if (!p) {
+                refuse(p.error() == make_error_code(Errc::kUnauthenticated) ? Refusal::kInvalidToken
+                                                                            : Refusal::kUnavailable,
+                       nullptr, std::string(why), done);
+                return;
+            }
+            if (const auto refusal = policy.check(*p); refusal != Refusal::kNone) {
+                refuse(refusal, &*p, describe(*p), done);
+                return;
+            }
+            done(AccessDecision{.refusal = Refusal::kNone, .principal = std::move(*p)});
+        });
+}
+
+void AccountService::authorize_login(std::string token, const AccessPolicy& policy,
+                                     std::string peer, std::function<void(AccessDecision)> done) {
+    authorize(std::move(token), policy, peer,
+              [state = state_, door = policy.door, peer,
+               done = std::move(done)](AccessDecision d) mutable {
+                  state->publish_decision(door, peer, d);
+                  done(std::move(d));
+              });
+}
+
+void AccountService::publish_login_ok(std::string_view door, std::string_view peer,
+                                      const Principal& who) {
+    state_->publish_login_ok(door, peer, event_principal(who), describe(who));
+}
+
+void AccountService::publish_login_failed(std::string_view door, std::string_view peer,
+                                          std::string_view claimed, std::string reason) {
+    state_->publish_login_failed(door, peer, event_name(claimed), std::move(reason));
 }
 
 void AccountService::set_external(std::shared_ptr<ExternalValidator> external) {

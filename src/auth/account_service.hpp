@@ -34,6 +34,7 @@
 #include "auth/principal.hpp"
 
 namespace hearth::core {
+class EventBus;
 class MetricsRegistry;
 }  // namespace hearth::core
 
@@ -119,8 +120,18 @@ public:
     virtual void validate(std::string token, Done<Principal> done) = 0;
 };
 
+/// The longest claimed username, account name or guest subject a login event carries, in bytes.
+inline constexpr std::size_t kMaxLoginEventNameBytes = 64;
+
 /// Thread-safe. Owned by the app (or the CLI); callbacks keep its state alive, so it may be
 /// destroyed while operations are in flight.
+///
+/// Logins are events (set_events): a password login (`login`), a registration that logs in
+/// (`open_session`) and a connection's first token check (`authorize_login`) publish `login.ok`
+/// or `login.failed` with module = the door, subject = the peer, and never a password or token.
+/// A token checked on every request (`authorize`, `validate`) is no login and publishes nothing.
+/// Failed logins are published at most 20 a second after a burst of 100; the rest are counted in
+/// hearth_auth_login_events_suppressed_total, and the next one published says how many.
 class AccountService {
 public:
     AccountService(store::AccountStore& accounts, BlockingExecutor blocking,
@@ -131,6 +142,11 @@ public:
 
     /// Applies reloadable settings (costs, session lifetime, throttling).
     void reload(const AuthConfig& config);
+
+    /// Publishes logins on `events` from now on; null stops it (after the call returns nothing
+    /// is published any more, even by operations still in flight, so the bus may go). Without a
+    /// bus (the CLI, unit tests) logins are not published. Any thread.
+    void set_events(core::EventBus* events);
 
     /// An account made by an operator (API, CLI) or a trusted system: no registration limits.
     void create_account(NewAccount account, Done<store::AccountRecord> done);
@@ -147,13 +163,15 @@ public:
     void delete_account(std::uint64_t id, Done<void> done);
 
     /// Checks the password and issues a session token. `peer_ip` is throttled as well as the
-    /// username.
-    void login(std::string username, std::string password, std::string peer_ip,
+    /// username. `door` (the front-end or API that asked) is the module of the login event.
+    void login(std::string username, std::string password, std::string peer_ip, std::string door,
                Done<SessionToken> done);
     /// Issues a session token for `account` without a password check, for a front-end that has
     /// just created the account with the password in hand (a registration that logs in): one
     /// hash instead of two, and no login throttle in the way. A disabled account: kNotAllowed.
-    void open_session(store::AccountRecord account, Done<SessionToken> done);
+    /// Published as a login at `door` from `peer_ip`.
+    void open_session(store::AccountRecord account, std::string door, std::string peer_ip,
+                      Done<SessionToken> done);
     /// How long `username` or `peer_ip` must wait before the next login attempt; zero if none.
     std::chrono::milliseconds retry_after(const std::string& username,
                                           const std::string& peer_ip) const;
@@ -167,6 +185,17 @@ public:
     /// runs on the calling thread (an empty token, a cached token) or a store thread.
     void authorize(std::string token, const AccessPolicy& policy, std::string peer,
                    std::function<void(AccessDecision)> done);
+    /// `authorize` for a connection's first authentication (a hello, a WebSocket upgrade): its
+    /// decision is also published as a login at the policy's door (publish_login).
+    void authorize_login(std::string token, const AccessPolicy& policy, std::string peer,
+                         std::function<void(AccessDecision)> done);
+    /// For a door that decides more than its policy does (Moonshare checks the token's subject,
+    /// its holder and its own capacity): it calls `authorize`, then one of these with its verdict.
+    /// `peer` is the client's address; `claimed` who the client said it is (bounded here), `reason`
+    /// why it was refused (never a secret). Failures are rate-limited as above. Any thread.
+    void publish_login_ok(std::string_view door, std::string_view peer, const Principal& who);
+    void publish_login_failed(std::string_view door, std::string_view peer,
+                              std::string_view claimed, std::string reason);
     /// Sets (or, with null, removes) the external validator. Any thread.
     void set_external(std::shared_ptr<ExternalValidator> external);
     /// A new session token for a valid session token, which is revoked.

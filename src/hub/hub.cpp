@@ -8,9 +8,11 @@
 
 #include <boost/asio/post.hpp>
 
+#include "core/event_sink.hpp"
 #include "core/metrics.hpp"
 #include "core/runtime.hpp"
 #include "util/log.hpp"
+#include "util/utf8.hpp"
 
 namespace hearth::hub {
 
@@ -20,6 +22,9 @@ std::shared_ptr<spdlog::logger> log() {
     static auto l = util::logger("hub");
     return l;
 }
+
+// The longest topic namespace a topic event names as its module.
+constexpr std::size_t kMaxEventNamespaceBytes = 64;
 
 std::mutex formats_mutex;
 std::vector<std::string> formats;
@@ -215,6 +220,27 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
 
     // ---- shard side ------------------------------------------------------------------------
 
+    // A topic got its first member or lost its last one. Runs on the topic's shard, at the
+    // transition only: fan-out never comes here.
+    void topic_event(core::EventKind kind, const std::string& topic, const std::string& principal,
+                     std::string_view what) {
+        if (!events.connected()) {
+            return;
+        }
+        const auto colon = topic.find(':');
+        std::string module = colon == std::string::npos
+                                 ? std::string("hub")
+                                 : util::bounded_utf8(std::string_view(topic).substr(0, colon),
+                                                      kMaxEventNamespaceBytes);
+        std::string detail(what);
+        if (topic.size() > kMaxEventTopicBytes) {
+            detail += " (the name has " + std::to_string(topic.size()) + " bytes; cut to " +
+                      std::to_string(kMaxEventTopicBytes) + ")";
+        }
+        events.publish(kind, std::move(module), util::bounded_utf8(topic, kMaxEventTopicBytes),
+                       std::move(detail), util::bounded_utf8(principal, kMaxEventPrincipalBytes));
+    }
+
     void announce(std::size_t shard, const TopicState& ts, const PresenceEvent& e) {
         for (std::size_t x = 0; x < ts.presence_on.size(); ++x) {
             if (ts.presence_on[x] == 0) {
@@ -252,6 +278,8 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         if (ts.members.empty()) {
             th.topics.erase(it);
             topics_gauge->sub(1);
+            topic_event(core::EventKind::kTopicEmptied, topic, gone.member.principal,
+                        "its last subscriber left");
         }
     }
 
@@ -274,15 +302,23 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     core::Counter* limit_subscribers;
     core::Counter* limit_topic_bytes;
     core::Histogram* latency;
+    core::EventSink events;
 };
 
 Hub::Hub(core::Runtime& runtime, core::MetricsRegistry& metrics, HubConfig config)
     : impl_(std::make_shared<Impl>(runtime, metrics, config)) {}
 
-Hub::~Hub() = default;
+Hub::~Hub() {
+    // Work still posted to the io threads may hold the state; it publishes nothing from now on.
+    impl_->events.set(nullptr);
+}
 
 void Hub::update_config(HubConfig config) {
     impl_->set_config(config);
+}
+
+void Hub::set_events(core::EventBus* events) {
+    impl_->events.set(events);
 }
 
 void Hub::attach(Subscriber& subscriber, std::string principal, std::string metadata) {
@@ -369,6 +405,7 @@ void Hub::subscribe(Subscriber& subscriber, const std::string& topic, bool prese
             } else {
                 const PresenceEvent join{PresenceEvent::Kind::kJoin, topic, member.connection,
                                          member.principal};
+                const bool first = ts.members.empty();
                 ts.members.emplace(member_id,
                                    Impl::MemberState{std::move(member), t, presence_events});
                 ++ts.subscribers_on[t];
@@ -377,6 +414,10 @@ void Hub::subscribe(Subscriber& subscriber, const std::string& topic, bool prese
                 }
                 self->subscriptions_gauge->add(1);
                 self->announce(shard, ts, join);
+                if (first) {
+                    self->topic_event(core::EventKind::kTopicCreated, topic, join.principal,
+                                      "its first subscriber joined");
+                }
             }
         } else if (m->second.presence != presence_events) {
             m->second.presence = presence_events;

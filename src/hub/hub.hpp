@@ -21,6 +21,7 @@
 #include "core/config.hpp"
 
 namespace hearth::core {
+class EventBus;
 class Runtime;
 class MetricsRegistry;
 }  // namespace hearth::core
@@ -143,6 +144,11 @@ struct HubConfig {
 /// `hearth_hub_limit_rejections_total{limit="topic_bytes"}`.
 inline constexpr std::size_t kMaxTopicBytes = 512;
 
+/// The longest topic name (`subject`) and member principal a topic event carries, in bytes; the
+/// detail says when a name was cut.
+inline constexpr std::size_t kMaxEventTopicBytes = 200;
+inline constexpr std::size_t kMaxEventPrincipalBytes = 64;
+
 /// Topics sharded over the io threads. Runs on: every io thread; each topic lives on the thread its
 /// name hashes to (its shard), each subscriber on its connection's thread. A publish costs one post
 /// to the topic's shard and one post per destination thread that has subscribers, never one per
@@ -183,6 +189,13 @@ public:
 
     /// Applies new limits (config reload); they apply to later subscriptions.
     void update_config(HubConfig config);
+
+    /// Publishes `topic.created` when a topic gets its first subscriber and `topic.emptied` when
+    /// its last one leaves, on `events` from now on; null stops it (after the call returns, no
+    /// event is published any more, so the bus may go). Module: the topic's namespace (before its
+    /// first ':'); subject: its name, cut to kMaxEventTopicBytes. Only those transitions publish,
+    /// on the topic's shard; a publish to a topic never touches the bus. Any thread.
+    void set_events(core::EventBus* events);
 
     /// Operator views, callable from any thread; `done` runs on an io thread. Topics (every
     /// front-end's namespace) with their subscriber counts, sorted by name, at most `max`.

@@ -1,4 +1,5 @@
 #include "util/utf8.hpp"
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -79,6 +80,35 @@ bool valid_utf8(std::string_view text) noexcept {
         p += 1 + lead.continuations;
     }
     return true;
+}
+
+std::string bounded_utf8(std::string_view text, std::size_t max_bytes) {
+    std::string out;
+    out.reserve(std::min(text.size(), max_bytes));
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    const unsigned char* const end = p + text.size();
+    while (p != end) {
+        const Lead lead = kLeads[*p];
+        std::size_t length = 1;
+        bool well_formed = lead.continuations != 0xFF;
+        if (well_formed && lead.continuations > 0) {
+            well_formed = end - p > lead.continuations && p[1] >= lead.lo && p[1] <= lead.hi;
+            for (unsigned i = 2; well_formed && i <= lead.continuations; ++i) {
+                well_formed = (p[i] & 0xC0U) == 0x80U;
+            }
+            length = well_formed ? 1U + lead.continuations : 1U;
+        }
+        if (out.size() + length > max_bytes) {
+            break;
+        }
+        if (well_formed) {
+            out.append(reinterpret_cast<const char*>(p), length);
+        } else {
+            out.push_back('?');
+        }
+        p += length;
+    }
+    return out;
 }
 
 }  // namespace hearth::util

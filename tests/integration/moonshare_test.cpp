@@ -1403,7 +1403,7 @@ TEST(Moonshare, GatewayLogsAndEventsNeedTheOperatorsToken) {
                 logged_in.set_value("");
                 return;
             }
-            f.accounts().login("ops", "correct horse battery", "127.0.0.1",
+            f.accounts().login("ops", "correct horse battery", "127.0.0.1", "test",
                                [&](Result<auth::SessionToken> s) {
                                    logged_in.set_value(s ? s->token : std::string());
                                });

@@ -348,29 +348,29 @@ private:
 
     void login(std::string username, std::string password) {
         begin_auth();
-        shared_->accounts.login(username, std::move(password), ip_of(connection_->peer_address()),
-                                back_here<auth::SessionToken>([this](Result<auth::SessionToken> r) {
-                                    if (r) {
-                                        logged_in(r->principal.username, std::move(r->token),
-                                                  "login", kLoginSuccessful);
-                                    } else if (is(r.error(), Errc::kUnauthenticated) ||
-                                               is(r.error(), Errc::kLimitReached) ||
-                                               is(r.error(), Errc::kInvalidArgument)) {
-                                        // Throttled logins get the same answer as a wrong password:
-                                        // the original has no throttle, so its clients know no
-                                        // other text, and the answer reveals nothing about the
-                                        // account.
-                                        answer("login", false, kInvalidCredentials);
-                                    } else if (is(r.error(), Errc::kNotAllowed)) {
-                                        answer("login", false, kNotActive);
-                                    } else {
-                                        log()->warn("[conn {}] login failed: {}",
-                                                    to_string(connection_->id()),
-                                                    r.error().message());
-                                        answer("login", false, kInternalError);
-                                    }
-                                    end_auth();
-                                }));
+        shared_->accounts.login(
+            username, std::move(password), ip_of(connection_->peer_address()), "dracosoft",
+            back_here<auth::SessionToken>([this](Result<auth::SessionToken> r) {
+                if (r) {
+                    logged_in(r->principal.username, std::move(r->token), "login",
+                              kLoginSuccessful);
+                } else if (is(r.error(), Errc::kUnauthenticated) ||
+                           is(r.error(), Errc::kLimitReached) ||
+                           is(r.error(), Errc::kInvalidArgument)) {
+                    // Throttled logins get the same answer as a wrong password:
+                    // the original has no throttle, so its clients know no
+                    // other text, and the answer reveals nothing about the
+                    // account.
+                    answer("login", false, kInvalidCredentials);
+                } else if (is(r.error(), Errc::kNotAllowed)) {
+                    answer("login", false, kNotActive);
+                } else {
+                    log()->warn("[conn {}] login failed: {}", to_string(connection_->id()),
+                                r.error().message());
+                    answer("login", false, kInternalError);
+                }
+                end_auth();
+            }));
     }
 
     void register_account(std::string username, std::string password,
@@ -428,7 +428,7 @@ private:
                 }
                 // The session token for the account just made: no second hash, no throttle.
                 shared_->accounts.open_session(
-                    std::move(*created),
+                    std::move(*created), "dracosoft", ip_of(connection_->peer_address()),
                     back_here<auth::SessionToken>([this](Result<auth::SessionToken> r) {
                         if (r) {
                             logged_in(r->principal.username, std::move(r->token), "register",

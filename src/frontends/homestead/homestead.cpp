@@ -1108,7 +1108,7 @@ void HomesteadFrontend::add_routes(Router& router,
         }
         // Not the configured key: an API key of an account, with scope homestead, is accepted too;
         // nothing else is (access_policy() in homestead.hpp).
-        accounts->authorize(
+        accounts->authorize_login(
             std::move(presented), access_policy(), req.peer_address,
             [shared, refuse, decide = std::move(decide)](auth::AccessDecision d) mutable {
                 if (d.accepted()) {

@@ -2144,27 +2144,38 @@ private:
         authenticating_ = true;
         shared_->accounts.authorize(
             std::string(*token), access_policy(), "connection " + to_string(id_),
-            back_here<auth::AccessDecision>(
-                [this, user = std::string(*user)](auth::AccessDecision d) {
-                    authenticating_ = false;
-                    // A guest token of this realm, issued for this very user id.
-                    if (!d.accepted() || d.principal.subject != user) {
-                        if (d.refusal == auth::Refusal::kUnavailable) {
-                            log()->warn(
-                                "[conn {}] token validation failed: the store cannot "
-                                "answer",
-                                to_string(id_));
-                        } else if (d.accepted()) {
-                            shared_->wrong_subject.inc();
-                            log()->info("[conn {}] refused a token issued for another user id",
-                                        to_string(id_));
-                        }
-                        refuse(kInvalidToken, close_code::kNoStatus, "");
-                        return;
+            back_here<auth::AccessDecision>([this,
+                                             user = std::string(*user)](auth::AccessDecision d) {
+                authenticating_ = false;
+                // A guest token of this realm, issued for this very user id.
+                if (!d.accepted() || d.principal.subject != user) {
+                    if (d.refusal == auth::Refusal::kUnavailable) {
+                        log()->warn(
+                            "[conn {}] token validation failed: the store cannot "
+                            "answer",
+                            to_string(id_));
+                    } else if (d.accepted()) {
+                        shared_->wrong_subject.inc();
+                        log()->info("[conn {}] refused a token issued for another user id",
+                                    to_string(id_));
                     }
-                    admitted(user);
-                    replay_held();
-                }));
+                    // The plugin hears "invalid token" whatever the reason; the operator's
+                    // login.failed event says which.
+                    std::string detail = d.accepted() ? "a guest token issued for another user id"
+                                         : d.refusal == auth::Refusal::kInvalidToken
+                                             ? d.why
+                                             : std::string(auth::to_string(d.refusal)) +
+                                                   (d.why.empty() ? "" : ", " + d.why);
+                    refuse(kInvalidToken, close_code::kNoStatus, "", {}, detail);
+                    return;
+                }
+                admitted(user);
+                if (authenticated_) {
+                    shared_->accounts.publish_login_ok(access_policy().door,
+                                                       connection_->peer_address(), d.principal);
+                }
+                replay_held();
+            }));
     }
 
     /// The digest of the token a session_auth shows, for the binding check in `admitted` (the
@@ -2178,13 +2189,16 @@ private:
     /// A refused session_auth: counted by `why` (derived from the message unless given), logged
     /// (never the token), answered, closed.
     void refuse(std::string_view message, std::uint16_t code, std::string_view reason,
-                std::string_view why = {}) {
+                std::string_view why = {}, std::string_view detail = {}) {
         if (why.empty()) {
             why = message == kMissingToken ? "missing_token"
                   : message == kServerFull ? "server_full"
                                            : "invalid_token";
         }
         shared_->refused(why);
+        shared_->accounts.publish_login_failed(
+            access_policy().door, connection_->peer_address(), claimed_user_,
+            detail.empty() ? std::string(why) : std::string(why) + ": " + std::string(detail));
         log()->info("[conn {}] session_auth as {} refused on {}: {}", to_string(id_), claimed_user_,
                     instance_name(instance_), why);
         held_.clear();

@@ -269,25 +269,25 @@ private:
         auto rid = id != nullptr ? std::make_shared<json::value>(*id) : nullptr;
         std::weak_ptr<int> alive = alive_;
         hello_pending_ = true;
-        accounts->authorize(std::move(token), policy,
-                            connection_ ? connection_->peer_address() : std::string(),
-                            core::post_to_current_thread<auth::AccessDecision>(
-                                shared_->hub.runtime(), [this, alive, rid](auth::AccessDecision d) {
-                                    if (alive.expired()) {
-                                        return;
-                                    }
-                                    hello_pending_ = false;
-                                    auto held = std::move(held_);
-                                    held_.clear();
-                                    held_bytes_ = 0;
-                                    if (held_overflow_) {
-                                        return;  // closed; nothing more is answered
-                                    }
-                                    on_token_checked(d, rid.get());
-                                    for (auto& m : held) {
-                                        on_message(m.kind, m.data);
-                                    }
-                                }));
+        accounts->authorize_login(
+            std::move(token), policy, connection_ ? connection_->peer_address() : std::string(),
+            core::post_to_current_thread<auth::AccessDecision>(
+                shared_->hub.runtime(), [this, alive, rid](auth::AccessDecision d) {
+                    if (alive.expired()) {
+                        return;
+                    }
+                    hello_pending_ = false;
+                    auto held = std::move(held_);
+                    held_.clear();
+                    held_bytes_ = 0;
+                    if (held_overflow_) {
+                        return;  // closed; nothing more is answered
+                    }
+                    on_token_checked(d, rid.get());
+                    for (auto& m : held) {
+                        on_message(m.kind, m.data);
+                    }
+                }));
     }
 
     void close_held_overflow() {

@@ -196,7 +196,7 @@ TEST_F(Registrations, ALoginIsHashedBeforeWaitingRegistrations) {
     wait_posted(3);
     std::promise<Result<SessionToken>> login;
     auto logged_in = login.get_future();
-    accounts_.login("lena", "lena-password", "198.51.100.4",
+    accounts_.login("lena", "lena-password", "198.51.100.4", "test",
                     [&login](Result<SessionToken> r) { login.set_value(std::move(r)); });
     wait_posted(4);
     run_one();  // the oldest post runs the most urgent job: the login's
@@ -271,7 +271,8 @@ std::future<Result<SessionToken>> login_of(AccountService& accounts, const std::
                                            const std::string& password, const std::string& ip) {
     auto p = std::make_shared<std::promise<Result<SessionToken>>>();
     auto f = p->get_future();
-    accounts.login(user, password, ip, [p](Result<SessionToken> r) { p->set_value(std::move(r)); });
+    accounts.login(user, password, ip, "test",
+                   [p](Result<SessionToken> r) { p->set_value(std::move(r)); });
     return f;
 }
 

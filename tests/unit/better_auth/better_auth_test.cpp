@@ -334,8 +334,9 @@ TEST(BetterAuthTest, ValidSessionMapsToANewAccountThenToTheSameOne) {
     EXPECT_TRUE(f.validate("tok-alice"));
 
     // A password login cannot reach the external account: it has no password.
-    const auto login = sync<SessionToken>(
-        [&](auto done) { f.service.login("Alice_Smith", "whatever-password", "127.0.0.1", done); });
+    const auto login = sync<SessionToken>([&](auto done) {
+        f.service.login("Alice_Smith", "whatever-password", "127.0.0.1", "test", done);
+    });
     ASSERT_FALSE(login);
     EXPECT_EQ(login.error(), make_error_code(Errc::kUnauthenticated));
 }

@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <gtest/gtest.h>
 
+#include "core/events.hpp"
 #include "core/metrics.hpp"
 #include "core/runtime.hpp"
 
@@ -328,6 +329,113 @@ TEST(Hub, RefusedDeliveriesAreCountedAsDrops) {
     on(f.runtime, 0,
        [] {});  // the counters are updated after the delivery pass, on the same thread
     EXPECT_EQ(f.metrics.counter("hearth_hub_dropped_total", "").value(), 1u);
+}
+
+// ---- topic events ------------------------------------------------------------------------------
+
+std::vector<core::Event> topic_events(const core::EventBus& bus, core::EventKind kind) {
+    return bus.recent(100, 0, core::EventFilter{.kind = kind});
+}
+
+/// Waits until the bus's history holds `n` events of `kind`: a handler wakes the wait.
+std::vector<core::Event> wait_topic_events(core::EventBus& bus, core::EventKind kind,
+                                           std::size_t n) {
+    std::mutex mutex;
+    std::condition_variable cv;
+    auto sub = bus.subscribe(0, {.kind = kind}, [&](const core::Event&) {
+        std::lock_guard lock(mutex);
+        cv.notify_all();
+        return core::Propagation::kContinue;
+    });
+    std::unique_lock lock(mutex);
+    EXPECT_TRUE(cv.wait_for(lock, kDeadline, [&] { return topic_events(bus, kind).size() >= n; }))
+        << "got " << topic_events(bus, kind).size() << " of " << n;
+    lock.unlock();
+    return topic_events(bus, kind);
+}
+
+// Unsubscribes `r` from `topic` on `thread`, then waits until the topic's shard has handled it:
+// a presence query posted after it from the same thread reaches the shard after the removal.
+std::size_t leave(Fixture& f, Recorder& r, std::size_t thread, const std::string& topic) {
+    std::promise<std::size_t> members;
+    on(f.runtime, thread, [&] {
+        f.hub.unsubscribe(r, topic, [](Errc e) { EXPECT_EQ(e, Errc::kOk); });
+        f.hub.presence(topic, [&](std::vector<Member> m) { members.set_value(m.size()); });
+    });
+    auto left = members.get_future();
+    EXPECT_EQ(left.wait_for(kDeadline), std::future_status::ready);
+    return left.get();
+}
+
+TEST(HubEvents, FirstSubscriberCreatesATopicAndTheLastToLeaveEmptiesIt) {
+    core::EventBus bus(100);  // outlives the fixture's hub
+    Fixture f(2);
+    f.hub.set_events(&bus);
+    Recorder a(1), b(2);
+    ASSERT_EQ(f.join(a, 0, "native:chat"), Errc::kOk);
+    // The event is published on the shard before the subscribe's answer is posted back.
+    auto created = topic_events(bus, core::EventKind::kTopicCreated);
+    ASSERT_EQ(created.size(), 1u);
+    EXPECT_EQ(created[0].module, "native");
+    EXPECT_EQ(created[0].subject, "native:chat");
+    EXPECT_EQ(created[0].principal, "p1");
+    EXPECT_FALSE(created[0].detail.empty());
+
+    // A second subscriber, on another thread, creates nothing; the first leaving empties nothing.
+    ASSERT_EQ(f.join(b, 1, "native:chat"), Errc::kOk);
+    EXPECT_EQ(topic_events(bus, core::EventKind::kTopicCreated).size(), 1u);
+    EXPECT_EQ(leave(f, a, 0, "native:chat"), 1u);
+    EXPECT_TRUE(topic_events(bus, core::EventKind::kTopicEmptied).empty());
+
+    // The last one leaving (by detaching) empties it.
+    on(f.runtime, 1, [&] { f.hub.detach(b); });
+    auto emptied = wait_topic_events(bus, core::EventKind::kTopicEmptied, 1);
+    ASSERT_EQ(emptied.size(), 1u);
+    EXPECT_EQ(emptied[0].module, "native");
+    EXPECT_EQ(emptied[0].subject, "native:chat");
+    EXPECT_EQ(emptied[0].principal, "p2");
+    EXPECT_GT(emptied[0].seq, created[0].seq);
+
+    // The same name again is a new topic.
+    ASSERT_EQ(f.join(a, 0, "native:chat"), Errc::kOk);
+    EXPECT_EQ(topic_events(bus, core::EventKind::kTopicCreated).size(), 2u);
+    on(f.runtime, 0, [&] { f.hub.detach(a); });
+}
+
+TEST(HubEvents, LongNamesAreCutAndANameWithoutNamespaceIsTheHubs) {
+    core::EventBus bus(100);
+    Fixture f(1);
+    f.hub.set_events(&bus);
+    Recorder a(1), b(2);
+    const std::string longest = "hunterpie:" + std::string(kMaxTopicBytes - 10, 's');
+    ASSERT_EQ(f.join(a, 0, longest), Errc::kOk);
+    ASSERT_EQ(f.join(b, 0, "plain"), Errc::kOk);
+    auto created = topic_events(bus, core::EventKind::kTopicCreated);
+    ASSERT_EQ(created.size(), 2u);
+    EXPECT_EQ(created[0].module, "hunterpie");
+    EXPECT_EQ(created[0].subject, longest.substr(0, kMaxEventTopicBytes));
+    EXPECT_NE(created[0].detail.find("512 bytes"), std::string::npos) << created[0].detail;
+    EXPECT_EQ(created[1].module, "hub");
+    EXPECT_EQ(created[1].subject, "plain");
+    on(f.runtime, 0, [&] {
+        f.hub.detach(a);
+        f.hub.detach(b);
+    });
+}
+
+TEST(HubEvents, WithoutABusOrAfterItIsUnsetNothingIsPublished) {
+    core::EventBus bus(100);
+    Fixture f(1);
+    Recorder a(1), b(2);
+    ASSERT_EQ(f.join(a, 0, "native:before"), Errc::kOk);  // no bus yet: nothing, and no harm
+    f.hub.set_events(&bus);
+    ASSERT_EQ(f.join(b, 0, "native:during"), Errc::kOk);
+    f.hub.set_events(nullptr);
+    EXPECT_EQ(leave(f, b, 0, "native:during"), 0u);
+    const auto all = bus.recent(100);
+    ASSERT_EQ(all.size(), 1u);
+    EXPECT_EQ(all[0].subject, "native:during");
+    on(f.runtime, 0, [&] { f.hub.detach(a); });
 }
 
 }  // namespace

@@ -111,7 +111,7 @@ TEST_F(GuestTokens, IssueAndValidate) {
     // The guest account cannot log in with a password.
     std::promise<Result<SessionToken>> login;
     auto lf = login.get_future();
-    accounts_.login("guest:moonshare", "whatever-password", "127.0.0.1",
+    accounts_.login("guest:moonshare", "whatever-password", "127.0.0.1", "test",
                     [&login](Result<SessionToken> r) { login.set_value(std::move(r)); });
     EXPECT_EQ(wait(lf).error(), make_error_code(Errc::kUnauthenticated));
 }

@@ -162,5 +162,32 @@ TEST(Utf8Exhaustive, EveryTwoBytePair) {
     }
 }
 
+TEST(BoundedUtf8, CutsAtACharacterBoundaryAndNeverPastTheBound) {
+    EXPECT_EQ(bounded_utf8("hello", 64), "hello");
+    EXPECT_EQ(bounded_utf8("hello", 3), "hel");
+    EXPECT_EQ(bounded_utf8("", 3), "");
+    EXPECT_EQ(bounded_utf8("abc", 0), "");
+    // "a€" is 4 bytes: a bound of 2 or 3 keeps "a", not half of the euro sign.
+    EXPECT_EQ(bounded_utf8("a\xE2\x82\xAC", 2), "a");
+    EXPECT_EQ(bounded_utf8("a\xE2\x82\xAC", 3), "a");
+    EXPECT_EQ(bounded_utf8("a\xE2\x82\xAC", 4), "a\xE2\x82\xAC");
+}
+
+TEST(BoundedUtf8, IllFormedBytesBecomeQuestionMarks) {
+    EXPECT_EQ(bounded_utf8("a\xFF\x80z", 64), "a??z");
+    EXPECT_EQ(bounded_utf8("\xED\xA0\x80", 64), "???");        // a surrogate
+    EXPECT_EQ(bounded_utf8("ok \xF0\x9F\x98", 64), "ok ???");  // cut by the end of the text
+    for (const Case& c : kCases) {
+        for (std::size_t max = 0; max <= c.bytes.size() + 1; ++max) {
+            const auto out = bounded_utf8(c.bytes, max);
+            EXPECT_TRUE(valid_utf8(out)) << c.name << " " << max;
+            EXPECT_LE(out.size(), max) << c.name;
+        }
+        if (c.valid) {
+            EXPECT_EQ(bounded_utf8(c.bytes, c.bytes.size()), c.bytes) << c.name;
+        }
+    }
+}
+
 }  // namespace
 }  // namespace hearth::util
