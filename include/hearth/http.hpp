@@ -110,6 +110,8 @@ struct ListenerSpec {
     std::string listen;         // "host:port"; port 0 picks a free port
     std::string tls_cert_file;  // both set: TLS (https, wss)
     std::string tls_key_file;
+
+    bool operator==(const ListenerSpec&) const = default;
 };
 
 enum class PathMatch : std::uint8_t { kExact, kPrefix };
@@ -162,6 +164,8 @@ public:
                                     std::shared_ptr<const WsRouteSettings> settings) = 0;
     /// The port a listener is bound to (0 when it is not), by key.
     virtual std::uint16_t bound_port(const std::string& listener) const = 0;
+    /// WebSocket and raw TCP connections its routes accepted that are still open.
+    virtual std::size_t open_connections() const = 0;
 };
 
 }  // namespace hearth

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include <hearth/access_policy.hpp>
+
 namespace hearth {
 
 class ConnectionDirectory;
@@ -88,10 +90,15 @@ struct ModuleContext {
     core::ModuleRegistry& modules;
     /// The HTTP API listener's key (the core routes and the operator API live there).
     std::string http_listener;
+    /// `[server] data_dir` as the server started with it (a change needs a restart of the server).
+    std::string data_dir;
     /// The running config, as of now (a reload replaces it after the modules applied it).
     std::function<std::shared_ptr<const core::Config>()> config;
     /// A new, empty share of the network tagged with the module's name.
     std::function<std::unique_ptr<ModuleRoutes>(const std::string& module)> routes;
+    /// Runs `work` on the server's control thread (one at a time, never an io thread): operators'
+    /// module actions, which wait for a module to start or stop. Dropped at shutdown.
+    std::function<void(std::function<void()> work)> control;
     /// The keys of `section` that changed from `running` to `next` and are marked as needing a
     /// restart ("homestead.listen"); a module applies them by starting again.
     std::function<std::vector<std::string>(const core::Config& running, const core::Config& next,
@@ -135,6 +142,11 @@ public:
 
     /// Counters for GET /api/v1/modules. Thread-safe.
     virtual std::vector<ModuleCounter> counters() const { return {}; }
+
+    /// The tokens its doors accept, as it checks them (security part 1: default deny); empty for
+    /// a module that takes no token (HunterPie is open, DracoSoft logs in with a password) or is
+    /// not running. Thread-safe.
+    virtual std::vector<auth::AccessPolicy> doors() const { return {}; }
 };
 
 }  // namespace hearth

@@ -132,6 +132,7 @@ inline constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "
                                                   "error", "critical", "off"};
 inline constexpr std::string_view kLogFormats[] = {"text", "json"};
 inline constexpr std::string_view kOverflowPolicies[] = {"close", "drop"};
+inline constexpr std::string_view kModuleFailurePolicies[] = {"refuse", "continue"};
 
 /// Adds an error for each entry of `origins` that is not a browser origin (http:// or https://, a
 /// host and an optional port, nothing after it): `key` names the setting in the message.
@@ -154,6 +155,7 @@ struct ServerConfig {
     std::int64_t log_ring_lines = 2000;
     std::int64_t event_ring_size = 1000;
     bool watch_config = true;
+    std::string on_module_failure = "refuse";
 
     template <class V>
     void visit(V& v) {
@@ -204,6 +206,11 @@ struct ServerConfig {
           {.help = "Reload the config file when it changes (written, replaced by a rename, or a "
                    "symlink swapped), as SIGHUP does.",
            .restart = true});
+        v("on_module_failure", on_module_failure,
+          {.help = "When a module fails to start: \"refuse\" stops the server from starting; "
+                   "\"continue\" starts it without that module (GET /api/v1/modules says why).",
+           .restart = true,
+           .choices = kModuleFailurePolicies});
     }
     void validate(ConfigErrors& errors) const;
     bool operator==(const ServerConfig&) const = default;

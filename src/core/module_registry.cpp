@@ -404,7 +404,8 @@ std::vector<ModuleStatus> ModuleRegistry::statuses() const {
     std::vector<ModuleStatus> out;
     for (auto* e : const_cast<ModuleRegistry*>(this)->ordered()) {
         out.push_back({e->name(), e->info().version, e->info().needs, e->state, e->since,
-                       e->last_error, e->module->counters(), e->info().can_disable});
+                       e->last_error, e->module->counters(), e->info().can_disable,
+                       e->module->doors()});
     }
     return out;
 }

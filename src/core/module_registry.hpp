@@ -33,6 +33,7 @@ struct ModuleStatus {
     std::string last_error;
     std::vector<ModuleCounter> counters;
     bool can_disable = true;
+    std::vector<auth::AccessPolicy> doors;
 };
 
 /// Why an operator's action was refused; the operator API maps each to a status and an error code.

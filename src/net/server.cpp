@@ -418,35 +418,51 @@ std::string declare_listener(ServerState& s, const ListenerSpec& spec,
         }
     }
     for (auto& l : s.listeners) {
-        if (l->name != spec.name) {
+        // Its own name, or a released listener that had been declared under it.
+        if (l->name != spec.name && !(is_free(*l) && l->spec.name == spec.name)) {
             continue;
         }
         if (!is_free(*l)) {
-            throw std::runtime_error("listener name " + spec.name + " declared twice");
+            // The same name and spec is the same listener, port 0 included: a module that serves
+            // routes on another's port (the log routes on HunterPie's) joins it.
+            if (l->spec == spec) {
+                l->claims.push_back({spec.name, owner});
+                return l->name;
+            }
+            // Still bound elsewhere for another module's routes (HunterPie moved to a new port
+            // while the log routes hold the old one until the logs module restarts): a listener
+            // of its own, under a key of its own.
+            continue;
         }
         // Released earlier: the same name (and so the same metrics) on the new address.
         l->spec = spec;
         l->claims.push_back({spec.name, owner});
         return l->name;
     }
-    auto l = std::make_unique<ListenerState>(spec.name);
+    std::string key = spec.name;
+    for (int n = 2; std::any_of(s.listeners.begin(), s.listeners.end(),
+                                [&](const auto& other) { return other->name == key; });
+         ++n) {
+        key = spec.name + "-" + std::to_string(n);
+    }
+    auto l = std::make_unique<ListenerState>(key);
     l->spec = spec;
     l->claims.push_back({spec.name, owner});
     // Listeners are spread over the io threads; each accepted socket goes to the next thread.
     l->io = &s.runtime.io_context(s.listeners.size() % s.runtime.io_thread_count());
-    const core::Labels labels{{"listener", spec.name}};
+    const core::Labels labels{{"listener", key}};
     auto& m = s.metrics;
     l->open_http =
         &m.gauge("hearth_net_connections_open", "Open connections, by listener and kind.",
-                 {{"listener", spec.name}, {"kind", "http"}});
+                 {{"listener", key}, {"kind", "http"}});
     l->open_ws = &m.gauge("hearth_net_connections_open", "Open connections, by listener and kind.",
-                          {{"listener", spec.name}, {"kind", "websocket"}});
+                          {{"listener", key}, {"kind", "websocket"}});
     l->accepted =
         &m.counter("hearth_net_connections_total", "Connections accepted, by listener.", labels);
     l->accept_errors =
         &m.counter("hearth_net_accept_errors_total", "Failed accepts, by listener.", labels);
     s.listeners.push_back(std::move(l));
-    return spec.name;
+    return key;
 }
 
 void refuse_on_stream_listener(const ListenerState& l, const RouteTable& t, std::string_view what) {
@@ -748,6 +764,8 @@ public:
     }
     ModuleRoutesImpl(const ModuleRoutesImpl&) = delete;
     ModuleRoutesImpl& operator=(const ModuleRoutesImpl&) = delete;
+
+    std::size_t open_connections() const override { return owner_->open.load(); }
 
     std::string listener(const ListenerSpec& spec) override {
         std::lock_guard lock(state_->control);
