@@ -12,6 +12,7 @@
 namespace hearth::core {
 class MetricsRegistry;
 class EventBus;
+class ModuleRegistry;
 class Runtime;
 }  // namespace hearth::core
 
@@ -59,8 +60,10 @@ public:
     net::Server& server();
     /// Every /api/v1 route (for the OpenAPI check).
     std::vector<api::RouteInfo> api_routes() const;
+    core::ModuleRegistry& modules();
 
 private:
+    bool module_applies(const std::string& key) const;
     void apply_locked(std::shared_ptr<const core::Config> next);
 
     struct Impl;

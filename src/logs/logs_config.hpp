@@ -20,6 +20,7 @@ struct LogsConfig {
         "Log entries posted to /logs/add and the server's own lines: the live stream's buffer, "
         "storage in the store and its retention, and who may listen to the server's lines.";
 
+    bool enabled = true;
     bool store = true;                  // keep entries for GET /api/v1/logs
     std::int64_t retention_days = 7;    // 0: no age limit (the other bounds still apply)
     std::int64_t max_rows = 1'000'000;  // the oldest go first
@@ -35,6 +36,9 @@ struct LogsConfig {
 
     template <class V>
     void visit(V& v) {
+        v("enabled", enabled,
+          {.help = "Serve /logs/add, /logs/listen and /logs.html (on the HTTP API listener and, "
+                   "as the original does, on HunterPie's) and GET /api/v1/logs."});
         v("store", store,
           {.help = "Keep log entries in the store, for GET /api/v1/logs; false: live stream only.",
            .restart = true});

@@ -102,18 +102,6 @@ std::string content_of(const std::string& frame) {
 }
 
 /// Waits (with a deadline) until `f` holds.
-template <class F>
-bool eventually(F f, std::chrono::milliseconds deadline = kDeadline) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    while (std::chrono::steady_clock::now() < until) {
-        if (f()) {
-            return true;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return f();
-}
-
 const std::map<std::string, std::string> kToMod = {{"direction", "bot_to_mod"}};
 
 // A bot queues for channels nobody serves: before the fix every made-up channel got a queue.

@@ -113,18 +113,6 @@ private:
 };
 
 /// Waits (with a deadline) until `f` holds, polling the server's own state.
-template <class F>
-bool eventually(F f, std::chrono::milliseconds deadline = kDeadline) {
-    const auto until = Clock::now() + deadline;
-    while (Clock::now() < until) {
-        if (f()) {
-            return true;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return f();
-}
-
 TEST(AbuseNetHttpLimits, TricklingRequestHeadsAreClosedByTheHeaderDeadline) {
     // The keep-alive and body timeouts are long: only the head's own deadline can close these.
     TestServer server({{"http.header_timeout_ms", "300"},

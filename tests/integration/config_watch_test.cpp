@@ -26,18 +26,6 @@ void write_file(const fs::path& path, const std::string& text) {
     ASSERT_TRUE(out.good()) << path;
 }
 
-template <class F>
-bool eventually(F f, std::chrono::milliseconds deadline = 10s) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    while (std::chrono::steady_clock::now() < until) {
-        if (f()) {
-            return true;
-        }
-        std::this_thread::yield();
-    }
-    return f();
-}
-
 std::string config_with_body_limit(const TempDir& dir, int limit) {
     return test_config_toml({{"http.max_body_bytes", std::to_string(limit)}}, dir.path());
 }

@@ -216,18 +216,6 @@ void expect_mod_got_nothing_more(Client& mod, Client& bot, const std::string& ch
 }
 
 /// Waits (with a deadline) until `f` holds.
-template <class F>
-bool eventually(F f, std::chrono::milliseconds deadline = kDeadline) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    while (std::chrono::steady_clock::now() < until) {
-        if (f()) {
-            return true;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return f();
-}
-
 // Every test runs on SQLite and on PostgreSQL (support/store_backend.hpp).
 class Homestead : public StoreBackendTest {};
 HEARTH_INSTANTIATE_STORE_BACKENDS(Homestead);

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -32,6 +33,20 @@ private:
 
 /// Config overrides as "section.key" -> TOML value text, e.g. {"websocket.idle_timeout_s", "1"}.
 using Overrides = std::map<std::string, std::string>;
+
+/// Polls `done` until it holds or `deadline` passes; returns its last answer. For state that only
+/// the server's side can see change (a metric, a module's state): a condition, never a sleep.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (std::chrono::steady_clock::now() < until) {
+        if (done()) {
+            return true;
+        }
+        std::this_thread::yield();
+    }
+    return done();
+}
 
 /// Builds TOML text from overrides on top of the test defaults (port 0, two io threads, the echo
 /// route on, a temporary data_dir, the test's store backend: support/store_backend.hpp).

@@ -45,7 +45,7 @@ struct DracosoftConfig {
 
     template <class V>
     void visit(V& v) {
-        v("enabled", enabled, {.help = "Serve the DracoSoft protocol.", .restart = true});
+        v("enabled", enabled, {.help = "Serve the DracoSoft protocol."});
         v("listen", listen,
           {.help = "Address of the DracoSoft TCP listener, host:port (port 0 picks a free port).",
            .restart = true});

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -1014,16 +1015,16 @@ void warn_if_default_key_exposed(std::string_view listen, std::string_view api_k
 
 }  // namespace
 
-/// The timer of the sweep. Runs on: io thread 0 (armed before the io threads run, destroyed after
-/// they stopped). Its waits hold the front-end's state weakly and the timer by address: a wait
-/// completes on an io thread only while the front-end (which owns the timer) exists.
-struct HomesteadFrontend::SweepTimer {
+/// The timer of the sweep, on io thread 0. The module may be disabled while the io threads run, so
+/// the front-end can be destroyed on a control thread while a sweep runs: each wait holds the
+/// timer weakly (a running sweep keeps it alive), and `stopping` ends the chain at its next wait.
+struct HomesteadFrontend::SweepTimer : std::enable_shared_from_this<SweepTimer> {
     SweepTimer(boost::asio::io_context& io, std::weak_ptr<Shared> s)
         : timer(io), shared(std::move(s)) {}
 
     void arm() {
         auto s = shared.lock();
-        if (!s) {
+        if (!s || stopping) {
             return;
         }
         const auto lifetime =
@@ -1034,20 +1035,22 @@ struct HomesteadFrontend::SweepTimer {
                                   ? std::clamp(lifetime, std::chrono::seconds(1), kSweepInterval)
                                   : kSweepInterval;
         timer.expires_after(interval);
-        timer.async_wait([this](const boost::system::error_code& ec) {
-            if (ec) {
+        timer.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+            auto self = weak.lock();
+            if (ec || !self || self->stopping) {
                 return;
             }
-            if (auto alive = shared.lock()) {
+            if (auto alive = self->shared.lock()) {
                 Shared::sweep(alive, Kind::kMod);
                 Shared::sweep(alive, Kind::kBot);
-                arm();
+                self->arm();
             }
         });
     }
 
-    boost::asio::steady_timer timer;
+    boost::asio::steady_timer timer;  // io thread 0 only, once armed
     std::weak_ptr<Shared> shared;
+    std::atomic<bool> stopping{false};
 };
 
 HomesteadFrontend::HomesteadFrontend(core::Runtime& runtime, store::Mailboxes& mailboxes,
@@ -1056,9 +1059,13 @@ HomesteadFrontend::HomesteadFrontend(core::Runtime& runtime, store::Mailboxes& m
       start_config_(config),
       api_key_(config.api_key) {
     warn_if_default_key_exposed(config.listen, config.api_key);
-    // The io threads do not run yet (the app starts them later): arming here is safe.
-    sweep_timer_ = std::make_unique<SweepTimer>(runtime.io_context(0), shared_);
-    sweep_timer_->arm();
+    // Armed on its own thread: the io threads may be running (a module enabled at run time).
+    sweep_timer_ = std::make_shared<SweepTimer>(runtime.io_context(0), shared_);
+    boost::asio::post(runtime.io_context(0), [weak = std::weak_ptr<SweepTimer>(sweep_timer_)] {
+        if (auto t = weak.lock()) {
+            t->arm();
+        }
+    });
     // The depth gauges start from what the store holds (messages queued before a restart).
     for (Kind k : {Kind::kMod, Kind::kBot}) {
         mailboxes.depth_prefix(
@@ -1071,7 +1078,11 @@ HomesteadFrontend::HomesteadFrontend(core::Runtime& runtime, store::Mailboxes& m
     }
 }
 
-HomesteadFrontend::~HomesteadFrontend() = default;
+HomesteadFrontend::~HomesteadFrontend() {
+    // The wait in progress ends at its expiry without sweeping; cancelling from this thread would
+    // race with the timer's own.
+    sweep_timer_->stopping = true;
+}
 
 void HomesteadFrontend::add_routes(Router& router,
                                    std::shared_ptr<const WsRouteSettings> settings) {

@@ -57,7 +57,7 @@ struct HomesteadConfig {
 
     template <class V>
     void visit(V& v) {
-        v("enabled", enabled, {.help = "Serve the Homestead protocol.", .restart = true});
+        v("enabled", enabled, {.help = "Serve the Homestead protocol."});
         v("listen", listen,
           {.help = "Address of the Homestead listener, host:port (port 0 picks a free port).",
            .restart = true});
@@ -127,8 +127,8 @@ WsRouteSettings route_settings(const HomesteadConfig& config, const core::WebSoc
 /// The Homestead front-end: its listener, routes and the registry of who is connected. Created,
 /// wired and reloaded on the control thread; its connections run on the io threads and its store
 /// completions are posted back to them. `mailboxes` and `runtime` must outlive every connection
-/// (the app destroys the network layer, then this, then the store, then the runtime); it is
-/// destroyed once the io threads stopped (its sweep timer lives on io thread 0).
+/// (the app destroys the network layer, then this, then the store, then the runtime). It may be
+/// destroyed while the io threads run (the module disabled): its sweep timer ends by itself.
 class HomesteadFrontend {
 public:
     HomesteadFrontend(core::Runtime& runtime, store::Mailboxes& mailboxes,
@@ -163,7 +163,7 @@ private:
     std::string listener_;
     // The sweep of expired queued messages, on io thread 0. Owned here, not by Shared: Shared
     // may outlive the io contexts (held by a route's pending accept), a timer must not.
-    std::unique_ptr<SweepTimer> sweep_timer_;
+    std::shared_ptr<SweepTimer> sweep_timer_;
 };
 
 /// Whether `listen` (host:port) takes connections from beyond this machine: any address but a

@@ -43,7 +43,7 @@ struct HunterpieConfig {
 
     template <class V>
     void visit(V& v) {
-        v("enabled", enabled, {.help = "Serve the HunterPie sync protocol.", .restart = true});
+        v("enabled", enabled, {.help = "Serve the HunterPie sync protocol."});
         v("listen", listen,
           {.help = "Address of the HunterPie listener, host:port (port 0 picks a free port).",
            .restart = true});

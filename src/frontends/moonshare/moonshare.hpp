@@ -76,7 +76,7 @@ struct MoonshareConfig {
 
     template <class V>
     void visit(V& v) {
-        v("enabled", enabled, {.help = "Serve the Moonshare protocol.", .restart = true});
+        v("enabled", enabled, {.help = "Serve the Moonshare protocol."});
         v("token_listen", token_listen,
           {.help = "Address of the token HTTP endpoint (GET /sessions?userId=), host:port.",
            .restart = true});

@@ -41,7 +41,7 @@ struct NativeConfig {
 
     template <class V>
     void visit(V& v) {
-        v("enabled", enabled, {.help = "Serve the native protocol at /ws.", .restart = true});
+        v("enabled", enabled, {.help = "Serve the native protocol at /ws."});
         v("allow_anonymous", allow_anonymous,
           {.help = "Let clients use the protocol without a hello carrying a valid token."});
         v("max_publish_bytes", max_publish_bytes,

@@ -1,0 +1,50 @@
+#include "app/modules.hpp"
+
+#include "api/api_module.hpp"
+#include "core/config.hpp"
+#include "frontends/dracosoft/dracosoft_module.hpp"
+#include "frontends/homestead/homestead_module.hpp"
+#include "frontends/hunterpie/hunterpie_module.hpp"
+#include "frontends/moonshare/moonshare_module.hpp"
+#include "frontends/native/native_module.hpp"
+#include "logs/logs_module.hpp"
+
+namespace hearth::app {
+
+namespace {
+
+// The original HunterPie server serves the log routes on its own port: so does Hearth, while
+// HunterPie is enabled in the config.
+std::optional<logs::LogsListener> logs_on_hunterpie(const core::Config& config) {
+    const auto& h = config.get<frontends::hunterpie::HunterpieConfig>();
+    if (!h.enabled) {
+        return std::nullopt;
+    }
+    return logs::LogsListener{{"hunterpie", h.listen, h.tls_cert_file, h.tls_key_file},
+                              h.path_prefix};
+}
+
+}  // namespace
+
+void add_module_sections(core::ConfigSchema& schema) {
+    schema.add<frontends::native::NativeConfig>();
+    schema.add<frontends::homestead::HomesteadConfig>();
+    schema.add<frontends::hunterpie::HunterpieConfig>();
+    schema.add<frontends::dracosoft::DracosoftConfig>();
+    schema.add<frontends::moonshare::MoonshareConfig>();
+    schema.add<logs::LogsConfig>();
+}
+
+std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
+    std::vector<std::unique_ptr<Module>> modules;
+    modules.push_back(std::make_unique<api::ApiModule>(context));
+    modules.push_back(std::make_unique<logs::LogsModule>(context, logs_on_hunterpie));
+    modules.push_back(std::make_unique<frontends::native::NativeModule>(context));
+    modules.push_back(std::make_unique<frontends::homestead::HomesteadModule>(context));
+    modules.push_back(std::make_unique<frontends::hunterpie::HunterpieModule>(context));
+    modules.push_back(std::make_unique<frontends::dracosoft::DracosoftModule>(context));
+    modules.push_back(std::make_unique<frontends::moonshare::MoonshareModule>(context));
+    return modules;
+}
+
+}  // namespace hearth::app
