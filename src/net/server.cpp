@@ -709,21 +709,26 @@ bool withdraw_owner(const std::shared_ptr<ServerState>& state, const std::shared
     // Every io thread closes the owner's connections. Once each has run this, no session of the
     // owner can appear any more: an upgrade or accept in flight checks `withdrawn` (or `serving`)
     // on its io thread before it registers, and the flags were set before this was posted.
+    // After begin_shutdown every session has been told to close already (and the io threads may
+    // have stopped): only the wait is left.
+    const bool shutting_down = s.shutting_down.load();
     // The tasks hold what they use: one may still run after a deadline made this return.
-    const bool all_told = run_on_every_io_thread(
-        s,
-        [state, owner, notice, released](std::size_t i) {
-            for (auto& session : sessions_of(*state, i)) {
-                if (session->owner() == owner.get()) {
-                    session->withdraw(notice);
-                } else if (const auto* l = session->http_listener();
-                           l != nullptr &&
-                           std::find(released.begin(), released.end(), l) != released.end()) {
-                    session->shutdown();  // idle ones close now, busy ones after their answer
+    const bool all_told =
+        shutting_down ||
+        run_on_every_io_thread(
+            s,
+            [state, owner, notice, released](std::size_t i) {
+                for (auto& session : sessions_of(*state, i)) {
+                    if (session->owner() == owner.get()) {
+                        session->withdraw(notice);
+                    } else if (const auto* l = session->http_listener();
+                               l != nullptr &&
+                               std::find(released.begin(), released.end(), l) != released.end()) {
+                        session->shutdown();  // idle ones close now, busy ones after their answer
+                    }
                 }
-            }
-        },
-        deadline);
+            },
+            deadline);
     if (all_told && s.wait_owner_drained(*owner, deadline)) {
         return true;
     }
@@ -740,7 +745,7 @@ bool withdraw_owner(const std::shared_ptr<ServerState>& state, const std::shared
                 }
             }
         },
-        Clock::now() + std::chrono::seconds(5));
+        shutting_down ? deadline : Clock::now() + std::chrono::seconds(5));
     return false;
 }
 

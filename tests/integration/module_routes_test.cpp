@@ -422,6 +422,21 @@ TEST(ModuleRoutes, DestroyingTheRoutesWithdrawsThem) {
     EXPECT_EQ(refused_upgrade(f.http_port(), "/alpha", {}).status, 404);
 }
 
+TEST(ModuleRoutes, WithdrawDuringShutdownWaitsForTheConnectionsShutdownClosed) {
+    Fixture f;
+    f.start();
+    auto mod = f.server->routes_for("alpha");
+    mod->add_ws_route(f.http, "/alpha", echo_route());
+    WsClient ws(f.http_port(), WsOptions{.path = "/alpha"});
+    ws.send_text("x");
+    ASSERT_EQ(ws.read()->data, "x");
+    f.server->begin_shutdown();
+    const auto closed = ws.wait_closed();  // told by the shutdown, not by the withdraw
+    EXPECT_EQ(closed.code, 1001);
+    EXPECT_EQ(closed.reason, "server shutting down");
+    EXPECT_TRUE(mod->withdraw(kRestart, Clock::now() + kDeadline));
+}
+
 TEST(ModuleRoutes, EnableDisableCyclesAddNoMetricSeries) {
     Fixture f;
     f.start();
