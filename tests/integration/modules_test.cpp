@@ -371,5 +371,32 @@ TEST(Modules, LogsDisabledLeavesBothListenersWithoutTheLogRoutes) {
     EXPECT_EQ(as_admin(s.port(), "GET", "/api/v1/logs").status, 200);
 }
 
+// Disabling keeps a module's stored data: a message a mod sent while no bot was connected is
+// still queued after Homestead was disabled and enabled again, and reaches the bot then.
+TEST(Modules, HomesteadKeepsItsQueuedMessagesAcrossADisable) {
+    TestServer s(with_frontends());
+    {
+        WsClient mod(port_of(s, "homestead"), {.path = "/sync?api_key=gateway"});
+        mod.send_text(R"({"type":"mod","data":{"server_id":"srv","channel_id":"C"}})");
+        ASSERT_EQ(mod.read()->data, "{\"status\":\"connected\",\"type\":\"mod\"}\n");
+        mod.send_text(R"({"msg_id":"m-1","id":"srv","destination":{"channel_id":"C"},)"
+                      R"("author":{"id":"p","name":"Steve"},"content":"kept across a disable",)"
+                      R"("meta":{},"ts":"2026-12-07T10:30:00Z"})");
+        ASSERT_EQ(mod.read()->data, "{\"status\":\"queued\",\"type\":\"mod\"}\n");
+
+        auto disabling = act(s.port(), "homestead", "disable");
+        EXPECT_EQ(mod.wait_closed().code, 1001);
+        ASSERT_EQ(disabling.get().status, 200);
+    }
+    ASSERT_EQ(as_admin(s.port(), "POST", "/api/v1/modules/homestead/enable").status, 200);
+
+    WsClient bot(port_of(s, "homestead"), {.path = "/sync?api_key=gateway"});
+    bot.send_text(R"({"type":"bot","data":{"bot_id":"discord-bot"}})");
+    ASSERT_EQ(bot.read()->data, "{\"status\":\"connected\",\"type\":\"bot\"}\n");
+    const auto delivered = bot.read();
+    ASSERT_TRUE(delivered);
+    EXPECT_THAT(delivered->data, HasSubstr("kept across a disable"));
+}
+
 }  // namespace
 }  // namespace hearth::test
