@@ -4,8 +4,8 @@
 # run with their figures. For a before/after comparison, run it on both trees in the same session
 # (the machine's load drifts between sessions).
 #
-#   bench/run-all.sh            # full: the documented durations and rounds (about an hour)
-#   bench/run-all.sh --quick    # the same commands, shorter (about 5 to 10 minutes): a check
+#   bench/run-all.sh            # full: the documented durations and rounds (about half an hour)
+#   bench/run-all.sh --quick    # the same commands, shorter (about 3 minutes): a check
 #                               # that everything runs, figures rough
 #
 # Builds the Release tree first (`cmake --preset release`, then hearth, hearth-bench and
