@@ -16,6 +16,8 @@ packages=(
     libpq-dev postgresql
     # tests and benchmarks
     libgtest-dev libgmock-dev libbenchmark-dev openssl
+    # the layers check (scripts/check_layers.py)
+    python3
     # the browser test of /logs.html (headless Chromium driven by playwright-core from npm) and
     # the Node.js baseline of the HunterPie benchmark
     chromium fonts-liberation

@@ -14,8 +14,7 @@
 #include <poll.h>
 
 #include "core/metrics.hpp"
-#include "store/postgres/pg.hpp"
-#include "store/postgres/postgres_store.hpp"
+#include "pg/pg.hpp"
 #include "util/log.hpp"
 
 namespace hearth::auth {
@@ -23,7 +22,6 @@ namespace hearth::auth {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-namespace pg = store::pg;
 
 constexpr int kMaxUsernameAttempts = 50;
 constexpr std::size_t kMaxUsername = 64;
@@ -204,7 +202,7 @@ struct BetterAuthBridge::Core : std::enable_shared_from_this<Core> {
         : config(c),
           accounts(a),
           sql(better_auth_query(c)),
-          masked_url(store::mask_postgres_url(c.postgres_url)),
+          masked_url(pg::mask_url(c.postgres_url)),
           ok(metrics.counter("hearth_auth_better_auth_validations_total",
                              "better-auth token validations, by result.", {{"result", "ok"}})),
           refused(metrics.counter("hearth_auth_better_auth_validations_total",

@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "pg/pg.hpp"
 #include "store/postgres/postgres_migrations.hpp"
 #include "store/postgres/postgres_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -53,7 +54,7 @@ MigrationReport migrate_store(const StorageConfig& config, const std::string& da
 }
 
 std::string store_location(const StorageConfig& config, const std::string& data_dir) {
-    return config.driver == "postgres" ? mask_postgres_url(config.postgres_url)
+    return config.driver == "postgres" ? pg::mask_url(config.postgres_url)
                                        : sqlite_path(config, data_dir);
 }
 

@@ -1,8 +1,7 @@
 #include "store/postgres/postgres_migrations.hpp"
 #include <stdexcept>
 
-#include "store/postgres/pg.hpp"
-#include "store/postgres/postgres_store.hpp"
+#include "pg/pg.hpp"
 
 namespace hearth::store {
 namespace {
@@ -287,7 +286,7 @@ std::string describe(const Migration& m) {
 /// The migrating connection, on the calling thread.
 class Migrator {
 public:
-    explicit Migrator(const std::string& url) : name_(mask_postgres_url(url)) {
+    explicit Migrator(const std::string& url) : name_(pg::mask_url(url)) {
         std::string error;
         conn_ = pg::connect(url, error);
         if (conn_ == nullptr) {

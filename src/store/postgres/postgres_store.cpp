@@ -14,8 +14,8 @@
 
 #include <hearth/account_store.hpp>
 
+#include "pg/pg.hpp"
 #include "store/account_rows.hpp"
-#include "store/postgres/pg.hpp"
 #include "store/postgres/postgres_migrations.hpp"
 #include "util/log.hpp"
 #include "util/utf8.hpp"
@@ -675,7 +675,7 @@ detail::ExecutorSettings executor_settings(const StorageConfig& config, const st
 
 PostgresStore::PostgresStore(const StorageConfig& config, int schema_version,
                              core::MetricsRegistry& metrics, StoreTestHooks hooks)
-    : name_(mask_postgres_url(config.postgres_url)),
+    : name_(pg::mask_url(config.postgres_url)),
       log_(util::logger("store")),
       executor_(executor_settings(config, name_, hooks), *this, metrics) {
     ConnSettings settings{

@@ -26,7 +26,6 @@
 
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include <hearth/store.hpp>
 
@@ -47,11 +46,5 @@ namespace hearth::store {
 std::unique_ptr<Store> open_postgres_store(const StorageConfig& config,
                                            core::MetricsRegistry& metrics,
                                            StoreTestHooks hooks = {});
-
-/// `url` (a libpq connection string or a postgres:// URI) with the password replaced by "***",
-/// for logs and messages: "postgresql://hearth:***@db:5432/hearth",
-/// "host=db user=hearth password=*** dbname=hearth". A malformed string is masked from the point
-/// where it stops parsing.
-std::string mask_postgres_url(std::string_view url);
 
 }  // namespace hearth::store

@@ -24,7 +24,7 @@
 #include "auth/better_auth_config.hpp"
 #include "core/config.hpp"
 #include "core/metrics.hpp"
-#include "store/postgres/postgres_store.hpp"
+#include "pg/pg.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "unit/store/postgres_server.hpp"
 #include "unit/store/store_test_support.hpp"
@@ -547,7 +547,7 @@ TEST(BetterAuthTest, DatabaseGoingAwayGivesUnavailableAndRecovers) {
     EXPECT_FALSE(f.bridge->healthy());  // /ready reports it
     EXPECT_TRUE(log.wait_for("cannot be used")) << log.all();
     EXPECT_EQ(log.count("cannot be used"), 1u) << log.all();  // once per run of failures
-    EXPECT_TRUE(log.wait_for(store::mask_postgres_url(url))) << log.all();
+    EXPECT_TRUE(log.wait_for(pg::mask_url(url))) << log.all();
     EXPECT_THAT(log.all(), HasSubstr("postgres:***@"));
 
     server.start();

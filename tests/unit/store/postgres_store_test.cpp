@@ -15,6 +15,7 @@
 
 #include <hearth/account_store.hpp>
 
+#include "pg/pg.hpp"
 #include "store/open_store.hpp"
 #include "store/postgres/postgres_migrations.hpp"
 #include "store_fixture.hpp"
@@ -72,7 +73,7 @@ bool eventually(Pred pred) {
 TEST(PostgresMigrationsTest, ApplyOnceAndASecondRunIsANoOp) {
     const std::string url = fresh_url();
     const auto first = migrate_postgres(url);
-    EXPECT_EQ(first.path, mask_postgres_url(url));
+    EXPECT_EQ(first.path, pg::mask_url(url));
     EXPECT_THAT(first.path, Not(HasSubstr(kPassword)));
     EXPECT_EQ(first.from_version, 0);
     EXPECT_EQ(first.to_version, latest_postgres_schema_version());
@@ -144,7 +145,7 @@ TEST(PostgresMigrationsTest, FailedMigrationLeavesThePreviousVersion) {
         (void)migrate_postgres(url);
         FAIL() << "expected an exception";
     } catch (const std::runtime_error& e) {
-        EXPECT_THAT(e.what(), HasSubstr(mask_postgres_url(url)));
+        EXPECT_THAT(e.what(), HasSubstr(pg::mask_url(url)));
         EXPECT_THAT(e.what(), HasSubstr("migration 1 mailboxes failed"));
         EXPECT_THAT(e.what(), HasSubstr("already exists"));
         EXPECT_THAT(e.what(), HasSubstr("stays at schema version 0"));
@@ -244,7 +245,7 @@ TEST(PostgresStoreTest, ServerGoingAwayFailsOperationsOnceLoggedAndRecovers) {
     // The read ran on a reader (its own run of failures: one line) or, submitted right after a
     // write completed, in the writer's next transaction (the same run: no new line).
     EXPECT_LE(log.count({"read failed"}), 1u) << log.all();
-    EXPECT_TRUE(log.wait_for({mask_postgres_url(config.postgres_url)}));
+    EXPECT_TRUE(log.wait_for({pg::mask_url(config.postgres_url)}));
 
     server.start();
     // The idle writer probes and reconnects by itself.
@@ -488,7 +489,7 @@ TEST(PostgresStoreTest, FactoryOpensTheConfiguredDriver) {
     const auto report = migrate_store(pg, dir.str());
     EXPECT_EQ(report.applied, all_migrations());
     EXPECT_THAT(report.summary(), Not(HasSubstr(kPassword)));
-    EXPECT_EQ(store_location(pg, dir.str()), mask_postgres_url(pg.postgres_url));
+    EXPECT_EQ(store_location(pg, dir.str()), pg::mask_url(pg.postgres_url));
     EXPECT_EQ(store_location({}, dir.str()), dir.file("hearth.db"));
     {
         auto postgres = open_store(pg, dir.str(), metrics);

@@ -5,7 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "store/postgres/postgres_store.hpp"
+#include "pg/pg.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace hearth::store {
@@ -43,23 +43,23 @@ TEST(StorageConfigTest, PostgresNeedsAUrl) {
 }
 
 TEST(StorageConfigTest, PasswordsAreMaskedInUrls) {
-    EXPECT_EQ(mask_postgres_url("postgresql://hearth:s3cret@db:5432/hearth"),
+    EXPECT_EQ(pg::mask_url("postgresql://hearth:s3cret@db:5432/hearth"),
               "postgresql://hearth:***@db:5432/hearth");
-    EXPECT_EQ(mask_postgres_url("postgres://hearth@db/hearth?password=s3cret&sslmode=require"),
+    EXPECT_EQ(pg::mask_url("postgres://hearth@db/hearth?password=s3cret&sslmode=require"),
               "postgres://hearth@db/hearth?password=***&sslmode=require");
-    EXPECT_EQ(mask_postgres_url("postgresql://db/hearth"), "postgresql://db/hearth");
-    EXPECT_EQ(mask_postgres_url("postgresql://u:p%40ss@db"), "postgresql://u:***@db");
-    EXPECT_EQ(mask_postgres_url("host=db user=hearth password=s3cret dbname=hearth"),
+    EXPECT_EQ(pg::mask_url("postgresql://db/hearth"), "postgresql://db/hearth");
+    EXPECT_EQ(pg::mask_url("postgresql://u:p%40ss@db"), "postgresql://u:***@db");
+    EXPECT_EQ(pg::mask_url("host=db user=hearth password=s3cret dbname=hearth"),
               "host=db user=hearth password=*** dbname=hearth");
-    EXPECT_EQ(mask_postgres_url("host=db password = 'it\\'s a secret' port=5432"),
+    EXPECT_EQ(pg::mask_url("host=db password = 'it\\'s a secret' port=5432"),
               "host=db password=*** port=5432");
-    EXPECT_EQ(mask_postgres_url("host=db password"), "host=db ***");
-    EXPECT_EQ(mask_postgres_url("host=db password='unterminated"), "host=db password=***");
-    EXPECT_EQ(mask_postgres_url("dbname='postgresql://u:pw@db/x' port=1"),
+    EXPECT_EQ(pg::mask_url("host=db password"), "host=db ***");
+    EXPECT_EQ(pg::mask_url("host=db password='unterminated"), "host=db password=***");
+    EXPECT_EQ(pg::mask_url("dbname='postgresql://u:pw@db/x' port=1"),
               "dbname='postgresql://u:***@db/x' port=1");
     for (const char* url : {"postgresql://hearth:s3cret@db:5432/hearth", "host=db password=s3cret",
                             "postgres://x@y/z?password=s3cret"}) {
-        EXPECT_EQ(mask_postgres_url(url).find("s3cret"), std::string::npos) << url;
+        EXPECT_EQ(pg::mask_url(url).find("s3cret"), std::string::npos) << url;
     }
 }
 

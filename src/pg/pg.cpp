@@ -1,10 +1,7 @@
-#include "store/postgres/pg.hpp"
+#include "pg/pg.hpp"
 #include <cctype>
 
-#include "store/postgres/postgres_store.hpp"
-
-namespace hearth::store {
-namespace pg {
+namespace hearth::pg {
 
 ConnPtr connect(const std::string& url, std::string& error) {
     // Keywords are processed in order and the last one wins: the defaults come first, so that
@@ -59,8 +56,6 @@ std::string result_message(const PGresult* result, const PGconn* conn) {
         result != nullptr ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
     return primary != nullptr ? std::string(primary) : error_message(conn);
 }
-
-}  // namespace pg
 
 namespace {
 
@@ -198,7 +193,7 @@ std::string mask_keyword_value(std::string_view s) {
         } else if (key == "dbname" &&
                    (value.find('=') != std::string::npos || !uri_scheme(value).empty())) {
             // libpq expands a connection string given as the database name.
-            out += "dbname='" + mask_postgres_url(value) + "'";
+            out += "dbname='" + mask_url(value) + "'";
         } else {
             out += s.substr(key_start, j - key_start);
         }
@@ -209,11 +204,11 @@ std::string mask_keyword_value(std::string_view s) {
 
 }  // namespace
 
-std::string mask_postgres_url(std::string_view url) {
+std::string mask_url(std::string_view url) {
     if (const auto scheme = uri_scheme(url); !scheme.empty()) {
         return mask_uri(url, scheme.size());
     }
     return mask_keyword_value(url);
 }
 
-}  // namespace hearth::store
+}  // namespace hearth::pg

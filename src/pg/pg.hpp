@@ -1,8 +1,9 @@
 #pragma once
 
-// Small RAII wrappers over libpq shared by the PostgreSQL store and its migrations. Internal to
-// hearth_store (it includes libpq-fe.h); nothing here is thread-safe: a connection belongs to one
-// thread at a time.
+// Small RAII wrappers over libpq and the masking of connection strings, shared by the PostgreSQL
+// store (store/postgres) and the better-auth bridge (auth/better_auth.cpp): a layer below both, so
+// that neither includes the other's internals. Nothing here is thread-safe: a connection belongs
+// to one thread at a time.
 
 #include <memory>
 #include <string>
@@ -10,7 +11,7 @@
 
 #include <libpq-fe.h>
 
-namespace hearth::store::pg {
+namespace hearth::pg {
 
 struct ConnDeleter {
     void operator()(PGconn* conn) const noexcept { PQfinish(conn); }
@@ -43,4 +44,10 @@ inline bool ok(const PGresult* result) noexcept {
     return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
 }
 
-}  // namespace hearth::store::pg
+/// `url` (a libpq connection string or a postgres:// URI) with the password replaced by "***",
+/// for logs and messages: "postgresql://hearth:***@db:5432/hearth",
+/// "host=db user=hearth password=*** dbname=hearth". A malformed string is masked from the point
+/// where it stops parsing.
+std::string mask_url(std::string_view url);
+
+}  // namespace hearth::pg
