@@ -25,6 +25,7 @@ class EventBus;
 class MetricsRegistry;
 class ModuleRegistry;
 class Runtime;
+class ShardSet;
 }  // namespace core
 namespace hub {
 class Hub;
@@ -79,6 +80,10 @@ CloseNotice close_notice(StopCause cause, std::string_view module);
 /// The server's services as a module sees them. Every reference outlives every module. Modules
 /// include the headers of the services they use.
 struct ModuleContext {
+    /// The io threads as shards: posts to a shard and periodic timers (`core/shard_set.hpp`).
+    core::ShardSet& shards;
+    /// For what shards do not cover: the blocking pool, and Asio objects a connection's own code
+    /// keeps on its io thread.
     core::Runtime& runtime;
     core::MetricsRegistry& metrics;
     core::EventBus& events;

@@ -23,6 +23,7 @@
 #include "core/metrics.hpp"
 #include "core/module_registry.hpp"
 #include "core/runtime.hpp"
+#include "core/shard_set.hpp"
 #include "core/ws_settings.hpp"
 #include "hub/hub.hpp"
 #include "net/server.hpp"
@@ -100,6 +101,7 @@ struct ServerApp::Impl {
     core::MetricsRegistry metrics;
     core::EventBus events;
     core::Runtime runtime;
+    core::ShardSet shards{runtime};
     hub::Hub hub;
     // Password hashing on threads of its own: a flood of logins or registrations never delays the
     // blocking pool's file work (Moonshare), nor the other way round. Before the store: the store
@@ -165,6 +167,7 @@ ServerApp::ServerApp(const core::ConfigSchema& schema, std::shared_ptr<const cor
                                 impl_->config->get<core::WebSocketConfig>())));
     }
     impl_->module_context = std::make_unique<ModuleContext>(ModuleContext{
+        .shards = impl_->shards,
         .runtime = impl_->runtime,
         .metrics = m,
         .events = impl_->events,

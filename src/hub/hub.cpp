@@ -6,11 +6,10 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include <boost/asio/post.hpp>
-
 #include "core/event_sink.hpp"
 #include "core/metrics.hpp"
 #include "core/runtime.hpp"
+#include "core/shard_set.hpp"
 #include "util/log.hpp"
 #include "util/utf8.hpp"
 
@@ -75,8 +74,8 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         std::unordered_map<std::string, TopicState> topics;            // topics whose shard is here
     };
 
-    Impl(core::Runtime& rt, core::MetricsRegistry& m, HubConfig c) : runtime(rt) {
-        for (std::size_t i = 0; i < rt.io_thread_count(); ++i) {
+    Impl(core::Runtime& rt, core::MetricsRegistry& m, HubConfig c) : shards(rt) {
+        for (std::size_t i = 0; i < shards.size(); ++i) {
             threads.push_back(std::make_unique<Thread>());
         }
         set_config(c);
@@ -113,11 +112,11 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     }
 
     std::size_t current() const {
-        const int t = core::Runtime::current_io_thread();
-        if (t < 0 || static_cast<std::size_t>(t) >= threads.size()) {
+        const auto t = core::ShardSet::current();
+        if (!t || *t >= threads.size()) {
             throw std::logic_error("hub: called off an io thread");
         }
-        return static_cast<std::size_t>(t);
+        return *t;
     }
 
     // true when the name is longer than kMaxTopicBytes: counted and logged (at debug: a client
@@ -130,15 +129,6 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         log()->debug("{}: a topic of {} bytes refused (max {})", operation, topic.size(),
                      kMaxTopicBytes);
         return true;
-    }
-
-    std::size_t shard_of(const std::string& topic) const {
-        return std::hash<std::string>{}(topic) % threads.size();
-    }
-
-    template <class F>
-    void post(std::size_t thread, F&& f) {
-        boost::asio::post(runtime.io_context(thread), std::forward<F>(f));
     }
 
     // ---- subscriber side -------------------------------------------------------------------
@@ -249,7 +239,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
             if (x == shard) {
                 presence_local(x, e);
             } else {
-                post(x, [self = shared_from_this(), x, e] { self->presence_local(x, e); });
+                shards.post(x, [self = shared_from_this(), x, e] { self->presence_local(x, e); });
             }
         }
     }
@@ -283,8 +273,9 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         }
     }
 
-    core::Runtime& runtime;
-    std::vector<std::unique_ptr<Thread>> threads;
+    // Topics live on the shard their name hashes to; subscribers on their connection's thread.
+    core::ShardSet shards;
+    std::vector<std::unique_ptr<Thread>> threads;  // one per shard
     std::atomic<std::int64_t> max_topics{0};
     std::atomic<std::int64_t> max_subscribers{0};
 
@@ -340,9 +331,9 @@ void Hub::detach(Subscriber& subscriber) {
     }
     for (const auto& [topic, presence] : it->second.topics) {
         impl_->remove_local(th, topic, &subscriber);
-        const auto shard = impl_->shard_of(topic);
-        impl_->post(shard,
-                    [self = impl_, shard, topic, id] { self->remove_member(shard, topic, id); });
+        const auto shard = impl_->shards.shard_of(topic);
+        impl_->shards.post(
+            shard, [self = impl_, shard, topic, id] { self->remove_member(shard, topic, id); });
     }
     th.conns.erase(it);
     std::unique_lock lock(impl_->directory_mutex);
@@ -378,10 +369,10 @@ void Hub::subscribe(Subscriber& subscriber, const std::string& topic, bool prese
     }
     // Reserved now, so that a burst of subscribes counts against the per-connection bound at once.
     lc.topics[topic] = presence_events;
-    const auto shard = impl_->shard_of(topic);
+    const auto shard = impl_->shards.shard_of(topic);
     Member member{id, lc.principal, lc.metadata};
-    impl_->post(shard, [self = impl_, shard, t, topic, member = std::move(member), presence_events,
-                        was_subscribed, done = std::move(done)]() mutable {
+    impl_->shards.post(shard, [self = impl_, shard, t, topic, member = std::move(member),
+                               presence_events, was_subscribed, done = std::move(done)]() mutable {
         auto& sh = *self->threads[shard];
         auto [ti, created] = sh.topics.try_emplace(topic);
         auto& ts = ti->second;
@@ -423,8 +414,8 @@ void Hub::subscribe(Subscriber& subscriber, const std::string& topic, bool prese
             m->second.presence = presence_events;
             presence_events ? ++ts.presence_on[t] : --ts.presence_on[t];
         }
-        self->post(t, [self, t, topic, member_id, presence_events, was_subscribed, result,
-                       done = std::move(done)] {
+        self->shards.post(t, [self, t, topic, member_id, presence_events, was_subscribed, result,
+                              done = std::move(done)] {
             auto& th2 = *self->threads[t];
             auto c = th2.conns.find(member_id);
             if (c == th2.conns.end()) {
@@ -453,18 +444,19 @@ void Hub::unsubscribe(Subscriber& subscriber, const std::string& topic, Done don
         return;
     }
     impl_->remove_local(th, topic, &subscriber);
-    const auto shard = impl_->shard_of(topic);
-    impl_->post(shard, [self = impl_, shard, topic, id] { self->remove_member(shard, topic, id); });
+    const auto shard = impl_->shards.shard_of(topic);
+    impl_->shards.post(shard,
+                       [self = impl_, shard, topic, id] { self->remove_member(shard, topic, id); });
     done(Errc::kOk);
 }
 
 void Hub::publish(SharedMessage message, bool echo) {
-    const auto t = impl_->current();
+    (void)impl_->current();  // refuses a call off the io threads
     if (impl_->too_long(message->topic(), "publish")) {
         return;
     }
     impl_->publishes->inc();
-    const auto shard = impl_->shard_of(message->topic());
+    const auto shard = impl_->shards.shard_of(message->topic());
     auto fan_out = [self = impl_, shard, message = std::move(message), echo] {
         auto& sh = *self->threads[shard];
         auto it = sh.topics.find(message->topic());
@@ -479,15 +471,12 @@ void Hub::publish(SharedMessage message, bool echo) {
             if (x == shard) {
                 self->deliver_local(x, message, echo);
             } else {
-                self->post(x, [self, x, message, echo] { self->deliver_local(x, message, echo); });
+                self->shards.post(
+                    x, [self, x, message, echo] { self->deliver_local(x, message, echo); });
             }
         }
     };
-    if (shard == t) {
-        fan_out();
-    } else {
-        impl_->post(shard, std::move(fan_out));
-    }
+    impl_->shards.dispatch(shard, std::move(fan_out));
 }
 
 void Hub::send(ConnectionId to, SharedMessage message, Done done) {
@@ -521,25 +510,21 @@ void Hub::send(ConnectionId to, SharedMessage message, Done done) {
         if (target == t) {
             done(result);
         } else {
-            self->post(t, [done = std::move(done), result] { done(result); });
+            self->shards.post(t, [done = std::move(done), result] { done(result); });
         }
     };
-    if (target == t) {
-        hand_over();
-    } else {
-        impl_->post(target, std::move(hand_over));
-    }
+    impl_->shards.dispatch(target, std::move(hand_over));
 }
 
 void Hub::presence(const std::string& topic, std::function<void(std::vector<Member>)> done) {
     const auto t = impl_->current();
     if (topic.size() > kMaxTopicBytes) {
         // No topic has that name. Posted, as every completion: never re-entered from the call.
-        impl_->post(t, [done = std::move(done)] { done({}); });
+        impl_->shards.post(t, [done = std::move(done)] { done({}); });
         return;
     }
-    const auto shard = impl_->shard_of(topic);
-    impl_->post(shard, [self = impl_, shard, t, topic, done = std::move(done)]() mutable {
+    const auto shard = impl_->shards.shard_of(topic);
+    impl_->shards.post(shard, [self = impl_, shard, t, topic, done = std::move(done)]() mutable {
         std::vector<Member> members;
         auto& sh = *self->threads[shard];
         if (auto it = sh.topics.find(topic); it != sh.topics.end()) {
@@ -548,7 +533,7 @@ void Hub::presence(const std::string& topic, std::function<void(std::vector<Memb
                 members.push_back(m.member);
             }
         }
-        self->post(t, [done = std::move(done), members = std::move(members)]() mutable {
+        self->shards.post(t, [done = std::move(done), members = std::move(members)]() mutable {
             done(std::move(members));
         });
     });
@@ -566,7 +551,7 @@ void Hub::list_topics(std::size_t max, std::function<void(std::vector<TopicInfo>
     gather->waiting = impl_->threads.size();
     gather->done = std::move(done);
     for (std::size_t shard = 0; shard < impl_->threads.size(); ++shard) {
-        impl_->post(shard, [self = impl_, shard, gather, max] {
+        impl_->shards.post(shard, [self = impl_, shard, gather, max] {
             std::vector<TopicInfo> mine;
             for (const auto& [name, state] : self->threads[shard]->topics) {
                 mine.push_back({name, state.members.size()});
@@ -592,11 +577,11 @@ void Hub::list_topics(std::size_t max, std::function<void(std::vector<TopicInfo>
 void Hub::topic_members(const std::string& topic, std::function<void(std::vector<Member>)> done) {
     if (topic.size() > kMaxTopicBytes) {
         // No topic has that name; answered on an io thread, as the contract says.
-        impl_->post(0, [done = std::move(done)] { done({}); });
+        impl_->shards.post(0, [done = std::move(done)] { done({}); });
         return;
     }
-    const auto shard = impl_->shard_of(topic);
-    impl_->post(shard, [self = impl_, shard, topic, done = std::move(done)] {
+    const auto shard = impl_->shards.shard_of(topic);
+    impl_->shards.post(shard, [self = impl_, shard, topic, done = std::move(done)] {
         std::vector<Member> members;
         auto& sh = *self->threads[shard];
         if (auto it = sh.topics.find(topic); it != sh.topics.end()) {
@@ -612,7 +597,7 @@ void Hub::topic_members(const std::string& topic, std::function<void(std::vector
 }
 
 core::Runtime& Hub::runtime() const noexcept {
-    return impl_->runtime;
+    return impl_->shards.runtime();
 }
 
 }  // namespace hearth::hub

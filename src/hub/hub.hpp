@@ -150,7 +150,8 @@ inline constexpr std::size_t kMaxEventTopicBytes = 200;
 inline constexpr std::size_t kMaxEventPrincipalBytes = 64;
 
 /// Topics sharded over the io threads. Runs on: every io thread; each topic lives on the thread its
-/// name hashes to (its shard), each subscriber on its connection's thread. A publish costs one post
+/// name hashes to (its shard, `core::ShardSet::shard_of`), each subscriber on its connection's
+/// thread. A publish costs one post
 /// to the topic's shard and one post per destination thread that has subscribers, never one per
 /// recipient. Order: messages of one publisher to one topic arrive in the order published.
 ///

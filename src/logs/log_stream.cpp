@@ -129,31 +129,19 @@ LogAccess LogStream::access() const {
 }
 
 LogStream::~LogStream() {
-    // Explicitly first: once this returns, on_log_line is not running and never runs again.
+    // Explicitly first: once these return, on_log_line and flush are not running and never run
+    // again.
     subscription_ = {};
+    batches_.cancel();
 }
 
-void LogStream::start(boost::asio::io_context& io) {
-    timer_ = std::make_unique<boost::asio::steady_timer>(io);
-    arm_timer();
+void LogStream::start(const core::ShardSet& shards) {
+    // `this`: the destructor cancels the timer, which guarantees flush is no longer running.
+    batches_ = shards.every(0, limits_.batch_interval, [this] { flush(); });
     // on_log_line captures `this`: subscription_ is destroyed before anything else (see the
     // destructor), which guarantees the callback is no longer running.
     subscription_ =
         util::log_ring().subscribe([this](const util::LogRecord& record) { on_log_line(record); });
-}
-
-void LogStream::arm_timer() {
-    timer_->expires_after(limits_.batch_interval);
-    // A weak pointer: the stream may be gone when a cancelled wait completes during shutdown.
-    timer_->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
-        if (ec) {
-            return;
-        }
-        if (auto self = weak.lock()) {
-            self->flush();
-            self->arm_timer();
-        }
-    });
 }
 
 boost::system::result<void, std::string> LogStream::ingest(json::object entry) {

@@ -18,14 +18,13 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 #include <boost/system/result.hpp>
 
 #include <hearth/connection.hpp>
 #include <hearth/store.hpp>
 
+#include "core/shard_set.hpp"
 #include "logs/add_throttle.hpp"
 #include "util/log.hpp"
 
@@ -81,8 +80,9 @@ enum class Audience : std::uint8_t { kPublic, kOperator };
 /// The log stream. Thread-safe: `ingest`, `add_listener` and `remove_listener` are called from io
 /// threads (routes) and from the logging thread (the server's own lines, via the ring
 /// subscription); every call holds one mutex briefly and never blocks otherwise. The batcher runs
-/// on one io thread (the io_context given to `start`). Owned by the app through a shared_ptr;
-/// routes and handlers hold weak pointers. Must be destroyed after the io threads stopped.
+/// on shard 0 (a timer of the shard set given to `start`). Owned by the logs module through a
+/// shared_ptr; routes and handlers hold weak pointers. May be destroyed while the io threads run
+/// (the module disabled): the destructor waits for a batch under way on shard 0, if any.
 class LogStream : public std::enable_shared_from_this<LogStream> {
 public:
     /// `storage`, when given, receives every batch and must outlive the stream; its writes are
@@ -94,9 +94,9 @@ public:
     LogStream(const LogStream&) = delete;
     LogStream& operator=(const LogStream&) = delete;
 
-    /// Arms the batch timer on `io` and subscribes to the server's log ring. Call once, on the
-    /// control thread, before the io threads run or while they run.
-    void start(boost::asio::io_context& io);
+    /// Starts the batch timer on shard 0 of `shards` and subscribes to the server's log ring.
+    /// Call once, on the control thread, before the io threads run or while they run.
+    void start(const core::ShardSet& shards);
 
     /// Adds one client entry: keeps its members in their order, sets `room` to "" when absent or
     /// null, renames a `user` that claims the server's name (`claims_server_user`), and appends
@@ -151,7 +151,6 @@ private:
     void store_batch(const std::map<std::string, std::deque<Pending>>& batch);
     void prune();
     void on_log_line(const util::LogRecord& record);
-    void arm_timer();
 
     LogStreamLimits limits_;
     store::Logs* storage_;
@@ -176,7 +175,7 @@ private:
     std::map<std::string, std::deque<Pending>> pending_;  // room -> entries, oldest first
     std::size_t pending_bytes_ = 0;                       // sum of pending_'s Pending::bytes()
     std::map<std::uint64_t, Listener> listeners_;
-    std::unique_ptr<boost::asio::steady_timer> timer_;  // touched only on its io thread after start
+    core::ShardTimer batches_;  // flush(), every batch_interval
     // Last: destroyed first, so that no log line arrives into a half-destroyed stream.
     util::LogRing::Subscription subscription_;
 };

@@ -2,7 +2,7 @@
 
 #include <hearth/store.hpp>
 
-#include "core/runtime.hpp"
+#include "core/shard_set.hpp"
 #include "core/ws_settings.hpp"
 #include "logs/log_query_route.hpp"
 #include "logs/log_routes.hpp"
@@ -27,7 +27,7 @@ void LogsModule::start(const core::Config& config) {
     auto* storage = c.store ? &context_.store.logs() : nullptr;
     stream_ = std::make_shared<LogStream>(context_.metrics, c.stream_limits(), storage,
                                           c.retention(), c.access());
-    stream_->start(context_.runtime.io_context(0));
+    stream_->start(context_.shards);
     const auto ws = core::ws_route_settings(config.get<core::WebSocketConfig>());
     routes_at_ = {{context_.http_listener, ""}};
     if (auto other = elsewhere_(config)) {

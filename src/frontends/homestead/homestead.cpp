@@ -8,8 +8,6 @@
 #include <vector>
 
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -18,7 +16,7 @@
 #include "auth/account_service.hpp"
 #include "core/metrics.hpp"
 #include "core/post.hpp"
-#include "core/runtime.hpp"
+#include "core/shard_set.hpp"
 #include "core/ws_settings.hpp"
 #include "frontends/homestead/codec.hpp"
 #include "util/log.hpp"
@@ -215,9 +213,9 @@ WsRouteSettings route_settings(const HomesteadConfig& c, const core::WebSocketCo
 
 /// State shared by every connection of the front-end. Thread-safe.
 struct HomesteadFrontend::Shared {
-    Shared(core::Runtime& r, store::Mailboxes& m, core::MetricsRegistry& metrics,
+    Shared(const core::ShardSet& s, store::Mailboxes& m, core::MetricsRegistry& metrics,
            const HomesteadConfig& c)
-        : runtime(r), mailboxes(m) {
+        : shards(s), mailboxes(m) {
         set(c);
         for (Kind k : {Kind::kMod, Kind::kBot}) {
             const auto i = static_cast<std::size_t>(k);
@@ -364,7 +362,7 @@ struct HomesteadFrontend::Shared {
         return registry.mods(channel);
     }
 
-    core::Runtime& runtime;
+    core::ShardSet shards;  // store completions go back to the connection's shard
     store::Mailboxes& mailboxes;
     Registry registry;
     mutable std::mutex mutex;
@@ -520,14 +518,14 @@ private:
         route->id = id_;
         route->connection = connection_;
         route->deliver =
-            core::post_to_current_thread<Delivery>(shared_->runtime, [weak](Delivery d) {
+            core::post_to_current_thread<Delivery>(shared_->shards, [weak](Delivery d) {
                 if (auto self = weak.lock()) {
                     self->deliver(std::move(d));
                 } else {
                     d.done(false);
                 }
             });
-        route->flush_hint = core::post_to_current_thread(shared_->runtime, [weak] {
+        route->flush_hint = core::post_to_current_thread(shared_->shards, [weak] {
             if (auto self = weak.lock()) {
                 self->on_flush_hint();
             }
@@ -580,7 +578,7 @@ private:
         slot.live = true;
         slot.awaiting = static_cast<int>(targets.size());
         auto done = core::post_to_current_thread<bool>(
-            shared_->runtime, [self = shared_from_this(), index](bool written) {
+            shared_->shards, [self = shared_from_this(), index](bool written) {
                 self->on_delivered(index, written);
             });
         const auto prefix = slot.prefix;
@@ -642,8 +640,8 @@ private:
         const std::string key = s.key;
         shared_->mailboxes.append(s.key, *s.prefix, shared_->limits(),
                                   core::post_to_current_thread<Result<store::AppendResult>>(
-                                      shared_->runtime, [self = shared_from_this(), index, kind,
-                                                         key](Result<store::AppendResult> r) {
+                                      shared_->shards, [self = shared_from_this(), index, kind,
+                                                        key](Result<store::AppendResult> r) {
                                           self->on_appended(index, kind, key, r);
                                       }));
     }
@@ -758,7 +756,7 @@ private:
 
     void read_page() {
         auto done = core::post_to_current_thread<Result<std::vector<store::MailboxEntry>>>(
-            shared_->runtime,
+            shared_->shards,
             [self = shared_from_this()](Result<std::vector<store::MailboxEntry>> r) {
                 self->on_page(std::move(r));
             });
@@ -904,7 +902,7 @@ private:
     void remove(std::string key, std::uint64_t seq) {
         const auto direction = direction_of(key);
         auto done = core::post_to_current_thread<Result<void>>(
-            shared_->runtime, [self = shared_from_this(), direction](Result<void> r) {
+            shared_->shards, [self = shared_from_this(), direction](Result<void> r) {
                 if (r) {
                     self->shared_->depth[direction]->sub(1);
                 } else {
@@ -1015,57 +1013,31 @@ void warn_if_default_key_exposed(std::string_view listen, std::string_view api_k
 
 }  // namespace
 
-/// The timer of the sweep, on io thread 0. The module may be disabled while the io threads run, so
-/// the front-end can be destroyed on a control thread while a sweep runs: each wait holds the
-/// timer weakly (a running sweep keeps it alive), and `stopping` ends the chain at its next wait.
-struct HomesteadFrontend::SweepTimer : std::enable_shared_from_this<SweepTimer> {
-    SweepTimer(boost::asio::io_context& io, std::weak_ptr<Shared> s)
-        : timer(io), shared(std::move(s)) {}
+namespace {
 
-    void arm() {
-        auto s = shared.lock();
-        if (!s || stopping) {
-            return;
-        }
-        const auto lifetime =
-            std::chrono::seconds(s->queue_lifetime_s.load(std::memory_order_relaxed));
-        // A short lifetime is swept as often, so that expired messages do not linger in the
-        // quotas long; a lifetime of 0 still sweeps: entries stored with an earlier lifetime.
-        const auto interval = lifetime.count() > 0
-                                  ? std::clamp(lifetime, std::chrono::seconds(1), kSweepInterval)
-                                  : kSweepInterval;
-        timer.expires_after(interval);
-        timer.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
-            auto self = weak.lock();
-            if (ec || !self || self->stopping) {
-                return;
-            }
-            if (auto alive = self->shared.lock()) {
-                Shared::sweep(alive, Kind::kMod);
-                Shared::sweep(alive, Kind::kBot);
-                self->arm();
-            }
-        });
-    }
+// A short lifetime is swept as often, so that expired messages do not linger in the quotas long; a
+// lifetime of 0 still sweeps: entries stored with an earlier lifetime.
+std::chrono::seconds sweep_interval(std::int64_t queue_lifetime_s) {
+    const std::chrono::seconds lifetime(queue_lifetime_s);
+    return lifetime.count() > 0 ? std::clamp(lifetime, std::chrono::seconds(1), kSweepInterval)
+                                : kSweepInterval;
+}
 
-    boost::asio::steady_timer timer;  // io thread 0 only, once armed
-    std::weak_ptr<Shared> shared;
-    std::atomic<bool> stopping{false};
-};
+}  // namespace
 
-HomesteadFrontend::HomesteadFrontend(core::Runtime& runtime, store::Mailboxes& mailboxes,
+HomesteadFrontend::HomesteadFrontend(const core::ShardSet& shards, store::Mailboxes& mailboxes,
                                      core::MetricsRegistry& metrics, const HomesteadConfig& config)
-    : shared_(std::make_shared<Shared>(runtime, mailboxes, metrics, config)),
+    : shared_(std::make_shared<Shared>(shards, mailboxes, metrics, config)),
       start_config_(config),
       api_key_(config.api_key) {
     warn_if_default_key_exposed(config.listen, config.api_key);
-    // Armed on its own thread: the io threads may be running (a module enabled at run time).
-    sweep_timer_ = std::make_shared<SweepTimer>(runtime.io_context(0), shared_);
-    boost::asio::post(runtime.io_context(0), [weak = std::weak_ptr<SweepTimer>(sweep_timer_)] {
-        if (auto t = weak.lock()) {
-            t->arm();
-        }
-    });
+    sweep_timer_ = shards.every(0, sweep_interval(config.queue_lifetime_s),
+                                [weak = std::weak_ptr<Shared>(shared_)] {
+                                    if (auto shared = weak.lock()) {
+                                        Shared::sweep(shared, Kind::kMod);
+                                        Shared::sweep(shared, Kind::kBot);
+                                    }
+                                });
     // The depth gauges start from what the store holds (messages queued before a restart).
     for (Kind k : {Kind::kMod, Kind::kBot}) {
         mailboxes.depth_prefix(
@@ -1078,11 +1050,7 @@ HomesteadFrontend::HomesteadFrontend(core::Runtime& runtime, store::Mailboxes& m
     }
 }
 
-HomesteadFrontend::~HomesteadFrontend() {
-    // The wait in progress ends at its expiry without sweeping; cancelling from this thread would
-    // race with the timer's own.
-    sweep_timer_->stopping = true;
-}
+HomesteadFrontend::~HomesteadFrontend() = default;
 
 void HomesteadFrontend::add_routes(Router& router,
                                    std::shared_ptr<const WsRouteSettings> settings) {
@@ -1140,6 +1108,7 @@ const auth::AccessPolicy& HomesteadFrontend::access_policy() {
 
 void HomesteadFrontend::reload(const HomesteadConfig& config) {
     shared_->set(config);
+    sweep_timer_.set_interval(sweep_interval(config.queue_lifetime_s));
     if (config.api_key != api_key_) {
         api_key_ = config.api_key;
         // The listener keeps the address it started with (listen needs a restart).

@@ -14,6 +14,7 @@
 
 #include "auth/access_policy.hpp"
 #include "core/config.hpp"
+#include "core/shard_set.hpp"
 
 namespace hearth::core {
 class MetricsRegistry;
@@ -126,12 +127,13 @@ WsRouteSettings route_settings(const HomesteadConfig& config, const core::WebSoc
 
 /// The Homestead front-end: its listener, routes and the registry of who is connected. Created,
 /// wired and reloaded on the control thread; its connections run on the io threads and its store
-/// completions are posted back to them. `mailboxes` and `runtime` must outlive every connection
-/// (the app destroys the network layer, then this, then the store, then the runtime). It may be
-/// destroyed while the io threads run (the module disabled): its sweep timer ends by itself.
+/// completions are posted back to them. `mailboxes` and the shards' runtime must outlive every
+/// connection (the app destroys the network layer, then this, then the store, then the runtime).
+/// It may be destroyed while the io threads run (the module disabled): its sweep timer is
+/// cancelled, waiting for a sweep under way.
 class HomesteadFrontend {
 public:
-    HomesteadFrontend(core::Runtime& runtime, store::Mailboxes& mailboxes,
+    HomesteadFrontend(const core::ShardSet& shards, store::Mailboxes& mailboxes,
                       core::MetricsRegistry& metrics, const HomesteadConfig& config);
     ~HomesteadFrontend();
     HomesteadFrontend(const HomesteadFrontend&) = delete;
@@ -155,15 +157,14 @@ public:
     struct Shared;
 
 private:
-    struct SweepTimer;
-
     std::shared_ptr<Shared> shared_;
     HomesteadConfig start_config_;
     std::string api_key_;  // the one applied last, to tell when a reload changes it
     std::string listener_;
-    // The sweep of expired queued messages, on io thread 0. Owned here, not by Shared: Shared
-    // may outlive the io contexts (held by a route's pending accept), a timer must not.
-    std::shared_ptr<SweepTimer> sweep_timer_;
+    // The sweep of expired queued messages, on shard 0. Owned here, not by Shared: Shared may
+    // outlive the io contexts (held by a route's pending accept); the sweep stops with the
+    // front-end.
+    core::ShardTimer sweep_timer_;
 };
 
 /// Whether `listen` (host:port) takes connections from beyond this machine: any address but a

@@ -26,7 +26,7 @@ HomesteadModule::HomesteadModule(ModuleContext& context)
 
 void HomesteadModule::start(const core::Config& config) {
     frontend_ =
-        std::make_unique<HomesteadFrontend>(context_.runtime, context_.store.mailboxes(),
+        std::make_unique<HomesteadFrontend>(context_.shards, context_.store.mailboxes(),
                                             context_.metrics, config.get<HomesteadConfig>());
     frontend_->set_accounts(&context_.accounts);
     frontend_->add_routes(routes(), settings(config));

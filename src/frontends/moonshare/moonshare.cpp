@@ -31,6 +31,7 @@
 #include "core/metrics.hpp"
 #include "core/post.hpp"
 #include "core/runtime.hpp"
+#include "core/shard_set.hpp"
 #include "core/ws_settings.hpp"
 #include "frontends/moonshare/bindings.hpp"
 #include "frontends/moonshare/codec.hpp"
@@ -318,6 +319,7 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     Shared(core::Runtime& r, auth::AccountService& a, core::MetricsRegistry& m, core::EventBus& e,
            const MoonshareConfig& c, const std::string& data_dir)
         : runtime(r),
+          shards(r),
           accounts(a),
           metrics(m),
           events(e),
@@ -1174,7 +1176,8 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
         }
     }
 
-    core::Runtime& runtime;
+    core::Runtime& runtime;  // its blocking pool: the disk
+    core::ShardSet shards;
     auth::AccountService& accounts;
     core::MetricsRegistry& metrics;
     core::EventBus& events;
@@ -1250,33 +1253,7 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     std::unordered_map<ConnectionId, ConnectionHandle> gateway_subscribers;
 
     std::atomic<bool> status_dirty{true};
-    std::uint64_t ticks = 0;  // the ticker's thread
-};
-
-/// The housekeeping timer: once a second on io thread 0, Shared::tick. Owned by the front-end
-/// alone (its waits hold it weakly), so that it is destroyed with the front-end, before the io
-/// contexts.
-struct MoonshareFrontend::Ticker : std::enable_shared_from_this<Ticker> {
-    Ticker(boost::asio::io_context& io, std::weak_ptr<Shared> s)
-        : timer(io), shared(std::move(s)) {}
-
-    void arm() {
-        timer.expires_after(std::chrono::seconds(1));
-        timer.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
-            auto self = weak.lock();
-            if (ec || !self || self->stopping) {
-                return;
-            }
-            if (auto s = self->shared.lock()) {
-                s->tick();
-            }
-            self->arm();
-        });
-    }
-
-    boost::asio::steady_timer timer;  // io thread 0 only
-    std::weak_ptr<Shared> shared;
-    std::atomic<bool> stopping{false};
+    std::uint64_t ticks = 0;  // the ticker's shard
 };
 
 namespace {
@@ -1500,15 +1477,14 @@ void gateway(const std::shared_ptr<Shared>& shared, const HttpRequest& req, Http
             std::chrono::steady_clock::time_point start;
             std::size_t next = 0;
             void go(std::shared_ptr<Hop> self) {
-                if (next == shared->runtime.io_thread_count()) {
+                if (next == shared->shards.size()) {
                     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::steady_clock::now() - start)
                                         .count();
                     res.respond(gateway_json(200, Obj().num("latency_ms", ms).done()));
                     return;
                 }
-                auto& io = shared->runtime.io_context(next++);
-                boost::asio::post(io, [self] { self->go(self); });
+                shared->shards.post(next++, [self] { self->go(self); });
             }
         };
         auto hop =
@@ -2732,20 +2708,18 @@ void MoonshareFrontend::start() {
     if (ticker_) {
         return;
     }
-    ticker_ = std::make_shared<Ticker>(shared_->runtime.io_context(0), shared_);
-    boost::asio::post(shared_->runtime.io_context(0), [weak = std::weak_ptr<Ticker>(ticker_)] {
-        if (auto t = weak.lock(); t && !t->stopping) {
-            t->arm();
-        }
-    });
+    // The housekeeping, once a second on shard 0.
+    ticker_ =
+        shared_->shards.every(0, std::chrono::seconds(1), [weak = std::weak_ptr<Shared>(shared_)] {
+            if (auto s = weak.lock()) {
+                s->tick();
+            }
+        });
 }
 
 void MoonshareFrontend::stop() {
-    if (!ticker_ || ticker_->stopping.exchange(true)) {
-        return;
-    }
-    // The wait ends at its next expiry (within a second) without re-arming; cancelling from this
-    // thread would race with the timer's own thread.
+    // Waits for a tick under way: the destructor's last save of the bindings comes after it.
+    ticker_.cancel();
 }
 
 }  // namespace hearth::frontends::moonshare

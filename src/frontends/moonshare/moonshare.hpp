@@ -17,6 +17,7 @@
 #include <hearth/http.hpp>
 
 #include "core/config.hpp"
+#include "core/shard_set.hpp"
 
 namespace hearth::core {
 class EventBus;
@@ -241,10 +242,11 @@ WsRouteSettings player_route_settings(const MoonshareConfig& config,
                                       const core::WebSocketConfig& ws);
 
 /// The Moonshare front-end. Created, wired and stopped on the control thread; its connections run
-/// on the io threads; disk work runs on the runtime's blocking pool. `runtime`, `accounts` and
-/// `events` must outlive it. Lifecycle: construct (indexes the stored files under
-/// `data_dir`/moonshare and loads the user id bindings saved there), add_routes, start (after the
-/// runtime started: its timer), and destroy after the network layer (saves the bindings).
+/// on the io threads; disk work runs on the runtime's blocking pool, and each connection's upload
+/// watchdog is an Asio timer on its own io thread. `runtime`, `accounts` and `events` must outlive
+/// it. Lifecycle: construct (indexes the stored files under `data_dir`/moonshare and loads the
+/// user id bindings saved there), add_routes, start (its housekeeping timer), and destroy after
+/// the network layer (stops the timer, then saves the bindings).
 class MoonshareFrontend {
 public:
     MoonshareFrontend(core::Runtime& runtime, auth::AccountService& accounts,
@@ -260,10 +262,11 @@ public:
     /// /logs, /events/recent and the auth WebSocket's /sessions); it must outlive the routes.
     void add_routes(Router& router, std::shared_ptr<const WsRouteSettings> player,
                     std::shared_ptr<const WsRouteSettings> ws, const auth::OperatorAuth& operators);
-    /// Starts the housekeeping timer (gateway pushes, expiry of stored files and sessions). Call
-    /// once the runtime runs.
+    /// Starts the housekeeping timer (gateway pushes, expiry of stored files and sessions), a
+    /// timer on shard 0. Before the runtime runs too (it begins when the runtime does).
     void start();
-    /// Stops the timer. Idempotent; the destructor calls it.
+    /// Stops the timer; returns once a tick under way has ended. Idempotent; the destructor calls
+    /// it. Not from an io thread a tick waits for (none: a tick only posts).
     void stop();
 
     /// Test seam: where the blocking pool is about to touch an upload's file. No client can hold
@@ -282,11 +285,10 @@ public:
     const std::string& gateway_listener() const noexcept { return gateway_listener_; }
 
     struct Shared;
-    struct Ticker;
 
 private:
     std::shared_ptr<Shared> shared_;
-    std::shared_ptr<Ticker> ticker_;
+    core::ShardTimer ticker_;
     MoonshareConfig config_;
     std::string token_listener_;
     std::string auth_listener_;
