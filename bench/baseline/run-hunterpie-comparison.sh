@@ -59,32 +59,8 @@ if [[ ! -d "$NODE_DIR/node_modules/ws" ]]; then
     (cd "$NODE_DIR" && npm ci --no-audit --no-fund >&2)
 fi
 
-SERVER_PID=
-stop_server() {
-    if [[ -n "$SERVER_PID" ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
-    fi
-}
-trap stop_server EXIT
-
-wait_for_port() {  # port
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "$SERVER_PID" 2>/dev/null || { echo "the server exited at startup" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
-}
+# shellcheck source=bench/lib/server.sh
+source "$ROOT/bench/lib/server.sh"
 
 start_hearth() {  # log file
     local data
