@@ -40,7 +40,8 @@ void ApiModule::start(const core::Config& config) {
     add_account_routes(*api_, context_.accounts);
     add_runtime_routes(*api_, context_.connections, context_.hub, context_.store.mailboxes(),
                        context_.events);
-    add_module_routes(*api_, {context_.modules, context_.config, context_.control});
+    add_module_routes(*api_,
+                      {context_.modules, context_.config, context_.control, context_.metrics});
     add_event_stream_route(
         *routes_, http, context_.events, context_.operators, ws_settings(config),
         [config = context_.config] { return config()->get<core::HttpConfig>().operator_origins; },

@@ -1,10 +1,12 @@
 #include "api/modules_api.hpp"
+#include <atomic>
 #include <chrono>
 #include <utility>
 
 #include <boost/json/array.hpp>
 
 #include "core/config.hpp"
+#include "core/metrics.hpp"
 #include "core/module_registry.hpp"
 
 namespace hearth::api {
@@ -78,7 +80,17 @@ HttpResponse refusal(const core::ModuleActionResult& r) {
 }  // namespace
 
 void add_module_routes(OperatorApi& api, ModuleActions actions) {
-    auto shared = std::make_shared<const ModuleActions>(std::move(actions));
+    struct Shared {
+        ModuleActions actions;
+        core::Gauge& pending;
+        core::ModuleRegistry& registry;         // actions.registry, for brevity below
+        std::atomic<std::int64_t> accepted{0};  // what `pending` shows, counted atomically
+    };
+    auto& pending = actions.metrics.gauge(
+        "hearth_module_actions_pending",
+        "Operators' module actions accepted and not finished (running or waiting).");
+    auto& registry = actions.registry;
+    auto shared = std::make_shared<Shared>(std::move(actions), pending, registry);
     api.add("GET", "/api/v1/modules", Access::kAdmin, [shared](ApiCallPtr, HttpResponder res) {
         json::array items;
         for (const auto& m : shared->registry.statuses()) {
@@ -106,10 +118,24 @@ void add_module_routes(OperatorApi& api, ModuleActions actions) {
                 }
                 // Starting or stopping a module waits for its listeners and its connections: never
                 // on an io thread. Actions run one at a time, in the order they arrived.
-                shared->control([shared, &api, call, res]() mutable {
+                if (shared->accepted.fetch_add(1) >= kMaxPendingModuleActions) {
+                    shared->accepted.fetch_sub(1);
+                    res.respond(api_error(503, "busy",
+                                          "earlier module actions are still running; try again"));
+                    return;
+                }
+                shared->pending.add(1);
+                shared->actions.control([shared, &api, call, res]() mutable {
+                    struct Done {
+                        Shared& shared;
+                        ~Done() {
+                            shared.pending.sub(1);
+                            shared.accepted.fetch_sub(1);
+                        }
+                    } done{*shared};
                     const auto& name = call->params.at("name");
                     const auto& verb = call->params.at("action");
-                    const auto config = shared->config();
+                    const auto config = shared->actions.config();
                     const auto deadline =
                         std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(

@@ -398,5 +398,29 @@ TEST(Modules, HomesteadKeepsItsQueuedMessagesAcrossADisable) {
     EXPECT_THAT(delivered->data, HasSubstr("kept across a disable"));
 }
 
+// Actions wait for a module's clients to close, one at a time; those waiting are bounded, and the
+// next gets 503 busy at once instead of queueing behind them.
+TEST(Modules, ActionsWaitingForTheControlThreadAreBounded) {
+    TestServer s(with_frontends({{"server.shutdown_timeout_ms", "2000"}}));
+    // A client that never answers the close frame holds the first disable until its deadline.
+    RawClient stuck(port_of(s, "hunterpie"));
+    ASSERT_EQ(stuck.upgrade("/connect?playerName=Stuck").rfind("HTTP/1.1 101", 0), 0u);
+    std::vector<std::future<HttpResult>> waiting;
+    waiting.push_back(act(s.port(), "hunterpie", "disable"));
+    for (int i = 1; i < 4; ++i) {
+        waiting.push_back(act(s.port(), "native", "restart"));
+    }
+    ASSERT_TRUE(eventually([&] { return s.metric("hearth_module_actions_pending") == 4; }));
+
+    const auto refused = as_admin(s.port(), "POST", "/api/v1/modules/dracosoft/restart");
+    EXPECT_EQ(refused.status, 503);
+    EXPECT_THAT(refused.body, HasSubstr("busy"));
+    for (auto& w : waiting) {
+        EXPECT_EQ(w.get().status, 200);
+    }
+    EXPECT_EQ(s.metric("hearth_module_actions_pending"), 0);
+    EXPECT_EQ(as_admin(s.port(), "POST", "/api/v1/modules/dracosoft/restart").status, 200);
+}
+
 }  // namespace
 }  // namespace hearth::test
