@@ -53,6 +53,13 @@ std::shared_ptr<spdlog::logger> log() {
     return l;
 }
 
+// How long a module's clients may take to close when a config stops it: the operators' setting,
+// as for a shutdown.
+std::chrono::steady_clock::time_point stop_deadline(const Config& config) {
+    return std::chrono::steady_clock::now() +
+           std::chrono::milliseconds(config.get<ServerConfig>().shutdown_timeout_ms);
+}
+
 }  // namespace
 
 struct ModuleRegistry::Entry {
@@ -264,7 +271,7 @@ std::vector<std::string> ModuleRegistry::apply(const Config& next) {
     std::lock_guard lock(action_mutex_);
     std::vector<std::string> problems;
     auto order = ordered();
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    const auto deadline = stop_deadline(next);
     // Stops first, dependents before what they need.
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         Entry& e = **it;
@@ -316,7 +323,7 @@ std::vector<std::string> ModuleRegistry::apply(const Config& next) {
 void ModuleRegistry::restart_on(Entry& e, const Config& next, std::vector<std::string>& problems) {
     const Config running = *e.applied;
     log()->info("module {}: its section changed in keys it applies by starting again", e.name());
-    stop_one(e, std::chrono::steady_clock::now() + std::chrono::seconds(10), StopCause::kRestart);
+    stop_one(e, stop_deadline(next), StopCause::kRestart);
     if (start_one(e, next)) {
         return;
     }

@@ -75,7 +75,13 @@ protected:
         return std::chrono::steady_clock::now() + std::chrono::seconds(1);
     }
 
-    std::shared_ptr<const Config> config = ConfigSchema{}.load_string("", "test", {}).config;
+    // [server] holds shutdown_timeout_ms, the deadline of the stops a config change makes.
+    static ConfigSchema server_schema() {
+        ConfigSchema schema;
+        schema.add<ServerConfig>();
+        return schema;
+    }
+    std::shared_ptr<const Config> config = server_schema().load_string("", "test", {}).config;
     EventBus events{100};
     CallLog calls;
     ModuleRegistry registry{events, OnModuleFailure::kRefuse};
