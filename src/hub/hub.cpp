@@ -10,6 +10,7 @@
 #include "core/metrics.hpp"
 #include "core/runtime.hpp"
 #include "core/shard_set.hpp"
+#include "util/line_throttle.hpp"
 #include "util/log.hpp"
 #include "util/utf8.hpp"
 
@@ -104,6 +105,9 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
             "hearth_hub_fanout_latency_seconds",
             "From publish to delivery on the subscriber's thread, per destination thread.",
             core::Histogram::latency_seconds_bounds());
+        topic_events_suppressed =
+            &m.counter("hearth_hub_topic_events_suppressed_total",
+                       "topic.created/topic.emptied events left out by their rate limit.");
     }
 
     void set_config(const HubConfig& c) {
@@ -217,6 +221,11 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         if (!events.connected()) {
             return;
         }
+        const auto admitted = topic_events.admit();
+        if (!admitted) {
+            topic_events_suppressed->inc();
+            return;
+        }
         const auto colon = topic.find(':');
         std::string module = colon == std::string::npos
                                  ? std::string("hub")
@@ -226,6 +235,9 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         if (topic.size() > kMaxEventTopicBytes) {
             detail += " (the name has " + std::to_string(topic.size()) + " bytes; cut to " +
                       std::to_string(kMaxEventTopicBytes) + ")";
+        }
+        if (*admitted > 0) {
+            detail += " (" + std::to_string(*admitted) + " topic events left out before)";
         }
         events.publish(kind, std::move(module), util::bounded_utf8(topic, kMaxEventTopicBytes),
                        std::move(detail), util::bounded_utf8(principal, kMaxEventPrincipalBytes));
@@ -293,7 +305,12 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     core::Counter* limit_subscribers;
     core::Counter* limit_topic_bytes;
     core::Histogram* latency;
+    core::Counter* topic_events_suppressed;
     core::EventSink events;
+    // A client can create and empty topics as fast as it can send (join and leave a fresh name),
+    // and each event would push an older one out of the operator's history: as failed logins,
+    // they share one rate over every connection.
+    util::LineThrottle topic_events{util::TokenRate{.per_s = 20, .depth = 100}};
 };
 
 Hub::Hub(core::Runtime& runtime, core::MetricsRegistry& metrics, HubConfig config)

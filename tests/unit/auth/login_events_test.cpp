@@ -4,8 +4,6 @@
 // rate-limited and what is left out is counted.
 
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
 #include <future>
 #include <string>
 #include <vector>
@@ -18,60 +16,24 @@
 #include "core/metrics.hpp"
 #include "store/open_store.hpp"
 #include "store/storage_config.hpp"
+#include "unit/auth/account_fixture.hpp"
 
 namespace hearth::auth {
 namespace {
 
 using namespace std::chrono_literals;
 using core::EventKind;
-
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl =
-            (std::filesystem::temp_directory_path() / "hearth-login-events-XXXXXX").string();
-        if (mkdtemp(tmpl.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
-
-template <class T>
-T wait(std::future<T>& f) {
-    if (f.wait_for(10s) != std::future_status::ready) {
-        throw std::runtime_error("timed out");
-    }
-    return f.get();
-}
+using test::wait;
 
 const AccessPolicy kNativeDoor{
     .door = "native", .api_key_scope = "native", .session_roles = {"player"}};
 
-class LoginEvents : public ::testing::Test {
+class LoginEvents : public test::SqliteAccountsTest {
 protected:
-    LoginEvents()
-        : store_(store::open_store(store::StorageConfig{}, dir_.path(), metrics_)),
-          // Hashes run inline, on the store's thread that asked: as the CLI does.
-          accounts_(
-              store_->accounts(), [](std::function<void()> work) { work(); }, metrics_, fast()) {
-        accounts_.set_events(&bus_);
-    }
-
-    static AuthConfig fast() {
-        AuthConfig c;
-        c.password_ops_limit = 1;
-        c.password_mem_limit_kib = 8;
-        return c;
-    }
+    LoginEvents() { accounts_.set_events(&bus_); }
+    // The bus is a member here, so it goes before the service: operations still in flight must
+    // not publish to it.
+    ~LoginEvents() override { accounts_.set_events(nullptr); }
 
     store::AccountRecord create(const std::string& name, const std::string& password) {
         std::promise<Result<store::AccountRecord>> p;
@@ -130,11 +92,7 @@ protected:
         return metrics_.counter("hearth_auth_login_events_suppressed_total", "").value();
     }
 
-    TempDir dir_;
-    core::MetricsRegistry metrics_;
-    core::EventBus bus_{10'000};  // outlives the service
-    std::unique_ptr<store::Store> store_;
-    AccountService accounts_;
+    core::EventBus bus_{10'000};
 };
 
 TEST_F(LoginEvents, AGoodPasswordIsLoginOkForTheAccount) {

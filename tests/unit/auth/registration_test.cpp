@@ -5,9 +5,7 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
 #include <deque>
-#include <filesystem>
 #include <future>
 #include <string>
 
@@ -18,11 +16,13 @@
 #include "core/metrics.hpp"
 #include "store/open_store.hpp"
 #include "store/storage_config.hpp"
+#include "unit/auth/account_fixture.hpp"
 
 namespace hearth::auth {
 namespace {
 
 using namespace std::chrono_literals;
+using test::wait;
 using Clock = RegistrationThrottle::Clock;
 
 TEST(AddressKey, Ipv6CountsByItsSlash64AndMappedIpv4AsIpv4) {
@@ -80,52 +80,19 @@ TEST(RegistrationThrottle, TrackedAddressesAreBounded) {
     EXPECT_EQ(t.tracked_addresses(), 1U);
 }
 
-/// A temporary directory, removed with its contents.
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-reg-XXXXXX").string();
-        if (mkdtemp(tmpl.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
-
-template <class T>
-Result<T> wait(std::future<Result<T>>& f) {
-    if (f.wait_for(10s) != std::future_status::ready) {
-        throw std::runtime_error("timed out");
-    }
-    return f.get();
-}
-
 /// The account service with a hashing executor that only queues: the test runs the queue.
-class Registrations : public ::testing::Test {
+class Registrations : public test::SqliteAccountsTest {
 protected:
+    // The service posts only after the constructors have run, so the queue below exists by then.
     Registrations()
-        : store_(store::open_store(store::StorageConfig{}, dir_.path(), metrics_)),
-          accounts_(
-              store_->accounts(),
-              [this](std::function<void()> work) {
-                  std::lock_guard lock(mutex_);
-                  posted_.push_back(std::move(work));
-                  changed_.notify_all();
-              },
-              metrics_, fast()) {}
+        : SqliteAccountsTest(fast(), [this](std::function<void()> work) {
+              std::lock_guard lock(mutex_);
+              posted_.push_back(std::move(work));
+              changed_.notify_all();
+          }) {}
 
     static AuthConfig fast() {
-        AuthConfig c;
-        c.password_ops_limit = 1;
-        c.password_mem_limit_kib = 8;
+        AuthConfig c = test::fast_hashing();
         c.max_pending_registration_hashes = 3;
         return c;
     }
@@ -175,13 +142,9 @@ protected:
         return f;
     }
 
-    TempDir dir_;
-    core::MetricsRegistry metrics_;
-    std::unique_ptr<store::Store> store_;
     std::mutex mutex_;
     std::condition_variable changed_;
     std::deque<std::function<void()>> posted_;
-    AccountService accounts_;
 };
 
 TEST_F(Registrations, ALoginIsHashedBeforeWaitingRegistrations) {

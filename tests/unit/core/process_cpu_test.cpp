@@ -57,10 +57,11 @@ struct Command {
     std::uint32_t threads = 0;
 };
 
-bool read_all(int fd, void* data, std::size_t size) {
-    auto* p = static_cast<char*>(data);
+/// Moves all `size` bytes with `io` (::read or ::write): a pipe may take or give fewer at a time.
+template <class Io, class Byte>
+bool transfer_all(Io io, int fd, Byte* p, std::size_t size) {
     while (size > 0) {
-        const ssize_t n = ::read(fd, p, size);
+        const ssize_t n = io(fd, p, size);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -73,20 +74,12 @@ bool read_all(int fd, void* data, std::size_t size) {
     return true;
 }
 
+bool read_all(int fd, void* data, std::size_t size) {
+    return transfer_all(::read, fd, static_cast<char*>(data), size);
+}
+
 bool write_all(int fd, const void* data, std::size_t size) {
-    const auto* p = static_cast<const char*>(data);
-    while (size > 0) {
-        const ssize_t n = ::write(fd, p, size);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return false;
-        }
-        p += n;
-        size -= static_cast<std::size_t>(n);
-    }
-    return true;
+    return transfer_all(::write, fd, static_cast<const char*>(data), size);
 }
 
 /// Spins until this thread has used `seconds` of CPU: a fixed amount of work, however long a

@@ -1,6 +1,7 @@
 // The hub with real io threads and in-memory subscribers: routing, order, presence, limits.
 
 #include "hub/hub.hpp"
+#include <chrono>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -399,6 +400,33 @@ TEST(HubEvents, FirstSubscriberCreatesATopicAndTheLastToLeaveEmptiesIt) {
     // The same name again is a new topic.
     ASSERT_EQ(f.join(a, 0, "native:chat"), Errc::kOk);
     EXPECT_EQ(topic_events(bus, core::EventKind::kTopicCreated).size(), 2u);
+    on(f.runtime, 0, [&] { f.hub.detach(a); });
+}
+
+TEST(HubEvents, AChurnOfFreshTopicsIsBoundedAndWhatIsLeftOutIsCounted) {
+    core::EventBus bus(10'000);
+    Fixture f(1);
+    f.hub.set_events(&bus);
+    Recorder a(1);
+    constexpr int kTopics = 200;  // each one created, then emptied
+    const auto started = std::chrono::steady_clock::now();
+    for (int i = 0; i < kTopics; ++i) {
+        const auto topic = "native:churn" + std::to_string(i);
+        ASSERT_EQ(f.join(a, 0, topic), Errc::kOk);
+        ASSERT_EQ(leave(f, a, 0, topic), 0u);
+    }
+    const double elapsed_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    // Both kinds are published on the shard before the answer the loop waited for.
+    const auto published = bus.recent(10'000).size();
+    const auto suppressed =
+        f.metrics.counter("hearth_hub_topic_events_suppressed_total", "").value();
+    // Every transition is either an event or counted as left out.
+    EXPECT_EQ(published + suppressed, 2u * kTopics);
+    // A burst of 100, then 20 a second (the bound grows with the time the test took, so a slow
+    // machine cannot make it fail).
+    EXPECT_LE(static_cast<double>(published), 100.0 + 20.0 * elapsed_s + 1.0);
+    EXPECT_GE(published, 100u);
     on(f.runtime, 0, [&] { f.hub.detach(a); });
 }
 

@@ -3,8 +3,6 @@
 // the principal, stored only as a digest, ended tokens purged.
 
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
 #include <future>
 #include <regex>
 #include <string>
@@ -16,55 +14,16 @@
 #include "core/metrics.hpp"
 #include "store/open_store.hpp"
 #include "store/storage_config.hpp"
+#include "unit/auth/account_fixture.hpp"
 
 namespace hearth::auth {
 namespace {
 
 using namespace std::chrono_literals;
+using test::wait;
 
-/// A temporary directory, removed with its contents.
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl =
-            (std::filesystem::temp_directory_path() / "hearth-guest-XXXXXX").string();
-        if (mkdtemp(tmpl.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
-
-template <class T>
-Result<T> wait(std::future<Result<T>>& f) {
-    if (f.wait_for(10s) != std::future_status::ready) {
-        throw std::runtime_error("timed out");
-    }
-    return f.get();
-}
-
-class GuestTokens : public ::testing::Test {
+class GuestTokens : public test::SqliteAccountsTest {
 protected:
-    GuestTokens()
-        : store_(store::open_store(store::StorageConfig{}, dir_.path(), metrics_)),
-          accounts_(
-              store_->accounts(), [](std::function<void()> work) { work(); }, metrics_, fast()) {}
-
-    static AuthConfig fast() {
-        AuthConfig c;
-        c.password_ops_limit = 1;
-        c.password_mem_limit_kib = 8;
-        return c;
-    }
-
     Result<GuestToken> issue(std::string realm, std::string subject,
                              std::chrono::seconds ttl = 60s) {
         std::promise<Result<GuestToken>> p;
@@ -82,11 +41,6 @@ protected:
                            [&p](Result<Principal> r) { p.set_value(std::move(r)); });
         return wait(f);
     }
-
-    TempDir dir_;
-    core::MetricsRegistry metrics_;
-    std::unique_ptr<store::Store> store_;
-    AccountService accounts_;
 };
 
 TEST_F(GuestTokens, IssueAndValidate) {
@@ -142,8 +96,7 @@ TEST_F(GuestTokens, EndedTokensArePurgedWhenGuestTokensAreIssued) {
         old, [&ins](Result<store::TokenRecord> r) { ins.set_value(std::move(r)); });
     ASSERT_TRUE(wait(insf));
     // The first issue started a purge less than a minute ago; a fresh service purges at once.
-    AccountService fresh(
-        store_->accounts(), [](std::function<void()> work) { work(); }, metrics_, fast());
+    AccountService fresh(store_->accounts(), test::run_inline, metrics_, test::fast_hashing());
     std::promise<Result<GuestToken>> p;
     auto f = p.get_future();
     fresh.issue_guest_token("moonshare", "new", 60s, GuestTokenFormat::kHex128,
