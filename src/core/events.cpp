@@ -1,10 +1,13 @@
 #include "core/events.hpp"
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <exception>
+#include <memory>
 #include <utility>
 
 #include "core/metrics.hpp"
+#include "util/line_throttle.hpp"
 #include "util/log.hpp"
 
 namespace hearth::core {
@@ -74,8 +77,45 @@ bool EventFilter::matches(const Event& e) const {
            (!since || e.time >= *since);
 }
 
+/// The rate of each kind a client can trigger at will (EventBus::publish).
+class EventRates {
+public:
+    EventRates() {
+        for (auto kind : {EventKind::kConnectionOpened, EventKind::kConnectionClosed,
+                          EventKind::kHandshakeFailed, EventKind::kUpgradeRefused,
+                          EventKind::kLoginSucceeded}) {
+            throttles_[index(kind)] =
+                std::make_unique<util::LineThrottle>(EventBus::kClientEventRate);
+        }
+    }
+    util::LineThrottle* throttle(EventKind kind) { return throttles_[index(kind)].get(); }
+    Counter* suppressed(EventKind kind) {
+        return suppressed_[index(kind)].load(std::memory_order_acquire);
+    }
+    void attach_metrics(MetricsRegistry& metrics) {
+        for (auto kind : all_event_kinds()) {
+            if (throttles_[index(kind)]) {
+                suppressed_[index(kind)].store(
+                    &metrics.counter("hearth_events_suppressed_total",
+                                     "Events a client can trigger at will (connections, failed "
+                                     "handshakes, logins) left out past their rate, by kind.",
+                                     {{"kind", std::string(to_string(kind))}}),
+                    std::memory_order_release);
+            }
+        }
+    }
+
+private:
+    static constexpr std::size_t kKinds = static_cast<std::size_t>(EventKind::kOperatorAction) + 1;
+    static std::size_t index(EventKind kind) { return static_cast<std::size_t>(kind); }
+
+    std::array<std::unique_ptr<util::LineThrottle>, kKinds> throttles_{};
+    std::array<std::atomic<Counter*>, kKinds> suppressed_{};
+};
+
 EventBus::EventBus(std::size_t history_capacity, std::size_t dispatch_capacity)
-    : capacity_(history_capacity),
+    : rates_(std::make_unique<EventRates>()),
+      capacity_(history_capacity),
       dispatch_capacity_(dispatch_capacity),
       dispatch_thread_([this] { dispatch_loop(); }) {}
 
@@ -89,6 +129,7 @@ EventBus::~EventBus() {
 }
 
 void EventBus::attach_metrics(MetricsRegistry& metrics) {
+    rates_->attach_metrics(metrics);
     auto& dropped = metrics.counter(
         "hearth_events_dispatch_dropped_total",
         "Events that skipped the bus's handlers because they were that far behind (the history "
@@ -102,6 +143,19 @@ void EventBus::attach_metrics(MetricsRegistry& metrics) {
 
 void EventBus::publish(EventKind kind, std::string module, std::string subject, std::string detail,
                        std::string principal) {
+    if (auto* throttle = rates_->throttle(kind)) {
+        const auto admitted = throttle->admit();
+        if (!admitted) {
+            if (auto* c = rates_->suppressed(kind)) {
+                c->inc();
+            }
+            return;
+        }
+        if (*admitted > 0) {
+            detail += " (" + std::to_string(*admitted) + " more " + std::string(to_string(kind)) +
+                      " left out)";
+        }
+    }
     std::lock_guard lock(history_mutex_);
     // The time is taken under the lock so that times never go backwards as seq goes forwards.
     auto event = std::make_shared<const Event>(Event{next_seq_++, std::chrono::system_clock::now(),

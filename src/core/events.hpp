@@ -13,9 +13,12 @@
 #include <thread>
 #include <vector>
 
+#include "util/token_bucket.hpp"
+
 namespace hearth::core {
 
 class Counter;
+class EventRates;  // events.cpp
 class MetricsRegistry;
 
 /// What happened. The names (`to_string`) are the `kind` of the operator API and of the stream;
@@ -93,8 +96,16 @@ public:
     /// Counts what the bus drops in `metrics` from now on.
     void attach_metrics(MetricsRegistry& metrics);
 
+    /// Kinds any client can trigger at will by connecting (connection.open and .close,
+    /// handshake.failed, upgrade.refused, login.ok) are admitted at `kClientEventRate` each, so
+    /// that a connect loop cannot push the operators' other events out of the history; past it they
+    /// are counted (hearth_events_suppressed_total{kind}) and the next one admitted says how many
+    /// were left out. Other kinds are never refused here.
     void publish(EventKind kind, std::string module, std::string subject, std::string detail,
                  std::string principal = {});
+
+    /// 20 a second per kind after a burst of 100, as for the auth refusal log lines.
+    static constexpr util::TokenRate kClientEventRate{20, 100};
 
     /// Unsubscribes when destroyed (it must not outlive its bus); after its destructor returns the
     /// handler is not running and is never called again (unless destroyed from inside the handler
@@ -154,6 +165,8 @@ private:
 
     void unsubscribe(std::uint64_t id, bool wait);
     void dispatch_loop();
+
+    const std::unique_ptr<EventRates> rates_;  // per client-triggered kind; thread-safe
 
     mutable std::mutex history_mutex_;
     std::size_t capacity_;

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/metrics.hpp"
+
 namespace hearth::core {
 namespace {
 
@@ -110,6 +112,27 @@ TEST(EventBus, ConcurrentWritersAndReaders) {
     ASSERT_EQ(events.size(), 100u);
     EXPECT_EQ(events.back().seq, std::uint64_t{kWriters} * kEach);
     EXPECT_EQ(ring.dropped(), std::uint64_t{kWriters} * kEach - 100);
+}
+
+// A client connecting in a loop triggers connection events at will: past their rate they are left
+// out and counted, so that they cannot push the operators' other events out of the history.
+TEST(EventBus, KindsAClientTriggersAtWillAreBoundedAndCounted) {
+    MetricsRegistry metrics;
+    EventBus bus(10'000);
+    bus.attach_metrics(metrics);
+    for (int i = 0; i < 1000; ++i) {
+        bus.publish(EventKind::kConnectionOpened, "native", std::to_string(i), "opened");
+    }
+    bus.publish(EventKind::kConfigReloaded, "core", "hearth.toml", "applied");
+    const auto opened = bus.recent(10'000, 0, {.kind = EventKind::kConnectionOpened});
+    // The burst, and what the rate refilled while the loop ran (well under a second here).
+    EXPECT_GE(opened.size(), 100u);
+    EXPECT_LT(opened.size(), 200u);
+    const auto& suppressed =
+        metrics.counter("hearth_events_suppressed_total", "", {{"kind", "connection.open"}});
+    EXPECT_EQ(suppressed.value() + opened.size(), 1000u);
+    // A kind no client triggers is never refused.
+    EXPECT_EQ(bus.recent(10, 0, {.kind = EventKind::kConfigReloaded}).size(), 1u);
 }
 
 TEST(EventBus, KindsHaveStableNames) {
