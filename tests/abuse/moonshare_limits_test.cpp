@@ -44,6 +44,7 @@
 #include "store/open_store.hpp"
 #include "store/storage_config.hpp"
 #include "support/clients.hpp"
+#include "support/log_capture.hpp"
 #include "support/moonshare.hpp"
 #include "support/server.hpp"
 
@@ -480,6 +481,29 @@ TEST(MoonshareAbuse, OneAddressHoldsAtMostItsShareOfUserIds) {
     auto x2 = try_player(f, "x2", f.token("x2", "127.0.0.6"), 2, "127.0.0.6");
     ASSERT_TRUE(y2 && x2);
     EXPECT_EQ(f.token_request("z", "127.0.0.7").status, 503);
+}
+
+// Each refusal a client triggers wrote a log line: from many addresses (past the pace's line per
+// address), as fast as it asked. The lines share one budget of 100 at once and 20 a second; the
+// counter counts every refusal.
+TEST(MoonshareAbuse, RefusalLinesShareOneBudget) {
+    LogCapture log;
+    Fixture f;
+    (void)f.token("held-id");
+    constexpr int kRefusals = 400;
+    const auto start = Clock::now();
+    for (int i = 0; i < kRefusals; ++i) {
+        const auto address =
+            "127.0." + std::to_string(1 + i / 200) + "." + std::to_string(2 + i % 200);
+        ASSERT_EQ(f.token_request("held-id", address).status, 403) << address;
+    }
+    const std::chrono::duration<double> elapsed = Clock::now() - start;
+    EXPECT_EQ(f.metric("hearth_moonshare_tokens_refused_total", {{"reason", "user_id_held"}}),
+              kRefusals);
+    const int lines = log.count_after_marker("refused: held by another client");
+    EXPECT_GE(lines, 100);
+    EXPECT_LE(lines, 100 + static_cast<int>(20 * elapsed.count()) + 1);
+    EXPECT_LT(lines, kRefusals);
 }
 
 // ---- item 10: FILE_SENT_SERVER_ONLY after the file is synced
