@@ -23,6 +23,7 @@
 #include "app/server_app.hpp"
 #include "net/server.hpp"
 #include "support/clients.hpp"
+#include "support/log_capture.hpp"
 #include "support/server.hpp"
 #include "util/log.hpp"
 
@@ -176,40 +177,6 @@ TEST(HomesteadQueueAbuse, ExpiredMessagesAreDroppedAndNeverDelivered) {
     EXPECT_EQ(content_of(m->next()), "probe");
     EXPECT_EQ(g.metric("hearth_homestead_queue_delivered_total", kToMod), 0);
 }
-
-/// Every line the server logs while it exists, from the ring.
-class LogCapture {
-public:
-    LogCapture()
-        : subscription_(util::log_ring().subscribe([this](const util::LogRecord& r) {
-              std::lock_guard lock(mutex_);
-              lines_.push_back(r.logger + " " + r.level + " " + r.message);
-              changed_.notify_all();
-          })) {}
-
-    /// Logs a marker and waits until the ring delivered it: every line logged before it has been
-    /// seen. Returns how many lines so far contain `needle`.
-    int count_after_marker(const std::string& needle) {
-        const std::string marker = "marker " + std::to_string(++markers_);
-        util::logger("test")->warn("{}", marker);
-        std::unique_lock lock(mutex_);
-        EXPECT_TRUE(changed_.wait_for(lock, kDeadline, [&] {
-            return std::any_of(lines_.begin(), lines_.end(), [&](const std::string& l) {
-                return l.find(marker) != std::string::npos;
-            });
-        }));
-        return static_cast<int>(std::count_if(
-            lines_.begin(), lines_.end(),
-            [&](const std::string& l) { return l.find(needle) != std::string::npos; }));
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    std::vector<std::string> lines_;
-    int markers_ = 0;
-    util::LogRing::Subscription subscription_;  // last: unsubscribed before the members above go
-};
 
 constexpr std::string_view kWarning = "homestead.api_key is the well-known default";
 

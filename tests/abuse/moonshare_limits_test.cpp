@@ -44,6 +44,8 @@
 #include "store/open_store.hpp"
 #include "store/storage_config.hpp"
 #include "support/clients.hpp"
+#include "support/log_capture.hpp"
+#include "support/moonshare.hpp"
 #include "support/server.hpp"
 
 namespace hearth::test {
@@ -53,166 +55,10 @@ namespace json = boost::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using frontends::moonshare::MoonshareConfig;
-using frontends::moonshare::MoonshareFrontend;
-
-auth::AuthConfig fast_auth() {
-    auth::AuthConfig c;
-    c.password_ops_limit = 1;
-    c.password_mem_limit_kib = 8;
-    return c;
-}
-
-/// The network layer, a SQLite store, the account service and the front-end, in the app's order,
-/// on loopback ports picked by the kernel; three player instances.
-class Fixture {
-public:
-    using DiskHook = std::function<void(MoonshareFrontend::DiskStep)>;
-
-    explicit Fixture(MoonshareConfig c = {}, DiskHook disk_hook = {})
-        : store_(store::open_store(store::StorageConfig{}, dir_.path(), metrics_)),
-          accounts_(
-              store_->accounts(),
-              [this](std::function<void()> work) {
-                  boost::asio::post(runtime_.blocking_pool(), std::move(work));
-              },
-              metrics_, fast_auth()) {
-        c.enabled = true;
-        c.token_listen = "127.0.0.1:0";
-        c.auth_listen = "127.0.0.1:0";
-        c.gateway_listen = "127.0.0.1:0";
-        c.player_listen = {"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"};
-        frontend_ = std::make_unique<MoonshareFrontend>(runtime_, accounts_, metrics_, events_, c,
-                                                        dir_.path());
-        server_ = std::make_unique<net::Server>(runtime_, metrics_, events_, net::HttpLimits{});
-        operators_.set_admin_token("moonshare-abuse-admin");
-        operators_.set_accounts(&accounts_);
-        core::WebSocketConfig ws;
-        frontend_->add_routes(*server_,
-                              std::make_shared<const WsRouteSettings>(
-                                  frontends::moonshare::player_route_settings(c, ws)),
-                              std::make_shared<const WsRouteSettings>(core::ws_route_settings(ws)),
-                              operators_);
-        frontend_->set_disk_hook(std::move(disk_hook));  // before any thread runs
-        runtime_.start();
-        server_->start();
-        frontend_->start();
-    }
-
-    ~Fixture() {
-        frontend_->stop();
-        server_->begin_shutdown();
-        EXPECT_TRUE(server_->wait_drained(Clock::now() + kDeadline));
-        runtime_.stop();
-        server_.reset();
-        frontend_.reset();
-    }
-
-    std::uint16_t token_port() const { return server_->bound_port(frontend_->token_listener()); }
-    std::uint16_t player_port(std::size_t i) const {
-        return server_->bound_port(frontend_->player_listeners().at(i));
-    }
-    double metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
-        return metric_value(metrics_.render(), name, labels);
-    }
-    fs::path stored_dir() const { return fs::path(dir_.path()) / "moonshare" / "stored"; }
-
-    /// The token endpoint's answer to a request for `user` from `address`.
-    HttpResult token_request(const std::string& user, const std::string& address = "127.0.0.1") {
-        return http_request_from(address, token_port(), "GET", "/sessions?userId=" + user);
-    }
-    /// A token for `user`, asked for from `address`.
-    std::string token(const std::string& user, const std::string& address = "127.0.0.1") {
-        const auto r = token_request(user, address);
-        EXPECT_EQ(r.status, 200) << user << " from " << address << ": " << r.body;
-        if (r.status != 200) {
-            return "";
-        }
-        return std::string(json::parse(r.body).as_object().at("token").as_string());
-    }
-
-private:
-    TempDir dir_;
-    core::MetricsRegistry metrics_;
-    core::EventBus events_{1000};
-    core::Runtime runtime_{2, 2};
-    std::unique_ptr<store::Store> store_;
-    auth::AccountService accounts_;
-    auth::OperatorAuth operators_;  // before the server: its routes hold it
-    std::unique_ptr<MoonshareFrontend> frontend_;
-    std::unique_ptr<net::Server> server_;
-};
-
-std::string auth_msg(const std::string& user, const std::string& token) {
-    return json::serialize(
-        json::object{{"type", "session_auth"}, {"userId", user}, {"token", token}});
-}
-
-std::string ok_result(const std::string& user) {
-    return R"({"type":"session_auth_result","success":true,"message":"Authentication successful","userId":")" +
-           user + R"("})";
-}
+using namespace hearth::test::moonshare;
 
 const std::string kServerFull =
     R"({"type":"session_auth_result","success":false,"message":"Server full, please try later"})";
-
-std::string begin_msg(const std::string& to, const std::string& name, std::uint64_t size) {
-    return R"({"type":"file_send_begin","targetUserId":")" + to + R"(","fileName":")" + name +
-           R"(","fileSize":)" + std::to_string(size) + "}";
-}
-
-std::string complete_msg(const std::string& to, const std::string& name) {
-    return R"({"type":"file_send_complete","fileName":")" + name + R"(","targetUserId":")" + to +
-           R"("})";
-}
-
-bool is_user_list(const std::string& text) {
-    return text.starts_with(R"({"type":"user_list_update")");
-}
-
-/// The next text message that is not a user_list_update push.
-std::string next_text(WsClient& c, std::chrono::milliseconds deadline = kDeadline) {
-    for (;;) {
-        auto m = c.read(deadline);
-        if (!m) {
-            throw std::runtime_error("closed while a message was expected");
-        }
-        if (!is_user_list(m->data)) {
-            EXPECT_TRUE(m->text);
-            return m->data;
-        }
-    }
-}
-
-/// A player on instance `i` from `address`, authenticated with `token` (and its two answers
-/// read); nullptr, with the refusal in `refusal`, when it is refused.
-std::unique_ptr<WsClient> try_player(Fixture& f, const std::string& user, const std::string& token,
-                                     std::size_t i, const std::string& address,
-                                     std::string* refusal = nullptr) {
-    auto c = std::make_unique<WsClient>(f.player_port(i),
-                                        WsOptions{.path = "/player", .local_address = address});
-    c->send_text(auth_msg(user, token));
-    const auto result = next_text(*c);
-    if (result != ok_result(user)) {
-        if (refusal != nullptr) {
-            *refusal = result;
-        }
-        return nullptr;
-    }
-    static const char* kNames[] = {"Alpha", "Beta", "Gamma"};
-    EXPECT_EQ(
-        next_text(*c),
-        std::string(R"({"type":"connection_info","message":"You are connected through instance )") +
-            kNames[i] + R"("})");
-    return c;
-}
-
-std::unique_ptr<WsClient> player(Fixture& f, const std::string& user, std::size_t i = 0,
-                                 const std::string& address = "127.0.0.1") {
-    auto c = try_player(f, user, f.token(user, address), i, address);
-    EXPECT_TRUE(c) << user << " was refused";
-    return c;
-}
 
 /// Announces, sends and completes a file of `n` bytes; the first answer that is not
 /// file_receive_ready (a refusal of the announcement, or the outcome).
@@ -294,7 +140,8 @@ public:
             std::size_t used = 0;
             if (auto f = parse_server_frame(buffered_, used)) {
                 buffered_.erase(0, used);
-                if (f->opcode == 0x1 && !is_user_list(f->payload)) {
+                if (f->opcode == 0x1 &&
+                    !is_user_list(WsMessage{.text = true, .data = f->payload})) {
                     return f->payload;
                 }
                 continue;
@@ -636,53 +483,35 @@ TEST(MoonshareAbuse, OneAddressHoldsAtMostItsShareOfUserIds) {
     EXPECT_EQ(f.token_request("z", "127.0.0.7").status, 503);
 }
 
+// Each refusal a client triggers wrote a log line: from many addresses (past the pace's line per
+// address), as fast as it asked. The lines share one budget of 100 at once and 20 a second; the
+// counter counts every refusal.
+TEST(MoonshareAbuse, RefusalLinesShareOneBudget) {
+    LogCapture log;
+    Fixture f;
+    (void)f.token("held-id");
+    constexpr int kRefusals = 400;
+    const auto start = Clock::now();
+    for (int i = 0; i < kRefusals; ++i) {
+        const auto address =
+            "127.0." + std::to_string(1 + i / 200) + "." + std::to_string(2 + i % 200);
+        ASSERT_EQ(f.token_request("held-id", address).status, 403) << address;
+    }
+    const std::chrono::duration<double> elapsed = Clock::now() - start;
+    EXPECT_EQ(f.metric("hearth_moonshare_tokens_refused_total", {{"reason", "user_id_held"}}),
+              kRefusals);
+    const int lines = log.count_after_marker("refused: held by another client");
+    EXPECT_GE(lines, 100);
+    EXPECT_LE(lines, 100 + static_cast<int>(20 * elapsed.count()) + 1);
+    EXPECT_LT(lines, kRefusals);
+}
+
 // ---- item 10: FILE_SENT_SERVER_ONLY after the file is synced
 // -------------------------------------
 
-/// Holds blocking-pool threads inside the front-end's disk hook at one step until the test opens
-/// it: the moment between a disk operation's start and its end, which no client can hold.
-class DiskGate {
-public:
-    using Step = MoonshareFrontend::DiskStep;
-    explicit DiskGate(Step step) : step_(step) {}
-    void pass(Step step) {
-        if (step != step_) {
-            return;
-        }
-        std::unique_lock lock(mutex_);
-        ++held_;
-        changed_.notify_all();
-        changed_.wait(lock, [&] { return open_; });
-    }
-    bool wait_held() {
-        std::unique_lock lock(mutex_);
-        return changed_.wait_for(lock, kDeadline, [&] { return held_ > 0; });
-    }
-    void open() {
-        std::lock_guard lock(mutex_);
-        open_ = true;
-        changed_.notify_all();
-    }
-    Fixture::DiskHook hook() {
-        return [this](Step step) { pass(step); };
-    }
-
-private:
-    const Step step_;
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    int held_ = 0;
-    bool open_ = false;
-};
-
-struct OpenAtExit {
-    DiskGate& gate;
-    ~OpenAtExit() { gate.open(); }
-};
-
 TEST(MoonshareAbuse, FileSentServerOnlyComesOnceTheFileIsSyncedWhole) {
     DiskGate gate(DiskGate::Step::kSync);
-    Fixture f({}, gate.hook());
+    Fixture f({}, "", gate.hook());
     OpenAtExit open_at_exit{gate};
     (void)f.token("durable-target");
     auto u = player(f, "durable-sender");

@@ -36,6 +36,7 @@
 #include "store/open_store.hpp"
 #include "store/storage_config.hpp"
 #include "support/clients.hpp"
+#include "support/moonshare.hpp"
 #include "support/server.hpp"
 
 namespace hearth::test {
@@ -45,141 +46,10 @@ namespace json = boost::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using frontends::moonshare::MoonshareConfig;
-using frontends::moonshare::MoonshareFrontend;
+using namespace hearth::test::moonshare;
 
 const std::regex kHexToken("[0-9a-f]{32}");
-// The operator's token of the fixture ([http] admin_token in the app).
-const std::string kAdminToken = "moonshare-test-admin-token";
 const std::map<std::string, std::string> kOperator = {{"Authorization", "Bearer " + kAdminToken}};
-
-// ---- the server, built from its parts -------------------------------------------------------
-
-auth::AuthConfig fast_auth() {
-    auth::AuthConfig c;
-    c.password_ops_limit = 1;
-    c.password_mem_limit_kib = 8;
-    return c;
-}
-
-/// The network layer, a SQLite store, the account service and the front-end, in the app's order.
-/// `data_dir`: keep files across fixtures (a restart); empty: a temporary directory.
-class Fixture {
-public:
-    using DiskHook = std::function<void(MoonshareFrontend::DiskStep)>;
-
-    explicit Fixture(MoonshareConfig c = {}, std::string data_dir = "", DiskHook disk_hook = {})
-        : data_dir_(data_dir.empty() ? dir_.path() : std::move(data_dir)),
-          store_(store::open_store(store::StorageConfig{}, data_dir_, metrics_)),
-          accounts_(
-              store_->accounts(),
-              [this](std::function<void()> work) {
-                  boost::asio::post(runtime_.blocking_pool(), std::move(work));
-              },
-              metrics_, fast_auth()) {
-        c.enabled = true;
-        c.token_listen = "127.0.0.1:0";
-        c.auth_listen = "127.0.0.1:0";
-        c.gateway_listen = "127.0.0.1:0";
-        c.player_listen = {"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"};
-        frontend_ = std::make_unique<MoonshareFrontend>(runtime_, accounts_, metrics_, events_, c,
-                                                        data_dir_);
-        server_ = std::make_unique<net::Server>(runtime_, metrics_, events_, net::HttpLimits{});
-        operators_.set_admin_token(kAdminToken);
-        operators_.set_accounts(&accounts_);
-        core::WebSocketConfig ws;
-        frontend_->add_routes(*server_,
-                              std::make_shared<const WsRouteSettings>(
-                                  frontends::moonshare::player_route_settings(c, ws)),
-                              std::make_shared<const WsRouteSettings>(core::ws_route_settings(ws)),
-                              operators_);
-        frontend_->set_disk_hook(std::move(disk_hook));  // before any thread runs
-        runtime_.start();
-        server_->start();
-        frontend_->start();
-    }
-
-    ~Fixture() {
-        frontend_->stop();
-        server_->begin_shutdown();
-        EXPECT_TRUE(server_->wait_drained(Clock::now() + kDeadline));
-        runtime_.stop();
-        server_.reset();
-        frontend_.reset();
-    }
-
-    std::uint16_t token_port() const { return server_->bound_port(frontend_->token_listener()); }
-    std::uint16_t auth_port() const { return server_->bound_port(frontend_->auth_listener()); }
-    std::uint16_t gateway_port() const {
-        return server_->bound_port(frontend_->gateway_listener());
-    }
-    std::uint16_t player_port(std::size_t i) const {
-        return server_->bound_port(frontend_->player_listeners().at(i));
-    }
-    double metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
-        return metric_value(metrics_.render(), name, labels);
-    }
-    const std::string& data_dir() const { return data_dir_; }
-
-    /// A token from the token endpoint.
-    std::string token(const std::string& user) {
-        auto r = http_request(token_port(), "GET", "/sessions?userId=" + user);
-        EXPECT_EQ(r.status, 200) << r.body;
-        auto v = json::parse(r.body).as_object();
-        return std::string(v.at("token").as_string());
-    }
-    auth::AccountService& accounts() { return accounts_; }
-
-private:
-    TempDir dir_;
-    std::string data_dir_;
-    core::MetricsRegistry metrics_;
-    core::EventBus events_{1000};
-    core::Runtime runtime_{2, 2};
-    std::unique_ptr<store::Store> store_;
-    auth::AccountService accounts_;
-    auth::OperatorAuth operators_;  // before the server: its routes hold it
-    std::unique_ptr<MoonshareFrontend> frontend_;
-    std::unique_ptr<net::Server> server_;
-};
-
-std::string auth_msg(const std::string& user, const std::string& token) {
-    return json::serialize(
-        json::object{{"type", "session_auth"}, {"userId", user}, {"token", token}});
-}
-
-std::string ok_result(const std::string& user) {
-    return R"({"type":"session_auth_result","success":true,"message":"Authentication successful","userId":")" +
-           user + R"("})";
-}
-
-std::string instance_info(const std::string& name) {
-    return R"({"type":"connection_info","message":"You are connected through instance )" + name +
-           R"("})";
-}
-
-bool is_user_list(const WsMessage& m) {
-    return m.text && m.data.starts_with(R"({"type":"user_list_update")");
-}
-
-/// The next message that is not a user_list_update push.
-std::optional<WsMessage> next(WsClient& c, std::chrono::milliseconds deadline = kDeadline) {
-    for (;;) {
-        auto m = c.read(deadline);
-        if (!m || !is_user_list(*m)) {
-            return m;
-        }
-    }
-}
-
-std::string next_text(WsClient& c, std::chrono::milliseconds deadline = kDeadline) {
-    auto m = next(c, deadline);
-    if (!m) {
-        throw std::runtime_error("closed while a message was expected");
-    }
-    EXPECT_TRUE(m->text);
-    return m->data;
-}
 
 /// The next user_list_update push, skipping other messages.
 std::string next_user_list(WsClient& c) {
@@ -192,17 +62,6 @@ std::string next_user_list(WsClient& c) {
             return m->data;
         }
     }
-}
-
-/// A player, authenticated on instance `i`.
-std::unique_ptr<WsClient> player(Fixture& f, const std::string& user, std::size_t i = 0) {
-    const auto token = f.token(user);
-    auto c = std::make_unique<WsClient>(f.player_port(i), WsOptions{.path = "/player"});
-    c->send_text(auth_msg(user, token));
-    EXPECT_EQ(next_text(*c), ok_result(user));
-    static const char* kNames[] = {"Alpha", "Beta", "Gamma"};
-    EXPECT_EQ(next_text(*c), instance_info(kNames[i]));
-    return c;
 }
 
 // ---- the token endpoint ---------------------------------------------------------------------
@@ -580,16 +439,6 @@ TEST(Moonshare, ConnectAcceptRejectOfflineAndDisconnected) {
 
 // ---- files -----------------------------------------------------------------------------------
 
-std::string begin_msg(const std::string& to, const std::string& name, std::uint64_t size) {
-    return R"({"type":"file_send_begin","targetUserId":")" + to + R"(","fileName":")" + name +
-           R"(","fileSize":)" + std::to_string(size) + "}";
-}
-
-std::string complete_msg(const std::string& to, const std::string& name) {
-    return R"({"type":"file_send_complete","fileName":")" + name + R"(","targetUserId":")" + to +
-           R"("})";
-}
-
 std::string pattern(std::size_t n, unsigned seed) {
     std::string s(n, '\0');
     unsigned x = seed;
@@ -871,50 +720,6 @@ TEST(Moonshare, ASenderLeavingAfterCompletionLosesNothing) {
     EXPECT_EQ(bytes->data, data);
     EXPECT_EQ(f.metric("hearth_moonshare_uploads"), 0);
 }
-
-/// Holds blocking-pool threads inside the front-end's disk hook at one step until the test opens
-/// it: the moment between a disk operation's start and its end, which no client can hold.
-class DiskGate {
-public:
-    using Step = MoonshareFrontend::DiskStep;
-    explicit DiskGate(Step step) : step_(step) {}
-
-    void pass(Step step) {
-        if (step != step_) {
-            return;
-        }
-        std::unique_lock lock(mutex_);
-        ++held_;
-        changed_.notify_all();
-        changed_.wait(lock, [&] { return open_; });
-    }
-    /// True once a thread waits at the step; false at the deadline.
-    bool wait_held() {
-        std::unique_lock lock(mutex_);
-        return changed_.wait_for(lock, kDeadline, [&] { return held_ > 0; });
-    }
-    void open() {
-        std::lock_guard lock(mutex_);
-        open_ = true;
-        changed_.notify_all();
-    }
-    Fixture::DiskHook hook() {
-        return [this](Step step) { pass(step); };
-    }
-
-private:
-    const Step step_;
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    int held_ = 0;
-    bool open_ = false;
-};
-
-/// Opens the gate when the test ends, even early, so that the fixture can stop its threads.
-struct OpenAtExit {
-    DiskGate& gate;
-    ~OpenAtExit() { gate.open(); }
-};
 
 TEST(Moonshare, AFileStoredWhileItsTargetAuthenticatesIsDeliveredAtOnce) {
     DiskGate gate(DiskGate::Step::kStoreUpload);

@@ -36,6 +36,7 @@
 #include "frontends/moonshare/bindings.hpp"
 #include "frontends/moonshare/codec.hpp"
 #include "frontends/moonshare/files.hpp"
+#include "util/line_throttle.hpp"
 #include "util/log.hpp"
 #include "util/version.hpp"
 
@@ -840,7 +841,10 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
         if (w.count >= limit) {
             tokens_rate_limited.inc();
             if (w.count++ == limit) {  // one line per address and minute, however many follow
-                log()->info("token requests from one address refused: over {} this minute", limit);
+                if (auto more = refusal_line()) {
+                    log()->info("token requests from one address refused: over {} this minute{}",
+                                limit, *more);
+                }
             }
             return false;
         }
@@ -923,24 +927,30 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
         }
         if (decision == Bindings::Decision::kAddressFull) {
             tokens_address_full.inc();
-            log()->info(
-                "token for user id {} refused: {} user ids in use from its address "
-                "(max_bindings_per_address)",
-                user, config.max_bindings_per_address);
+            if (auto more = refusal_line()) {
+                log()->info(
+                    "token for user id {} refused: {} user ids in use from its address "
+                    "(max_bindings_per_address){}",
+                    user, config.max_bindings_per_address, *more);
+            }
             done(Issued::kFull, std::nullopt);
             return;
         }
         if (decision == Bindings::Decision::kHeld) {
             tokens_held.inc();
-            log()->info("token for user id {} refused: held by another client{}", user,
-                        showed_proof ? " (the token shown is not the holder's)" : "");
+            if (auto more = refusal_line()) {
+                log()->info("token for user id {} refused: held by another client{}{}", user,
+                            showed_proof ? " (the token shown is not the holder's)" : "", *more);
+            }
             done(Issued::kHeld, std::nullopt);
             return;
         }
         if (decision == Bindings::Decision::kFull) {
             tokens_full.inc();
-            log()->warn("token for user id {} refused: {} user ids are bound (max_bindings)", user,
-                        config.max_bindings);
+            if (auto more = refusal_line()) {
+                log()->warn("token for user id {} refused: {} user ids are bound (max_bindings){}",
+                            user, config.max_bindings, *more);
+            }
             done(Issued::kFull, std::nullopt);
             return;
         }
@@ -987,6 +997,19 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     }
     void refused(std::string_view reason) { refusal_counter(reason).inc(); }
 
+    /// Whether a line about a refusal a client triggered may be written: clients trigger them at
+    /// will (from as many addresses as they hold), so they share one budget (util::LineThrottle)
+    /// and the counters keep the full count. Empty: leave the line out; otherwise a suffix for it
+    /// that says how many were left out before.
+    std::optional<std::string> refusal_line() {
+        const auto admitted = refusal_lines.admit();
+        if (!admitted) {
+            return std::nullopt;
+        }
+        return *admitted == 0 ? std::string()
+                              : fmt::format(" ({} refusal lines left out before)", *admitted);
+    }
+
     /// Runs `then` when `req` carries the operator's token (the admin token, or a token of an
     /// admin account: auth::OperatorAuth); otherwise answers the gateway's way (401, 403 or 503
     /// with {"error":"..."}), counts and logs the refusal. `then` runs on the calling thread or a
@@ -1022,7 +1045,9 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
             body = R"({"error":"Forbidden"})";
         }
         refused(reason);
-        log()->info("{} refused: {}", what, reason);
+        if (auto more = refusal_line()) {
+            log()->info("{} refused: {}{}", what, reason, *more);
+        }
         HttpResponse r = HttpResponse::json(refusal.status, std::move(body));
         r.headers = refusal.headers;  // WWW-Authenticate: Bearer on a 401
         return r;
@@ -1211,6 +1236,7 @@ struct MoonshareFrontend::Shared : std::enable_shared_from_this<Shared> {
     core::Counter& bindings_evicted_address;
     core::Counter& bindings_evicted_full;
     core::Counter& paced_evicted;
+    util::LineThrottle refusal_lines{util::TokenRate{.per_s = 20, .depth = 100}};
     core::Counter& uploads_too_slow;
     core::Counter& downloads_too_slow;
     core::Counter& files_relayed;
@@ -1822,8 +1848,10 @@ void store_upload(const std::shared_ptr<Shared>& shared, const std::shared_ptr<U
         std::error_code ec;
         fs::remove(u->path, ec);
         shared->refused("unknown_recipient");
-        log()->info("file {} for user id {}, which nobody holds any more: dropped", u->name,
-                    u->target);
+        if (auto more = shared->refusal_line()) {
+            log()->info("file {} for user id {}, which nobody holds any more: dropped{}", u->name,
+                        u->target, *more);
+        }
         answer(sender, kUnknownRecipient);
         return;
     }
@@ -1847,8 +1875,10 @@ void store_upload(const std::shared_ptr<Shared>& shared, const std::shared_ptr<U
         }
         const bool recipient = r == FileStore::StoreResult::kUserQuota;
         shared->refused(recipient ? "recipient_quota" : "sender_quota");
-        log()->info("file {} for {} refused: {} quota", u->name, u->target,
-                    recipient ? "the recipient's" : "the sender's");
+        if (auto more = shared->refusal_line()) {
+            log()->info("file {} for {} refused: {} quota{}", u->name, u->target,
+                        recipient ? "the recipient's" : "the sender's", *more);
+        }
         answer(sender, kQuota);
     }
 }
@@ -2132,8 +2162,10 @@ private:
                             to_string(id_));
                     } else if (d.accepted()) {
                         shared_->wrong_subject.inc();
-                        log()->info("[conn {}] refused a token issued for another user id",
-                                    to_string(id_));
+                        if (auto more = shared_->refusal_line()) {
+                            log()->info("[conn {}] refused a token issued for another user id{}",
+                                        to_string(id_), *more);
+                        }
                     }
                     // The plugin hears "invalid token" whatever the reason; the operator's
                     // login.failed event says which.
@@ -2175,8 +2207,10 @@ private:
         shared_->accounts.publish_login_failed(
             access_policy().door, connection_->peer_address(), claimed_user_,
             detail.empty() ? std::string(why) : std::string(why) + ": " + std::string(detail));
-        log()->info("[conn {}] session_auth as {} refused on {}: {}", to_string(id_), claimed_user_,
-                    instance_name(instance_), why);
+        if (auto more = shared_->refusal_line()) {
+            log()->info("[conn {}] session_auth as {} refused on {}: {}{}", to_string(id_),
+                        claimed_user_, instance_name(instance_), why, *more);
+        }
         held_.clear();
         reply(auth_result(false, message));
         connection_->close(code, reason);
@@ -2267,8 +2301,10 @@ private:
         if (!shared_->bindings.bound(std::string(*target))) {
             // Nobody holds the user id: a stored file would go to whoever takes it first.
             shared_->refused("unknown_recipient");
-            log()->info("[conn {}] file for user id {}, which nobody holds: refused",
-                        to_string(id_), *target);
+            if (auto more = shared_->refusal_line()) {
+                log()->info("[conn {}] file for user id {}, which nobody holds: refused{}",
+                            to_string(id_), *target, *more);
+            }
             reply(kUnknownRecipient);
             return;
         }
@@ -2282,10 +2318,12 @@ private:
                 return;
             case Shared::Slot::kAddressBusy:
                 shared_->refused("uploads_per_address");
-                log()->info(
-                    "[conn {}] upload refused: {} in progress from its address "
-                    "(max_uploads_per_address)",
-                    to_string(id_), shared_->config.max_uploads_per_address);
+                if (auto more = shared_->refusal_line()) {
+                    log()->info(
+                        "[conn {}] upload refused: {} in progress from its address "
+                        "(max_uploads_per_address){}",
+                        to_string(id_), shared_->config.max_uploads_per_address, *more);
+                }
                 reply(kBusy);
                 return;
             case Shared::Slot::kTaken:
@@ -2316,8 +2354,10 @@ private:
         }
         const bool recipient = r == FileStore::StoreResult::kUserQuota;
         shared_->refused(recipient ? "recipient_quota" : "sender_quota");
-        log()->info("[conn {}] file for {} refused: {} quota", to_string(id_), target,
-                    recipient ? "the recipient's" : "the sender's");
+        if (auto more = shared_->refusal_line()) {
+            log()->info("[conn {}] file for {} refused: {} quota{}", to_string(id_), target,
+                        recipient ? "the recipient's" : "the sender's", *more);
+        }
         reply(kQuota);
         return false;
     }
