@@ -401,12 +401,18 @@ TEST(Modules, HomesteadKeepsItsQueuedMessagesAcrossADisable) {
 // Actions wait for a module's clients to close, one at a time; those waiting are bounded, and the
 // next gets 503 busy at once instead of queueing behind them.
 TEST(Modules, ActionsWaitingForTheControlThreadAreBounded) {
-    TestServer s(with_frontends({{"server.shutdown_timeout_ms", "2000"}}));
-    // A client that never answers the close frame holds the first disable until its deadline.
-    RawClient stuck(port_of(s, "hunterpie"));
-    ASSERT_EQ(stuck.upgrade("/connect?playerName=Stuck").rfind("HTTP/1.1 101", 0), 0u);
+    // The deadline is far away: the stuck client, not the clock, decides when the disable ends.
+    TestServer s(with_frontends({{"server.shutdown_timeout_ms", "60000"}}));
+    // A client that never answers the close frame holds the first disable until it goes away.
+    auto stuck = std::make_unique<RawClient>(port_of(s, "hunterpie"));
+    ASSERT_EQ(stuck->upgrade("/connect?playerName=Stuck").rfind("HTTP/1.1 101", 0), 0u);
     std::vector<std::future<HttpResult>> waiting;
     waiting.push_back(act(s.port(), "hunterpie", "disable"));
+    // The close frame arriving proves the control thread is inside that disable, so the restarts
+    // below queue behind it instead of racing ahead of it.
+    const auto close_frame = stuck->read_exactly(2);
+    ASSERT_EQ(close_frame.size(), 2u);
+    ASSERT_EQ(static_cast<unsigned char>(close_frame[0]), 0x88u);
     for (int i = 1; i < 4; ++i) {
         waiting.push_back(act(s.port(), "native", "restart"));
     }
@@ -415,6 +421,7 @@ TEST(Modules, ActionsWaitingForTheControlThreadAreBounded) {
     const auto refused = as_admin(s.port(), "POST", "/api/v1/modules/dracosoft/restart");
     EXPECT_EQ(refused.status, 503);
     EXPECT_THAT(refused.body, HasSubstr("busy"));
+    stuck.reset();  // the disable ends when its last client leaves, then the others run
     for (auto& w : waiting) {
         EXPECT_EQ(w.get().status, 200);
     }
