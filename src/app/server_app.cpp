@@ -222,10 +222,14 @@ void ServerApp::start() {
     }
     impl_->runtime.start();
     try {
-        impl_->server.start();
+        // Bound now, so that a port in use fails the start at once; accepting only once every
+        // module has added its routes, so that no early client gets a 404 for a route that is
+        // about to exist (connections wait in the backlog meanwhile).
+        impl_->server.start(net::Server::Accepting::kLater);
         // Each module binds its own listeners as it starts; with on_module_failure = "refuse" the
         // first that cannot start stops the others and the server.
         impl_->modules.start_all(*config());
+        impl_->server.accept_connections();
     } catch (...) {
         impl_->server.begin_shutdown();
         (void)impl_->server.wait_drained(std::chrono::steady_clock::now() +

@@ -277,6 +277,7 @@ ServerState::ServerState(core::Runtime& rt, core::MetricsRegistry& m, core::Even
     for (std::size_t i = 0; i < rt.io_thread_count(); ++i) {
         threads.push_back(std::make_unique<ThreadState>());
         threads.back()->io = &rt.io_context(i);
+        threads.back()->deadlines = std::make_unique<Deadlines>(rt.io_context(i));
     }
 }
 
@@ -585,13 +586,28 @@ void bind_listener(const std::shared_ptr<ServerState>& state, ListenerState& l) 
                 l.is_tls() ? " (TLS)" : "");
     // The acceptor is handed to its io thread, which alone touches it from now on; a release
     // posted later runs after this.
-    asio::post(*l.io, [state, &l, acceptor = std::move(acceptor)]() mutable {
-        if (state->shutting_down.load()) {
-            return;  // the acceptor closes here
-        }
-        l.acceptor = std::move(acceptor);  // the one closed by an earlier release goes
-        if (!l.accept_retry) {
-            l.accept_retry = std::make_unique<asio::steady_timer>(*l.io);
+    asio::post(*l.io,
+               [state, &l, acceptor = std::move(acceptor), accept = state->accepting]() mutable {
+                   if (state->shutting_down.load()) {
+                       return;  // the acceptor closes here
+                   }
+                   l.acceptor = std::move(acceptor);  // the one closed by an earlier release goes
+                   if (!l.accept_retry) {
+                       l.accept_retry = std::make_unique<asio::steady_timer>(*l.io);
+                   }
+                   if (accept) {
+                       l.accepting = true;
+                       accept_next(state, l, ++l.accept_generation);
+                   }
+               });
+}
+
+// Starts the accept loop of a bound listener that has none, on its io thread (after the post
+// that handed it its acceptor).
+void start_accepting(const std::shared_ptr<ServerState>& state, ListenerState& l) {
+    asio::post(*l.io, [state, &l] {
+        if (state->shutting_down.load() || !l.acceptor || l.accepting) {
+            return;
         }
         l.accepting = true;
         accept_next(state, l, ++l.accept_generation);
@@ -837,6 +853,11 @@ Server::~Server() {
         l->accept_retry.reset();
         l->acceptor.reset();
     }
+    // Scheduled connections hold the state (a cycle): dropped here, with the timers.
+    for (auto& t : state_->threads) {
+        t->deadlines->clear();
+        t->deadlines.reset();
+    }
 }
 
 std::unique_ptr<ModuleRoutes> Server::routes_for(std::string module) {
@@ -892,12 +913,26 @@ void Server::reload_tls() {
     }
 }
 
-void Server::start() {
+void Server::start(Accepting accepting) {
     std::lock_guard lock(state_->control);
     state_->started = true;
+    state_->accepting = accepting == Accepting::kNow;
     for (auto& l : state_->listeners) {
         if (!l->bound) {
             bind_listener(state_, *l);
+        }
+    }
+}
+
+void Server::accept_connections() {
+    std::lock_guard lock(state_->control);
+    if (state_->accepting || state_->destroyed) {
+        return;
+    }
+    state_->accepting = true;
+    for (auto& l : state_->listeners) {
+        if (l->bound) {
+            start_accepting(state_, *l);
         }
     }
 }

@@ -68,9 +68,16 @@ public:
     /// Reloads every TLS listener's certificate and key; on failure the old ones stay (logged).
     void reload_tls();
 
-    /// Binds and starts accepting on every listener. Throws std::runtime_error naming the listener
-    /// and address when one cannot be bound (in use, bad address, unreadable certificate).
-    void start();
+    /// When listeners bound by `start` begin to accept: at once, or at `accept_connections`.
+    enum class Accepting : std::uint8_t { kNow, kLater };
+    /// Binds every listener and, unless `kLater`, starts accepting. Throws std::runtime_error
+    /// naming the listener and address when one cannot be bound (in use, bad address, unreadable
+    /// certificate). With `kLater`, connections wait in the kernel's backlog until
+    /// `accept_connections`: a server whose modules are still adding routes answers no request
+    /// with a 404 meanwhile.
+    void start(Accepting accepting = Accepting::kNow);
+    /// Starts accepting on every bound listener (and on those bound later); once is enough.
+    void accept_connections();
     /// The port a listener is bound to (after start; 0 when it is not), by listener key.
     std::uint16_t bound_port(const std::string& listener) const;
     /// Listener keys, in declaration order.

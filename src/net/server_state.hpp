@@ -21,6 +21,7 @@
 #include "core/events.hpp"
 #include "core/metrics.hpp"
 #include "core/runtime.hpp"
+#include "net/deadlines.hpp"
 #include "net/server.hpp"
 #include "net/ws_codec.hpp"
 
@@ -71,6 +72,8 @@ struct ThreadState {
 
     asio::io_context* io = nullptr;
     std::unordered_map<std::uint64_t, std::weak_ptr<Session>> sessions;
+    // Every connection's deadlines on this thread (reset by ~Server, while the io_context exists).
+    std::unique_ptr<Deadlines> deadlines;
     // Shared by every connection of the thread: an idle connection then owns no read buffer and
     // no zlib state (every message is inflated on its own, see ws::negotiate_deflate).
     ws::Inflater inflater;
@@ -259,6 +262,7 @@ struct ServerState {
     mutable std::mutex control;
     std::vector<std::unique_ptr<ListenerState>> listeners;  // never shrinks: sessions hold them
     bool started = false;    // Server::start ran: declarations bind on open()
+    bool accepting = false;  // listeners accept once bound (Server::accept_connections)
     bool destroyed = false;  // the Server is gone (and the io threads with it)
     const std::shared_ptr<Owner> core_owner = std::make_shared<Owner>("core");
     std::vector<std::unique_ptr<ThreadState>> threads;  // indexed like the runtime's io threads

@@ -47,9 +47,10 @@ Peer peer_of(const tcp::socket& s) {
 /// and pauses reading when it must. Writing: one write in flight; payloads queued meanwhile go out
 /// together in the next gathered write. The outbox is bounded by bytes. Closing: the queued bytes
 /// are written, the sending side is shut down, the peer's input is discarded until it closes or the
-/// linger deadline passes. One timer covers the idle, write and linger deadlines.
+/// linger deadline passes. One deadline (net/deadlines.hpp) covers idle, write and linger.
 class TcpConnection final : public StreamConnection,
                             public Session,
+                            public DeadlineClient,
                             public std::enable_shared_from_this<TcpConnection> {
 public:
     TcpConnection(tcp::socket socket, std::shared_ptr<ServerState> server,
@@ -63,8 +64,7 @@ public:
           executor_(thread_.io->get_executor()),
           id_(static_cast<ConnectionId>(server_->next_connection_id.fetch_add(1))),
           peer_ip_(std::move(peer.ip)),
-          peer_address_(std::move(peer.address)),
-          timer_(executor_) {}
+          peer_address_(std::move(peer.address)) {}
 
     void start() {
         auto self = shared_from_this();
@@ -308,7 +308,9 @@ private:
             return;
         }
         state_ = State::kClosed;
-        timer_.cancel();
+        if (thread_.deadlines) {
+            thread_.deadlines->cancel(*this);
+        }
         boost::system::error_code ignored;
         socket_.close(ignored);
         pending_.clear();
@@ -440,21 +442,17 @@ private:
         if (next == Clock::time_point::max()) {
             return;
         }
-        // Deadlines only move later while traffic flows, so the timer is re-armed only when it
-        // fires or when it must fire sooner: no timer operation per message.
-        if (timer_armed_ && next >= timer_expiry_) {
+        // Deadlines only move later while traffic flows, so the deadline is moved only when it
+        // passes or when it must come sooner: no heap operation per message.
+        if (deadline_scheduled() && next >= scheduled_deadline()) {
             return;
         }
-        timer_armed_ = true;
-        timer_expiry_ = next;
-        timer_.expires_at(next);
-        timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-            if (ec != asio::error::operation_aborted) {
-                self->timer_armed_ = false;
-                self->on_timer();
-            }
-        });
+        if (thread_.deadlines) {  // null once the server is gone
+            thread_.deadlines->schedule(shared_from_this(), next);
+        }
     }
+
+    void on_deadline() override { on_timer(); }
 
     void on_timer() {
         if (state_ == State::kClosed) {
@@ -501,7 +499,6 @@ private:
     bool read_posted_ = false;  // a read_soon() is pending
     bool peer_eof_ = false;
     bool flush_scheduled_ = false;
-    bool timer_armed_ = false;
     bool rate_limited_ = false;  // take_message refused: the handler gets no more input
 
     // The listener's rates (take_message), full when the connection opens.
@@ -513,8 +510,6 @@ private:
     std::vector<asio::const_buffer> buffers_;
     std::size_t queued_bytes_ = 0;  // pending and in flight: what the bound applies to
 
-    asio::steady_timer timer_;
-    Clock::time_point timer_expiry_{};
     Clock::time_point last_rx_{};
     Clock::time_point write_started_{};
     Clock::time_point linger_deadline_{};

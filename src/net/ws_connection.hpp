@@ -43,8 +43,9 @@ inline constexpr bool kIsPlainSocket = std::is_same_v<Stream, tcp::socket>;
 /// Reading: a plain socket waits for readability and reads into the thread's shared buffer, so an
 /// idle connection owns no read buffer; only the bytes of an incomplete frame are kept. Writing:
 /// one write in flight; frames queued meanwhile go out together in the next gathered write, so a
-/// busy connection needs one system call for many frames. Every phase has a deadline, checked by
-/// one timer: ping interval, pong, idle, write stall and the closing handshake.
+/// busy connection needs one system call for many frames. Every phase has a deadline, kept in
+/// the thread's Deadlines (net/deadlines.hpp): ping interval, pong, idle, write stall and the
+/// closing handshake.
 ///
 /// Sends from other threads (a HunterPie push, an operator notice): on a plain socket with nothing
 /// queued, the sending thread writes the frame itself (see `write_from_other_thread`); otherwise
@@ -52,6 +53,7 @@ inline constexpr bool kIsPlainSocket = std::is_same_v<Stream, tcp::socket>;
 template <class Stream>
 class WsConnection final : public Connection,
                            public Session,
+                           public DeadlineClient,
                            public std::enable_shared_from_this<WsConnection<Stream>> {
 public:
     struct Params {
@@ -78,7 +80,6 @@ public:
           deflate_(p.deflate),
           parser_(parser_limits(*settings_), p.deflate, &thread_.inflater),
           outbox_(settings_->max_outbound_bytes),
-          timer_(executor_),
           messages_(settings_->message_burst, Clock::now()),
           bytes_(byte_rate().depth, Clock::now()),
           inflated_(inflated_rate().depth, Clock::now()) {
@@ -826,7 +827,9 @@ private:
             return;
         }
         state_ = State::kClosed;
-        timer_.cancel();
+        if (thread_.deadlines) {
+            thread_.deadlines->cancel(*this);
+        }
         close_direct();  // before the descriptor is closed (and its number reused)
         close_transport();
         route_->metrics().messages_out->inc(uncounted_out_);
@@ -1188,21 +1191,17 @@ private:
         if (outbox_.in_flight()) {
             next = std::min(next, write_started_ + settings_->write_timeout);
         }
-        // Deadlines only move later while traffic flows, so the timer is re-armed only when it
-        // fires or when it must fire sooner: no timer operation per message.
-        if (timer_armed_ && next >= timer_expiry_) {
+        // Deadlines only move later while traffic flows, so the deadline is moved only when it
+        // passes or when it must come sooner: no heap operation per message.
+        if (deadline_scheduled() && next >= scheduled_deadline()) {
             return;
         }
-        timer_armed_ = true;
-        timer_expiry_ = next;
-        timer_.expires_at(next);
-        timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
-            if (ec != asio::error::operation_aborted) {
-                self->timer_armed_ = false;
-                self->on_timer();
-            }
-        });
+        if (thread_.deadlines) {  // null once the server is gone
+            thread_.deadlines->schedule(this->shared_from_this(), next);
+        }
     }
+
+    void on_deadline() override { on_timer(); }
 
     void on_timer() {
         if (state_ == State::kClosed) {
@@ -1266,7 +1265,6 @@ private:
     bool close_written_ = false;
     bool flush_scheduled_ = false;
     bool ping_outstanding_ = false;
-    bool timer_armed_ = false;
     bool got_message_ = false;
     bool paused_ = false;              // pause_reading: the handler takes no more input for now
     bool read_pending_ = false;        // a read (or wait for readability) is out
@@ -1285,8 +1283,6 @@ private:
     std::vector<asio::const_buffer> buffers_;  // the batch in flight
     std::string tls_write_buffer_;
 
-    asio::steady_timer timer_;
-    Clock::time_point timer_expiry_{};
     Clock::time_point opened_at_{};
     std::chrono::system_clock::time_point opened_at_wall_{};  // for the operator API
     std::string principal_;                                   // set by the front-end
