@@ -117,4 +117,104 @@ std::uint32_t stable_hash(std::string_view utf8) {
     return static_cast<std::uint32_t>(signed_h < 0 ? -signed_h : signed_h);
 }
 
+// ---- encoding -----------------------------------------------------------------------------------
+
+std::string encode_auth_result(bool success, std::string_view message,
+                               std::optional<std::string_view> user) {
+    JsonObject o;
+    o.str("type", "session_auth_result").boolean("success", success).str("message", message);
+    if (user) {
+        o.str("userId", *user);
+    }
+    return o.done();
+}
+
+std::string encode_connection_info(std::string_view instance) {
+    return JsonObject()
+        .str("type", "connection_info")
+        .str("message", "You are connected through instance " + std::string(instance))
+        .done();
+}
+
+std::string encode_online(const std::vector<std::string>& users) {
+    std::string out = "ONLINE:[";
+    bool first = true;
+    for (const auto& user : users) {
+        std::string entry = json_string(user);
+        if (out.size() + (first ? 0 : 1) + entry.size() + 1 > kClientBuffer) {
+            break;
+        }
+        if (!first) {
+            out += ',';
+        }
+        first = false;
+        out += entry;
+    }
+    out += ']';
+    return out;
+}
+
+std::string encode_user_list_update(const std::vector<std::string>& users) {
+    std::string out = R"({"type":"user_list_update","users":[)";
+    bool first = true;
+    for (const auto& user : users) {
+        std::string entry = JsonObject().str("userId", user).str("userName", user).done();
+        if (out.size() + (first ? 0 : 1) + entry.size() + 2 > kClientBuffer) {
+            break;
+        }
+        if (!first) {
+            out += ',';
+        }
+        first = false;
+        out += entry;
+    }
+    out += "]}";
+    return out;
+}
+
+std::string encode_disconnected(std::string_view user) {
+    return JsonObject().str("type", "disconnected").str("userId", user).done();
+}
+
+std::string encode_connect_request(std::string_view from) {
+    return JsonObject().str("type", "connect_request").str("fromUserId", from).done();
+}
+
+std::string encode_connect_answer(bool accepted, std::string_view with) {
+    return JsonObject()
+        .str("type", accepted ? "connect_accepted" : "connect_rejected")
+        .str("withUserId", with)
+        .done();
+}
+
+std::string encode_file_send_begin(std::string_view name, std::string_view from,
+                                   std::uint64_t size) {
+    return JsonObject()
+        .str("type", "file_send_begin")
+        .str("fileName", name)
+        .str("fromUserId", from)
+        .num("fileSize", static_cast<std::int64_t>(size))
+        .done();
+}
+
+std::string encode_file_send_complete(std::string_view name, std::string_view from) {
+    return JsonObject()
+        .str("type", "file_send_complete")
+        .str("fileName", name)
+        .str("fromUserId", from)
+        .done();
+}
+
+std::string encode_session_token(std::string_view token) {
+    return JsonObject().str("type", "session_token").str("token", token).done();
+}
+
+std::string encode_token(std::string_view token) {
+    return JsonObject().str("token", token).done();
+}
+
+std::string encode_error(std::string_view message) {
+    return JsonObject().str("error", message).done();
+}
+
 }  // namespace hearth::frontends::moonshare

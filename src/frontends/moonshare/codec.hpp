@@ -6,8 +6,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hearth::frontends::moonshare {
 
@@ -41,6 +43,121 @@ inline std::size_t instance_of(std::string_view user_id, std::size_t instances) 
 /// Decodes UTF-8 into UTF-16 code units (invalid bytes become U+FFFD), calling `unit` per unit.
 template <class F>
 void for_each_utf16(std::string_view s, F&& unit);
+
+/// A compact JSON object written key by key, in the order given, with System.Text.Json's escaping
+/// (append_json_string): how every JSON message and body of the protocol is written.
+class JsonObject {
+public:
+    JsonObject& str(std::string_view key, std::string_view value) {
+        this->key(key);
+        append_json_string(out_, value);
+        return *this;
+    }
+    JsonObject& num(std::string_view key, std::int64_t value) {
+        this->key(key);
+        out_ += std::to_string(value);
+        return *this;
+    }
+    JsonObject& boolean(std::string_view key, bool value) {
+        this->key(key);
+        out_ += value ? "true" : "false";
+        return *this;
+    }
+    /// `json_text` must be JSON already (a nested object or array).
+    JsonObject& raw(std::string_view key, std::string_view json_text) {
+        this->key(key);
+        out_ += json_text;
+        return *this;
+    }
+    std::string done() {
+        out_ += '}';
+        return std::move(out_);
+    }
+
+private:
+    void key(std::string_view k) {
+        out_ += first_ ? "" : ",";
+        first_ = false;
+        append_json_string(out_, k);
+        out_ += ':';
+    }
+    std::string out_ = "{";
+    bool first_ = true;
+};
+
+// ---- bounds of the protocol --------------------------------------------------------------------
+
+/// The plugin's receive buffer: server text messages fit in it, unfragmented.
+inline constexpr std::size_t kClientBuffer = 8 * 1024;
+/// Largest text message a player may send (every protocol message is far smaller).
+inline constexpr std::size_t kMaxTextBytes = 64 * 1024;
+/// Longest user id accepted anywhere (token requests, session_auth, targets).
+inline constexpr std::size_t kMaxUserIdBytes = 256;
+/// The relayed file_send_begin carries the name escaped (at most 6 characters per byte): with this
+/// bound it stays within the client's 8 KiB receive buffer.
+inline constexpr std::size_t kMaxFileNameBytes = 1024;
+
+// ---- the texts, exactly ------------------------------------------------------------------------
+
+inline constexpr std::string_view kAuthOk = "Authentication successful";
+inline constexpr std::string_view kMissingToken = "Missing token";
+inline constexpr std::string_view kInvalidToken = "Invalid session token";
+inline constexpr std::string_view kServerFull = "Server full, please try later";
+inline constexpr std::string_view kServerFullReason = "Server full, please try later.";
+inline constexpr std::string_view kReceiveReady = "file_receive_ready";
+inline constexpr std::string_view kMissingBegin = "FILE_FAILED: Missing file_send_begin parameters";
+inline constexpr std::string_view kTooLarge = "FILE_FAILED: File too large";
+inline constexpr std::string_view kMissingState = "FILE_FAILED: Missing state for completion";
+inline constexpr std::string_view kSizeMismatch = "FILE_FAILED: Size mismatch";
+inline constexpr std::string_view kFileSent = "FILE_SENT";
+inline constexpr std::string_view kFileSentServerOnly = "FILE_SENT_SERVER_ONLY";
+// Hearth's own answers where the original has none (documented deviations).
+inline constexpr std::string_view kUploadBusy = "FILE_FAILED: Server busy, please try later";
+inline constexpr std::string_view kStorageFull = "FILE_FAILED: Server storage full";
+inline constexpr std::string_view kQuota = "FILE_FAILED: Storage quota exceeded";
+inline constexpr std::string_view kStorageError = "FILE_FAILED: Server storage error";
+inline constexpr std::string_view kUploadTimedOut = "FILE_FAILED: Upload timed out";
+inline constexpr std::string_view kUploadTooSlow = "FILE_FAILED: Upload too slow";
+/// The close of a connection that reads a file being sent to it too slowly.
+inline constexpr std::string_view kTransferTooSlow = "transfer too slow";
+inline constexpr std::string_view kNameTooLong = "FILE_FAILED: File name too long";
+/// A file for a user id that nobody holds would go to whoever takes the id first.
+inline constexpr std::string_view kUnknownRecipient = "FILE_FAILED: Unknown recipient";
+/// Token requests for a user id held by another client, and past max_bindings.
+inline constexpr std::string_view kUserIdHeld = "userId is held by another client";
+inline constexpr std::string_view kTooManyUsers = "Too many users, please try later";
+
+// ---- encoding: what the server sends ----------------------------------------------------------
+
+/// /player: {"type":"session_auth_result","success":...,"message":"..."} and, when given,
+/// "userId" last.
+std::string encode_auth_result(bool success, std::string_view message,
+                               std::optional<std::string_view> user = std::nullopt);
+/// /player: {"type":"connection_info","message":"You are connected through instance <name>"}.
+std::string encode_connection_info(std::string_view instance);
+/// /player: "ONLINE:" and a JSON array of the user ids, cut (whole entries only) so that the
+/// message stays within kClientBuffer.
+std::string encode_online(const std::vector<std::string>& users);
+/// /player: {"type":"user_list_update","users":[{"userId":"..","userName":".."},...]}, each user
+/// id as its own name, cut (whole entries only) within kClientBuffer.
+std::string encode_user_list_update(const std::vector<std::string>& users);
+/// /player: {"type":"disconnected","userId":"..."}.
+std::string encode_disconnected(std::string_view user);
+/// /player: {"type":"connect_request","fromUserId":"..."}.
+std::string encode_connect_request(std::string_view from);
+/// /player: {"type":"connect_accepted"|"connect_rejected","withUserId":"..."}.
+std::string encode_connect_answer(bool accepted, std::string_view with);
+/// /player: {"type":"file_send_begin","fileName":"..","fromUserId":"..","fileSize":N}.
+std::string encode_file_send_begin(std::string_view name, std::string_view from,
+                                   std::uint64_t size);
+/// /player: {"type":"file_send_complete","fileName":"..","fromUserId":".."}.
+std::string encode_file_send_complete(std::string_view name, std::string_view from);
+/// /auth: {"type":"session_token","token":"..."}.
+std::string encode_session_token(std::string_view token);
+/// Token endpoint: {"token":"..."}.
+std::string encode_token(std::string_view token);
+/// Token endpoint and gateway: {"error":"..."}.
+std::string encode_error(std::string_view message);
 
 }  // namespace hearth::frontends::moonshare
 
