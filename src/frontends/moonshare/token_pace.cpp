@@ -3,11 +3,18 @@
 
 namespace hearth::frontends::moonshare {
 
+util::TokenRate TokenPace::rate() const noexcept {
+    // The whole minute's requests at once, then refilled evenly over the minute.
+    const auto per_minute = static_cast<double>(limits_.per_minute);
+    return util::TokenRate{.per_s = per_minute / 60.0, .depth = per_minute};
+}
+
 TokenPace::Verdict TokenPace::take(std::string key, Clock::time_point now) {
     Verdict verdict;
     if (limits_.per_minute == 0) {
         return verdict;
     }
+    const auto r = rate();
     std::lock_guard lock(mutex_);
     auto it = entries_.find(key);
     if (it == entries_.end()) {
@@ -18,23 +25,26 @@ TokenPace::Verdict TokenPace::take(std::string key, Clock::time_point now) {
             ++verdict.evicted;
         }
         fresh_.push_back(key);
-        it = entries_.emplace(std::move(key), Entry{now, 0, false, {}}).first;
+        it = entries_
+                 .emplace(
+                     std::move(key),
+                     Entry{util::TokenBucket(r.depth, now), Clock::time_point::min(), false, {}})
+                 .first;
         it->second.lru = std::prev(fresh_.end());
     } else {
         auto& in = it->second.authenticated ? known_ : fresh_;
         in.splice(in.end(), in, it->second.lru);  // the most recently seen
     }
-    auto& w = it->second;
-    if (now - w.start >= std::chrono::minutes(1)) {
-        w.start = now;
-        w.count = 0;
-    }
-    if (w.count >= limits_.per_minute) {
-        verdict.allowed = false;
-        verdict.first_refusal = w.count++ == limits_.per_minute;
+    auto& e = it->second;
+    if (e.tokens.try_take(1, r, now)) {
         return verdict;
     }
-    ++w.count;
+    verdict.allowed = false;
+    // One line per address and minute, however many refusals follow.
+    if (e.logged <= now - std::chrono::minutes(1)) {
+        e.logged = now;
+        verdict.first_refusal = true;
+    }
     return verdict;
 }
 
@@ -49,9 +59,11 @@ void TokenPace::authenticated(const std::string& key) {
 }
 
 void TokenPace::prune(Clock::time_point now) {
+    const auto r = rate();
     std::lock_guard lock(mutex_);
     for (auto it = entries_.begin(); it != entries_.end();) {
-        if (now - it->second.start >= std::chrono::minutes(1)) {
+        // A full bucket is what a new address starts with: forgetting it changes nothing.
+        if (it->second.tokens.level(r, now) >= r.depth) {
             (it->second.authenticated ? known_ : fresh_).erase(it->second.lru);
             it = entries_.erase(it);
         } else {

@@ -2,8 +2,10 @@
 
 // The pace of Moonshare's token requests per client address (token_requests_per_ip_per_min,
 // max_paced_addresses; docs/protocol/moonshare.md, "Token endpoint"): each token is a row in the
-// store until a day after it expires, so that one script cannot fill it. Thread-safe: one mutex,
-// held for a hash lookup and a list splice, never with another lock. Time is passed in.
+// store until a day after it expires, so that one script cannot fill it. Each address has a
+// util::TokenBucket of token_requests_per_ip_per_min tokens, refilled evenly over a minute: a
+// whole minute's requests at once, then one every 60/N seconds. Thread-safe: one mutex, held for
+// a hash lookup and a list splice, never with another lock. Time is passed in.
 
 #include <chrono>
 #include <cstddef>
@@ -12,6 +14,8 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+
+#include "util/token_bucket.hpp"
 
 namespace hearth::frontends::moonshare {
 
@@ -27,7 +31,7 @@ public:
 
     struct Verdict {
         bool allowed = true;
-        bool first_refusal = false;  // the first refusal of the address this minute: log it
+        bool first_refusal = false;  // the address's first refusal in a minute: log it
         std::size_t evicted = 0;     // addresses forgotten to make room for this one
     };
 
@@ -42,18 +46,21 @@ public:
     /// A player from `key` authenticated: its address is kept longest.
     void authenticated(const std::string& key);
 
-    /// Forgets the addresses that hold no state worth keeping.
+    /// Forgets the addresses whose bucket has refilled: a new address starts full, so they hold
+    /// no state worth keeping.
     void prune(Clock::time_point now);
 
     std::size_t tracked() const;
 
 private:
     struct Entry {
-        Clock::time_point start;
-        std::uint64_t count = 0;
+        util::TokenBucket tokens;
+        Clock::time_point logged = Clock::time_point::min();  // its last refusal logged
         bool authenticated = false;            // a player authenticated from the address
         std::list<std::string>::iterator lru;  // its place in fresh_ or known_
     };
+
+    util::TokenRate rate() const noexcept;
 
     const Limits limits_;
     mutable std::mutex mutex_;
