@@ -2,13 +2,15 @@
 
 // Moonshare's wire details that are not I/O (docs/protocol/moonshare.md): JSON written the way
 // the original .NET servers write it (System.Text.Json's default escaping), .NET's TimeSpan and
-// round-trip date formats, and the plugin's StableHash. Pure functions: no I/O, any thread.
+// round-trip date formats, the plugin's StableHash, a player's messages parsed into typed ones and
+// every message the server sends encoded byte for byte. Pure functions: no I/O, any thread.
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace hearth::frontends::moonshare {
@@ -126,6 +128,64 @@ inline constexpr std::string_view kUnknownRecipient = "FILE_FAILED: Unknown reci
 /// Token requests for a user id held by another client, and past max_bindings.
 inline constexpr std::string_view kUserIdHeld = "userId is held by another client";
 inline constexpr std::string_view kTooManyUsers = "Too many users, please try later";
+
+// ---- parsing: what a player sends --------------------------------------------------------------
+
+/// The text messages of /player, by their "type" (matched exactly, as the original does).
+enum class PlayerMessageType : std::uint8_t {
+    kSessionAuth,       // {"type":"session_auth","userId":"..","token":".."}
+    kListOnline,        // {"type":"list_online"}
+    kConnect,           // {"type":"connect","targetUserId":".."}
+    kConnectAccept,     // {"type":"connect_accept","targetUserId":".."}
+    kConnectReject,     // {"type":"connect_reject","targetUserId":".."}
+    kFileSendBegin,     // {"type":"file_send_begin","targetUserId":"..","fileName":"..",
+                        //  "fileSize":N}
+    kFileSendComplete,  // {"type":"file_send_complete"}
+    kDisconnect,        // {"type":"disconnect"}
+    kUnknown,           // any other string type: ignored
+};
+
+/// Why a message of a known type cannot be acted on, and what the server answers
+/// (docs/protocol/moonshare.md).
+enum class PlayerMessageError : std::uint8_t {
+    kNone,
+    /// session_auth without a token (absent, not a string, or empty): "Missing token", closed.
+    kTokenMissing,
+    /// session_auth without a userId (absent, not a string, empty, or over kMaxUserIdBytes):
+    /// "Invalid session token", closed.
+    kUserIdInvalid,
+    /// connect: no targetUserId string: connect_rejected with "withUserId":"";
+    /// connect_accept / connect_reject: ignored.
+    kTargetMissing,
+    /// connect, connect_accept, connect_reject: a targetUserId over kMaxUserIdBytes (no such user
+    /// can exist, and echoing it could exceed the client's buffer): ignored.
+    kTargetTooLong,
+    /// file_send_begin without a targetUserId (or one empty or over kMaxUserIdBytes), a fileName
+    /// (or an empty one), or a fileSize that is a whole number from 0 to 2^64-1: kMissingBegin.
+    kFileParametersMissing,
+    /// file_send_begin with a fileName over kMaxFileNameBytes: kNameTooLong.
+    kFileNameTooLong,
+};
+
+/// A player's text message: its type and the fields that type reads. Fields the type does not
+/// read stay empty; with an error, only what the error leaves valid is filled.
+struct PlayerMessage {
+    PlayerMessageType type = PlayerMessageType::kUnknown;
+    std::string type_name;  // "type" as sent (for the log of an unknown type)
+    PlayerMessageError error = PlayerMessageError::kNone;
+    std::string token;      // session_auth
+    std::string user_id;    // session_auth: as sent (also when over the bound; "" when absent)
+    std::string target;     // connect, connect_accept, connect_reject, file_send_begin
+    std::string file_name;  // file_send_begin
+    std::uint64_t file_size = 0;  // file_send_begin
+};
+
+/// A text message that is not a protocol message: not JSON, not an object, or without a string
+/// "type". Ignored (counted in hearth_moonshare_ignored_messages_total).
+enum class PlayerParseError : std::uint8_t { kNotProtocol };
+
+/// Parses a player's text message (Boost.JSON: of duplicate keys, the last counts).
+std::variant<PlayerMessage, PlayerParseError> parse_player_message(std::string_view text);
 
 // ---- encoding: what the server sends ----------------------------------------------------------
 

@@ -6,10 +6,6 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/value.hpp>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "auth/account_service.hpp"
 #include "auth/secrets.hpp"
@@ -22,8 +18,6 @@
 
 namespace hearth::frontends::moonshare {
 
-namespace json = boost::json;
-namespace fs = std::filesystem;
 using SysClock = std::chrono::system_clock;
 
 namespace {
@@ -32,20 +26,6 @@ namespace {
 constexpr std::size_t kMaxHeldMessages = 64;
 // Upload chunk handed to one disk write; at most one being written and one filling per upload.
 constexpr std::size_t kWriteChunk = 256 * 1024;
-
-struct Field {
-    const json::value* v = nullptr;
-    std::optional<std::string_view> string() const {
-        if (v == nullptr || !v->is_string()) {
-            return std::nullopt;
-        }
-        return std::string_view(v->get_string());
-    }
-};
-
-Field field(const json::object& o, std::string_view key) {
-    return Field{o.if_contains(key)};
-}
 
 class PlayerHandler final : public WsHandler {
 public:
@@ -183,11 +163,9 @@ private:
     }
 
     void handle_text(std::string_view data) {
-        boost::system::error_code ec;
-        json::value v = json::parse(data, ec);
-        const json::object* o = !ec && v.is_object() ? &v.get_object() : nullptr;
-        const auto type = o ? field(*o, "type").string() : std::nullopt;
-        if (!type) {
+        auto parsed = parse_player_message(data);
+        auto* m = std::get_if<PlayerMessage>(&parsed);
+        if (m == nullptr) {
             shared_->stats.ignored.inc();
             log()->debug("[conn {}] not a protocol message: ignored", to_string(id_));
             return;
@@ -195,64 +173,63 @@ private:
         if (authenticated_) {
             shared_->players.touch(id_);
         }
-        if (*type == "session_auth") {
-            remember_presented_token(*o);
-            on_session_auth(*o);
-        } else if (*type == "list_online" && !authenticated_) {
+        using Type = PlayerMessageType;
+        if (m->type == Type::kSessionAuth) {
+            remember_presented_token(*m);
+            on_session_auth(*m);
+        } else if (m->type == Type::kListOnline && !authenticated_) {
             // User ids are for authenticated players only: the plugin never asks before.
             shared_->stats.refused("list_before_auth");
             log()->debug("[conn {}] list_online before authentication: an empty list",
                          to_string(id_));
-            reply("ONLINE:[]");
-        } else if (*type == "list_online") {
+            reply(encode_online({}));
+        } else if (m->type == Type::kListOnline) {
             reply(shared_->players.online_text());
         } else if (!authenticated_) {
             shared_->stats.ignored.inc();
-            log()->debug("[conn {}] {} before authentication: ignored", to_string(id_), *type);
-        } else if (*type == "connect") {
-            on_connect(*o);
-        } else if (*type == "connect_accept" || *type == "connect_reject") {
-            auto target = field(*o, "targetUserId").string();
-            if (!target ||
-                !shared_->players.answer(user_, std::string(*target), *type == "connect_accept")) {
+            log()->debug("[conn {}] {} before authentication: ignored", to_string(id_),
+                         m->type_name);
+        } else if (m->type == Type::kConnect) {
+            on_connect(*m);
+        } else if (m->type == Type::kConnectAccept || m->type == Type::kConnectReject) {
+            if (m->error != PlayerMessageError::kNone ||
+                !shared_->players.answer(user_, m->target, m->type == Type::kConnectAccept)) {
                 shared_->stats.ignored.inc();
-                log()->debug("[conn {}] {} without a request: ignored", to_string(id_), *type);
+                log()->debug("[conn {}] {} without a request: ignored", to_string(id_),
+                             m->type_name);
             }
-        } else if (*type == "file_send_begin") {
-            on_file_begin(*o);
-        } else if (*type == "file_send_complete") {
+        } else if (m->type == Type::kFileSendBegin) {
+            on_file_begin(*m);
+        } else if (m->type == Type::kFileSendComplete) {
             on_file_complete();
-        } else if (*type == "disconnect") {
+        } else if (m->type == Type::kDisconnect) {
             connection_->close(close_code::kNormal, "");
         } else {
             shared_->stats.ignored.inc();
-            log()->debug("[conn {}] unknown type {}: ignored", to_string(id_), *type);
+            log()->debug("[conn {}] unknown type {}: ignored", to_string(id_), m->type_name);
         }
     }
 
     // ---- session_auth ---------------------------------------------------------------------------
 
-    void on_session_auth(const json::object& o) {
+    void on_session_auth(const PlayerMessage& m) {
         if (authenticated_) {
             shared_->stats.ignored.inc();
             log()->debug("[conn {}] session_auth again: ignored", to_string(id_));
             return;
         }
-        const auto token = field(o, "token").string();
-        if (!token || token->empty()) {
+        if (m.error == PlayerMessageError::kTokenMissing) {
             refuse(kMissingToken, close_code::kNoStatus, "");
             return;
         }
-        const auto user = field(o, "userId").string();
-        if (!user || user->empty() || user->size() > kMaxUserIdBytes) {
+        if (m.error == PlayerMessageError::kUserIdInvalid) {
             refuse(kInvalidToken, close_code::kNoStatus, "");
             return;
         }
         authenticating_ = true;
         shared_->accounts.authorize(
-            std::string(*token), access_policy(), "connection " + to_string(id_),
-            back_here<auth::AccessDecision>([this,
-                                             user = std::string(*user)](auth::AccessDecision d) {
+            m.token, access_policy(), "connection " + to_string(id_),
+            back_here<auth::AccessDecision>([this, user = m.user_id](auth::AccessDecision d) {
                 authenticating_ = false;
                 // A guest token of this realm, issued for this very user id.
                 if (!d.accepted() || d.principal.subject != user) {
@@ -289,10 +266,9 @@ private:
 
     /// The digest of the token a session_auth shows, for the binding check in `admitted` (the
     /// token itself is not kept), and the user id it claims, for the refusal's log line.
-    void remember_presented_token(const json::object& o) {
-        const auto token = field(o, "token").string();
-        presented_digest_ = token ? auth::token_digest(*token) : std::string();
-        claimed_user_ = std::string(field(o, "userId").string().value_or("").substr(0, 256));
+    void remember_presented_token(const PlayerMessage& m) {
+        presented_digest_ = m.token.empty() ? std::string() : auth::token_digest(m.token);
+        claimed_user_ = m.user_id.substr(0, kMaxUserIdBytes);
     }
 
     /// A refused session_auth: counted by `why` (derived from the message unless given), logged
@@ -353,59 +329,48 @@ private:
 
     // ---- connect --------------------------------------------------------------------------------
 
-    void on_connect(const json::object& o) {
-        auto target = field(o, "targetUserId").string();
-        if (target && target->size() > kMaxUserIdBytes) {
+    void on_connect(const PlayerMessage& m) {
+        if (m.error == PlayerMessageError::kTargetTooLong) {
             // No such user can exist, and echoing it could exceed the client's 8 KiB buffer.
             shared_->stats.ignored.inc();
             log()->debug("[conn {}] connect to an over-long user id: ignored", to_string(id_));
             return;
         }
-        if (!target || !shared_->players.request(user_, std::string(*target))) {
-            reply(encode_connect_answer(false, target.value_or("")));
+        // No target: rejected with "" (as the original answers).
+        if (m.error != PlayerMessageError::kNone || !shared_->players.request(user_, m.target)) {
+            reply(encode_connect_answer(false, m.target));
         }
     }
 
     // ---- files ----------------------------------------------------------------------------------
 
-    void on_file_begin(const json::object& o) {
-        const auto target = field(o, "targetUserId").string();
-        const auto name = field(o, "fileName").string();
-        const auto* size = o.if_contains("fileSize");
-        std::optional<std::uint64_t> n;
-        if (size != nullptr) {
-            if (size->is_int64() && size->get_int64() >= 0) {
-                n = static_cast<std::uint64_t>(size->get_int64());
-            } else if (size->is_uint64()) {
-                n = size->get_uint64();
-            }
-        }
-        if (!target || target->empty() || target->size() > kMaxUserIdBytes || !name ||
-            name->empty() || !n) {
+    void on_file_begin(const PlayerMessage& m) {
+        if (m.error == PlayerMessageError::kFileParametersMissing) {
             reply(kMissingBegin);
             return;
         }
-        if (name->size() > kMaxFileNameBytes) {
+        if (m.error == PlayerMessageError::kFileNameTooLong) {
             reply(kNameTooLong);
             return;
         }
-        if (*n > static_cast<std::uint64_t>(shared_->config.max_file_size_bytes)) {
+        const std::string& target = m.target;
+        const std::uint64_t size = m.file_size;
+        if (size > static_cast<std::uint64_t>(shared_->config.max_file_size_bytes)) {
             reply(kTooLarge);
             return;
         }
-        if (!shared_->bindings.bound(std::string(*target))) {
+        if (!shared_->bindings.bound(target)) {
             // Nobody holds the user id: a stored file would go to whoever takes it first.
             shared_->stats.refused("unknown_recipient");
             if (auto more = shared_->stats.refusal_line()) {
                 log()->info("[conn {}] file for user id {}, which nobody holds: refused{}",
-                            to_string(id_), *target, *more);
+                            to_string(id_), target, *more);
             }
             reply(kUnknownRecipient);
             return;
         }
         abandon_upload();  // a new announcement replaces one whose bytes never came
-        if (!shared_->players.is_online(std::string(*target)) &&
-            !quota_allows(std::string(*target), *n)) {
+        if (!shared_->players.is_online(target) && !quota_allows(target, size)) {
             return;  // a file for an offline target would be refused once sent: say so now
         }
         switch (shared_->upload_slots.take(address_)) {
@@ -425,7 +390,7 @@ private:
             case UploadSlots::Slot::kTaken:
                 break;
         }
-        if (!shared_->files.reserve(*n)) {
+        if (!shared_->files.reserve(size)) {
             shared_->upload_slots.give(address_);
             reply(kStorageFull);
             return;
@@ -433,9 +398,9 @@ private:
         upload_ = std::make_shared<Upload>();
         upload_->from = user_;
         upload_->address = address_;
-        upload_->target = std::string(*target);
-        upload_->name = std::string(*name);
-        upload_->announced = *n;
+        upload_->target = target;
+        upload_->name = m.file_name;
+        upload_->announced = size;
         upload_->path = shared_->files.new_upload_path();
         reply(kReceiveReady);
         arm_upload_timer();
@@ -542,32 +507,14 @@ private:
         if (!u->whole()) {
             shared_->stats.files_failed.inc();
             shared_->files.release(u->announced);
-            close_and_delete(u);
+            discard_upload(shared_, u);
             reply(u->failed ? kStorageError : kSizeMismatch);
             finished();
             return;
         }
-        // Close the file on the pool, then relay to an online target or store: from there on the
-        // sender's connection may go without the file being lost.
-        boost::asio::post(
-            shared_->runtime.blocking_pool(),
-            [u, done = [shared = shared_, u, sender = ConnectionHandle(connection_)] {
-                deliver_upload(shared, u, sender);
-            }] {
-                {
-                    std::lock_guard lock(u->disk_mutex);
-                    if (u->fd < 0 && u->announced == 0) {  // an empty file: nothing was written
-                        u->fd =
-                            ::open(u->path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
-                    }
-                    if (u->fd >= 0) {
-                        ::close(u->fd);
-                        u->fd = -1;
-                    }
-                    u->closed = true;
-                }
-                done();
-            });
+        // Close the file, then relay to an online target or store: from there on the sender's
+        // connection may go without the file being lost.
+        close_and_deliver(shared_, u, ConnectionHandle(connection_));
         // The upload slot is free again: later messages need not wait for the relay or the
         // store (their replies may come before this file's).
         finished();
@@ -681,7 +628,7 @@ private:
         shared_->upload_slots.give(u->address);
         shared_->stats.unhold(u->filling.size());
         shared_->files.release(u->announced);
-        close_and_delete(u);
+        discard_upload(shared_, u);
         if (finishing_) {
             finishing_ = false;
         }
@@ -693,19 +640,6 @@ private:
         if (chunk_waiting_) {
             set_paused(false);
         }
-    }
-
-    void close_and_delete(const std::shared_ptr<Upload>& u) {
-        boost::asio::post(shared_->runtime.blocking_pool(), [u] {
-            std::lock_guard lock(u->disk_mutex);
-            if (u->fd >= 0) {
-                ::close(u->fd);
-                u->fd = -1;
-            }
-            u->closed = true;
-            std::error_code ec;
-            fs::remove(u->path, ec);
-        });
     }
 
     std::shared_ptr<Shared> shared_;

@@ -387,4 +387,35 @@ void finish_detached(const std::shared_ptr<Shared>& shared, const std::shared_pt
     });
 }
 
+void close_and_deliver(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Upload>& u,
+                       ConnectionHandle sender) {
+    boost::asio::post(shared->runtime.blocking_pool(), [shared, u, sender = std::move(sender)] {
+        {
+            std::lock_guard lock(u->disk_mutex);
+            if (u->fd < 0 && u->announced == 0) {  // an empty file: nothing was written
+                u->fd = ::open(u->path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+            }
+            if (u->fd >= 0) {
+                ::close(u->fd);
+                u->fd = -1;
+            }
+            u->closed = true;
+        }
+        deliver_upload(shared, u, sender);
+    });
+}
+
+void discard_upload(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Upload>& u) {
+    boost::asio::post(shared->runtime.blocking_pool(), [u] {
+        std::lock_guard lock(u->disk_mutex);
+        if (u->fd >= 0) {
+            ::close(u->fd);
+            u->fd = -1;
+        }
+        u->closed = true;
+        std::error_code ec;
+        fs::remove(u->path, ec);
+    });
+}
+
 }  // namespace hearth::frontends::moonshare

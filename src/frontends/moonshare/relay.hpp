@@ -85,6 +85,14 @@ struct Upload {
 /// when the file cannot be opened or written. Takes disk_mutex; nothing once the file is closed.
 bool write_to_upload(Upload& u, std::string_view data);
 
+/// Io thread, with no write of the upload out. Closes a complete upload's file on the pool, then
+/// delivers it (deliver_upload).
+void close_and_deliver(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Upload>& u,
+                       ConnectionHandle sender);
+
+/// Closes and deletes a dropped upload's file on the pool, once no write of it runs.
+void discard_upload(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Upload>& u);
+
 /// Any thread. Sends the files stored for `user` that no other delivery has claimed to
 /// `connection` (the user's connection that just authenticated, or their latest).
 void deliver_stored_files(const std::shared_ptr<Shared>& shared, const ConnectionPtr& connection,
