@@ -1,6 +1,6 @@
 // Fuzz target: Moonshare player messages (docs/protocol/moonshare.md) and the .NET-compatible
 // writing of the strings they carry (src/frontends/moonshare/codec.hpp). A player's text message
-// is read as the player handler reads it (boost::json::parse, then the string fields by name);
+// is read as the player handler reads it (parse_player_message, over boost::json::parse);
 // every string a client sends that the server writes back to clients (user ids, file names) goes
 // through append_json_string, and user ids through stable_hash.
 //
@@ -10,12 +10,14 @@
 //
 // Checked on every input: no crash or sanitizer report; the JSON string written is ASCII, parses
 // back, and is the text sent when that is valid UTF-8; the UTF-16 decoding pairs every surrogate;
-// and stable_hash picks an instance in range.
+// stable_hash picks an instance in range; and parse_player_message reads a protocol message exactly
+// when json::parse finds an object with a string "type", keeping no field over its bound.
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -63,12 +65,39 @@ void check_string(std::string_view s, bool valid_utf8) {
     check(ms::instance_of(s, 3) < 3 && ms::instance_of(s, 0) == 0, "instance out of range");
 }
 
+// parse_player_message: a protocol message exactly when the input is a JSON object with a string
+// "type"; the fields it keeps within their bounds, and none kept with an error that excludes them.
+void check_message(std::string_view text, const json::value& v, bool parsed) {
+    const auto r = ms::parse_player_message(text);
+    const auto* m = std::get_if<ms::PlayerMessage>(&r);
+    const bool protocol = parsed && v.is_object() &&
+                          v.get_object().if_contains("type") != nullptr &&
+                          v.get_object().at("type").is_string();
+    check((m != nullptr) == protocol, "a protocol message read differently");
+    if (m == nullptr) {
+        return;
+    }
+    check(m->type_name == std::string_view(v.get_object().at("type").get_string()), "type name");
+    if (m->error == ms::PlayerMessageError::kNone) {
+        check(m->target.size() <= ms::kMaxUserIdBytes, "a target over the bound kept");
+        check(m->file_name.size() <= ms::kMaxFileNameBytes, "a file name over the bound kept");
+        if (m->type == ms::PlayerMessageType::kSessionAuth) {
+            check(!m->token.empty() && !m->user_id.empty() &&
+                      m->user_id.size() <= ms::kMaxUserIdBytes,
+                  "a session_auth accepted without its fields");
+        }
+    } else {
+        check(m->target.empty() && m->file_name.empty(), "fields kept with an error");
+    }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     boost::system::error_code ec;
     const json::value v = json::parse(text, ec);
+    check_message(text, v, !ec);
     if (ec || !v.is_object()) {
         check_string(text, hearth::util::valid_utf8(text));
         return 0;

@@ -9,15 +9,13 @@
 #include <random>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
-
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
 
 #include "auth/operator_auth.hpp"
 #include "core/metrics.hpp"
 #include "core/ws_settings.hpp"
+#include "frontends/hunterpie/codec.hpp"
 #include "frontends/hunterpie/message.hpp"
 #include "hub/hub.hpp"
 #include "util/log.hpp"
@@ -25,8 +23,6 @@
 namespace hearth::frontends::hunterpie {
 
 namespace {
-
-namespace json = boost::json;
 
 std::shared_ptr<spdlog::logger> log() {
     static auto l = util::logger("hunterpie");
@@ -39,42 +35,7 @@ constexpr std::string_view kTopicPrefix = "hunterpie:";
 static_assert(kTopicPrefix.size() + kMaxSessionIdBytes <= hub::kMaxTopicBytes,
               "every session's hub topic fits the hub's bound");
 
-// The original's replies, byte for byte (typos included: clients and bots match on them).
-constexpr std::string_view kUnknownMessage =
-    R"({"type":"servermsg","level":"warn","text":"uknown message"})";
-constexpr std::string_view kEmptySessionId =
-    R"({"type":"servermsg","level":"warn","text":"Session id cannot be empty!"})";
-// Hearth's answer to a session id over kMaxSessionIdBytes (a documented bound), in the
-// original's words for an empty one.
-constexpr std::string_view kLongSessionId =
-    R"({"type":"servermsg","level":"warn","text":"Session id cannot be longer than 256 bytes!"})";
-// Hearth's answer where the original crashes or ignores the frame (a documented deviation).
-constexpr std::string_view kInvalidMessage =
-    R"({"type":"servermsg","level":"warn","text":"invalid message"})";
-constexpr std::string_view kVersion = "0.1";
 constexpr std::string_view kHtml = "text/html; charset=utf-8";
-
-std::string quoted(std::string_view s) {
-    return json::serialize(json::string_view(s.data(), s.size()));
-}
-
-std::string lowercase(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return out;
-}
-
-std::string servermsg(std::string_view level, std::string_view text) {
-    return R"({"type":"servermsg","level":)" + quoted(level) + R"(,"text":)" + quoted(text) + "}";
-}
-
-std::string sessionstate(bool leader_connected, std::size_t players) {
-    return std::string(R"({"type":"sessionstate","leaderConnected":)") +
-           (leader_connected ? "true" : "false") + R"(,"playersCount":)" + std::to_string(players) +
-           "}";
-}
 
 std::string random_name() {
     thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -183,7 +144,7 @@ struct HunterpieFrontend::Shared {
           empty_session_id(make_text(std::string(kEmptySessionId))),
           long_session_id(make_text(std::string(kLongSessionId))),
           invalid_message(make_text(std::string(kInvalidMessage))),
-          pong(make_text("pong")) {}
+          pong(make_text(std::string(kPong))) {}
 
     // ---- sessions -----------------------------------------------------------------------------
 
@@ -287,7 +248,7 @@ struct HunterpieFrontend::Shared {
         for (const auto& m : members) {
             leader = leader || m.leader;
         }
-        auto state = make_text(sessionstate(leader, members.size()));
+        auto state = make_text(encode_sessionstate(leader, members.size()));
         if (only != nullptr) {
             if (auto c = only->lock()) {
                 (void)c->send(state);
@@ -333,14 +294,8 @@ struct HunterpieFrontend::Shared {
     }
 
     std::string status_page() const {
-        const double uptime =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        char up[64];
-        std::snprintf(up, sizeof up, "%.2f", uptime);
-        return "Sever is OK!<br>Active sessions: " + std::to_string(session_count()) +
-               "<br>Active sockets: " + std::to_string(connections.value()) +
-               "<br>Data pushed total: " + std::to_string(pushed_bytes.value()) +
-               " Bytes<br>Uptime: " + up + " sec";
+        return encode_status_page(session_count(), connections.value(), pushed_bytes.value(),
+                                  std::chrono::steady_clock::now() - started);
     }
 
     const std::chrono::steady_clock::time_point started;
@@ -428,36 +383,31 @@ private:
         // per-connection fields.
         last_activity_ = std::chrono::steady_clock::now();
         bytes_received_ += data.size();
-        if (kind == MessageKind::kText && data == "ping") {
+        auto msg = parse_client_message(kind != MessageKind::kText, data);
+        if (std::holds_alternative<Ping>(msg)) {
             reply(shared_->pong);
-            return;
-        }
-        if (kind != MessageKind::kText) {
-            reply(shared_->unknown_message);
-            return;
-        }
-        Fields msg;
-        if (!read_fields(data, msg) || !msg.object || !msg.type.is_string()) {
-            shared_->invalid.inc();
-            reply(shared_->invalid_message);
-            return;
-        }
-        const std::string t = lowercase(msg.type.text);
-        if (t == "setsession") {
-            on_set_session(msg);
-        } else if (t == "push") {
-            on_push(msg, data, deflated);
-        } else if (t == "leavesession") {
+        } else if (const auto* error = std::get_if<ClientError>(&msg)) {
+            if (*error == ClientError::kInvalid) {
+                shared_->invalid.inc();
+                reply(shared_->invalid_message);
+            } else {
+                reply(shared_->unknown_message);
+            }
+        } else if (auto* set = std::get_if<SetSession>(&msg)) {
+            on_set_session(*set);
+        } else if (const auto* push = std::get_if<Push>(&msg)) {
+            on_push(*push, data, deflated);
+        } else if (std::holds_alternative<LeaveSession>(msg)) {
             leave_session();
             if (auto c = connection_.lock()) {
                 c->close(close_code::kNoStatus, "");  // an empty close frame, as the original
             }
-        } else if (t == "setname") {
-            if (msg.name.is_string()) {
-                name_ = std::move(msg.name.text);
+        } else if (auto* rename = std::get_if<SetName>(&msg)) {
+            if (rename->name) {
+                name_ = std::move(*rename->name);
             }
         } else {
-            reply(make_text(servermsg("warn", "unexpected message type " + t + "!")));
+            reply(make_text(encode_unexpected_type(std::get<OtherType>(msg).type)));
         }
     }
 
@@ -467,8 +417,8 @@ private:
         }
     }
 
-    void on_set_session(Fields& msg) {
-        if (msg.session_id.kind == Fields::Field::Kind::kTooLong) {
+    void on_set_session(SetSession& msg) {
+        if (msg.state == SessionIdState::kTooLong) {
             // Refused as an empty id is (the id was not copied): the reply, and the connection
             // leaves the session it was in, as it would to join another.
             refused_long_session_id("setsession");
@@ -476,16 +426,16 @@ private:
             leave_session();
             return;
         }
-        if (!msg.session_id.is_string() || msg.session_id.text.empty()) {
+        if (msg.state == SessionIdState::kMissing) {
             reply(shared_->empty_session_id);
             leave_session();
             return;
         }
-        std::string next = std::move(msg.session_id.text);
+        std::string next = std::move(msg.session_id);
         if (next != session_) {
             leave_session();
         }
-        leader_ = msg.is_leader.kind == Fields::Field::Kind::kTrue;
+        leader_ = msg.leader;
         const bool changed = next != session_;
         session_ = std::move(next);
         shared_->join(session_, Member{id_, connection_, leader_});
@@ -503,17 +453,17 @@ private:
     bool deliver(const hub::SharedMessage&) override { return true; }
     void on_presence(const hub::PresenceEvent&) override {}
 
-    void on_push(const Fields& msg, std::string_view frame, std::string_view deflated) {
+    void on_push(const Push& msg, std::string_view frame, std::string_view deflated) {
         shared_->pushes.inc();
         shared_->pushed_bytes.inc(frame.size());
-        if (msg.session_id.kind == Fields::Field::Kind::kTooLong) {
+        if (msg.state == SessionIdState::kTooLong) {
             refused_long_session_id("push");  // no session has such an id: nothing to forward
             return;
         }
-        if (!msg.session_id.is_string()) {
+        if (msg.state != SessionIdState::kValid) {
             return;
         }
-        const auto members = shared_->members(msg.session_id.text);
+        const auto members = shared_->members(msg.session_id);
         if (!members) {
             return;
         }
@@ -584,8 +534,6 @@ private:
     std::uint64_t bytes_received_ = 0;
 };
 
-constexpr std::array<std::string_view, 5> kLevels = {"trace", "debug", "info", "warn", "error"};
-
 }  // namespace
 
 HunterpieFrontend::HunterpieFrontend(core::MetricsRegistry& metrics, const HunterpieConfig& config,
@@ -650,36 +598,21 @@ void HunterpieFrontend::add_api_routes(Router& router, const std::string& http_l
 }
 
 HttpResponse HunterpieFrontend::send_servermsg(Shared& shared, const HttpRequest& req) {
-    boost::system::error_code ec;
-    json::value parsed = json::parse(req.body, ec);
-    if (ec || !parsed.is_object()) {
-        return HttpResponse::error(400, "invalid_json", "The body is not a JSON object.");
+    auto parsed = parse_servermsg_request(req.body);
+    if (const auto* error = std::get_if<ServermsgError>(&parsed)) {
+        const auto e = servermsg_error(*error);
+        return HttpResponse::error(400, e.code, e.message);
     }
-    const auto& o = parsed.get_object();
-    const auto* text = o.if_contains("text");
-    const auto* level = o.if_contains("level");
-    const auto* session = o.if_contains("sessionId");
-    if (text == nullptr || !text->is_string()) {
-        return HttpResponse::error(400, "invalid_field", "\"text\" must be a string.");
-    }
-    if (level == nullptr || !level->is_string() ||
-        std::find(kLevels.begin(), kLevels.end(), std::string_view(level->get_string())) ==
-            kLevels.end()) {
-        return HttpResponse::error(400, "invalid_field",
-                                   "\"level\" must be one of trace, debug, info, warn, error.");
-    }
-    if (session != nullptr && !session->is_string()) {
-        return HttpResponse::error(400, "invalid_field", "\"sessionId\" must be a string.");
-    }
-    auto payload = make_text(servermsg(level->get_string(), text->get_string()));
+    const auto& notice = std::get<ServermsgRequest>(parsed);
+    auto payload = make_text(encode_servermsg(notice.level, notice.text));
     std::size_t delivered = 0;
     auto send = [&](const ConnectionHandle& h) {
         if (auto c = h.lock(); c && c->send(payload) == SendResult::kQueued) {
             ++delivered;
         }
     };
-    if (session != nullptr) {
-        if (auto members = shared.members(std::string(session->get_string()))) {
+    if (notice.session_id) {
+        if (auto members = shared.members(*notice.session_id)) {
             for (const auto& m : *members) {
                 send(m.connection);
             }
@@ -690,9 +623,8 @@ HttpResponse HunterpieFrontend::send_servermsg(Shared& shared, const HttpRequest
         }
     }
     shared.servermsgs.inc();
-    log()->info("operator notice ({}) sent to {} connection(s)",
-                std::string_view(level->get_string()), delivered);
-    return HttpResponse::json(200, R"({"delivered":)" + std::to_string(delivered) + "}");
+    log()->info("operator notice ({}) sent to {} connection(s)", notice.level, delivered);
+    return HttpResponse::json(200, encode_delivered(delivered));
 }
 
 }  // namespace hearth::frontends::hunterpie
