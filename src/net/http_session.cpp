@@ -1,5 +1,7 @@
 // HTTP/1.1 sessions (plain and TLS) and the WebSocket upgrade that turns one into a WsConnection.
 
+#include <cstring>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -26,6 +28,46 @@ std::shared_ptr<spdlog::logger> log() {
     return l;
 }
 
+/// The 101 response to an accepted upgrade.
+std::string switching_protocols(const BeastRequest& req, const WsRouteState& route,
+                                const std::optional<std::string>& deflate) {
+    std::string response =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+        "Upgrade\r\nSec-WebSocket-Accept: ";
+    response += ws::accept_key(req[http::field::sec_websocket_key]);
+    response += "\r\n";
+    if (auto protocol = select_subprotocol(req, route.subprotocols())) {
+        response += "Sec-WebSocket-Protocol: ";
+        response += *protocol;
+        response += "\r\n";
+    }
+    if (deflate) {
+        response += "Sec-WebSocket-Extensions: ";
+        response += *deflate;
+        response += "\r\n";
+    }
+    response += "\r\n";
+    return response;
+}
+
+/// Counts and publishes a route's refusal of an upgrade (answered with `status`).
+void upgrade_refused(ServerState& server, const ListenerState& listener, const WsRouteState& route,
+                     const std::string& peer, int status) {
+    server.http_requests(listener.name, route.path(), status).inc();
+    server.events.publish(core::EventKind::kUpgradeRefused, {}, peer,
+                          route.path() + ": HTTP " + std::to_string(status));
+}
+
+/// The answer to an upgrade whose route was withdrawn while it was decided, counted and published.
+HttpResponse withdrawn_refusal(ServerState& server, const ListenerState& listener,
+                               const WsRouteState& route, const std::string& peer) {
+    server.http_requests(listener.name, route.path(), 503).inc();
+    server.events.publish(core::EventKind::kUpgradeRefused, route.owner().name, peer,
+                          route.path() + ": HTTP 503 (withdrawn)");
+    return HttpResponse::error(503, "module_unavailable",
+                               "The module serving " + route.path() + " is not available.");
+}
+
 /// One HTTP connection. Runs on: its io thread. Owned by: its coroutine. Requests are answered
 /// one at a time, in order: a client that pipelines waits in the socket buffer (TCP backpressure),
 /// so the bound on pipelined requests is one in progress plus what the read buffer holds.
@@ -43,10 +85,37 @@ public:
           peer_ip_(std::move(peer_key)) {}
 
     void start() {
-        id_ = server_->next_connection_id.fetch_add(1);
-        server_->session_opened(id_, this->shared_from_this());
-        listener_.open_http->add(1);
+        register_session();
         asio::co_spawn(stream_.get_executor(), run(this->shared_from_this()), asio::detached);
+    }
+
+    /// Takes over from FirstRequest: `read` holds the bytes it read, and the first head must be
+    /// complete by `head_deadline` (set at the accept, not extended by the hand-over).
+    void continue_from(std::string_view read, Clock::time_point head_deadline) {
+        auto bytes = buffer_.prepare(read.size());
+        std::memcpy(bytes.data(), read.data(), read.size());
+        buffer_.commit(read.size());
+        head_deadline_ = head_deadline;
+        start();
+    }
+
+    /// Answers the request FirstRequest read with `response` (an upgrade it refused) and closes.
+    void respond_and_close(HttpResponse response, unsigned version) {
+        register_session();
+        asio::co_spawn(
+            stream_.get_executor(),
+            [](std::shared_ptr<HttpSession> self, HttpResponse r,
+               unsigned v) -> asio::awaitable<void> {
+                try {
+                    co_await self->write_response(std::move(r), v, false);
+                    co_await self->close_gracefully();
+                } catch (const std::exception& e) {
+                    log()->debug("connection {} from {}: {}", self->id_, self->peer_address_,
+                                 e.what());
+                }
+                self->finish();
+            }(this->shared_from_this(), std::move(response), version),
+            asio::detached);
     }
 
     void shutdown() override {
@@ -60,6 +129,12 @@ public:
     const ListenerState* http_listener() const noexcept override { return &listener_; }
 
 private:
+    void register_session() {
+        id_ = server_->next_connection_id.fetch_add(1);
+        server_->session_opened(id_, this->shared_from_this());
+        listener_.open_http->add(1);
+    }
+
     // `self` is unused but keeps the session alive for as long as the coroutine runs.
     asio::awaitable<void> run([[maybe_unused]] std::shared_ptr<HttpSession> self) {
         try {
@@ -85,7 +160,11 @@ private:
         // The first request's head, TLS handshake included, must arrive within header_timeout of
         // the accept; a later one within header_timeout of its first byte. The deadline is set once
         // per head, never extended as bytes trickle in (slowloris).
-        beast::get_lowest_layer(stream_).expires_after(server_->http_limits()->header_timeout);
+        if (head_deadline_) {
+            beast::get_lowest_layer(stream_).expires_at(*head_deadline_);
+        } else {
+            beast::get_lowest_layer(stream_).expires_after(server_->http_limits()->header_timeout);
+        }
         if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
             boost::system::error_code ec;
             co_await stream_.async_handshake(asio::ssl::stream_base::server,
@@ -284,9 +363,7 @@ private:
                 HttpResponse::error(500, "internal", "The server failed to accept the connection.");
         }
         if (auto* refusal = std::get_if<HttpResponse>(&accepted)) {
-            count(route->path(), refusal->status);
-            server_->events.publish(core::EventKind::kUpgradeRefused, {}, peer_address_,
-                                    route->path() + ": HTTP " + std::to_string(refusal->status));
+            upgrade_refused(*server_, listener_, *route, peer_address_, refusal->status);
             co_await write_response(std::move(*refusal), req.version(), false);
             co_await close_gracefully();
             co_return true;
@@ -295,13 +372,8 @@ private:
             // Withdrawn while the upgrade was decided: its module's connections have been closed
             // (or are being closed), and this one would be left behind. From here to the
             // connection's registration nothing yields, so a withdraw cannot slip in between.
-            count(route->path(), 503);
-            server_->events.publish(core::EventKind::kUpgradeRefused, route->owner().name,
-                                    peer_address_, route->path() + ": HTTP 503 (withdrawn)");
-            co_await write_response(
-                HttpResponse::error(503, "module_unavailable",
-                                    "The module serving " + route->path() + " is not available."),
-                req.version(), false);
+            co_await write_response(withdrawn_refusal(*server_, listener_, *route, peer_address_),
+                                    req.version(), false);
             co_await close_gracefully();
             co_return true;
         }
@@ -310,22 +382,7 @@ private:
         if (settings->compression) {
             deflate = ws::negotiate_deflate(req[http::field::sec_websocket_extensions]);
         }
-        std::string response =
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
-            "Upgrade\r\nSec-WebSocket-Accept: ";
-        response += ws::accept_key(key);
-        response += "\r\n";
-        if (auto protocol = select_subprotocol(req, route->subprotocols())) {
-            response += "Sec-WebSocket-Protocol: ";
-            response += *protocol;
-            response += "\r\n";
-        }
-        if (deflate) {
-            response += "Sec-WebSocket-Extensions: ";
-            response += *deflate;
-            response += "\r\n";
-        }
-        response += "\r\n";
+        std::string response = switching_protocols(req, *route, deflate);
         count(route->path(), 101);
 
         auto leftover = buffer_.data();
@@ -404,9 +461,197 @@ private:
     std::string peer_address_;
     std::string peer_ip_;
     std::uint64_t id_ = 0;
+    std::optional<Clock::time_point> head_deadline_;  // the first head's, set by FirstRequest
     bool idle_ = false;
     bool stopping_ = false;
     bool finished_ = false;
+};
+
+// The first request of a plain-TCP connection, read without a coroutine.
+//
+// Why: in a burst of clients opening WebSockets at once (a reconnect storm), a coroutine session
+// per waiting client held about 4 KB of frames, parser and buffers, allocated in between the
+// WsConnections of the clients upgraded before it; the heap kept those pages after the burst, so
+// each idle connection cost 4.6 KB of RSS instead of the 1.7 KB it uses. Here a waiting client
+// holds this object and one wait operation. Its request is read into the io thread's shared
+// buffer and parsed there, and an upgrade to a route that decides at once is completed in the
+// same call: what the parse allocates is freed before the next client's turn.
+//
+// Everything else continues in HttpSession with the bytes read so far, which answers exactly as
+// it always did: a plain HTTP request, a head not complete in one read, a request with a body, a
+// malformed one, an upgrade it refuses (no route, bad version or key) and a route that decides
+// asynchronously. A refusal by the route itself is written by HttpSession too.
+class FirstRequest final : public Session,
+                           public DeadlineClient,
+                           public std::enable_shared_from_this<FirstRequest> {
+public:
+    FirstRequest(tcp::socket socket, std::shared_ptr<ServerState> server, ListenerState& listener,
+                 std::string peer_address, std::string peer_key)
+        : socket_(std::move(socket)),
+          server_(std::move(server)),
+          listener_(listener),
+          thread_(server_->this_thread_state()),
+          peer_address_(std::move(peer_address)),
+          peer_ip_(std::move(peer_key)) {}
+
+    void start() {
+        auto self = shared_from_this();
+        id_ = server_->next_connection_id.fetch_add(1);
+        server_->session_opened(id_, self);
+        listener_.open_http->add(1);
+        boost::system::error_code ec;
+        socket_.non_blocking(true, ec);
+        head_deadline_ = Clock::now() + server_->http_limits()->header_timeout;
+        thread_.deadlines->schedule(self, head_deadline_);
+        wait();
+    }
+
+    // Nothing was read yet: closing loses nothing.
+    void shutdown() override { end(true); }
+
+    const ListenerState* http_listener() const noexcept override { return &listener_; }
+
+    void on_deadline() override {
+        server_->http_timeouts(listener_.name, "header").inc();
+        log()->debug("connection {} from {}: request header timed out; closing", id_,
+                     peer_address_);
+        end(true);
+    }
+
+private:
+    void wait() {
+        socket_.async_wait(tcp::socket::wait_read,
+                           [self = shared_from_this()](const boost::system::error_code& ec) {
+                               self->on_readable(ec);
+                           });
+    }
+
+    void on_readable(const boost::system::error_code& wait_ec) {
+        if (ended_) {
+            return;
+        }
+        if (wait_ec) {
+            end(true);
+            return;
+        }
+        boost::system::error_code ec;
+        auto* buffer = thread_.read_buffer.get();
+        const std::size_t n =
+            socket_.read_some(asio::buffer(buffer, ThreadState::kReadBufferBytes), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            wait();
+            return;
+        }
+        if (ec) {
+            end(true);  // closed or reset before a request
+            return;
+        }
+        handle(std::string_view(reinterpret_cast<const char*>(buffer), n));
+    }
+
+    // Completes an upgrade it can complete now; hands everything else to HttpSession.
+    void handle(std::string_view read) {
+        const auto limits = server_->http_limits();
+        RequestParser parser;
+        apply_limits(parser, *limits);
+        parser.eager(false);
+        boost::system::error_code ec;
+        const std::size_t head_bytes = parser.put(asio::buffer(read.data(), read.size()), ec);
+        if (ec || !parser.is_header_done() || !parser.is_done() ||
+            !head_within_limit(head_bytes, *limits)) {
+            continue_in_session(read);
+            return;
+        }
+        const auto& req = parser.get();
+        if (!is_websocket_upgrade(req) || req[http::field::sec_websocket_version] != "13" ||
+            req[http::field::sec_websocket_key].size() != 24) {
+            continue_in_session(read);
+            return;
+        }
+        HttpRequest request = to_request(req, peer_address_, listener_.name, false);
+        auto route = listener_.routes()->find_ws(request.path);
+        if (!route || route->accept_async() || route->withdrawn()) {
+            continue_in_session(read);
+            return;
+        }
+        WsRoute::Decision accepted;
+        try {
+            accepted = route->accept()(request);
+        } catch (const std::exception& e) {
+            log()->error("WebSocket route {} threw on upgrade: {}", route->path(), e.what());
+            accepted =
+                HttpResponse::error(500, "internal", "The server failed to accept the connection.");
+        }
+        if (auto* refusal = std::get_if<HttpResponse>(&accepted)) {
+            upgrade_refused(*server_, listener_, *route, peer_address_, refusal->status);
+            respond_in_session(std::move(*refusal), req.version());
+            return;
+        }
+        auto settings = route->settings();
+        std::optional<std::string> deflate;
+        if (settings->compression) {
+            deflate = ws::negotiate_deflate(req[http::field::sec_websocket_extensions]);
+        }
+        std::string response = switching_protocols(req, *route, deflate);
+        server_->http_requests(listener_.name, route->path(), 101).inc();
+        std::string early(read.substr(head_bytes));
+        WsConnection<tcp::socket>::Params params{server_,       &listener_, route,
+                                                 peer_address_, peer_ip_,   deflate.has_value()};
+        end(false);  // the WsConnection registers itself
+        auto conn =
+            std::make_shared<WsConnection<tcp::socket>>(std::move(socket_), std::move(params));
+        conn->start(std::move(response), std::move(early),
+                    std::move(std::get<std::unique_ptr<WsHandler>>(accepted)));
+    }
+
+    void continue_in_session(std::string_view read) {
+        auto session = hand_over();
+        session->continue_from(read, head_deadline_);
+    }
+
+    void respond_in_session(HttpResponse response, unsigned version) {
+        auto session = hand_over();
+        session->respond_and_close(std::move(response), version);
+    }
+
+    // The connection's limits stay counted: HttpSession gives them back when it ends.
+    std::shared_ptr<HttpSession<beast::tcp_stream>> hand_over() {
+        unregister();
+        return std::make_shared<HttpSession<beast::tcp_stream>>(
+            beast::tcp_stream(std::move(socket_)), server_, listener_, std::move(peer_address_),
+            std::move(peer_ip_));
+    }
+
+    void unregister() {
+        ended_ = true;
+        thread_.deadlines->cancel(*this);
+        listener_.open_http->sub(1);
+        server_->session_closed(id_);
+    }
+
+    // Ends this stage; `close` (no hand-over): the socket closes and the limits are given back.
+    void end(bool close) {
+        if (ended_) {
+            return;
+        }
+        unregister();
+        listener_.http_peers.remove(peer_ip_);
+        server_->http_open.fetch_sub(1);
+        if (close) {
+            boost::system::error_code ignored;
+            socket_.close(ignored);
+        }
+    }
+
+    tcp::socket socket_;
+    std::shared_ptr<ServerState> server_;
+    ListenerState& listener_;
+    ThreadState& thread_;
+    std::string peer_address_;
+    std::string peer_ip_;
+    Clock::time_point head_deadline_{};
+    std::uint64_t id_ = 0;
+    bool ended_ = false;
 };
 
 }  // namespace
@@ -453,10 +698,9 @@ void start_http_session(std::shared_ptr<ServerState> server, ListenerState& list
             std::move(peer_address), std::move(peer_key));
         session->start();
     } else {
-        auto session = std::make_shared<HttpSession<beast::tcp_stream>>(
-            beast::tcp_stream(std::move(socket)), server, listener, std::move(peer_address),
-            std::move(peer_key));
-        session->start();
+        auto first = std::make_shared<FirstRequest>(std::move(socket), std::move(server), listener,
+                                                    std::move(peer_address), std::move(peer_key));
+        first->start();
     }
 }
 

@@ -72,6 +72,9 @@ struct ThreadState {
 
     asio::io_context* io = nullptr;
     std::unordered_map<std::uint64_t, std::weak_ptr<Session>> sessions;
+    // Where a connection gathers the buffers of its next write; the batch is copied out when the
+    // socket does not take all of it at once, so an idle connection keeps none.
+    std::vector<asio::const_buffer> write_batch;
     // Every connection's deadlines on this thread (reset by ~Server, while the io_context exists).
     std::unique_ptr<Deadlines> deadlines;
     // Shared by every connection of the thread: an idle connection then owns no read buffer and

@@ -677,8 +677,11 @@ private:
         // A loop, not recursion: a batch written at once completes here, and the next one (sent
         // meanwhile by the completion callbacks) goes out in the next turn.
         while (state_ != State::kClosed && !outbox_.in_flight()) {
-            buffers_.clear();
-            if (outbox_.gather(buffers_, kMaxBatchFrames, kMaxBatchBytes) == 0) {
+            // Gathered into the thread's scratch vector: copied into the connection's own only
+            // when the socket does not take the whole batch at once.
+            auto& batch = thread_.write_batch;
+            batch.clear();
+            if (outbox_.gather(batch, kMaxBatchFrames, kMaxBatchBytes) == 0) {
                 reopen_direct();
                 return;
             }
@@ -694,8 +697,8 @@ private:
                 // pace, one per delivery). What the socket does not take goes through
                 // async_write; the socket is non-blocking, so this never waits.
                 boost::system::error_code ec;
-                const std::size_t total = asio::buffer_size(buffers_);
-                std::size_t written = stream_.write_some(buffers_, ec);
+                const std::size_t total = asio::buffer_size(batch);
+                std::size_t written = stream_.write_some(batch, ec);
                 if (ec == asio::error::would_block || ec == asio::error::try_again) {
                     ec = {};
                     written = 0;
@@ -706,13 +709,14 @@ private:
                     }
                     continue;
                 }
+                buffers_.assign(batch.begin(), batch.end());
                 consume_buffers(written);
                 asio::async_write(stream_, buffers_, completion_after(written));
             } else {
                 // A TLS stream encrypts each buffer of a sequence separately; one flat buffer
                 // makes one record per batch instead of two per frame.
                 tls_write_buffer_.clear();
-                for (const auto& b : buffers_) {
+                for (const auto& b : batch) {
                     tls_write_buffer_.append(static_cast<const char*>(b.data()), b.size());
                 }
                 asio::async_write(stream_, asio::buffer(tls_write_buffer_), completion_after(0));
@@ -751,7 +755,9 @@ private:
         bytes_out_ += bytes;
         const bool close_was_in_batch = close_queued_ && outbox_.queued() == 0;
         auto callbacks = outbox_.complete();
-        buffers_.clear();
+        if (buffers_.capacity() != 0) {
+            std::vector<asio::const_buffer>().swap(buffers_);  // a slow write is over
+        }
         if constexpr (!kIsPlainSocket<Stream>) {
             if (tls_write_buffer_.capacity() > 64 * 1024) {
                 std::string().swap(tls_write_buffer_);
@@ -1280,7 +1286,8 @@ private:
     Outbox outbox_;
     DirectWrites direct_;  // plain sockets only
     std::unique_ptr<Streaming> streaming_;
-    std::vector<asio::const_buffer> buffers_;  // the batch in flight
+    std::vector<asio::const_buffer>
+        buffers_;  // the rest of a batch the socket did not take at once
     std::string tls_write_buffer_;
 
     Clock::time_point opened_at_{};
