@@ -23,6 +23,9 @@ namespace http = beast::http;
 
 namespace {
 
+// Beast's tcp_stream with the io_context's own executor, like PlainSocket (see there).
+using HttpStream = beast::basic_stream<tcp, asio::io_context::executor_type>;
+
 std::shared_ptr<spdlog::logger> log() {
     static auto l = util::logger("http");
     return l;
@@ -165,7 +168,7 @@ private:
         } else {
             beast::get_lowest_layer(stream_).expires_after(server_->http_limits()->header_timeout);
         }
-        if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+        if constexpr (!std::is_same_v<Stream, HttpStream>) {
             boost::system::error_code ec;
             co_await stream_.async_handshake(asio::ssl::stream_base::server,
                                              asio::redirect_error(asio::use_awaitable, ec));
@@ -392,7 +395,7 @@ private:
                                                 peer_address_, peer_ip_,   deflate.has_value()};
         finish();  // the WsConnection registers itself
         std::shared_ptr<WsConnectionFor> conn;
-        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+        if constexpr (std::is_same_v<Stream, HttpStream>) {
             conn = std::make_shared<WsConnectionFor>(stream_.release_socket(), std::move(params));
         } else {
             conn = std::make_shared<WsConnectionFor>(std::move(stream_), std::move(params));
@@ -429,7 +432,7 @@ private:
 
     asio::awaitable<void> close_gracefully() {
         boost::system::error_code ec;
-        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+        if constexpr (std::is_same_v<Stream, HttpStream>) {
             stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
         } else {
             beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
@@ -449,10 +452,10 @@ private:
     }
 
     static constexpr std::size_t kIdleReadBytes = 4096;
-    static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+    static constexpr bool kTls = !std::is_same_v<Stream, HttpStream>;
 
-    using WsConnectionFor = WsConnection<
-        std::conditional_t<std::is_same_v<Stream, beast::tcp_stream>, tcp::socket, Stream>>;
+    using WsConnectionFor =
+        WsConnection<std::conditional_t<std::is_same_v<Stream, HttpStream>, PlainSocket, Stream>>;
 
     Stream stream_;
     std::shared_ptr<ServerState> server_;
@@ -485,7 +488,7 @@ class FirstRequest final : public Session,
                            public DeadlineClient,
                            public std::enable_shared_from_this<FirstRequest> {
 public:
-    FirstRequest(tcp::socket socket, std::shared_ptr<ServerState> server, ListenerState& listener,
+    FirstRequest(PlainSocket socket, std::shared_ptr<ServerState> server, ListenerState& listener,
                  std::string peer_address, std::string peer_key)
         : socket_(std::move(socket)),
           server_(std::move(server)),
@@ -595,11 +598,11 @@ private:
         std::string response = switching_protocols(req, *route, deflate);
         server_->http_requests(listener_.name, route->path(), 101).inc();
         std::string early(read.substr(head_bytes));
-        WsConnection<tcp::socket>::Params params{server_,       &listener_, route,
+        WsConnection<PlainSocket>::Params params{server_,       &listener_, route,
                                                  peer_address_, peer_ip_,   deflate.has_value()};
         end(false);  // the WsConnection registers itself
         auto conn =
-            std::make_shared<WsConnection<tcp::socket>>(std::move(socket_), std::move(params));
+            std::make_shared<WsConnection<PlainSocket>>(std::move(socket_), std::move(params));
         conn->start(std::move(response), std::move(early),
                     std::move(std::get<std::unique_ptr<WsHandler>>(accepted)));
     }
@@ -615,11 +618,11 @@ private:
     }
 
     // The connection's limits stay counted: HttpSession gives them back when it ends.
-    std::shared_ptr<HttpSession<beast::tcp_stream>> hand_over() {
+    std::shared_ptr<HttpSession<HttpStream>> hand_over() {
         unregister();
-        return std::make_shared<HttpSession<beast::tcp_stream>>(
-            beast::tcp_stream(std::move(socket_)), server_, listener_, std::move(peer_address_),
-            std::move(peer_ip_));
+        return std::make_shared<HttpSession<HttpStream>>(HttpStream(std::move(socket_)), server_,
+                                                         listener_, std::move(peer_address_),
+                                                         std::move(peer_ip_));
     }
 
     void unregister() {
@@ -643,7 +646,7 @@ private:
         }
     }
 
-    tcp::socket socket_;
+    PlainSocket socket_;
     std::shared_ptr<ServerState> server_;
     ListenerState& listener_;
     ThreadState& thread_;
@@ -657,7 +660,7 @@ private:
 }  // namespace
 
 void start_http_session(std::shared_ptr<ServerState> server, ListenerState& listener,
-                        tcp::socket socket) {
+                        PlainSocket socket) {
     if (server->shutting_down.load()) {
         return;  // the socket closes as it goes out of scope
     }
@@ -692,9 +695,9 @@ void start_http_session(std::shared_ptr<ServerState> server, ListenerState& list
         return;
     }
     if (auto tls = listener.tls_context()) {
-        using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+        using TlsStream = beast::ssl_stream<HttpStream>;
         auto session = std::make_shared<HttpSession<TlsStream>>(
-            TlsStream(beast::tcp_stream(std::move(socket)), *tls), server, listener,
+            TlsStream(HttpStream(std::move(socket)), *tls), server, listener,
             std::move(peer_address), std::move(peer_key));
         session->start();
     } else {

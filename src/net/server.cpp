@@ -72,7 +72,7 @@ bool still_accepting(const ServerState& server, const ListenerState& listener,
 
 // Starts a session for a socket handed over to this io thread, with the routes of now.
 void start_session(const std::shared_ptr<ServerState>& server, ListenerState& listener,
-                   tcp::socket socket) {
+                   PlainSocket socket) {
     if (!listener.serving.load()) {
         return;  // accepted just before the listener was released: the socket closes here
     }
@@ -118,7 +118,7 @@ void on_accept(std::shared_ptr<ServerState> server, ListenerState& listener,
     } else {
         asio::post(target, [server, &listener, &target, protocol, owned = OwnedFd(fd)]() mutable {
             boost::system::error_code assign_ec;
-            tcp::socket s(target);
+            PlainSocket s(target.get_executor());
             s.assign(protocol, owned.fd, assign_ec);
             if (!assign_ec) {
                 owned.fd = -1;  // the socket owns it now

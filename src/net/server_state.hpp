@@ -29,6 +29,11 @@ namespace hearth::net {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+// The sockets of accepted connections carry their io_context's executor itself rather than
+// any_io_executor: 40 bytes less per socket, and each pending operation on it (an idle
+// connection's wait for readability) about 100 bytes less, since Asio keeps a copy of the
+// socket's executor in every operation.
+using PlainSocket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
 
 struct ListenerState;
 
@@ -311,6 +316,6 @@ private:
 
 /// Starts the session for a socket accepted on `listener` (on the socket's io thread).
 void start_http_session(std::shared_ptr<ServerState> server, ListenerState& listener,
-                        tcp::socket socket);
+                        PlainSocket socket);
 
 }  // namespace hearth::net

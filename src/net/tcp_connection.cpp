@@ -27,7 +27,7 @@ struct Peer {
     std::string address;  // "1.2.3.4:5", "[::1]:5"
 };
 
-Peer peer_of(const tcp::socket& s) {
+Peer peer_of(const PlainSocket& s) {
     boost::system::error_code ec;
     auto ep = s.remote_endpoint(ec);
     if (ec) {
@@ -53,7 +53,7 @@ class TcpConnection final : public StreamConnection,
                             public DeadlineClient,
                             public std::enable_shared_from_this<TcpConnection> {
 public:
-    TcpConnection(tcp::socket socket, std::shared_ptr<ServerState> server,
+    TcpConnection(PlainSocket socket, std::shared_ptr<ServerState> server,
                   std::shared_ptr<StreamListenerState> stream, Peer peer)
         : socket_(std::move(socket)),
           server_(std::move(server)),
@@ -477,7 +477,7 @@ private:
         arm_timer();
     }
 
-    tcp::socket socket_;
+    PlainSocket socket_;
     std::shared_ptr<ServerState> server_;
     std::shared_ptr<StreamListenerState> stream_ptr_;  // outlives a withdraw of the route
     StreamListenerState& stream_;
@@ -539,7 +539,7 @@ void StreamListenerState::count_disconnect(std::string_view reason) const {
 }
 
 void start_tcp_connection(std::shared_ptr<ServerState> server,
-                          std::shared_ptr<StreamListenerState> stream, tcp::socket socket) {
+                          std::shared_ptr<StreamListenerState> stream, PlainSocket socket) {
     boost::system::error_code ignored;
     if (stream->withdrawn.load()) {
         // Accepted while its route was being withdrawn: the withdraw has told this thread's

@@ -35,7 +35,7 @@ inline std::shared_ptr<spdlog::logger> ws_log() {
 }
 
 template <class Stream>
-inline constexpr bool kIsPlainSocket = std::is_same_v<Stream, tcp::socket>;
+inline constexpr bool kIsPlainSocket = std::is_same_v<Stream, PlainSocket>;
 
 /// One WebSocket connection. Runs on: its own io thread, for its whole life. Owned by: its pending
 /// operations (and the front-end's ConnectionPtr while it keeps one).
@@ -298,9 +298,9 @@ private:
         // streaming or posted from other threads; cleared by it before it queues, writes or closes
         // anything, and by a writer that could not write a whole frame.
         bool open = false;
-        std::uint32_t posted = 0;      // sends posted by other threads and not yet run here
-        std::optional<OutFrame> rest;  // what a partial write left: the next bytes on the wire
-        std::uint64_t bytes = 0;       // written by other threads (for describe)
+        std::uint32_t posted = 0;        // sends posted by other threads and not yet run here
+        std::unique_ptr<OutFrame> rest;  // what a partial write left: the next bytes on the wire
+        std::uint64_t bytes = 0;         // written by other threads (for describe)
         // The route setting's, kept by this thread (refresh_settings): a reload applies to later
         // messages.
         std::atomic<std::size_t> compression_threshold{0};
@@ -342,7 +342,7 @@ private:
                               frame.header_size);
             rest.owned.append(body);
             rest.owned.erase(0, written);
-            direct_.rest = std::move(rest);
+            direct_.rest = std::make_unique<OutFrame>(std::move(rest));
             direct_.open = false;
             ++direct_.posted;
             lock.unlock();
@@ -715,11 +715,11 @@ private:
             } else {
                 // A TLS stream encrypts each buffer of a sequence separately; one flat buffer
                 // makes one record per batch instead of two per frame.
-                tls_write_buffer_.clear();
+                tls_.write.clear();
                 for (const auto& b : batch) {
-                    tls_write_buffer_.append(static_cast<const char*>(b.data()), b.size());
+                    tls_.write.append(static_cast<const char*>(b.data()), b.size());
                 }
-                asio::async_write(stream_, asio::buffer(tls_write_buffer_), completion_after(0));
+                asio::async_write(stream_, asio::buffer(tls_.write), completion_after(0));
             }
             return;
         }
@@ -759,8 +759,8 @@ private:
             std::vector<asio::const_buffer>().swap(buffers_);  // a slow write is over
         }
         if constexpr (!kIsPlainSocket<Stream>) {
-            if (tls_write_buffer_.capacity() > 64 * 1024) {
-                std::string().swap(tls_write_buffer_);
+            if (tls_.write.capacity() > 64 * 1024) {
+                std::string().swap(tls_.write);
             }
         }
         run_callbacks(std::move(callbacks), !ec);
@@ -883,10 +883,10 @@ private:
                 self->on_readable(ec);
             });
         } else {
-            if (!tls_read_buffer_) {
-                tls_read_buffer_ = std::make_unique<std::uint8_t[]>(kTlsReadBufferBytes);
+            if (!tls_.read) {
+                tls_.read = std::make_unique<std::uint8_t[]>(kTlsReadBufferBytes);
             }
-            stream_.async_read_some(asio::buffer(tls_read_buffer_.get(), kTlsReadBufferBytes),
+            stream_.async_read_some(asio::buffer(tls_.read.get(), kTlsReadBufferBytes),
                                     [self = this->shared_from_this()](
                                         const boost::system::error_code& ec, std::size_t n) {
                                         self->read_pending_ = false;
@@ -959,7 +959,7 @@ private:
             on_transport_error(ec);
             return;
         }
-        on_bytes(std::span(tls_read_buffer_.get(), n));
+        on_bytes(std::span(tls_.read.get(), n));
         read_some();
     }
 
@@ -1281,14 +1281,19 @@ private:
 
     ws::FrameParser parser_;
     std::string inbuf_;  // the bytes of an incomplete frame
-    std::unique_ptr<std::uint8_t[]> tls_read_buffer_;
 
     Outbox outbox_;
     DirectWrites direct_;  // plain sockets only
     std::unique_ptr<Streaming> streaming_;
     std::vector<asio::const_buffer>
         buffers_;  // the rest of a batch the socket did not take at once
-    std::string tls_write_buffer_;
+    // What only a TLS connection needs: a plain one spends no bytes on it.
+    struct TlsBuffers {
+        std::unique_ptr<std::uint8_t[]> read;
+        std::string write;  // a batch flattened: one record instead of two per frame
+    };
+    struct NoTlsBuffers {};
+    [[no_unique_address]] std::conditional_t<kIsPlainSocket<Stream>, NoTlsBuffers, TlsBuffers> tls_;
 
     Clock::time_point opened_at_{};
     std::chrono::system_clock::time_point opened_at_wall_{};  // for the operator API
