@@ -176,6 +176,9 @@ public:
                             std::string_view) const override {
         return "starts_with(" + std::string(expr) + ", " + std::string(prefix) + ")";
     }
+    std::string returning_id(std::string_view column) const override {
+        return " RETURNING " + std::string(column);
+    }
     // Several nodes may write to one database.
     std::string_view for_update() const override { return " FOR UPDATE"; }
     std::string_view for_key_share() const override { return " FOR KEY SHARE"; }
@@ -268,6 +271,10 @@ public:
         std::uint64_t n = 0;
         (void)std::from_chars(text, text + std::strlen(text), n);
         return n;
+    }
+    std::int64_t inserted_id() const override {
+        return result_ != nullptr && PQntuples(result_.get()) > 0 ? int64_in(result_.get(), 0, 0)
+                                                                  : 0;
     }
 
     bool is_null(int column) const override {

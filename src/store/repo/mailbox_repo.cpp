@@ -21,7 +21,10 @@ using sql::Type;
 // A key range [?1, ?2) rather than LIKE or GLOB serves a prefix: no escaping, and the index on
 // key serves it. Keys compare as bytes on both backends (BYTEA; SQLite's BINARY collation).
 constexpr sql::Statement kInsert{
-    "INSERT INTO mailbox (key, body, stored_at, expires_at) VALUES (?1, ?2, ?3, ?4) RETURNING seq",
+    [](const sql::Dialect& d) {
+        return "INSERT INTO mailbox (key, body, stored_at, expires_at) VALUES (?1, ?2, ?3, ?4)" +
+               d.returning_id("seq");
+    },
     {Type::kBytes, Type::kBlob, Type::kInt64, Type::kInt64}};
 constexpr sql::Statement kDepth{"SELECT depth FROM mailbox_depth WHERE key = ?1", {Type::kBytes}};
 // mailbox_depth holds one row per non-empty mailbox, so summing it never touches the messages.
@@ -387,11 +390,10 @@ private:
         {
             sql::Query q(c, kInsert);
             q.text(key).text(body).int64(now_ms).int64(expires_at);
-            std::int64_t seq = 0;
-            if (!one_int64(q, seq) || !q.run()) {
+            if (!q.run()) {
                 return false;
             }
-            result.seq = static_cast<std::uint64_t>(seq);
+            result.seq = static_cast<std::uint64_t>(q.inserted_id());
         }
         if (plan->drop > 0) {
             sql::Query q(c, kDropOldest);

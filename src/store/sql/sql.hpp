@@ -90,6 +90,10 @@ public:
     /// an index; another may ignore it.
     virtual std::string starts_with(std::string_view expr, std::string_view prefix,
                                     std::string_view upper) const = 0;
+    /// Appended to an INSERT whose new row's `column` (an identity or INTEGER PRIMARY KEY) is read
+    /// with Query::inserted_id: RETURNING on PostgreSQL; nothing on SQLite, where RETURNING costs
+    /// a temporary table per statement and the last rowid is free (the mailbox hot path).
+    virtual std::string returning_id(std::string_view column) const = 0;
     /// Appended to a SELECT of rows that this transaction may update, so that concurrent writers
     /// (other nodes) wait for it; "" where one writer holds the whole database.
     virtual std::string_view for_update() const = 0;
@@ -117,6 +121,8 @@ public:
     virtual bool conflict() const noexcept = 0;
     /// Rows inserted, updated or deleted by the statement once it ran.
     virtual std::uint64_t changes() const = 0;
+    /// The id of the row an INSERT with Dialect::returning_id inserted, once it ran.
+    virtual std::int64_t inserted_id() const = 0;
 
     virtual bool is_null(int column) const = 0;
     virtual std::int64_t int64_at(int column) const = 0;
@@ -203,6 +209,7 @@ public:
     bool failed() const noexcept { return cursor_.failed(); }
     bool conflict() const noexcept { return cursor_.conflict(); }
     std::uint64_t changes() const { return cursor_.changes(); }
+    std::int64_t inserted_id() const { return cursor_.inserted_id(); }
 
     bool is_null(int column) const { return cursor_.is_null(column); }
     std::int64_t int64_at(int column) const { return cursor_.int64_at(column); }

@@ -148,6 +148,7 @@ public:
         return "(" + e + " >= " + std::string(prefix) + " AND (" + u + " IS NULL OR " + e + " < " +
                u + "))";
     }
+    std::string returning_id(std::string_view) const override { return {}; }
     // One writer connection holds the whole database for its transaction.
     std::string_view for_update() const override { return ""; }
     std::string_view for_key_share() const override { return ""; }
@@ -236,6 +237,7 @@ public:
     bool failed() const noexcept override { return failed_; }
     bool conflict() const noexcept override { return conflict_; }
     std::uint64_t changes() const override;
+    std::int64_t inserted_id() const override;
 
     bool is_null(int column) const override {
         return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
@@ -404,6 +406,10 @@ bool SqliteCursor::next() {
 
 std::uint64_t SqliteCursor::changes() const {
     return static_cast<std::uint64_t>(sqlite3_changes64(db_.get()));
+}
+
+std::int64_t SqliteCursor::inserted_id() const {
+    return sqlite3_last_insert_rowid(db_.get());
 }
 
 // ---------------------------------------------------------------------------------------------
