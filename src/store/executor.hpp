@@ -99,7 +99,8 @@ struct BatchStats {
 
 /// One queued operation. Created by the submitting thread; executed and completed by the writer
 /// thread (writes, and reads submitted while the writer had work) or a reader thread (reads
-/// submitted while it had none). Each backend executes it through its own subclass (ConnOp).
+/// submitted while it had none). Backends execute it as a ConnOp on their connection (the
+/// repositories' operations are sql::Op, store/sql/sql.hpp).
 class ExecOp {
 public:
     virtual ~ExecOp() = default;
@@ -206,9 +207,9 @@ struct ExecutorSettings {
     StoreTestHooks hooks;
 };
 
-/// The writer and reader threads, their queues and the order bookkeeping. Owned by a store that
-/// is also its ExecutorBackend: the store starts it once its connections are open and stops it
-/// (in its destructor, before closing them).
+/// The writer and reader threads, their queues and the order bookkeeping. Owned by the store
+/// (SqlStore, store/sql_store.hpp) with the backend it runs on: the store starts it once the
+/// backend's connections are open and stops it (in its destructor, before closing them).
 class StoreExecutor {
 public:
     StoreExecutor(ExecutorSettings settings, ExecutorBackend& backend,
