@@ -58,20 +58,6 @@ std::string_view mailbox_namespace(std::string_view key) noexcept {
     return colon == std::string_view::npos ? std::string_view() : key.substr(0, colon + 1);
 }
 
-std::size_t log_rows_bytes(const std::vector<LogRow>& rows) noexcept {
-    std::size_t bytes = 0;
-    for (const auto& r : rows) {
-        bytes += r.room.size() + r.user.size() + r.level.size() + r.body.size();
-    }
-    return bytes;
-}
-
-std::int64_t unix_ms_now() noexcept {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 // ---------------------------------------------------------------------------------------------
 // ErrorReporter.
 

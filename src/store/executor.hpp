@@ -99,7 +99,8 @@ struct BatchStats {
 
 /// One queued operation. Created by the submitting thread; executed and completed by the writer
 /// thread (writes, and reads submitted while the writer had work) or a reader thread (reads
-/// submitted while it had none). Each backend executes it through its own subclass (ConnOp).
+/// submitted while it had none). Backends execute it as a ConnOp on their connection (the
+/// repositories' operations are sql::Op, store/sql/sql.hpp).
 class ExecOp {
 public:
     virtual ~ExecOp() = default;
@@ -206,9 +207,9 @@ struct ExecutorSettings {
     StoreTestHooks hooks;
 };
 
-/// The writer and reader threads, their queues and the order bookkeeping. Owned by a store that
-/// is also its ExecutorBackend: the store starts it once its connections are open and stops it
-/// (in its destructor, before closing them).
+/// The writer and reader threads, their queues and the order bookkeeping. Owned by the store
+/// (SqlStore, store/sql_store.hpp) with the backend it runs on: the store starts it once the
+/// backend's connections are open and stops it (in its destructor, before closing them).
 class StoreExecutor {
 public:
     StoreExecutor(ExecutorSettings settings, ExecutorBackend& backend,
@@ -304,52 +305,6 @@ std::optional<std::string> prefix_upper_bound(std::string prefix);
 /// A mailbox key's namespace, which its quotas count in (MailboxLimits): up to and including its
 /// first ':', or "" without one. The migrations' triggers compute the same in SQL.
 std::string_view mailbox_namespace(std::string_view key) noexcept;
-
-/// The bytes of log rows, as the writer's byte bound weighs them.
-std::size_t log_rows_bytes(const std::vector<LogRow>& rows) noexcept;
-
-/// The store's clock for stored_at and expires_at: Unix time in milliseconds.
-std::int64_t unix_ms_now() noexcept;
-
-/// What `append` decides before it inserts, from the mailbox's depth and its namespace's usage.
-struct AppendPlan {
-    Errc refused = Errc::kOk;  // kLimitReached or kTooLarge: store nothing
-    std::int64_t drop = 0;     // the oldest entries of the mailbox to delete after the insert
-};
-
-/// The quota and depth rules of `Mailboxes::append`, the same for both backends. `depth`: the
-/// mailbox's entries now; `mailboxes`, `bytes`: its namespace's usage now (read only when a
-/// quota is set); `oldest_bytes(n)`: the bytes of the mailbox's n oldest entries, asked only when
-/// the byte quota needs them (they leave with the insert), nullopt when that read failed.
-template <class OldestBytes>
-std::optional<AppendPlan> plan_append(const MailboxLimits& limits, std::int64_t entry_bytes,
-                                      std::int64_t depth, std::int64_t mailboxes,
-                                      std::int64_t bytes, OldestBytes&& oldest_bytes) {
-    AppendPlan plan;
-    const auto max_depth = static_cast<std::int64_t>(
-        std::min<std::size_t>(limits.max_depth, std::numeric_limits<std::int64_t>::max()));
-    plan.drop = std::max<std::int64_t>(0, depth + 1 - max_depth);
-    if (depth == 0 && limits.max_mailboxes > 0 &&
-        static_cast<std::uint64_t>(std::max<std::int64_t>(0, mailboxes)) >= limits.max_mailboxes) {
-        plan.refused = Errc::kLimitReached;
-        return plan;
-    }
-    if (limits.max_bytes > 0) {
-        std::int64_t leaving = 0;
-        if (plan.drop > 0) {
-            const std::optional<std::int64_t> n = oldest_bytes(plan.drop);
-            if (!n) {
-                return std::nullopt;
-            }
-            leaving = *n;
-        }
-        const std::int64_t after = std::max<std::int64_t>(0, bytes - leaving) + entry_bytes;
-        if (after > 0 && static_cast<std::uint64_t>(after) > limits.max_bytes) {
-            plan.refused = Errc::kTooLarge;
-        }
-    }
-    return plan;
-}
 
 }  // namespace detail
 }  // namespace hearth::store

@@ -11,7 +11,8 @@
 // among the writes. One writer per node keeps "a read sees every write submitted before it"
 // without any locking in the database, and group commit makes it fast enough: a batch costs one
 // commit (one WAL flush on the server) however many writes it holds. Every statement is prepared
-// once per connection (PQprepare) when it connects.
+// once per connection (PQprepare), on its first use there. The queries are the repositories'
+// (store/repo/); this file implements the SQL dialect layer (store/sql/sql.hpp) on libpq.
 //
 // Failures: a broken connection (the server restarted or went away) is reconnected by the thread
 // that owns it, on its next use, at most once per `probe_interval` after a failed attempt. A batch

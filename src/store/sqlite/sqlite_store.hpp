@@ -3,7 +3,8 @@
 // The SQLite implementation of the store (include/hearth/store.hpp).
 //
 // The queues, threads and order rules are the StoreExecutor's (store/executor.hpp), shared with
-// the PostgreSQL store; this file adds the SQLite connections and SQL.
+// the PostgreSQL store, and the queries are the repositories' (store/repo/); this file adds the
+// SQLite connections and implements the SQL dialect layer (store/sql/sql.hpp) on them.
 //
 // Threads: one writer thread owns the only writing connection. It takes everything queued (up to
 // `max_batch`), runs it in ONE transaction, commits, then runs the completions in order: group
