@@ -243,7 +243,8 @@ run_homestead() {
     section "Homestead relay with acknowledgements"
     start_server homestead $((PORT + 1)) HEARTH_HOMESTEAD__ENABLED=true \
         HEARTH_HOMESTEAD__LISTEN="127.0.0.1:$((PORT + 1))" HEARTH_HTTP__LISTEN="127.0.0.1:$PORT" \
-        HEARTH_WEBSOCKET__MAX_MESSAGES_PER_S=0 || { failed "server"; return; }
+        HEARTH_WEBSOCKET__MAX_MESSAGES_PER_S=0 HEARTH_WEBSOCKET__MAX_BYTES_PER_S=0 \
+        || { failed "server"; return; }
     local url="ws://127.0.0.1:$((PORT + 1))/sync?api_key=gateway"
     local keys=(sent acks_completed acks_per_s server_cpu_s messages_per_server_cpu_s latency_us)
     bench homestead-mod "${keys[@]}" -- homestead-mod --url "$url" --mods 10 --duration "$HOMESTEAD_S"
