@@ -1,5 +1,6 @@
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace hearth::util {
@@ -46,6 +47,17 @@ constexpr bool for_each_list_item(std::string_view list, F&& f) {
         list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     }
     return false;
+}
+
+/// The address part of a connection's peer as the transport writes it: "1.2.3.4:5" -> "1.2.3.4",
+/// "[::1]:5" -> "::1" (what per-address throttles and counts key on).
+inline std::string ip_of_peer(std::string_view peer) {
+    const auto colon = peer.rfind(':');
+    std::string_view ip = colon == std::string_view::npos ? peer : peer.substr(0, colon);
+    if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') {
+        ip = ip.substr(1, ip.size() - 2);
+    }
+    return std::string(ip);
 }
 
 }  // namespace hearth::util

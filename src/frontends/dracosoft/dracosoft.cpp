@@ -14,6 +14,7 @@
 #include "core/runtime.hpp"
 #include "frontends/dracosoft/codec.hpp"
 #include "util/log.hpp"
+#include "util/strings.hpp"
 
 namespace hearth::frontends::dracosoft {
 
@@ -50,16 +51,6 @@ constexpr std::string_view kRateLimited = "Rate limit exceeded";  // Hearth's; t
 
 std::string now_timestamp() {
     return iso_timestamp(std::chrono::system_clock::now());
-}
-
-// "1.2.3.4:5" -> "1.2.3.4"; "[::1]:5" -> "::1": the login throttle counts per address.
-std::string ip_of(const std::string& peer) {
-    const auto colon = peer.rfind(':');
-    std::string ip = colon == std::string::npos ? peer : peer.substr(0, colon);
-    if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') {
-        ip = ip.substr(1, ip.size() - 2);
-    }
-    return ip;
 }
 
 bool is(const boost::system::error_code& ec, Errc e) {
@@ -349,8 +340,8 @@ private:
     void login(std::string username, std::string password) {
         begin_auth();
         shared_->accounts.login(
-            username, std::move(password), ip_of(connection_->peer_address()), "dracosoft",
-            back_here<auth::SessionToken>([this](Result<auth::SessionToken> r) {
+            username, std::move(password), util::ip_of_peer(connection_->peer_address()),
+            "dracosoft", back_here<auth::SessionToken>([this](Result<auth::SessionToken> r) {
                 if (r) {
                     logged_in(r->principal.username, std::move(r->token), "login",
                               kLoginSuccessful);
@@ -404,7 +395,7 @@ private:
         auth::NewAccount account{
             std::move(username), std::move(password), std::move(email), {"player"}};
         shared_->accounts.register_account(
-            std::move(account), "dracosoft", ip_of(connection_->peer_address()),
+            std::move(account), "dracosoft", util::ip_of_peer(connection_->peer_address()),
             back_here<store::AccountRecord>([this](Result<store::AccountRecord> created) {
                 if (!created) {
                     const auto& ec = created.error();
@@ -428,7 +419,7 @@ private:
                 }
                 // The session token for the account just made: no second hash, no throttle.
                 shared_->accounts.open_session(
-                    std::move(*created), "dracosoft", ip_of(connection_->peer_address()),
+                    std::move(*created), "dracosoft", util::ip_of_peer(connection_->peer_address()),
                     back_here<auth::SessionToken>([this](Result<auth::SessionToken> r) {
                         if (r) {
                             logged_in(r->principal.username, std::move(r->token), "register",

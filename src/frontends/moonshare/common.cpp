@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "auth/registration_throttle.hpp"
+#include "util/strings.hpp"
 
 namespace hearth::frontends::moonshare {
 
@@ -11,17 +12,8 @@ std::shared_ptr<spdlog::logger> log() {
     return l;
 }
 
-std::string ip_of(const std::string& peer) {
-    const auto colon = peer.rfind(':');
-    std::string ip = colon == std::string::npos ? peer : peer.substr(0, colon);
-    if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') {
-        ip = ip.substr(1, ip.size() - 2);
-    }
-    return ip;
-}
-
 std::string address_key_of(const std::string& peer) {
-    return auth::address_key(ip_of(peer));
+    return auth::address_key(util::ip_of_peer(peer));
 }
 
 std::string lowercase(std::string_view s) {

@@ -14,9 +14,6 @@ namespace hearth::frontends::moonshare {
 /// The front-end's logger, "moonshare".
 std::shared_ptr<spdlog::logger> log();
 
-/// "1.2.3.4:5" -> "1.2.3.4"; "[::1]:5" -> "::1".
-std::string ip_of(const std::string& peer);
-
 /// What a client is counted under in the per-address limits: its IP address, an IPv6 address by
 /// its /64 (one subscriber usually holds a whole /64, so rotating inside it does not escape).
 std::string address_key_of(const std::string& peer);

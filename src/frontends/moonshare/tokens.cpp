@@ -7,6 +7,7 @@
 #include "frontends/moonshare/codec.hpp"
 #include "frontends/moonshare/common.hpp"
 #include "frontends/moonshare/shared.hpp"
+#include "util/strings.hpp"
 
 namespace hearth::frontends::moonshare {
 
@@ -50,7 +51,7 @@ void decide_token(const std::shared_ptr<Shared>& shared, std::string user, std::
                   std::optional<std::string> proof, bool showed_proof,
                   std::function<void(Issued, std::optional<std::string>)> done) {
     auto& s = *shared;
-    const auto ip = ip_of(peer);
+    const auto ip = util::ip_of_peer(peer);
     Bindings::Eviction evicted = Bindings::Eviction::kNone;
     // Lock order: the bindings' mutex, then the registry's or the file store's (in_use).
     const auto decision = s.bindings.request(
