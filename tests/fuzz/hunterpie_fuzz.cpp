@@ -6,17 +6,21 @@
 // that keeps only the protocol's fields), and both with boost::json::parse, whose acceptance they
 // claim to reproduce: the same documents accepted (but for one documented difference, exponents
 // beyond 32 bits), and the same four fields read (the last of duplicate keys; session ids over
-// kMaxSessionIdBytes flagged, not kept). Checked too: no crash or sanitizer report.
+// kMaxSessionIdBytes flagged, not kept). The codec's parse_client_message (codec.hpp), which the
+// handler uses, must then classify the frame as those fields say. Checked too: no crash or
+// sanitizer report.
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include <boost/json/error.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "frontends/hunterpie/codec.hpp"
 #include "frontends/hunterpie/message.hpp"
 #include "fuzz_check.hpp"
 
@@ -26,6 +30,62 @@ namespace json = boost::json;
 namespace hp = hearth::frontends::hunterpie;
 using Field = hp::Fields::Field;
 using hearth::fuzz::check;
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return out;
+}
+
+// What parse_client_message makes of a text frame, checked against the exact reader's fields.
+void check_classification(std::string_view text, bool exact_ok, const hp::Fields& exact) {
+    check(std::holds_alternative<hp::ClientError>(hp::parse_client_message(true, text)) &&
+              std::get<hp::ClientError>(hp::parse_client_message(true, text)) ==
+                  hp::ClientError::kBinary,
+          "a binary frame not refused as binary");
+    const hp::ClientMessage m = hp::parse_client_message(false, text);
+    if (text == "ping") {
+        check(std::holds_alternative<hp::Ping>(m), "ping not recognised");
+        return;
+    }
+    if (!exact_ok || !exact.object || exact.type.kind != Field::Kind::kString) {
+        check(std::holds_alternative<hp::ClientError>(m) &&
+                  std::get<hp::ClientError>(m) == hp::ClientError::kInvalid,
+              "a frame without a string type not refused as invalid");
+        return;
+    }
+    const std::string type = lower(exact.type.text);
+    if (type == "setsession") {
+        const auto* s = std::get_if<hp::SetSession>(&m);
+        check(s != nullptr, "setsession misclassified");
+        const bool valid =
+            exact.session_id.kind == Field::Kind::kString && !exact.session_id.text.empty();
+        check((s->state == hp::SessionIdState::kValid) == valid, "setsession id state");
+        check(!valid || s->session_id == exact.session_id.text, "setsession id");
+        check(s->leader == (exact.is_leader.kind == Field::Kind::kTrue), "setsession leader");
+    } else if (type == "push") {
+        const auto* p = std::get_if<hp::Push>(&m);
+        check(p != nullptr, "push misclassified");
+        check((p->state == hp::SessionIdState::kTooLong) ==
+                  (exact.session_id.kind == Field::Kind::kTooLong),
+              "push id too long");
+        check(p->state != hp::SessionIdState::kValid || p->session_id == exact.session_id.text,
+              "push id");
+    } else if (type == "leavesession") {
+        check(std::holds_alternative<hp::LeaveSession>(m), "leavesession misclassified");
+    } else if (type == "setname") {
+        const auto* n = std::get_if<hp::SetName>(&m);
+        check(n != nullptr, "setname misclassified");
+        check(n->name.has_value() == (exact.name.kind == Field::Kind::kString), "setname name");
+    } else {
+        const auto* o = std::get_if<hp::OtherType>(&m);
+        check(o != nullptr && o->type == type, "another type misclassified");
+    }
+}
 
 bool same(const Field& a, const Field& b) {
     return a.kind == b.kind && a.text == b.text;
@@ -69,6 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     check(fast_ok == exact_ok, "the fast path and the exact reader disagree on validity");
+    check_classification(text, exact_ok, exact);
     if (!exact_ok) {
         return 0;
     }
