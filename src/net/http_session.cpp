@@ -443,8 +443,7 @@ private:
         auto leftover = buffer_.data();
         std::string early(static_cast<const char*>(leftover.data()), leftover.size());
         beast::get_lowest_layer(stream_).expires_never();
-        typename WsConnectionFor::Params params{server_, &listener_, route, peer_address_,
-                                                peer_ip_};
+        typename WsConnectionFor::Params params{server_, &listener_, route, peer_address_};
         finish();  // the WsConnection registers itself
         auto handler = std::move(std::get<std::unique_ptr<WsHandler>>(accepted));
         if constexpr (std::is_same_v<Stream, HttpStream>) {
@@ -635,8 +634,7 @@ private:
             respond_in_session(std::move(*refusal), req.version());
             return;
         }
-        WsConnection<PlainSocket>::Params params{server_, &listener_, route, peer_address_,
-                                                 peer_ip_};
+        WsConnection<PlainSocket>::Params params{server_, &listener_, route, peer_address_};
         end(false);  // the WsConnection registers itself
         open_websocket(std::move(socket_), req, std::string(read.substr(head_bytes)),
                        std::move(std::get<std::unique_ptr<WsHandler>>(accepted)),

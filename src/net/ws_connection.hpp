@@ -23,6 +23,7 @@
 #include "net/server_state.hpp"
 #include "net/ws_codec.hpp"
 #include "util/log.hpp"
+#include "util/strings.hpp"
 #include "util/token_bucket.hpp"
 
 namespace hearth::net {
@@ -61,7 +62,6 @@ public:
         ListenerState* listener = nullptr;
         std::shared_ptr<WsRouteState> route;
         std::string peer_address;
-        std::string peer_ip;
         bool deflate = false;
     };
 
@@ -76,7 +76,6 @@ public:
           generation_(route_->generation()),
           id_(static_cast<ConnectionId>(server_->next_connection_id.fetch_add(1))),
           peer_address_(std::move(p.peer_address)),
-          peer_ip_(std::move(p.peer_ip)),
           deflate_(p.deflate),
           parser_(parser_limits(*settings_), p.deflate, &thread_.inflater),
           outbox_(settings_->max_outbound_bytes),
@@ -122,7 +121,7 @@ public:
         // connection before its handler is opened.
         schedule_flush();
 
-        const bool over_limit = !route_->peers().add(peer_ip_, settings_->max_connections_per_ip);
+        const bool over_limit = !route_->peers().add(peer_key(), settings_->max_connections_per_ip);
         peer_counted_ = !over_limit;
         handler_->on_open(self);
         if (over_limit) {
@@ -286,6 +285,14 @@ private:
             // No TLS close_notify: the WebSocket closing handshake already ended the session.
             boost::beast::get_lowest_layer(stream_).socket().close(ignored);
         }
+    }
+
+    // The peer's per-address key (IPv6 by its /64), derived when counted and uncounted rather than
+    // kept: an idle connection does not carry its address twice.
+    std::string peer_key() const {
+        boost::system::error_code ec;
+        const auto address = asio::ip::make_address(util::ip_of_peer(peer_address_), ec);
+        return ec ? peer_address_ : address_key(address);
     }
 
     // ---- writes from other threads (plain sockets) ------------------------------------------
@@ -777,7 +784,7 @@ private:
         if (close_was_in_batch) {
             close_written_ = true;
             if (peer_closed_) {
-                teardown(close_info_);  // the closing handshake is complete
+                teardown(*close_info_);  // the closing handshake is complete
                 return false;
             }
             if (discard_input_) {
@@ -799,7 +806,7 @@ private:
         }
         state_ = State::kClosing;
         abort_streams();
-        close_info_ = CloseInfo{code, std::string(reason), false};
+        close_info_ = std::make_unique<CloseInfo>(CloseInfo{code, std::string(reason), false});
         close_deadline_ = Clock::now() + settings_->close_timeout;
         close_queued_ = true;
         // 1005 and 1006 must never be sent (RFC 6455 7.4.1): they mean "no code".
@@ -814,7 +821,7 @@ private:
         if (state_ == State::kOpen) {
             state_ = State::kClosing;
             abort_streams();
-            close_info_ = CloseInfo{code, std::string(reason), true};
+            close_info_ = std::make_unique<CloseInfo>(CloseInfo{code, std::string(reason), true});
             close_deadline_ = Clock::now() + settings_->close_timeout;
             close_queued_ = true;
             // Echo the peer's code, as RFC 6455 5.5.1 asks.
@@ -823,7 +830,7 @@ private:
                                                  : ws::close_payload(code, ""));
             arm_timer();
         } else if (close_written_) {
-            teardown(close_info_);
+            teardown(*close_info_);
         }
     }
 
@@ -844,7 +851,7 @@ private:
         abort_streams();
         std::string().swap(inbuf_);
         if (peer_counted_) {
-            route_->peers().remove(peer_ip_);
+            route_->peers().remove(peer_key());
         }
         if (registered_) {
             route_->metrics().open->sub(1);
@@ -966,7 +973,7 @@ private:
     void on_transport_error(const boost::system::error_code& ec) {
         if (close_written_) {
             // Our close frame is out; the peer closing the transport completes the handshake.
-            teardown(close_info_);
+            teardown(*close_info_);
             return;
         }
         const bool eof = ec == asio::error::eof || ec == asio::error::connection_reset;
@@ -1221,7 +1228,7 @@ private:
         }
         if (state_ == State::kClosing) {
             if (now >= close_deadline_) {
-                teardown(close_info_);
+                teardown(*close_info_);
                 return;
             }
         } else if (!got_message_ && first_message_timeout().count() > 0 &&
@@ -1257,7 +1264,6 @@ private:
     std::uint32_t generation_;
     ConnectionId id_;
     std::string peer_address_;
-    std::string peer_ip_;
     bool deflate_;
     std::unique_ptr<WsHandler> handler_;
 
@@ -1277,7 +1283,9 @@ private:
     std::uint32_t uncounted_in_ = 0;   // messages received since the route counter was updated
     std::uint32_t uncounted_out_ = 0;  // messages queued since the route counter was updated  // a
                                        // data message arrived (ends the first-message deadline)
-    CloseInfo close_info_;
+    // Set when the closing handshake starts (close_local, on_peer_close), before any close frame
+    // is queued: an open connection does not carry it.
+    std::unique_ptr<CloseInfo> close_info_;
 
     ws::FrameParser parser_;
     std::string inbuf_;  // the bytes of an incomplete frame
