@@ -574,19 +574,25 @@ void FrameParser::release_buffers() noexcept {
     release_pending_ = false;
 }
 
+FrameEvent FrameParser::error_event() const noexcept {
+    FrameEvent e;
+    e.type = FrameEvent::Type::kError;
+    e.code = error_code_;
+    e.data = error_reason_;
+    return e;
+}
+
 std::pair<FrameEvent, std::size_t> FrameParser::fail(std::uint16_t code, std::string_view reason,
                                                      std::size_t consumed) {
     failed_ = true;
     in_message_ = false;
     streaming_ = false;
     in_stream_frame_ = false;
-    error_ = FrameEvent{};
-    error_.type = FrameEvent::Type::kError;
-    error_.code = code;
-    error_.data = reason;
+    error_code_ = code;
+    error_reason_ = reason;
     std::string().swap(fragments_);
     release_pending_ = false;
-    return {error_, consumed};
+    return {error_event(), consumed};
 }
 
 std::pair<FrameEvent, std::size_t> FrameParser::deliver(MessageKind kind, bool compressed,
@@ -650,7 +656,7 @@ std::pair<FrameEvent, std::size_t> FrameParser::stream_part(std::uint8_t* data, 
 
 std::pair<FrameEvent, std::size_t> FrameParser::next(std::span<std::uint8_t> input) {
     if (failed_) {
-        return {error_, 0};
+        return {error_event(), 0};
     }
     if (release_pending_) {
         release_buffers();

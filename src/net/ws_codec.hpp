@@ -191,6 +191,7 @@ public:
     std::pair<FrameEvent, std::size_t> next(std::span<std::uint8_t> input);
 
 private:
+    FrameEvent error_event() const noexcept;
     std::pair<FrameEvent, std::size_t> fail(std::uint16_t code, std::string_view reason,
                                             std::size_t consumed);
     std::pair<FrameEvent, std::size_t> stream_part(std::uint8_t* data, std::size_t size,
@@ -212,7 +213,10 @@ private:
     // delivery.
     bool release_pending_ = false;
     std::string fragments_;
-    FrameEvent error_;
+    // The failure, repeated by every later call (two fields rather than a whole FrameEvent: every
+    // idle connection holds a parser).
+    std::uint16_t error_code_ = 0;
+    std::string_view error_reason_;
     // A streamed binary message (Limits::stream_binary) in progress, and the frame being read.
     bool streaming_ = false;
     bool stream_first_ = false;     // the next part is the message's first
