@@ -9,28 +9,59 @@ constexpr std::uint8_t kPongOpcode = 0x0A;
 // Vectors that grew during a burst give their memory back once drained.
 constexpr std::size_t kKeepCapacity = 64;
 
-// The storage of one drained queue, kept for the next queue of this thread that needs some: an
-// idle connection then keeps no queue storage at all (two frames' worth, 224 bytes, for the
-// 101 response it wrote), while a thread that writes to one connection after another does not
-// allocate per write. Queues are touched only by their connection's thread.
-thread_local std::vector<OutFrame> t_spare;
+// The storage of drained queues, kept for the next queues of this thread that need some: an idle
+// connection then keeps no queue storage at all (two frames' worth, 224 bytes, for the 101
+// response it wrote), while a thread that fans a message out to a thousand connections, each
+// queue filled and drained once per message, reuses the same storage every time instead of a
+// malloc and a free per recipient. Bounded by the frames the spares can hold in total: past it a
+// drained queue's storage is freed. Queues are touched only by their connection's thread.
+class SpareQueues {
+public:
+    // About 256 KiB of frames per thread.
+    static constexpr std::size_t kMaxFrames = 256 * 1024 / sizeof(OutFrame);
+
+    void give(std::vector<OutFrame>& v) noexcept {
+        if (v.capacity() > kKeepCapacity || frames_ + v.capacity() > kMaxFrames) {
+            std::vector<OutFrame>().swap(v);
+            return;
+        }
+        try {
+            spares_.emplace_back();
+        } catch (...) {
+            std::vector<OutFrame>().swap(v);
+            return;
+        }
+        frames_ += v.capacity();
+        spares_.back().swap(v);
+    }
+
+    void take(std::vector<OutFrame>& v) noexcept {
+        if (spares_.empty()) {
+            return;
+        }
+        frames_ -= spares_.back().capacity();
+        v.swap(spares_.back());
+        spares_.pop_back();
+    }
+
+private:
+    std::vector<std::vector<OutFrame>> spares_;
+    std::size_t frames_ = 0;  // the spares' capacity, in frames
+};
+
+thread_local SpareQueues t_spares;
 
 // Empties `v`, keeping its storage for the next queue on this thread, or freeing it.
 void release(std::vector<OutFrame>& v) noexcept {
     v.clear();
-    if (v.capacity() == 0) {
-        return;
-    }
-    if (t_spare.capacity() == 0 && v.capacity() <= kKeepCapacity) {
-        t_spare.swap(v);
-    } else {
-        std::vector<OutFrame>().swap(v);
+    if (v.capacity() != 0) {
+        t_spares.give(v);
     }
 }
 
 void append(std::vector<OutFrame>& v, OutFrame&& frame) {
-    if (v.capacity() == 0 && t_spare.capacity() != 0) {
-        v.swap(t_spare);
+    if (v.capacity() == 0) {
+        t_spares.take(v);
     }
     v.push_back(std::move(frame));
 }
