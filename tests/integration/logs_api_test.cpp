@@ -227,8 +227,9 @@ TEST_P(LogsApi, RetentionKeepsAtMostMaxRowsNewestFirst) {
     post(port, body);
     // Everything stored, server lines included, is bounded; the newest of ours survive.
     auto p = query_until(port, "?limit=1000", [](const Page& page) {
+        const auto seen = msgs(page);  // one vector: its begin and end must belong together
         return page.items.size() <= 5 && !page.items.empty() &&
-               std::find(msgs(page).begin(), msgs(page).end(), "k12") != msgs(page).end();
+               std::find(seen.begin(), seen.end(), "k12") != seen.end();
     });
     auto kept = msgs(parse_page(get_logs(port, "?room=kept")));
     ASSERT_FALSE(kept.empty());

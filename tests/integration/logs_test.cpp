@@ -21,6 +21,7 @@
 #include "logs/log_stream.hpp"
 #include "net/server.hpp"
 #include "support/clients.hpp"
+#include "support/log_capture.hpp"
 #include "support/server.hpp"
 #include "support/store_backend.hpp"
 #include "util/log.hpp"
@@ -415,62 +416,6 @@ TEST(LogStream, PendingBoundsDropOldestAndCount) {
 }
 
 // ---- who may listen to the server's own lines ---------------------------------------------------
-
-/// Every line the server logs while it exists, from the ring (as the stream itself sees them).
-class LogCapture {
-public:
-    LogCapture()
-        : subscription_(util::log_ring().subscribe([this](const util::LogRecord& r) {
-              std::lock_guard lock(mutex_);
-              lines_.push_back(r.logger + " " + r.level + " " + r.message);
-              changed_.notify_all();
-          })) {}
-
-    /// Waits for a line that contains every one of `needles`; returns it. Throws past the
-    /// deadline.
-    std::string wait_for(const std::vector<std::string>& needles) {
-        std::unique_lock lock(mutex_);
-        std::string found;
-        const bool ok = changed_.wait_for(lock, kDeadline, [&] {
-            for (const auto& line : lines_) {
-                bool all = true;
-                for (const auto& n : needles) {
-                    all = all && line.find(n) != std::string::npos;
-                }
-                if (all) {
-                    found = line;
-                    return true;
-                }
-            }
-            return false;
-        });
-        if (!ok) {
-            std::string wanted;
-            for (const auto& n : needles) {
-                wanted += " \"" + n + "\"";
-            }
-            throw std::runtime_error("deadline passed waiting for a log line with" + wanted);
-        }
-        return found;
-    }
-
-    /// Whether any line so far contains `needle`.
-    bool contains(const std::string& needle) {
-        std::lock_guard lock(mutex_);
-        for (const auto& line : lines_) {
-            if (line.find(needle) != std::string::npos) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    std::vector<std::string> lines_;
-    util::LogRing::Subscription subscription_;  // last: unsubscribed before the rest goes
-};
 
 /// The subprotocols a browser offers to pass `token` (docs/logs.md).
 std::map<std::string, std::string> subprotocol(const std::string& token) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,45 @@ public:
         return static_cast<int>(std::count_if(
             lines_.begin(), lines_.end(),
             [&](const std::string& l) { return l.find(needle) != std::string::npos; }));
+    }
+
+    /// Waits for a line that contains every one of `needles`; returns it. Throws past the
+    /// deadline.
+    std::string wait_for(const std::vector<std::string>& needles) {
+        std::unique_lock lock(mutex_);
+        std::string found;
+        const bool ok = changed_.wait_for(lock, kDeadline, [&] {
+            for (const auto& line : lines_) {
+                bool all = true;
+                for (const auto& n : needles) {
+                    all = all && line.find(n) != std::string::npos;
+                }
+                if (all) {
+                    found = line;
+                    return true;
+                }
+            }
+            return false;
+        });
+        if (!ok) {
+            std::string wanted;
+            for (const auto& n : needles) {
+                wanted += " \"" + n + "\"";
+            }
+            throw std::runtime_error("deadline passed waiting for a log line with" + wanted);
+        }
+        return found;
+    }
+
+    /// Whether any line so far contains `needle`.
+    bool contains(const std::string& needle) {
+        std::lock_guard lock(mutex_);
+        for (const auto& line : lines_) {
+            if (line.find(needle) != std::string::npos) {
+                return true;
+            }
+        }
+        return false;
     }
 
 private:
