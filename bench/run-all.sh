@@ -182,8 +182,11 @@ run_echo() {
 run_idle() {
     section "Load generator: $IDLE_COUNT idle connections"
     for round in $(seq "$IDLE_ROUNDS"); do
+        # No first-message deadline: idle echo connections send nothing, and the full run's hold
+        # (10 s) reaches the default deadline.
         start_server "idle-$round" "$PORT" HEARTH_HTTP__ECHO_ROUTE=true \
-            HEARTH_HTTP__LISTEN="127.0.0.1:$PORT" HEARTH_SERVER__IO_THREADS=1 || { failed "server"; return; }
+            HEARTH_HTTP__LISTEN="127.0.0.1:$PORT" HEARTH_SERVER__IO_THREADS=1 \
+            HEARTH_WEBSOCKET__FIRST_MESSAGE_TIMEOUT_MS=0 || { failed "server"; return; }
         bench idle opened open_at_end server_rss_before_bytes server_rss_after_connect_bytes \
             server_rss_bytes_per_connection elapsed_s handshakes_per_server_cpu_s -- connections \
             --url "ws://127.0.0.1:$PORT/echo" --count "$IDLE_COUNT" --hold "$IDLE_HOLD"
