@@ -110,13 +110,14 @@ struct ConnectionBlock {
     }
 
     // What std::allocate_shared adds to the object: its counts and a vtable pointer.
-    static constexpr std::size_t kBlockBytes = sizeof(WsConnection<PlainSocket>) + 32;
+    static constexpr std::size_t kBlockBytes = sizeof(WsConnection<RawSocket>) + 32;
 };
 
 // Completes an accepted upgrade: the WsConnection queues the 101 response, registers itself and
 // starts with `early` (what the client sent after its request). The caller has given back its own
 // registration and limits first.
 template <class Stream>
+    requires(!std::is_same_v<Stream, PlainSocket>)
 void open_websocket(Stream stream, const BeastRequest& req, std::string early,
                     std::unique_ptr<WsHandler> handler,
                     typename WsConnection<Stream>::Params params) {
@@ -131,6 +132,20 @@ void open_websocket(Stream stream, const BeastRequest& req, std::string early,
     auto conn = std::allocate_shared<WsConnection<Stream>>(ConnectionBlock<WsConnection<Stream>>(),
                                                            std::move(stream), std::move(params));
     conn->start(std::move(response), std::move(early), std::move(handler));
+}
+
+// A plain socket leaves Asio's reactor here: the WebSocket's readiness comes from the thread's
+// Poller (net/poller.hpp).
+void open_websocket(PlainSocket socket, const BeastRequest& req, std::string early,
+                    std::unique_ptr<WsHandler> handler, WsConnection<RawSocket>::Params params) {
+    boost::system::error_code ec;
+    RawSocket raw = release_to_raw(socket, ec);
+    if (ec) {
+        log()->warn("connection from {}: cannot take its socket for the WebSocket: {}",
+                    params.peer_address, ec.message());
+        return;
+    }
+    open_websocket(std::move(raw), req, std::move(early), std::move(handler), std::move(params));
 }
 
 /// One HTTP connection. Runs on: its io thread. Owned by: its coroutine. Requests are answered
@@ -506,7 +521,7 @@ private:
     static constexpr bool kTls = !std::is_same_v<Stream, HttpStream>;
 
     using WsConnectionFor =
-        WsConnection<std::conditional_t<std::is_same_v<Stream, HttpStream>, PlainSocket, Stream>>;
+        WsConnection<std::conditional_t<std::is_same_v<Stream, HttpStream>, RawSocket, Stream>>;
 
     Stream stream_;
     std::shared_ptr<ServerState> server_;
@@ -634,7 +649,7 @@ private:
             respond_in_session(std::move(*refusal), req.version());
             return;
         }
-        WsConnection<PlainSocket>::Params params{server_, &listener_, route, peer_address_};
+        WsConnection<RawSocket>::Params params{server_, &listener_, route, peer_address_};
         end(false);  // the WsConnection registers itself
         open_websocket(std::move(socket_), req, std::string(read.substr(head_bytes)),
                        std::move(std::get<std::unique_ptr<WsHandler>>(accepted)),

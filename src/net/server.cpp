@@ -278,6 +278,7 @@ ServerState::ServerState(core::Runtime& rt, core::MetricsRegistry& m, core::Even
         threads.push_back(std::make_unique<ThreadState>());
         threads.back()->io = &rt.io_context(i);
         threads.back()->deadlines = std::make_unique<Deadlines>(rt.io_context(i));
+        threads.back()->poller = std::make_unique<Poller>(rt.io_context(i));
     }
 }
 
@@ -853,8 +854,10 @@ Server::~Server() {
         l->accept_retry.reset();
         l->acceptor.reset();
     }
-    // Scheduled connections hold the state (a cycle): dropped here, with the timers.
+    // Scheduled and polled connections hold the state (a cycle): dropped here, with the timers.
     for (auto& t : state_->threads) {
+        t->poller->clear();
+        t->poller.reset();
         t->deadlines->clear();
         t->deadlines.reset();
     }

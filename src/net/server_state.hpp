@@ -22,6 +22,7 @@
 #include "core/metrics.hpp"
 #include "core/runtime.hpp"
 #include "net/deadlines.hpp"
+#include "net/poller.hpp"
 #include "net/server.hpp"
 #include "net/ws_codec.hpp"
 
@@ -82,6 +83,8 @@ struct ThreadState {
     std::vector<asio::const_buffer> write_batch;
     // Every connection's deadlines on this thread (reset by ~Server, while the io_context exists).
     std::unique_ptr<Deadlines> deadlines;
+    // The readiness of every raw socket of this thread (reset by ~Server, like `deadlines`).
+    std::unique_ptr<Poller> poller;
     // Shared by every connection of the thread: an idle connection then owns no read buffer and
     // no zlib state (every message is inflated on its own, see ws::negotiate_deflate).
     ws::Inflater inflater;

@@ -5,9 +5,14 @@
 #include <vector>
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
+#include "net/batch_writer.hpp"
+#include "net/outbox.hpp"
+#include "net/poller.hpp"
+#include "net/raw_socket.hpp"
 #include "util/log.hpp"
 #include "util/token_bucket.hpp"
 
@@ -42,18 +47,22 @@ Peer peer_of(const PlainSocket& s) {
 /// One raw TCP connection of a stream listener. Runs on: its own io thread, for its whole life.
 /// Owned by: its pending operations (and the handler's StreamConnectionPtr until `on_close`).
 ///
-/// Reading: waits for readability and reads into the thread's shared buffer, so an idle
-/// connection owns no read buffer; the handler keeps what it cannot use yet (bounded by its codec)
-/// and pauses reading when it must. Writing: one write in flight; payloads queued meanwhile go out
-/// together in the next gathered write. The outbox is bounded by bytes. Closing: the queued bytes
-/// are written, the sending side is shut down, the peer's input is discarded until it closes or the
-/// linger deadline passes. One deadline (net/deadlines.hpp) covers idle, write and linger.
+/// The transport is the WebSocket connection's (net/ws_connection.hpp) without the framing: the
+/// socket is registered once with the thread's Poller and read into the thread's shared buffer
+/// when it reports input, so an idle connection owns no read buffer and no Asio operation; the
+/// handler keeps what it cannot use yet (bounded by its codec) and pauses reading when it must.
+/// Writing: the same Outbox (a payload is a frame without a header) and BatchWriter: one batch in
+/// flight, payloads queued meanwhile go out together in the next gathered write; the outbox is
+/// bounded by bytes. Closing: the queued bytes are written, the sending side is shut down, the
+/// peer's input is discarded until it closes or the linger deadline passes. One deadline
+/// (net/deadlines.hpp) covers idle, write and linger.
 class TcpConnection final : public StreamConnection,
                             public Session,
                             public DeadlineClient,
+                            public PollClient,
                             public std::enable_shared_from_this<TcpConnection> {
 public:
-    TcpConnection(PlainSocket socket, std::shared_ptr<ServerState> server,
+    TcpConnection(RawSocket socket, std::shared_ptr<ServerState> server,
                   std::shared_ptr<StreamListenerState> stream, Peer peer)
         : socket_(std::move(socket)),
           server_(std::move(server)),
@@ -64,7 +73,8 @@ public:
           executor_(thread_.io->get_executor()),
           id_(static_cast<ConnectionId>(server_->next_connection_id.fetch_add(1))),
           peer_ip_(std::move(peer.ip)),
-          peer_address_(std::move(peer.address)) {}
+          peer_address_(std::move(peer.address)),
+          outbox_(settings_.max_outbound_bytes) {}
 
     void start() {
         auto self = shared_from_this();
@@ -75,9 +85,12 @@ public:
                                 to_string(id_),
                                 "tcp " + stream_.listener + " from " + peer_address_);
         log()->debug("[conn {}] open: {} from {}", to_string(id_), stream_.listener, peer_address_);
+        const int one = 1;
+        (void)::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         boost::system::error_code ec;
-        socket_.non_blocking(true, ec);
-        socket_.set_option(tcp::no_delay(true), ec);
+        if (thread_.poller == nullptr || !thread_.poller->add(socket_.native_handle(), self, ec)) {
+            log()->warn("[conn {}] cannot poll its socket: {}", to_string(id_), ec.message());
+        }
         last_rx_ = Clock::now();
         handler_ = stream_.route.make_handler();
         if (handler_) {
@@ -207,26 +220,24 @@ private:
         if (state_ != State::kOpen) {
             return SendResult::kClosed;
         }
-        if (queued_bytes_ > 0 && queued_bytes_ + bytes->size() > settings_.max_outbound_bytes) {
+        OutFrame frame;
+        frame.shared_body = bytes->bytes();
+        frame.payload = std::move(bytes);
+        if (!outbox_.push_data(std::move(frame))) {
             stream_.count_disconnect("slow_consumer");
             log()->debug("[conn {}] outbox full ({} bytes): closing", to_string(id_),
-                         queued_bytes_);
-            for (const auto& p : pending_) {
-                queued_bytes_ -= p->size();
-            }
-            pending_.clear();
+                         outbox_.data_bytes());
+            (void)outbox_.drop_queued_data();  // raw payloads carry no callbacks
             close_local();
             return SendResult::kDropped;
         }
-        queued_bytes_ += bytes->size();
-        pending_.push_back(std::move(bytes));
         schedule_flush();
         return SendResult::kQueued;
     }
 
     // Payloads queued by one handler run go out together: the flush runs after it.
     void schedule_flush() {
-        if (flush_scheduled_ || !in_flight_.empty() || state_ == State::kClosed) {
+        if (flush_scheduled_ || outbox_.in_flight() || state_ == State::kClosed) {
             return;
         }
         flush_scheduled_ = true;
@@ -237,43 +248,47 @@ private:
     }
 
     void flush() {
-        if (state_ == State::kClosed || !in_flight_.empty()) {
-            return;
-        }
-        if (pending_.empty()) {
-            if (state_ == State::kClosing) {
-                start_linger();
+        while (state_ != State::kClosed && !outbox_.in_flight()) {
+            BatchWriter::Result result;
+            const auto step = writer_.start(socket_, outbox_, thread_.write_batch, result);
+            if (step == BatchWriter::Step::kNothing) {
+                if (state_ == State::kClosing) {
+                    start_linger();
+                }
+                return;
             }
-            return;
+            if (step == BatchWriter::Step::kWaiting) {
+                write_started_ = Clock::now();
+                arm_timer();  // the write deadline
+                return;
+            }
+            if (!on_written(result)) {
+                return;
+            }
         }
-        in_flight_.swap(pending_);
-        buffers_.clear();
-        for (const auto& p : in_flight_) {
-            buffers_.emplace_back(p->bytes().data(), p->bytes().size());
-        }
-        write_started_ = Clock::now();
-        arm_timer();
-        asio::async_write(socket_, buffers_,
-                          [self = shared_from_this()](const boost::system::error_code& ec,
-                                                      std::size_t n) { self->on_written(ec, n); });
     }
 
-    void on_written(const boost::system::error_code& ec, std::size_t bytes) {
-        stream_.bytes_out->inc(bytes);
-        bytes_out_ += bytes;
-        for (const auto& p : in_flight_) {
-            queued_bytes_ -= p->size();
+    // The socket is writable again: what is left of the batch.
+    void continue_write() {
+        BatchWriter::Result result;
+        if (writer_.resume(socket_, result) == BatchWriter::Step::kDone && on_written(result)) {
+            flush();
         }
-        in_flight_.clear();
-        buffers_.clear();
+    }
+
+    // A batch is written (or failed); true when the connection goes on.
+    bool on_written(const BatchWriter::Result& result) {
+        stream_.bytes_out->inc(result.bytes);
+        bytes_out_ += result.bytes;
+        (void)outbox_.complete();
         if (state_ == State::kClosed) {
-            return;
+            return false;
         }
-        if (ec) {
-            teardown("write failed: " + ec.message());
-            return;
+        if (result.ec) {
+            teardown("write failed: " + result.ec.message());
+            return false;
         }
-        flush();
+        return true;
     }
 
     // ---- closing -------------------------------------------------------------------------------
@@ -283,7 +298,7 @@ private:
             return;
         }
         state_ = State::kClosing;
-        if (in_flight_.empty() && !flush_scheduled_) {
+        if (!outbox_.in_flight() && !flush_scheduled_) {
             flush();  // nothing in progress: write the rest now (or start lingering)
         }
         // Input is now discarded: read it even while the handler had paused reading.
@@ -292,8 +307,7 @@ private:
 
     void start_linger() {
         state_ = State::kLingering;
-        boost::system::error_code ignored;
-        socket_.shutdown(tcp::socket::shutdown_send, ignored);
+        socket_.shutdown_send();
         if (peer_eof_) {
             teardown("closed");
             return;
@@ -307,14 +321,18 @@ private:
         if (state_ == State::kClosed) {
             return;
         }
+        // Unregistering from the poller may drop the last reference but this one.
+        auto self = shared_from_this();
         state_ = State::kClosed;
         if (thread_.deadlines) {
             thread_.deadlines->cancel(*this);
         }
-        boost::system::error_code ignored;
-        socket_.close(ignored);
-        pending_.clear();
-        queued_bytes_ = 0;
+        if (thread_.poller) {
+            thread_.poller->remove(*this, socket_.native_handle());
+        }
+        socket_.close();
+        writer_.abandon();
+        (void)outbox_.clear();
         stream_.open->sub(1);
         server_->events.publish(core::EventKind::kConnectionClosed, stream_.owner->name,
                                 to_string(id_), "tcp " + stream_.listener + " " + std::string(why),
@@ -339,54 +357,43 @@ private:
         return state_ != State::kOpen || !paused_;
     }
 
-    void read_some() {
-        if (waiting_ || !reading_wanted()) {
-            return;
+    // The poller's report.
+    void on_ready(std::uint32_t events) override {
+        if ((events & EPOLLOUT) != 0 && writer_.waiting()) {
+            continue_write();
         }
-        waiting_ = true;
-        socket_.async_wait(tcp::socket::wait_read,
-                           [self = shared_from_this()](const boost::system::error_code& ec) {
-                               self->waiting_ = false;
-                               self->on_readable(ec);
-                           });
+        if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+            on_readable();
+        }
     }
 
-    // Reads from a fresh handler run (the caller may be inside on_data) without waiting first:
-    // bytes may already be there whose readiness edge the reactor reported while nobody waited
-    // (before start, or while reading was paused), and a wait would sleep until more arrive.
+    // Reads from a fresh handler run (the caller may be inside on_data): bytes may already be
+    // there whose readiness edge the poller reported while reading was paused (or before start),
+    // and no other edge comes until more arrive.
     void read_soon() {
-        if (waiting_ || read_posted_ || !reading_wanted()) {
+        if (read_posted_ || !reading_wanted()) {
             return;
         }
         read_posted_ = true;
         asio::post(executor_, [self = shared_from_this()] {
             self->read_posted_ = false;
-            if (!self->waiting_) {
-                self->on_readable({});
-            }
+            self->on_readable();
         });
     }
 
-    // The socket is readable: read until it would block (the reactor reports a readiness edge only
+    // The socket is readable: read until it would block (the poller reports a readiness edge only
     // once), at most kMaxReadsPerWake times before yielding.
-    void on_readable(const boost::system::error_code& ec) {
+    void on_readable() {
         if (state_ == State::kClosed) {
-            return;
-        }
-        if (ec) {
-            if (ec != asio::error::operation_aborted) {
-                teardown("read failed: " + ec.message());
-            }
             return;
         }
         auto* buffer = thread_.read_buffer.get();
         for (int i = 0; i < kMaxReadsPerWake && reading_wanted(); ++i) {
             boost::system::error_code read_ec;
             const std::size_t n =
-                socket_.read_some(asio::buffer(buffer, ThreadState::kReadBufferBytes), read_ec);
-            if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
-                read_some();
-                return;
+                socket_.read_some(std::span(buffer, ThreadState::kReadBufferBytes), read_ec);
+            if (read_ec == asio::error::would_block) {
+                return;  // drained: the poller reports the next input
             }
             if (read_ec == asio::error::eof) {
                 on_peer_eof();
@@ -406,8 +413,7 @@ private:
                 handler_->on_data(std::string_view(reinterpret_cast<const char*>(buffer), n));
             }
             if (n < ThreadState::kReadBufferBytes) {
-                read_some();  // drained
-                return;
+                return;  // drained: the poller reports the next input
             }
         }
         read_soon();  // more may be waiting: yield to the thread's other connections first
@@ -436,7 +442,7 @@ private:
         if (state_ == State::kLingering) {
             next = std::min(next, linger_deadline_);
         }
-        if (!in_flight_.empty()) {
+        if (writer_.waiting()) {
             next = std::min(next, write_started_ + settings_.write_timeout);
         }
         if (next == Clock::time_point::max()) {
@@ -459,7 +465,7 @@ private:
             return;
         }
         const auto now = Clock::now();
-        if (!in_flight_.empty() && now >= write_started_ + settings_.write_timeout) {
+        if (writer_.waiting() && now >= write_started_ + settings_.write_timeout) {
             stream_.count_disconnect("write_timeout");
             teardown("write timed out");
             return;
@@ -477,7 +483,7 @@ private:
         arm_timer();
     }
 
-    PlainSocket socket_;
+    RawSocket socket_;
     std::shared_ptr<ServerState> server_;
     std::shared_ptr<StreamListenerState> stream_ptr_;  // outlives a withdraw of the route
     StreamListenerState& stream_;
@@ -495,7 +501,6 @@ private:
 
     State state_ = State::kOpen;
     bool paused_ = false;
-    bool waiting_ = false;      // an async_wait for readability is pending
     bool read_posted_ = false;  // a read_soon() is pending
     bool peer_eof_ = false;
     bool flush_scheduled_ = false;
@@ -505,10 +510,8 @@ private:
     util::TokenBucket messages_{settings_.message_burst, Clock::now()};
     util::TokenBucket bytes_{byte_rate().depth, Clock::now()};
 
-    std::vector<SharedPayload> pending_;    // queued, not yet written
-    std::vector<SharedPayload> in_flight_;  // the write in progress
-    std::vector<asio::const_buffer> buffers_;
-    std::size_t queued_bytes_ = 0;  // pending and in flight: what the bound applies to
+    Outbox outbox_;  // payloads as header-less frames; bounded by settings_.max_outbound_bytes
+    BatchWriter writer_;
 
     Clock::time_point last_rx_{};
     Clock::time_point write_started_{};
@@ -556,7 +559,15 @@ void start_tcp_connection(std::shared_ptr<ServerState> server,
         socket.close(ignored);
         return;
     }
-    std::make_shared<TcpConnection>(std::move(socket), std::move(server), std::move(stream),
+    // The socket leaves Asio's reactor: its readiness comes from the thread's Poller.
+    RawSocket raw = release_to_raw(socket, ignored);
+    if (ignored) {
+        stream->peers.remove(peer.ip);
+        log()->warn("{}: cannot take the socket of {}: {}", stream->listener, peer.address,
+                    ignored.message());
+        return;
+    }
+    std::make_shared<TcpConnection>(std::move(raw), std::move(server), std::move(stream),
                                     std::move(peer))
         ->start();
 }

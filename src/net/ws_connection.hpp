@@ -14,12 +14,17 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/stream_traits.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <hearth/connection.hpp>
 
+#include "net/batch_writer.hpp"
 #include "net/outbox.hpp"
+#include "net/poller.hpp"
+#include "net/raw_socket.hpp"
 #include "net/server_state.hpp"
 #include "net/ws_codec.hpp"
 #include "util/log.hpp"
@@ -36,13 +41,14 @@ inline std::shared_ptr<spdlog::logger> ws_log() {
 }
 
 template <class Stream>
-inline constexpr bool kIsPlainSocket = std::is_same_v<Stream, PlainSocket>;
+inline constexpr bool kIsPlainSocket = std::is_same_v<Stream, RawSocket>;
 
 /// One WebSocket connection. Runs on: its own io thread, for its whole life. Owned by: its pending
 /// operations (and the front-end's ConnectionPtr while it keeps one).
 ///
-/// Reading: a plain socket waits for readability and reads into the thread's shared buffer, so an
-/// idle connection owns no read buffer; only the bytes of an incomplete frame are kept. Writing:
+/// Reading: a plain socket is registered once with the thread's Poller (edge-triggered), and reads
+/// into the thread's shared buffer when it reports input, so an idle connection owns no read
+/// buffer and no Asio operation; only the bytes of an incomplete frame are kept. Writing:
 /// one write in flight; frames queued meanwhile go out together in the next gathered write, so a
 /// busy connection needs one system call for many frames. Every phase has a deadline, kept in
 /// the thread's Deadlines (net/deadlines.hpp): ping interval, pong, idle, write stall and the
@@ -55,6 +61,7 @@ template <class Stream>
 class WsConnection final : public Connection,
                            public Session,
                            public DeadlineClient,
+                           public PollClient,
                            public std::enable_shared_from_this<WsConnection<Stream>> {
 public:
     struct Params {
@@ -105,10 +112,14 @@ public:
         ws_log()->debug("[conn {}] open: {} from {}{}", to_string(id_), route_->path(),
                         peer_address_, deflate_ ? " (permessage-deflate)" : "");
         if constexpr (kIsPlainSocket<Stream>) {
-            boost::system::error_code ec;
-            stream_.non_blocking(true, ec);
-            stream_.set_option(tcp::no_delay(true), ec);
+            const int one = 1;
+            (void)::setsockopt(stream_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             direct_.fd = stream_.native_handle();
+            boost::system::error_code ec;
+            if (thread_.poller == nullptr || !thread_.poller->add(direct_.fd, self, ec)) {
+                ws_log()->warn("[conn {}] cannot poll its socket: {}", to_string(id_),
+                               ec.message());
+            }
         }
         last_rx_ = Clock::now();
         opened_at_ = last_rx_;
@@ -263,25 +274,26 @@ private:
         kClosed,   // transport closed, handler told
     };
 
-    static constexpr std::size_t kMaxBatchFrames = 256;  // IOV_MAX is 1024; 2 buffers per frame
-    static constexpr std::size_t kMaxBatchBytes = 512 * 1024;
     static constexpr int kMaxReadsPerWake = 8;  // then yield to the thread's other connections
 
     void half_close() noexcept {
-        boost::system::error_code ignored;
         if constexpr (kIsPlainSocket<Stream>) {
-            stream_.shutdown(tcp::socket::shutdown_send, ignored);
+            stream_.shutdown_send();
         } else {
+            boost::system::error_code ignored;
             boost::beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send,
                                                                       ignored);
         }
     }
 
     void close_transport() noexcept {
-        boost::system::error_code ignored;
         if constexpr (kIsPlainSocket<Stream>) {
-            stream_.close(ignored);
+            if (thread_.poller) {
+                thread_.poller->remove(*this, stream_.native_handle());
+            }
+            stream_.close();
         } else {
+            boost::system::error_code ignored;
             // No TLS close_notify: the WebSocket closing handshake already ended the session.
             boost::beast::get_lowest_layer(stream_).socket().close(ignored);
         }
@@ -684,42 +696,33 @@ private:
         // A loop, not recursion: a batch written at once completes here, and the next one (sent
         // meanwhile by the completion callbacks) goes out in the next turn.
         while (state_ != State::kClosed && !outbox_.in_flight()) {
-            // Gathered into the thread's scratch vector: copied into the connection's own only
-            // when the socket does not take the whole batch at once.
-            auto& batch = thread_.write_batch;
-            batch.clear();
-            if (outbox_.gather(batch, kMaxBatchFrames, kMaxBatchBytes) == 0) {
-                reopen_direct();
-                return;
-            }
-            write_started_ = Clock::now();
-            // Route counters are shared by every thread: add to them once per write, not per
-            // message.
-            route_->metrics().messages_out->inc(uncounted_out_);
-            uncounted_out_ = 0;
-            arm_timer();
             if constexpr (kIsPlainSocket<Stream>) {
-                // Most batches fit in the socket's send buffer: written now, they need no Asio
-                // write operation, reactor registration and posted completion (at HunterPie's
-                // pace, one per delivery). What the socket does not take goes through
-                // async_write; the socket is non-blocking, so this never waits.
-                boost::system::error_code ec;
-                const std::size_t total = asio::buffer_size(batch);
-                std::size_t written = stream_.write_some(batch, ec);
-                if (ec == asio::error::would_block || ec == asio::error::try_again) {
-                    ec = {};
-                    written = 0;
+                // Most batches fit in the socket's send buffer: written now, they need no write
+                // operation and no posted completion (at HunterPie's pace, one per delivery).
+                // What the socket does not take waits for the poller (continue_write).
+                BatchWriter::Result result;
+                const auto step = writer_.start(stream_, outbox_, thread_.write_batch, result);
+                if (step == BatchWriter::Step::kNothing) {
+                    reopen_direct();
+                    return;
                 }
-                if (ec || written == total) {
-                    if (!complete_write(ec, written)) {
-                        return;
-                    }
-                    continue;
+                count_batch();
+                if (step == BatchWriter::Step::kWaiting) {
+                    arm_timer();  // the write deadline
+                    return;
                 }
-                buffers_.assign(batch.begin(), batch.end());
-                consume_buffers(written);
-                asio::async_write(stream_, buffers_, completion_after(written));
+                if (!complete_write(result.ec, result.bytes)) {
+                    return;
+                }
             } else {
+                auto& batch = thread_.write_batch;
+                batch.clear();
+                if (outbox_.gather(batch, BatchWriter::kMaxBatchFrames,
+                                   BatchWriter::kMaxBatchBytes) == 0) {
+                    return;
+                }
+                count_batch();
+                arm_timer();
                 // A TLS stream encrypts each buffer of a sequence separately; one flat buffer
                 // makes one record per batch instead of two per frame.
                 tls_.write.clear();
@@ -727,12 +730,30 @@ private:
                     tls_.write.append(static_cast<const char*>(b.data()), b.size());
                 }
                 asio::async_write(stream_, asio::buffer(tls_.write), completion_after(0));
+                return;
             }
-            return;
         }
     }
 
-    // The completion of an async_write of the batch's rest, `before` bytes of it written already.
+    // A batch went in flight.
+    void count_batch() {
+        write_started_ = Clock::now();
+        // Route counters are shared by every thread: add to them once per write, not per message.
+        route_->metrics().messages_out->inc(uncounted_out_);
+        uncounted_out_ = 0;
+    }
+
+    // Plain sockets: the socket is writable again; writes what is left of the batch.
+    void continue_write() {
+        BatchWriter::Result result;
+        if (writer_.resume(stream_, result) == BatchWriter::Step::kDone &&
+            complete_write(result.ec, result.bytes)) {
+            flush();
+        }
+    }
+
+    // The completion of an async_write of the batch's rest, `before` bytes of it written already
+    // (TLS streams).
     auto completion_after(std::size_t before) {
         return [self = this->shared_from_this(), before](const boost::system::error_code& ec,
                                                          std::size_t n) {
@@ -742,19 +763,6 @@ private:
         };
     }
 
-    // Drops the first `n` bytes of the batch (written already) from buffers_.
-    void consume_buffers(std::size_t n) {
-        std::size_t skip = 0;
-        while (skip < buffers_.size() && n >= buffers_[skip].size()) {
-            n -= buffers_[skip].size();
-            ++skip;
-        }
-        buffers_.erase(buffers_.begin(), buffers_.begin() + static_cast<std::ptrdiff_t>(skip));
-        if (n > 0 && !buffers_.empty()) {
-            buffers_.front() += n;
-        }
-    }
-
     /// The batch in flight is written (or failed): its callbacks run, the close handshake moves
     /// on. True when the outbox holds more to flush.
     bool complete_write(const boost::system::error_code& ec, std::size_t bytes) {
@@ -762,9 +770,6 @@ private:
         bytes_out_ += bytes;
         const bool close_was_in_batch = close_queued_ && outbox_.queued() == 0;
         auto callbacks = outbox_.complete();
-        if (buffers_.capacity() != 0) {
-            std::vector<asio::const_buffer>().swap(buffers_);  // a slow write is over
-        }
         if constexpr (!kIsPlainSocket<Stream>) {
             if (tls_.write.capacity() > 64 * 1024) {
                 std::string().swap(tls_.write);
@@ -839,7 +844,12 @@ private:
         if (state_ == State::kClosed) {
             return;
         }
+        // Unregistering from the poller may drop the last reference but this one.
+        auto self = this->shared_from_this();
         state_ = State::kClosed;
+        if constexpr (kIsPlainSocket<Stream>) {
+            writer_.abandon();
+        }
         if (thread_.deadlines) {
             thread_.deadlines->cancel(*this);
         }
@@ -877,19 +887,29 @@ private:
 
     // ---- reading ---------------------------------------------------------------------------
 
-    // Idempotent: at most one read operation is pending, whoever asks.
+    // The poller's report for a plain socket.
+    void on_ready(std::uint32_t events) override {
+        if constexpr (kIsPlainSocket<Stream>) {
+            if ((events & EPOLLOUT) != 0 && writer_.waiting()) {
+                continue_write();
+            }
+            if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0 && !stop_reading_ &&
+                state_ != State::kClosed) {
+                on_readable({});
+            }
+        } else {
+            (void)events;
+        }
+    }
+
+    // Idempotent: at most one read operation is pending, whoever asks. A plain socket needs none:
+    // the poller reports it whenever input arrives.
     void read_some() {
         if (stop_reading_ || paused_ || read_pending_ || state_ == State::kClosed) {
             return;
         }
-        read_pending_ = true;
-        if constexpr (kIsPlainSocket<Stream>) {
-            stream_.async_wait(tcp::socket::wait_read, [self = this->shared_from_this()](
-                                                           const boost::system::error_code& ec) {
-                self->read_pending_ = false;
-                self->on_readable(ec);
-            });
-        } else {
+        if constexpr (!kIsPlainSocket<Stream>) {
+            read_pending_ = true;
             if (!tls_.read) {
                 tls_.read = std::make_unique<std::uint8_t[]>(kTlsReadBufferBytes);
             }
@@ -920,7 +940,7 @@ private:
         }
     }
 
-    // Plain sockets: the socket is readable; read until it would block (Asio's reactor reports a
+    // Plain sockets: the socket is readable; read until it would block (the poller reports a
     // readiness edge only once, so the socket must be drained before waiting again).
     void on_readable(const boost::system::error_code& ec) {
         if (state_ == State::kClosed) {
@@ -937,10 +957,9 @@ private:
         for (int i = 0; i < kMaxReadsPerWake; ++i) {
             boost::system::error_code read_ec;
             const std::size_t n =
-                stream_.read_some(asio::buffer(buffer, ThreadState::kReadBufferBytes), read_ec);
-            if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
-                read_some();
-                return;
+                stream_.read_some(std::span(buffer, ThreadState::kReadBufferBytes), read_ec);
+            if (read_ec == asio::error::would_block) {
+                return;  // drained: the poller reports the next input
             }
             if (read_ec) {
                 on_transport_error(read_ec);
@@ -951,8 +970,7 @@ private:
                 return;
             }
             if (n < ThreadState::kReadBufferBytes) {
-                read_some();  // drained
-                return;
+                return;  // drained: the poller reports the next input
             }
         }
         asio::post(executor_, [self = this->shared_from_this()] { self->on_readable({}); });
@@ -1279,7 +1297,7 @@ private:
     bool ping_outstanding_ = false;
     bool got_message_ = false;
     bool paused_ = false;              // pause_reading: the handler takes no more input for now
-    bool read_pending_ = false;        // a read (or wait for readability) is out
+    bool read_pending_ = false;        // a read is out (TLS)
     std::uint32_t uncounted_in_ = 0;   // messages received since the route counter was updated
     std::uint32_t uncounted_out_ = 0;  // messages queued since the route counter was updated  // a
                                        // data message arrived (ends the first-message deadline)
@@ -1293,8 +1311,10 @@ private:
     Outbox outbox_;
     DirectWrites direct_;  // plain sockets only
     std::unique_ptr<Streaming> streaming_;
-    std::vector<asio::const_buffer>
-        buffers_;  // the rest of a batch the socket did not take at once
+    // What only a plain connection needs: its writer.
+    struct NoPlainWriter {};
+    [[no_unique_address]] std::conditional_t<kIsPlainSocket<Stream>, BatchWriter, NoPlainWriter>
+        writer_;
     // What only a TLS connection needs: a plain one spends no bytes on it.
     struct TlsBuffers {
         std::unique_ptr<std::uint8_t[]> read;
