@@ -129,8 +129,13 @@ void open_websocket(Stream stream, const BeastRequest& req, std::string early,
     params.deflate = deflate.has_value();
     std::string response = switching_protocols(req, route, deflate);
     params.server->http_requests(params.listener->name, route.path(), 101).inc();
+    PollClient* poll_from = params.poll_from;
+    auto& poller = params.server->this_thread_state().poller;
     auto conn = std::allocate_shared<WsConnection<Stream>>(ConnectionBlock<WsConnection<Stream>>(),
                                                            std::move(stream), std::move(params));
+    if (poll_from != nullptr && poller) {
+        poller->replace(*poll_from, conn);
+    }
     conn->start(std::move(response), std::move(early), std::move(handler));
 }
 
@@ -552,9 +557,10 @@ private:
 // asynchronously. A refusal by the route itself is written by HttpSession too.
 class FirstRequest final : public Session,
                            public DeadlineClient,
+                           public PollClient,
                            public std::enable_shared_from_this<FirstRequest> {
 public:
-    FirstRequest(PlainSocket socket, std::shared_ptr<ServerState> server, ListenerState& listener,
+    FirstRequest(RawSocket socket, std::shared_ptr<ServerState> server, ListenerState& listener,
                  std::string peer_address, std::string peer_key)
         : socket_(std::move(socket)),
           server_(std::move(server)),
@@ -568,11 +574,14 @@ public:
         id_ = server_->next_connection_id.fetch_add(1);
         server_->session_opened(id_, self);
         listener_.open_http->add(1);
-        boost::system::error_code ec;
-        socket_.non_blocking(true, ec);
         head_deadline_ = Clock::now() + server_->http_limits()->header_timeout;
         thread_.deadlines->schedule(self, head_deadline_);
-        wait();
+        boost::system::error_code ec;
+        if (!thread_.poller->add(socket_.native_handle(), self, ec)) {
+            log()->warn("connection {} from {}: cannot poll its socket: {}", id_, peer_address_,
+                        ec.message());
+            end(true);
+        }
     }
 
     // Nothing was read yet: closing loses nothing.
@@ -587,29 +596,23 @@ public:
         end(true);
     }
 
-private:
-    void wait() {
-        socket_.async_wait(tcp::socket::wait_read,
-                           [self = shared_from_this()](const boost::system::error_code& ec) {
-                               self->on_readable(ec);
-                           });
+    void on_ready(std::uint32_t events) override {
+        if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+            on_readable();
+        }
     }
 
-    void on_readable(const boost::system::error_code& wait_ec) {
+private:
+    void on_readable() {
         if (ended_) {
-            return;
-        }
-        if (wait_ec) {
-            end(true);
             return;
         }
         boost::system::error_code ec;
         auto* buffer = thread_.read_buffer.get();
         const std::size_t n =
-            socket_.read_some(asio::buffer(buffer, ThreadState::kReadBufferBytes), ec);
-        if (ec == asio::error::would_block || ec == asio::error::try_again) {
-            wait();
-            return;
+            socket_.read_some(std::span(buffer, ThreadState::kReadBufferBytes), ec);
+        if (ec == asio::error::would_block) {
+            return;  // the poller reports the request's bytes when they come
         }
         if (ec) {
             end(true);  // closed or reset before a request
@@ -650,7 +653,10 @@ private:
             return;
         }
         WsConnection<RawSocket>::Params params{server_, &listener_, route, peer_address_};
-        end(false);  // the WsConnection registers itself
+        params.poll_from = this;  // the WebSocket takes over this registration
+        // The WsConnection registers itself; this object lives on until the call returns (the
+        // caller, the poller's dispatch or the deadline, holds it).
+        end(false);
         open_websocket(std::move(socket_), req, std::string(read.substr(head_bytes)),
                        std::move(std::get<std::unique_ptr<WsHandler>>(accepted)),
                        std::move(params));
@@ -667,9 +673,18 @@ private:
     }
 
     // The connection's limits stay counted: HttpSession gives them back when it ends.
+    // The socket joins Asio's reactor here, for Beast.
     std::shared_ptr<HttpSession<HttpStream>> hand_over() {
+        auto self = shared_from_this();  // unregistering may drop every other reference
         unregister();
-        return std::make_shared<HttpSession<HttpStream>>(HttpStream(std::move(socket_)), server_,
+        thread_.poller->remove(*this, socket_.native_handle());
+        boost::system::error_code ec;
+        auto socket = raw_to_asio<PlainSocket>(socket_, thread_.io->get_executor(), ec);
+        if (ec) {
+            log()->debug("connection {} from {}: cannot continue: {}", id_, peer_address_,
+                         ec.message());
+        }
+        return std::make_shared<HttpSession<HttpStream>>(HttpStream(std::move(socket)), server_,
                                                          listener_, std::move(peer_address_),
                                                          std::move(peer_ip_));
     }
@@ -690,12 +705,13 @@ private:
         listener_.http_peers.remove(peer_ip_);
         server_->http_open.fetch_sub(1);
         if (close) {
-            boost::system::error_code ignored;
-            socket_.close(ignored);
+            auto self = shared_from_this();  // unregistering may drop every other reference
+            thread_.poller->remove(*this, socket_.native_handle());
+            socket_.close();
         }
     }
 
-    PlainSocket socket_;
+    RawSocket socket_;
     std::shared_ptr<ServerState> server_;
     ListenerState& listener_;
     ThreadState& thread_;
@@ -709,7 +725,7 @@ private:
 }  // namespace
 
 void start_http_session(std::shared_ptr<ServerState> server, ListenerState& listener,
-                        PlainSocket socket) {
+                        RawSocket socket) {
     if (server->shutting_down.load()) {
         return;  // the socket closes as it goes out of scope
     }
@@ -740,13 +756,14 @@ void start_http_session(std::shared_ptr<ServerState> server, ListenerState& list
         server->http_refused(listener.name, refused).inc();
         log()->debug("listener {}: connection from {} refused: {}", listener.name, peer_address,
                      refused);
-        socket.close(ec);
-        return;
+        return;  // the socket closes as it goes out of scope
     }
     if (auto tls = listener.tls_context()) {
         using TlsStream = beast::ssl_stream<HttpStream>;
+        auto& io = *server->this_thread_state().io;
+        auto asio_socket = raw_to_asio<PlainSocket>(socket, io.get_executor(), ec);
         auto session = std::make_shared<HttpSession<TlsStream>>(
-            TlsStream(HttpStream(std::move(socket)), *tls), server, listener,
+            TlsStream(HttpStream(std::move(asio_socket)), *tls), server, listener,
             std::move(peer_address), std::move(peer_key));
         session->start();
     } else {

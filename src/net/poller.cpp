@@ -60,6 +60,19 @@ bool Poller::add(int fd, std::shared_ptr<PollClient> client, boost::system::erro
     return true;
 }
 
+void Poller::replace(PollClient& from, std::shared_ptr<PollClient> to) noexcept {
+    if (from.poll_slot_ == 0) {
+        return;
+    }
+    Entry& entry = entries_[from.poll_slot_ - 1];
+    to->poll_slot_ = std::exchange(from.poll_slot_, 0);
+    // The generation stays: events already read for the socket are the new owner's to handle.
+    auto previous = std::exchange(entry.client, std::move(to));
+    if (dispatching_) {
+        removed_.push_back(std::move(previous));
+    }
+}
+
 void Poller::remove(PollClient& client, int fd) noexcept {
     if (client.poll_slot_ == 0) {
         return;

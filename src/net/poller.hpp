@@ -56,6 +56,9 @@ public:
 
     /// Registers `fd` for `client`. False (nothing registered, `ec` set) when epoll refuses it.
     bool add(int fd, std::shared_ptr<PollClient> client, boost::system::error_code& ec);
+    /// Hands `from`'s registration to `to` (the same socket, a new owner: an HTTP connection that
+    /// became a WebSocket), without a system call.
+    void replace(PollClient& from, std::shared_ptr<PollClient> to) noexcept;
     /// Unregisters `client`'s socket; nothing when it is not registered. Call before closing the
     /// descriptor (its number may be reused at once).
     void remove(PollClient& client, int fd) noexcept;

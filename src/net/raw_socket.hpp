@@ -10,6 +10,7 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -38,6 +39,20 @@ public:
 
     int native_handle() const noexcept { return fd_; }
     bool is_open() const noexcept { return fd_ >= 0; }
+    /// Gives the descriptor up (to an Asio socket).
+    int release() noexcept { return std::exchange(fd_, -1); }
+
+    boost::asio::ip::tcp::endpoint remote_endpoint(boost::system::error_code& ec) const noexcept {
+        boost::asio::ip::tcp::endpoint endpoint;
+        auto size = static_cast<socklen_t>(endpoint.capacity());
+        if (::getpeername(fd_, endpoint.data(), &size) != 0) {
+            ec = last_error();
+            return {};
+        }
+        endpoint.resize(size);
+        ec = {};
+        return endpoint;
+    }
 
     std::size_t read_some(std::span<std::uint8_t> into, boost::system::error_code& ec) noexcept {
         for (;;) {
@@ -117,6 +132,20 @@ private:
 
     int fd_ = -1;
 };
+
+/// Gives a RawSocket's descriptor to an Asio socket on `executor` (for Beast's HTTP session).
+template <class AsioSocket, class Executor>
+AsioSocket raw_to_asio(RawSocket& raw, const Executor& executor, boost::system::error_code& ec) {
+    AsioSocket socket(executor);
+    const auto endpoint = raw.remote_endpoint(ec);
+    if (!ec) {
+        socket.assign(endpoint.protocol(), raw.native_handle(), ec);
+    }
+    if (!ec) {
+        (void)raw.release();  // the Asio socket owns it now
+    }
+    return socket;
+}
 
 /// Takes the descriptor of an Asio socket (out of Asio's reactor) for a RawSocket, non-blocking.
 /// Nothing may be pending on the socket.

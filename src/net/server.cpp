@@ -48,19 +48,6 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const ListenerSpec& spec) {
 void accept_next(std::shared_ptr<ServerState> server, ListenerState& listener,
                  std::uint64_t generation);
 
-// A descriptor in transit between threads; closed if the hand-over never happens (shutdown).
-struct OwnedFd {
-    explicit OwnedFd(int f) : fd(f) {}
-    OwnedFd(OwnedFd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-    OwnedFd& operator=(OwnedFd&&) = delete;
-    ~OwnedFd() {
-        if (fd >= 0) {
-            ::close(fd);
-        }
-    }
-    int fd;
-};
-
 // Whether an accept completion belongs to the listener's current acceptor, still open: one that
 // completes after its acceptor was closed (released, shut down) or replaced (bound again) stops
 // there instead of retrying on a closed acceptor.
@@ -72,7 +59,7 @@ bool still_accepting(const ServerState& server, const ListenerState& listener,
 
 // Starts a session for a socket handed over to this io thread, with the routes of now.
 void start_session(const std::shared_ptr<ServerState>& server, ListenerState& listener,
-                   PlainSocket socket) {
+                   RawSocket socket) {
     if (!listener.serving.load()) {
         return;  // accepted just before the listener was released: the socket closes here
     }
@@ -105,25 +92,19 @@ void on_accept(std::shared_ptr<ServerState> server, ListenerState& listener,
     }
     listener.accepted->inc();
     // The socket is accepted on the listener's own context and handed to the next io thread as a
-    // bare descriptor: no operation of one context ever holds an object of another, which would
-    // make the contexts' destruction order matter at shutdown.
+    // bare descriptor (a RawSocket, closed if the hand-over never happens): no operation of one
+    // context ever holds an object of another, which would make the contexts' destruction order
+    // matter at shutdown. It joins no Asio reactor: its thread's Poller reports it.
     auto& target = server->runtime.next_io_context();
     boost::system::error_code release_ec;
-    const auto protocol = socket.local_endpoint(release_ec).protocol();
-    const auto fd = release_ec ? -1 : socket.release(release_ec);
-    if (release_ec || fd < 0) {
+    RawSocket raw = release_to_raw(socket, release_ec);
+    if (release_ec) {
         listener.accept_errors->inc();
         log()->warn("listener {}: cannot hand over an accepted socket: {}", listener.name,
                     release_ec.message());
     } else {
-        asio::post(target, [server, &listener, &target, protocol, owned = OwnedFd(fd)]() mutable {
-            boost::system::error_code assign_ec;
-            PlainSocket s(target.get_executor());
-            s.assign(protocol, owned.fd, assign_ec);
-            if (!assign_ec) {
-                owned.fd = -1;  // the socket owns it now
-                start_session(server, listener, std::move(s));
-            }
+        asio::post(target, [server, &listener, raw = std::move(raw)]() mutable {
+            start_session(server, listener, std::move(raw));
         });
     }
     accept_next(std::move(server), listener, generation);

@@ -23,6 +23,7 @@
 #include "core/runtime.hpp"
 #include "net/deadlines.hpp"
 #include "net/poller.hpp"
+#include "net/raw_socket.hpp"
 #include "net/server.hpp"
 #include "net/ws_codec.hpp"
 
@@ -319,6 +320,6 @@ private:
 
 /// Starts the session for a socket accepted on `listener` (on the socket's io thread).
 void start_http_session(std::shared_ptr<ServerState> server, ListenerState& listener,
-                        PlainSocket socket);
+                        RawSocket socket);
 
 }  // namespace hearth::net

@@ -32,7 +32,7 @@ struct Peer {
     std::string address;  // "1.2.3.4:5", "[::1]:5"
 };
 
-Peer peer_of(const PlainSocket& s) {
+Peer peer_of(const RawSocket& s) {
     boost::system::error_code ec;
     auto ep = s.remote_endpoint(ec);
     if (ec) {
@@ -542,13 +542,11 @@ void StreamListenerState::count_disconnect(std::string_view reason) const {
 }
 
 void start_tcp_connection(std::shared_ptr<ServerState> server,
-                          std::shared_ptr<StreamListenerState> stream, PlainSocket socket) {
-    boost::system::error_code ignored;
+                          std::shared_ptr<StreamListenerState> stream, RawSocket socket) {
     if (stream->withdrawn.load()) {
         // Accepted while its route was being withdrawn: the withdraw has told this thread's
         // connections already, so this one must not start.
-        socket.close(ignored);
-        return;
+        return;  // the socket closes as it goes out of scope
     }
     auto peer = peer_of(socket);
     if (!stream->peers.add(peer.ip, stream->route.settings.max_connections_per_ip)) {
@@ -556,18 +554,9 @@ void start_tcp_connection(std::shared_ptr<ServerState> server,
         stream->count_disconnect("per_ip_limit");
         log()->debug("{}: {} has {} connections open: refused", stream->listener, peer.address,
                      stream->route.settings.max_connections_per_ip);
-        socket.close(ignored);
         return;
     }
-    // The socket leaves Asio's reactor: its readiness comes from the thread's Poller.
-    RawSocket raw = release_to_raw(socket, ignored);
-    if (ignored) {
-        stream->peers.remove(peer.ip);
-        log()->warn("{}: cannot take the socket of {}: {}", stream->listener, peer.address,
-                    ignored.message());
-        return;
-    }
-    std::make_shared<TcpConnection>(std::move(raw), std::move(server), std::move(stream),
+    std::make_shared<TcpConnection>(std::move(socket), std::move(server), std::move(stream),
                                     std::move(peer))
         ->start();
 }

@@ -39,6 +39,6 @@ struct StreamListenerState {
 /// Starts a raw TCP connection for a socket accepted on a stream listener (on the socket's io
 /// thread).
 void start_tcp_connection(std::shared_ptr<ServerState> server,
-                          std::shared_ptr<StreamListenerState> stream, PlainSocket socket);
+                          std::shared_ptr<StreamListenerState> stream, RawSocket socket);
 
 }  // namespace hearth::net

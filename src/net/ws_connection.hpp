@@ -70,6 +70,9 @@ public:
         std::shared_ptr<WsRouteState> route;
         std::string peer_address;
         bool deflate = false;
+        // Plain sockets: the object whose poller registration the connection takes over (the
+        // first request's), or null to register anew.
+        PollClient* poll_from = nullptr;
     };
 
     WsConnection(Stream stream, Params p)
@@ -116,7 +119,8 @@ public:
             (void)::setsockopt(stream_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             direct_.fd = stream_.native_handle();
             boost::system::error_code ec;
-            if (thread_.poller == nullptr || !thread_.poller->add(direct_.fd, self, ec)) {
+            if (thread_.poller == nullptr ||
+                (!polled() && !thread_.poller->add(direct_.fd, self, ec))) {
                 ws_log()->warn("[conn {}] cannot poll its socket: {}", to_string(id_),
                                ec.message());
             }
