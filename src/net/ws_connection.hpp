@@ -28,6 +28,7 @@
 #include "net/server_state.hpp"
 #include "net/ws_codec.hpp"
 #include "util/log.hpp"
+#include "util/small_mutex.hpp"
 #include "util/strings.hpp"
 #include "util/token_bucket.hpp"
 
@@ -81,7 +82,6 @@ public:
           listener_(*p.listener),
           route_(std::move(p.route)),
           thread_(server_->this_thread_state()),
-          executor_(thread_.io->get_executor()),
           settings_(route_->settings()),
           generation_(route_->generation()),
           id_(static_cast<ConnectionId>(server_->next_connection_id.fetch_add(1))),
@@ -177,7 +177,7 @@ public:
     SendResult send(SharedPayload message) override { return send(std::move(message), {}); }
 
     SendResult send(SharedPayload message, std::function<void(bool)> on_written) override {
-        if (!executor_.running_in_this_thread()) {
+        if (!executor().running_in_this_thread()) {
             if constexpr (kIsPlainSocket<Stream>) {
                 // A callback must run on this connection's thread: such sends are always posted.
                 if (!on_written && write_from_other_thread(message)) {
@@ -197,7 +197,7 @@ public:
 
     SendResult send_stream(MessageKind kind, std::shared_ptr<MessageSource> source,
                            std::function<void(bool)> on_written) override {
-        if (!executor_.running_in_this_thread()) {
+        if (!executor().running_in_this_thread()) {
             post_from_other_thread([kind, src = std::move(source),
                                     cb = std::move(on_written)](WsConnection& self) mutable {
                 if (self.send_stream_local(kind, std::move(src), cb) != SendResult::kQueued && cb) {
@@ -217,11 +217,11 @@ public:
         }
         paused_ = false;
         // Not from inside the handler that resumes: the buffered bytes may call it again.
-        asio::post(executor_, [self = this->shared_from_this()] { self->continue_reading(); });
+        asio::post(executor(), [self = this->shared_from_this()] { self->continue_reading(); });
     }
 
     void close(std::uint16_t code, std::string_view reason) override {
-        if (!executor_.running_in_this_thread()) {
+        if (!executor().running_in_this_thread()) {
             post_from_other_thread(
                 [code, r = std::string(reason)](WsConnection& self) { self.close_local(code, r); });
             return;
@@ -311,11 +311,14 @@ private:
         return ec ? peer_address_ : address_key(address);
     }
 
+    // Typed, for a cheap running_in_this_thread(); made when needed rather than kept.
+    asio::io_context::executor_type executor() const noexcept { return thread_.io->get_executor(); }
+
     // ---- writes from other threads (plain sockets) ------------------------------------------
 
     // What this connection's thread shares with threads that write to its socket directly.
     struct DirectWrites {
-        mutable std::mutex mutex;
+        mutable util::SmallMutex mutex;
         int fd = -1;
         // Other threads may write now. Set by this thread only when nothing is queued, in flight,
         // streaming or posted from other threads; cleared by it before it queues, writes or closes
@@ -396,7 +399,7 @@ private:
     // Posts `f`, already counted in direct_.posted.
     template <class F>
     void post_counted(F f) {
-        asio::post(executor_, [self = this->shared_from_this(), f = std::move(f)]() mutable {
+        asio::post(executor(), [self = this->shared_from_this(), f = std::move(f)]() mutable {
             if constexpr (kIsPlainSocket<Stream>) {
                 std::lock_guard lock(self->direct_.mutex);
                 --self->direct_.posted;
@@ -582,7 +585,7 @@ private:
         auto source = streaming_->source;
         source->next(
             kStreamPartBytes, [self = this->shared_from_this(), source](StreamPart part) mutable {
-                asio::post(self->executor_,
+                asio::post(self->executor(),
                            [self, source = std::move(source), part = std::move(part)]() mutable {
                                self->on_stream_part(source, std::move(part));
                            });
@@ -690,7 +693,7 @@ private:
             return;
         }
         flush_scheduled_ = true;
-        asio::post(executor_, [self = this->shared_from_this()] {
+        asio::post(executor(), [self = this->shared_from_this()] {
             self->flush_scheduled_ = false;
             self->flush();
         });
@@ -793,7 +796,7 @@ private:
         if (close_was_in_batch) {
             close_written_ = true;
             if (peer_closed_) {
-                teardown(*close_info_);  // the closing handshake is complete
+                teardown(closing_->info);  // the closing handshake is complete
                 return false;
             }
             if (discard_input_) {
@@ -815,8 +818,8 @@ private:
         }
         state_ = State::kClosing;
         abort_streams();
-        close_info_ = std::make_unique<CloseInfo>(CloseInfo{code, std::string(reason), false});
-        close_deadline_ = Clock::now() + settings_->close_timeout;
+        closing_ = std::make_unique<Closing>(
+            Closing{{code, std::string(reason), false}, Clock::now() + settings_->close_timeout});
         close_queued_ = true;
         // 1005 and 1006 must never be sent (RFC 6455 7.4.1): they mean "no code".
         const bool no_code = code == close_code::kNoStatus || code == close_code::kAbnormal;
@@ -830,8 +833,8 @@ private:
         if (state_ == State::kOpen) {
             state_ = State::kClosing;
             abort_streams();
-            close_info_ = std::make_unique<CloseInfo>(CloseInfo{code, std::string(reason), true});
-            close_deadline_ = Clock::now() + settings_->close_timeout;
+            closing_ = std::make_unique<Closing>(Closing{{code, std::string(reason), true},
+                                                         Clock::now() + settings_->close_timeout});
             close_queued_ = true;
             // Echo the peer's code, as RFC 6455 5.5.1 asks.
             push_control(ws::Opcode::kClose, code == close_code::kNoStatus
@@ -839,7 +842,7 @@ private:
                                                  : ws::close_payload(code, ""));
             arm_timer();
         } else if (close_written_) {
-            teardown(*close_info_);
+            teardown(closing_->info);
         }
     }
 
@@ -863,7 +866,7 @@ private:
         uncounted_out_ = 0;
         run_callbacks(outbox_.clear(), false);
         abort_streams();
-        std::string().swap(inbuf_);
+        inbuf_.reset();
         if (peer_counted_) {
             route_->peers().remove(peer_key());
         }
@@ -931,7 +934,7 @@ private:
         if (state_ == State::kClosed || paused_ || stop_reading_) {
             return;
         }
-        if (!inbuf_.empty()) {
+        if (inbuf_) {
             parse_buffered();
             if (state_ == State::kClosed || paused_ || stop_reading_) {
                 return;
@@ -977,7 +980,7 @@ private:
                 return;  // drained: the poller reports the next input
             }
         }
-        asio::post(executor_, [self = this->shared_from_this()] { self->on_readable({}); });
+        asio::post(executor(), [self = this->shared_from_this()] { self->on_readable({}); });
     }
 
     void on_read(const boost::system::error_code& ec, std::size_t n) {
@@ -995,7 +998,7 @@ private:
     void on_transport_error(const boost::system::error_code& ec) {
         if (close_written_) {
             // Our close frame is out; the peer closing the transport completes the handshake.
-            teardown(*close_info_);
+            teardown(closing_->info);
             return;
         }
         const bool eof = ec == asio::error::eof || ec == asio::error::connection_reset;
@@ -1008,27 +1011,25 @@ private:
         ping_outstanding_ = false;
         route_->metrics().bytes_in->inc(data.size());
         bytes_in_ += data.size();
-        if (inbuf_.empty()) {
+        if (!inbuf_) {
             const std::size_t used = parse(data);
             if (used < data.size() && state_ != State::kClosed && !stop_reading_) {
-                inbuf_.assign(reinterpret_cast<const char*>(data.data() + used),
-                              data.size() - used);
+                inbuf_ = std::make_unique<std::string>(
+                    reinterpret_cast<const char*>(data.data() + used), data.size() - used);
             }
         } else {
-            inbuf_.append(reinterpret_cast<const char*>(data.data()), data.size());
+            inbuf_->append(reinterpret_cast<const char*>(data.data()), data.size());
             parse_buffered();
         }
     }
 
     void parse_buffered() {
         const std::size_t used =
-            parse(std::span(reinterpret_cast<std::uint8_t*>(inbuf_.data()), inbuf_.size()));
-        if (state_ == State::kClosed || stop_reading_) {
-            std::string().swap(inbuf_);
-        } else if (used == inbuf_.size()) {
-            std::string().swap(inbuf_);  // give a large frame's memory back
+            parse(std::span(reinterpret_cast<std::uint8_t*>(inbuf_->data()), inbuf_->size()));
+        if (state_ == State::kClosed || stop_reading_ || used == inbuf_->size()) {
+            inbuf_.reset();  // and a large frame's memory is given back
         } else {
-            inbuf_.erase(0, used);
+            inbuf_->erase(0, used);
         }
     }
 
@@ -1221,7 +1222,7 @@ private:
                 next = std::min(next, last_rx_ + settings_->ping_interval);
             }
         } else {
-            next = close_deadline_;
+            next = closing_->deadline;
         }
         if (outbox_.in_flight()) {
             next = std::min(next, write_started_ + settings_->write_timeout);
@@ -1249,8 +1250,8 @@ private:
             return;
         }
         if (state_ == State::kClosing) {
-            if (now >= close_deadline_) {
-                teardown(*close_info_);
+            if (now >= closing_->deadline) {
+                teardown(closing_->info);
                 return;
             }
         } else if (!got_message_ && first_message_timeout().count() > 0 &&
@@ -1281,7 +1282,6 @@ private:
     ListenerState& listener_;
     std::shared_ptr<WsRouteState> route_;
     ThreadState& thread_;
-    asio::io_context::executor_type executor_;  // typed, for a cheap running_in_this_thread()
     std::shared_ptr<const WsRouteSettings> settings_;
     std::uint32_t generation_;
     ConnectionId id_;
@@ -1307,10 +1307,16 @@ private:
                                        // data message arrived (ends the first-message deadline)
     // Set when the closing handshake starts (close_local, on_peer_close), before any close frame
     // is queued: an open connection does not carry it.
-    std::unique_ptr<CloseInfo> close_info_;
+    struct Closing {
+        CloseInfo info;
+        Clock::time_point deadline;  // for the peer's close frame
+    };
+    std::unique_ptr<Closing> closing_;
 
     ws::FrameParser parser_;
-    std::string inbuf_;  // the bytes of an incomplete frame
+    // The bytes of an incomplete frame; null when there are none (most of the time: an idle
+    // connection pays a pointer).
+    std::unique_ptr<std::string> inbuf_;
 
     Outbox outbox_;
     DirectWrites direct_;  // plain sockets only
@@ -1335,7 +1341,6 @@ private:
     Clock::time_point last_rx_{};
     Clock::time_point ping_sent_{};
     Clock::time_point write_started_{};
-    Clock::time_point close_deadline_{};
 
     // The route's rates (take_message, take_bytes, take_inflated), full when the connection
     // opens; a reload's new rates apply at their next use.
