@@ -564,7 +564,7 @@ std::string deflate_message(std::string_view message) {
 // ---- FrameParser ----
 
 FrameParser::FrameParser(Limits limits, bool deflate, Inflater* inflater)
-    : limits_(limits), deflate_(deflate && inflater != nullptr), inflater_(inflater) {}
+    : limits_(limits), inflater_(inflater), deflate_(deflate && inflater != nullptr) {}
 
 void FrameParser::release_buffers() noexcept {
     fragments_.clear();
@@ -582,7 +582,7 @@ FrameEvent FrameParser::error_event() const noexcept {
     return e;
 }
 
-std::pair<FrameEvent, std::size_t> FrameParser::fail(std::uint16_t code, std::string_view reason,
+std::pair<FrameEvent, std::size_t> FrameParser::fail(std::uint16_t code, const char* reason,
                                                      std::size_t consumed) {
     failed_ = true;
     in_message_ = false;
@@ -635,7 +635,7 @@ std::pair<FrameEvent, std::size_t> FrameParser::stream_part(std::uint8_t* data, 
         key[i] = stream_mask_[(stream_mask_offset_ + i) & 3];
     }
     apply_mask(data, size, key.data());
-    stream_mask_offset_ = (stream_mask_offset_ + size) & 3;
+    stream_mask_offset_ = static_cast<std::uint8_t>((stream_mask_offset_ + size) & 3);
     stream_frame_left_ -= size;
     FrameEvent event;
     event.type = FrameEvent::Type::kBinaryPart;

@@ -192,7 +192,8 @@ public:
 
 private:
     FrameEvent error_event() const noexcept;
-    std::pair<FrameEvent, std::size_t> fail(std::uint16_t code, std::string_view reason,
+    // `reason` is a literal: the parser keeps the pointer.
+    std::pair<FrameEvent, std::size_t> fail(std::uint16_t code, const char* reason,
                                             std::size_t consumed);
     std::pair<FrameEvent, std::size_t> stream_part(std::uint8_t* data, std::size_t size,
                                                    std::size_t consumed);
@@ -201,31 +202,32 @@ private:
                                                std::size_t frame_end);
     void release_buffers() noexcept;
 
+    // Every idle connection holds a parser: the fields are ordered (and narrowed) so that it
+    // packs without padding.
     Limits limits_;
-    bool deflate_;
     Inflater* inflater_;
+    std::string fragments_;  // the data message being reassembled from fragments, if any
+    // The failure, repeated by every later call (a literal's pointer and a code rather than a
+    // whole FrameEvent).
+    const char* error_reason_ = "";
+    // A streamed binary message (Limits::stream_binary) in progress, and the frame being read.
+    std::uint64_t stream_frame_left_ = 0;
+    std::uint64_t streamed_bytes_ = 0;  // of the message so far, for the bound
+    std::array<std::uint8_t, 4> stream_mask_{};
+    std::uint16_t error_code_ = 0;
+    std::uint8_t stream_mask_offset_ = 0;  // payload bytes of the frame unmasked so far, mod 4
+    bool deflate_;
     bool failed_ = false;
-    // The data message being reassembled from fragments, if any.
     bool in_message_ = false;
     bool message_compressed_ = false;
     MessageKind message_kind_ = MessageKind::kText;
     // A delivered event's data may live in fragments_: it is cleared on the next call, not at
     // delivery.
     bool release_pending_ = false;
-    std::string fragments_;
-    // The failure, repeated by every later call (two fields rather than a whole FrameEvent: every
-    // idle connection holds a parser).
-    std::uint16_t error_code_ = 0;
-    std::string_view error_reason_;
-    // A streamed binary message (Limits::stream_binary) in progress, and the frame being read.
     bool streaming_ = false;
     bool stream_first_ = false;     // the next part is the message's first
     bool in_stream_frame_ = false;  // a frame's header was consumed, its payload not all
     bool stream_frame_fin_ = false;
-    std::uint64_t stream_frame_left_ = 0;
-    std::uint64_t streamed_bytes_ = 0;  // of the message so far, for the bound
-    std::array<std::uint8_t, 4> stream_mask_{};
-    std::size_t stream_mask_offset_ = 0;  // payload bytes of the frame unmasked so far, mod 4
 };
 
 }  // namespace hearth::net::ws
