@@ -145,8 +145,10 @@ def layer_of(relative: str, layers: dict[str, Layer]) -> Layer | None:
 
 
 def resolve(root: Path, source: Path, kind: str, target: str) -> str | None:
-    """The included file relative to the root, as the compiler finds it (-I include -I src), or
-    None for a header from outside the repository."""
+    """The included file relative to the root, or None for a header from outside the repository.
+    Includes are spelt from include/ or src/; the build gives each layer's target only its own
+    part of src/ (hearth_configure_target's LAYER), but the check looks in all of it, to name what
+    the table refuses rather than what the compiler cannot find."""
     candidates = []
     if kind == '"':
         candidates.append(source.parent / target)
@@ -154,7 +156,7 @@ def resolve(root: Path, source: Path, kind: str, target: str) -> str | None:
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve().relative_to(root.resolve()).as_posix()
-    # Not there (yet): a quoted include still names a file of ours, by the -I src convention.
+    # Not there (yet): a quoted include still names a file of ours, spelt from src/.
     return f"src/{target}" if kind == '"' else None
 
 
