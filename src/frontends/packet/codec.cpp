@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstring>
 
 namespace hearth::packet {
 
@@ -12,8 +11,27 @@ namespace {
 // (default maximum 2,047 bytes) reuse it, a rare large one does not pin 64 KiB per connection.
 constexpr std::size_t kKeptBufferBytes = 4096;
 
+// Little-endian whatever the host's order (shifts, not memcpy).
+template <class T>
+T load_le(const unsigned char* b) noexcept {
+    T v = 0;
+    for (std::size_t i = sizeof(T); i-- > 0;) {
+        v = static_cast<T>((v << 8) | b[i]);
+    }
+    return v;
+}
+
+template <class T>
+void append_le(std::string& out, T v) {
+    char b[sizeof(T)];
+    for (std::size_t i = 0; i < sizeof(T); ++i) {
+        b[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+    }
+    out.append(b, sizeof(T));
+}
+
 std::uint16_t le16(const unsigned char* b) noexcept {
-    return static_cast<std::uint16_t>(b[0] | (b[1] << 8));
+    return load_le<std::uint16_t>(b);
 }
 
 }  // namespace
@@ -212,24 +230,13 @@ void Writer::u8(std::uint8_t v) {
 }
 
 void Writer::u16(std::uint16_t v) {
-    const char b[2] = {static_cast<char>(v & 0xFF), static_cast<char>(v >> 8)};
-    out_.append(b, 2);
+    append_le(out_, v);
 }
-
 void Writer::u32(std::uint32_t v) {
-    char b[4];
-    for (int i = 0; i < 4; ++i) {
-        b[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
-    }
-    out_.append(b, 4);
+    append_le(out_, v);
 }
-
 void Writer::u64(std::uint64_t v) {
-    char b[8];
-    for (int i = 0; i < 8; ++i) {
-        b[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
-    }
-    out_.append(b, 8);
+    append_le(out_, v);
 }
 
 void Writer::f32(float v) {
@@ -297,31 +304,17 @@ std::uint8_t Reader::u8() noexcept {
 
 std::uint16_t Reader::u16() noexcept {
     const auto* p = take(2);
-    return p == nullptr ? 0 : le16(p);
+    return p == nullptr ? 0 : load_le<std::uint16_t>(p);
 }
 
 std::uint32_t Reader::u32() noexcept {
     const auto* p = take(4);
-    if (p == nullptr) {
-        return 0;
-    }
-    std::uint32_t v = 0;
-    for (int i = 3; i >= 0; --i) {
-        v = (v << 8) | p[i];
-    }
-    return v;
+    return p == nullptr ? 0 : load_le<std::uint32_t>(p);
 }
 
 std::uint64_t Reader::u64() noexcept {
     const auto* p = take(8);
-    if (p == nullptr) {
-        return 0;
-    }
-    std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) {
-        v = (v << 8) | p[i];
-    }
-    return v;
+    return p == nullptr ? 0 : load_le<std::uint64_t>(p);
 }
 
 float Reader::f32() noexcept {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace hearth::packet {
@@ -135,6 +136,34 @@ public:
     void patch_u16(std::size_t at, std::uint16_t v) noexcept;
     void patch_u8(std::size_t at, std::uint8_t v) noexcept;
 
+    // The visitor calls of a message's `fields` (messages.hpp): a message lists its fields once,
+    // and the same list writes it here and reads it in the Reader.
+    void operator()(std::uint8_t v) { u8(v); }
+    void operator()(std::uint16_t v) { u16(v); }
+    void operator()(std::uint32_t v) { u32(v); }
+    void operator()(std::uint64_t v) { u64(v); }
+    void operator()(float v) { f32(v); }
+    template <class E>
+        requires std::is_enum_v<E>
+    void operator()(E e) {
+        (*this)(static_cast<std::underlying_type_t<E>>(e));
+    }
+    void operator()(std::string_view s, std::size_t max_bytes) { str(s, max_bytes); }
+    /// A `flags` byte: bit 0 is `more`.
+    void flags(bool more) { u8(more ? 1 : 0); }
+    void count8(std::size_t n, std::size_t max) { count_u8(n, max); }
+    /// A count, then each entry (a number, or a group with its own `fields`).
+    template <class T>
+    void list8(const std::vector<T>& v, std::size_t max) {
+        count_u8(v.size(), max);
+        entries(v);
+    }
+    template <class T>
+    void list16(const std::vector<T>& v, std::size_t max) {
+        count_u16(v.size(), max);
+        entries(v);
+    }
+
     void fail(WireError e) noexcept {
         if (error_ == WireError::kNone) {
             error_ = e;
@@ -147,6 +176,17 @@ public:
     std::string& out() noexcept { return out_; }
 
 private:
+    template <class T>
+    void entries(const std::vector<T>& v) {
+        for (const T& e : v) {
+            if constexpr (std::is_arithmetic_v<T>) {
+                (*this)(e);
+            } else {
+                T::fields(*this, e);
+            }
+        }
+    }
+
     std::string& out_;
     WireError error_ = WireError::kNone;
 };
@@ -171,6 +211,37 @@ public:
     std::size_t count_u8(std::size_t max) noexcept;
     std::size_t count_u16(std::size_t max) noexcept;
 
+    // The visitor calls of a message's `fields` (messages.hpp), as in the Writer.
+    void operator()(std::uint8_t& v) noexcept { v = u8(); }
+    void operator()(std::uint16_t& v) noexcept { v = u16(); }
+    void operator()(std::uint32_t& v) noexcept { v = u32(); }
+    void operator()(std::uint64_t& v) noexcept { v = u64(); }
+    void operator()(float& v) noexcept { v = f32(); }
+    /// Any value of the enumeration's type: the message checks the values it refuses.
+    template <class E>
+        requires std::is_enum_v<E>
+    void operator()(E& e) noexcept {
+        std::underlying_type_t<E> raw{};
+        (*this)(raw);
+        e = static_cast<E>(raw);
+    }
+    void operator()(std::string_view& s, std::size_t max_bytes) noexcept { s = str(max_bytes); }
+    /// A `flags` byte: bit 0 is `more`, the other bits are ignored.
+    void flags(bool& more) noexcept { more = (u8() & 1) != 0; }
+    void count8(std::uint8_t& n, std::size_t max) noexcept {
+        n = static_cast<std::uint8_t>(count_u8(max));
+    }
+    /// A count, then each entry; stops at the first error, so a count cannot make it allocate
+    /// beyond what the payload holds.
+    template <class T>
+    void list8(std::vector<T>& v, std::size_t max) {
+        entries(v, count_u8(max));
+    }
+    template <class T>
+    void list16(std::vector<T>& v, std::size_t max) {
+        entries(v, count_u16(max));
+    }
+
     void fail(WireError e) noexcept {
         if (error_ == WireError::kNone) {
             error_ = e;
@@ -182,6 +253,22 @@ public:
 
 private:
     const unsigned char* take(std::size_t n) noexcept;
+
+    template <class T>
+    void entries(std::vector<T>& v, std::size_t n) {
+        v.clear();
+        for (std::size_t i = 0; i < n && ok(); ++i) {
+            T e{};
+            if constexpr (std::is_arithmetic_v<T>) {
+                (*this)(e);
+            } else {
+                T::fields(*this, e);
+            }
+            if (ok()) {
+                v.push_back(e);
+            }
+        }
+    }
 
     std::string_view in_;
     std::size_t pos_ = 0;

@@ -1,5 +1,6 @@
 #include "frontends/packet/messages.hpp"
 #include <algorithm>
+#include <type_traits>
 
 namespace hearth::packet {
 
@@ -115,550 +116,76 @@ std::string_view error_text(ErrorCode code) noexcept {
     return "unknown error";
 }
 
-// ---- field groups ---------------------------------------------------------------------------
-
-void Looks::write(Writer& w) const {
-    w.u8(body);
-    w.u8(face);
-    w.u8(hair);
-    w.u8(hair_color);
-}
-
-void Looks::read(Reader& r) {
-    body = r.u8();
-    face = r.u8();
-    hair = r.u8();
-    hair_color = r.u8();
-}
-
-void Vec3::write(Writer& w) const {
-    w.f32(x);
-    w.f32(y);
-    w.f32(z);
-}
-
-void Vec3::read(Reader& r) {
-    x = r.f32();
-    y = r.f32();
-    z = r.f32();
-}
-
-void Position::write(Writer& w) const {
-    w.u32(zone);
-    at.write(w);
-    w.f32(heading);
-}
-
-void Position::read(Reader& r) {
-    zone = r.u32();
-    at.read(r);
-    heading = r.f32();
-}
-
-void Stats::write(Writer& w) const {
-    w.u32(hp);
-    w.u32(max_hp);
-    w.u32(mp);
-    w.u32(max_mp);
-    w.u16(strength);
-    w.u16(dexterity);
-    w.u16(intelligence);
-    w.u16(vitality);
-}
-
-void Stats::read(Reader& r) {
-    hp = r.u32();
-    max_hp = r.u32();
-    mp = r.u32();
-    max_mp = r.u32();
-    strength = r.u16();
-    dexterity = r.u16();
-    intelligence = r.u16();
-    vitality = r.u16();
-}
-
-void InventorySlot::write(Writer& w) const {
-    w.u16(slot);
-    w.u32(item);
-    w.u32(count);
-}
-
-void InventorySlot::read(Reader& r) {
-    slot = r.u16();
-    item = r.u32();
-    count = r.u32();
-}
-
-void CharacterSummary::write(Writer& w) const {
-    w.u64(id);
-    w.str(name, kMaxCharacterNameBytes);
-    w.u16(level);
-    looks.write(w);
-    w.u32(zone);
-}
-
-void CharacterSummary::read(Reader& r) {
-    id = r.u64();
-    name = r.str(kMaxCharacterNameBytes);
-    level = r.u16();
-    looks.read(r);
-    zone = r.u32();
-}
-
-void ZoneEntry::write(Writer& w) const {
-    w.u32(zone);
-    w.str(zone_name, kMaxZoneNameBytes);
-    w.f32(width);
-    w.f32(height);
-    w.u32(entity);
-    at.write(w);
-    w.f32(heading);
-    w.u16(tick_hz);
-    w.f32(view_radius);
-    w.f32(max_speed);
-}
-
-void ZoneEntry::read(Reader& r) {
-    zone = r.u32();
-    zone_name = r.str(kMaxZoneNameBytes);
-    width = r.f32();
-    height = r.f32();
-    entity = r.u32();
-    at.read(r);
-    heading = r.f32();
-    tick_hz = r.u16();
-    view_radius = r.f32();
-    max_speed = r.f32();
-}
-
-void EntitySpawn::write(Writer& w) const {
-    w.u32(entity);
-    w.u8(static_cast<std::uint8_t>(kind));
-    w.u32(model);
-    w.str(name, kMaxCharacterNameBytes);
-    w.u16(level);
-    at.write(w);
-    w.f32(heading);
-    w.u32(hp);
-    w.u32(max_hp);
-    looks.write(w);
-}
-
-void EntitySpawn::read(Reader& r) {
-    entity = r.u32();
-    kind = static_cast<EntityKind>(r.u8());
-    model = r.u32();
-    name = r.str(kMaxCharacterNameBytes);
-    level = r.u16();
-    at.read(r);
-    heading = r.f32();
-    hp = r.u32();
-    max_hp = r.u32();
-    looks.read(r);
-}
-
-void EntityMove::write(Writer& w) const {
-    w.u32(entity);
-    at.write(w);
-    w.f32(heading);
-}
-
-void EntityMove::read(Reader& r) {
-    entity = r.u32();
-    at.read(r);
-    heading = r.f32();
-}
-
-namespace {
-
-// Reads `n` entries into `out`, stopping at the first error (a count cannot make it allocate
-// beyond what the payload holds).
-template <class T>
-void read_entries(Reader& r, std::size_t n, std::vector<T>& out) {
-    out.clear();
-    for (std::size_t i = 0; i < n && r.ok(); ++i) {
-        T e;
-        e.read(r);
-        if (r.ok()) {
-            out.push_back(e);
-        }
-    }
-}
-
-constexpr std::uint8_t kMoreFlag = 0x01;
-
-}  // namespace
-
-// ---- client to server -----------------------------------------------------------------------
-
-void LoginRequest::write(Writer& w) const {
-    w.u8(static_cast<std::uint8_t>(method));
-    w.str(username, kMaxUsernameBytes);
-    w.str(secret, kMaxSecretBytes);
-}
-
-void LoginRequest::read(Reader& r) {
-    const std::uint8_t m = r.u8();
-    if (m > static_cast<std::uint8_t>(LoginMethod::kTransfer)) {
-        r.fail(WireError::kBadValue);
-    }
-    method = static_cast<LoginMethod>(m);
-    username = r.str(kMaxUsernameBytes);
-    secret = r.str(kMaxSecretBytes);
-}
-
-void CreateCharacterRequest::write(Writer& w) const {
-    w.str(name, kMaxCharacterNameBytes);
-    looks.write(w);
-}
-
-void CreateCharacterRequest::read(Reader& r) {
-    name = r.str(kMaxCharacterNameBytes);
-    looks.read(r);
-}
-
-void DeleteCharacterRequest::write(Writer& w) const {
-    w.u64(character_id);
-}
-void DeleteCharacterRequest::read(Reader& r) {
-    character_id = r.u64();
-}
-
-void SelectCharacterRequest::write(Writer& w) const {
-    w.u64(character_id);
-}
-void SelectCharacterRequest::read(Reader& r) {
-    character_id = r.u64();
-}
-
-void ChangeMapRequest::write(Writer& w) const {
-    w.u32(zone);
-}
-void ChangeMapRequest::read(Reader& r) {
-    zone = r.u32();
-}
-
 bool MoveIntent::operator==(const MoveIntent& o) const {
     return seq == o.seq && count == o.count &&
            std::equal(points.begin(), points.begin() + std::min<std::size_t>(count, kMaxPathPoints),
                       o.points.begin());
 }
 
-void MoveIntent::write(Writer& w) const {
-    w.u32(seq);
-    if (count == 0) {
-        w.fail(WireError::kBadValue);
-    }
-    w.count_u8(count, kMaxPathPoints);
-    for (std::size_t i = 0; i < std::min<std::size_t>(count, kMaxPathPoints); ++i) {
-        points[i].write(w);
-    }
-}
-
-void MoveIntent::read(Reader& r) {
-    seq = r.u32();
-    const std::size_t n = r.count_u8(kMaxPathPoints);
-    if (r.ok() && n == 0) {
-        r.fail(WireError::kBadValue);
-    }
-    count = static_cast<std::uint8_t>(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        points[i].read(r);
-    }
-}
-
-void TargetHpRequest::write(Writer& w) const {
-    w.u32(entity);
-}
-void TargetHpRequest::read(Reader& r) {
-    entity = r.u32();
-}
-
-void AttackRequest::write(Writer& w) const {
-    w.u32(target);
-}
-void AttackRequest::read(Reader& r) {
-    target = r.u32();
-}
-
-void ChatSend::write(Writer& w) const {
-    w.u8(static_cast<std::uint8_t>(channel));
-    w.str(text, kMaxChatBytes);
-}
-
-void ChatSend::read(Reader& r) {
-    const std::uint8_t c = r.u8();
-    if (c > static_cast<std::uint8_t>(ChatChannel::kZone)) {
-        r.fail(WireError::kBadValue);
-    }
-    channel = static_cast<ChatChannel>(c);
-    text = r.str(kMaxChatBytes);
-}
-
-void WhisperSend::write(Writer& w) const {
-    w.str(to, kMaxCharacterNameBytes);
-    w.str(text, kMaxChatBytes);
-}
-
-void WhisperSend::read(Reader& r) {
-    to = r.str(kMaxCharacterNameBytes);
-    text = r.str(kMaxChatBytes);
-}
-
-// ---- server to client -----------------------------------------------------------------------
-
-void Error::write(Writer& w) const {
-    w.u16(static_cast<std::uint16_t>(code));
-    w.u16(opcode);
-    w.u32(detail);
-    w.str(message, kMaxErrorMessageBytes);
-}
-
-void Error::read(Reader& r) {
-    code = static_cast<ErrorCode>(r.u16());
-    opcode = r.u16();
-    detail = r.u32();
-    message = r.str(kMaxErrorMessageBytes);
-}
-
-void LoginReply::write(Writer& w) const {
-    w.u64(account_id);
-    w.str(account_name, kMaxAccountNameBytes);
-    w.u16(max_packet_bytes);
-    w.u16(idle_timeout_s);
-}
-
-void LoginReply::read(Reader& r) {
-    account_id = r.u64();
-    account_name = r.str(kMaxAccountNameBytes);
-    max_packet_bytes = r.u16();
-    idle_timeout_s = r.u16();
-}
-
-void CharacterList::write(Writer& w) const {
-    w.u8(more ? kMoreFlag : 0);
-    w.count_u8(characters.size(), kMaxCharactersPerPacket);
-    for (const auto& c : characters) {
-        c.write(w);
-    }
-}
-
-void CharacterList::read(Reader& r) {
-    more = (r.u8() & kMoreFlag) != 0;
-    read_entries(r, r.count_u8(kMaxCharactersPerPacket), characters);
-}
-
-void CharacterDeleted::write(Writer& w) const {
-    w.u64(character_id);
-}
-void CharacterDeleted::read(Reader& r) {
-    character_id = r.u64();
-}
-
-void CharacterSelected::write(Writer& w) const {
-    w.u64(id);
-    w.str(name, kMaxCharacterNameBytes);
-    w.u16(level);
-    w.u64(experience);
-    w.u64(money);
-    stats.write(w);
-    looks.write(w);
-    position.write(w);
-    w.count_u8(inventory.size(), kMaxInventorySlots);
-    for (const auto& s : inventory) {
-        s.write(w);
-    }
-}
-
-void CharacterSelected::read(Reader& r) {
-    id = r.u64();
-    name = r.str(kMaxCharacterNameBytes);
-    level = r.u16();
-    experience = r.u64();
-    money = r.u64();
-    stats.read(r);
-    looks.read(r);
-    position.read(r);
-    read_entries(r, r.count_u8(kMaxInventorySlots), inventory);
-}
-
-void Correction::write(Writer& w) const {
-    w.u32(seq);
-    at.write(w);
-    w.f32(heading);
-    w.u8(static_cast<std::uint8_t>(reason));
-}
-
-void Correction::read(Reader& r) {
-    seq = r.u32();
-    at.read(r);
-    heading = r.f32();
-    reason = static_cast<CorrectionReason>(r.u8());
-}
-
-void WorldUpdate::write(Writer& w) const {
-    w.u32(tick);
-    w.u8(more ? kMoreFlag : 0);
-    w.count_u16(despawns.size(), 0xFFFF);
-    for (const std::uint32_t e : despawns) {
-        w.u32(e);
-    }
-    w.count_u16(spawns.size(), 0xFFFF);
-    for (const auto& s : spawns) {
-        s.write(w);
-    }
-    w.count_u16(moves.size(), 0xFFFF);
-    for (const auto& m : moves) {
-        m.write(w);
-    }
-}
-
-void WorldUpdate::read(Reader& r) {
-    tick = r.u32();
-    more = (r.u8() & kMoreFlag) != 0;
-    const std::size_t n = r.count_u16(0xFFFF);
-    despawns.clear();
-    for (std::size_t i = 0; i < n && r.ok(); ++i) {
-        const std::uint32_t e = r.u32();
-        if (r.ok()) {
-            despawns.push_back(e);
-        }
-    }
-    read_entries(r, r.count_u16(0xFFFF), spawns);
-    read_entries(r, r.count_u16(0xFFFF), moves);
-}
-
-void TargetHp::write(Writer& w) const {
-    w.u32(entity);
-    w.u32(hp);
-    w.u32(max_hp);
-}
-
-void TargetHp::read(Reader& r) {
-    entity = r.u32();
-    hp = r.u32();
-    max_hp = r.u32();
-}
-
-void HpUpdate::write(Writer& w) const {
-    w.u32(entity);
-    w.u32(hp);
-    w.u32(max_hp);
-    w.u32(source);
-}
-
-void HpUpdate::read(Reader& r) {
-    entity = r.u32();
-    hp = r.u32();
-    max_hp = r.u32();
-    source = r.u32();
-}
-
-void Death::write(Writer& w) const {
-    w.u32(entity);
-    w.u32(killer);
-}
-
-void Death::read(Reader& r) {
-    entity = r.u32();
-    killer = r.u32();
-}
-
-void Respawned::write(Writer& w) const {
-    w.u32(entity);
-    at.write(w);
-    w.f32(heading);
-    w.u32(hp);
-    w.u32(max_hp);
-}
-
-void Respawned::read(Reader& r) {
-    entity = r.u32();
-    at.read(r);
-    heading = r.f32();
-    hp = r.u32();
-    max_hp = r.u32();
-}
-
-void ChatMessage::write(Writer& w) const {
-    w.u8(static_cast<std::uint8_t>(channel));
-    w.u32(from_entity);
-    w.str(from, kMaxCharacterNameBytes);
-    w.str(text, kMaxChatBytes);
-}
-
-void ChatMessage::read(Reader& r) {
-    channel = static_cast<ChatChannel>(r.u8());
-    from_entity = r.u32();
-    from = r.str(kMaxCharacterNameBytes);
-    text = r.str(kMaxChatBytes);
-}
-
-void WhisperMessage::write(Writer& w) const {
-    w.u8(static_cast<std::uint8_t>(direction));
-    w.str(peer, kMaxCharacterNameBytes);
-    w.str(text, kMaxChatBytes);
-}
-
-void WhisperMessage::read(Reader& r) {
-    direction = static_cast<WhisperDirection>(r.u8());
-    peer = r.str(kMaxCharacterNameBytes);
-    text = r.str(kMaxChatBytes);
-}
-
-void Notice::write(Writer& w) const {
-    w.u8(static_cast<std::uint8_t>(kind));
-    w.str(text, kMaxNoticeBytes);
-}
-
-void Notice::read(Reader& r) {
-    kind = static_cast<NoticeKind>(r.u8());
-    text = r.str(kMaxNoticeBytes);
-}
-
-void ContinueOnNode::write(Writer& w) const {
-    w.str(host, kMaxHostBytes);
-    w.u16(port);
-    w.str(token, kMaxNodeTokenBytes);
-    w.u32(expires_in_s);
-}
-
-void ContinueOnNode::read(Reader& r) {
-    host = r.str(kMaxHostBytes);
-    port = r.u16();
-    token = r.str(kMaxNodeTokenBytes);
-    expires_in_s = r.u32();
-}
-
 // ---- batches --------------------------------------------------------------------------------
 
 namespace {
 
-// Fills packets with entries from several lists in turn. `fits(bytes)` says whether an entry of
-// that many bytes still fits in the current packet.
-class PacketBudget {
-public:
-    PacketBudget(std::size_t max_packet_bytes, std::size_t fixed_bytes)
-        : budget_(max_packet_bytes > fixed_bytes ? max_packet_bytes - fixed_bytes : 0) {}
-    void start() noexcept { used_ = 0; }
-    bool fits(std::size_t bytes) const noexcept { return used_ + bytes <= budget_; }
-    void take(std::size_t bytes) noexcept { used_ += bytes; }
-    bool empty() const noexcept { return used_ == 0; }
+constexpr std::uint8_t kMoreFlag = 0x01;
 
-private:
-    std::size_t budget_;
-    std::size_t used_ = 0;
-};
+enum class CountWidth : std::uint8_t { kU8, kU16 };
+
+// Writes a count, then entries of `v` from `next` on while the packet stays within `limit` bytes
+// of the output (an entry that crosses it is taken back and waits for the next packet); advances
+// `next`. Returns how many it wrote.
+template <class T>
+std::size_t fill(Writer& w, const std::vector<T>& v, std::size_t& next, CountWidth width,
+                 std::size_t max_count, std::size_t limit) {
+    const std::size_t count_at = w.position();
+    if (width == CountWidth::kU8) {
+        w.u8(0);
+    } else {
+        w.u16(0);
+    }
+    std::size_t n = 0;
+    for (; next < v.size() && n < max_count && w.ok(); ++next, ++n) {
+        const std::size_t before = w.position();
+        if constexpr (std::is_arithmetic_v<T>) {
+            w(v[next]);
+        } else {
+            T::fields(w, v[next]);
+        }
+        if (w.position() > limit) {
+            w.out().resize(before);
+            break;
+        }
+    }
+    if (width == CountWidth::kU8) {
+        w.patch_u8(count_at, static_cast<std::uint8_t>(n));
+    } else {
+        w.patch_u16(count_at, static_cast<std::uint16_t>(n));
+    }
+    return n;
+}
+
+// Sets the `more` flag and the size of a batch's packet. On an error the whole batch (from
+// `batch_start`) is removed. An entry too large for an empty packet can never be sent, so that is
+// an error rather than an endless batch.
+WireError close_batch_packet(Writer& w, std::size_t batch_start, std::size_t start,
+                             std::size_t flags_at, bool more, std::size_t entries,
+                             std::size_t max_packet_bytes) {
+    if (w.ok() && more && entries == 0) {
+        w.fail(WireError::kTooLarge);
+    }
+    w.patch_u8(flags_at, more ? kMoreFlag : 0);
+    const WireError e = finish_packet(w, start, max_packet_bytes);
+    if (e != WireError::kNone) {
+        w.out().resize(batch_start);
+    }
+    return e;
+}
 
 }  // namespace
 
 WireError encode_batched(std::string& out, const WorldUpdate& update,
                          std::size_t max_packet_bytes) {
     max_packet_bytes = std::min(max_packet_bytes, kLargestMaxPacketBytes);
-    // header, tick, flags and the three counts
-    constexpr std::size_t kFixed = kHeaderBytes + 4 + 1 + 3 * 2;
     const std::size_t batch_start = out.size();
-    PacketBudget budget(max_packet_bytes, kFixed);
     std::size_t d = 0;
     std::size_t s = 0;
     std::size_t m = 0;
@@ -666,61 +193,20 @@ WireError encode_batched(std::string& out, const WorldUpdate& update,
         Writer w(out);
         const std::size_t start =
             begin_packet(out, static_cast<std::uint16_t>(Opcode::kWorldUpdate));
-        budget.start();
+        const std::size_t limit = start + max_packet_bytes;
         w.u32(update.tick);
         const std::size_t flags_at = w.position();
         w.u8(0);
-
-        std::size_t count_at = w.position();
-        std::size_t n = 0;
-        w.u16(0);
-        for (; d < update.despawns.size() && budget.fits(4) && n < 0xFFFF; ++d, ++n) {
-            w.u32(update.despawns[d]);
-            budget.take(4);
-        }
-        w.patch_u16(count_at, static_cast<std::uint16_t>(n));
-
-        count_at = w.position();
-        n = 0;
-        w.u16(0);
-        for (; s < update.spawns.size() && n < 0xFFFF; ++s, ++n) {
-            const EntitySpawn& e = update.spawns[s];
-            if (e.name.size() > kMaxCharacterNameBytes) {
-                out.resize(batch_start);
-                return WireError::kStringTooLong;
-            }
-            if (!budget.fits(e.wire_bytes())) {
-                break;
-            }
-            e.write(w);
-            budget.take(e.wire_bytes());
-        }
-        w.patch_u16(count_at, static_cast<std::uint16_t>(n));
-
-        count_at = w.position();
-        n = 0;
-        w.u16(0);
-        for (; m < update.moves.size() && budget.fits(EntityMove::kWireBytes) && n < 0xFFFF;
-             ++m, ++n) {
-            update.moves[m].write(w);
-            budget.take(EntityMove::kWireBytes);
-        }
-        w.patch_u16(count_at, static_cast<std::uint16_t>(n));
-
+        // Each list leaves room for the counts of the lists after it (2 bytes each).
+        std::size_t n = fill(w, update.despawns, d, CountWidth::kU16, 0xFFFF, limit - 4);
+        n += fill(w, update.spawns, s, CountWidth::kU16, 0xFFFF, limit - 2);
+        n += fill(w, update.moves, m, CountWidth::kU16, 0xFFFF, limit);
         const bool more =
             d < update.despawns.size() || s < update.spawns.size() || m < update.moves.size();
-        if (more && budget.empty()) {
-            // An entry too large for an empty packet can never be sent: fail rather than loop.
-            out.resize(batch_start);
-            return WireError::kTooLarge;
-        }
-        w.patch_u8(flags_at, more ? kMoreFlag : 0);
-        if (const WireError e = finish_packet(w, start, max_packet_bytes); e != WireError::kNone) {
-            out.resize(batch_start);
+        const WireError e =
+            close_batch_packet(w, batch_start, start, flags_at, more, n, max_packet_bytes);
+        if (e != WireError::kNone || !more) {
             return e;
-        }
-        if (!more) {
-            return WireError::kNone;
         }
     }
 }
@@ -728,46 +214,21 @@ WireError encode_batched(std::string& out, const WorldUpdate& update,
 WireError encode_batched(std::string& out, const CharacterList& list,
                          std::size_t max_packet_bytes) {
     max_packet_bytes = std::min(max_packet_bytes, kLargestMaxPacketBytes);
-    constexpr std::size_t kFixed = kHeaderBytes + 1 + 1;  // header, flags, count
     const std::size_t batch_start = out.size();
-    PacketBudget budget(max_packet_bytes, kFixed);
     std::size_t i = 0;
     for (;;) {
         Writer w(out);
         const std::size_t start =
             begin_packet(out, static_cast<std::uint16_t>(Opcode::kCharacterList));
-        budget.start();
         const std::size_t flags_at = w.position();
         w.u8(0);
-        const std::size_t count_at = w.position();
-        w.u8(0);
-        std::size_t n = 0;
-        for (; i < list.characters.size() && n < kMaxCharactersPerPacket; ++i, ++n) {
-            const CharacterSummary& c = list.characters[i];
-            if (c.name.size() > kMaxCharacterNameBytes) {
-                out.resize(batch_start);
-                return WireError::kStringTooLong;
-            }
-            const std::size_t bytes = 20 + c.name.size();
-            if (!budget.fits(bytes)) {
-                break;
-            }
-            c.write(w);
-            budget.take(bytes);
-        }
-        w.patch_u8(count_at, static_cast<std::uint8_t>(n));
+        const std::size_t n = fill(w, list.characters, i, CountWidth::kU8, kMaxCharactersPerPacket,
+                                   start + max_packet_bytes);
         const bool more = i < list.characters.size();
-        if (more && n == 0) {
-            out.resize(batch_start);
-            return WireError::kTooLarge;
-        }
-        w.patch_u8(flags_at, more ? kMoreFlag : 0);
-        if (const WireError e = finish_packet(w, start, max_packet_bytes); e != WireError::kNone) {
-            out.resize(batch_start);
+        const WireError e =
+            close_batch_packet(w, batch_start, start, flags_at, more, n, max_packet_bytes);
+        if (e != WireError::kNone || !more) {
             return e;
-        }
-        if (!more) {
-            return WireError::kNone;
         }
     }
 }

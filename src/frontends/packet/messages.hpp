@@ -1,10 +1,11 @@
 #pragma once
 
 // The messages of the game packet protocol (docs/protocol/packets.md): the opcodes, the error
-// codes, and one struct per message with its fields, read and written with codec.hpp's Reader and
-// Writer. Every message can be encoded and decoded whatever its direction: the server decodes
-// what clients send and encodes what it sends, the client library (clients/cpp) the reverse, and
-// the tests both.
+// codes, and one struct per message. Each struct lists its fields once, in wire order, in a static
+// `fields(io, self)`: called with codec.hpp's Writer it writes them, with its Reader it reads them,
+// so reading and writing cannot disagree. Every message can be encoded and decoded whatever its
+// direction: the server decodes what clients send and encodes what it sends, the client library
+// (clients/cpp) the reverse, and the tests both.
 //
 // Only the standard library (see codec.hpp). Strings of a decoded message are views into the
 // packet's payload: copy what must outlive it.
@@ -134,8 +135,13 @@ struct Looks {
     std::uint8_t hair = 0;
     std::uint8_t hair_color = 0;
     bool operator==(const Looks&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.body);
+        io(s.face);
+        io(s.hair);
+        io(s.hair_color);
+    }
 };
 
 struct Vec3 {
@@ -143,8 +149,12 @@ struct Vec3 {
     float y = 0;
     float z = 0;
     bool operator==(const Vec3&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.x);
+        io(s.y);
+        io(s.z);
+    }
 };
 
 /// Where a character stands: zone, position, heading (radians).
@@ -153,8 +163,12 @@ struct Position {
     Vec3 at;
     float heading = 0;
     bool operator==(const Position&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.zone);
+        Vec3::fields(io, s.at);
+        io(s.heading);
+    }
 };
 
 struct Stats {
@@ -167,8 +181,17 @@ struct Stats {
     std::uint16_t intelligence = 0;
     std::uint16_t vitality = 0;
     bool operator==(const Stats&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.hp);
+        io(s.max_hp);
+        io(s.mp);
+        io(s.max_mp);
+        io(s.strength);
+        io(s.dexterity);
+        io(s.intelligence);
+        io(s.vitality);
+    }
 };
 
 struct InventorySlot {
@@ -176,8 +199,12 @@ struct InventorySlot {
     std::uint32_t item = 0;
     std::uint32_t count = 0;
     bool operator==(const InventorySlot&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.slot);
+        io(s.item);
+        io(s.count);
+    }
 };
 
 /// A character in the list.
@@ -188,8 +215,14 @@ struct CharacterSummary {
     Looks looks;
     std::uint32_t zone = 0;
     bool operator==(const CharacterSummary&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.id);
+        io(s.name, kMaxCharacterNameBytes);
+        io(s.level);
+        Looks::fields(io, s.looks);
+        io(s.zone);
+    }
 };
 
 /// What a client needs to show a zone and its own character in it.
@@ -205,8 +238,19 @@ struct ZoneEntry {
     float view_radius = 0;
     float max_speed = 0;  // units per second the server accepts
     bool operator==(const ZoneEntry&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.zone);
+        io(s.zone_name, kMaxZoneNameBytes);
+        io(s.width);
+        io(s.height);
+        io(s.entity);
+        Vec3::fields(io, s.at);
+        io(s.heading);
+        io(s.tick_hz);
+        io(s.view_radius);
+        io(s.max_speed);
+    }
 };
 
 enum class EntityKind : std::uint8_t { kPlayer = 1, kNpc = 2 };
@@ -223,9 +267,19 @@ struct EntitySpawn {
     std::uint32_t max_hp = 0;
     Looks looks;
     bool operator==(const EntitySpawn&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
-    std::size_t wire_bytes() const noexcept { return 41 + name.size(); }
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.entity);
+        io(s.kind);
+        io(s.model);
+        io(s.name, kMaxCharacterNameBytes);
+        io(s.level);
+        Vec3::fields(io, s.at);
+        io(s.heading);
+        io(s.hp);
+        io(s.max_hp);
+        Looks::fields(io, s.looks);
+    }
 };
 
 struct EntityMove {
@@ -233,9 +287,12 @@ struct EntityMove {
     Vec3 at;
     float heading = 0;
     bool operator==(const EntityMove&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
-    static constexpr std::size_t kWireBytes = 20;
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.entity);
+        Vec3::fields(io, s.at);
+        io(s.heading);
+    }
 };
 
 // ---- client to server ---------------------------------------------------------------------------
@@ -245,16 +302,16 @@ struct Alive {
     static constexpr Opcode kOpcode = Opcode::kAlive;
     static constexpr Direction kDirection = Direction::kToServer;
     bool operator==(const Alive&) const = default;
-    void write(Writer&) const {}
-    void read(Reader&) {}
+    template <class Io, class Self>
+    static void fields(Io&, Self&) {}
 };
 
 struct LogoutRequest {
     static constexpr Opcode kOpcode = Opcode::kLogout;
     static constexpr Direction kDirection = Direction::kToServer;
     bool operator==(const LogoutRequest&) const = default;
-    void write(Writer&) const {}
-    void read(Reader&) {}
+    template <class Io, class Self>
+    static void fields(Io&, Self&) {}
 };
 
 enum class LoginMethod : std::uint8_t {
@@ -270,16 +327,23 @@ struct LoginRequest {
     std::string_view username;
     std::string_view secret;
     bool operator==(const LoginRequest&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.method);
+        if (s.method > LoginMethod::kTransfer) {
+            io.fail(WireError::kBadValue);
+        }
+        io(s.username, kMaxUsernameBytes);
+        io(s.secret, kMaxSecretBytes);
+    }
 };
 
 struct CharacterListRequest {
     static constexpr Opcode kOpcode = Opcode::kCharacterList;
     static constexpr Direction kDirection = Direction::kToServer;
     bool operator==(const CharacterListRequest&) const = default;
-    void write(Writer&) const {}
-    void read(Reader&) {}
+    template <class Io, class Self>
+    static void fields(Io&, Self&) {}
 };
 
 struct CreateCharacterRequest {
@@ -288,8 +352,11 @@ struct CreateCharacterRequest {
     std::string_view name;
     Looks looks;
     bool operator==(const CreateCharacterRequest&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.name, kMaxCharacterNameBytes);
+        Looks::fields(io, s.looks);
+    }
 };
 
 struct DeleteCharacterRequest {
@@ -297,8 +364,10 @@ struct DeleteCharacterRequest {
     static constexpr Direction kDirection = Direction::kToServer;
     std::uint64_t character_id = 0;
     bool operator==(const DeleteCharacterRequest&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.character_id);
+    }
 };
 
 struct SelectCharacterRequest {
@@ -306,8 +375,10 @@ struct SelectCharacterRequest {
     static constexpr Direction kDirection = Direction::kToServer;
     std::uint64_t character_id = 0;
     bool operator==(const SelectCharacterRequest&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.character_id);
+    }
 };
 
 /// Enter the selected character's zone at its saved position.
@@ -315,8 +386,8 @@ struct EnterWorldRequest {
     static constexpr Opcode kOpcode = Opcode::kEnterWorld;
     static constexpr Direction kDirection = Direction::kToServer;
     bool operator==(const EnterWorldRequest&) const = default;
-    void write(Writer&) const {}
-    void read(Reader&) {}
+    template <class Io, class Self>
+    static void fields(Io&, Self&) {}
 };
 
 struct ChangeMapRequest {
@@ -324,8 +395,10 @@ struct ChangeMapRequest {
     static constexpr Direction kDirection = Direction::kToServer;
     std::uint32_t zone = 0;
     bool operator==(const ChangeMapRequest&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.zone);
+    }
 };
 
 /// The positions the character means to walk through, in order; the server checks each step.
@@ -336,8 +409,17 @@ struct MoveIntent {
     std::uint8_t count = 0;                     // points used, 1 to kMaxPathPoints
     std::array<Vec3, kMaxPathPoints> points{};  // fixed storage: decoding allocates nothing
     bool operator==(const MoveIntent& o) const;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.seq);
+        io.count8(s.count, kMaxPathPoints);
+        if (s.count == 0) {
+            io.fail(WireError::kBadValue);
+        }
+        for (std::size_t i = 0; i < s.count && i < kMaxPathPoints; ++i) {
+            Vec3::fields(io, s.points[i]);
+        }
+    }
 };
 
 struct TargetHpRequest {
@@ -345,8 +427,10 @@ struct TargetHpRequest {
     static constexpr Direction kDirection = Direction::kToServer;
     std::uint32_t entity = 0;
     bool operator==(const TargetHpRequest&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.entity);
+    }
 };
 
 struct AttackRequest {
@@ -354,16 +438,18 @@ struct AttackRequest {
     static constexpr Direction kDirection = Direction::kToServer;
     std::uint32_t target = 0;
     bool operator==(const AttackRequest&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.target);
+    }
 };
 
 struct RespawnRequest {
     static constexpr Opcode kOpcode = Opcode::kRespawn;
     static constexpr Direction kDirection = Direction::kToServer;
     bool operator==(const RespawnRequest&) const = default;
-    void write(Writer&) const {}
-    void read(Reader&) {}
+    template <class Io, class Self>
+    static void fields(Io&, Self&) {}
 };
 
 enum class ChatChannel : std::uint8_t { kLocal = 0, kZone = 1 };
@@ -374,8 +460,14 @@ struct ChatSend {
     ChatChannel channel = ChatChannel::kLocal;
     std::string_view text;
     bool operator==(const ChatSend&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.channel);
+        if (s.channel > ChatChannel::kZone) {
+            io.fail(WireError::kBadValue);
+        }
+        io(s.text, kMaxChatBytes);
+    }
 };
 
 struct WhisperSend {
@@ -384,8 +476,11 @@ struct WhisperSend {
     std::string_view to;  // a character name
     std::string_view text;
     bool operator==(const WhisperSend&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.to, kMaxCharacterNameBytes);
+        io(s.text, kMaxChatBytes);
+    }
 };
 
 // ---- server to client ---------------------------------------------------------------------------
@@ -398,8 +493,13 @@ struct Error {
     std::uint32_t detail = 0;  // per code: see ErrorCode
     std::string_view message;  // English, for people; clients decide on `code`
     bool operator==(const Error&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.code);
+        io(s.opcode);
+        io(s.detail);
+        io(s.message, kMaxErrorMessageBytes);
+    }
 };
 
 /// The position is saved; the server closes the connection after this.
@@ -407,8 +507,8 @@ struct LogoutReply {
     static constexpr Opcode kOpcode = Opcode::kLogout;
     static constexpr Direction kDirection = Direction::kToClient;
     bool operator==(const LogoutReply&) const = default;
-    void write(Writer&) const {}
-    void read(Reader&) {}
+    template <class Io, class Self>
+    static void fields(Io&, Self&) {}
 };
 
 struct LoginReply {
@@ -419,8 +519,13 @@ struct LoginReply {
     std::uint16_t max_packet_bytes = 0;  // the largest packet the server accepts
     std::uint16_t idle_timeout_s = 0;    // silence after which it closes: send Alive before
     bool operator==(const LoginReply&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.account_id);
+        io(s.account_name, kMaxAccountNameBytes);
+        io(s.max_packet_bytes);
+        io(s.idle_timeout_s);
+    }
 };
 
 /// One packet of the character list; `more` is set on every packet but the last (a batch).
@@ -430,8 +535,11 @@ struct CharacterList {
     bool more = false;
     std::vector<CharacterSummary> characters;
     bool operator==(const CharacterList&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io.flags(s.more);
+        io.list8(s.characters, kMaxCharactersPerPacket);
+    }
 };
 
 struct CharacterCreated {
@@ -439,8 +547,10 @@ struct CharacterCreated {
     static constexpr Direction kDirection = Direction::kToClient;
     CharacterSummary character;
     bool operator==(const CharacterCreated&) const = default;
-    void write(Writer& w) const { character.write(w); }
-    void read(Reader& r) { character.read(r); }
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        CharacterSummary::fields(io, s.character);
+    }
 };
 
 struct CharacterDeleted {
@@ -448,8 +558,10 @@ struct CharacterDeleted {
     static constexpr Direction kDirection = Direction::kToClient;
     std::uint64_t character_id = 0;
     bool operator==(const CharacterDeleted&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.character_id);
+    }
 };
 
 struct CharacterSelected {
@@ -465,8 +577,18 @@ struct CharacterSelected {
     Position position;
     std::vector<InventorySlot> inventory;
     bool operator==(const CharacterSelected&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.id);
+        io(s.name, kMaxCharacterNameBytes);
+        io(s.level);
+        io(s.experience);
+        io(s.money);
+        Stats::fields(io, s.stats);
+        Looks::fields(io, s.looks);
+        Position::fields(io, s.position);
+        io.list8(s.inventory, kMaxInventorySlots);
+    }
 };
 
 /// The answer to EnterWorldRequest.
@@ -475,8 +597,10 @@ struct WorldEntered {
     static constexpr Direction kDirection = Direction::kToClient;
     ZoneEntry entry;
     bool operator==(const WorldEntered&) const = default;
-    void write(Writer& w) const { entry.write(w); }
-    void read(Reader& r) { entry.read(r); }
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        ZoneEntry::fields(io, s.entry);
+    }
 };
 
 /// The answer to ChangeMapRequest: the character is in the new zone.
@@ -485,8 +609,10 @@ struct MapChanged {
     static constexpr Direction kDirection = Direction::kToClient;
     ZoneEntry entry;
     bool operator==(const MapChanged&) const = default;
-    void write(Writer& w) const { entry.write(w); }
-    void read(Reader& r) { entry.read(r); }
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        ZoneEntry::fields(io, s.entry);
+    }
 };
 
 enum class CorrectionReason : std::uint8_t {
@@ -506,12 +632,18 @@ struct Correction {
     float heading = 0;
     CorrectionReason reason = CorrectionReason::kTooFast;
     bool operator==(const Correction&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.seq);
+        Vec3::fields(io, s.at);
+        io(s.heading);
+        io(s.reason);
+    }
 };
 
-/// One packet of a tick's changes within view: despawns, then spawns, then moves. A tick that does
-/// not fit one packet spans several (`more` set on all but the last), each readable alone.
+/// One packet of a tick's changes within view: despawns, then spawns, then moves; an entity is in
+/// at most one of the lists of a tick. A tick that does not fit one packet spans several (`more`
+/// set on all but the last), each readable alone.
 struct WorldUpdate {
     static constexpr Opcode kOpcode = Opcode::kWorldUpdate;
     static constexpr Direction kDirection = Direction::kToClient;
@@ -521,8 +653,14 @@ struct WorldUpdate {
     std::vector<EntitySpawn> spawns;
     std::vector<EntityMove> moves;
     bool operator==(const WorldUpdate&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.tick);
+        io.flags(s.more);
+        io.list16(s.despawns, 0xFFFF);
+        io.list16(s.spawns, 0xFFFF);
+        io.list16(s.moves, 0xFFFF);
+    }
 };
 
 struct TargetHp {
@@ -532,8 +670,12 @@ struct TargetHp {
     std::uint32_t hp = 0;
     std::uint32_t max_hp = 0;
     bool operator==(const TargetHp&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.entity);
+        io(s.hp);
+        io(s.max_hp);
+    }
 };
 
 /// An entity's HP changed (to every viewer); `source` is the attacker's entity, or 0.
@@ -545,8 +687,13 @@ struct HpUpdate {
     std::uint32_t max_hp = 0;
     std::uint32_t source = 0;
     bool operator==(const HpUpdate&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.entity);
+        io(s.hp);
+        io(s.max_hp);
+        io(s.source);
+    }
 };
 
 struct Death {
@@ -555,8 +702,11 @@ struct Death {
     std::uint32_t entity = 0;
     std::uint32_t killer = 0;  // 0 when none
     bool operator==(const Death&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.entity);
+        io(s.killer);
+    }
 };
 
 struct Respawned {
@@ -568,8 +718,14 @@ struct Respawned {
     std::uint32_t hp = 0;
     std::uint32_t max_hp = 0;
     bool operator==(const Respawned&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.entity);
+        Vec3::fields(io, s.at);
+        io(s.heading);
+        io(s.hp);
+        io(s.max_hp);
+    }
 };
 
 struct ChatMessage {
@@ -580,8 +736,13 @@ struct ChatMessage {
     std::string_view from;  // the sender's character name
     std::string_view text;
     bool operator==(const ChatMessage&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.channel);
+        io(s.from_entity);
+        io(s.from, kMaxCharacterNameBytes);
+        io(s.text, kMaxChatBytes);
+    }
 };
 
 enum class WhisperDirection : std::uint8_t { kReceived = 0, kSent = 1 };
@@ -594,8 +755,12 @@ struct WhisperMessage {
     std::string_view peer;  // the other character's name
     std::string_view text;
     bool operator==(const WhisperMessage&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.direction);
+        io(s.peer, kMaxCharacterNameBytes);
+        io(s.text, kMaxChatBytes);
+    }
 };
 
 enum class NoticeKind : std::uint8_t { kInfo = 0, kWarning = 1, kShutdown = 2 };
@@ -607,8 +772,11 @@ struct Notice {
     NoticeKind kind = NoticeKind::kInfo;
     std::string_view text;
     bool operator==(const Notice&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.kind);
+        io(s.text, kMaxNoticeBytes);
+    }
 };
 
 /// RESERVED for the cluster: connect to host:port and log in with LoginMethod::kTransfer and this
@@ -622,8 +790,13 @@ struct ContinueOnNode {
     std::string_view token;
     std::uint32_t expires_in_s = 0;
     bool operator==(const ContinueOnNode&) const = default;
-    void write(Writer& w) const;
-    void read(Reader& r);
+    template <class Io, class Self>
+    static void fields(Io& io, Self& s) {
+        io(s.host, kMaxHostBytes);
+        io(s.port);
+        io(s.token, kMaxNodeTokenBytes);
+        io(s.expires_in_s);
+    }
 };
 
 // ---- the message sets -------------------------------------------------------------------------
@@ -647,7 +820,7 @@ WireError encode(std::string& out, const M& m,
                  std::size_t max_packet_bytes = kDefaultMaxPacketBytes) {
     Writer w(out);
     const std::size_t start = begin_packet(out, static_cast<std::uint16_t>(M::kOpcode));
-    m.write(w);
+    M::fields(w, m);
     return finish_packet(w, start, max_packet_bytes);
 }
 
@@ -669,7 +842,7 @@ template <class M>
 Decoded<M> decode(std::string_view payload) {
     Decoded<M> d;
     Reader r(payload);
-    d.message.read(r);
+    M::fields(r, d.message);
     d.error = r.error();
     return d;
 }
