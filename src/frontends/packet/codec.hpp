@@ -75,9 +75,10 @@ FrameResult decode_packet(std::string_view bytes, std::size_t max_packet_bytes) 
 ///
 /// Allocation: a packet that lies whole in the input is returned as a view into the input and
 /// copied nowhere; only a packet split across inputs is gathered in a buffer of the decoder's own,
-/// which holds at most one packet (at most `max_packet_bytes`), keeps its storage for the next one
-/// and gives it back when it grew beyond 4 KiB. After kTooSmall or kTooLarge the decoder returns
-/// that status for good and keeps nothing.
+/// which holds at most one packet (at most `max_packet_bytes`). Its storage grows to the largest
+/// split packet seen and is kept for the next ones, so a connection allocates a few times in its
+/// life rather than per packet; storage beyond 4 KiB is given back after its packet. After
+/// kTooSmall or kTooLarge the decoder returns that status for good and keeps nothing.
 class FrameDecoder {
 public:
     /// `max_packet_bytes` is clamped to [kHeaderBytes, kLargestMaxPacketBytes].
