@@ -28,9 +28,9 @@
 namespace hearth::packet {
 
 // ---- opcodes --------------------------------------------------------------------------------
-// ROSE's ids where the meaning matches (0x0700-0x07FF); Hearth's own from 0x1000, above every id
-// the ROSE clients use. A request and its answer share an id, as in ROSE: the direction tells them
-// apart.
+// ROSE's ids where the meaning matches; Hearth's own from 0x1000, outside ROSE's range
+// (0x0700-0x07FF), so that no Hearth id means something else to a ROSE tool. A request and its
+// answer share an id, as in ROSE: the direction tells them apart.
 
 enum class Opcode : std::uint16_t {
     kAlive = 0x0700,  // client: keep-alive; server: an error (same id, as ROSE)
