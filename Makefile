@@ -43,7 +43,7 @@ test-tsan: deps
 # kept in build/fuzz/corpus/<target> and used again by the next run; a crash stops the run with its
 # input in build/fuzz/artifacts/ (replay it with build/debug/tests/fuzz/<target>_replay FILE).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= ws_parser http_request dracosoft homestead moonshare hunterpie native
+FUZZ_TARGETS ?= ws_parser http_request dracosoft homestead moonshare hunterpie native packet
 fuzz:
 	@scripts/install-deps.sh --fuzz
 	@cmake --preset fuzz >/dev/null

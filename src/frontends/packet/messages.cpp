@@ -1,0 +1,236 @@
+#include "frontends/packet/messages.hpp"
+#include <algorithm>
+#include <type_traits>
+
+namespace hearth::packet {
+
+std::string_view opcode_name(std::uint16_t opcode) noexcept {
+    switch (static_cast<Opcode>(opcode)) {
+        case Opcode::kAlive:
+            return "alive_or_error";
+        case Opcode::kLogout:
+            return "logout";
+        case Opcode::kLogin:
+            return "login";
+        case Opcode::kCharacterList:
+            return "character_list";
+        case Opcode::kCreateCharacter:
+            return "create_character";
+        case Opcode::kDeleteCharacter:
+            return "delete_character";
+        case Opcode::kSelectCharacter:
+            return "select_character";
+        case Opcode::kChangeMap:
+            return "change_map";
+        case Opcode::kEnterWorld:
+            return "enter_world";
+        case Opcode::kMove:
+            return "move";
+        case Opcode::kCorrection:
+            return "correction";
+        case Opcode::kWorldUpdate:
+            return "world_update";
+        case Opcode::kTargetHp:
+            return "target_hp";
+        case Opcode::kAttack:
+            return "attack";
+        case Opcode::kHpUpdate:
+            return "hp_update";
+        case Opcode::kDeath:
+            return "death";
+        case Opcode::kRespawn:
+            return "respawn";
+        case Opcode::kChat:
+            return "chat";
+        case Opcode::kWhisper:
+            return "whisper";
+        case Opcode::kNotice:
+            return "notice";
+        case Opcode::kContinueOnNode:
+            return "continue_on_node";
+    }
+    return "unknown";
+}
+
+std::string_view error_text(ErrorCode code) noexcept {
+    switch (code) {
+        case ErrorCode::kMalformedPacket:
+            return "Malformed packet";
+        case ErrorCode::kUnknownOpcode:
+            return "Unknown opcode";
+        case ErrorCode::kPacketTooLarge:
+            return "Packet too large";
+        case ErrorCode::kPacketTooSmall:
+            return "Packet size below the header";
+        case ErrorCode::kNotLoggedIn:
+            return "Not logged in";
+        case ErrorCode::kAlreadyLoggedIn:
+            return "Already logged in";
+        case ErrorCode::kBadCredentials:
+            return "Invalid credentials";
+        case ErrorCode::kExpiredToken:
+            return "Token expired";
+        case ErrorCode::kRefusedTokenKind:
+            return "This token is not accepted here";
+        case ErrorCode::kThrottled:
+            return "Too many failed logins, try again later";
+        case ErrorCode::kAccountDisabled:
+            return "Account disabled";
+        case ErrorCode::kUnavailable:
+            return "Service unavailable, try again later";
+        case ErrorCode::kNameTaken:
+            return "Name already taken";
+        case ErrorCode::kNameInvalid:
+            return "Invalid name";
+        case ErrorCode::kTooManyCharacters:
+            return "Too many characters";
+        case ErrorCode::kNoSuchCharacter:
+            return "No such character";
+        case ErrorCode::kNoCharacterSelected:
+            return "No character selected";
+        case ErrorCode::kNotInWorld:
+            return "Not in the world";
+        case ErrorCode::kAlreadyInWorld:
+            return "Already in the world";
+        case ErrorCode::kNoSuchZone:
+            return "No such zone";
+        case ErrorCode::kNoSuchTarget:
+            return "No such target";
+        case ErrorCode::kTargetOutOfRange:
+            return "Target out of range";
+        case ErrorCode::kDead:
+            return "Character is dead";
+        case ErrorCode::kNotDead:
+            return "Character is alive";
+        case ErrorCode::kRateLimited:
+            return "Rate limited";
+        case ErrorCode::kTakenOver:
+            return "Logged in from another connection";
+        case ErrorCode::kShuttingDown:
+            return "Server shutting down";
+        case ErrorCode::kIdleTimeout:
+            return "Idle timeout";
+        case ErrorCode::kInternalError:
+            return "Internal error";
+    }
+    return "unknown error";
+}
+
+bool MoveIntent::operator==(const MoveIntent& o) const {
+    return seq == o.seq && count == o.count &&
+           std::equal(points.begin(), points.begin() + std::min<std::size_t>(count, kMaxPathPoints),
+                      o.points.begin());
+}
+
+// ---- batches --------------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::uint8_t kMoreFlag = 0x01;
+
+enum class CountWidth : std::uint8_t { kU8, kU16 };
+
+// Writes a count, then entries of `v` from `next` on while the packet stays within `limit` bytes
+// of the output (an entry that crosses it is taken back and waits for the next packet); advances
+// `next`. Returns how many it wrote.
+template <class T>
+std::size_t fill(Writer& w, const std::vector<T>& v, std::size_t& next, CountWidth width,
+                 std::size_t max_count, std::size_t limit) {
+    const std::size_t count_at = w.position();
+    if (width == CountWidth::kU8) {
+        w.u8(0);
+    } else {
+        w.u16(0);
+    }
+    std::size_t n = 0;
+    for (; next < v.size() && n < max_count && w.ok(); ++next, ++n) {
+        const std::size_t before = w.position();
+        if constexpr (std::is_arithmetic_v<T>) {
+            w(v[next]);
+        } else {
+            T::fields(w, v[next]);
+        }
+        if (w.position() > limit) {
+            w.out().resize(before);
+            break;
+        }
+    }
+    if (width == CountWidth::kU8) {
+        w.patch_u8(count_at, static_cast<std::uint8_t>(n));
+    } else {
+        w.patch_u16(count_at, static_cast<std::uint16_t>(n));
+    }
+    return n;
+}
+
+// Sets the `more` flag and the size of a batch's packet. On an error the whole batch (from
+// `batch_start`) is removed. An entry too large for an empty packet can never be sent, so that is
+// an error rather than an endless batch.
+WireError close_batch_packet(Writer& w, std::size_t batch_start, std::size_t start,
+                             std::size_t flags_at, bool more, std::size_t entries,
+                             std::size_t max_packet_bytes) {
+    if (w.ok() && more && entries == 0) {
+        w.fail(WireError::kTooLarge);
+    }
+    w.patch_u8(flags_at, more ? kMoreFlag : 0);
+    const WireError e = finish_packet(w, start, max_packet_bytes);
+    if (e != WireError::kNone) {
+        w.out().resize(batch_start);
+    }
+    return e;
+}
+
+}  // namespace
+
+WireError encode_batched(std::string& out, const WorldUpdate& update,
+                         std::size_t max_packet_bytes) {
+    max_packet_bytes = std::min(max_packet_bytes, kLargestMaxPacketBytes);
+    const std::size_t batch_start = out.size();
+    std::size_t d = 0;
+    std::size_t s = 0;
+    std::size_t m = 0;
+    for (;;) {
+        Writer w(out);
+        const std::size_t start =
+            begin_packet(out, static_cast<std::uint16_t>(Opcode::kWorldUpdate));
+        const std::size_t limit = start + max_packet_bytes;
+        w.u32(update.tick);
+        const std::size_t flags_at = w.position();
+        w.u8(0);
+        // Each list leaves room for the counts of the lists after it (2 bytes each).
+        std::size_t n = fill(w, update.despawns, d, CountWidth::kU16, 0xFFFF, limit - 4);
+        n += fill(w, update.spawns, s, CountWidth::kU16, 0xFFFF, limit - 2);
+        n += fill(w, update.moves, m, CountWidth::kU16, 0xFFFF, limit);
+        const bool more =
+            d < update.despawns.size() || s < update.spawns.size() || m < update.moves.size();
+        const WireError e =
+            close_batch_packet(w, batch_start, start, flags_at, more, n, max_packet_bytes);
+        if (e != WireError::kNone || !more) {
+            return e;
+        }
+    }
+}
+
+WireError encode_batched(std::string& out, const CharacterList& list,
+                         std::size_t max_packet_bytes) {
+    max_packet_bytes = std::min(max_packet_bytes, kLargestMaxPacketBytes);
+    const std::size_t batch_start = out.size();
+    std::size_t i = 0;
+    for (;;) {
+        Writer w(out);
+        const std::size_t start =
+            begin_packet(out, static_cast<std::uint16_t>(Opcode::kCharacterList));
+        const std::size_t flags_at = w.position();
+        w.u8(0);
+        const std::size_t n = fill(w, list.characters, i, CountWidth::kU8, kMaxCharactersPerPacket,
+                                   start + max_packet_bytes);
+        const bool more = i < list.characters.size();
+        const WireError e =
+            close_batch_packet(w, batch_start, start, flags_at, more, n, max_packet_bytes);
+        if (e != WireError::kNone || !more) {
+            return e;
+        }
+    }
+}
+
+}  // namespace hearth::packet
