@@ -163,9 +163,13 @@ public:
     virtual void list_characters(CharacterFilter filter,
                                  Completion<std::vector<CharacterRecord>> done) = 0;
     /// Marks a live character deleted at `at` (its name stays reserved); when `account_id` is set
-    /// the character must be that account's. kNotFound: no such live character (of that account).
+    /// the character must be that account's. Then, in the same transaction, the account's deleted
+    /// characters beyond the `keep_deleted` most recently deleted are removed for good (their
+    /// names free, no restore), so that creating and deleting in a loop cannot grow the store
+    /// without bound. kNotFound: no such live character (of that account).
     virtual void delete_character(std::uint64_t id, std::optional<std::uint64_t> account_id,
-                                  CharacterTime at, Completion<CharacterRecord> done) = 0;
+                                  CharacterTime at, std::size_t keep_deleted,
+                                  Completion<CharacterRecord> done) = 0;
     /// Makes a deleted character live again. kNotFound: no such deleted character;
     /// kAlreadyExists: its name is now another's; kLimitReached: its account has
     /// `limits.max_live` live characters.

@@ -90,6 +90,13 @@ constexpr sql::Statement kDelete{
     "UPDATE game_character SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS "
     "NULL AND (?3 IS NULL OR account_id = ?3) RETURNING " HEARTH_CHARACTER_COLUMNS,
     {Type::kInt64, Type::kInt64, Type::kInt64}};
+// The account's deleted characters past the ?2 most recently deleted, at most ?3 at a time (a
+// lowered bound catches up over later deletes).
+constexpr sql::Statement kPurgeDeleted{
+    "DELETE FROM game_character WHERE id IN (SELECT id FROM game_character WHERE account_id = ?1 "
+    "AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, id DESC LIMIT ?3 OFFSET ?2)",
+    {Type::kInt64, Type::kInt64, Type::kInt64}};
+constexpr std::int64_t kMaxPurge = 100;
 // The character takes its name back (a no-op when it still holds it); run with report_conflict.
 constexpr sql::Statement kRestore{
     "UPDATE game_character SET name_key = name_fold, deleted_at = NULL, updated_at = ?2 "
@@ -414,18 +421,30 @@ public:
     }
 
     void delete_character(std::uint64_t id, std::optional<std::uint64_t> account_id,
-                          CharacterTime at, Completion<CharacterRecord> done) override {
+                          CharacterTime at, std::size_t keep_deleted,
+                          Completion<CharacterRecord> done) override {
         run_.write<CharacterRecord>(
-            std::move(done),
-            [id, account_id, at](sql::Conn& c, BatchStats&, Result<CharacterRecord>& out) {
+            std::move(done), [id, account_id, at, keep_deleted](sql::Conn& c, BatchStats&,
+                                                                Result<CharacterRecord>& out) {
                 const auto param = id_param(id);
                 const auto account = account_id ? id_param(*account_id) : std::nullopt;
                 if (!param || (account_id && !account)) {
                     return fail_with(out, Errc::kNotFound);
                 }
-                sql::Query q(c, kDelete);
-                q.int64(*param).int64(ms(at)).int64(account);
-                return one(q, out);
+                {
+                    sql::Query q(c, kDelete);
+                    q.int64(*param).int64(ms(at)).int64(account);
+                    if (!one(q, out)) {
+                        return false;
+                    }
+                }
+                if (!out) {
+                    return true;
+                }
+                sql::Query purge(c, kPurgeDeleted);
+                purge.int64(static_cast<std::int64_t>(out->account_id));
+                purge.int64(clamp_to_int64(keep_deleted)).int64(kMaxPurge);
+                return purge.run();
             });
     }
 

@@ -92,7 +92,7 @@ struct Fixture {
     Result<CharacterRecord> remove(std::uint64_t id, std::optional<std::uint64_t> account,
                                    std::int64_t at) {
         return sync<CharacterRecord>(
-            [&](auto done) { s().delete_character(id, account, at_ms(at), std::move(done)); });
+            [&](auto done) { s().delete_character(id, account, at_ms(at), 20, std::move(done)); });
     }
     Result<CharacterRecord> restore(std::uint64_t id, CharacterLimits limits) {
         return sync<CharacterRecord>([&](auto done) {
@@ -346,6 +346,28 @@ TEST_P(CharacterStoreTest, ValuesTheStoreCannotKeepAreRefused) {
     EXPECT_TRUE(is(make([](auto& c) { c.inventory = {{.slot = 0, .item_id = 1, .count = 0}}; }),
                    Errc::kInvalidArgument));
     EXPECT_TRUE(make([](auto&) {}));  // the refusals stored nothing
+}
+
+TEST_P(CharacterStoreTest, AnAccountKeepsOnlyItsMostRecentlyDeletedCharacters) {
+    Fixture x(GetParam());
+    std::vector<std::uint64_t> ids;
+    for (int i = 0; i < 4; ++i) {
+        auto c = x.create(x.alice, "Churn" + std::to_string(i));
+        ASSERT_TRUE(c);
+        ids.push_back(c->id);
+        ASSERT_TRUE(sync<CharacterRecord>([&](auto done) {
+            x.s().delete_character(c->id, x.alice, at_ms(kT0 + 10 + i), 2, std::move(done));
+        }));
+    }
+    auto other = x.create(x.bob, "Other");
+    ASSERT_TRUE(other);
+    ASSERT_TRUE(x.remove(other->id, x.bob, kT0 + 5));  // another account's: kept
+    EXPECT_THAT(x.names({.deleted = CharacterFilter::Deleted::kOnly}),
+                ElementsAre("Churn2", "Churn3", "Other"));
+    EXPECT_TRUE(is(x.get(ids[0]), Errc::kNotFound));
+    // Removed for good: its name is free, and it cannot be restored.
+    EXPECT_TRUE(x.create(x.bob, "churn0"));
+    EXPECT_TRUE(is(x.restore(ids[1], {.max_live = 5}), Errc::kNotFound));
 }
 
 TEST_P(CharacterStoreTest, DeletingTheAccountDeletesItsCharacters) {
