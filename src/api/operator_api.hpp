@@ -62,6 +62,11 @@ public:
     /// Registers the routes with the router, and GET /api/v1/openapi.json; call once, after every
     /// add.
     void install();
+    /// Registers the routes with the router, without the OpenAPI document: for a module that
+    /// serves a part of the API on its own share of the network (its routes come and go with it),
+    /// listed by the operator API's module with note_external. Call after every add, again after
+    /// the router withdrew them.
+    void install_routes();
 
     std::vector<RouteInfo> routes() const;
 
