@@ -139,6 +139,12 @@ inline bool valid_progress(std::int32_t level, std::int64_t experience,
     return level >= 1 && experience >= 0 && money >= 0;
 }
 
+inline bool valid_save(const CharacterSave& s) noexcept {
+    return (!s.inventory || valid_inventory(*s.inventory)) &&
+           (!s.position || valid_position(*s.position)) &&
+           valid_progress(s.level.value_or(1), s.experience.value_or(0), s.money.value_or(0));
+}
+
 /// The most characters one `save_characters` call takes (one transaction holds the writer).
 inline constexpr std::size_t kMaxSaveBatch = 1'000;
 

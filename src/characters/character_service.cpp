@@ -85,13 +85,6 @@ void refuse(const store::Completion<T>& done, CharacterError e) {
     done(make_error_code(e));
 }
 
-bool valid_save(const store::CharacterSave& s) {
-    return (!s.inventory || store::valid_inventory(*s.inventory)) &&
-           (!s.position || store::valid_position(*s.position)) &&
-           store::valid_progress(s.level.value_or(1), s.experience.value_or(0),
-                                 s.money.value_or(0));
-}
-
 }  // namespace
 
 // ---- config -----------------------------------------------------------------------------------
@@ -313,7 +306,7 @@ void CharacterServiceImpl::save_many(std::vector<store::CharacterSave> saves,
     if (saves.size() > store::kMaxSaveBatch) {
         return refuse(done, CharacterError::kBatchTooLarge);
     }
-    if (!std::all_of(saves.begin(), saves.end(), valid_save)) {
+    if (!std::all_of(saves.begin(), saves.end(), store::valid_save)) {
         return refuse(done, CharacterError::kInvalidData);
     }
     store_.save_characters(std::move(saves), std::chrono::system_clock::now(),

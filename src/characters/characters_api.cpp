@@ -85,23 +85,14 @@ void list_route(CharacterServiceImpl& service, store::AccountStore& accounts, Ap
         }
     }
     auto run = [&service, res, page](store::CharacterFilter filter) mutable {
-        service.list_all(std::move(filter),
-                         [res, page](Result<std::vector<CharacterRecord>> r) mutable {
-                             if (!r) {
-                                 res.respond(character_error_response(r.error()));
-                                 return;
-                             }
-                             std::optional<std::string> next;
-                             if (r->size() > page) {
-                                 r->resize(page);
-                                 next = std::to_string(r->back().id);
-                             }
-                             json::array items;
-                             for (const auto& c : *r) {
-                                 items.push_back(character_json(c));
-                             }
-                             res.respond(api::page_response(std::move(items), next));
-                         });
+        service.list_all(
+            std::move(filter), [res, page](Result<std::vector<CharacterRecord>> r) mutable {
+                if (!r) {
+                    res.respond(character_error_response(r.error()));
+                    return;
+                }
+                res.respond(api::id_page_response(std::move(*r), page, character_json));
+            });
     };
     auto account = req.query_param("account");
     if (!account || account->empty()) {

@@ -126,34 +126,6 @@ constexpr sql::Statement kSave{
 // ---------------------------------------------------------------------------------------------
 // Values as stored.
 
-/// ASCII A-Z folded to a-z: the unique key of names, like the accounts' (account_repo.cpp).
-std::string fold(std::string_view s) {
-    std::string out(s);
-    for (char& ch : out) {
-        if (ch >= 'A' && ch <= 'Z') {
-            ch = static_cast<char>(ch - 'A' + 'a');
-        }
-    }
-    return out;
-}
-
-std::int64_t ms(CharacterTime t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-CharacterTime time_of(std::int64_t ms_since_epoch) {
-    return CharacterTime(std::chrono::milliseconds(ms_since_epoch));
-}
-std::optional<CharacterTime> opt_time_at(const sql::Query& q, int column) {
-    return q.is_null(column) ? std::nullopt : std::optional(time_of(q.int64_at(column)));
-}
-
-std::optional<std::int64_t> id_param(std::uint64_t id) noexcept {
-    if (id == 0 || id > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-        return std::nullopt;
-    }
-    return static_cast<std::int64_t>(id);
-}
-
 std::string stats_text(const CharacterStats& s) {
     return json::serialize(json::object{{"str", s.str},
                                         {"dex", s.dex},
@@ -272,22 +244,6 @@ CharacterRecord character_of(const sql::Query& q) {
     return c;
 }
 
-/// The one row of `q` as a character, kNotFound without one; false when the statement failed.
-bool one(sql::Query& q, Result<CharacterRecord>& out) {
-    if (q.next()) {
-        out = character_of(q);
-    } else {
-        out = make_error_code(Errc::kNotFound);
-    }
-    return q.run();
-}
-
-template <class T>
-bool fail_with(Result<T>& out, Errc e) {
-    out = make_error_code(e);
-    return true;
-}
-
 /// Whether the account exists (locking its row where other nodes write); false: the statement
 /// failed.
 bool lock_account(sql::Conn& c, std::int64_t account, bool& found) {
@@ -314,12 +270,6 @@ bool release_name(sql::Conn& c, const std::string& key, CharacterTime reserved_s
 bool storable(const sql::Conn& c, const CharacterRecord& r) {
     return c.storable_text(r.name) && valid_inventory(r.inventory) && valid_position(r.position) &&
            valid_progress(r.level, r.experience, r.money);
-}
-
-bool storable(const CharacterSave& s) {
-    return (!s.inventory || valid_inventory(*s.inventory)) &&
-           (!s.position || valid_position(*s.position)) &&
-           valid_progress(s.level.value_or(1), s.experience.value_or(0), s.money.value_or(0));
 }
 
 class CharacterRepo final : public CharacterStore {
@@ -365,7 +315,7 @@ public:
                 q.int64(static_cast<std::int64_t>(r.position.zone)).real(r.position.x);
                 q.real(r.position.y).real(r.position.z).real(r.position.heading);
                 q.int64(ms(r.created_at));
-                if (!one(q, out)) {
+                if (!one(q, out, character_of)) {
                     return false;
                 }
                 if (!out) {
@@ -384,7 +334,7 @@ public:
                                        }
                                        sql::Query q(c, kById);
                                        q.int64(*param);
-                                       return one(q, out);
+                                       return one(q, out, character_of);
                                    });
     }
 
@@ -408,15 +358,7 @@ public:
                 q.int64(f.after_id ? clamp_to_int64(*f.after_id) : 0);
                 q.int64(static_cast<std::int64_t>(f.deleted));
                 q.text(lower).text(upper).int64(clamp_to_int64(f.limit));
-                std::vector<CharacterRecord> rows;
-                while (q.next()) {
-                    rows.push_back(character_of(q));
-                }
-                if (q.failed()) {
-                    return false;
-                }
-                out = std::move(rows);
-                return true;
+                return all(q, out, character_of);
             });
     }
 
@@ -434,7 +376,7 @@ public:
                 {
                     sql::Query q(c, kDelete);
                     q.int64(*param).int64(ms(at)).int64(account);
-                    if (!one(q, out)) {
+                    if (!one(q, out, character_of)) {
                         return false;
                     }
                 }
@@ -461,7 +403,7 @@ public:
                 {
                     sql::Query q(c, kByIdForUpdate);
                     q.int64(*param);
-                    if (!one(q, current)) {
+                    if (!one(q, current, character_of)) {
                         return false;
                     }
                 }
@@ -485,7 +427,7 @@ public:
                 }
                 sql::Query q(c, kRestore);
                 q.int64(*param).int64(ms(at)).report_conflict();
-                if (!one(q, out)) {
+                if (!one(q, out, character_of)) {
                     return false;
                 }
                 if (q.conflict()) {
@@ -513,7 +455,7 @@ public:
                 }
                 sql::Query q(c, kRename);
                 q.int64(*param).text(name).text(key).int64(ms(at)).report_conflict();
-                if (!one(q, out)) {
+                if (!one(q, out, character_of)) {
                     return false;
                 }
                 if (q.conflict()) {
@@ -535,7 +477,7 @@ public:
                 }
                 sql::Query q(c, kLogin);
                 q.int64(*param).int64(*account).int64(ms(at));
-                return one(q, out);
+                return one(q, out, character_of);
             });
     }
 
@@ -553,7 +495,7 @@ public:
             std::move(done),
             [saves = std::move(saves), at](sql::Conn& c, BatchStats&, Result<std::uint64_t>& out) {
                 for (const auto& s : saves) {
-                    if (!storable(s)) {
+                    if (!valid_save(s)) {
                         return fail_with(out, Errc::kInvalidArgument);
                     }
                 }
