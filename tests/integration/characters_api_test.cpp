@@ -282,6 +282,37 @@ TEST_P(CharactersApi, TheRoutesAreGoneWhileTheModuleIsDisabled) {
 
 HEARTH_INSTANTIATE_STORE_BACKENDS(CharactersApi);
 
+TEST(CharactersReload, TheRulesChangeWithTheConfigAndDisablingTakesTheRoutesAway) {
+    TempDir data;
+    auto overrides = character_overrides(
+        {{"server.data_dir", "\"" + data.path() + "\""}, {"characters.max_per_account", "1"}});
+    TestServer server(overrides);
+    Api api{server.port()};
+    auto& chars = service_of(server);
+    const auto alice = api.account("alice");
+    ASSERT_TRUE(create(chars, alice, "Aria"));
+    auto refused = create(chars, alice, "Brio");
+    EXPECT_TRUE(!refused && refused.error() == make_error_code(CharacterError::kTooManyCharacters));
+
+    overrides["characters.max_per_account"] = "2";
+    overrides["characters.reserved_words"] = R"(["brio"])";
+    server.app().apply(test_config(overrides, data.path()));
+    refused = create(chars, alice, "Brio");
+    EXPECT_TRUE(!refused && refused.error() == make_error_code(CharacterError::kNameReserved));
+    EXPECT_TRUE(create(chars, alice, "Cato"));
+
+    overrides["characters.enabled"] = "false";
+    server.app().apply(test_config(overrides, data.path()));
+    EXPECT_EQ(api.call("GET", "/api/v1/characters").status, 404);
+    refused = create(chars, alice, "Dido");
+    EXPECT_TRUE(!refused && refused.error() == make_error_code(CharacterError::kDisabled));
+
+    overrides["characters.enabled"] = "true";
+    server.app().apply(test_config(overrides, data.path()));
+    EXPECT_EQ(names(api.ok("GET", "/api/v1/characters?account=alice")),
+              (std::vector<std::string>{"Aria", "Cato"}));
+}
+
 TEST(CharactersRestart, CharactersSurviveARestartOnTheSameSqliteFile) {
     TempDir data;
     const auto overrides = character_overrides(

@@ -87,12 +87,7 @@ bool refused(std::uint16_t port) {
 
 // The config the server runs on, with `overrides` on top (what an edited file would hold).
 std::shared_ptr<const core::Config> edited(const TempDir& dir, const Overrides& overrides) {
-    static const auto schema = app::make_schema();
-    auto loaded = schema.load_string(test_config_toml(overrides, dir.path()), "edited", {});
-    if (!loaded.config) {
-        throw std::runtime_error("invalid config: " + loaded.errors.front());
-    }
-    return loaded.config;
+    return test_config(overrides, dir.path());
 }
 
 TEST(Modules, TheListShowsEveryModuleToAdminsOnly) {
