@@ -149,7 +149,8 @@ public:
     virtual void count(Completion<std::uint64_t> done) = 0;
 };
 
-class AccountStore;  // include/hearth/account_store.hpp
+class AccountStore;    // include/hearth/account_store.hpp
+class CharacterStore;  // include/hearth/character_store.hpp
 
 /// The store: what the app opens once (from `[storage]`) and hands to modules.
 class Store {
@@ -158,6 +159,7 @@ public:
     virtual Mailboxes& mailboxes() = 0;
     virtual Logs& logs() = 0;
     virtual AccountStore& accounts() = 0;
+    virtual CharacterStore& characters() = 0;
     /// Whether the store answered its last health probe (for /ready). Thread-safe, never blocks.
     virtual bool healthy() const noexcept = 0;
 };

@@ -201,16 +201,7 @@ void add_account_resource(OperatorApi& api, auth::AccountService& accounts) {
                         res.respond(error_response(r.error()));
                         return;
                     }
-                    std::optional<std::string> next;
-                    if (r->size() > page) {
-                        r->resize(page);
-                        next = std::to_string(r->back().id);
-                    }
-                    json::array items;
-                    for (const auto& a : *r) {
-                        items.push_back(account_json(a));
-                    }
-                    res.respond(page_response(std::move(items), next));
+                    res.respond(id_page_response(std::move(*r), page, account_json));
                 });
         });
     api.add(
@@ -428,16 +419,7 @@ void add_token_resource(OperatorApi& api, auth::AccountService& accounts) {
                             res.respond(error_response(r.error()));
                             return;
                         }
-                        std::optional<std::string> next;
-                        if (r->size() > page) {
-                            r->resize(page);
-                            next = std::to_string(r->back().id);
-                        }
-                        json::array items;
-                        for (const auto& t : *r) {
-                            items.push_back(token_json(t));
-                        }
-                        res.respond(page_response(std::move(items), next));
+                        res.respond(id_page_response(std::move(*r), page, token_json));
                     });
             };
             auto account = req.query_param("account");
@@ -575,13 +557,7 @@ void add_audit_resource(OperatorApi& api, auth::AccountService& accounts) {
                             res.respond(error_response(r.error()));
                             return;
                         }
-                        std::optional<std::string> next;
-                        if (r->size() > page) {
-                            r->resize(page);
-                            next = std::to_string(r->back().id);
-                        }
-                        json::array items;
-                        for (const auto& e : *r) {
+                        res.respond(id_page_response(std::move(*r), page, [](const auto& e) {
                             json::object o;
                             o["id"] = e.id;
                             o["at"] = rfc3339(e.at);
@@ -596,9 +572,8 @@ void add_audit_resource(OperatorApi& api, auth::AccountService& accounts) {
                             } else {
                                 o["detail"] = json::object();
                             }
-                            items.push_back(std::move(o));
-                        }
-                        res.respond(page_response(std::move(items), next));
+                            return o;
+                        }));
                     });
             });
 }

@@ -51,6 +51,14 @@ void ApiModule::start(const core::Config& config) {
     api_->note_external("GET", std::string(kEventStreamPath), Access::kAdmin);
     api_->note_external("GET", "/api/v1/logs", Access::kAdmin);
     api_->note_external("POST", "/api/v1/hunterpie/servermsg", Access::kAdmin);
+    for (const auto& [method, path] : std::initializer_list<std::pair<const char*, const char*>>{
+             {"GET", "/api/v1/characters"},
+             {"GET", "/api/v1/characters/{id}"},
+             {"POST", "/api/v1/characters/{id}/rename"},
+             {"POST", "/api/v1/characters/{id}/move-to-safe-spot"},
+             {"POST", "/api/v1/characters/{id}/restore"}}) {
+        api_->note_external(method, path, Access::kAdmin);
+    }
     api_->install();
     routes_->open();
 }

@@ -78,6 +78,10 @@ void OperatorApi::install() {
     add("GET", "/api/v1/openapi.json", Access::kPublic, [](ApiCallPtr, HttpResponder res) {
         res.respond(HttpResponse::json(200, std::string(openapi_json())));
     });
+    install_routes();
+}
+
+void OperatorApi::install_routes() {
     // One router entry per path: an exact one for a fixed path (any method, so that a wrong
     // method gets this API's 405), a prefix one for each fixed prefix of a parameterised path.
     std::set<std::pair<std::string, PathMatch>> entries;

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
@@ -62,6 +63,11 @@ public:
     /// Registers the routes with the router, and GET /api/v1/openapi.json; call once, after every
     /// add.
     void install();
+    /// Registers the routes with the router, without the OpenAPI document: for a module that
+    /// serves a part of the API on its own share of the network (its routes come and go with it),
+    /// listed by the operator API's module with note_external. Call after every add, again after
+    /// the router withdrew them.
+    void install_routes();
 
     std::vector<RouteInfo> routes() const;
 
@@ -96,6 +102,23 @@ HttpResponse error_response(const boost::system::error_code& ec);
 HttpResponse json_response(int status, const boost::json::value& body);
 /// {"items":[...],"next":"cursor"|null}.
 HttpResponse page_response(boost::json::array items, std::optional<std::string> next);
+
+/// The page of a listing by id fetched with one row more than `page` (that one only tells that
+/// there is a next page, whose cursor is then the id of this page's last row), each row as
+/// `to_json(row)`.
+template <class Row, class ToJson>
+HttpResponse id_page_response(std::vector<Row> rows, std::size_t page, ToJson to_json) {
+    std::optional<std::string> next;
+    if (rows.size() > page) {
+        rows.resize(page);
+        next = std::to_string(rows.back().id);
+    }
+    boost::json::array items;
+    for (const auto& row : rows) {
+        items.push_back(to_json(row));
+    }
+    return page_response(std::move(items), next);
+}
 
 /// The body as a JSON object, or the 400 to answer.
 std::variant<boost::json::object, HttpResponse> parse_object(const HttpRequest& req);

@@ -1,6 +1,7 @@
 #include "app/modules.hpp"
 
 #include "api/api_module.hpp"
+#include "characters/characters_module.hpp"
 #include "core/config.hpp"
 #include "frontends/dracosoft/dracosoft_module.hpp"
 #include "frontends/homestead/homestead_module.hpp"
@@ -33,6 +34,7 @@ void add_module_sections(core::ConfigSchema& schema) {
     schema.add<frontends::dracosoft::DracosoftConfig>();
     schema.add<frontends::moonshare::MoonshareConfig>();
     schema.add<logs::LogsConfig>();
+    schema.add<characters::CharactersConfig>();
 }
 
 std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
@@ -44,6 +46,8 @@ std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
     modules.push_back(std::make_unique<frontends::hunterpie::HunterpieModule>(context));
     modules.push_back(std::make_unique<frontends::dracosoft::DracosoftModule>(context));
     modules.push_back(std::make_unique<frontends::moonshare::MoonshareModule>(context));
+    // The character service; a front-end that needs it is given `service()` of this module.
+    modules.push_back(std::make_unique<characters::CharactersModule>(context));
     return modules;
 }
 

@@ -102,6 +102,11 @@ const ModuleRegistry::Entry* ModuleRegistry::find(const std::string& name) const
     return const_cast<ModuleRegistry*>(this)->find(name);
 }
 
+Module* ModuleRegistry::module(const std::string& name) const {
+    const Entry* e = find(name);
+    return e != nullptr ? e->module.get() : nullptr;
+}
+
 void ModuleRegistry::validate() const {
     std::lock_guard lock(state_mutex_);
     for (const auto& e : entries_) {

@@ -93,6 +93,10 @@ public:
                                std::chrono::steady_clock::time_point deadline);
 
     std::vector<ModuleStatus> statuses() const;
+    /// The module named `name` (null when there is none), whatever its state: for wiring one
+    /// module's service to another, and tests. Modules are only added before start_all, so the
+    /// pointer stays valid as long as the registry.
+    Module* module(const std::string& name) const;
     std::optional<ModuleStatus> status(const std::string& name) const;
     /// Module names in start order (dependencies first).
     std::vector<std::string> start_order() const;

@@ -195,7 +195,42 @@ CREATE TRIGGER mailbox_bytes_update AFTER UPDATE OF key, body ON mailbox BEGIN
 END;
 )sql";
 
-// Append new migrations here: {6, "name", R"sql(...)sql"}, ... and the same version in
+// Migration 6: game characters (include/hearth/character_store.hpp). `name_fold` is the
+// ASCII-folded name (listing by prefix); `name_key` is the same while the character holds its
+// name (alive, or deleted within its grace period) and is unique: it makes the case-insensitive
+// uniqueness exact across concurrent writers. A deleted character's name_key is set to NULL (the
+// name released) by the next create, rename or restore that wants the name once its grace period
+// is over, so no sweep is needed. Stats and looks are JSON objects, the inventory a JSON array of
+// [slot, item, count]; coordinates are REAL; times Unix milliseconds. Deleting an account deletes
+// its characters.
+constexpr std::string_view kCharactersSql = R"sql(
+CREATE TABLE game_character (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    name_fold TEXT NOT NULL,
+    name_key TEXT UNIQUE,
+    level INTEGER NOT NULL,
+    experience INTEGER NOT NULL,
+    money INTEGER NOT NULL,
+    stats TEXT NOT NULL,
+    looks TEXT NOT NULL,
+    inventory TEXT NOT NULL,
+    zone INTEGER NOT NULL,
+    x REAL NOT NULL,
+    y REAL NOT NULL,
+    z REAL NOT NULL,
+    heading REAL NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    last_login_at INTEGER,
+    deleted_at INTEGER
+);
+CREATE INDEX game_character_account_id ON game_character (account_id, id);
+CREATE INDEX game_character_name_fold ON game_character (name_fold);
+)sql";
+
+// Append new migrations here: {7, "name", R"sql(...)sql"}, ... and the same version in
 // postgres/postgres_migrations.cpp.
 constexpr Migration kMigrations[] = {
     {1, "mailboxes", kMailboxesSql},
@@ -203,6 +238,7 @@ constexpr Migration kMigrations[] = {
     {3, "accounts", kAccountsSql},
     {4, "log_bytes", kLogBytesSql},
     {5, "mailbox_quotas", kMailboxQuotasSql},
+    {6, "characters", kCharactersSql},
 };
 
 // How long `hearth migrate` waits for a running server's write lock.

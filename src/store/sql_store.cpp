@@ -12,7 +12,8 @@ SqlStore::SqlStore(std::unique_ptr<detail::ExecutorBackend> backend,
       executor_(settings, *backend_, metrics),
       mailboxes_(repo::make_mailboxes(executor_)),
       logs_(repo::make_logs(executor_)),
-      accounts_(repo::make_accounts(executor_)) {
+      accounts_(repo::make_accounts(executor_)),
+      characters_(repo::make_characters(executor_)) {
     executor_.start();
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include <hearth/account_store.hpp>
+#include <hearth/character_store.hpp>
 #include <hearth/store.hpp>
 
 #include "core/metrics.hpp"
@@ -31,6 +32,7 @@ public:
     Mailboxes& mailboxes() override { return *mailboxes_; }
     Logs& logs() override { return *logs_; }
     AccountStore& accounts() override { return *accounts_; }
+    CharacterStore& characters() override { return *characters_; }
     bool healthy() const noexcept override { return executor_.healthy(); }
 
 private:
@@ -40,6 +42,7 @@ private:
     std::unique_ptr<Mailboxes> mailboxes_;
     std::unique_ptr<Logs> logs_;
     std::unique_ptr<AccountStore> accounts_;
+    std::unique_ptr<CharacterStore> characters_;
 };
 
 /// The executor's settings from `[storage]`, with `readers` reader threads. The config's ranges

@@ -39,11 +39,7 @@ struct Api {
 
     HttpResult call(const std::string& method, const std::string& target,
                     const std::string& body = "", const std::string& token = kAdminToken) const {
-        std::map<std::string, std::string> headers{{"Content-Type", "application/json"}};
-        if (!token.empty()) {
-            headers["Authorization"] = "Bearer " + token;
-        }
-        return http_request(port, method, target, body, headers);
+        return api_request(port, method, target, body, token);
     }
     json::value ok(const std::string& method, const std::string& target,
                    const std::string& body = "", const std::string& token = kAdminToken,

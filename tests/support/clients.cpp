@@ -68,6 +68,15 @@ asio::ssl::context& client_tls_context() {
 
 }  // namespace
 
+HttpResult api_request(std::uint16_t port, const std::string& method, const std::string& target,
+                       const std::string& body, const std::string& token) {
+    std::map<std::string, std::string> headers{{"Content-Type", "application/json"}};
+    if (!token.empty()) {
+        headers["Authorization"] = "Bearer " + token;
+    }
+    return http_request(port, method, target, body, headers);
+}
+
 HttpResult http_request(std::uint16_t port, const std::string& method, const std::string& target,
                         const std::string& body, const std::map<std::string, std::string>& headers,
                         bool tls) {

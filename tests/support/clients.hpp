@@ -33,6 +33,11 @@ HttpResult http_request(std::uint16_t port, const std::string& method, const std
                         const std::string& body = "",
                         const std::map<std::string, std::string>& headers = {}, bool tls = false);
 
+/// A JSON request to the operator API with `Authorization: Bearer <token>` (none when `token` is
+/// empty).
+HttpResult api_request(std::uint16_t port, const std::string& method, const std::string& target,
+                       const std::string& body, const std::string& token);
+
 /// One plain HTTP/1.1 request from the source address `local_address` (e.g. "127.0.0.2": the
 /// whole 127/8 block is loopback), for per-address behaviour.
 HttpResult http_request_from(const std::string& local_address, std::uint16_t port,

@@ -71,6 +71,16 @@ std::string test_config_toml(const Overrides& overrides, const std::string& data
     return out.str();
 }
 
+std::shared_ptr<const core::Config> test_config(const Overrides& overrides,
+                                                const std::string& data_dir) {
+    static const auto schema = app::make_schema();
+    auto loaded = schema.load_string(test_config_toml(overrides, data_dir), "edited", {});
+    if (!loaded.config) {
+        throw std::runtime_error("invalid config: " + loaded.errors.front());
+    }
+    return loaded.config;
+}
+
 TestServer::TestServer(const Overrides& overrides) : schema_(app::make_schema()) {
     auto loaded = schema_.load_string(test_config_toml(overrides, dir_.path()), "test.toml", {});
     if (!loaded.config) {

@@ -52,6 +52,11 @@ bool eventually(F done, std::chrono::milliseconds deadline = std::chrono::second
 /// route on, a temporary data_dir, the test's store backend: support/store_backend.hpp).
 std::string test_config_toml(const Overrides& overrides, const std::string& data_dir);
 
+/// The config test_config_toml(overrides, data_dir) loads to (what an edited file would hold, for
+/// ServerApp::apply). Throws std::runtime_error with the first error of an invalid one.
+std::shared_ptr<const core::Config> test_config(const Overrides& overrides,
+                                                const std::string& data_dir);
+
 /// An in-process server. Construction starts it; destruction shuts it down.
 class TestServer {
 public:

@@ -260,6 +260,35 @@ CREATE TRIGGER mailbox_bytes_truncate AFTER TRUNCATE ON mailbox
     FOR EACH STATEMENT EXECUTE FUNCTION mailbox_bytes_truncate();
 )sql";
 
+// Migration 6: game characters (see kCharactersSql in store/migrations.cpp). The name columns
+// compare bytewise (COLLATE "C") like SQLite's; coordinates are DOUBLE PRECISION.
+constexpr std::string_view kCharactersSql = R"sql(
+CREATE TABLE game_character (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id BIGINT NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    name_fold TEXT COLLATE "C" NOT NULL,
+    name_key TEXT COLLATE "C" UNIQUE, -- name_fold while the name is held; NULL once released
+    level INTEGER NOT NULL,
+    experience BIGINT NOT NULL,
+    money BIGINT NOT NULL,
+    stats TEXT NOT NULL, -- JSON object
+    looks TEXT NOT NULL, -- JSON object
+    inventory TEXT NOT NULL, -- JSON array of [slot, item, count]
+    zone BIGINT NOT NULL,
+    x DOUBLE PRECISION NOT NULL,
+    y DOUBLE PRECISION NOT NULL,
+    z DOUBLE PRECISION NOT NULL,
+    heading DOUBLE PRECISION NOT NULL,
+    created_at BIGINT NOT NULL, -- Unix time in milliseconds
+    updated_at BIGINT NOT NULL,
+    last_login_at BIGINT,
+    deleted_at BIGINT
+);
+CREATE INDEX game_character_account_id ON game_character (account_id, id);
+CREATE INDEX game_character_name_fold ON game_character (name_fold);
+)sql";
+
 // Append new migrations here, with the version and name of their SQLite twin.
 constexpr Migration kMigrations[] = {
     {1, "mailboxes", kMailboxesSql},
@@ -267,6 +296,7 @@ constexpr Migration kMigrations[] = {
     {3, "accounts", kAccountsSql},
     {4, "log_bytes", kLogBytesSql},
     {5, "mailbox_quotas", kMailboxQuotasSql},
+    {6, "characters", kCharactersSql},
 };
 
 // The advisory lock every migration transaction takes: "HEARTH" and 1, as a bigint. Any session

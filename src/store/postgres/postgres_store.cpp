@@ -1,6 +1,7 @@
 #include "store/postgres/postgres_store.hpp"
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <chrono>
 #include <cstring>
@@ -43,6 +44,8 @@ Oid oid_of(sql::Type type) noexcept {
             return 20;  // int8
         case sql::Type::kBool:
             return 16;  // bool
+        case sql::Type::kDouble:
+            return 701;  // float8
         case sql::Type::kText:
             return 25;  // text
         case sql::Type::kBytes:
@@ -142,6 +145,19 @@ std::int64_t int64_in(const PGresult* r, int row, int column) {
     return static_cast<std::int64_t>(v);
 }
 
+/// A DOUBLE PRECISION column (IEEE 754, big-endian); 0 for NULL.
+double double_in(const PGresult* r, int row, int column) {
+    if (PQgetlength(r, row, column) != 8) {
+        return 0;
+    }
+    const auto* p = reinterpret_cast<const unsigned char*>(PQgetvalue(r, row, column));
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) {
+        v = (v << 8) | p[i];
+    }
+    return std::bit_cast<double>(v);
+}
+
 bool bool_in(const PGresult* r, int row, int column) {
     return PQgetlength(r, row, column) == 1 && PQgetvalue(r, row, column)[0] != 0;
 }
@@ -212,16 +228,14 @@ public:
 
     void bind_int64(std::int64_t value) override {
         const std::size_t i = index({sql::Type::kInt64});
-        auto& buffer = ints_[i];
-        auto v = static_cast<std::uint64_t>(value);
-        for (int b = 7; b >= 0; --b) {
-            buffer[static_cast<std::size_t>(b)] = static_cast<char>(v & 0xFF);
-            v >>= 8;
-        }
-        set(i, buffer.data(), buffer.size(), 1);
+        put_be64(i, static_cast<std::uint64_t>(value));
     }
     void bind_bool(bool value) override {
         set(index({sql::Type::kBool}), value ? &kTrue : &kFalse, 1, 1);
+    }
+    void bind_double(double value) override {
+        const std::size_t i = index({sql::Type::kDouble});
+        put_be64(i, std::bit_cast<std::uint64_t>(value));
     }
     void bind_text(std::string_view value) override {
         set(index({sql::Type::kText, sql::Type::kBytes, sql::Type::kBlob}), value.data(),
@@ -245,8 +259,8 @@ public:
         set(i, literal.c_str(), literal.size(), 0);
     }
     void bind_null() override {
-        set(index({sql::Type::kInt64, sql::Type::kBool, sql::Type::kText, sql::Type::kBytes,
-                   sql::Type::kBlob, sql::Type::kTextList}),
+        set(index({sql::Type::kInt64, sql::Type::kBool, sql::Type::kDouble, sql::Type::kText,
+                   sql::Type::kBytes, sql::Type::kBlob, sql::Type::kTextList}),
             nullptr, 0, 1);
     }
     void report_conflict() override { report_conflict_ = true; }
@@ -284,6 +298,7 @@ public:
         return int64_in(result_.get(), row_, column);
     }
     bool bool_at(int column) const override { return bool_in(result_.get(), row_, column); }
+    double double_at(int column) const override { return double_in(result_.get(), row_, column); }
     std::string text_at(int column) const override { return bytes_in(result_.get(), row_, column); }
 
     void reset() override {
@@ -301,6 +316,15 @@ private:
     std::size_t index(std::initializer_list<sql::Type> ok) {
         sql::check_bind(*statement_, bound_, ok);
         return bound_++;
+    }
+    /// Parameter `i` as 8 big-endian bytes (int8 and float8 in binary format).
+    void put_be64(std::size_t i, std::uint64_t v) {
+        auto& buffer = ints_[i];
+        for (int b = 7; b >= 0; --b) {
+            buffer[static_cast<std::size_t>(b)] = static_cast<char>(v & 0xFF);
+            v >>= 8;
+        }
+        set(i, buffer.data(), buffer.size(), 1);
     }
     void set(std::size_t i, const char* data, std::size_t size, int format) {
         values_[i] = data;

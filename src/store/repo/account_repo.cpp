@@ -130,18 +130,6 @@ constexpr sql::Statement kAuditList = HEARTH_AUDIT_LIST("");
 // ---------------------------------------------------------------------------------------------
 // Values as stored.
 
-/// ASCII A-Z folded to a-z: the unique key of usernames and emails (SQL lower() differs between
-/// backends and locales).
-std::string fold(std::string_view s) {
-    std::string out(s);
-    for (char& ch : out) {
-        if (ch >= 'A' && ch <= 'Z') {
-            ch = static_cast<char>(ch - 'A' + 'a');
-        }
-    }
-    return out;
-}
-
 /// Roles and scopes as stored: "a,b,c" ("" for none). Their names never hold a comma.
 std::string join(const std::vector<std::string>& items) {
     std::string out;
@@ -169,27 +157,6 @@ bool storable_list(const sql::Conn& c, const std::vector<std::string>& items) {
     return std::all_of(items.begin(), items.end(), [&](const std::string& item) {
         return !item.empty() && item.find(',') == std::string::npos && c.storable_text(item);
     });
-}
-
-std::int64_t ms(TimePoint t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-std::optional<std::int64_t> ms(const std::optional<TimePoint>& t) {
-    return t ? std::optional(ms(*t)) : std::nullopt;
-}
-TimePoint time_of(std::int64_t ms_since_epoch) {
-    return TimePoint(std::chrono::milliseconds(ms_since_epoch));
-}
-std::optional<TimePoint> opt_time_at(const sql::Query& q, int column) {
-    return q.is_null(column) ? std::nullopt : std::optional(time_of(q.int64_at(column)));
-}
-
-/// An id as a BIGINT parameter; nothing for one no row can have (ids are positive BIGINTs).
-std::optional<std::int64_t> id_param(std::uint64_t id) noexcept {
-    if (id == 0 || id > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-        return std::nullopt;
-    }
-    return static_cast<std::int64_t>(id);
 }
 
 /// The account columns, from `first` on.
@@ -234,45 +201,8 @@ AuditEntry audit_of(const sql::Query& q) {
     return e;
 }
 
-/// The one row of `q` as `of(q)`, kNotFound without one; false when the statement failed.
-template <class T, class Of>
-bool one(sql::Query& q, Result<T>& out, Of of) {
-    if (q.next()) {
-        out = of(q);
-    } else {
-        out = make_error_code(Errc::kNotFound);
-    }
-    return q.run();
-}
-
-/// Every row of `q` as `of(q)`.
-template <class T, class Of>
-bool all(sql::Query& q, Result<std::vector<T>>& out, Of of) {
-    std::vector<T> rows;
-    while (q.next()) {
-        rows.push_back(of(q));
-    }
-    if (q.failed()) {
-        return false;
-    }
-    out = std::move(rows);
-    return true;
-}
-
 AccountRecord account_row(const sql::Query& q) {
     return account_of(q);
-}
-
-/// The cases that no stored row can match, answered without asking the database.
-template <class T>
-bool not_found(Result<T>& out) {
-    out = make_error_code(Errc::kNotFound);
-    return true;
-}
-template <class T>
-bool invalid(Result<T>& out) {
-    out = make_error_code(Errc::kInvalidArgument);
-    return true;
 }
 
 class AccountRepo final : public AccountStore {

@@ -29,6 +29,7 @@ namespace hearth::store::sql {
 /// Query::text, ...); the declared type says what the database sees.
 enum class Type : std::uint8_t {
     kInt64,     // BIGINT / INTEGER
+    kDouble,    // DOUBLE PRECISION / REAL (finite values only: SQLite stores NaN as NULL)
     kBool,      // BOOLEAN / INTEGER 0 or 1
     kText,      // TEXT (PostgreSQL stores only what Conn::storable_text accepts)
     kBytes,     // any bytes compared as bytes (mailbox keys): BYTEA / TEXT
@@ -45,7 +46,7 @@ class Dialect;
 class Statement {
 public:
     using Build = std::string (*)(const Dialect&);
-    static constexpr std::size_t kMaxParams = 12;
+    static constexpr std::size_t kMaxParams = 16;
 
     constexpr Statement(std::string_view sql, std::initializer_list<Type> params = {}) : sql_(sql) {
         set_params(params);
@@ -108,6 +109,7 @@ public:
     // Parameters, in order; each must match its declared Type (checked in debug builds).
     virtual void bind_int64(std::int64_t value) = 0;
     virtual void bind_bool(bool value) = 0;
+    virtual void bind_double(double value) = 0;
     /// kText, kBytes or kBlob. The bytes are not copied: they must outlive the statement's run.
     virtual void bind_text(std::string_view value) = 0;
     virtual void bind_list(std::span<const std::string> items) = 0;
@@ -127,6 +129,7 @@ public:
     virtual bool is_null(int column) const = 0;
     virtual std::int64_t int64_at(int column) const = 0;
     virtual bool bool_at(int column) const = 0;
+    virtual double double_at(int column) const = 0;
     virtual std::string text_at(int column) const = 0;
 
     /// Ends the use: the statement holds no rows, snapshot or parameters any more.
@@ -175,6 +178,11 @@ public:
         cursor_.bind_bool(value);
         return *this;
     }
+    Query& real(double value) {
+        cursor_.bind_double(value);
+        return *this;
+    }
+    Query& real(const std::optional<double>& value) { return value ? real(*value) : null(); }
     /// A kText, kBytes or kBlob parameter; the bytes must outlive the run.
     Query& text(std::string_view value) {
         cursor_.bind_text(value);
@@ -214,6 +222,7 @@ public:
     bool is_null(int column) const { return cursor_.is_null(column); }
     std::int64_t int64_at(int column) const { return cursor_.int64_at(column); }
     bool bool_at(int column) const { return cursor_.bool_at(column); }
+    double real_at(int column) const { return cursor_.double_at(column); }
     std::string text_at(int column) const { return cursor_.text_at(column); }
     std::optional<std::string> opt_text_at(int column) const {
         return is_null(column) ? std::nullopt : std::optional(text_at(column));

@@ -186,6 +186,12 @@ public:
             rc_ = sqlite3_bind_int64(stmt_, i, value ? 1 : 0);
         }
     }
+    void bind_double(double value) override {
+        const int i = index({sql::Type::kDouble});
+        if (rc_ == SQLITE_OK) {
+            rc_ = sqlite3_bind_double(stmt_, i, value);
+        }
+    }
     void bind_text(std::string_view value) override {
         const int i = index({sql::Type::kText, sql::Type::kBytes, sql::Type::kBlob});
         if (rc_ != SQLITE_OK) {
@@ -225,8 +231,9 @@ public:
         }
     }
     void bind_null() override {
-        const int i = index({sql::Type::kInt64, sql::Type::kBool, sql::Type::kText,
-                             sql::Type::kBytes, sql::Type::kBlob, sql::Type::kTextList});
+        const int i =
+            index({sql::Type::kInt64, sql::Type::kBool, sql::Type::kDouble, sql::Type::kText,
+                   sql::Type::kBytes, sql::Type::kBlob, sql::Type::kTextList});
         if (rc_ == SQLITE_OK) {
             rc_ = sqlite3_bind_null(stmt_, i);
         }
@@ -244,6 +251,7 @@ public:
     }
     std::int64_t int64_at(int column) const override { return sqlite3_column_int64(stmt_, column); }
     bool bool_at(int column) const override { return sqlite3_column_int64(stmt_, column) != 0; }
+    double double_at(int column) const override { return sqlite3_column_double(stmt_, column); }
     std::string text_at(int column) const override {
         // sqlite3_column_blob first, then the size: the documented order.
         const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt_, column));

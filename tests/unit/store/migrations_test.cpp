@@ -93,20 +93,20 @@ TEST(MigrationsTest, NewFileGetsEveryMigrationAndASecondRunIsANoOp) {
     EXPECT_EQ(first.from_version, 0);
     EXPECT_EQ(first.to_version, latest_sqlite_schema_version());
     EXPECT_THAT(first.applied, ElementsAre("1 mailboxes", "2 logs", "3 accounts", "4 log_bytes",
-                                           "5 mailbox_quotas"));
+                                           "5 mailbox_quotas", "6 characters"));
     EXPECT_EQ(first.summary(),
               path +
-                  ": schema version 0 -> 5 (applied: 1 mailboxes, 2 logs, 3 accounts, 4 log_bytes, "
-                  "5 mailbox_quotas)");
+                  ": schema version 0 -> 6 (applied: 1 mailboxes, 2 logs, 3 accounts, 4 log_bytes, "
+                  "5 mailbox_quotas, 6 characters)");
 
     const auto second = migrate_sqlite(path);
     EXPECT_EQ(second.from_version, latest_sqlite_schema_version());
     EXPECT_EQ(second.to_version, latest_sqlite_schema_version());
     EXPECT_THAT(second.applied, IsEmpty());
-    EXPECT_EQ(second.summary(), path + ": schema version 5, up to date");
+    EXPECT_EQ(second.summary(), path + ": schema version 6, up to date");
 
     Raw raw(path);
-    EXPECT_EQ(raw.user_version(), 5);
+    EXPECT_EQ(raw.user_version(), 6);
     EXPECT_THAT(raw.rows("PRAGMA journal_mode"), ElementsAre("wal"));
 }
 
@@ -154,8 +154,8 @@ TEST(MigrationsTest, OlderDatabaseIsUpgradedAndItsDataSurvives) {
     {
         const auto report = migrate_sqlite(path);
         EXPECT_EQ(report.from_version, 1);
-        EXPECT_THAT(report.applied,
-                    ElementsAre("2 logs", "3 accounts", "4 log_bytes", "5 mailbox_quotas"));
+        EXPECT_THAT(report.applied, ElementsAre("2 logs", "3 accounts", "4 log_bytes",
+                                                "5 mailbox_quotas", "6 characters"));
         EXPECT_THAT(migrate_sqlite(path).applied, IsEmpty());
     }
     // A later build with one more migration (what the accounts issue will add): it runs, once.

@@ -78,17 +78,17 @@ TEST(PostgresMigrationsTest, ApplyOnceAndASecondRunIsANoOp) {
     EXPECT_EQ(first.from_version, 0);
     EXPECT_EQ(first.to_version, latest_postgres_schema_version());
     EXPECT_THAT(first.applied, ElementsAre("1 mailboxes", "2 logs", "3 accounts", "4 log_bytes",
-                                           "5 mailbox_quotas"));
+                                           "5 mailbox_quotas", "6 characters"));
     EXPECT_EQ(first.summary(),
               first.path +
-                  ": schema version 0 -> 5 (applied: 1 mailboxes, 2 logs, 3 accounts, 4 log_bytes, "
-                  "5 mailbox_quotas)");
+                  ": schema version 0 -> 6 (applied: 1 mailboxes, 2 logs, 3 accounts, 4 log_bytes, "
+                  "5 mailbox_quotas, 6 characters)");
 
     const auto second = migrate_postgres(url);
     EXPECT_EQ(second.from_version, latest_postgres_schema_version());
     EXPECT_THAT(second.applied, IsEmpty());
-    EXPECT_EQ(second.summary(), first.path + ": schema version 5, up to date");
-    EXPECT_EQ(PostgresServer::query(url, "SELECT version FROM hearth_schema"), "5");
+    EXPECT_EQ(second.summary(), first.path + ": schema version 6, up to date");
+    EXPECT_EQ(PostgresServer::query(url, "SELECT version FROM hearth_schema"), "6");
     EXPECT_EQ(PostgresServer::query(url, "SELECT count(*) FROM hearth_schema"), "1");
 }
 
