@@ -7,6 +7,7 @@
 #include "frontends/hunterpie/hunterpie_module.hpp"
 #include "frontends/moonshare/moonshare_module.hpp"
 #include "frontends/native/native_module.hpp"
+#include "frontends/packet/packet_module.hpp"
 #include "logs/logs_module.hpp"
 
 namespace hearth::app {
@@ -32,6 +33,7 @@ void add_module_sections(core::ConfigSchema& schema) {
     schema.add<frontends::hunterpie::HunterpieConfig>();
     schema.add<frontends::dracosoft::DracosoftConfig>();
     schema.add<frontends::moonshare::MoonshareConfig>();
+    schema.add<frontends::packet::PacketConfig>();
     schema.add<logs::LogsConfig>();
 }
 
@@ -44,6 +46,7 @@ std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
     modules.push_back(std::make_unique<frontends::hunterpie::HunterpieModule>(context));
     modules.push_back(std::make_unique<frontends::dracosoft::DracosoftModule>(context));
     modules.push_back(std::make_unique<frontends::moonshare::MoonshareModule>(context));
+    modules.push_back(std::make_unique<frontends::packet::PacketModule>(context));
     return modules;
 }
 
