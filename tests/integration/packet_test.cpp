@@ -138,6 +138,27 @@ TEST_F(Packet, LoginByPasswordThenLogout) {
     ASSERT_TRUE(c.logout().ok());
     EXPECT_FALSE(c.connected());
     EXPECT_EQ(metric("hearth_packet_logins_total", {{"method", "password"}, {"result", "ok"}}), 1);
+    // The login's session was the connection's alone: revoked once it closed.
+    EXPECT_TRUE(eventually([&] {
+        auto tokens = admin("GET", "/api/v1/tokens?account=alice&revoked=true");
+        const auto& items = tokens.at("items").as_array();
+        return items.size() == 1 && !items[0].at("revoked_at").is_null();
+    }));
+}
+
+TEST_F(Packet, LoginsAndConnectionsAreEventsOfThePacketModule) {
+    account("olga", "olga-password");
+    {
+        auto c = connected();
+        ASSERT_FALSE(c.login_password("olga", "wrong-password").ok());
+        ASSERT_TRUE(c.login_password("olga", "olga-password").ok());
+    }
+    auto kinds = [&](const std::string& type) {
+        auto r = admin("GET", "/api/v1/events?module=packet&type=" + type);
+        return r.at("items").as_array().size();
+    };
+    EXPECT_TRUE(eventually([&] { return kinds("login.ok") == 1 && kinds("login.failed") == 1; }));
+    EXPECT_TRUE(eventually([&] { return kinds("connection.open") >= 1; }));
 }
 
 TEST_F(Packet, LoginByHearthSession) {
@@ -359,10 +380,11 @@ TEST_F(Packet, AliveKeepsAConnectionPastTheIdleTimeoutThenSilenceCloses) {
     auto s = c.login_password("jack", "jack-password");
     ASSERT_TRUE(s.ok());
     EXPECT_EQ(s->idle_timeout_s, 1);
-    // Three idle timeouts' worth of Alive every 300 ms: nothing comes back, the connection stays.
-    for (int i = 0; i < 10; ++i) {
+    // Three idle timeouts' worth of Alive every 150 ms (well within the timeout, for a loaded
+    // machine): nothing comes back, the connection stays.
+    for (int i = 0; i < 20; ++i) {
         ASSERT_TRUE(c.alive().ok());
-        auto p = c.receive(300ms);
+        auto p = c.receive(150ms);
         ASSERT_FALSE(p.ok()) << "got type " << p->type;
         ASSERT_EQ(p.error().kind, Error::Kind::kTimeout) << p.error().message;
     }
@@ -450,6 +472,25 @@ TEST_F(Packet, FailedPasswordLoginsAreThrottled) {
     EXPECT_EQ(throttled.error().message, "Too many failed logins, try again later");
     EXPECT_EQ(
         metric("hearth_packet_logins_total", {{"method", "password"}, {"result", "throttled"}}), 1);
+}
+
+// ---- the client library on its own ------------------------------------------------------------
+
+TEST(PacketClient, ConnectingToNothingIsALocalError) {
+    // A port that was free a moment ago: nothing listens there.
+    std::uint16_t port = 0;
+    {
+        TestServer s{{"packet.enabled", "true"}, {"packet.listen", "\"127.0.0.1:0\""}};
+        port = s.app().server().bound_port("packet");
+    }
+    Client c;
+    auto r = c.connect("127.0.0.1", port);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().kind, Error::Kind::kIo) << r.error().message;
+    EXPECT_FALSE(c.connected());
+    auto login = c.login_password("a", "b");
+    ASSERT_FALSE(login.ok());
+    EXPECT_EQ(login.error().kind, Error::Kind::kClosed);
 }
 
 // ---- config -------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -62,6 +63,48 @@ Result<M> decoded(const ReceivedPacket& p) {
     return std::move(d.message);
 }
 
+/// connect(2) on a blocking socket, but giving up at `until` (an unreachable host would hold a
+/// blocking connect for the kernel's SYN retries, minutes).
+Status connect_within(int fd, const sockaddr* address, socklen_t length, Clock::time_point until) {
+    const int flags = ::fcntl(fd, F_GETFL, 0);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+        return io_error("fcntl");
+    }
+    if (::connect(fd, address, length) != 0) {
+        if (errno != EINPROGRESS) {
+            return io_error("connect");
+        }
+        for (;;) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+            if (left.count() <= 0) {
+                return local(Error::Kind::kTimeout, "connect: no answer in time");
+            }
+            pollfd p{fd, POLLOUT, 0};
+            const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+            if (ready < 0 && errno != EINTR) {
+                return io_error("poll");
+            }
+            if (ready > 0) {
+                break;
+            }
+        }
+        int failure = 0;
+        socklen_t size = sizeof failure;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &size) != 0) {
+            return io_error("getsockopt");
+        }
+        if (failure != 0) {
+            errno = failure;
+            return io_error("connect");
+        }
+    }
+    if (::fcntl(fd, F_SETFL, flags) != 0) {
+        return io_error("fcntl");
+    }
+    return Done{};
+}
+
 }  // namespace
 
 std::string_view Error::name() const noexcept {
@@ -117,6 +160,7 @@ Status Client::connect(const std::string& host, std::uint16_t port) {
     if (const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
         return local(Error::Kind::kIo, "cannot resolve " + host + ": " + ::gai_strerror(rc));
     }
+    const auto until = Clock::now() + options_.timeout;
     Error last = local(Error::Kind::kIo, "no address for " + host);
     for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
         const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
@@ -124,8 +168,8 @@ Status Client::connect(const std::string& host, std::uint16_t port) {
             last = io_error("socket");
             continue;
         }
-        if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-            last = io_error("connect");
+        if (auto connected = connect_within(fd, a->ai_addr, a->ai_addrlen, until); !connected) {
+            last = connected.error();
             ::close(fd);
             continue;
         }
