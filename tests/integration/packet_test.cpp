@@ -12,6 +12,7 @@
 
 #include "hearth_client/client.hpp"
 #include "net/server.hpp"
+#include "support/better_auth_schema.hpp"
 #include "support/clients.hpp"
 #include "support/server.hpp"
 #include "unit/store/postgres_server.hpp"
@@ -526,16 +527,8 @@ TEST(PacketConfig, BadValuesAreRefusedWithTheKeyNamed) {
 TEST(PacketBetterAuth, AnExternalSessionLogsIn) {
     auto& pg = store::test::PostgresServer::shared();
     const std::string url = pg.create_database();
+    store::test::PostgresServer::exec(url, kBetterAuthDefaultSchema);
     store::test::PostgresServer::exec(url, R"sql(
-CREATE TABLE "user" (
-    "id" text PRIMARY KEY, "name" text NOT NULL, "email" text NOT NULL UNIQUE,
-    "emailVerified" boolean NOT NULL DEFAULT false, "image" text,
-    "createdAt" timestamptz NOT NULL DEFAULT now(), "updatedAt" timestamptz NOT NULL DEFAULT now());
-CREATE TABLE "session" (
-    "id" text PRIMARY KEY, "expiresAt" timestamptz NOT NULL, "token" text NOT NULL UNIQUE,
-    "createdAt" timestamptz NOT NULL DEFAULT now(), "updatedAt" timestamptz NOT NULL DEFAULT now(),
-    "ipAddress" text, "userAgent" text,
-    "userId" text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE);
 INSERT INTO "user" (id, name, email) VALUES ('u-web', 'Webby', 'webby@example.org');
 INSERT INTO "session" (id, token, "userId", "expiresAt")
     VALUES ('s1', 'tok-web', 'u-web', now() + interval '1 hour');
