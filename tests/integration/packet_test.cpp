@@ -494,6 +494,25 @@ TEST(PacketClient, ConnectingToNothingIsALocalError) {
     EXPECT_EQ(login.error().kind, Error::Kind::kClosed);
 }
 
+TEST_F(Packet, TheExampleProgramLogsInAndOut) {
+    account("pat", "pat-password");
+    const std::string example = built_binary("hearth_client_login");
+    {
+        ChildProcess run({"127.0.0.1", std::to_string(port()), "pat", "pat-password"}, {}, "",
+                         ChildOptions{.program = example, .capture_stderr = true});
+        EXPECT_EQ(run.wait_exit(), 0) << run.output();
+        EXPECT_NE(run.output().find("logged in as pat"), std::string::npos) << run.output();
+        // The characters are not served yet: the example says so and goes on.
+        EXPECT_NE(run.output().find("characters: Service unavailable"), std::string::npos)
+            << run.output();
+        EXPECT_NE(run.output().find("logged out"), std::string::npos) << run.output();
+    }
+    ChildProcess refused({"127.0.0.1", std::to_string(port()), "pat", "wrong-password"}, {}, "",
+                         ChildOptions{.program = example, .capture_stderr = true});
+    EXPECT_EQ(refused.wait_exit(), 1) << refused.output();
+    EXPECT_NE(refused.output().find("bad_credentials"), std::string::npos) << refused.output();
+}
+
 // ---- config -------------------------------------------------------------------------------------
 
 TEST(PacketConfig, BadValuesAreRefusedWithTheKeyNamed) {
