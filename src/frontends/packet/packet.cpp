@@ -558,8 +558,9 @@ private:
             shared_->takeovers->inc();
             (void)previous->send(shared_->error_packet(wire::ErrorCode::kTakenOver, 0, 0));
             previous->close();
-            log()->info("[conn {}] {} logged in again: connection {} taken over",
-                        to_string(connection_->id()), account_name_, to_string(previous->id()));
+            // Debug: a client can log in again in a loop; the counter above counts every one.
+            log()->debug("[conn {}] {} logged in again: connection {} taken over",
+                         to_string(connection_->id()), account_name_, to_string(previous->id()));
         }
         shared_->login_result(method, "ok").inc();
         log()->debug("[conn {}] logged in as {}", to_string(connection_->id()), account_name_);
