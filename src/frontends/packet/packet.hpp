@@ -63,7 +63,7 @@ struct PacketConfig {
            .min = 1024,
            .max = 65'535});
         v("idle_timeout_s", idle_timeout_s,
-          {.help = "Close a logged-in connection that sends no complete packet for this many "
+          {.help = "Close a connection that sends no complete packet for this many "
                    "seconds (Error idle_timeout first). Told to clients at login; they send Alive "
                    "about every third of it.",
            .restart = true,
