@@ -8,6 +8,7 @@
 #include "frontends/hunterpie/hunterpie_module.hpp"
 #include "frontends/moonshare/moonshare_module.hpp"
 #include "frontends/native/native_module.hpp"
+#include "frontends/packet/packet_module.hpp"
 #include "logs/logs_module.hpp"
 
 namespace hearth::app {
@@ -33,6 +34,7 @@ void add_module_sections(core::ConfigSchema& schema) {
     schema.add<frontends::hunterpie::HunterpieConfig>();
     schema.add<frontends::dracosoft::DracosoftConfig>();
     schema.add<frontends::moonshare::MoonshareConfig>();
+    schema.add<frontends::packet::PacketConfig>();
     schema.add<logs::LogsConfig>();
     schema.add<characters::CharactersConfig>();
 }
@@ -48,6 +50,7 @@ std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
     modules.push_back(std::make_unique<frontends::moonshare::MoonshareModule>(context));
     // The character service; a front-end that needs it is given `service()` of this module.
     modules.push_back(std::make_unique<characters::CharactersModule>(context));
+    modules.push_back(std::make_unique<frontends::packet::PacketModule>(context));
     return modules;
 }
 

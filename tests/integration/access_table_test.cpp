@@ -1,12 +1,14 @@
 // Every cell of docs/security.md's table "Which tokens each door accepts", through the real
 // doors: Homestead's /sync upgrade, the native protocol's hello, Moonshare's session_auth, the
-// operator API, and DracoSoft's login (which takes no token at all). Refusals first; then what
+// operator API, the game packets' token login, and DracoSoft's login (which takes no token at
+// all). Refusals first; then what
 // each door accepts. One server serves every test of a door, so the tokens are made once.
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
+#include "hearth_client/client.hpp"
 #include "net/server.hpp"
 #include "support/clients.hpp"
 #include "support/server.hpp"
@@ -49,6 +51,7 @@ struct Tokens {
     std::string admin_session;     // an admin account's login at /api/v1/auth/login
     std::string native_key;        // API key, scope native, of a player account
     std::string homestead_key;     // API key, scope homestead, of a player account
+    std::string packet_key;        // API key, scope packet, of a player account
     std::string admin_key;         // API key, scope admin, of an admin account
     std::string player_admin_key;  // API key, scope admin, of a player account
     std::string guest;             // Moonshare's token server, for user id "guest-user"
@@ -66,6 +69,8 @@ protected:
             {"homestead.api_key", std::string("\"") + kGatewayKey + "\""},
             {"dracosoft.enabled", "true"},
             {"dracosoft.listen", "\"127.0.0.1:0\""},
+            {"packet.enabled", "true"},
+            {"packet.listen", "\"127.0.0.1:0\""},
             {"moonshare.enabled", "true"},
             {"moonshare.token_listen", "\"127.0.0.1:0\""},
             {"moonshare.auth_listen", "\"127.0.0.1:0\""},
@@ -122,6 +127,7 @@ protected:
         admin("POST", "/api/v1/accounts", R"({"username":"botty","password":"botty-password"})");
         t.native_key = key_of("botty", R"(["native"])");
         t.homestead_key = key_of("botty", R"(["homestead"])");
+        t.packet_key = key_of("botty", R"(["packet"])");
         t.player_admin_key = key_of("botty", R"(["admin"])");
         t.admin_key = key_of("boss", R"(["admin"])");
         t.revoked = key_of("botty", R"(["homestead","native"])");
@@ -179,6 +185,14 @@ protected:
         auto r = json::parse(m->data).as_object();
         EXPECT_EQ(r.at("type").as_string(), "session_auth_result") << m->data;
         return r.at("success").as_bool();
+    }
+
+    /// "ok", or the error code's name, of a game packet login with `token`.
+    static std::string packet_login(const std::string& token) {
+        client::Client c;
+        EXPECT_TRUE(c.connect("127.0.0.1", port_of("packet")).ok());
+        auto s = c.login_token(token);
+        return s ? "ok" : std::string(s.error().name());
     }
 
     /// The status of an operator request with `token` as the bearer token.
@@ -302,6 +316,27 @@ TEST_F(AccessTable, OperatorApiAcceptsAdmins) {
     EXPECT_EQ(operator_status(kAdminToken), 200);
     EXPECT_EQ(operator_status(tokens().admin_session), 200);
     EXPECT_EQ(operator_status(tokens().admin_key), 200);
+}
+
+// ---- game packets: sessions of any role, API keys with scope packet ---------------------------
+
+TEST_F(AccessTable, PacketRefusesGuestsOtherScopesAndDeadTokens) {
+    const double kind_before = refusals("packet", "kind_not_accepted");
+    const double scope_before = refusals("packet", "missing_scope");
+    EXPECT_EQ(packet_login(tokens().guest), "refused_token_kind");
+    EXPECT_EQ(refusals("packet", "kind_not_accepted"), kind_before + 1);
+    EXPECT_EQ(packet_login(tokens().native_key), "refused_token_kind");
+    EXPECT_EQ(packet_login(tokens().admin_key), "refused_token_kind");
+    EXPECT_EQ(refusals("packet", "missing_scope"), scope_before + 2);
+    EXPECT_EQ(packet_login(tokens().revoked), "bad_credentials");
+    EXPECT_EQ(packet_login("made-up"), "bad_credentials");
+    EXPECT_EQ(packet_login(""), "bad_credentials");
+}
+
+TEST_F(AccessTable, PacketAcceptsItsScopeAndSessions) {
+    EXPECT_EQ(packet_login(tokens().packet_key), "ok");
+    EXPECT_EQ(packet_login(tokens().player_session), "ok");
+    EXPECT_EQ(packet_login(tokens().admin_session), "ok");
 }
 
 // ---- DracoSoft: username and password; a token opens nothing -----------------------------------

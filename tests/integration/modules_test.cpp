@@ -35,7 +35,9 @@ Overrides with_frontends(Overrides extra = {}) {
                 {"homestead.enabled", "true"},
                 {"homestead.listen", "\"127.0.0.1:0\""},
                 {"dracosoft.enabled", "true"},
-                {"dracosoft.listen", "\"127.0.0.1:0\""}};
+                {"dracosoft.listen", "\"127.0.0.1:0\""},
+                {"packet.enabled", "true"},
+                {"packet.listen", "\"127.0.0.1:0\""}};
     for (auto& [k, v] : extra) {
         o[k] = v;
     }
@@ -116,7 +118,8 @@ TEST(Modules, TheListShowsEveryModuleToAdminsOnly) {
             << name;
     }
     EXPECT_EQ(names, (std::vector<std::string>{"api", "logs", "native", "homestead", "hunterpie",
-                                               "dracosoft", "moonshare", "characters"}));
+                                               "dracosoft", "moonshare", "characters",
+                                               "packet"}));
 
     // Each door says which tokens it takes: Homestead API keys of scope homestead and no
     // session; native the sessions of [native] session_roles too.
@@ -127,6 +130,12 @@ TEST(Modules, TheListShowsEveryModuleToAdminsOnly) {
     EXPECT_TRUE(door.at("session_roles").as_array().empty());
     const auto native = json::parse(as_admin(s.port(), "GET", "/api/v1/modules/native").body);
     EXPECT_FALSE(native.at("doors").as_array().at(0).at("session_roles").as_array().empty());
+    // The game packets: API keys of scope packet, and sessions of every role.
+    const auto packet = json::parse(as_admin(s.port(), "GET", "/api/v1/modules/packet").body);
+    const auto& game = packet.at("doors").as_array().at(0).as_object();
+    EXPECT_EQ(game.at("door").as_string(), "packet");
+    EXPECT_EQ(game.at("api_key_scope").as_string(), "packet");
+    EXPECT_EQ(game.at("session_roles").as_array().size(), 3U);
 }
 
 TEST(Modules, ActionsThatCannotBeDoneAreRefusedWithAReason) {

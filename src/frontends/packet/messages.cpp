@@ -1,5 +1,6 @@
 #include "frontends/packet/messages.hpp"
 #include <algorithm>
+#include <iterator>
 #include <type_traits>
 
 namespace hearth::packet {
@@ -114,6 +115,43 @@ std::string_view error_text(ErrorCode code) noexcept {
             return "Internal error";
     }
     return "unknown error";
+}
+
+std::string_view error_name(ErrorCode code) noexcept {
+    // Indexed by the code's number: the codes run from 1 without gaps.
+    static constexpr std::string_view kNames[] = {
+        "malformed_packet",
+        "unknown_opcode",
+        "packet_too_large",
+        "packet_too_small",
+        "not_logged_in",
+        "already_logged_in",
+        "bad_credentials",
+        "expired_token",
+        "refused_token_kind",
+        "throttled",
+        "account_disabled",
+        "unavailable",
+        "name_taken",
+        "name_invalid",
+        "too_many_characters",
+        "no_such_character",
+        "no_character_selected",
+        "not_in_world",
+        "already_in_world",
+        "no_such_zone",
+        "no_such_target",
+        "target_out_of_range",
+        "dead",
+        "not_dead",
+        "rate_limited",
+        "taken_over",
+        "shutting_down",
+        "idle_timeout",
+        "internal_error",
+    };
+    const auto i = static_cast<std::size_t>(code);
+    return i >= 1 && i <= std::size(kNames) ? kNames[i - 1] : std::string_view("unknown");
 }
 
 bool MoveIntent::operator==(const MoveIntent& o) const {

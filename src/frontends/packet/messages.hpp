@@ -117,6 +117,9 @@ enum class ErrorCode : std::uint16_t {
 
 /// The default English message of `code`; "unknown error" for a value this version does not know.
 std::string_view error_text(ErrorCode code) noexcept;
+/// The code's name as docs/protocol/packets.md spells it ("bad_credentials"), for logs and metric
+/// labels; "unknown" for a value this version does not know.
+std::string_view error_name(ErrorCode code) noexcept;
 
 /// The `detail` of kNameInvalid.
 enum class NameProblem : std::uint32_t {

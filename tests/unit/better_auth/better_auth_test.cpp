@@ -26,6 +26,7 @@
 #include "core/metrics.hpp"
 #include "pg/pg.hpp"
 #include "store/sqlite/sqlite_store.hpp"
+#include "support/better_auth_schema.hpp"
 #include "unit/store/postgres_server.hpp"
 #include "unit/store/store_test_support.hpp"
 #include "util/log.hpp"
@@ -45,17 +46,7 @@ using namespace std::chrono_literals;
 constexpr std::string_view kPassword = "ba-s3cret-plugh";
 
 /// better-auth's default schema (as its CLI generates it for PostgreSQL).
-constexpr const char* kDefaultSchema = R"sql(
-CREATE TABLE "user" (
-    "id" text PRIMARY KEY, "name" text NOT NULL, "email" text NOT NULL UNIQUE,
-    "emailVerified" boolean NOT NULL DEFAULT false, "image" text,
-    "createdAt" timestamptz NOT NULL DEFAULT now(), "updatedAt" timestamptz NOT NULL DEFAULT now());
-CREATE TABLE "session" (
-    "id" text PRIMARY KEY, "expiresAt" timestamptz NOT NULL, "token" text NOT NULL UNIQUE,
-    "createdAt" timestamptz NOT NULL DEFAULT now(), "updatedAt" timestamptz NOT NULL DEFAULT now(),
-    "ipAddress" text, "userAgent" text,
-    "userId" text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE);
-)sql";
+constexpr const char* kDefaultSchema = test::kBetterAuthDefaultSchema;
 
 /// The seed project's variant: the session id is the token, integer user ids, other table names,
 /// timestamps without time zone.

@@ -120,8 +120,10 @@ TEST(PacketDoc, EveryErrorCodeIsInTheTable) {
     const auto doc = read_doc();
     ASSERT_TRUE(doc.has_value());
     for (int c = 1; c <= static_cast<int>(ErrorCode::kInternalError); ++c) {
+        // The number, the message and the name (error_name: the metrics' and clients' label).
         const std::string row = "| " + std::to_string(c) + " | `" +
-                                std::string(error_text(static_cast<ErrorCode>(c))) + "` |";
+                                std::string(error_text(static_cast<ErrorCode>(c))) + "` | `" +
+                                std::string(error_name(static_cast<ErrorCode>(c))) + "` |";
         EXPECT_NE(doc->find(row), std::string::npos) << row;
     }
 }

@@ -1,6 +1,7 @@
-// The packet codec is compiled by the C++ client library (clients/cpp) as it is, so it may include
-// nothing but the standard library and its own headers. The layers check allows every layer the
-// public headers of include/hearth; this test holds the codec to less.
+// The packet codec (codec.*, messages.*) is compiled by the C++ client library (clients/cpp) as it
+// is, so it may include nothing but the standard library and its own headers. The layers check
+// allows every layer the public headers of include/hearth; this test holds the codec to less. (The
+// module's files beside it, packet.* and packet_module.*, are the server's and may include more.)
 
 #include <cstdlib>
 #include <filesystem>
@@ -34,6 +35,10 @@ TEST(PacketSources, IncludeOnlyTheStandardLibraryAndThemselves) {
     const std::regex standard(R"(^[a-z_0-9]+$)");
     int files = 0;
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        const auto stem = entry.path().stem().string();
+        if (stem != "codec" && stem != "messages") {
+            continue;
+        }
         ++files;
         std::ifstream in(entry.path());
         std::string line;
@@ -50,7 +55,7 @@ TEST(PacketSources, IncludeOnlyTheStandardLibraryAndThemselves) {
             EXPECT_TRUE(ok) << entry.path().filename() << ":" << number << ": " << line;
         }
     }
-    EXPECT_GE(files, 4);
+    EXPECT_EQ(files, 4);
 }
 
 }  // namespace

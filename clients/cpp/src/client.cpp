@@ -1,0 +1,415 @@
+// Plain POSIX sockets rather than Boost.Asio: the API is blocking and one connection per Client,
+// which poll() with a deadline covers, and a game's own build should not need Boost to use it.
+
+#include "hearth_client/client.hpp"
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace hearth::client {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Error local(Error::Kind kind, std::string message) {
+    Error e;
+    e.kind = kind;
+    e.message = std::move(message);
+    return e;
+}
+
+Error io_error(const char* what) {
+    return local(Error::Kind::kIo, std::string(what) + ": " + std::strerror(errno));
+}
+
+Error protocol_error(std::string message) {
+    return local(Error::Kind::kProtocol, std::move(message));
+}
+
+Error server_error(const wire::Error& e) {
+    Error out;
+    out.kind = Error::Kind::kServer;
+    out.code = e.code;
+    out.opcode = e.opcode;
+    out.detail = e.detail;
+    out.message = std::string(e.message);
+    return out;
+}
+
+bool is_error_packet(const ReceivedPacket& p) {
+    return p.type == static_cast<std::uint16_t>(wire::Opcode::kAlive);
+}
+
+Character character_of(const wire::CharacterSummary& c) {
+    return Character{c.id, std::string(c.name), c.level, c.looks, c.zone};
+}
+
+template <class M>
+Result<M> decoded(const ReceivedPacket& p) {
+    auto d = p.decode<M>();
+    if (d.error != wire::WireError::kNone) {
+        return protocol_error(std::string("cannot read ") + std::string(wire::opcode_name(p.type)) +
+                              ": " + std::string(wire::wire_error_text(d.error)));
+    }
+    return std::move(d.message);
+}
+
+/// connect(2) on a blocking socket, but giving up at `until` (an unreachable host would hold a
+/// blocking connect for the kernel's SYN retries, minutes).
+Status connect_within(int fd, const sockaddr* address, socklen_t length, Clock::time_point until) {
+    const int flags = ::fcntl(fd, F_GETFL, 0);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+        return io_error("fcntl");
+    }
+    if (::connect(fd, address, length) != 0) {
+        if (errno != EINPROGRESS) {
+            return io_error("connect");
+        }
+        for (;;) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+            if (left.count() <= 0) {
+                return local(Error::Kind::kTimeout, "connect: no answer in time");
+            }
+            pollfd p{fd, POLLOUT, 0};
+            const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+            if (ready < 0 && errno != EINTR) {
+                return io_error("poll");
+            }
+            if (ready > 0) {
+                break;
+            }
+        }
+        int failure = 0;
+        socklen_t size = sizeof failure;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &size) != 0) {
+            return io_error("getsockopt");
+        }
+        if (failure != 0) {
+            errno = failure;
+            return io_error("connect");
+        }
+    }
+    if (::fcntl(fd, F_SETFL, flags) != 0) {
+        return io_error("fcntl");
+    }
+    return Done{};
+}
+
+}  // namespace
+
+std::string_view Error::name() const noexcept {
+    switch (kind) {
+        case Kind::kServer:
+            return wire::error_name(code);
+        case Kind::kClosed:
+            return "closed";
+        case Kind::kTimeout:
+            return "timeout";
+        case Kind::kIo:
+            return "io";
+        case Kind::kProtocol:
+            return "protocol";
+        case Kind::kEncoding:
+            return "encoding";
+    }
+    return "unknown";
+}
+
+Client::Client(ClientOptions options) : options_(options) {}
+
+Client::~Client() {
+    close();
+}
+
+Client::Client(Client&& other) noexcept
+    : options_(other.options_),
+      fd_(std::exchange(other.fd_, -1)),
+      in_(std::move(other.in_)),
+      unread_(std::move(other.unread_)),
+      max_send_bytes_(other.max_send_bytes_) {}
+
+Client& Client::operator=(Client&& other) noexcept {
+    if (this != &other) {
+        close();
+        options_ = other.options_;
+        fd_ = std::exchange(other.fd_, -1);
+        in_ = std::move(other.in_);
+        unread_ = std::move(other.unread_);
+        max_send_bytes_ = other.max_send_bytes_;
+    }
+    return *this;
+}
+
+Status Client::connect(const std::string& host, std::uint16_t port) {
+    close();
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const std::string service = std::to_string(port);
+    if (const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
+        return local(Error::Kind::kIo, "cannot resolve " + host + ": " + ::gai_strerror(rc));
+    }
+    const auto until = Clock::now() + options_.timeout;
+    Error last = local(Error::Kind::kIo, "no address for " + host);
+    for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+        const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            last = io_error("socket");
+            continue;
+        }
+        if (auto connected = connect_within(fd, a->ai_addr, a->ai_addrlen, until); !connected) {
+            last = connected.error();
+            ::close(fd);
+            continue;
+        }
+        // Requests are small and each waits for its answer: no Nagle delay.
+        const int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        fd_ = fd;
+        break;
+    }
+    ::freeaddrinfo(found);
+    if (fd_ < 0) {
+        return last;
+    }
+    return Done{};
+}
+
+void Client::close() noexcept {
+    if (fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+    }
+    in_.clear();
+    unread_.clear();
+    max_send_bytes_ = wire::kSmallestMaxPacketBytes;
+}
+
+Status Client::write_all(std::string_view bytes) {
+    if (fd_ < 0) {
+        return local(Error::Kind::kClosed, "not connected");
+    }
+    const auto until = Clock::now() + options_.timeout;
+    while (!bytes.empty()) {
+        const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            bytes.remove_prefix(static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+            if (left.count() <= 0) {
+                return local(Error::Kind::kTimeout, "the server does not read");
+            }
+            pollfd p{fd_, POLLOUT, 0};
+            (void)::poll(&p, 1, static_cast<int>(left.count()));
+            continue;
+        }
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            return local(Error::Kind::kClosed, "the server closed the connection");
+        }
+        return io_error("send");
+    }
+    return Done{};
+}
+
+Error Client::encoding_error(wire::WireError e) {
+    return local(Error::Kind::kEncoding,
+                 std::string("cannot encode: ") + std::string(wire::wire_error_text(e)));
+}
+
+Result<ReceivedPacket> Client::read_packet(Clock::time_point until) {
+    for (;;) {
+        if (in_.size() >= wire::kHeaderBytes) {
+            // The server never sends more than its maximum, itself at most the u16 limit.
+            const auto r = wire::decode_packet(in_, wire::kLargestMaxPacketBytes);
+            if (r.status == wire::FrameStatus::kPacket) {
+                ReceivedPacket p{r.packet.type, std::string(r.packet.payload)};
+                in_.erase(0, r.consumed);
+                return p;
+            }
+            if (r.status != wire::FrameStatus::kNeedMore) {
+                return protocol_error("a packet size of " + std::to_string(r.declared_size));
+            }
+        }
+        if (fd_ < 0) {
+            return local(Error::Kind::kClosed, "not connected");
+        }
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+        if (left.count() <= 0) {
+            return local(Error::Kind::kTimeout, "no packet from the server in time");
+        }
+        pollfd pfd{fd_, POLLIN, 0};
+        const int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
+        if (ready < 0 && errno != EINTR) {
+            return io_error("poll");
+        }
+        if (ready <= 0) {
+            continue;
+        }
+        char buf[16 * 1024];
+        const auto n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+            ::close(fd_);
+            fd_ = -1;
+            return local(Error::Kind::kClosed, "the server closed the connection");
+        }
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) {
+                continue;
+            }
+            return io_error("recv");
+        }
+        in_.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+Result<ReceivedPacket> Client::receive(std::optional<std::chrono::milliseconds> timeout) {
+    if (!unread_.empty()) {
+        auto p = std::move(unread_.front());
+        unread_.pop_front();
+        return p;
+    }
+    return read_packet(Clock::now() + timeout.value_or(options_.timeout));
+}
+
+Result<ReceivedPacket> Client::await(std::uint16_t opcode) {
+    const auto until = Clock::now() + options_.timeout;
+    for (;;) {
+        auto p = read_packet(until);
+        if (!p) {
+            return p.error();
+        }
+        if (is_error_packet(*p)) {
+            auto e = decoded<wire::Error>(*p);
+            if (!e) {
+                return e.error();
+            }
+            // Its answer, or the end of the connection (idle timeout, takeover, shutdown).
+            if (e->opcode == opcode || e->opcode == 0) {
+                return server_error(*e);
+            }
+        } else if (p->type == opcode) {
+            return p;
+        }
+        if (unread_.size() >= options_.max_unread_packets) {
+            return protocol_error("too many unread packets: call receive()");
+        }
+        unread_.push_back(std::move(*p));
+    }
+}
+
+Result<Session> Client::login(const wire::LoginRequest& request) {
+    auto p = call(request);
+    if (!p) {
+        return p.error();
+    }
+    auto r = decoded<wire::LoginReply>(*p);
+    if (!r) {
+        return r.error();
+    }
+    max_send_bytes_ = r->max_packet_bytes;
+    return Session{r->account_id, std::string(r->account_name), r->max_packet_bytes,
+                   r->idle_timeout_s};
+}
+
+Result<Session> Client::login_password(std::string_view username, std::string_view password) {
+    return login(wire::LoginRequest{
+        .method = wire::LoginMethod::kPassword, .username = username, .secret = password});
+}
+
+Result<Session> Client::login_token(std::string_view token) {
+    return login(
+        wire::LoginRequest{.method = wire::LoginMethod::kToken, .username = {}, .secret = token});
+}
+
+Status Client::alive() {
+    return send(wire::Alive{});
+}
+
+Status Client::logout() {
+    auto p = call(wire::LogoutRequest{});
+    if (!p) {
+        return p.error();
+    }
+    close();
+    return Done{};
+}
+
+Result<std::vector<Character>> Client::list_characters() {
+    std::vector<Character> out;
+    auto p = call(wire::CharacterListRequest{});
+    for (;;) {
+        if (!p) {
+            return p.error();
+        }
+        auto list = decoded<wire::CharacterList>(*p);
+        if (!list) {
+            return list.error();
+        }
+        for (const auto& c : list->characters) {
+            out.push_back(character_of(c));
+        }
+        if (!list->more) {
+            return out;
+        }
+        p = await(static_cast<std::uint16_t>(wire::Opcode::kCharacterList));
+    }
+}
+
+Result<Character> Client::create_character(std::string_view name, wire::Looks looks) {
+    auto p = call(wire::CreateCharacterRequest{.name = name, .looks = looks});
+    if (!p) {
+        return p.error();
+    }
+    auto c = decoded<wire::CharacterCreated>(*p);
+    if (!c) {
+        return c.error();
+    }
+    return character_of(c->character);
+}
+
+Result<std::uint64_t> Client::delete_character(std::uint64_t id) {
+    auto p = call(wire::DeleteCharacterRequest{.character_id = id});
+    if (!p) {
+        return p.error();
+    }
+    auto d = decoded<wire::CharacterDeleted>(*p);
+    if (!d) {
+        return d.error();
+    }
+    return d->character_id;
+}
+
+Result<SelectedCharacter> Client::select_character(std::uint64_t id) {
+    auto p = call(wire::SelectCharacterRequest{.character_id = id});
+    if (!p) {
+        return p.error();
+    }
+    auto s = decoded<wire::CharacterSelected>(*p);
+    if (!s) {
+        return s.error();
+    }
+    const auto& m = s.value();
+    return SelectedCharacter{
+        m.id,    std::string(m.name), m.level,    m.experience, m.money, m.stats,
+        m.looks, m.position,          m.inventory};
+}
+
+}  // namespace hearth::client
