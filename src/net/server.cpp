@@ -273,6 +273,28 @@ void ServerState::set_http_limits(HttpLimits limits) {
     limits_ = std::make_shared<const HttpLimits>(limits);
 }
 
+void ThreadState::defer_flush(std::shared_ptr<void> owner, void (*run)(void*)) {
+    flushes_.push_back(DeferredFlush{std::move(owner), run});
+    if (!flushes_posted_) {
+        flushes_posted_ = true;
+        asio::post(*io, [this] { run_flushes(); });
+    }
+}
+
+void ThreadState::run_flushes() {
+    flushes_posted_ = false;
+    running_.swap(flushes_);
+    // A flush may defer another (its completion queued more): that one goes to flushes_, for the
+    // next post.
+    for (auto& f : running_) {
+        f.run(f.owner.get());
+    }
+    running_.clear();
+    if (running_.capacity() > 4096) {
+        std::vector<DeferredFlush>().swap(running_);  // a burst is over
+    }
+}
+
 ThreadState& ServerState::this_thread_state() {
     const int index = core::Runtime::current_io_thread();
     if (index < 0 || static_cast<std::size_t>(index) >= threads.size()) {

@@ -241,7 +241,8 @@ private:
             return;
         }
         flush_scheduled_ = true;
-        asio::post(executor_, [self = shared_from_this()] {
+        thread_.defer_flush(shared_from_this(), [](void* p) {
+            auto* self = static_cast<TcpConnection*>(p);
             self->flush_scheduled_ = false;
             self->flush();
         });

@@ -693,7 +693,8 @@ private:
             return;
         }
         flush_scheduled_ = true;
-        asio::post(executor(), [self = this->shared_from_this()] {
+        thread_.defer_flush(this->shared_from_this(), [](void* p) {
+            auto* self = static_cast<WsConnection*>(p);
             self->flush_scheduled_ = false;
             self->flush();
         });

@@ -61,6 +61,14 @@ void send(RawSocket& s, std::string_view bytes) {
     EXPECT_FALSE(ec);
 }
 
+// A reader registered with `poller` and referenced by nothing else.
+std::weak_ptr<Reader> register_only_in(Poller& poller, RawSocket& socket) {
+    auto reader = std::make_shared<Reader>(socket);
+    boost::system::error_code ec;
+    EXPECT_TRUE(poller.add(socket.native_handle(), reader, ec)) << ec.message();
+    return reader;
+}
+
 TEST(Poller, ReportsInputAndTheEndOfIt) {
     boost::asio::io_context io;
     Poller poller(io);
@@ -90,14 +98,8 @@ TEST(Poller, KeepsItsClientsAliveUntilRemoved) {
     boost::asio::io_context io;
     Poller poller(io);
     Pair pair;
-    std::weak_ptr<Reader> weak;
-    {
-        auto reader = std::make_shared<Reader>(pair.ours);
-        weak = reader;
-        boost::system::error_code ec;
-        ASSERT_TRUE(poller.add(pair.ours.native_handle(), reader, ec));
-    }
-    ASSERT_FALSE(weak.expired());
+    const std::weak_ptr<Reader> weak = register_only_in(poller, pair.ours);
+    ASSERT_TRUE(weak.lock() && weak.lock()->polled());
     poller.remove(*weak.lock(), pair.ours.native_handle());
     EXPECT_TRUE(weak.expired());
 }
@@ -181,13 +183,8 @@ TEST(Poller, ClearDropsEveryClientAndStopsWaiting) {
     boost::asio::io_context io;
     Poller poller(io);
     Pair pair;
-    std::weak_ptr<Reader> weak;
-    {
-        auto reader = std::make_shared<Reader>(pair.ours);
-        weak = reader;
-        boost::system::error_code ec;
-        ASSERT_TRUE(poller.add(pair.ours.native_handle(), reader, ec));
-    }
+    const std::weak_ptr<Reader> weak = register_only_in(poller, pair.ours);
+    ASSERT_TRUE(weak.lock() && weak.lock()->polled());
     poller.clear();
     EXPECT_TRUE(weak.expired());
     EXPECT_EQ(poller.size(), 0u);
