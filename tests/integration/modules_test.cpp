@@ -118,8 +118,7 @@ TEST(Modules, TheListShowsEveryModuleToAdminsOnly) {
             << name;
     }
     EXPECT_EQ(names, (std::vector<std::string>{"api", "logs", "native", "homestead", "hunterpie",
-                                               "dracosoft", "moonshare", "characters",
-                                               "packet"}));
+                                               "dracosoft", "moonshare", "characters", "packet"}));
 
     // Each door says which tokens it takes: Homestead API keys of scope homestead and no
     // session; native the sessions of [native] session_roles too.
