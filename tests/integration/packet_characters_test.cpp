@@ -9,19 +9,22 @@
 #include <string>
 #include <vector>
 
-#include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
+#include <hearth/characters.hpp>
+
+#include "characters/characters_module.hpp"
+#include "core/module_registry.hpp"
 #include "hearth_client/client.hpp"
 #include "net/server.hpp"
 #include "support/clients.hpp"
 #include "support/server.hpp"
 #include "support/store_backend.hpp"
+#include "unit/store/store_test_support.hpp"
 
 namespace hearth::test {
 namespace {
 
-namespace json = boost::json;
 namespace wire = ::hearth::packet;
 using client::Client;
 using client::Error;
@@ -163,6 +166,76 @@ TEST_P(PacketCharacters, CreateListSelectDelete) {
     EXPECT_EQ(metric("hearth_packet_characters_selected", {}), 1);
     ASSERT_TRUE(c.logout().ok());
     EXPECT_TRUE(eventually([&] { return metric("hearth_packet_characters_selected", {}) == 0; }));
+}
+
+TEST_P(PacketCharacters, SelectSaysWhatTheWorldSaved) {
+    start();
+    account("abe");
+    auto c = logged_in("abe");
+    auto made = c.create_character("Abelard", {});
+    ASSERT_TRUE(made.ok());
+    // The world's save (part 2), through the module's service as the world will call it: 60
+    // inventory slots, more than the message's 48.
+    auto* module =
+        dynamic_cast<characters::CharactersModule*>(server_->app().modules().module("characters"));
+    ASSERT_NE(module, nullptr);
+    std::vector<store::InventorySlot> inventory;
+    for (std::uint16_t i = 0; i < 60; ++i) {
+        inventory.push_back({.slot = static_cast<std::uint16_t>(59 - i),
+                             .item_id = 1000U + i,
+                             .count = static_cast<std::uint32_t>(i + 1)});
+    }
+    const store::CharacterStats stats{.str = 11,
+                                      .dex = 12,
+                                      .intelligence = 13,
+                                      .con = 14,
+                                      .hp = 150,
+                                      .max_hp = 200,
+                                      .mp = 60,
+                                      .max_mp = 70};
+    auto saved = store::test::sync<std::uint64_t>([&](auto done) {
+        module->service().save_many(
+            {{.id = made->id,
+              .level = 7,
+              .experience = 123'456'789'012,
+              .money = 42,
+              .stats = stats,
+              .inventory = inventory,
+              .position =
+                  store::CharacterPosition{
+                      .zone = 2, .x = 10.5F, .y = -20.25F, .z = 3, .heading = 1.5F}}},
+            std::move(done));
+    });
+    ASSERT_TRUE(saved);
+    auto s = c.select_character(made->id);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->level, 7);
+    EXPECT_EQ(s->experience, 123'456'789'012U);
+    EXPECT_EQ(s->money, 42U);
+    EXPECT_EQ(s->stats, (wire::Stats{.hp = 150,
+                                     .max_hp = 200,
+                                     .mp = 60,
+                                     .max_mp = 70,
+                                     .strength = 11,
+                                     .dexterity = 12,
+                                     .intelligence = 13,
+                                     .vitality = 14}));
+    EXPECT_EQ(s->position.zone, 2U);
+    EXPECT_EQ(s->position.at, (wire::Vec3{.x = 10.5F, .y = -20.25F, .z = 3}));
+    EXPECT_EQ(s->position.heading, 1.5F);
+    // The first 48 slots by slot number.
+    ASSERT_EQ(s->inventory.size(), wire::kMaxInventorySlots);
+    for (std::uint16_t slot = 0; slot < wire::kMaxInventorySlots; ++slot) {
+        EXPECT_EQ(
+            s->inventory[slot],
+            (wire::InventorySlot{.slot = slot, .item = 1000U + 59U - slot, .count = 60U - slot}));
+    }
+    // The list shows the level and zone the world saved.
+    auto list = c.list_characters();
+    ASSERT_TRUE(list.ok());
+    ASSERT_EQ(list->size(), 1U);
+    EXPECT_EQ((*list)[0].level, 7);
+    EXPECT_EQ((*list)[0].zone, 2U);
 }
 
 TEST_P(PacketCharacters, EveryNameRuleHasItsError) {

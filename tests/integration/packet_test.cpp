@@ -307,6 +307,26 @@ TEST_F(Packet, WithCharactersDisabledTheCharacterPacketsSaySo) {
     EXPECT_TRUE(c.alive().ok());
 }
 
+TEST_F(Packet, EnablingCharactersServesThemToConnectionsAlreadyOpen) {
+    // The packet module does not need the characters module: each follows its own switch.
+    account("hana", "hana-password");
+    auto c = connected();
+    ASSERT_TRUE(c.login_password("hana", "hana-password").ok());
+    auto before = c.list_characters();
+    ASSERT_FALSE(before.ok());
+    EXPECT_TRUE(before.error().is(wire::ErrorCode::kUnavailable));
+    admin("POST", "/api/v1/modules/characters/enable");
+    auto made = c.create_character("Hana", {});
+    ASSERT_TRUE(made.ok()) << made.error().message;
+    ASSERT_TRUE(c.select_character(made->id).ok());
+    admin("POST", "/api/v1/modules/characters/disable");
+    // The connection stays; the characters are unavailable again.
+    auto after = c.list_characters();
+    ASSERT_FALSE(after.ok());
+    EXPECT_TRUE(after.error().is(wire::ErrorCode::kUnavailable));
+    EXPECT_EQ(after.error().detail, static_cast<std::uint32_t>(wire::Unavailable::kNotServed));
+}
+
 // ---- bad input --------------------------------------------------------------------------------
 
 TEST_F(Packet, UnknownOpcodeKeepsTheConnection) {

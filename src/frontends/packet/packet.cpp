@@ -162,13 +162,16 @@ wire::CharacterSelected selected_of(const store::CharacterRecord& c) {
                      .at = {.x = c.position.x, .y = c.position.y, .z = c.position.z},
                      .heading = c.position.heading},
         .inventory = {}};
-    // The store keeps up to 100 slots, the message 48 (so that it fits the smallest packet): the
-    // first 48 by slot number; the world's inventory messages (issue 20) will carry the rest.
-    const auto n = std::min(c.inventory.size(), wire::kMaxInventorySlots);
-    s.inventory.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        const auto& slot = c.inventory[i];
+    // The store keeps up to 100 slots in the order they were saved, the message 48 (so that it
+    // fits the smallest packet): the 48 lowest slot numbers, in order; the world's inventory
+    // messages (issue 20) will carry the rest.
+    s.inventory.reserve(c.inventory.size());
+    for (const auto& slot : c.inventory) {
         s.inventory.push_back({.slot = slot.slot, .item = slot.item_id, .count = slot.count});
+    }
+    std::ranges::sort(s.inventory, {}, &wire::InventorySlot::slot);
+    if (s.inventory.size() > wire::kMaxInventorySlots) {
+        s.inventory.resize(wire::kMaxInventorySlots);
     }
     return s;
 }
@@ -468,18 +471,33 @@ private:
     void send(const M& m) {
         std::string out;
         const auto e = wire::encode(out, m, decoder_.max_packet_bytes());
+        deliver(static_cast<std::uint16_t>(M::kOpcode), std::move(out), e);
+    }
+
+    /// A batch (the character list) as as many packets as it needs, sent at once so that no other
+    /// packet comes between them.
+    template <class M>
+    void send_batch(const M& m) {
+        std::string out;
+        const auto e = wire::encode_batched(out, m, decoder_.max_packet_bytes());
+        deliver(static_cast<std::uint16_t>(M::kOpcode), std::move(out), e);
+    }
+
+    /// Sends the packets `encoded` holds, counted; `internal_error` instead when encoding failed.
+    void deliver(std::uint16_t opcode, std::string encoded, wire::WireError e) {
         if (e != wire::WireError::kNone) {
             log()->error("[conn {}] cannot encode {}: {}", to_string(connection_->id()),
-                         wire::opcode_name(static_cast<std::uint16_t>(M::kOpcode)),
-                         wire::wire_error_text(e));
-            send_error(wire::ErrorCode::kInternalError, static_cast<std::uint16_t>(M::kOpcode));
+                         wire::opcode_name(opcode), wire::wire_error_text(e));
+            send_error(wire::ErrorCode::kInternalError, opcode);
             return;
         }
-        shared_
-            ->packets_out[static_cast<std::size_t>(
-                class_of(static_cast<std::uint16_t>(M::kOpcode)))]
-            ->inc();
-        (void)connection_->send(make_binary(std::move(out)));
+        auto& counter = *shared_->packets_out[static_cast<std::size_t>(class_of(opcode))];
+        for (std::size_t at = 0; at + wire::kHeaderBytes <= encoded.size();) {
+            counter.inc();
+            at += static_cast<unsigned char>(encoded[at]) |
+                  (static_cast<std::size_t>(static_cast<unsigned char>(encoded[at + 1])) << 8);
+        }
+        (void)connection_->send(make_binary(std::move(encoded)));
     }
 
     void send_error(wire::ErrorCode code, std::uint16_t opcode, std::uint32_t detail = 0,
@@ -726,29 +744,6 @@ private:
                             wire::opcode_name(type), characters::character_error_name(e));
                 return send_error(ErrorCode::kInternalError, type);
         }
-    }
-
-    /// A batch (the character list) as as many packets as it needs, sent at once so that no other
-    /// packet comes between them.
-    template <class M>
-    void send_batch(const M& m) {
-        std::string out;
-        const auto e = wire::encode_batched(out, m, decoder_.max_packet_bytes());
-        if (e != wire::WireError::kNone) {
-            log()->error("[conn {}] cannot encode {}: {}", to_string(connection_->id()),
-                         wire::opcode_name(static_cast<std::uint16_t>(M::kOpcode)),
-                         wire::wire_error_text(e));
-            send_error(wire::ErrorCode::kInternalError, static_cast<std::uint16_t>(M::kOpcode));
-            return;
-        }
-        auto& counter = *shared_->packets_out[static_cast<std::size_t>(
-            class_of(static_cast<std::uint16_t>(M::kOpcode)))];
-        for (std::size_t at = 0; at + wire::kHeaderBytes <= out.size();) {
-            counter.inc();
-            at += static_cast<unsigned char>(out[at]) |
-                  (static_cast<std::size_t>(static_cast<unsigned char>(out[at + 1])) << 8);
-        }
-        (void)connection_->send(make_binary(std::move(out)));
     }
 
     /// Wraps a completion so that it runs here, on this connection's thread, and only while the
