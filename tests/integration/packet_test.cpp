@@ -590,7 +590,12 @@ TEST(PacketConfig, BadValuesAreRefusedWithTheKeyNamed) {
               std::string::npos);
     EXPECT_NE(errors_of({{"packet.packet_burst", "0.5"}}).find("packet.packet_burst"),
               std::string::npos);
-    EXPECT_EQ(errors_of({{"packet.max_packet_bytes", "65535"}, {"packet.max_packets_per_s", "0"}}),
+    EXPECT_NE(errors_of({{"packet.max_connections_per_account", "0"}})
+                  .find("packet.max_connections_per_account"),
+              std::string::npos);
+    EXPECT_EQ(errors_of({{"packet.max_packet_bytes", "65535"},
+                         {"packet.max_packets_per_s", "0"},
+                         {"packet.max_connections_per_account", "1"}}),
               "");
 }
 
