@@ -11,6 +11,7 @@
 // (`core::post_to_current_thread`). Every error is a CharacterError (its category is
 // character_category()), whatever the cause.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -135,6 +136,9 @@ public:
     /// Why `name` breaks the naming rules (kNameTooShort, kNameTooLong, kNameInvalid,
     /// kNameReserved), or nothing: answered at once, without the store (not whether it is taken).
     virtual std::optional<CharacterError> check_name(std::string_view name) const = 0;
+    /// `[characters] max_per_account` as of now (what kTooManyCharacters refers to); 0 while the
+    /// module is not running.
+    virtual std::size_t max_per_account() const = 0;
 
     /// The account's live characters, by id.
     virtual void list(std::uint64_t account_id,

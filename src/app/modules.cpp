@@ -48,9 +48,15 @@ std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
     modules.push_back(std::make_unique<frontends::hunterpie::HunterpieModule>(context));
     modules.push_back(std::make_unique<frontends::dracosoft::DracosoftModule>(context));
     modules.push_back(std::make_unique<frontends::moonshare::MoonshareModule>(context));
-    // The character service; a front-end that needs it is given `service()` of this module.
-    modules.push_back(std::make_unique<characters::CharactersModule>(context));
-    modules.push_back(std::make_unique<frontends::packet::PacketModule>(context));
+    // The character service; a front-end that needs it is given `service()` of this module. It
+    // answers characters_disabled while the module is not running, so the packet module does not
+    // `need` it: with characters disabled the game protocol still logs in and says why the
+    // character opcodes cannot be served.
+    auto characters = std::make_unique<characters::CharactersModule>(context);
+    auto& character_service = characters->service();
+    modules.push_back(std::move(characters));
+    modules.push_back(
+        std::make_unique<frontends::packet::PacketModule>(context, character_service));
     return modules;
 }
 

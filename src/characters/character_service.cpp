@@ -242,6 +242,11 @@ std::optional<CharacterError> CharacterServiceImpl::check_name(std::string_view 
     return characters::check_name(*r, name);
 }
 
+std::size_t CharacterServiceImpl::max_per_account() const {
+    const auto r = rules();
+    return r ? r->max_per_account : 0;
+}
+
 void CharacterServiceImpl::list(std::uint64_t account_id,
                                 Completion<std::vector<CharacterRecord>> done) {
     const auto r = rules();

@@ -54,6 +54,7 @@ public:
     void set_rules(std::shared_ptr<const CharacterRules> rules);
 
     std::optional<CharacterError> check_name(std::string_view name) const override;
+    std::size_t max_per_account() const override;
     void list(std::uint64_t account_id,
               Completion<std::vector<store::CharacterRecord>> done) override;
     void create(std::uint64_t account_id, NewCharacter character,

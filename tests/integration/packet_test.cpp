@@ -2,7 +2,9 @@
 // spoken through the C++ client library (clients/cpp) where it fits and as raw bytes for what no
 // client should send: login by password and by every token kind the door takes, the refusals,
 // throttling, the framing's bounds, unknown and malformed packets, the connection states,
-// keep-alive and the idle and login deadlines, and one live connection per account.
+// keep-alive and the idle and login deadlines, the bound on an account's connections, and the
+// character opcodes while the characters module is disabled (packet_characters_test.cpp has them
+// served).
 
 #include <chrono>
 #include <optional>
@@ -277,19 +279,52 @@ TEST_F(Packet, RequestsBeforeLoginAreNotLoggedIn) {
     ASSERT_TRUE(c.logout().ok());
 }
 
-TEST_F(Packet, CharacterAndWorldPacketsAreUnavailableForNow) {
+TEST_F(Packet, WithCharactersDisabledTheCharacterPacketsSaySo) {
+    // The fixture leaves [characters] disabled: the packet module runs without it.
     account("gina", "gina-password");
     auto c = connected();
     ASSERT_TRUE(c.login_password("gina", "gina-password").ok());
+    const auto not_served = static_cast<std::uint32_t>(wire::Unavailable::kNotServed);
     auto list = c.list_characters();
     ASSERT_FALSE(list.ok());
     EXPECT_TRUE(list.error().is(wire::ErrorCode::kUnavailable)) << list.error().name();
+    EXPECT_EQ(list.error().detail, not_served);
+    EXPECT_EQ(list.error().message, "Characters are disabled on this server");
+    auto create = c.create_character("Rowan", {});
+    ASSERT_FALSE(create.ok());
+    EXPECT_TRUE(create.error().is(wire::ErrorCode::kUnavailable));
+    EXPECT_EQ(create.error().detail, not_served);
     auto select = c.select_character(42);
     ASSERT_FALSE(select.ok());
     EXPECT_TRUE(select.error().is(wire::ErrorCode::kUnavailable));
+    auto remove = c.delete_character(42);
+    ASSERT_FALSE(remove.ok());
+    EXPECT_TRUE(remove.error().is(wire::ErrorCode::kUnavailable));
+    // No character could be selected: the world's packets say that first.
     auto enter = c.call(wire::EnterWorldRequest{});
     ASSERT_FALSE(enter.ok());
-    EXPECT_TRUE(enter.error().is(wire::ErrorCode::kUnavailable));
+    EXPECT_TRUE(enter.error().is(wire::ErrorCode::kNoCharacterSelected)) << enter.error().name();
+    EXPECT_TRUE(c.alive().ok());
+}
+
+TEST_F(Packet, EnablingCharactersServesThemToConnectionsAlreadyOpen) {
+    // The packet module does not need the characters module: each follows its own switch.
+    account("hana", "hana-password");
+    auto c = connected();
+    ASSERT_TRUE(c.login_password("hana", "hana-password").ok());
+    auto before = c.list_characters();
+    ASSERT_FALSE(before.ok());
+    EXPECT_TRUE(before.error().is(wire::ErrorCode::kUnavailable));
+    admin("POST", "/api/v1/modules/characters/enable");
+    auto made = c.create_character("Hana", {});
+    ASSERT_TRUE(made.ok()) << made.error().message;
+    ASSERT_TRUE(c.select_character(made->id).ok());
+    admin("POST", "/api/v1/modules/characters/disable");
+    // The connection stays; the characters are unavailable again.
+    auto after = c.list_characters();
+    ASSERT_FALSE(after.ok());
+    EXPECT_TRUE(after.error().is(wire::ErrorCode::kUnavailable));
+    EXPECT_EQ(after.error().detail, static_cast<std::uint32_t>(wire::Unavailable::kNotServed));
 }
 
 // ---- bad input --------------------------------------------------------------------------------
@@ -419,36 +454,43 @@ TEST_F(Packet, AConnectionThatDoesNotLogInIsClosed) {
     EXPECT_TRUE(closed_by_server(c));
 }
 
-// ---- one connection per account ---------------------------------------------------------------
+// ---- an account's connections ------------------------------------------------------------------
 
-TEST_F(Packet, ASecondLoginTakesTheAccountOver) {
+TEST_F(Packet, ALoginBeyondTheAccountsConnectionsTakesTheOldestOver) {
+    server_.reset();
+    start({{"packet.max_connections_per_account", "2"}});
     account("kim", "kim-password");
     const auto key = api_key("kim", R"(["packet"])");
     auto first = connected();
     ASSERT_TRUE(first.login_password("kim", "kim-password").ok());
     auto second = connected();
-    // Whatever the credential: the rule is per account.
-    ASSERT_TRUE(second.login_token(key).ok());
+    ASSERT_TRUE(second.login_password("kim", "kim-password").ok());
+    // Two connections of one account live side by side (each may play a character).
+    ASSERT_TRUE(first.alive().ok());
+    auto quiet = first.receive(200ms);
+    ASSERT_FALSE(quiet.ok());
+    EXPECT_EQ(quiet.error().kind, Error::Kind::kTimeout);
+    // A third, whatever the credential: the oldest is told why and closed.
+    auto third = connected();
+    ASSERT_TRUE(third.login_token(key).ok());
     std::string storage;
     const auto e = next_error(first, storage);
     EXPECT_EQ(e.code, wire::ErrorCode::kTakenOver);
     EXPECT_EQ(e.opcode, 0);
     EXPECT_EQ(e.message, "Logged in from another connection");
     EXPECT_TRUE(closed_by_server(first));
-    // The new connection is unaffected.
+    // The others are unaffected.
     ASSERT_TRUE(second.alive().ok());
-    auto list = second.list_characters();
-    ASSERT_FALSE(list.ok());
-    EXPECT_TRUE(list.error().is(wire::ErrorCode::kUnavailable));
-    EXPECT_EQ(server_->metric("hearth_packet_takeovers_total", {}), 1);
-    // Other accounts are not taken over.
+    ASSERT_TRUE(third.alive().ok());
+    EXPECT_EQ(server_->metric("hearth_packet_takeovers_total", {{"rule", "account"}}), 1);
+    // Other accounts are not counted with it.
     account("lee", "lee-password");
-    auto third = connected();
-    ASSERT_TRUE(third.login_password("lee", "lee-password").ok());
-    ASSERT_TRUE(second.alive().ok());
+    auto fourth = connected();
+    ASSERT_TRUE(fourth.login_password("lee", "lee-password").ok());
     auto nothing = second.receive(200ms);
     ASSERT_FALSE(nothing.ok());
     EXPECT_EQ(nothing.error().kind, Error::Kind::kTimeout);
+    EXPECT_TRUE(eventually([&] { return server_->metric("hearth_packet_logged_in", {}) == 3; }));
 }
 
 TEST_F(Packet, DisablingTheModuleSaysShuttingDown) {
@@ -512,8 +554,10 @@ TEST_F(Packet, TheExampleProgramLogsInAndOut) {
                          ChildOptions{.program = example, .capture_stderr = true});
         EXPECT_EQ(run.wait_exit(), 0) << run.output();
         EXPECT_NE(run.output().find("logged in as pat"), std::string::npos) << run.output();
-        // The characters are not served yet: the example says so and goes on.
-        EXPECT_NE(run.output().find("characters: Service unavailable"), std::string::npos)
+        // The characters module is disabled here: the example says so and goes on.
+        EXPECT_NE(
+            run.output().find("characters: Characters are disabled on this server (unavailable)"),
+            std::string::npos)
             << run.output();
         EXPECT_NE(run.output().find("logged out"), std::string::npos) << run.output();
     }
@@ -546,7 +590,12 @@ TEST(PacketConfig, BadValuesAreRefusedWithTheKeyNamed) {
               std::string::npos);
     EXPECT_NE(errors_of({{"packet.packet_burst", "0.5"}}).find("packet.packet_burst"),
               std::string::npos);
-    EXPECT_EQ(errors_of({{"packet.max_packet_bytes", "65535"}, {"packet.max_packets_per_s", "0"}}),
+    EXPECT_NE(errors_of({{"packet.max_connections_per_account", "0"}})
+                  .find("packet.max_connections_per_account"),
+              std::string::npos);
+    EXPECT_EQ(errors_of({{"packet.max_packet_bytes", "65535"},
+                         {"packet.max_packets_per_s", "0"},
+                         {"packet.max_connections_per_account", "1"}}),
               "");
 }
 

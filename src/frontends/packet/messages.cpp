@@ -113,6 +113,8 @@ std::string_view error_text(ErrorCode code) noexcept {
             return "Idle timeout";
         case ErrorCode::kInternalError:
             return "Internal error";
+        case ErrorCode::kCharacterInUse:
+            return "Character is in play on a connection";
     }
     return "unknown error";
 }
@@ -149,6 +151,7 @@ std::string_view error_name(ErrorCode code) noexcept {
         "shutting_down",
         "idle_timeout",
         "internal_error",
+        "character_in_use",
     };
     const auto i = static_cast<std::size_t>(code);
     return i >= 1 && i <= std::size(kNames) ? kNames[i - 1] : std::string_view("unknown");

@@ -109,17 +109,26 @@ enum class ErrorCode : std::uint16_t {
     kDead = 23,                 // the character is dead: respawn first
     kNotDead = 24,              // respawn while alive
     kRateLimited = 25,          // packets above the connection's rate
-    kTakenOver = 26,            // another login took this character or account; closes
+    kTakenOver = 26,            // another connection took this character or account; closes
     kShuttingDown = 27,         // the server stops; closes
     kIdleTimeout = 28,          // nothing received for the idle timeout; closes
     kInternalError = 29,        // the server failed; the request had no effect
+    kCharacterInUse = 30,       // a delete of a character selected on a connection
 };
+/// The highest code this version knows (the codes run from 1 without gaps).
+inline constexpr ErrorCode kLastErrorCode = ErrorCode::kCharacterInUse;
 
 /// The default English message of `code`; "unknown error" for a value this version does not know.
 std::string_view error_text(ErrorCode code) noexcept;
 /// The code's name as docs/protocol/packets.md spells it ("bad_credentials"), for logs and metric
 /// labels; "unknown" for a value this version does not know.
 std::string_view error_name(ErrorCode code) noexcept;
+
+/// The `detail` of kUnavailable.
+enum class Unavailable : std::uint32_t {
+    kTryAgain = 0,   // busy or stopping: try again shortly
+    kNotServed = 1,  // not served by this server (a module disabled, the world not built yet)
+};
 
 /// The `detail` of kNameInvalid.
 enum class NameProblem : std::uint32_t {

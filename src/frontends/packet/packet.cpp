@@ -2,7 +2,10 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <deque>
+#include <limits>
 #include <mutex>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -31,8 +34,8 @@ std::shared_ptr<spdlog::logger> log() {
     return l;
 }
 
-// While a login is being checked, a connection's later bytes wait unparsed; past this many it
-// stops reading until the answer is in (TCP backpressure).
+// While a login or a character request is being answered, a connection's later bytes wait
+// unparsed; past this many it stops reading until the answer is in (TCP backpressure).
 constexpr std::size_t kMaxHeldBytes = 64 * 1024;
 
 // How often each io thread looks for connections past their idle or login deadline: a deadline is
@@ -111,6 +114,68 @@ std::uint32_t seconds_up(std::chrono::milliseconds wait) {
     return static_cast<std::uint32_t>(std::clamp<std::int64_t>(s, 1, 0xFFFF'FFFF));
 }
 
+/// A value of the store in a narrower wire field: clamped (the store's values fit today's
+/// fields; this keeps a future larger value from wrapping).
+template <class To, class From>
+To narrow(From v) {
+    if (v < 0) {
+        return 0;
+    }
+    using U = std::make_unsigned_t<From>;
+    return static_cast<U>(v) > std::numeric_limits<To>::max() ? std::numeric_limits<To>::max()
+                                                              : static_cast<To>(v);
+}
+
+wire::Looks looks_of(const store::CharacterLooks& l) {
+    return {.body = l.body, .face = l.face, .hair = l.hair, .hair_color = l.hair_color};
+}
+
+/// A character as listed; its name views `c`'s.
+wire::CharacterSummary summary_of(const store::CharacterRecord& c) {
+    return {.id = c.id,
+            // `[characters] name_max_length` may allow more than the wire's 32 bytes; names are
+            // ASCII, so the cut is at a character boundary.
+            .name = utf8_prefix(c.name, wire::kMaxCharacterNameBytes),
+            .level = narrow<std::uint16_t>(c.level),
+            .looks = looks_of(c.looks),
+            .zone = c.position.zone};
+}
+
+/// The selected character, whole; its name views `c`'s.
+wire::CharacterSelected selected_of(const store::CharacterRecord& c) {
+    wire::CharacterSelected s{
+        .id = c.id,
+        .name = utf8_prefix(c.name, wire::kMaxCharacterNameBytes),
+        .level = narrow<std::uint16_t>(c.level),
+        .experience = narrow<std::uint64_t>(c.experience),
+        .money = narrow<std::uint64_t>(c.money),
+        .stats = {.hp = narrow<std::uint32_t>(c.stats.hp),
+                  .max_hp = narrow<std::uint32_t>(c.stats.max_hp),
+                  .mp = narrow<std::uint32_t>(c.stats.mp),
+                  .max_mp = narrow<std::uint32_t>(c.stats.max_mp),
+                  .strength = narrow<std::uint16_t>(c.stats.str),
+                  .dexterity = narrow<std::uint16_t>(c.stats.dex),
+                  .intelligence = narrow<std::uint16_t>(c.stats.intelligence),
+                  .vitality = narrow<std::uint16_t>(c.stats.con)},
+        .looks = looks_of(c.looks),
+        .position = {.zone = c.position.zone,
+                     .at = {.x = c.position.x, .y = c.position.y, .z = c.position.z},
+                     .heading = c.position.heading},
+        .inventory = {}};
+    // The store keeps up to 100 slots in the order they were saved, the message 48 (so that it
+    // fits the smallest packet): the 48 lowest slot numbers, in order; the world's inventory
+    // messages (issue 20) will carry the rest.
+    s.inventory.reserve(c.inventory.size());
+    for (const auto& slot : c.inventory) {
+        s.inventory.push_back({.slot = slot.slot, .item = slot.item_id, .count = slot.count});
+    }
+    std::ranges::sort(s.inventory, {}, &wire::InventorySlot::slot);
+    if (s.inventory.size() > wire::kMaxInventorySlots) {
+        s.inventory.resize(wire::kMaxInventorySlots);
+    }
+    return s;
+}
+
 }  // namespace
 
 void PacketConfig::validate(core::ConfigErrors& errors) const {
@@ -149,10 +214,11 @@ const auth::AccessPolicy& access_policy() {
 
 // ---------------------------------------------------------------------------------------------
 
-/// State shared by every connection of the front-end: who holds each account (the takeover
-/// rule), every open connection (the shutdown notice), the connections of each io thread (its
-/// idle sweep), and the counters. Thread-safe: `mutex` guards `open` and `holders` and is held for
-/// a few pointer copies, never across a send; `on_shard[i]` is touched only on io thread i.
+/// State shared by every connection of the front-end: who holds each character and each account's
+/// connections (the takeover rules), every open connection (the shutdown notice), the connections
+/// of each io thread (its idle sweep), and the counters. Thread-safe: `mutex` guards `open`,
+/// `holders` and `by_account` and is held for a few pointer copies, never across a send;
+/// `on_shard[i]` is touched only on io thread i.
 struct PacketFrontend::Shared {
     /// A connection as its io thread's sweep sees it.
     class Member {
@@ -161,9 +227,9 @@ struct PacketFrontend::Shared {
         virtual void sweep(Clock::time_point now) = 0;
     };
 
-    Shared(core::ShardSet s, auth::AccountService& a, core::MetricsRegistry& m,
-           const PacketConfig& c)
-        : shards(s), accounts(a), metrics(m), config(c), on_shard(s.size()) {
+    Shared(core::ShardSet s, auth::AccountService& a, characters::CharacterService& ch,
+           core::MetricsRegistry& m, const PacketConfig& c)
+        : shards(s), accounts(a), characters(ch), metrics(m), config(c), on_shard(s.size()) {
         for (std::size_t i = 0; i < kClassNames.size(); ++i) {
             packets_in[i] =
                 &m.counter("hearth_packet_packets_total",
@@ -176,11 +242,17 @@ struct PacketFrontend::Shared {
                            "world, unknown).",
                            {{"direction", "out"}, {"class", std::string(kClassNames[i])}});
         }
-        takeovers = &m.counter("hearth_packet_takeovers_total",
-                               "Game connections closed (taken_over) because their account logged "
-                               "in on another connection.");
-        logged_in = &m.gauge("hearth_packet_logged_in",
-                             "Game connections logged in (one per account at most).");
+        constexpr std::string_view kTakeovers =
+            "Game connections closed (taken_over), by rule: their character was selected on "
+            "another connection (character), or their account logged in on more connections than "
+            "[packet] max_connections_per_account (account).";
+        character_takeovers = &m.counter("hearth_packet_takeovers_total", std::string(kTakeovers),
+                                         {{"rule", "character"}});
+        account_takeovers = &m.counter("hearth_packet_takeovers_total", std::string(kTakeovers),
+                                       {{"rule", "account"}});
+        logged_in = &m.gauge("hearth_packet_logged_in", "Game connections logged in.");
+        selected = &m.gauge("hearth_packet_characters_selected",
+                            "Characters selected on a game connection (one connection each).");
     }
 
     core::Counter& login_result(std::string_view method, std::string_view result) {
@@ -195,11 +267,14 @@ struct PacketFrontend::Shared {
                                {{"code", std::string(wire::error_name(code))}});
     }
 
-    /// One Error packet, counted.
-    SharedPayload error_packet(wire::ErrorCode code, std::uint16_t opcode, std::uint32_t detail) {
+    /// One Error packet, counted; `message` replaces the code's default text.
+    SharedPayload error_packet(wire::ErrorCode code, std::uint16_t opcode, std::uint32_t detail,
+                               std::string_view message = {}) {
         std::string out;
-        const wire::Error e{
-            .code = code, .opcode = opcode, .detail = detail, .message = wire::error_text(code)};
+        const wire::Error e{.code = code,
+                            .opcode = opcode,
+                            .detail = detail,
+                            .message = message.empty() ? wire::error_text(code) : message};
         (void)wire::encode(out, e);  // within every bound: the texts are short
         error_sent(code).inc();
         packets_out[static_cast<std::size_t>(OpcodeClass::kSession)]->inc();
@@ -217,23 +292,58 @@ struct PacketFrontend::Shared {
         open.erase(id);
     }
 
-    /// Records `c` as the connection of `account`; returns the connection that held it before
-    /// (to be taken over), if it is still open.
-    StreamConnectionPtr claim(std::uint64_t account, const StreamConnectionPtr& c) {
+    /// Records `c` as one of `account`'s connections; returns those it pushes past
+    /// `max_connections_per_account` (the oldest first: to be taken over), if still open.
+    std::vector<StreamConnectionPtr> log_in(std::uint64_t account, const StreamConnectionPtr& c) {
+        std::vector<StreamConnectionPtr> out;
         std::lock_guard lock(mutex);
-        auto& holder = holders[account];
-        auto previous = holder.second.lock();
-        holder = {c->id(), c};
-        logged_in->set(static_cast<std::int64_t>(holders.size()));
+        auto& list = by_account[account];
+        list.emplace_back(c->id(), c);
+        while (list.size() > static_cast<std::size_t>(config.max_connections_per_account)) {
+            if (auto oldest = list.front().second.lock()) {
+                out.push_back(std::move(oldest));
+            }
+            list.pop_front();
+        }
+        return out;
+    }
+    void log_out(std::uint64_t account, ConnectionId id) {
+        std::lock_guard lock(mutex);
+        auto a = by_account.find(account);
+        if (a == by_account.end()) {
+            return;
+        }
+        std::erase_if(a->second, [id](const auto& e) { return e.first == id; });
+        if (a->second.empty()) {
+            by_account.erase(a);
+        }
+    }
+
+    /// Records `c` (of `account`) as the connection of `character`; returns the connection that
+    /// held it before (to be taken over), if it is still open.
+    StreamConnectionPtr claim(std::uint64_t character, std::uint64_t account,
+                              const StreamConnectionPtr& c) {
+        std::lock_guard lock(mutex);
+        auto& holder = holders[character];
+        auto previous = holder.connection.lock();
+        holder = {c->id(), account, c};
+        selected->set(static_cast<std::int64_t>(holders.size()));
         return previous != c ? previous : nullptr;
     }
-    void release(std::uint64_t account, ConnectionId id) {
+    void release(std::uint64_t character, ConnectionId id) {
         std::lock_guard lock(mutex);
-        auto h = holders.find(account);
-        if (h != holders.end() && h->second.first == id) {
+        auto h = holders.find(character);
+        if (h != holders.end() && h->second.id == id) {
             holders.erase(h);
-            logged_in->set(static_cast<std::int64_t>(holders.size()));
+            selected->set(static_cast<std::int64_t>(holders.size()));
         }
+    }
+    /// Whether `character` of `account` is selected on an open connection.
+    bool held(std::uint64_t character, std::uint64_t account) {
+        std::lock_guard lock(mutex);
+        auto h = holders.find(character);
+        return h != holders.end() && h->second.account == account &&
+               !h->second.connection.expired();
     }
 
     std::vector<StreamConnectionPtr> all_open() {
@@ -262,12 +372,15 @@ struct PacketFrontend::Shared {
 
     core::ShardSet shards;
     auth::AccountService& accounts;
+    characters::CharacterService& characters;
     core::MetricsRegistry& metrics;
     PacketConfig config;
     std::array<core::Counter*, kClassNames.size()> packets_in{};
     std::array<core::Counter*, kClassNames.size()> packets_out{};
-    core::Counter* takeovers = nullptr;
+    core::Counter* character_takeovers = nullptr;
+    core::Counter* account_takeovers = nullptr;
     core::Gauge* logged_in = nullptr;
+    core::Gauge* selected = nullptr;
 
     std::vector<std::unordered_set<Member*>> on_shard;  // [i]: io thread i only
     // The sweep's copy of its shard's members: one per io thread, kept between sweeps.
@@ -275,9 +388,17 @@ struct PacketFrontend::Shared {
 
     std::mutex mutex;
     std::unordered_map<ConnectionId, std::weak_ptr<StreamConnection>> open;
-    // account id -> the connection that holds it
-    std::unordered_map<std::uint64_t, std::pair<ConnectionId, std::weak_ptr<StreamConnection>>>
-        holders;
+    struct Holder {
+        ConnectionId id{};
+        std::uint64_t account = 0;
+        std::weak_ptr<StreamConnection> connection;
+    };
+    // character id -> the connection that selected it
+    std::unordered_map<std::uint64_t, Holder> holders;
+    // account id -> its logged-in connections, oldest first (at most max_connections_per_account)
+    std::unordered_map<std::uint64_t,
+                       std::deque<std::pair<ConnectionId, std::weak_ptr<StreamConnection>>>>
+        by_account;
 };
 
 thread_local std::vector<PacketFrontend::Shared::Member*> PacketFrontend::Shared::sweeping;
@@ -289,8 +410,9 @@ using Shared = PacketFrontend::Shared;
 /// One game connection. Runs on: its connection's io thread (every callback, every completion
 /// posted back, its sweep). Owned by: the network layer, until `on_close`.
 ///
-/// Packets are handled strictly in order: while a login is being checked the later bytes wait
-/// unparsed (reading pauses past kMaxHeldBytes), and the answer resumes the loop.
+/// Packets are handled strictly in order: while a login or a character request is being answered
+/// the later bytes wait unparsed (reading pauses past kMaxHeldBytes), and the answer resumes the
+/// loop.
 class PacketConnection final : public StreamHandler, public Shared::Member {
 public:
     explicit PacketConnection(std::shared_ptr<Shared> shared)
@@ -317,8 +439,12 @@ public:
     void on_close() override {
         closed_ = true;
         shared_->leave(shard_, this, connection_->id());
+        if (character_id_ != 0) {
+            shared_->release(character_id_, connection_->id());
+        }
         if (account_id_ != 0) {
-            shared_->release(account_id_, connection_->id());
+            shared_->log_out(account_id_, connection_->id());
+            shared_->logged_in->sub(1);
         }
         if (!session_token_.empty()) {
             // The password login's session was this connection's alone: it ends with it.
@@ -345,22 +471,38 @@ private:
     void send(const M& m) {
         std::string out;
         const auto e = wire::encode(out, m, decoder_.max_packet_bytes());
-        if (e != wire::WireError::kNone) {
-            log()->error("[conn {}] cannot encode {}: {}", to_string(connection_->id()),
-                         wire::opcode_name(static_cast<std::uint16_t>(M::kOpcode)),
-                         wire::wire_error_text(e));
-            send_error(wire::ErrorCode::kInternalError, static_cast<std::uint16_t>(M::kOpcode));
-            return;
-        }
-        shared_
-            ->packets_out[static_cast<std::size_t>(
-                class_of(static_cast<std::uint16_t>(M::kOpcode)))]
-            ->inc();
-        (void)connection_->send(make_binary(std::move(out)));
+        deliver(static_cast<std::uint16_t>(M::kOpcode), std::move(out), e);
     }
 
-    void send_error(wire::ErrorCode code, std::uint16_t opcode, std::uint32_t detail = 0) {
-        (void)connection_->send(shared_->error_packet(code, opcode, detail));
+    /// A batch (the character list) as as many packets as it needs, sent at once so that no other
+    /// packet comes between them.
+    template <class M>
+    void send_batch(const M& m) {
+        std::string out;
+        const auto e = wire::encode_batched(out, m, decoder_.max_packet_bytes());
+        deliver(static_cast<std::uint16_t>(M::kOpcode), std::move(out), e);
+    }
+
+    /// Sends the packets `encoded` holds, counted; `internal_error` instead when encoding failed.
+    void deliver(std::uint16_t opcode, std::string encoded, wire::WireError e) {
+        if (e != wire::WireError::kNone) {
+            log()->error("[conn {}] cannot encode {}: {}", to_string(connection_->id()),
+                         wire::opcode_name(opcode), wire::wire_error_text(e));
+            send_error(wire::ErrorCode::kInternalError, opcode);
+            return;
+        }
+        auto& counter = *shared_->packets_out[static_cast<std::size_t>(class_of(opcode))];
+        for (std::size_t at = 0; at + wire::kHeaderBytes <= encoded.size();) {
+            counter.inc();
+            at += static_cast<unsigned char>(encoded[at]) |
+                  (static_cast<std::size_t>(static_cast<unsigned char>(encoded[at + 1])) << 8);
+        }
+        (void)connection_->send(make_binary(std::move(encoded)));
+    }
+
+    void send_error(wire::ErrorCode code, std::uint16_t opcode, std::uint32_t detail = 0,
+                    std::string_view message = {}) {
+        (void)connection_->send(shared_->error_packet(code, opcode, detail, message));
     }
 
     /// An error that ends the connection: nothing more is read or handled.
@@ -372,7 +514,7 @@ private:
 
     void process(std::string_view input) {
         while (!input.empty() && !done_ && !closed_) {
-            if (login_pending_) {
+            if (waiting_) {
                 held_.append(input);
                 if (held_.size() > kMaxHeldBytes && !paused_) {
                     paused_ = true;
@@ -454,16 +596,158 @@ private:
         }
     }
 
-    // The character opcodes (0x0712-0x0715) and the world's: served once the characters service
-    // and the world are wired (issues 19 and 20); until then a logged-in client hears that they
-    // cannot be served now.
+    void on_message(const wire::CharacterListRequest&, std::uint16_t type) {
+        using Records = std::vector<store::CharacterRecord>;
+        waiting_ = true;
+        shared_->characters.list(account_id_,
+                                 back_here<Result<Records>>([this, type](Result<Records> r) {
+                                     if (!r) {
+                                         character_error(r.error(), type);
+                                         return;
+                                     }
+                                     wire::CharacterList list;
+                                     list.characters.reserve(r->size());
+                                     for (const auto& c : *r) {
+                                         list.characters.push_back(summary_of(c));
+                                     }
+                                     send_batch(list);
+                                 }));
+    }
+
+    void on_message(const wire::CreateCharacterRequest& m, std::uint16_t type) {
+        waiting_ = true;
+        shared_->characters.create(
+            account_id_,
+            {.name = std::string(m.name),
+             .looks = {.body = m.looks.body,
+                       .face = m.looks.face,
+                       .hair = m.looks.hair,
+                       .hair_color = m.looks.hair_color}},
+            back_here<Result<store::CharacterRecord>>(
+                [this, type](Result<store::CharacterRecord> r) {
+                    if (!r) {
+                        character_error(r.error(), type);
+                        return;
+                    }
+                    send(wire::CharacterCreated{.character = summary_of(*r)});
+                }));
+    }
+
+    void on_message(const wire::DeleteCharacterRequest& m, std::uint16_t type) {
+        // A character in play (selected here or on another connection of the account) stays: it
+        // would vanish under its player. Another account's character is not looked up here, so
+        // its answer stays no_such_character whoever plays it.
+        if (shared_->held(m.character_id, account_id_)) {
+            send_error(wire::ErrorCode::kCharacterInUse, type);
+            return;
+        }
+        waiting_ = true;
+        shared_->characters.remove(account_id_, m.character_id,
+                                   back_here<Result<store::CharacterRecord>>(
+                                       [this, type](Result<store::CharacterRecord> r) {
+                                           if (!r) {
+                                               character_error(r.error(), type);
+                                               return;
+                                           }
+                                           send(wire::CharacterDeleted{.character_id = r->id});
+                                       }));
+    }
+
+    void on_message(const wire::SelectCharacterRequest& m, std::uint16_t type) {
+        waiting_ = true;
+        shared_->characters.select(account_id_, m.character_id,
+                                   back_here<Result<store::CharacterRecord>>(
+                                       [this, type](Result<store::CharacterRecord> r) {
+                                           if (!r) {
+                                               character_error(r.error(), type);
+                                               return;
+                                           }
+                                           take(r->id);
+                                           send(selected_of(*r));
+                                       }));
+    }
+
+    // The world's opcodes: the states of docs/protocol/packets.md hold already; entering the
+    // world waits for the world (issue 20).
     template <class M>
     void on_message(const M&, std::uint16_t type) {
-        send_error(wire::ErrorCode::kUnavailable, type);
+        if (character_id_ == 0) {
+            send_error(wire::ErrorCode::kNoCharacterSelected, type);
+        } else if constexpr (std::is_same_v<M, wire::EnterWorldRequest>) {
+            send_error(wire::ErrorCode::kUnavailable, type,
+                       static_cast<std::uint32_t>(wire::Unavailable::kNotServed),
+                       "The world is not served yet");
+        } else {
+            send_error(wire::ErrorCode::kNotInWorld, type);
+        }
+    }
+
+    /// `character` is this connection's now: one selected before is let go, and a connection
+    /// that held it is taken over (told why, then closed: its own thread sees the close).
+    void take(std::uint64_t character) {
+        if (character_id_ != 0 && character_id_ != character) {
+            shared_->release(character_id_, connection_->id());
+        }
+        character_id_ = character;
+        if (auto previous = shared_->claim(character, account_id_, connection_)) {
+            take_over(*previous, *shared_->character_takeovers);
+            log()->debug("[conn {}] {} selected character {} again: connection {} taken over",
+                         to_string(connection_->id()), account_name_, character,
+                         to_string(previous->id()));
+        }
+    }
+
+    void take_over(StreamConnection& previous, core::Counter& counter) {
+        counter.inc();
+        (void)previous.send(shared_->error_packet(wire::ErrorCode::kTakenOver, 0, 0));
+        previous.close();
+    }
+
+    /// The protocol's answer to a character service error (docs/protocol/packets.md, "Error
+    /// codes").
+    void character_error(const boost::system::error_code& ec, std::uint16_t type) {
+        using characters::CharacterError;
+        using wire::ErrorCode;
+        const auto name_invalid = [&](wire::NameProblem p) {
+            send_error(ErrorCode::kNameInvalid, type, static_cast<std::uint32_t>(p));
+        };
+        switch (const auto e = characters::character_error_of(ec)) {
+            case CharacterError::kNameTooShort:
+                return name_invalid(wire::NameProblem::kTooShort);
+            case CharacterError::kNameTooLong:
+                return name_invalid(wire::NameProblem::kTooLong);
+            case CharacterError::kNameInvalid:
+                return name_invalid(wire::NameProblem::kBadCharacter);
+            case CharacterError::kNameReserved:
+                return name_invalid(wire::NameProblem::kReserved);
+            case CharacterError::kNameTaken:
+                return send_error(ErrorCode::kNameTaken, type);
+            case CharacterError::kTooManyCharacters:
+                return send_error(ErrorCode::kTooManyCharacters, type,
+                                  narrow<std::uint32_t>(static_cast<std::int64_t>(
+                                      shared_->characters.max_per_account())));
+            case CharacterError::kNotFound:
+                return send_error(ErrorCode::kNoSuchCharacter, type);
+            case CharacterError::kNoSuchAccount:
+                // The account was deleted since this connection logged in.
+                return send_error(ErrorCode::kAccountDisabled, type);
+            case CharacterError::kDisabled:
+                // Retrying will not help until an operator enables the module: the detail says
+                // so.
+                return send_error(ErrorCode::kUnavailable, type,
+                                  static_cast<std::uint32_t>(wire::Unavailable::kNotServed),
+                                  "Characters are disabled on this server");
+            case CharacterError::kUnavailable:
+                return send_error(ErrorCode::kUnavailable, type);
+            default:
+                log()->warn("[conn {}] {} failed: {}", to_string(connection_->id()),
+                            wire::opcode_name(type), characters::character_error_name(e));
+                return send_error(ErrorCode::kInternalError, type);
+        }
     }
 
     /// Wraps a completion so that it runs here, on this connection's thread, and only while the
-    /// connection is open; then the held bytes are processed.
+    /// connection is open; then the held bytes are processed (the caller set `waiting_`).
     template <class T, class F>
     std::function<void(T)> back_here(F f) {
         std::weak_ptr<int> alive = alive_;
@@ -473,12 +757,12 @@ private:
                                                        return;
                                                    }
                                                    f(std::move(r));
-                                                   end_login();
+                                                   end_wait();
                                                });
     }
 
     void password_login(std::string username, std::string password) {
-        login_pending_ = true;
+        waiting_ = true;
         auto ip = util::ip_of_peer(connection_->peer_address());
         shared_->accounts.login(
             username, std::move(password), ip, "packet",
@@ -509,7 +793,7 @@ private:
     }
 
     void token_login(std::string token) {
-        login_pending_ = true;
+        waiting_ = true;
         shared_->accounts.authorize_login(
             std::move(token), access_policy(), connection_->peer_address(),
             back_here<auth::AccessDecision>([this](auth::AccessDecision d) {
@@ -552,15 +836,14 @@ private:
         account_id_ = p.account_id;
         account_name_ = p.username;
         connection_->set_principal(account_name_);
-        if (auto previous = shared_->claim(account_id_, connection_)) {
-            // One live game connection per account: the earlier one is told why, then closed
-            // (its own thread sees the close; it sends nothing more).
-            shared_->takeovers->inc();
-            (void)previous->send(shared_->error_packet(wire::ErrorCode::kTakenOver, 0, 0));
-            previous->close();
+        shared_->logged_in->add(1);
+        // An account's connections are bounded: logging in again in a loop takes the oldest over
+        // rather than piling connections up (with a bound of 1, the rule is one per account).
+        for (const auto& oldest : shared_->log_in(account_id_, connection_)) {
+            take_over(*oldest, *shared_->account_takeovers);
             // Debug: a client can log in again in a loop; the counter above counts every one.
             log()->debug("[conn {}] {} logged in again: connection {} taken over",
-                         to_string(connection_->id()), account_name_, to_string(previous->id()));
+                         to_string(connection_->id()), account_name_, to_string(oldest->id()));
         }
         shared_->login_result(method, "ok").inc();
         log()->debug("[conn {}] logged in as {}", to_string(connection_->id()), account_name_);
@@ -571,8 +854,8 @@ private:
             .idle_timeout_s = static_cast<std::uint16_t>(shared_->config.idle_timeout_s)});
     }
 
-    void end_login() {
-        login_pending_ = false;
+    void end_wait() {
+        waiting_ = false;
         if (paused_) {
             paused_ = false;
             connection_->resume_reading();
@@ -584,7 +867,7 @@ private:
     }
 
     void close_if_done() {
-        if (end_of_input_ && !login_pending_ && !closed_) {
+        if (end_of_input_ && !waiting_ && !closed_) {
             connection_->close();
         }
     }
@@ -595,11 +878,12 @@ private:
     std::size_t shard_ = 0;
     Clock::time_point opened_{};
     Clock::time_point last_packet_{};
-    std::uint64_t account_id_ = 0;  // set once logged in (account ids start at 1)
+    std::uint64_t account_id_ = 0;    // set once logged in (account ids start at 1)
+    std::uint64_t character_id_ = 0;  // the selected character (ids start at 1)
     std::string account_name_;
     std::string session_token_;  // a password login's session, revoked at close
-    std::string held_;           // bytes received while a login is checked
-    bool login_pending_ = false;
+    std::string held_;           // bytes received while a request is answered
+    bool waiting_ = false;       // a login or a character request is being answered
     bool paused_ = false;
     bool done_ = false;          // a closing error was sent: nothing more is handled
     bool end_of_input_ = false;  // the client shut down its sending side
@@ -610,8 +894,10 @@ private:
 }  // namespace
 
 PacketFrontend::PacketFrontend(core::ShardSet shards, auth::AccountService& accounts,
+                               characters::CharacterService& characters,
                                core::MetricsRegistry& metrics, const PacketConfig& config)
-    : shared_(std::make_shared<Shared>(shards, accounts, metrics, config)), config_(config) {
+    : shared_(std::make_shared<Shared>(shards, accounts, characters, metrics, config)),
+      config_(config) {
     for (std::size_t i = 0; i < shards.size(); ++i) {
         sweeps_.push_back(shards.every(i, kSweepInterval, [s = shared_.get(), i] { s->sweep(i); }));
     }

@@ -1,11 +1,11 @@
 #pragma once
 
 // The game packet front-end (docs/protocol/packets.md): ROSE-framed binary packets over raw TCP.
-// This part serves the session: keep-alive, the idle and login deadlines, login by password or by
-// token against Hearth's accounts, logout, and one live game connection per account. The codec
-// is codec.hpp and messages.hpp; this file maps it onto stream connections and the account
-// service. The character and world opcodes answer `unavailable` until the characters service and
-// the world are wired (issues 19 and 20).
+// This part serves the session (keep-alive, the idle and login deadlines, login by password or by
+// token against Hearth's accounts, logout) and the characters (list, create, delete, select on
+// the character service, one live game connection per character). The codec is codec.hpp and
+// messages.hpp; this file maps it onto stream connections and the two services. The world's
+// opcodes wait for the world (issue 20).
 
 #include <cstdint>
 #include <memory>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <hearth/access_policy.hpp>
+#include <hearth/characters.hpp>
 #include <hearth/http.hpp>
 
 #include "core/config.hpp"
@@ -44,6 +45,9 @@ struct PacketConfig {
     // Each connection may hold one partial packet (at most max_packet_bytes) and up to 64 KiB
     // received while its login is checked: this bounds one address's share.
     std::int64_t max_connections_per_ip = 256;
+    // Each character is played on one connection; a few more leave room for a client that
+    // reconnects before its old connection timed out.
+    std::int64_t max_connections_per_account = 8;
     // A game client sends a few packets a second (moves, chat, keep-alive); a bot a few dozen.
     double max_packets_per_s = 200;
     double packet_burst = 400;
@@ -81,6 +85,13 @@ struct PacketConfig {
            .restart = true,
            .min = 0,
            .max = 1'000'000});
+        v("max_connections_per_account", max_connections_per_account,
+          {.help = "Logged-in connections of one account; a login beyond it takes the account's "
+                   "oldest connection over (Error taken_over, then close). 1: one connection per "
+                   "account.",
+           .restart = true,
+           .min = 1,
+           .max = 1'000});
         v("max_packets_per_s", max_packets_per_s,
           {.help = "Sustained incoming packets per second per connection; 0 means unlimited. Over "
                    "it: Error rate_limited, then the connection is closed.",
@@ -109,14 +120,15 @@ struct PacketConfig {
 /// an account of any role, or an API key with scope `packet`.
 const auth::AccessPolicy& access_policy();
 
-/// The packet front-end: its listener, the registry of logged-in accounts (the takeover rule) and
-/// one idle sweep per io thread. Created and wired on the control thread; its connections run on
-/// the io threads, and the account service's completions are posted back to them. `accounts`
-/// must outlive every connection (the app destroys the network layer first).
+/// The packet front-end: its listener, the registry of selected characters (the takeover rule)
+/// and one idle sweep per io thread. Created and wired on the control thread; its connections run
+/// on the io threads, and the services' completions are posted back to them. `accounts` and
+/// `characters` must outlive every connection (the app destroys the network layer first).
 class PacketFrontend {
 public:
     PacketFrontend(core::ShardSet shards, auth::AccountService& accounts,
-                   core::MetricsRegistry& metrics, const PacketConfig& config);
+                   characters::CharacterService& characters, core::MetricsRegistry& metrics,
+                   const PacketConfig& config);
     ~PacketFrontend();
     PacketFrontend(const PacketFrontend&) = delete;
     PacketFrontend& operator=(const PacketFrontend&) = delete;

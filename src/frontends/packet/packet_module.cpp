@@ -4,16 +4,17 @@
 
 namespace hearth::frontends::packet {
 
-PacketModule::PacketModule(ModuleContext& context)
+PacketModule::PacketModule(ModuleContext& context, characters::CharacterService& characters)
     : SectionModule(context, {.name = "packet",
                               .version = std::string(util::kVersion),
                               .needs = {},
                               .config_section = "packet",
                               .topic_namespace = "",
-                              .can_disable = true}) {}
+                              .can_disable = true}),
+      characters_(characters) {}
 
 void PacketModule::start(const core::Config& config) {
-    frontend_ = std::make_unique<PacketFrontend>(context_.shards, context_.accounts,
+    frontend_ = std::make_unique<PacketFrontend>(context_.shards, context_.accounts, characters_,
                                                  context_.metrics, config.get<PacketConfig>());
     frontend_->add_routes(routes());
     routes().open();

@@ -8,10 +8,12 @@
 namespace hearth::frontends::packet {
 
 /// The game packet front-end as a module: its raw TCP listener, the logins of its connections and
-/// the takeover rule (docs/protocol/packets.md).
+/// the character opcodes on the character service, and the takeover rule
+/// (docs/protocol/packets.md).
 class PacketModule final : public core::SectionModule<PacketConfig> {
 public:
-    explicit PacketModule(ModuleContext& context);
+    /// `characters` (the characters module's service) outlives the module.
+    PacketModule(ModuleContext& context, characters::CharacterService& characters);
 
     void start(const core::Config& config) override;
     /// Tells every connection `shutting_down` before the routes are withdrawn.
@@ -21,6 +23,7 @@ private:
     void apply(const core::Config& next) override;
     void release() override;
 
+    characters::CharacterService& characters_;
     std::unique_ptr<PacketFrontend> frontend_;
 };
 

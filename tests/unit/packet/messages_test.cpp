@@ -370,13 +370,13 @@ TEST(PacketNames, EveryOpcodeAndErrorCodeHasOne) {
     EXPECT_EQ(opcode_name(0x1234), "unknown");
 
     std::set<std::string_view> texts;
-    for (int c = 1; c <= static_cast<int>(ErrorCode::kInternalError); ++c) {
+    for (int c = 1; c <= static_cast<int>(kLastErrorCode); ++c) {
         const std::string_view t = error_text(static_cast<ErrorCode>(c));
         EXPECT_NE(t, "unknown error") << c;
         EXPECT_LE(t.size(), kMaxErrorMessageBytes);
         texts.insert(t);
     }
-    EXPECT_EQ(texts.size(), static_cast<std::size_t>(ErrorCode::kInternalError));
+    EXPECT_EQ(texts.size(), static_cast<std::size_t>(kLastErrorCode));
 }
 
 }  // namespace
