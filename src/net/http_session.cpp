@@ -597,7 +597,7 @@ public:
     }
 
     void on_ready(std::uint32_t events) override {
-        if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+        if ((events & kInputEvents) != 0) {
             on_readable();
         }
     }

@@ -3,6 +3,10 @@
 #include <system_error>
 #include <utility>
 
+#include <boost/asio/error.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace hearth::net {
@@ -21,6 +25,17 @@ int make_epoll() {
 }
 
 }  // namespace
+
+bool poll_connection(Poller* poller, int fd, const std::shared_ptr<PollClient>& client,
+                     boost::system::error_code& ec) {
+    const int one = 1;
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (poller == nullptr) {
+        ec = boost::asio::error::shut_down;  // the server is gone
+        return false;
+    }
+    return client->polled() || poller->add(fd, client, ec);
+}
 
 Poller::Poller(boost::asio::io_context& io)
     : epoll_fd_(make_epoll()), descriptor_(io.get_executor(), epoll_fd_) {

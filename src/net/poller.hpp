@@ -28,6 +28,9 @@ public:
 
     bool polled() const noexcept { return poll_slot_ != 0; }
 
+    /// The events that mean "read now": input, the peer's end of it, or a failure.
+    static constexpr std::uint32_t kInputEvents = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+
 private:
     friend class Poller;
     std::uint32_t poll_slot_ = 0;  // entry index + 1; 0: not registered
@@ -88,5 +91,12 @@ private:
     bool dispatching_ = false;
     bool waiting_ = false;
 };
+
+/// What a connection does first with its socket: no Nagle delay (frames go out as they are
+/// written), and registered with its thread's poller unless it took over a registration already.
+/// False (`ec` set): the socket cannot be polled (epoll's watch limit) and the connection must end,
+/// since nothing would ever tell it of input.
+bool poll_connection(Poller* poller, int fd, const std::shared_ptr<PollClient>& client,
+                     boost::system::error_code& ec);
 
 }  // namespace hearth::net

@@ -5,8 +5,6 @@
 #include <vector>
 
 #include <boost/asio/post.hpp>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "net/batch_writer.hpp"
@@ -85,11 +83,9 @@ public:
                                 to_string(id_),
                                 "tcp " + stream_.listener + " from " + peer_address_);
         log()->debug("[conn {}] open: {} from {}", to_string(id_), stream_.listener, peer_address_);
-        const int one = 1;
-        (void)::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        boost::system::error_code ec;
-        if (thread_.poller == nullptr || !thread_.poller->add(socket_.native_handle(), self, ec)) {
-            log()->warn("[conn {}] cannot poll its socket: {}", to_string(id_), ec.message());
+        boost::system::error_code poll_ec;
+        if (!poll_connection(thread_.poller.get(), socket_.native_handle(), self, poll_ec)) {
+            log()->warn("[conn {}] cannot poll its socket: {}", to_string(id_), poll_ec.message());
         }
         last_rx_ = Clock::now();
         handler_ = stream_.route.make_handler();
@@ -97,6 +93,10 @@ public:
             handler_->on_open(self);
         } else {
             close_local();
+        }
+        if (poll_ec) {
+            teardown("cannot poll the socket");
+            return;
         }
         if (server_->shutting_down.load()) {
             close_local();
@@ -363,7 +363,7 @@ private:
         if ((events & EPOLLOUT) != 0 && writer_.waiting()) {
             continue_write();
         }
-        if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+        if ((events & kInputEvents) != 0) {
             on_readable();
         }
     }

@@ -14,8 +14,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/stream_traits.hpp>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -114,15 +112,12 @@ public:
                                 "websocket " + route_->path() + " from " + peer_address_);
         ws_log()->debug("[conn {}] open: {} from {}{}", to_string(id_), route_->path(),
                         peer_address_, deflate_ ? " (permessage-deflate)" : "");
+        boost::system::error_code poll_ec;
         if constexpr (kIsPlainSocket<Stream>) {
-            const int one = 1;
-            (void)::setsockopt(stream_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             direct_.fd = stream_.native_handle();
-            boost::system::error_code ec;
-            if (thread_.poller == nullptr ||
-                (!polled() && !thread_.poller->add(direct_.fd, self, ec))) {
+            if (!poll_connection(thread_.poller.get(), direct_.fd, self, poll_ec)) {
                 ws_log()->warn("[conn {}] cannot poll its socket: {}", to_string(id_),
-                               ec.message());
+                               poll_ec.message());
             }
         }
         last_rx_ = Clock::now();
@@ -139,6 +134,10 @@ public:
         const bool over_limit = !route_->peers().add(peer_key(), settings_->max_connections_per_ip);
         peer_counted_ = !over_limit;
         handler_->on_open(self);
+        if (poll_ec) {
+            teardown(CloseInfo{close_code::kAbnormal, "cannot poll the socket", false});
+            return;
+        }
         if (over_limit) {
             route_->count_disconnect("too_many_connections");
             close_local(close_code::kPolicyViolation, "too many connections from your address");
@@ -901,8 +900,7 @@ private:
             if ((events & EPOLLOUT) != 0 && writer_.waiting()) {
                 continue_write();
             }
-            if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0 && !stop_reading_ &&
-                state_ != State::kClosed) {
+            if ((events & kInputEvents) != 0 && !stop_reading_ && state_ != State::kClosed) {
                 on_readable({});
             }
         } else {
