@@ -45,6 +45,8 @@ constexpr auto kSweepInterval = std::chrono::milliseconds(250);
 // The transport's own idle timeout, beyond the front-end's deadlines: a backstop that closes a
 // connection (without an Error) should the sweep ever miss one.
 constexpr auto kTransportIdleSlack = std::chrono::seconds(10);
+// Bytes queued for one connection past which it is a slow consumer and is closed (StreamSettings).
+constexpr std::size_t kMaxOutboundBytes = 256 * 1024;
 
 bool is(const boost::system::error_code& ec, Errc e) {
     return ec == make_error_code(e);
@@ -250,6 +252,11 @@ struct PacketFrontend::Shared {
                                          {{"rule", "character"}});
         account_takeovers = &m.counter("hearth_packet_takeovers_total", std::string(kTakeovers),
                                        {{"rule", "account"}});
+        for (std::size_t i = 1; i < errors_sent.size(); ++i) {
+            errors_sent[i] = &m.counter(
+                "hearth_packet_errors_total", "Error packets sent to game clients, by code.",
+                {{"code", std::string(wire::error_name(static_cast<wire::ErrorCode>(i)))}});
+        }
         logged_in = &m.gauge("hearth_packet_logged_in", "Game connections logged in.");
         selected = &m.gauge("hearth_packet_characters_selected",
                             "Characters selected on a game connection (one connection each).");
@@ -261,10 +268,10 @@ struct PacketFrontend::Shared {
                                "or the error code's name).",
                                {{"method", std::string(method)}, {"result", std::string(result)}});
     }
+    // Looked up once: a client can make the server send 200 errors a second per connection, and
+    // a registry lookup takes the registry's lock, which a scrape holds while it formats.
     core::Counter& error_sent(wire::ErrorCode code) {
-        return metrics.counter("hearth_packet_errors_total",
-                               "Error packets sent to game clients, by code.",
-                               {{"code", std::string(wire::error_name(code))}});
+        return *errors_sent.at(static_cast<std::size_t>(code));
     }
 
     /// One Error packet, counted; `message` replaces the code's default text.
@@ -376,6 +383,8 @@ struct PacketFrontend::Shared {
     core::MetricsRegistry& metrics;
     PacketConfig config;
     std::array<core::Counter*, kClassNames.size()> packets_in{};
+    // By error code (index 0 unused: no code is 0).
+    std::array<core::Counter*, static_cast<std::size_t>(wire::kLastErrorCode) + 1> errors_sent{};
     std::array<core::Counter*, kClassNames.size()> packets_out{};
     core::Counter* character_takeovers = nullptr;
     core::Counter* account_takeovers = nullptr;
@@ -515,6 +524,10 @@ private:
     void process(std::string_view input) {
         while (!input.empty() && !done_ && !closed_) {
             if (waiting_) {
+                // Held packets are not parsed yet, but they are traffic: a keep-alive sent while
+                // a slow answer is awaited must not end in idle_timeout.
+                last_packet_ = Clock::now();
+                connection_->touch();
                 held_.append(input);
                 if (held_.size() > kMaxHeldBytes && !paused_) {
                     paused_ = true;
@@ -747,18 +760,24 @@ private:
     }
 
     /// Wraps a completion so that it runs here, on this connection's thread, and only while the
-    /// connection is open; then the held bytes are processed (the caller set `waiting_`).
+    /// connection is open and not closing (a closing connection must not take another over); then
+    /// the held bytes are processed (the caller set `waiting_`). Otherwise `dropped` gets the
+    /// result, for what must not outlive the connection; it must not touch `this`.
     template <class T, class F>
-    std::function<void(T)> back_here(F f) {
+    std::function<void(T)> back_here(F f, std::function<void(T)> dropped = {}) {
         std::weak_ptr<int> alive = alive_;
-        return core::post_to_current_thread<T>(shared_->shards,
-                                               [this, alive, f = std::move(f)](T r) mutable {
-                                                   if (alive.expired() || closed_) {
-                                                       return;
-                                                   }
-                                                   f(std::move(r));
-                                                   end_wait();
-                                               });
+        return core::post_to_current_thread<T>(
+            shared_->shards,
+            [this, alive, f = std::move(f), dropped = std::move(dropped)](T r) mutable {
+                if (alive.expired() || closed_ || done_) {
+                    if (dropped) {
+                        dropped(std::move(r));
+                    }
+                    return;
+                }
+                f(std::move(r));
+                end_wait();
+            });
     }
 
     void password_login(std::string username, std::string password) {
@@ -788,6 +807,13 @@ private:
                         log()->warn("[conn {}] login failed: {}", to_string(connection_->id()),
                                     r.error().message());
                         refuse("password", wire::ErrorCode::kInternalError);
+                    }
+                },
+                // The connection went away during the login: the session it made is revoked
+                // here, or every login-then-reset would leave one behind for the session's life.
+                [shared = shared_](Result<auth::SessionToken> r) {
+                    if (r) {
+                        shared->accounts.logout(std::move(r->token), [](Result<void>) {});
                     }
                 }));
     }
@@ -916,6 +942,10 @@ void PacketFrontend::add_routes(Router& router) {
     route.settings.idle_reset = IdleReset::kOnTouch;  // per complete packet
     route.settings.max_connections_per_ip =
         static_cast<std::size_t>(config_.max_connections_per_ip);
+    // What a client that stops reading can make one connection queue (the transport's 4 MiB
+    // default times 256 connections per address would be a gigabyte): well above the largest
+    // answer, a character list spanning packets (about 52 KB for 1,000 characters).
+    route.settings.max_outbound_bytes = kMaxOutboundBytes;
     route.settings.max_messages_per_s = config_.max_packets_per_s;
     route.settings.message_burst = config_.packet_burst;
     route.settings.max_bytes_per_s = static_cast<std::uint64_t>(config_.max_bytes_per_s);

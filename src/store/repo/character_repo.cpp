@@ -94,7 +94,10 @@ constexpr sql::Statement kDelete{
 // lowered bound catches up over later deletes).
 constexpr sql::Statement kPurgeDeleted{
     "DELETE FROM game_character WHERE id IN (SELECT id FROM game_character WHERE account_id = ?1 "
-    "AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, id DESC LIMIT ?3 OFFSET ?2)",
+    "AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, id DESC LIMIT ?3 OFFSET ?2) "
+    // Checked again on the row itself: under READ COMMITTED (PostgreSQL) a row the subquery
+    // chose may have been restored meanwhile by a transaction this one waited for.
+    "AND deleted_at IS NOT NULL",
     {Type::kInt64, Type::kInt64, Type::kInt64}};
 constexpr std::int64_t kMaxPurge = 100;
 // The character takes its name back (a no-op when it still holds it); run with report_conflict.
