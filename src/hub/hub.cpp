@@ -54,7 +54,6 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     struct LocalConn {
         Subscriber* subscriber;
         std::string principal;
-        std::string metadata;
         // topic -> wants presence events. Made by the first subscribe: a connection that
         // subscribes to nothing (most idle ones) pays a pointer, not an empty map's 56 bytes.
         std::unique_ptr<std::unordered_map<std::string, bool>> topics;
@@ -331,11 +330,10 @@ void Hub::set_events(core::EventBus* events) {
     impl_->events.set(events);
 }
 
-void Hub::attach(Subscriber& subscriber, std::string principal, std::string metadata) {
+void Hub::attach(Subscriber& subscriber, std::string principal) {
     const auto t = impl_->current();
     const auto id = subscriber.subscriber_id();
-    impl_->threads[t]->conns.emplace(
-        id, Impl::LocalConn{&subscriber, std::move(principal), std::move(metadata), {}});
+    impl_->threads[t]->conns.emplace(id, Impl::LocalConn{&subscriber, std::move(principal), {}});
     std::unique_lock lock(impl_->directory_mutex);
     impl_->directory[id] = t;
 }
@@ -393,7 +391,7 @@ void Hub::subscribe(Subscriber& subscriber, const std::string& topic, bool prese
     // Reserved now, so that a burst of subscribes counts against the per-connection bound at once.
     topics[topic] = presence_events;
     const auto shard = impl_->shards.shard_of(topic);
-    Member member{id, lc.principal, lc.metadata};
+    Member member{id, lc.principal};
     impl_->shards.post(shard, [self = impl_, shard, t, topic, member = std::move(member),
                                presence_events, was_subscribed, done = std::move(done)]() mutable {
         auto& sh = *self->threads[shard];

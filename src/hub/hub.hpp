@@ -95,7 +95,6 @@ struct PresenceEvent {
 struct Member {
     ConnectionId connection{};
     std::string principal;
-    std::string metadata;  // opaque to the hub (a front-end's JSON, for instance)
 };
 
 /// What the hub delivers to: a front-end's per-connection object. Every call runs on the
@@ -167,7 +166,7 @@ public:
     Hub& operator=(const Hub&) = delete;
 
     /// Makes a subscriber known (addressable by id for `send`, able to subscribe).
-    void attach(Subscriber& subscriber, std::string principal, std::string metadata = {});
+    void attach(Subscriber& subscriber, std::string principal);
     /// Removes every subscription of the subscriber (leave events follow) and forgets it.
     void detach(Subscriber& subscriber);
 
@@ -184,7 +183,7 @@ public:
     /// Delivers to one connection by id: `done(kOk)` once handed to it, kNotFound when no such
     /// connection is attached.
     void send(ConnectionId to, SharedMessage message, Done done);
-    /// The members of a topic, with their principal and metadata (none for a topic longer than
+    /// The members of a topic, with their principal (none for a topic longer than
     /// kMaxTopicBytes).
     void presence(const std::string& topic, std::function<void(std::vector<Member>)> done);
 

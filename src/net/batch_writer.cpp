@@ -8,7 +8,7 @@ BatchWriter::Step BatchWriter::start(RawSocket& socket, Outbox& outbox,
                                      std::vector<boost::asio::const_buffer>& scratch,
                                      Result& result) {
     scratch.clear();
-    if (waiting_ || outbox.gather(scratch, kMaxBatchFrames, kMaxBatchBytes) == 0) {
+    if (rest_ != nullptr || outbox.gather(scratch, kMaxBatchFrames, kMaxBatchBytes) == 0) {
         return Step::kNothing;
     }
     const std::size_t total = boost::asio::buffer_size(scratch);
@@ -27,49 +27,48 @@ BatchWriter::Step BatchWriter::start(RawSocket& socket, Outbox& outbox,
 }
 
 BatchWriter::Step BatchWriter::resume(RawSocket& socket, Result& result) {
-    if (!waiting_) {
+    if (rest_ == nullptr) {
         return Step::kNothing;
     }
     boost::system::error_code ec;
-    const std::size_t n = socket.write_some(rest_, ec);
+    const std::size_t n = socket.write_some(rest_->buffers, ec);
     if (ec == boost::asio::error::would_block) {
         return Step::kWaiting;  // the next edge comes when the peer has read more
     }
     if (!ec) {
-        written_ += n;
+        rest_->written += n;
         consume(n);
-        if (!rest_.empty()) {
+        if (!rest_->buffers.empty()) {
             return Step::kWaiting;
         }
     }
-    result = Result{ec, written_};
+    result = Result{ec, rest_->written};
     abandon();
     return Step::kDone;
 }
 
 void BatchWriter::abandon() noexcept {
-    waiting_ = false;
-    written_ = 0;
-    std::vector<boost::asio::const_buffer>().swap(rest_);  // a slow write is over
+    rest_.reset();  // a slow write is over
 }
 
 void BatchWriter::keep_rest(const std::vector<boost::asio::const_buffer>& batch,
                             std::size_t written) {
-    rest_.assign(batch.begin(), batch.end());
-    written_ = written;
-    waiting_ = true;
+    rest_ = std::make_unique<Rest>();
+    rest_->buffers.assign(batch.begin(), batch.end());
+    rest_->written = written;
     consume(written);
 }
 
 void BatchWriter::consume(std::size_t n) {
+    auto& buffers = rest_->buffers;
     std::size_t skip = 0;
-    while (skip < rest_.size() && n >= rest_[skip].size()) {
-        n -= rest_[skip].size();
+    while (skip < buffers.size() && n >= buffers[skip].size()) {
+        n -= buffers[skip].size();
         ++skip;
     }
-    rest_.erase(rest_.begin(), rest_.begin() + static_cast<std::ptrdiff_t>(skip));
-    if (n > 0 && !rest_.empty()) {
-        rest_.front() += n;
+    buffers.erase(buffers.begin(), buffers.begin() + static_cast<std::ptrdiff_t>(skip));
+    if (n > 0 && !buffers.empty()) {
+        buffers.front() += n;
     }
 }
 

@@ -4,6 +4,7 @@
 // connections share.
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include <boost/asio/buffer.hpp>
@@ -41,7 +42,7 @@ public:
     /// The socket is writable: writes more of the waiting rest.
     Step resume(RawSocket& socket, Result& result);
 
-    bool waiting() const noexcept { return waiting_; }
+    bool waiting() const noexcept { return rest_ != nullptr; }
     /// The connection is closing: the rest will not be written.
     void abandon() noexcept;
 
@@ -49,9 +50,13 @@ private:
     void keep_rest(const std::vector<boost::asio::const_buffer>& batch, std::size_t written);
     void consume(std::size_t n);
 
-    std::vector<boost::asio::const_buffer> rest_;
-    std::size_t written_ = 0;  // of the waiting batch
-    bool waiting_ = false;
+    // Only while a batch waits for the socket (a slow reader): a connection that keeps up holds a
+    // pointer, not an empty vector and a count.
+    struct Rest {
+        std::vector<boost::asio::const_buffer> buffers;
+        std::size_t written = 0;  // of the waiting batch
+    };
+    std::unique_ptr<Rest> rest_;
 };
 
 }  // namespace hearth::net

@@ -59,6 +59,43 @@ void release(std::vector<OutFrame>& v) noexcept {
     }
 }
 
+}  // namespace
+
+// Blocks of drained outboxes, kept for this thread's next outbox that queues something: a fan-out
+// to a thousand connections takes and gives back a block per recipient without a malloc. Bounded:
+// past kMaxBlocks a drained block is freed.
+class SpareBlocks {
+public:
+    static constexpr std::size_t kMaxBlocks = 1024;
+
+    std::unique_ptr<Outbox::Queues> take() {
+        if (blocks_.empty()) {
+            return std::make_unique<Outbox::Queues>();
+        }
+        auto block = std::move(blocks_.back());
+        blocks_.pop_back();
+        return block;
+    }
+
+    void give(std::unique_ptr<Outbox::Queues> block) noexcept {
+        if (blocks_.size() >= kMaxBlocks) {
+            return;  // freed here
+        }
+        try {
+            blocks_.push_back(std::move(block));
+        } catch (...) {
+            // freed with `block`
+        }
+    }
+
+private:
+    std::vector<std::unique_ptr<Outbox::Queues>> blocks_;
+};
+
+namespace {
+
+thread_local SpareBlocks t_blocks;
+
 void append(std::vector<OutFrame>& v, OutFrame&& frame) {
     if (v.capacity() == 0) {
         t_spares.take(v);
@@ -81,40 +118,64 @@ void Outbox::Queue::clear() noexcept {
     release(frames);
 }
 
+Outbox::~Outbox() = default;  // a block is freed, not pooled: this may be another thread
+
+Outbox::Queues& Outbox::queues() {
+    if (q_ == nullptr) {
+        q_ = t_blocks.take();
+    }
+    return *q_;
+}
+
+void Outbox::release_if_empty() noexcept {
+    if (q_ != nullptr && q_->control.size() == 0 && q_->data.size() == 0 && q_->in_flight.empty()) {
+        q_->data_bytes = 0;
+        q_->control.clear();
+        q_->data.clear();
+        release(q_->in_flight);
+        t_blocks.give(std::move(q_));
+        q_.reset();
+    }
+}
+
 bool Outbox::push_data(OutFrame frame) {
     const std::size_t size = frame.wire_size();
-    if (data_bytes_ > 0 && data_bytes_ + size > max_data_bytes_) {
+    const std::size_t queued = data_bytes();
+    if (queued > 0 && queued + size > max_data_bytes_) {
         return false;
     }
-    data_bytes_ += size;
-    append(data_.frames, std::move(frame));
+    Queues& q = queues();
+    q.data_bytes += size;
+    append(q.data.frames, std::move(frame));
     return true;
 }
 
 void Outbox::push_data_unbounded(OutFrame frame) {
-    data_bytes_ += frame.wire_size();
-    append(data_.frames, std::move(frame));
+    Queues& q = queues();
+    q.data_bytes += frame.wire_size();
+    append(q.data.frames, std::move(frame));
 }
 
 void Outbox::push_control(OutFrame frame) {
     frame.control = true;
-    append(control_.frames, std::move(frame));
+    append(queues().control.frames, std::move(frame));
 }
 
 void Outbox::push_pong(OutFrame frame) {
     frame.control = true;
-    for (std::size_t i = 0; i < control_.size(); ++i) {
-        if ((control_[i].header[0] & 0x0F) == kPongOpcode) {
-            control_[i] = std::move(frame);
+    Queue& control = queues().control;
+    for (std::size_t i = 0; i < control.size(); ++i) {
+        if ((control[i].header[0] & 0x0F) == kPongOpcode) {
+            control[i] = std::move(frame);
             return;
         }
     }
-    append(control_.frames, std::move(frame));
+    append(control.frames, std::move(frame));
 }
 
 void Outbox::push_last(OutFrame frame) {
     frame.control = true;
-    append(data_.frames, std::move(frame));
+    append(queues().data.frames, std::move(frame));
 }
 
 void Outbox::Queue::collect(std::vector<std::function<void(bool)>>& out) {
@@ -127,30 +188,36 @@ void Outbox::Queue::collect(std::vector<std::function<void(bool)>>& out) {
 
 std::vector<std::function<void(bool)>> Outbox::drop_queued_data() {
     std::vector<std::function<void(bool)>> callbacks;
-    data_.collect(callbacks);
-    for (std::size_t i = 0; i < data_.size(); ++i) {
-        if (!data_[i].control) {
-            data_bytes_ -= data_[i].wire_size();
+    if (q_ == nullptr) {
+        return callbacks;
+    }
+    Queue& data = q_->data;
+    data.collect(callbacks);
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        if (!data[i].control) {
+            q_->data_bytes -= data[i].wire_size();
         }
     }
-    data_.clear();
+    data.clear();
+    release_if_empty();
     return callbacks;
 }
 
 std::size_t Outbox::gather(std::vector<boost::asio::const_buffer>& out, std::size_t max_frames,
                            std::size_t max_bytes) {
-    if (in_flight()) {
+    if (q_ == nullptr || !q_->in_flight.empty()) {
         return 0;
     }
+    std::vector<OutFrame>& in_flight = q_->in_flight;
     std::size_t bytes = 0;
-    for (Queue* q : {&control_, &data_}) {
-        while (q->size() > 0 && in_flight_.size() < max_frames && bytes < max_bytes) {
-            append(in_flight_, q->take_front());
-            bytes += in_flight_.back().wire_size();
+    for (Queue* q : {&q_->control, &q_->data}) {
+        while (q->size() > 0 && in_flight.size() < max_frames && bytes < max_bytes) {
+            append(in_flight, q->take_front());
+            bytes += in_flight.back().wire_size();
         }
     }
-    // Buffers are taken only now: in_flight_ does not grow again until complete().
-    for (const OutFrame& f : in_flight_) {
+    // Buffers are taken only now: in_flight does not grow again until complete().
+    for (const OutFrame& f : in_flight) {
         if (f.header_size > 0) {
             out.emplace_back(f.header.data(), f.header_size);
         }
@@ -159,36 +226,43 @@ std::size_t Outbox::gather(std::vector<boost::asio::const_buffer>& out, std::siz
             out.emplace_back(body.data(), body.size());
         }
     }
-    return in_flight_.size();
+    return in_flight.size();
 }
 
 std::vector<std::function<void(bool)>> Outbox::complete() {
     std::vector<std::function<void(bool)>> callbacks;
-    for (OutFrame& f : in_flight_) {
+    if (q_ == nullptr) {
+        return callbacks;
+    }
+    for (OutFrame& f : q_->in_flight) {
         if (!f.control) {
-            data_bytes_ -= f.wire_size();
+            q_->data_bytes -= f.wire_size();
         }
         if (f.on_written) {
             callbacks.push_back(std::move(f.on_written));
         }
     }
-    release(in_flight_);
+    release(q_->in_flight);
+    release_if_empty();
     return callbacks;
 }
 
 std::vector<std::function<void(bool)>> Outbox::clear() {
     std::vector<std::function<void(bool)>> callbacks;
-    for (OutFrame& f : in_flight_) {
+    if (q_ == nullptr) {
+        return callbacks;
+    }
+    for (OutFrame& f : q_->in_flight) {
         if (f.on_written) {
             callbacks.push_back(std::move(f.on_written));
         }
     }
-    control_.collect(callbacks);
-    data_.collect(callbacks);
-    control_.clear();
-    data_.clear();
-    release(in_flight_);
-    data_bytes_ = 0;
+    q_->control.collect(callbacks);
+    q_->data.collect(callbacks);
+    q_->in_flight.clear();
+    q_->control.clear();
+    q_->data.clear();
+    release_if_empty();
     return callbacks;
 }
 

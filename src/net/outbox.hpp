@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,13 +74,19 @@ public:
     /// caller runs them: not from inside the outbox, which they might re-enter).
     std::vector<std::function<void(bool)>> complete();
 
-    bool empty() const noexcept { return queued() == 0 && in_flight_.empty(); }
-    bool in_flight() const noexcept { return !in_flight_.empty(); }
-    std::size_t queued() const noexcept { return control_.size() + data_.size(); }
+    bool empty() const noexcept { return q_ == nullptr; }
+    bool in_flight() const noexcept { return q_ != nullptr && !q_->in_flight.empty(); }
+    std::size_t queued() const noexcept {
+        return q_ == nullptr ? 0 : q_->control.size() + q_->data.size();
+    }
     /// Data bytes queued or in flight: what the bound applies to.
-    std::size_t data_bytes() const noexcept { return data_bytes_; }
+    std::size_t data_bytes() const noexcept { return q_ == nullptr ? 0 : q_->data_bytes; }
     /// Empties everything; returns every pending `on_written` callback, to run with false.
     std::vector<std::function<void(bool)>> clear();
+
+    Outbox(Outbox&&) noexcept = default;
+    Outbox& operator=(Outbox&&) noexcept = default;
+    ~Outbox();
 
 private:
     // A vector with a moving head rather than std::deque: an empty one allocates nothing, which
@@ -94,12 +101,23 @@ private:
         void clear() noexcept;
         void collect(std::vector<std::function<void(bool)>>& out);
     };
+    // What an outbox holds while anything is queued or in flight. Taken from a pool of the
+    // thread's when the first frame comes and given back when the last one is written: an idle
+    // connection keeps a pointer, not the 88 bytes of three empty queues.
+    struct Queues {
+        std::size_t data_bytes = 0;
+        Queue control;
+        Queue data;
+        std::vector<OutFrame> in_flight;
+    };
+    friend class SpareBlocks;
+
+    Queues& queues();
+    // Gives the block back to the thread's pool once nothing is queued or in flight.
+    void release_if_empty() noexcept;
 
     std::size_t max_data_bytes_;
-    std::size_t data_bytes_ = 0;
-    Queue control_;
-    Queue data_;
-    std::vector<OutFrame> in_flight_;
+    std::unique_ptr<Queues> q_;  // null: nothing queued, nothing in flight
 };
 
 }  // namespace hearth::net

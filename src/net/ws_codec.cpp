@@ -567,9 +567,11 @@ FrameParser::FrameParser(Limits limits, bool deflate, Inflater* inflater)
     : limits_(limits), inflater_(inflater), deflate_(deflate && inflater != nullptr) {}
 
 void FrameParser::release_buffers() noexcept {
-    fragments_.clear();
-    if (fragments_.capacity() > kRetainedBufferBytes) {
-        std::string().swap(fragments_);
+    if (fragments_) {
+        fragments_->clear();
+        if (fragments_->capacity() > kRetainedBufferBytes) {
+            fragments_.reset();
+        }
     }
     release_pending_ = false;
 }
@@ -590,7 +592,7 @@ std::pair<FrameEvent, std::size_t> FrameParser::fail(std::uint16_t code, const c
     in_stream_frame_ = false;
     error_code_ = code;
     error_reason_ = reason;
-    std::string().swap(fragments_);
+    fragments_.reset();
     release_pending_ = false;
     return {error_event(), consumed};
 }
@@ -791,7 +793,7 @@ std::pair<FrameEvent, std::size_t> FrameParser::next(std::span<std::uint8_t> inp
         }
         if (!control) {
             // From the header alone, so that an oversize frame is refused before it is buffered.
-            const std::size_t accumulated = in_message_ ? fragments_.size() : 0;
+            const std::size_t accumulated = in_message_ && fragments_ ? fragments_->size() : 0;
             const std::size_t limit =
                 compressed ? saturating_add(limits_.max_message_bytes,
                                             deflate_slack_bytes(limits_.max_message_bytes))
@@ -847,13 +849,16 @@ std::pair<FrameEvent, std::size_t> FrameParser::next(std::span<std::uint8_t> inp
             in_message_ = true;
             message_kind_ = kind;
             message_compressed_ = compressed;
-            fragments_.assign(body);
+            if (!fragments_) {
+                fragments_ = std::make_unique<std::string>();
+            }
+            fragments_->assign(body);
         } else {
-            fragments_.append(body);
+            fragments_->append(body);
             if (fin) {
                 in_message_ = false;
                 release_pending_ = true;
-                return deliver(message_kind_, message_compressed_, fragments_, pos, end);
+                return deliver(message_kind_, message_compressed_, *fragments_, pos, end);
             }
         }
         pos = end;

@@ -184,7 +184,9 @@ public:
 
     /// Heap bytes the parser holds in its reassembly buffers (their capacity), for tests and the
     /// per-connection memory figure.
-    std::size_t buffered_capacity() const noexcept { return fragments_.capacity(); }
+    std::size_t buffered_capacity() const noexcept {
+        return fragments_ ? fragments_->capacity() : 0;
+    }
 
     /// Finds the next event in `input`; returns it and how many bytes of `input` it consumed. After
     /// kError every later call returns kError again. Never throws on malformed input.
@@ -206,7 +208,9 @@ private:
     // packs without padding.
     Limits limits_;
     Inflater* inflater_;
-    std::string fragments_;  // the data message being reassembled from fragments, if any
+    // The data message being reassembled from fragments, made by the first fragmented message:
+    // most connections never send one, and keep a pointer rather than an empty string.
+    std::unique_ptr<std::string> fragments_;
     // The failure, repeated by every later call (a literal's pointer and a code rather than a
     // whole FrameEvent).
     const char* error_reason_ = "";

@@ -76,12 +76,12 @@ public:
 
     WsConnection(Stream stream, Params p)
         : stream_(std::move(stream)),
+          generation_(p.route->generation()),
           server_(std::move(p.server)),
           listener_(*p.listener),
           route_(std::move(p.route)),
           thread_(server_->this_thread_state()),
           settings_(route_->settings()),
-          generation_(route_->generation()),
           id_(static_cast<ConnectionId>(server_->next_connection_id.fetch_add(1))),
           peer_address_(std::move(p.peer_address)),
           deflate_(p.deflate),
@@ -122,7 +122,6 @@ public:
         }
         last_rx_ = Clock::now();
         opened_at_ = last_rx_;
-        opened_at_wall_ = std::chrono::system_clock::now();
 
         OutFrame response;
         response.owned = std::move(handshake_response);
@@ -243,7 +242,11 @@ public:
         info.route = route_->path();
         info.peer = peer_address_;
         info.principal = principal_;
-        info.since = opened_at_wall_;
+        // The wall-clock time of opening, from the steady clock's age: one time point less to
+        // keep per connection.
+        info.since = std::chrono::system_clock::now() -
+                     std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() -
+                                                                                     opened_at_);
         info.bytes_in = bytes_in_;
         info.bytes_out = bytes_out_;
         if constexpr (kIsPlainSocket<Stream>) {
@@ -1276,19 +1279,20 @@ private:
 
     static constexpr std::size_t kTlsReadBufferBytes = 16 * 1024;
 
+    // Members are ordered to leave no padding: 10,000 idle connections pay for every byte.
     Stream stream_;
+    std::uint32_t generation_;
     std::shared_ptr<ServerState> server_;
     ListenerState& listener_;
     std::shared_ptr<WsRouteState> route_;
     ThreadState& thread_;
     std::shared_ptr<const WsRouteSettings> settings_;
-    std::uint32_t generation_;
     ConnectionId id_;
     std::string peer_address_;
-    bool deflate_;
     std::unique_ptr<WsHandler> handler_;
 
     State state_ = State::kOpen;
+    bool deflate_;
     bool registered_ = false;
     bool peer_counted_ = false;
     bool stop_reading_ = false;   // the peer's close frame arrived: nothing may follow it
@@ -1333,8 +1337,7 @@ private:
     [[no_unique_address]] std::conditional_t<kIsPlainSocket<Stream>, NoTlsBuffers, TlsBuffers> tls_;
 
     Clock::time_point opened_at_{};
-    std::chrono::system_clock::time_point opened_at_wall_{};  // for the operator API
-    std::string principal_;                                   // set by the front-end
+    std::string principal_;  // set by the front-end
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
     Clock::time_point last_rx_{};

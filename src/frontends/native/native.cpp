@@ -156,13 +156,16 @@ public:
             // Requests after a hello wait for its token check, so that they are answered in
             // order and as the authenticated client. Bounded in count and bytes: a client that
             // floods meanwhile is closed (dropping a message would break the order of replies).
-            if (held_.size() >= kMaxHeldMessages ||
-                (!held_.empty() && held_bytes_ + data.size() > kMaxHeldBytes)) {
+            if (!held_) {
+                held_ = std::make_unique<HeldMessages>();
+            }
+            if (held_->messages.size() >= kMaxHeldMessages ||
+                (!held_->messages.empty() && held_->bytes + data.size() > kMaxHeldBytes)) {
                 close_held_overflow();
                 return;
             }
-            held_bytes_ += data.size();
-            held_.push_back({kind, std::string(data)});
+            held_->bytes += data.size();
+            held_->messages.push_back({kind, std::string(data)});
             return;
         }
         shared_->requests->inc();
@@ -278,14 +281,14 @@ private:
                     }
                     hello_pending_ = false;
                     auto held = std::move(held_);
-                    held_.clear();
-                    held_bytes_ = 0;
                     if (held_overflow_) {
                         return;  // closed; nothing more is answered
                     }
                     on_token_checked(d, rid.get());
-                    for (auto& m : held) {
-                        on_message(m.kind, m.data);
+                    if (held) {
+                        for (auto& m : held->messages) {
+                            on_message(m.kind, m.data);
+                        }
                     }
                 }));
     }
@@ -296,11 +299,10 @@ private:
         if (connection_) {
             log()->debug("connection {} from {}: {} ({} messages, {} bytes held): closing 1008",
                          to_string(id_), connection_->peer_address(), kHeldOverflowReason,
-                         held_.size(), held_bytes_);
+                         held_ ? held_->messages.size() : 0, held_ ? held_->bytes : 0);
             connection_->close(close_code::kPolicyViolation, kHeldOverflowReason);
         }
-        held_.clear();
-        held_bytes_ = 0;
+        held_.reset();
     }
 
     void on_token_checked(auth::AccessDecision& d, const json::value* rid) {
@@ -516,13 +518,18 @@ private:
     bool authenticated_ = false;
     bool subscribed_ = false;     // a subscribe was sent (see hello_with_token)
     bool hello_pending_ = false;  // a hello's token is being checked: messages are held
-    struct Held {
-        MessageKind kind;
-        std::string data;
-    };
-    std::vector<Held> held_;      // at most kMaxHeldMessages, and kMaxHeldBytes unless one
-    std::size_t held_bytes_ = 0;  // the sum of held_'s data sizes
     bool held_overflow_ = false;  // closed for holding too much: later messages are dropped
+    // Messages that came while a hello's token was checked: made by the first one (most clients
+    // wait for the welcome, and keep a pointer rather than an empty vector and a count).
+    struct HeldMessages {
+        struct Message {
+            MessageKind kind;
+            std::string data;
+        };
+        std::vector<Message> messages;  // at most kMaxHeldMessages, and kMaxHeldBytes unless one
+        std::size_t bytes = 0;          // the sum of the messages' sizes
+    };
+    std::unique_ptr<HeldMessages> held_;
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // completions check it: see guarded()
 };
 
