@@ -358,6 +358,12 @@ void Hub::detach(Subscriber& subscriber) {
     impl_->directory.erase(id);
 }
 
+Subscriber* Hub::local(ConnectionId id) const {
+    const auto& conns = impl_->threads[impl_->current()]->conns;
+    const auto it = conns.find(id);
+    return it == conns.end() ? nullptr : it->second.subscriber;
+}
+
 void Hub::subscribe(Subscriber& subscriber, const std::string& topic, bool presence_events,
                     Done done) {
     const auto t = impl_->current();

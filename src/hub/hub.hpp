@@ -169,6 +169,11 @@ public:
     void attach(Subscriber& subscriber, std::string principal);
     /// Removes every subscription of the subscriber (leave events follow) and forgets it.
     void detach(Subscriber& subscriber);
+    /// The subscriber attached as `id` on the calling io thread, or null (never attached, detached
+    /// since, or on another thread). Ids are never reused, so a completion that kept its
+    /// connection's id finds its subscriber again only while it is attached, without holding a
+    /// pointer or a guard of its own.
+    Subscriber* local(ConnectionId id) const;
 
     /// `done(kOk)` once publishes to the topic reach the subscriber; kLimitReached past a bound;
     /// kTooLarge for a topic longer than kMaxTopicBytes (nothing is kept). Subscribing again is

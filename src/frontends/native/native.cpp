@@ -203,7 +203,6 @@ public:
     }
 
     void on_close(const CloseInfo&) override {
-        alive_.reset();
         if (attached_) {
             shared_->hub.detach(*this);
             attached_ = false;
@@ -270,13 +269,12 @@ private:
             return;
         }
         auto rid = id != nullptr ? std::make_shared<json::value>(*id) : nullptr;
-        std::weak_ptr<int> alive = alive_;
         hello_pending_ = true;
         accounts->authorize_login(
             std::move(token), policy, connection_ ? connection_->peer_address() : std::string(),
             core::post_to_current_thread<auth::AccessDecision>(
-                shared_->hub.runtime(), [this, alive, rid](auth::AccessDecision d) {
-                    if (alive.expired()) {
+                shared_->hub.runtime(), [this, alive = alive_token(), rid](auth::AccessDecision d) {
+                    if (!alive()) {
                         return;
                     }
                     hello_pending_ = false;
@@ -453,35 +451,46 @@ private:
         }
         std::string client_topic(msg.at("topic").get_string());
         auto rid = id != nullptr ? std::make_shared<json::value>(*id) : nullptr;
-        std::weak_ptr<int> alive = alive_;
-        shared_->hub.presence(std::get<0>(topic),
-                              [this, alive, rid, client_topic](std::vector<hub::Member> members) {
-                                  if (alive.expired()) {
-                                      return;
-                                  }
-                                  json::array list;
-                                  list.reserve(members.size());
-                                  for (const auto& m : members) {
-                                      json::object o;
-                                      o["connection"] = to_string(m.connection);
-                                      o["principal"] = m.principal;
-                                      list.push_back(std::move(o));
-                                  }
-                                  json::object r;
-                                  r["type"] = "presence";
-                                  r["topic"] = client_topic;
-                                  r["members"] = std::move(list);
-                                  reply(std::move(r), rid.get());
-                              });
+        shared_->hub.presence(std::get<0>(topic), [this, alive = alive_token(), rid,
+                                                   client_topic](std::vector<hub::Member> members) {
+            if (!alive()) {
+                return;
+            }
+            json::array list;
+            list.reserve(members.size());
+            for (const auto& m : members) {
+                json::object o;
+                o["connection"] = to_string(m.connection);
+                o["principal"] = m.principal;
+                list.push_back(std::move(o));
+            }
+            json::object r;
+            r["type"] = "presence";
+            r["topic"] = client_topic;
+            r["members"] = std::move(list);
+            reply(std::move(r), rid.get());
+        });
     }
+
+    // Whether this handler still serves its connection, asked by a completion before it touches
+    // `this`: the hub knows the handler by its connection's id from on_open to on_close, and ids
+    // are never reused. Completions run on the connection's thread (the hub's on the calling
+    // thread, the account service's posted back here), where the hub answers without a lock; no
+    // guard object per connection is needed.
+    struct AliveToken {
+        std::shared_ptr<NativeFrontend::Shared> shared;
+        ConnectionId id;
+        const hub::Subscriber* self;
+        bool operator()() const { return shared->hub.local(id) == self; }
+    };
+    AliveToken alive_token() const { return {shared_, id_, this}; }
 
     // Wraps a completion so that it runs only while this connection exists, with its request id.
     template <class F>
     hub::Hub::Done guarded(const json::value* id, F f) {
         auto rid = id != nullptr ? std::make_shared<json::value>(*id) : nullptr;
-        std::weak_ptr<int> alive = alive_;
-        return [alive, rid, f = std::move(f)](Errc e) {
-            if (!alive.expired()) {
+        return [alive = alive_token(), rid, f = std::move(f)](Errc e) {
+            if (alive()) {
                 f(e, rid.get());
             }
         };
@@ -530,7 +539,6 @@ private:
         std::size_t bytes = 0;          // the sum of the messages' sizes
     };
     std::unique_ptr<HeldMessages> held_;
-    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // completions check it: see guarded()
 };
 
 }  // namespace

@@ -262,6 +262,34 @@ TEST(Hub, SendReachesOneConnectionOnAnyThread) {
     EXPECT_TRUE(b.ran_on_its_thread());
 }
 
+// Completions find their connection's handler by id only while it is attached, and only on its
+// own thread: what the native front-end relies on instead of a guard per connection.
+TEST(Hub, LocalFindsASubscriberOnlyWhileAttachedAndOnItsThread) {
+    Fixture f(2);
+    Recorder a(1), b(2);
+    b.pin(1);
+    on(f.runtime, 0, [&] { f.hub.attach(a, "a"); });
+    on(f.runtime, 1, [&] { f.hub.attach(b, "b"); });
+    Subscriber* here = nullptr;
+    Subscriber* other_thread = reinterpret_cast<Subscriber*>(1);
+    Subscriber* never = reinterpret_cast<Subscriber*>(1);
+    on(f.runtime, 0, [&] {
+        here = f.hub.local(a.subscriber_id());
+        other_thread = f.hub.local(b.subscriber_id());
+        never = f.hub.local(static_cast<ConnectionId>(999));
+    });
+    EXPECT_EQ(here, &a);
+    EXPECT_EQ(other_thread, nullptr);
+    EXPECT_EQ(never, nullptr);
+    Subscriber* after_detach = reinterpret_cast<Subscriber*>(1);
+    on(f.runtime, 0, [&] {
+        f.hub.detach(a);
+        after_detach = f.hub.local(a.subscriber_id());
+    });
+    EXPECT_EQ(after_detach, nullptr);
+    on(f.runtime, 1, [&] { f.hub.detach(b); });
+}
+
 TEST(Hub, LimitsAreEnforcedAndCounted) {
     HubConfig config;
     config.max_topics_per_connection = 2;
