@@ -18,6 +18,7 @@ class CountingSubscriber final : public hub::Subscriber {
 public:
     explicit CountingSubscriber(std::uint64_t id) : id_(static_cast<ConnectionId>(id)) {}
     ConnectionId subscriber_id() const noexcept override { return id_; }
+    std::string principal() const override { return "bench"; }
     bool deliver(const hub::SharedMessage& m) override {
         benchmark::DoNotOptimize(m.get());
         ++count;
@@ -54,7 +55,7 @@ void BM_HubFanOut(benchmark::State& state) {
     for (std::size_t i = 0; i < subscribers; ++i) {
         subs.push_back(std::make_unique<CountingSubscriber>(i + 1));
         on_io(runtime, i % threads, [&] {
-            hub.attach(*subs.back(), "bench");
+            hub.attach(*subs.back());
             hub.subscribe(*subs.back(), "native:bench", false, [](Errc) {});
         });
     }

@@ -118,6 +118,8 @@ public:
     /// Who the connection acts for once the front-end knows (an account, a user id, a player
     /// name), shown in the operator API's connection list. Connection thread.
     virtual void set_principal(std::string principal) { (void)principal; }
+    /// The principal set last (empty before). Connection thread.
+    virtual std::string principal() const { return {}; }
 
     /// Whether permessage-deflate was negotiated for this connection.
     virtual bool compressed() const noexcept = 0;

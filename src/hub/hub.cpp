@@ -53,7 +53,6 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     };
     struct LocalConn {
         Subscriber* subscriber;
-        std::string principal;
         // topic -> wants presence events. Made by the first subscribe: a connection that
         // subscribes to nothing (most idle ones) pays a pointer, not an empty map's 56 bytes.
         std::unique_ptr<std::unordered_map<std::string, bool>> topics;
@@ -330,10 +329,10 @@ void Hub::set_events(core::EventBus* events) {
     impl_->events.set(events);
 }
 
-void Hub::attach(Subscriber& subscriber, std::string principal) {
+void Hub::attach(Subscriber& subscriber) {
     const auto t = impl_->current();
     const auto id = subscriber.subscriber_id();
-    impl_->threads[t]->conns.emplace(id, Impl::LocalConn{&subscriber, std::move(principal), {}});
+    impl_->threads[t]->conns.emplace(id, Impl::LocalConn{&subscriber, {}});
     std::unique_lock lock(impl_->directory_mutex);
     impl_->directory[id] = t;
 }
@@ -397,7 +396,7 @@ void Hub::subscribe(Subscriber& subscriber, const std::string& topic, bool prese
     // Reserved now, so that a burst of subscribes counts against the per-connection bound at once.
     topics[topic] = presence_events;
     const auto shard = impl_->shards.shard_of(topic);
-    Member member{id, lc.principal};
+    Member member{id, lc.subscriber->principal()};
     impl_->shards.post(shard, [self = impl_, shard, t, topic, member = std::move(member),
                                presence_events, was_subscribed, done = std::move(done)]() mutable {
         auto& sh = *self->threads[shard];

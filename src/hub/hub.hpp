@@ -104,6 +104,9 @@ class Subscriber {
 public:
     virtual ~Subscriber() = default;
     virtual ConnectionId subscriber_id() const noexcept = 0;
+    /// Who it acts for, as other members see it in presence and topic events: asked when it
+    /// subscribes (the hub keeps it with each subscription, not per subscriber).
+    virtual std::string principal() const = 0;
     /// A message of a topic it subscribed to, or sent to it directly (empty topic). false: the
     /// subscriber could not take it (its outbox was full), counted as a drop.
     virtual bool deliver(const SharedMessage& message) = 0;
@@ -166,7 +169,7 @@ public:
     Hub& operator=(const Hub&) = delete;
 
     /// Makes a subscriber known (addressable by id for `send`, able to subscribe).
-    void attach(Subscriber& subscriber, std::string principal);
+    void attach(Subscriber& subscriber);
     /// Removes every subscription of the subscriber (leave events follow) and forgets it.
     void detach(Subscriber& subscriber);
     /// The subscriber attached as `id` on the calling io thread, or null (never attached, detached

@@ -262,6 +262,7 @@ public:
     }
 
     void set_principal(std::string principal) override { principal_ = std::move(principal); }
+    std::string principal() const override { return principal_; }
 
     const Owner* owner() const noexcept override { return &route_->owner(); }
 

@@ -345,7 +345,7 @@ public:
         connection->set_principal(name_);  // the plugin's playerName (or a random one)
         opened_ = true;
         if (shared_->hub != nullptr) {
-            shared_->hub->attach(*this, name_);
+            shared_->hub->attach(*this);
         }
         shared_->connections.add(1);
         shared_->add_connection(id_, connection_);
@@ -450,6 +450,7 @@ private:
     // hub::Subscriber: nothing is published to hunterpie: topics (pushes bypass the hub, so that
     // one buffer and one compressed frame serve every member), so there is nothing to deliver.
     ConnectionId subscriber_id() const noexcept override { return id_; }
+    std::string principal() const override { return name_; }
     bool deliver(const hub::SharedMessage&) override { return true; }
     void on_presence(const hub::PresenceEvent&) override {}
 

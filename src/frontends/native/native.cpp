@@ -144,7 +144,7 @@ public:
     void on_open(const ConnectionPtr& connection) override {
         connection_ = connection;
         id_ = connection->id();
-        shared_->hub.attach(*this, "anonymous");
+        shared_->hub.attach(*this);
         attached_ = true;
     }
 
@@ -212,6 +212,12 @@ public:
 
     // hub::Subscriber
     ConnectionId subscriber_id() const noexcept override { return id_; }
+    std::string principal() const override {
+        if (!authenticated_ || anonymous_in_hub_ || !connection_) {
+            return "anonymous";
+        }
+        return connection_->principal();  // the account, set at the hello
+    }
 
     bool deliver(const hub::SharedMessage& message) override {
         if (!connection_) {
@@ -338,12 +344,10 @@ private:
         if (connection_) {
             connection_->set_principal(p.username);
         }
-        // The principal others see in presence: the account, when nothing was
-        // subscribed under the anonymous one yet (re-attaching drops subscriptions).
-        if (!subscribed_ && attached_) {
-            shared_->hub.detach(*this);
-            shared_->hub.attach(*this, p.username);
-        }
+        // The principal others see in presence is the account's, unless something was
+        // subscribed under the anonymous one already: then it stays anonymous, so that one
+        // connection never shows as two members.
+        anonymous_in_hub_ = subscribed_;
         welcome(rid, p.username);
     }
 
@@ -525,9 +529,10 @@ private:
     ConnectionId id_{};
     bool attached_ = false;
     bool authenticated_ = false;
-    bool subscribed_ = false;     // a subscribe was sent (see hello_with_token)
-    bool hello_pending_ = false;  // a hello's token is being checked: messages are held
-    bool held_overflow_ = false;  // closed for holding too much: later messages are dropped
+    bool subscribed_ = false;        // a subscribe was sent (see hello_with_token)
+    bool hello_pending_ = false;     // a hello's token is being checked: messages are held
+    bool anonymous_in_hub_ = false;  // subscribed before its hello: see principal()
+    bool held_overflow_ = false;     // closed for holding too much: later messages are dropped
     // Messages that came while a hello's token was checked: made by the first one (most clients
     // wait for the welcome, and keep a pointer rather than an empty vector and a count).
     struct HeldMessages {

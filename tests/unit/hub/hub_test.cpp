@@ -35,6 +35,7 @@ class Recorder final : public Subscriber {
 public:
     explicit Recorder(std::uint64_t id) : id_(static_cast<ConnectionId>(id)) {}
     ConnectionId subscriber_id() const noexcept override { return id_; }
+    std::string principal() const override { return "p" + to_string(id_); }
     bool deliver(const SharedMessage& m) override {
         std::lock_guard lock(mutex_);
         messages_.push_back(m);
@@ -93,7 +94,7 @@ struct Fixture {
         std::promise<Errc> result;
         on(runtime, thread, [&] {
             r.pin(static_cast<int>(thread));
-            hub.attach(r, "p" + to_string(r.subscriber_id()));
+            hub.attach(r);
             hub.subscribe(r, topic, presence, [&](Errc e) { result.set_value(e); });
         });
         auto f = result.get_future();
@@ -242,10 +243,10 @@ TEST(Hub, PresenceListsMembersAndAnnouncesJoinAndLeave) {
 TEST(Hub, SendReachesOneConnectionOnAnyThread) {
     Fixture f(2);
     Recorder a(1), b(2);
-    on(f.runtime, 0, [&] { f.hub.attach(a, "a"); });
+    on(f.runtime, 0, [&] { f.hub.attach(a); });
     on(f.runtime, 1, [&] {
         b.pin(1);
-        f.hub.attach(b, "b");
+        f.hub.attach(b);
     });
     std::promise<Errc> sent, unknown;
     on(f.runtime, 0, [&] {
@@ -268,8 +269,8 @@ TEST(Hub, LocalFindsASubscriberOnlyWhileAttachedAndOnItsThread) {
     Fixture f(2);
     Recorder a(1), b(2);
     b.pin(1);
-    on(f.runtime, 0, [&] { f.hub.attach(a, "a"); });
-    on(f.runtime, 1, [&] { f.hub.attach(b, "b"); });
+    on(f.runtime, 0, [&] { f.hub.attach(a); });
+    on(f.runtime, 1, [&] { f.hub.attach(b); });
     Subscriber* here = nullptr;
     Subscriber* other_thread = reinterpret_cast<Subscriber*>(1);
     Subscriber* never = reinterpret_cast<Subscriber*>(1);
