@@ -100,13 +100,11 @@ struct Zone::State {
         std::uint32_t visible_at = 0;
         std::uint32_t visible_size = 0;
         std::shared_ptr<PlayerSink> sink;
-        float budget = 0;  // units it may still walk
         PlayerState state;
         float chat_tokens = 0;
         std::uint32_t chat_tick = 0;
         float attack_tokens = 0;
         std::uint32_t attack_tick = 0;
-        bool dirty = false;  // changed since the last collect_saves
     };
 
     struct Npc {
@@ -132,7 +130,11 @@ struct Zone::State {
     std::vector<Vec3> at;
     std::vector<float> heading;
     std::vector<std::uint8_t> moved;  // since the last tick
-    std::vector<std::uint8_t> mark;   // scratch of the view diff, see diff_view
+    // A character's movement budget (units it may still walk) and whether it changed since the
+    // last collect_saves, by slot: a move touches the hot arrays only, not the Player.
+    std::vector<float> budget;
+    std::vector<std::uint8_t> dirty;
+    std::vector<std::uint8_t> mark;  // scratch of the view diff, see diff_view
     std::uint8_t epoch = 0;
     std::vector<std::uint32_t> free_slots;
     /// Slots freed since the last tick: reused only after it, so that no view still holds one
@@ -194,6 +196,8 @@ struct Zone::State {
         at.emplace_back();
         heading.push_back(0);
         moved.push_back(0);
+        budget.push_back(0);
+        dirty.push_back(0);
         mark.push_back(0);
         grid_at.emplace_back();
         in_grid.push_back(0);
@@ -335,8 +339,9 @@ struct Zone::State {
     void refill_budgets() {
         const float cap = budget_cap();
         const float per_tick = cap * seconds(1);
-        for (Player& p : players) {
-            p.budget = std::min(cap, p.budget + per_tick);
+        // Every slot, NPCs' too: a loop the compiler vectorises, cheaper than picking.
+        for (float& b : budget) {
+            b = std::min(cap, b + per_tick);
         }
     }
 
@@ -547,7 +552,8 @@ std::optional<ZoneEntry> Zone::add_player(const PlayerState& state,
     if (stats.hp < 1 || stats.hp > stats.max_hp) {
         stats.hp = stats.max_hp;
     }
-    p.budget = z.budget_cap();
+    z.budget[s] = z.budget_cap();
+    z.dirty[s] = 0;
     p.chat_tokens = z.settings.chat_burst;
     p.chat_tick = z.tick;
     p.attack_tokens = 1;
@@ -621,11 +627,11 @@ PlayerSink* Zone::sink(EntityId entity) const {
 
 void Zone::move(EntityId entity, std::uint32_t seq, std::span<const Vec3> path) {
     State& z = *state_;
-    State::Player* p = z.player_of(entity);
-    if (p == nullptr) {
+    const std::uint32_t s = z.find(entity);
+    if (s == kNone || z.info[s].player == kNone) {
         return;
     }
-    const std::uint32_t s = p->slot;
+    float& budget = z.budget[s];
     Vec3 at = z.at[s];
     float heading = z.heading[s];
     bool walked = false;
@@ -639,15 +645,15 @@ void Zone::move(EntityId entity, std::uint32_t seq, std::span<const Vec3> path) 
             d = distance(at, to);
             if (k == 0 && d > z.settings.path_start_tolerance) {
                 refused = CorrectionReason::kBadStart;
-            } else if (d > p->budget) {
+            } else if (d > budget) {
                 refused = CorrectionReason::kTooFast;
             }
         }
         if (refused) {
-            p->sink->correction(seq, at, heading, *refused);
+            z.players[z.info[s].player].sink->correction(seq, at, heading, *refused);
             break;
         }
-        p->budget -= d;
+        budget -= d;
         const float dx = to.x - at.x;
         const float dy = to.y - at.y;
         if (dx != 0 || dy != 0) {
@@ -660,7 +666,7 @@ void Zone::move(EntityId entity, std::uint32_t seq, std::span<const Vec3> path) 
         z.at[s] = at;
         z.heading[s] = heading;
         z.moved[s] = 1;
-        p->dirty = true;
+        z.dirty[s] = 1;
     }
 }
 
@@ -795,10 +801,10 @@ TickReport Zone::tick() {
 void Zone::collect_saves(std::vector<store::CharacterSave>& out, bool all) {
     State& z = *state_;
     for (State::Player& p : z.players) {
-        if (!p.dirty && !all) {
+        if (z.dirty[p.slot] == 0 && !all) {
             continue;
         }
-        p.dirty = false;
+        z.dirty[p.slot] = 0;
         store::CharacterSave save;
         save.id = p.state.character_id;
         store::CharacterStats stats = p.state.stats;
