@@ -471,5 +471,62 @@ TEST(WorldService, EveryRequestIsAnsweredOrCountedAsDropped) {
     EXPECT_EQ(sink->target_hps_ + refused + dropped, sent);
 }
 
+TEST(WorldService, AFullZoneRefusesEntryAndChange) {
+    TestServer server(world_overrides({{"world.max_players_per_zone", "1"}}));
+    World w{server};
+    auto alice = w.character("alice", "Alice");
+    auto bob = w.character("bob", "Bob");
+    auto a_sink = std::make_shared<Sink>();
+    auto a = w.world().enter(alice, a_sink);
+    ASSERT_TRUE(has_entry(*a_sink));
+    const auto full = a_sink->entry_->zone;
+
+    auto refused_sink = std::make_shared<Sink>();
+    auto refused = w.world().enter(bob, refused_sink);
+    ASSERT_TRUE(refused_sink->wait([](const Sink& s) { return !s.refusals_.empty(); }));
+    EXPECT_EQ(refused_sink->refusals_[0].request, world::Request::kEnter);
+    EXPECT_EQ(refused_sink->refusals_[0].error, WorldError::kUnavailable);
+    EXPECT_EQ(refused_sink->entries_, 0);
+    refused.reset();
+
+    // Saved in another zone, Bob enters there, and cannot change into the full one.
+    const auto zones = w.zones();
+    ASSERT_GE(zones.size(), 2U);
+    bob.position.zone = full == zones[0] ? zones[1] : zones[0];
+    auto b_sink = std::make_shared<Sink>();
+    auto b = w.world().enter(bob, b_sink);
+    ASSERT_TRUE(has_entry(*b_sink));
+    EXPECT_EQ(b_sink->entry_->zone, bob.position.zone);
+    b->change_zone(full);
+    ASSERT_TRUE(b_sink->wait([](const Sink& s) { return !s.refusals_.empty(); }));
+    EXPECT_EQ(b_sink->refusals_[0].request, world::Request::kChangeZone);
+    EXPECT_EQ(b_sink->refusals_[0].error, WorldError::kUnavailable);
+    EXPECT_TRUE(w.entity(bob.position.zone, b_sink->entry_->entity).is_object());
+
+    // Once Alice is gone there is room.
+    a->leave(LeaveReason::kLogout);
+    ASSERT_TRUE(a_sink->wait([](const Sink& s) { return s.left_.has_value(); }));
+    b->change_zone(full);
+    ASSERT_TRUE(b_sink->wait([](const Sink& s) { return s.changed_ == 1; }));
+    EXPECT_EQ(b_sink->entry_->zone, full);
+}
+
+TEST(WorldService, BadWorldSettingsAreNamed) {
+    TempDir dir;
+    for (const auto& [key, value] :
+         std::vector<std::pair<std::string, std::string>>{{"world.view_radius", "-1"},
+                                                          {"world.chat_burst", "0.5"},
+                                                          {"world.max_speed", "nan"},
+                                                          {"world.tick_hz", "61"},
+                                                          {"world.zones_dir", "\"\""}}) {
+        try {
+            test_config({{key, value}}, dir.path());
+            ADD_FAILURE() << key << " = " << value << " was accepted";
+        } catch (const std::runtime_error& e) {
+            EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+        }
+    }
+}
+
 }  // namespace
 }  // namespace hearth::test
