@@ -21,6 +21,7 @@
 #include "characters/characters_module.hpp"
 #include "core/module_registry.hpp"
 #include "support/clients.hpp"
+#include "support/operator_client.hpp"
 #include "support/server.hpp"
 #include "unit/store/store_test_support.hpp"
 #include "world/world_module.hpp"
@@ -135,7 +136,9 @@ private:
     std::condition_variable cv_;
 };
 
-struct World {
+struct World : OperatorClient {
+    explicit World(TestServer& s) : OperatorClient{s.port(), kAdminToken}, server(s) {}
+
     TestServer& server;
 
     characters::CharacterService& characters() {
@@ -145,41 +148,6 @@ struct World {
     }
     world::WorldServiceImpl& world() {
         return dynamic_cast<world::WorldModule&>(*server.app().modules().module("world")).world();
-    }
-
-    HttpResult call(const std::string& method, const std::string& target,
-                    const std::string& body = "", const std::string& token = kAdminToken) const {
-        return api_request(server.port(), method, target, body, token);
-    }
-    json::value ok(const std::string& method, const std::string& target,
-                   const std::string& body = "", int status = 200) const {
-        auto r = call(method, target, body);
-        EXPECT_EQ(r.status, status) << method << " " << target << ": " << r.body;
-        return r.body.empty() ? json::value() : json::parse(r.body);
-    }
-    std::uint64_t account(const std::string& name, const std::string& roles = R"(["player"])") {
-        auto v = ok("POST", "/api/v1/accounts",
-                    R"({"username":")" + name + R"(","password":"long enough password","roles":)" +
-                        roles + "}",
-                    201);
-        return v.at("id").to_number<std::uint64_t>();
-    }
-    std::string token_of(const std::string& name) const {
-        auto r = call("POST", "/api/v1/auth/login",
-                      R"({"username":")" + name + R"(","password":"long enough password"})", "");
-        EXPECT_EQ(r.status, 200) << r.body;
-        return std::string(json::parse(r.body).at("token").as_string());
-    }
-    bool audited(const std::string& action, const std::string& target) const {
-        return eventually([&] {
-            auto v = ok("GET", "/api/v1/audit?action=" + action);
-            for (const auto& e : v.at("items").as_array()) {
-                if (e.at("target").as_string() == target) {
-                    return true;
-                }
-            }
-            return false;
-        });
     }
 
     CharacterRecord character(const std::string& account_name, const std::string& name) {
