@@ -479,6 +479,20 @@ TEST(WorldService, AFullZoneRefusesEntryAndChange) {
     EXPECT_EQ(b_sink->entry_->zone, full);
 }
 
+TEST(WorldService, ACharacterWhoseZoneIsGoneEntersAtTheStartZonesSpawn) {
+    TestServer server(world_overrides(
+        {{"characters.start_zone", "2"}, {"characters.safe_spots", R"(["2:150,150,0"])"}}));
+    World w{server};
+    auto aria = w.character("alice", "Aria");
+    aria.position.zone = 4'000'000;
+    auto sink = std::make_shared<Sink>();
+    auto player = w.world().enter(aria, sink);
+    ASSERT_TRUE(has_entry(*sink));
+    EXPECT_EQ(sink->entry_->zone, 2U);
+    // The shipped zone 2's spawn point (data/zones/caves.toml), not the saved coordinates.
+    EXPECT_EQ(sink->entry_->at, (world::Vec3{100, 100, 0}));
+}
+
 TEST(WorldService, BadWorldSettingsAreNamed) {
     TempDir dir;
     for (const auto& [key, value] :
