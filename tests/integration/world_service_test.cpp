@@ -439,6 +439,31 @@ TEST(WorldService, EveryRequestIsAnsweredOrCountedAsDropped) {
     EXPECT_EQ(sink->target_hps_ + refused + dropped, sent);
 }
 
+TEST(WorldService, WhispersBeyondTheChatRateAreRefused) {
+    // A burst of 3 that refills one whisper every 100 s: the fourth is refused.
+    TestServer server(world_overrides({{"world.chat_per_s", "0.01"}, {"world.chat_burst", "3"}}));
+    World w{server};
+    auto alice = w.character("alice", "Alice");
+    auto bob = w.character("bob", "Bob");
+    auto a_sink = std::make_shared<Sink>();
+    auto b_sink = std::make_shared<Sink>();
+    auto a = w.world().enter(alice, a_sink);
+    auto b = w.world().enter(bob, b_sink);
+    ASSERT_TRUE(has_entry(*a_sink));
+    ASSERT_TRUE(has_entry(*b_sink));
+    for (int i = 0; i < 4; ++i) {
+        a->whisper("Bob", "line " + std::to_string(i));
+    }
+    ASSERT_TRUE(
+        a_sink->wait([](const Sink& s) { return s.whispers_.size() + s.refusals_.size() == 4; }));
+    EXPECT_EQ(a_sink->whispers_.size(), 3U);
+    ASSERT_EQ(a_sink->refusals_.size(), 1U);
+    EXPECT_EQ(a_sink->refusals_[0].request, world::Request::kWhisper);
+    EXPECT_EQ(a_sink->refusals_[0].error, WorldError::kRateLimited);
+    ASSERT_TRUE(b_sink->wait([](const Sink& s) { return s.whispers_.size() == 3; }));
+    EXPECT_EQ(b_sink->whispers_[2].text, "line 2");
+}
+
 TEST(WorldService, AFullZoneRefusesEntryAndChange) {
     TestServer server(world_overrides({{"world.max_players_per_zone", "1"}}));
     World w{server};
