@@ -4,8 +4,10 @@
 // interval, after a logout, after the module stops); takeover; whisper across zones and zone
 // changes. The game protocol over TCP is tested with the packet front-end.
 
+#include <algorithm>
 #include <array>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -173,6 +175,17 @@ struct World : OperatorClient {
             ids.push_back(z.at("id").to_number<std::uint32_t>());
         }
         return ids;
+    }
+    /// The ticks the operator API's figures of `zone` cover (they grow with each tick for the
+    /// first minute).
+    std::int64_t ticks(std::uint32_t zone) const {
+        const auto page = ok("GET", "/api/v1/world/zones");
+        for (const auto& z : page.at("items").as_array()) {
+            if (z.at("id").to_number<std::uint32_t>() == zone) {
+                return z.at("tick").at("window_ticks").to_number<std::int64_t>();
+            }
+        }
+        return -1;
     }
     /// The entity `id` of `zone` as the operator API shows it, or null.
     json::value entity(std::uint32_t zone, world::EntityId id) const {
@@ -516,6 +529,49 @@ TEST(WorldService, ACharacterWhoseZoneIsGoneEntersAtTheStartZonesSpawn) {
     EXPECT_EQ(sink->entry_->zone, 2U);
     // The shipped zone 2's spawn point (data/zones/caves.toml), not the saved coordinates.
     EXPECT_EQ(sink->entry_->at, (world::Vec3{100, 100, 0}));
+}
+
+TEST(WorldReload, LiveKeysApplyAndANewZonesDirRestartsTheWorld) {
+    TempDir data;
+    TempDir zones;
+    auto overrides = world_overrides(
+        {{"server.data_dir", "\"" + data.path() + "\""}, {"world.max_players_per_zone", "1"}});
+    TestServer server(overrides);
+    World w{server};
+    auto alice = w.character("alice", "Alice");
+    auto bob = w.character("bob", "Bob");
+    auto a_sink = std::make_shared<Sink>();
+    auto a = w.world().enter(alice, a_sink);
+    ASSERT_TRUE(has_entry(*a_sink));
+    auto full_sink = std::make_shared<Sink>();
+    auto refused = w.world().enter(bob, full_sink);
+    ASSERT_TRUE(full_sink->wait([](const Sink& s) { return !s.refusals_.empty(); }));
+    EXPECT_EQ(full_sink->refusals_[0].error, WorldError::kUnavailable);
+
+    // A live key: the same characters stay, and the zone takes one more from its next tick.
+    overrides["world.max_players_per_zone"] = "2";
+    server.app().apply(test_config(overrides, data.path()));
+    const auto zone = a_sink->entry_->zone;
+    const auto ticked = w.ticks(zone);
+    ASSERT_TRUE(eventually([&] { return w.ticks(zone) > ticked; }));
+    auto b_sink = std::make_shared<Sink>();
+    auto b = w.world().enter(bob, b_sink);
+    ASSERT_TRUE(has_entry(*b_sink));
+    EXPECT_FALSE(a_sink->left_.has_value());
+
+    // zones_dir: the module restarts (everyone saved and out), with the operator's zone.
+    {
+        std::ofstream file(zones.file("arena.toml"));
+        file << "id = 7\nname = \"Arena\"\nwidth = 300\nheight = 300\nspawn = [150, 150, 0]\n";
+    }
+    overrides["world.zones_dir"] = "\"" + zones.path() + "\"";
+    server.app().apply(test_config(overrides, data.path()));
+    ASSERT_TRUE(a_sink->wait([](const Sink& s) { return s.left_.has_value(); }));
+    EXPECT_EQ(*a_sink->left_, LeaveReason::kShutdown);
+    ASSERT_TRUE(b_sink->wait([](const Sink& s) { return s.left_.has_value(); }));
+    const auto ids = w.zones();
+    EXPECT_NE(std::find(ids.begin(), ids.end(), 7U), ids.end());
+    EXPECT_TRUE(w.world().running());
 }
 
 TEST(WorldService, BadWorldSettingsAreNamed) {
