@@ -887,9 +887,18 @@ public:
 
 private:
     void request(Job r) {
-        if (link_->core != nullptr) {
-            link_->core->push(link_, std::move(r), false);
+        if (link_->core == nullptr) {
+            return;
         }
+        {
+            // Once out, a Player never touches the service again: the app may destroy the world
+            // module before the network layer (and with it this Player's connection).
+            std::lock_guard lock(link_->mutex);
+            if (link_->out || link_->leaving) {
+                return;
+            }
+        }
+        link_->core->push(link_, std::move(r), false);
     }
 
     std::shared_ptr<Link> link_;
