@@ -15,6 +15,29 @@ namespace hearth::app {
 
 namespace {
 
+// TO BE REPLACED AT MERGE with world-svc (the world module's service): a world that is not
+// running, so that the packet front-end can be built before the world module exists.
+class NoPlayer final : public world::Player {
+public:
+    void move(std::uint32_t, std::span<const world::Vec3>) override {}
+    void change_zone(std::uint32_t) override {}
+    void target_hp(world::EntityId) override {}
+    void attack(world::EntityId) override {}
+    void respawn() override {}
+    void chat(world::ChatChannel, std::string_view) override {}
+    void whisper(std::string_view, std::string_view) override {}
+    void leave(world::LeaveReason) override {}
+};
+class NoWorld final : public world::WorldService {
+public:
+    bool running() const override { return false; }
+    std::unique_ptr<world::Player> enter(const store::CharacterRecord&,
+                                         std::shared_ptr<world::PlayerSink> sink) override {
+        sink->refused(world::Request::kEnter, world::WorldError::kDisabled, 0);
+        return std::make_unique<NoPlayer>();
+    }
+};
+
 // The original HunterPie server serves the log routes on its own port: so does Hearth, while
 // HunterPie is enabled in the config.
 std::optional<logs::LogsListener> logs_on_hunterpie(const core::Config& config) {
@@ -55,8 +78,9 @@ std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
     auto characters = std::make_unique<characters::CharactersModule>(context);
     auto& character_service = characters->service();
     modules.push_back(std::move(characters));
+    static NoWorld no_world;  // to be replaced at merge with world-svc
     modules.push_back(
-        std::make_unique<frontends::packet::PacketModule>(context, character_service));
+        std::make_unique<frontends::packet::PacketModule>(context, character_service, no_world));
     return modules;
 }
 
