@@ -10,33 +10,11 @@
 #include "frontends/native/native_module.hpp"
 #include "frontends/packet/packet_module.hpp"
 #include "logs/logs_module.hpp"
+#include "world/world_module.hpp"
 
 namespace hearth::app {
 
 namespace {
-
-// TO BE REPLACED AT MERGE with world-svc (the world module's service): a world that is not
-// running, so that the packet front-end can be built before the world module exists.
-class NoPlayer final : public world::Player {
-public:
-    void move(std::uint32_t, std::span<const world::Vec3>) override {}
-    void change_zone(std::uint32_t) override {}
-    void target_hp(world::EntityId) override {}
-    void attack(world::EntityId) override {}
-    void respawn() override {}
-    void chat(world::ChatChannel, std::string_view) override {}
-    void whisper(std::string_view, std::string_view) override {}
-    void leave(world::LeaveReason) override {}
-};
-class NoWorld final : public world::WorldService {
-public:
-    bool running() const override { return false; }
-    std::unique_ptr<world::Player> enter(const store::CharacterRecord&,
-                                         std::shared_ptr<world::PlayerSink> sink) override {
-        sink->refused(world::Request::kEnter, world::WorldError::kDisabled, 0);
-        return std::make_unique<NoPlayer>();
-    }
-};
 
 // The original HunterPie server serves the log routes on its own port: so does Hearth, while
 // HunterPie is enabled in the config.
@@ -60,6 +38,7 @@ void add_module_sections(core::ConfigSchema& schema) {
     schema.add<frontends::packet::PacketConfig>();
     schema.add<logs::LogsConfig>();
     schema.add<characters::CharactersConfig>();
+    schema.add<world::WorldConfig>();
 }
 
 std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
@@ -78,9 +57,19 @@ std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
     auto characters = std::make_unique<characters::CharactersModule>(context);
     auto& character_service = characters->service();
     modules.push_back(std::move(characters));
-    static NoWorld no_world;  // to be replaced at merge with world-svc
-    modules.push_back(
-        std::make_unique<frontends::packet::PacketModule>(context, character_service, no_world));
+    // The world: it needs the characters module (saves), and front-ends are given `service()`,
+    // which refuses entries (world_disabled) while the module is not running. Added before the
+    // front-ends so that at shutdown they close their connections (and their characters leave)
+    // before the world stops and saves the rest.
+    auto world = std::make_unique<world::WorldModule>(
+        context, character_service, [](const core::Config& config) {
+            return static_cast<std::uint32_t>(
+                config.get<characters::CharactersConfig>().start_zone);
+        });
+    auto& world_service = world->service();
+    modules.push_back(std::move(world));
+    modules.push_back(std::make_unique<frontends::packet::PacketModule>(context, character_service,
+                                                                        world_service));
     return modules;
 }
 
