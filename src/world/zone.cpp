@@ -37,6 +37,28 @@ bool finite(const Vec3& p) noexcept {
     return std::isfinite(p.x) && std::isfinite(p.y) && std::isfinite(p.z);
 }
 
+/// atan2 within 1e-5 rad (Abramowitz and Stegun 4.4.49): headings are for showing which way
+/// an entity faces, and libm's atan2f was a tenth of a busy zone's tick.
+float heading_of(float dy, float dx) noexcept {
+    const float ax = std::fabs(dx);
+    const float ay = std::fabs(dy);
+    const float hi = std::max(ax, ay);
+    if (hi == 0) {
+        return 0;
+    }
+    const float t = std::min(ax, ay) / hi;
+    const float t2 = t * t;
+    float r = t * (0.9998660F +
+                   t2 * (-0.3302995F + t2 * (0.1801410F + t2 * (-0.0851330F + t2 * 0.0208351F))));
+    if (ay > ax) {
+        r = std::numbers::pi_v<float> / 2 - r;
+    }
+    if (dx < 0) {
+        r = std::numbers::pi_v<float> - r;
+    }
+    return dy < 0 ? -r : r;
+}
+
 float distance(const Vec3& a, const Vec3& b) noexcept {
     const float dx = b.x - a.x;
     const float dy = b.y - a.y;
@@ -44,9 +66,16 @@ float distance(const Vec3& a, const Vec3& b) noexcept {
     return std::sqrt(dx * dx + dy * dy + dz * dz);
 }
 
-bool contains(const std::vector<std::uint32_t>& v, std::uint32_t slot) noexcept {
-    return std::find(v.begin(), v.end(), slot) != v.end();
-}
+/// What the interest grid holds of each entity: all that a view diff and the moves it sends
+/// read, next to the positions it scans.
+struct GridEntry {
+    EntityId id = 0;
+    std::uint32_t slot = 0;
+    Vec3 at;
+    float heading = 0;
+    bool player = false;  // a character (a viewer), not an NPC
+    bool moved = false;   // since the last tick
+};
 
 }  // namespace
 
@@ -65,16 +94,14 @@ struct Zone::State {
     };
 
     struct Player {
+        // What the tick reads first, in one cache line.
         std::uint32_t slot = 0;
         std::shared_ptr<PlayerSink> sink;
         PlayerState state;
-        std::vector<std::uint32_t> visible;  // slots, as of the last tick
-        float budget = 0;                    // units it may still walk
         float chat_tokens = 0;
         std::uint32_t chat_tick = 0;
         float attack_tokens = 0;
         std::uint32_t attack_tick = 0;
-        bool dirty = false;  // changed since the last collect_saves
     };
 
     struct Npc {
@@ -100,8 +127,17 @@ struct Zone::State {
     std::vector<Vec3> at;
     std::vector<float> heading;
     std::vector<std::uint8_t> moved;  // since the last tick
-    std::vector<std::uint32_t> mark;  // scratch of the view diff, see diff_view
-    std::uint32_t epoch = 0;
+    // A character's movement budget (units it may still walk) and whether it changed since the
+    // last collect_saves, by slot: a move touches the hot arrays only, not the Player.
+    std::vector<float> budget;
+    std::vector<std::uint8_t> dirty;
+    // A character's view as of the last tick: slots, at [view_at, + view_size) of `visible`; and
+    // its sink (owned by its Player). By slot, so that the tick does not visit the Players.
+    std::vector<std::uint32_t> view_at;
+    std::vector<std::uint32_t> view_size;
+    std::vector<PlayerSink*> sink_of;
+    std::vector<std::uint8_t> mark;  // scratch of the view diff, see diff_view
+    std::uint8_t epoch = 0;
     std::vector<std::uint32_t> free_slots;
     /// Slots freed since the last tick: reused only after it, so that no view still holds one
     /// when it gets a new entity.
@@ -112,16 +148,35 @@ struct Zone::State {
     std::vector<Npc> npcs;
     std::size_t npcs_alive = 0;
 
-    InterestGrid grid;
+    InterestGrid<GridEntry> grid;
+    /// Every character's view, one after the other in the order of `players` (see diff_view),
+    /// and the views being made by the tick that runs.
+    std::vector<std::uint32_t> visible;
+    std::vector<std::uint32_t> next_visible;
+    std::size_t next_visible_size = 0;
+    /// The characters' grid positions, in grid order: the tick works out views in this order,
+    /// so that neighbours follow each other and find the grid's runs they scan in cache.
+    std::vector<std::uint32_t> viewers;
     std::vector<Vec3> grid_at;  // by slot: where the grid last saw it (while in_grid)
     std::vector<std::uint8_t> in_grid;
 
-    // The view diff's scratch, reused across viewers.
+    // The view diff's scratch, reused across viewers: grid positions (near, spawns, moves) and
+    // slots (despawns).
     std::vector<std::uint32_t> near;
-    std::vector<std::uint32_t> now_visible;
     std::vector<std::uint32_t> despawns;
     std::vector<std::uint32_t> spawns;
     std::vector<std::uint32_t> moves;
+    std::size_t despawn_count = 0;
+    std::size_t spawn_count = 0;
+    std::size_t move_count = 0;
+
+    std::span<const std::uint32_t> view_of(std::uint32_t viewer) const {
+        return {visible.data() + view_at[viewer], view_size[viewer]};
+    }
+    bool sees(std::uint32_t viewer, std::uint32_t slot) const {
+        const auto v = view_of(viewer);
+        return std::find(v.begin(), v.end(), slot) != v.end();
+    }
 
     float reach() const noexcept { return settings.view_radius + settings.view_hysteresis; }
     float budget_cap() const noexcept { return settings.max_speed * (1 + settings.speed_slack); }
@@ -143,6 +198,11 @@ struct Zone::State {
         at.emplace_back();
         heading.push_back(0);
         moved.push_back(0);
+        budget.push_back(0);
+        dirty.push_back(0);
+        view_at.push_back(0);
+        view_size.push_back(0);
+        sink_of.push_back(nullptr);
         mark.push_back(0);
         grid_at.emplace_back();
         in_grid.push_back(0);
@@ -199,7 +259,7 @@ struct Zone::State {
         return v;
     }
 
-    /// Calls f(player) for each character whose view (as of the last tick) holds slot `s`.
+    /// Calls f(sink) for each character whose view (as of the last tick) holds slot `s`.
     template <class F>
     void for_each_viewer(std::uint32_t s, F&& f) {
         if (in_grid[s] == 0) {
@@ -207,19 +267,21 @@ struct Zone::State {
         }
         const Vec3 c = grid_at[s];
         const float r2 = reach() * reach();
-        grid.for_each_run(
-            c.x, c.y, reach(),
-            [&](const float* xs, const float* ys, const std::uint32_t* slots, std::size_t n) {
-                for (std::size_t j = 0; j < n; ++j) {
-                    const float dx = xs[j] - c.x;
-                    const float dy = ys[j] - c.y;
-                    const std::uint32_t v = slots[j];
-                    if (dx * dx + dy * dy <= r2 && v != s && info[v].player != kNone &&
-                        contains(players[info[v].player].visible, s)) {
-                        f(players[info[v].player]);
+        grid.for_each_run(c.x, c.y, reach(), [&](std::size_t first, std::size_t n) {
+            for (std::size_t j = first; j < first + n; ++j) {
+                const GridEntry& e = grid.payload(j);
+                const float dx = grid.x()[j] - c.x;
+                const float dy = grid.y()[j] - c.y;
+                // Characters may have left since the tick (their slots wait for the next one):
+                // the slot's current player, not the grid's index, which removals shift.
+                if (e.player && dx * dx + dy * dy <= r2 && e.slot != s &&
+                    info[e.slot].player != kNone) {
+                    if (sees(e.slot, s)) {
+                        f(*sink_of[e.slot]);
                     }
                 }
-            });
+            }
+        });
     }
 
     // Refills a token bucket from zone time; takes one token when there is one.
@@ -272,7 +334,7 @@ struct Zone::State {
                 p.y += dy / left * step;
             }
             if (left > 0) {
-                heading[n.slot] = std::atan2(dy, dx);
+                heading[n.slot] = heading_of(dy, dx);
                 moved[n.slot] = 1;
             }
         }
@@ -281,8 +343,9 @@ struct Zone::State {
     void refill_budgets() {
         const float cap = budget_cap();
         const float per_tick = cap * seconds(1);
-        for (Player& p : players) {
-            p.budget = std::min(cap, p.budget + per_tick);
+        // Every slot, NPCs' too: a loop the compiler vectorises, cheaper than picking.
+        for (float& b : budget) {
+            b = std::min(cap, b + per_tick);
         }
     }
 
@@ -293,96 +356,128 @@ struct Zone::State {
             in_grid[s] = on ? 1 : 0;
             if (on) {
                 grid_at[s] = at[s];
-                grid.add(s, at[s].x, at[s].y);
+                grid.add(at[s].x, at[s].y,
+                         GridEntry{info[s].id, s, at[s], heading[s], info[s].player != kNone,
+                                   moved[s] != 0});
             }
         }
         grid.build();
+        viewers.clear();
+        for (std::uint32_t g = 0; g < grid.size(); ++g) {
+            if (grid.payload(g).player) {
+                viewers.push_back(g);
+            }
+        }
+        // The scratch of the view diffs holds the most a view may have: the whole grid.
         near.resize(grid.size());
+        spawns.resize(grid.size());
+        moves.resize(grid.size());
+        despawns.resize(grid.size());
+        next_visible_size = 0;
     }
 
     /// The viewer's new view, and what changed in it since the last tick. An entity enters the
     /// view within view_radius and leaves it beyond view_radius + view_hysteresis. `mark`
     /// holds, per slot, `epoch` for "was in view" and `epoch + 1` for "still in view": two
-    /// passes over arrays instead of a set per viewer.
-    void diff_view(Player& p) {
-        if (epoch >= std::numeric_limits<std::uint32_t>::max() - 2) {
+    /// passes over arrays instead of a set per viewer. A byte per slot keeps `mark` in the L1
+    /// cache; it is cleared every 127 viewers. Views are read from `visible` and written to
+    /// `next_visible` in grid order, so both are streamed rather than visited. The loops work on
+    /// raw pointers: a store through a byte pointer may alias anything, and would make the
+    /// compiler reload every vector's data pointer after each.
+    void diff_view(std::uint32_t viewer, std::uint32_t self) {
+        if (epoch >= 253) {
             std::fill(mark.begin(), mark.end(), 0);
             epoch = 0;
         }
         epoch += 2;
-        const std::uint32_t was = epoch;
-        const std::uint32_t kept = epoch + 1;
-        for (std::uint32_t s : p.visible) {
-            mark[s] = was;
+        const std::uint8_t was = epoch;
+        const auto kept = static_cast<std::uint8_t>(epoch + 1);
+        std::uint8_t* const marks = mark.data();
+        const auto before = view_of(viewer);
+        for (const std::uint32_t s : before) {
+            marks[s] = was;
         }
-        const Vec3 c = at[p.slot];
+        const Vec3 c = grid.payload(self).at;
         const float enter2 = settings.view_radius * settings.view_radius;
         const float leave2 = reach() * reach();
-        std::size_t near_n = 0;
-        now_visible.clear();
-        spawns.clear();
-        moves.clear();
-        despawns.clear();
-        grid.for_each_run(
-            c.x, c.y, reach(),
-            [&](const float* xs, const float* ys, const std::uint32_t* slots, std::size_t n) {
-                // Branch-free, so that the compiler vectorises the distances.
-                // `near` holds as many entries as the grid.
-                std::uint32_t* out = near.data() + near_n;
-                std::size_t k = 0;
-                for (std::size_t j = 0; j < n; ++j) {
-                    const float dx = xs[j] - c.x;
-                    const float dy = ys[j] - c.y;
-                    const float d2 = dx * dx + dy * dy;
-                    out[k] = slots[j] | (d2 <= enter2 ? 0x80000000U : 0U);
-                    k += d2 <= leave2 ? 1 : 0;
-                }
-                near_n += k;
-            });
-        for (std::size_t k = 0; k < near_n; ++k) {
-            const std::uint32_t s = near[k] & 0x7FFFFFFFU;
-            const bool close = (near[k] & 0x80000000U) != 0;
-            if (s == p.slot) {
+        std::uint32_t* const found = near.data();
+        std::size_t found_n = 0;
+        const float* const xs = grid.x();
+        const float* const ys = grid.y();
+        grid.for_each_run(c.x, c.y, reach(), [&](std::size_t first, std::size_t n) {
+            // Branch-free, so that the compiler vectorises the distances.
+            std::uint32_t* const out = found + found_n;
+            std::size_t k = 0;
+            for (std::size_t j = first; j < first + n; ++j) {
+                const float dx = xs[j] - c.x;
+                const float dy = ys[j] - c.y;
+                const float d2 = dx * dx + dy * dy;
+                out[k] = static_cast<std::uint32_t>(j) | (d2 <= enter2 ? 0x80000000U : 0U);
+                k += d2 <= leave2 ? 1 : 0;
+            }
+            found_n += k;
+        });
+        if (next_visible.size() < next_visible_size + found_n) {
+            next_visible.resize(std::max(2 * next_visible.size(), next_visible_size + found_n));
+        }
+        const GridEntry* const entries = grid.payloads();
+        std::uint32_t* const now = next_visible.data() + next_visible_size;
+        std::uint32_t* const spawned = spawns.data();
+        std::uint32_t* const moved_out = moves.data();
+        std::size_t now_n = 0;
+        std::size_t spawn_n = 0;
+        std::size_t move_n = 0;
+        for (std::size_t k = 0; k < found_n; ++k) {
+            const std::uint32_t g = found[k] & 0x7FFFFFFFU;
+            if (g == self) {
                 continue;
             }
-            if (mark[s] == was) {
-                mark[s] = kept;
-                now_visible.push_back(s);
-                if (moved[s] != 0) {
-                    moves.push_back(s);
-                }
-            } else if (close) {
-                now_visible.push_back(s);
-                spawns.push_back(s);
+            const GridEntry& e = entries[g];
+            if (marks[e.slot] == was) {
+                marks[e.slot] = kept;
+                now[now_n++] = e.slot;
+                moved_out[move_n] = g;
+                move_n += e.moved ? 1 : 0;
+            } else if ((found[k] & 0x80000000U) != 0) {
+                now[now_n++] = e.slot;
+                spawned[spawn_n++] = g;
             }
         }
-        for (const std::uint32_t s : p.visible) {
-            if (mark[s] != kept) {
-                despawns.push_back(s);
-            }
+        std::uint32_t* const gone = despawns.data();
+        std::size_t gone_n = 0;
+        for (const std::uint32_t s : before) {
+            gone[gone_n] = s;
+            gone_n += marks[s] != kept ? 1 : 0;
         }
-        p.visible.swap(now_visible);
+        view_at[viewer] = static_cast<std::uint32_t>(next_visible_size);
+        view_size[viewer] = static_cast<std::uint32_t>(now_n);
+        next_visible_size += now_n;
+        spawn_count = spawn_n;
+        move_count = move_n;
+        despawn_count = gone_n;
     }
 
-    void send_view(Player& p, TickReport& report) {
-        if (despawns.empty() && spawns.empty() && moves.empty()) {
+    void send_view(PlayerSink& sink, TickReport& report) {
+        if (despawn_count == 0 && spawn_count == 0 && move_count == 0) {
             return;
         }
-        PlayerSink& sink = *p.sink;
         sink.begin_update(tick);
-        for (const std::uint32_t s : despawns) {
-            sink.despawn(info[s].id);
+        for (std::size_t k = 0; k < despawn_count; ++k) {
+            sink.despawn(info[despawns[k]].id);
         }
-        for (const std::uint32_t s : spawns) {
-            sink.spawn(view(s));
+        for (std::size_t k = 0; k < spawn_count; ++k) {
+            sink.spawn(view(grid.payload(spawns[k]).slot));
         }
-        for (const std::uint32_t s : moves) {
-            sink.move(info[s].id, at[s], heading[s]);
+        const GridEntry* const entries = grid.payloads();
+        const std::uint32_t* const moved_in = moves.data();
+        for (std::size_t k = 0; k < move_count; ++k) {
+            const GridEntry& e = entries[moved_in[k]];
+            sink.move(e.id, e.at, e.heading);
         }
         sink.end_update();
-        report.despawns += despawns.size();
-        report.spawns += spawns.size();
-        report.moves += moves.size();
+        report.despawns += despawn_count;
+        report.spawns += spawn_count;
+        report.moves += move_count;
         ++report.updates;
     }
 
@@ -448,6 +543,9 @@ std::optional<ZoneEntry> Zone::add_player(const PlayerState& state,
     State::Player p;
     p.slot = s;
     p.sink = std::move(sink);
+    z.sink_of[s] = p.sink.get();
+    z.view_at[s] = 0;
+    z.view_size[s] = 0;
     p.state = state;
     if (!z.inside(state.at) || !std::isfinite(state.heading)) {
         p.state.at = z.def.spawn;
@@ -460,7 +558,8 @@ std::optional<ZoneEntry> Zone::add_player(const PlayerState& state,
     if (stats.hp < 1 || stats.hp > stats.max_hp) {
         stats.hp = stats.max_hp;
     }
-    p.budget = z.budget_cap();
+    z.budget[s] = z.budget_cap();
+    z.dirty[s] = 0;
     p.chat_tokens = z.settings.chat_burst;
     p.chat_tick = z.tick;
     p.attack_tokens = 1;
@@ -510,6 +609,8 @@ std::optional<PlayerState> Zone::remove_player(EntityId entity) {
     }
     z.players.pop_back();
     z.info[s].player = kNone;
+    z.sink_of[s] = nullptr;
+    z.view_size[s] = 0;
     z.release(s);
     return out;
 }
@@ -534,11 +635,11 @@ PlayerSink* Zone::sink(EntityId entity) const {
 
 void Zone::move(EntityId entity, std::uint32_t seq, std::span<const Vec3> path) {
     State& z = *state_;
-    State::Player* p = z.player_of(entity);
-    if (p == nullptr) {
+    const std::uint32_t s = z.find(entity);
+    if (s == kNone || z.info[s].player == kNone) {
         return;
     }
-    const std::uint32_t s = p->slot;
+    float& budget = z.budget[s];
     Vec3 at = z.at[s];
     float heading = z.heading[s];
     bool walked = false;
@@ -552,19 +653,19 @@ void Zone::move(EntityId entity, std::uint32_t seq, std::span<const Vec3> path) 
             d = distance(at, to);
             if (k == 0 && d > z.settings.path_start_tolerance) {
                 refused = CorrectionReason::kBadStart;
-            } else if (d > p->budget) {
+            } else if (d > budget) {
                 refused = CorrectionReason::kTooFast;
             }
         }
         if (refused) {
-            p->sink->correction(seq, at, heading, *refused);
+            z.sink_of[s]->correction(seq, at, heading, *refused);
             break;
         }
-        p->budget -= d;
+        budget -= d;
         const float dx = to.x - at.x;
         const float dy = to.y - at.y;
         if (dx != 0 || dy != 0) {
-            heading = std::atan2(dy, dx);
+            heading = heading_of(dy, dx);
         }
         walked = walked || !(to == at);
         at = to;
@@ -573,7 +674,7 @@ void Zone::move(EntityId entity, std::uint32_t seq, std::span<const Vec3> path) 
         z.at[s] = at;
         z.heading[s] = heading;
         z.moved[s] = 1;
-        p->dirty = true;
+        z.dirty[s] = 1;
     }
 }
 
@@ -584,7 +685,7 @@ void Zone::target_hp(EntityId entity, EntityId target) {
         return;
     }
     const std::uint32_t t = z.find(target);
-    if (t == kNone || !z.info[t].alive || (t != p->slot && !contains(p->visible, t))) {
+    if (t == kNone || !z.info[t].alive || (t != p->slot && !z.sees(p->slot, t))) {
         p->sink->refused(Request::kTargetHp, WorldError::kNoSuchTarget, 0);
         return;
     }
@@ -599,7 +700,7 @@ void Zone::attack(EntityId entity, EntityId target) {
     }
     const std::uint32_t t = z.find(target);
     // Only NPCs can be attacked: another character, or oneself, is no target.
-    if (t == kNone || z.info[t].npc == kNone || !z.info[t].alive || !contains(p->visible, t)) {
+    if (t == kNone || z.info[t].npc == kNone || !z.info[t].alive || !z.sees(p->slot, t)) {
         p->sink->refused(Request::kAttack, WorldError::kNoSuchTarget, 0);
         return;
     }
@@ -616,11 +717,11 @@ void Zone::attack(EntityId entity, EntityId target) {
     const std::uint32_t hp = i.hp;
     const std::uint32_t max_hp = i.max_hp;
     // The attacker sees the target (checked above), so it is among the viewers.
-    z.for_each_viewer(t, [&](State::Player& v) { v.sink->hp_update(target, hp, max_hp, entity); });
+    z.for_each_viewer(t, [&](PlayerSink& v) { v.hp_update(target, hp, max_hp, entity); });
     if (hp > 0) {
         return;
     }
-    z.for_each_viewer(t, [&](State::Player& v) { v.sink->death(target, entity); });
+    z.for_each_viewer(t, [&](PlayerSink& v) { v.death(target, entity); });
     // Out of the grid from the next tick (its viewers get a despawn); back after respawn_s, at
     // least one tick later so that the despawn is sent before the spawn.
     State::Npc& n = z.npcs[i.npc];
@@ -659,8 +760,7 @@ void Zone::chat(EntityId entity, ChatChannel channel, std::string_view text) {
         return;
     }
     p->sink->chat(channel, entity, name, text);
-    z.for_each_viewer(p->slot,
-                      [&](State::Player& v) { v.sink->chat(channel, entity, name, text); });
+    z.for_each_viewer(p->slot, [&](PlayerSink& v) { v.chat(channel, entity, name, text); });
 }
 
 void Zone::notice(NoticeKind kind, std::string_view text) {
@@ -682,10 +782,18 @@ TickReport Zone::tick() {
     z.rebuild_grid();
     TickReport report;
     report.tick = z.tick;
-    for (State::Player& p : z.players) {
-        z.diff_view(p);
-        z.send_view(p, report);
+    const auto& viewers = z.viewers;
+    for (std::size_t i = 0; i < viewers.size(); ++i) {
+        // The sinks a few places ahead are anywhere in the heap: fetch them while this view is
+        // worked out.
+        if (i + 4 < viewers.size()) {
+            __builtin_prefetch(z.sink_of[z.grid.payload(viewers[i + 4]).slot]);
+        }
+        const std::uint32_t slot = z.grid.payload(viewers[i]).slot;
+        z.diff_view(slot, viewers[i]);
+        z.send_view(*z.sink_of[slot], report);
     }
+    z.visible.swap(z.next_visible);
     std::fill(z.moved.begin(), z.moved.end(), 0);
     z.free_slots.insert(z.free_slots.end(), z.freed_slots.begin(), z.freed_slots.end());
     z.freed_slots.clear();
@@ -697,10 +805,10 @@ TickReport Zone::tick() {
 void Zone::collect_saves(std::vector<store::CharacterSave>& out, bool all) {
     State& z = *state_;
     for (State::Player& p : z.players) {
-        if (!p.dirty && !all) {
+        if (z.dirty[p.slot] == 0 && !all) {
             continue;
         }
-        p.dirty = false;
+        z.dirty[p.slot] = 0;
         store::CharacterSave save;
         save.id = p.state.character_id;
         store::CharacterStats stats = p.state.stats;
