@@ -23,7 +23,6 @@ using client::Client;
 using namespace std::chrono_literals;
 
 constexpr const char* kAdmin = "abuse-world-admin";
-constexpr const char* kPassword = "long enough password";
 
 class AbusePacketWorld : public ::testing::Test {
 protected:
@@ -35,27 +34,9 @@ protected:
 
     std::uint16_t port() const { return server_->app().server().bound_port("packet"); }
 
-    /// A connection logged in as a new account `name`.
-    Client logged_in(const std::string& name) {
-        auto r = api_request(server_->port(), "POST", "/api/v1/accounts",
-                             R"({"username":")" + name + R"(","password":")" + kPassword + R"("})",
-                             kAdmin);
-        EXPECT_EQ(r.status, 201) << r.body;
-        Client c(client::ClientOptions{.timeout = 10s, .max_unread_packets = 4096});
-        EXPECT_TRUE(c.connect("127.0.0.1", port()).ok());
-        EXPECT_TRUE(c.login_password(name, kPassword).ok());
-        return c;
-    }
-
     /// A new account `name` with its character (`name` capitalised) in the world.
     WorldPlayer play(const std::string& name) {
-        auto c = logged_in(name);
-        std::string character = name;
-        character[0] = static_cast<char>(character[0] - 'a' + 'A');
-        auto made = c.create_character(character, {});
-        EXPECT_TRUE(made.ok()) << (made.ok() ? "" : made.error().message);
-        EXPECT_TRUE(c.select_character(made.ok() ? made->id : 0).ok());
-        WorldPlayer p(std::move(c));
+        WorldPlayer p(std::move(selected(server_->port(), port(), kAdmin, name).client));
         EXPECT_TRUE(p.enter().ok());
         return p;
     }
@@ -96,14 +77,16 @@ void expect_world_refused(Client& c, wire::ErrorCode code, bool with_enter) {
 
 TEST_F(AbusePacketWorld, WorldPacketsOutOfTheirStateAreRefusedAndTheConnectionGoesOn) {
     start();
-    auto r = api_request(server_->port(), "POST", "/api/v1/accounts",
-                         R"({"username":"tess","password":")" + std::string(kPassword) + R"("})",
-                         kAdmin);
-    ASSERT_EQ(r.status, 201) << r.body;
+    ASSERT_EQ(
+        api_request(server_->port(), "POST", "/api/v1/accounts",
+                    R"({"username":"tess","password":")" + std::string(kWorldPassword) + R"("})",
+                    kAdmin)
+            .status,
+        201);
     Client c(client::ClientOptions{.timeout = 10s, .max_unread_packets = 4096});
     ASSERT_TRUE(c.connect("127.0.0.1", port()).ok());
     expect_world_refused(c, wire::ErrorCode::kNotLoggedIn, true);
-    ASSERT_TRUE(c.login_password("tess", kPassword).ok());
+    ASSERT_TRUE(c.login_password("tess", kWorldPassword).ok());
     expect_world_refused(c, wire::ErrorCode::kNoCharacterSelected, true);
     auto made = c.create_character("Tess", {});
     ASSERT_TRUE(made.ok());

@@ -28,48 +28,16 @@ using client::Client;
 using namespace std::chrono_literals;
 
 constexpr const char* kAdminToken = "packet-world-admin";
-constexpr const char* kPassword = "long enough password";
 
 bool near(wire::Vec3 a, wire::Vec3 b) {
     return std::abs(a.x - b.x) < 1e-3F && std::abs(a.y - b.y) < 1e-3F &&
            std::abs(a.z - b.z) < 1e-3F;
 }
 
-struct Selected {
-    Client client;
-    client::SelectedCharacter character;
-};
-
-/// An account `name` (lower case) with one character, `name` capitalised, selected on a logged-in
-/// connection to `port` (made first unless `create` is false); `http` is the server's API port.
+/// `name`'s character selected (made first unless `create` is false).
 Selected selected(std::uint16_t http, std::uint16_t port, const std::string& name,
                   bool create = true) {
-    if (create) {
-        auto r = api_request(http, "POST", "/api/v1/accounts",
-                             R"({"username":")" + name + R"(","password":")" + kPassword + R"("})",
-                             kAdminToken);
-        EXPECT_EQ(r.status, 201) << r.body;
-    }
-    Client c(client::ClientOptions{.timeout = 10s, .max_unread_packets = 4096});
-    auto s = c.connect("127.0.0.1", port);
-    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
-    auto l = c.login_password(name, kPassword);
-    EXPECT_TRUE(l.ok()) << (l.ok() ? "" : l.error().message);
-    std::string character = name;
-    character[0] = static_cast<char>(character[0] - 'a' + 'A');
-    std::uint64_t id = 0;
-    if (create) {
-        auto made = c.create_character(character, {});
-        EXPECT_TRUE(made.ok()) << (made.ok() ? "" : made.error().message);
-        id = made.ok() ? made->id : 0;
-    } else {
-        auto list = c.list_characters();
-        EXPECT_TRUE(list.ok() && list->size() == 1);
-        id = list.ok() && !list->empty() ? (*list)[0].id : 0;
-    }
-    auto sel = c.select_character(id);
-    EXPECT_TRUE(sel.ok()) << (sel.ok() ? "" : sel.error().message);
-    return {std::move(c), sel.ok() ? *sel : client::SelectedCharacter{}};
+    return test::selected(http, port, kAdminToken, name, create);
 }
 
 class PacketWorld : public StoreBackendTest {
