@@ -3,8 +3,9 @@
 // the test's own (support/packet_world.hpp), spoken through the C++ client library: two players
 // see each other's spawn, moves and despawn; a speed hack is corrected; whisper across zones;
 // a change of zone; an NPC attacked until it dies, and back; logout and login restore the
-// position; a takeover in the world; an operator's kick and notice; and a kill -9 of the server
-// process loses no more than the save interval. Every test runs on SQLite and on PostgreSQL.
+// position; a takeover in the world; an operator's kick and notice; the world module disabled and
+// enabled under its players; and a kill -9 of the server process loses no more than the save
+// interval. Every test runs on SQLite and on PostgreSQL.
 
 #include <csignal>
 #include <fstream>
@@ -362,6 +363,32 @@ TEST_P(PacketWorld, AnOperatorKicksAndSendsNotices) {
     r = api_request(server_->port(), "POST", kick, "", kAdminToken);
     EXPECT_EQ(r.status, 404) << r.body;
     EXPECT_EQ(metric("hearth_packet_errors_total", {{"code", "kicked"}}), 1);
+}
+
+TEST_P(PacketWorld, DisablingTheWorldSavesAndClosesItsPlayersAndRefusesNewEntries) {
+    start();
+    auto a = play("tamsin");
+    a.move({{501, 500, 0}, {502, 500, 0}});
+    ASSERT_TRUE(a.client.send(wire::TargetHpRequest{.entity = a.entry.entity}).ok());
+    ASSERT_TRUE(a.next<wire::TargetHp>());  // the move before it was handled
+    auto r = api_request(server_->port(), "POST", "/api/v1/modules/world/disable", "", kAdminToken);
+    ASSERT_LT(r.status, 300) << r.body;
+    // Told why (no request answered), then closed.
+    ASSERT_TRUE(a.got_error(wire::ErrorCode::kShuttingDown, 0));
+    ASSERT_TRUE(a.until([&] { return a.closed; }));
+    // The packet module goes on: the character is where it stood, and the world says it is off.
+    auto again = selected(server_->port(), port(), "tamsin", false);
+    EXPECT_TRUE(near(again.character.position.at, {502, 500, 0}));
+    auto enter = again.client.call(wire::EnterWorldRequest{});
+    ASSERT_FALSE(enter.ok());
+    EXPECT_TRUE(enter.error().is(wire::ErrorCode::kUnavailable)) << enter.error().name();
+    EXPECT_EQ(enter.error().detail, static_cast<std::uint32_t>(wire::Unavailable::kNotServed));
+    // Enabled again: in the world again.
+    r = api_request(server_->port(), "POST", "/api/v1/modules/world/enable", "", kAdminToken);
+    ASSERT_LT(r.status, 300) << r.body;
+    WorldPlayer back(std::move(again.client));
+    ASSERT_TRUE(back.enter().ok());
+    EXPECT_TRUE(near(back.entry.at, {502, 500, 0}));
 }
 
 /// The position the store holds for `character`, through the operator API (it reads the store).
