@@ -593,9 +593,16 @@ private:
         }
     }
 
-    void on_message(const wire::CharacterListRequest&, std::uint16_t type) {
+    /// A character packet in the world: refused (the character stays in play as it is).
+    bool refused_in_world(std::uint16_t type) {
         if (in_world_) {
             send_error(wire::ErrorCode::kAlreadyInWorld, type);
+        }
+        return in_world_;
+    }
+
+    void on_message(const wire::CharacterListRequest&, std::uint16_t type) {
+        if (refused_in_world(type)) {
             return;
         }
         using Records = std::vector<store::CharacterRecord>;
@@ -616,8 +623,7 @@ private:
     }
 
     void on_message(const wire::CreateCharacterRequest& m, std::uint16_t type) {
-        if (in_world_) {
-            send_error(wire::ErrorCode::kAlreadyInWorld, type);
+        if (refused_in_world(type)) {
             return;
         }
         waiting_ = true;
@@ -639,8 +645,7 @@ private:
     }
 
     void on_message(const wire::DeleteCharacterRequest& m, std::uint16_t type) {
-        if (in_world_) {
-            send_error(wire::ErrorCode::kAlreadyInWorld, type);
+        if (refused_in_world(type)) {
             return;
         }
         // A character in play (selected here or on another connection of the account) stays: it
@@ -663,8 +668,7 @@ private:
     }
 
     void on_message(const wire::SelectCharacterRequest& m, std::uint16_t type) {
-        if (in_world_) {
-            send_error(wire::ErrorCode::kAlreadyInWorld, type);
+        if (refused_in_world(type)) {
             return;
         }
         waiting_ = true;
