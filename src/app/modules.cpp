@@ -66,10 +66,10 @@ std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
             return static_cast<std::uint32_t>(
                 config.get<characters::CharactersConfig>().start_zone);
         });
-    [[maybe_unused]] auto& world_service = world->service();
+    auto& world_service = world->service();
     modules.push_back(std::move(world));
-    modules.push_back(
-        std::make_unique<frontends::packet::PacketModule>(context, character_service));
+    modules.push_back(std::make_unique<frontends::packet::PacketModule>(context, character_service,
+                                                                        world_service));
     return modules;
 }
 
