@@ -1,6 +1,5 @@
 #include "bench/bench.hpp"
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <condition_variable>
 #include <csignal>
@@ -13,6 +12,8 @@
 #include <boost/json/value.hpp>
 #include <fmt/format.h>
 #include <signal.h>
+
+#include "common/run_support.hpp"
 
 namespace hearth::bench {
 
@@ -218,17 +219,7 @@ Snapshot Bench::snapshot() {
 }
 
 std::optional<core::ProcessStats> Bench::server() const {
-    if (options_.server_pid <= 0) {
-        return std::nullopt;
-    }
-    if (::kill(options_.server_pid, 0) != 0 && errno != EPERM) {
-        return std::nullopt;
-    }
-    auto stats = core::read_process_stats(options_.server_pid);
-    if (stats.resident_bytes == 0) {
-        return std::nullopt;  // gone between the check and the read
-    }
-    return stats;
+    return tools::sample_process(options_.server_pid);
 }
 
 void Bench::fill_window(Report& report, const Snapshot& begin, const Snapshot& end) {
