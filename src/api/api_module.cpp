@@ -56,7 +56,12 @@ void ApiModule::start(const core::Config& config) {
              {"GET", "/api/v1/characters/{id}"},
              {"POST", "/api/v1/characters/{id}/rename"},
              {"POST", "/api/v1/characters/{id}/move-to-safe-spot"},
-             {"POST", "/api/v1/characters/{id}/restore"}}) {
+             {"POST", "/api/v1/characters/{id}/restore"},
+             {"GET", "/api/v1/world/zones"},
+             {"GET", "/api/v1/world/zones/{id}/entities"},
+             {"POST", "/api/v1/world/characters/{id}/kick"},
+             {"POST", "/api/v1/world/zones/{id}/notice"},
+             {"POST", "/api/v1/world/notice"}}) {
         api_->note_external(method, path, Access::kAdmin);
     }
     api_->install();

@@ -10,6 +10,7 @@
 #include "frontends/native/native_module.hpp"
 #include "frontends/packet/packet_module.hpp"
 #include "logs/logs_module.hpp"
+#include "world/world_module.hpp"
 
 namespace hearth::app {
 
@@ -37,6 +38,7 @@ void add_module_sections(core::ConfigSchema& schema) {
     schema.add<frontends::packet::PacketConfig>();
     schema.add<logs::LogsConfig>();
     schema.add<characters::CharactersConfig>();
+    schema.add<world::WorldConfig>();
 }
 
 std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
@@ -55,8 +57,19 @@ std::vector<std::unique_ptr<Module>> make_modules(ModuleContext& context) {
     auto characters = std::make_unique<characters::CharactersModule>(context);
     auto& character_service = characters->service();
     modules.push_back(std::move(characters));
-    modules.push_back(
-        std::make_unique<frontends::packet::PacketModule>(context, character_service));
+    // The world: it needs the characters module (saves), and front-ends are given `service()`,
+    // which refuses entries (world_disabled) while the module is not running. Added before the
+    // front-ends so that at shutdown they close their connections (and their characters leave)
+    // before the world stops and saves the rest.
+    auto world = std::make_unique<world::WorldModule>(
+        context, character_service, [](const core::Config& config) {
+            return static_cast<std::uint32_t>(
+                config.get<characters::CharactersConfig>().start_zone);
+        });
+    auto& world_service = world->service();
+    modules.push_back(std::move(world));
+    modules.push_back(std::make_unique<frontends::packet::PacketModule>(context, character_service,
+                                                                        world_service));
     return modules;
 }
 

@@ -113,12 +113,14 @@ TEST(Modules, TheListShowsEveryModuleToAdminsOnly) {
         EXPECT_TRUE(m.at("needs").is_array()) << name;
         EXPECT_TRUE(m.at("counters").is_object()) << name;
         EXPECT_EQ(m.at("can_disable").as_bool(), name != "api") << name;
-        EXPECT_EQ(std::string(m.at("state").as_string()),
-                  name == "moonshare" || name == "characters" ? "disabled" : "running")
+        EXPECT_EQ(
+            std::string(m.at("state").as_string()),
+            name == "moonshare" || name == "characters" || name == "world" ? "disabled" : "running")
             << name;
     }
     EXPECT_EQ(names, (std::vector<std::string>{"api", "logs", "native", "homestead", "hunterpie",
-                                               "dracosoft", "moonshare", "characters", "packet"}));
+                                               "dracosoft", "moonshare", "characters", "world",
+                                               "packet"}));
 
     // Each door says which tokens it takes: Homestead API keys of scope homestead and no
     // session; native the sessions of [native] session_roles too.

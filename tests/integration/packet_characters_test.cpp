@@ -484,12 +484,15 @@ TEST_P(PacketCharacters, WorldPacketsFollowTheStates) {
     auto ned = c.create_character("Nedda", {});
     ASSERT_TRUE(ned.ok());
     ASSERT_TRUE(c.select_character(ned->id).ok());
-    // Selected: not in the world yet, and the world is not served by this version.
+    // Selected: not in the world yet, and the world module is disabled (the fixture's default).
     expect_refused(c.call(wire::TargetHpRequest{.entity = 1}), wire::ErrorCode::kNotInWorld);
     auto enter = c.call(wire::EnterWorldRequest{});
     expect_refused(enter, wire::ErrorCode::kUnavailable,
                    static_cast<std::uint32_t>(wire::Unavailable::kNotServed));
-    EXPECT_EQ(enter.error().message, "The world is not served yet");
+    EXPECT_EQ(enter.error().message, "The world is disabled on this server");
+    // Refused: still not in the world, and the connection goes on.
+    expect_refused(c.call(wire::TargetHpRequest{.entity = 1}), wire::ErrorCode::kNotInWorld);
+    EXPECT_TRUE(c.list_characters().ok());
 }
 
 HEARTH_INSTANTIATE_STORE_BACKENDS(PacketCharacters);

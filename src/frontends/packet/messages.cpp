@@ -115,6 +115,8 @@ std::string_view error_text(ErrorCode code) noexcept {
             return "Internal error";
         case ErrorCode::kCharacterInUse:
             return "Character is in play on a connection";
+        case ErrorCode::kKicked:
+            return "Removed from the world by an operator";
     }
     return "unknown error";
 }
@@ -152,6 +154,7 @@ std::string_view error_name(ErrorCode code) noexcept {
         "idle_timeout",
         "internal_error",
         "character_in_use",
+        "kicked",
     };
     const auto i = static_cast<std::size_t>(code);
     return i >= 1 && i <= std::size(kNames) ? kNames[i - 1] : std::string_view("unknown");

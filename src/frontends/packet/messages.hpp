@@ -114,9 +114,10 @@ enum class ErrorCode : std::uint16_t {
     kIdleTimeout = 28,          // nothing received for the idle timeout; closes
     kInternalError = 29,        // the server failed; the request had no effect
     kCharacterInUse = 30,       // a delete of a character selected on a connection
+    kKicked = 31,               // an operator took the character out of the world; closes
 };
 /// The highest code this version knows (the codes run from 1 without gaps).
-inline constexpr ErrorCode kLastErrorCode = ErrorCode::kCharacterInUse;
+inline constexpr ErrorCode kLastErrorCode = ErrorCode::kKicked;
 
 /// The default English message of `code`; "unknown error" for a value this version does not know.
 std::string_view error_text(ErrorCode code) noexcept;

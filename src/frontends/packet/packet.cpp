@@ -5,12 +5,14 @@
 #include <deque>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
 #include <hearth/stream.hpp>
+#include <hearth/world.hpp>
 
 #include "auth/access_policy.hpp"
 #include "auth/account_service.hpp"
@@ -18,6 +20,8 @@
 #include "core/post.hpp"
 #include "frontends/packet/codec.hpp"
 #include "frontends/packet/messages.hpp"
+#include "frontends/packet/send.hpp"
+#include "frontends/packet/world_sink.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
 
@@ -98,18 +102,6 @@ bool known_to_server(std::uint16_t type) {
     return any_opcode(type, static_cast<wire::ToServerMessages*>(nullptr));
 }
 
-/// At most `max` bytes of `text`, cut at a UTF-8 character boundary.
-std::string_view utf8_prefix(std::string_view text, std::size_t max) {
-    if (text.size() <= max) {
-        return text;
-    }
-    std::size_t n = max;
-    while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) {
-        --n;
-    }
-    return text.substr(0, n);
-}
-
 /// Seconds to report for a wait, rounded up: a client that waits that long is let in.
 std::uint32_t seconds_up(std::chrono::milliseconds wait) {
     const auto s = (wait.count() + 999) / 1000;
@@ -126,10 +118,6 @@ To narrow(From v) {
     using U = std::make_unsigned_t<From>;
     return static_cast<U>(v) > std::numeric_limits<To>::max() ? std::numeric_limits<To>::max()
                                                               : static_cast<To>(v);
-}
-
-wire::Looks looks_of(const store::CharacterLooks& l) {
-    return {.body = l.body, .face = l.face, .hair = l.hair, .hair_color = l.hair_color};
 }
 
 /// A character as listed; its name views `c`'s.
@@ -230,8 +218,15 @@ struct PacketFrontend::Shared {
     };
 
     Shared(core::ShardSet s, auth::AccountService& a, characters::CharacterService& ch,
-           core::MetricsRegistry& m, const PacketConfig& c)
-        : shards(s), accounts(a), characters(ch), metrics(m), config(c), on_shard(s.size()) {
+           world::WorldService& w, core::MetricsRegistry& m, const PacketConfig& c)
+        : shards(s),
+          accounts(a),
+          characters(ch),
+          world(w),
+          metrics(m),
+          config(c),
+          send_counters(std::make_shared<const SendCounters>(m)),
+          on_shard(s.size()) {
         for (std::size_t i = 0; i < kClassNames.size(); ++i) {
             packets_in[i] =
                 &m.counter("hearth_packet_packets_total",
@@ -252,11 +247,6 @@ struct PacketFrontend::Shared {
                                          {{"rule", "character"}});
         account_takeovers = &m.counter("hearth_packet_takeovers_total", std::string(kTakeovers),
                                        {{"rule", "account"}});
-        for (std::size_t i = 1; i < errors_sent.size(); ++i) {
-            errors_sent[i] = &m.counter(
-                "hearth_packet_errors_total", "Error packets sent to game clients, by code.",
-                {{"code", std::string(wire::error_name(static_cast<wire::ErrorCode>(i)))}});
-        }
         logged_in = &m.gauge("hearth_packet_logged_in", "Game connections logged in.");
         selected = &m.gauge("hearth_packet_characters_selected",
                             "Characters selected on a game connection (one connection each).");
@@ -268,24 +258,10 @@ struct PacketFrontend::Shared {
                                "or the error code's name).",
                                {{"method", std::string(method)}, {"result", std::string(result)}});
     }
-    // Looked up once: a client can make the server send 200 errors a second per connection, and
-    // a registry lookup takes the registry's lock, which a scrape holds while it formats.
-    core::Counter& error_sent(wire::ErrorCode code) {
-        return *errors_sent.at(static_cast<std::size_t>(code));
-    }
-
     /// One Error packet, counted; `message` replaces the code's default text.
     SharedPayload error_packet(wire::ErrorCode code, std::uint16_t opcode, std::uint32_t detail,
                                std::string_view message = {}) {
-        std::string out;
-        const wire::Error e{.code = code,
-                            .opcode = opcode,
-                            .detail = detail,
-                            .message = message.empty() ? wire::error_text(code) : message};
-        (void)wire::encode(out, e);  // within every bound: the texts are short
-        error_sent(code).inc();
-        packets_out[static_cast<std::size_t>(OpcodeClass::kSession)]->inc();
-        return make_binary(std::move(out));
+        return packet::error_packet(*send_counters, code, opcode, detail, message);
     }
 
     void join(std::size_t shard, Member* m, const StreamConnectionPtr& c) {
@@ -380,11 +356,11 @@ struct PacketFrontend::Shared {
     core::ShardSet shards;
     auth::AccountService& accounts;
     characters::CharacterService& characters;
+    world::WorldService& world;
     core::MetricsRegistry& metrics;
     PacketConfig config;
+    std::shared_ptr<const SendCounters> send_counters;  // shared with the world's sinks
     std::array<core::Counter*, kClassNames.size()> packets_in{};
-    // By error code (index 0 unused: no code is 0).
-    std::array<core::Counter*, static_cast<std::size_t>(wire::kLastErrorCode) + 1> errors_sent{};
     std::array<core::Counter*, kClassNames.size()> packets_out{};
     core::Counter* character_takeovers = nullptr;
     core::Counter* account_takeovers = nullptr;
@@ -419,10 +395,11 @@ using Shared = PacketFrontend::Shared;
 /// One game connection. Runs on: its connection's io thread (every callback, every completion
 /// posted back, its sweep). Owned by: the network layer, until `on_close`.
 ///
-/// Packets are handled strictly in order: while a login or a character request is being answered
-/// the later bytes wait unparsed (reading pauses past kMaxHeldBytes), and the answer resumes the
-/// loop.
-class PacketConnection final : public StreamHandler, public Shared::Member {
+/// Packets are handled strictly in order: while a login, a character request or an entry into the
+/// world is being answered the later bytes wait unparsed (reading pauses past kMaxHeldBytes), and
+/// the answer resumes the loop. In the world, requests go to the character's Player, which keeps
+/// their order, and are not waited for.
+class PacketConnection final : public StreamHandler, public Shared::Member, public WorldSinkOwner {
 public:
     explicit PacketConnection(std::shared_ptr<Shared> shared)
         : shared_(std::move(shared)),
@@ -447,6 +424,8 @@ public:
 
     void on_close() override {
         closed_ = true;
+        // Out of the world (its position saved); its sink drops what the world still says.
+        player_.reset();
         shared_->leave(shard_, this, connection_->id());
         if (character_id_ != 0) {
             shared_->release(character_id_, connection_->id());
@@ -585,8 +564,13 @@ private:
     void on_message(const wire::Alive&, std::uint16_t) {}  // the clock was reset above
 
     void on_message(const wire::LogoutRequest&, std::uint16_t) {
-        send(wire::LogoutReply{});
         done_ = true;
+        if (in_world_) {
+            // The sink answers LogoutReply and closes once the world saved the character (`left`).
+            player_->leave(world::LeaveReason::kLogout);
+            return;
+        }
+        send(wire::LogoutReply{});
         connection_->close();
     }
 
@@ -610,6 +594,10 @@ private:
     }
 
     void on_message(const wire::CharacterListRequest&, std::uint16_t type) {
+        if (in_world_) {
+            send_error(wire::ErrorCode::kAlreadyInWorld, type);
+            return;
+        }
         using Records = std::vector<store::CharacterRecord>;
         waiting_ = true;
         shared_->characters.list(account_id_,
@@ -628,6 +616,10 @@ private:
     }
 
     void on_message(const wire::CreateCharacterRequest& m, std::uint16_t type) {
+        if (in_world_) {
+            send_error(wire::ErrorCode::kAlreadyInWorld, type);
+            return;
+        }
         waiting_ = true;
         shared_->characters.create(
             account_id_,
@@ -647,6 +639,10 @@ private:
     }
 
     void on_message(const wire::DeleteCharacterRequest& m, std::uint16_t type) {
+        if (in_world_) {
+            send_error(wire::ErrorCode::kAlreadyInWorld, type);
+            return;
+        }
         // A character in play (selected here or on another connection of the account) stays: it
         // would vanish under its player. Another account's character is not looked up here, so
         // its answer stays no_such_character whoever plays it.
@@ -667,6 +663,10 @@ private:
     }
 
     void on_message(const wire::SelectCharacterRequest& m, std::uint16_t type) {
+        if (in_world_) {
+            send_error(wire::ErrorCode::kAlreadyInWorld, type);
+            return;
+        }
         waiting_ = true;
         shared_->characters.select(account_id_, m.character_id,
                                    back_here<Result<store::CharacterRecord>>(
@@ -677,23 +677,72 @@ private:
                                            }
                                            take(r->id);
                                            send(selected_of(*r));
+                                           // What the world is given at entry.
+                                           selected_ = std::move(*r);
                                        }));
     }
 
-    // The world's opcodes: the states of docs/protocol/packets.md hold already; entering the
-    // world waits for the world (issue 20).
+    // The world's opcodes, in the states of docs/protocol/packets.md.
     template <class M>
-    void on_message(const M&, std::uint16_t type) {
+    void on_message(const M& m, std::uint16_t type) {
         if (character_id_ == 0) {
             send_error(wire::ErrorCode::kNoCharacterSelected, type);
+        } else if (in_world_) {
+            in_world(m, type);
         } else if constexpr (std::is_same_v<M, wire::EnterWorldRequest>) {
-            send_error(wire::ErrorCode::kUnavailable, type,
-                       static_cast<std::uint32_t>(wire::Unavailable::kNotServed),
-                       "The world is not served yet");
+            enter_world();
         } else {
             send_error(wire::ErrorCode::kNotInWorld, type);
         }
     }
+
+    /// Puts the selected character into the world; the packets after the request wait for its
+    /// answer (WorldEntered or an Error, from the sink, which then calls world_entered or
+    /// world_enter_refused here).
+    void enter_world() {
+        waiting_ = true;
+        auto sink = std::make_shared<WorldSink>(connection_, shared_->shards, shard_,
+                                                shared_->send_counters, decoder_.max_packet_bytes(),
+                                                *this, alive_);
+        player_ = shared_->world.enter(*selected_, std::move(sink));
+    }
+
+    void world_entered() override {
+        if (closed_ || done_) {
+            return;
+        }
+        in_world_ = true;
+        end_wait();
+    }
+
+    void world_enter_refused() override {
+        if (closed_ || done_) {
+            return;
+        }
+        player_.reset();
+        end_wait();
+    }
+
+    // In the world: each request goes to the Player, whose answers and refusals come through the
+    // sink.
+    void in_world(const wire::EnterWorldRequest&, std::uint16_t type) {
+        send_error(wire::ErrorCode::kAlreadyInWorld, type);
+    }
+    void in_world(const wire::ChangeMapRequest& m, std::uint16_t) { player_->change_zone(m.zone); }
+    void in_world(const wire::MoveIntent& m, std::uint16_t) {
+        std::array<world::Vec3, wire::kMaxPathPoints> path;
+        for (std::size_t i = 0; i < m.count; ++i) {
+            path[i] = {.x = m.points[i].x, .y = m.points[i].y, .z = m.points[i].z};
+        }
+        player_->move(m.seq, std::span(path.data(), m.count));
+    }
+    void in_world(const wire::TargetHpRequest& m, std::uint16_t) { player_->target_hp(m.entity); }
+    void in_world(const wire::AttackRequest& m, std::uint16_t) { player_->attack(m.target); }
+    void in_world(const wire::RespawnRequest&, std::uint16_t) { player_->respawn(); }
+    void in_world(const wire::ChatSend& m, std::uint16_t) {
+        player_->chat(static_cast<world::ChatChannel>(m.channel), m.text);
+    }
+    void in_world(const wire::WhisperSend& m, std::uint16_t) { player_->whisper(m.to, m.text); }
 
     /// `character` is this connection's now: one selected before is let go, and a connection
     /// that held it is taken over (told why, then closed: its own thread sees the close).
@@ -904,8 +953,11 @@ private:
     std::size_t shard_ = 0;
     Clock::time_point opened_{};
     Clock::time_point last_packet_{};
-    std::uint64_t account_id_ = 0;    // set once logged in (account ids start at 1)
-    std::uint64_t character_id_ = 0;  // the selected character (ids start at 1)
+    std::uint64_t account_id_ = 0;                    // set once logged in (account ids start at 1)
+    std::uint64_t character_id_ = 0;                  // the selected character (ids start at 1)
+    std::optional<store::CharacterRecord> selected_;  // as the character service selected it
+    std::unique_ptr<world::Player> player_;           // from an EnterWorldRequest on
+    bool in_world_ = false;                           // WorldEntered was sent
     std::string account_name_;
     std::string session_token_;  // a password login's session, revoked at close
     std::string held_;           // bytes received while a request is answered
@@ -920,9 +972,9 @@ private:
 }  // namespace
 
 PacketFrontend::PacketFrontend(core::ShardSet shards, auth::AccountService& accounts,
-                               characters::CharacterService& characters,
+                               characters::CharacterService& characters, world::WorldService& world,
                                core::MetricsRegistry& metrics, const PacketConfig& config)
-    : shared_(std::make_shared<Shared>(shards, accounts, characters, metrics, config)),
+    : shared_(std::make_shared<Shared>(shards, accounts, characters, world, metrics, config)),
       config_(config) {
     for (std::size_t i = 0; i < shards.size(); ++i) {
         sweeps_.push_back(shards.every(i, kSweepInterval, [s = shared_.get(), i] { s->sweep(i); }));

@@ -3,9 +3,10 @@
 // The game packet front-end (docs/protocol/packets.md): ROSE-framed binary packets over raw TCP.
 // This part serves the session (keep-alive, the idle and login deadlines, login by password or by
 // token against Hearth's accounts, logout) and the characters (list, create, delete, select on
-// the character service, one live game connection per character). The codec is codec.hpp and
-// messages.hpp; this file maps it onto stream connections and the two services. The world's
-// opcodes wait for the world (issue 20).
+// the character service, one live game connection per character) and the world (a character
+// enters it through the world service; its requests go to its Player, and what it sees comes back
+// through its PlayerSink, world_sink.hpp). The codec is codec.hpp and messages.hpp; this file
+// maps it onto stream connections and the three services.
 
 #include <cstdint>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <hearth/access_policy.hpp>
 #include <hearth/characters.hpp>
 #include <hearth/http.hpp>
+#include <hearth/world.hpp>
 
 #include "core/config.hpp"
 #include "core/shard_set.hpp"
@@ -122,13 +124,14 @@ const auth::AccessPolicy& access_policy();
 
 /// The packet front-end: its listener, the registry of selected characters (the takeover rule)
 /// and one idle sweep per io thread. Created and wired on the control thread; its connections run
-/// on the io threads, and the services' completions are posted back to them. `accounts` and
-/// `characters` must outlive every connection (the app destroys the network layer first).
+/// on the io threads, and the services' completions are posted back to them. `accounts`,
+/// `characters` and `world` must outlive every connection (the app destroys the network layer
+/// first).
 class PacketFrontend {
 public:
     PacketFrontend(core::ShardSet shards, auth::AccountService& accounts,
-                   characters::CharacterService& characters, core::MetricsRegistry& metrics,
-                   const PacketConfig& config);
+                   characters::CharacterService& characters, world::WorldService& world,
+                   core::MetricsRegistry& metrics, const PacketConfig& config);
     ~PacketFrontend();
     PacketFrontend(const PacketFrontend&) = delete;
     PacketFrontend& operator=(const PacketFrontend&) = delete;

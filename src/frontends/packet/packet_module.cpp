@@ -4,18 +4,21 @@
 
 namespace hearth::frontends::packet {
 
-PacketModule::PacketModule(ModuleContext& context, characters::CharacterService& characters)
+PacketModule::PacketModule(ModuleContext& context, characters::CharacterService& characters,
+                           world::WorldService& world)
     : SectionModule(context, {.name = "packet",
                               .version = std::string(util::kVersion),
                               .needs = {},
                               .config_section = "packet",
                               .topic_namespace = "",
                               .can_disable = true}),
-      characters_(characters) {}
+      characters_(characters),
+      world_(world) {}
 
 void PacketModule::start(const core::Config& config) {
-    frontend_ = std::make_unique<PacketFrontend>(context_.shards, context_.accounts, characters_,
-                                                 context_.metrics, config.get<PacketConfig>());
+    frontend_ =
+        std::make_unique<PacketFrontend>(context_.shards, context_.accounts, characters_, world_,
+                                         context_.metrics, config.get<PacketConfig>());
     frontend_->add_routes(routes());
     routes().open();
     set_doors({access_policy()});

@@ -7,13 +7,14 @@
 
 namespace hearth::frontends::packet {
 
-/// The game packet front-end as a module: its raw TCP listener, the logins of its connections and
-/// the character opcodes on the character service, and the takeover rule
-/// (docs/protocol/packets.md).
+/// The game packet front-end as a module: its raw TCP listener, the logins of its connections,
+/// the character opcodes on the character service, the world's on the world service, and the
+/// takeover rule (docs/protocol/packets.md).
 class PacketModule final : public core::SectionModule<PacketConfig> {
 public:
-    /// `characters` (the characters module's service) outlives the module.
-    PacketModule(ModuleContext& context, characters::CharacterService& characters);
+    /// `characters` and `world` (the characters and world modules' services) outlive the module.
+    PacketModule(ModuleContext& context, characters::CharacterService& characters,
+                 world::WorldService& world);
 
     void start(const core::Config& config) override;
     /// Tells every connection `shutting_down` before the routes are withdrawn.
@@ -24,6 +25,7 @@ private:
     void release() override;
 
     characters::CharacterService& characters_;
+    world::WorldService& world_;
     std::unique_ptr<PacketFrontend> frontend_;
 };
 

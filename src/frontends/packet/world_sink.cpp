@@ -1,0 +1,327 @@
+#include "frontends/packet/world_sink.hpp"
+#include <utility>
+
+#include "util/log.hpp"
+
+namespace hearth::frontends::packet {
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = util::logger("packet");
+    return l;
+}
+
+// One tick's update per thread. The world never interleaves two sinks' begin_update ..
+// end_update on one thread, so the sinks of a thread share it, and its lists keep their capacity
+// from tick to tick: filling it allocates nothing once the thread has seen its largest view.
+thread_local wire::WorldUpdate t_update;
+
+wire::Vec3 to_wire(world::Vec3 v) {
+    return {.x = v.x, .y = v.y, .z = v.z};
+}
+
+wire::ZoneEntry entry_of(const world::ZoneEntry& e) {
+    return {.zone = e.zone,
+            .zone_name = utf8_prefix(e.zone_name, wire::kMaxZoneNameBytes),
+            .width = e.width,
+            .height = e.height,
+            .entity = e.entity,
+            .at = to_wire(e.at),
+            .heading = e.heading,
+            .tick_hz = e.tick_hz,
+            .view_radius = e.view_radius,
+            .max_speed = e.max_speed};
+}
+
+/// The opcode of the packet a refusal answers.
+std::uint16_t opcode_of(world::Request r) {
+    using wire::Opcode;
+    switch (r) {
+        case world::Request::kEnter:
+            return static_cast<std::uint16_t>(Opcode::kEnterWorld);
+        case world::Request::kChangeZone:
+            return static_cast<std::uint16_t>(Opcode::kChangeMap);
+        case world::Request::kMove:
+            return static_cast<std::uint16_t>(Opcode::kMove);
+        case world::Request::kTargetHp:
+            return static_cast<std::uint16_t>(Opcode::kTargetHp);
+        case world::Request::kAttack:
+            return static_cast<std::uint16_t>(Opcode::kAttack);
+        case world::Request::kRespawn:
+            return static_cast<std::uint16_t>(Opcode::kRespawn);
+        case world::Request::kChat:
+            return static_cast<std::uint16_t>(Opcode::kChat);
+        case world::Request::kWhisper:
+            return static_cast<std::uint16_t>(Opcode::kWhisper);
+    }
+    return 0;
+}
+
+}  // namespace
+
+WorldSink::WorldSink(StreamConnectionPtr connection, core::ShardSet shards, std::size_t shard,
+                     std::shared_ptr<const SendCounters> counters, std::size_t max_packet_bytes,
+                     WorldSinkOwner& owner, std::weak_ptr<int> owner_alive)
+    : connection_(std::move(connection)),
+      shards_(shards),
+      shard_(shard),
+      counters_(std::move(counters)),
+      max_packet_bytes_(max_packet_bytes),
+      owner_(&owner),
+      owner_alive_(std::move(owner_alive)) {}
+
+void WorldSink::entered(const world::ZoneEntry& entry, bool changed_zone) {
+    if (changed_zone) {
+        send(wire::MapChanged{.entry = entry_of(entry)});
+    } else {
+        send(wire::WorldEntered{.entry = entry_of(entry)}, Then::kEntered);
+    }
+}
+
+void WorldSink::begin_update(std::uint32_t tick) {
+    t_update.tick = tick;
+    t_update.more = false;
+    t_update.despawns.clear();
+    t_update.spawns.clear();
+    t_update.moves.clear();
+}
+
+void WorldSink::despawn(world::EntityId entity) {
+    t_update.despawns.push_back(entity);
+}
+
+void WorldSink::spawn(const world::EntityView& e) {
+    t_update.spawns.push_back({.entity = e.id,
+                               .kind = static_cast<wire::EntityKind>(e.kind),
+                               .model = e.model,
+                               .name = utf8_prefix(e.name, wire::kMaxCharacterNameBytes),
+                               .level = e.level,
+                               .at = to_wire(e.at),
+                               .heading = e.heading,
+                               .hp = e.hp,
+                               .max_hp = e.max_hp,
+                               .looks = looks_of(e.looks)});
+}
+
+void WorldSink::move(world::EntityId entity, world::Vec3 at, float heading) {
+    t_update.moves.push_back({.entity = entity, .at = to_wire(at), .heading = heading});
+}
+
+void WorldSink::end_update() {
+    if (gone_.load(std::memory_order_relaxed)) {
+        t_update.spawns.clear();  // its names view the world's strings, valid until we return
+        return;
+    }
+    std::string out;
+    // Each packet's header, tick, flags and counts (17 bytes); an entry never needs more than
+    // its fixed part and a name of the wire's bound.
+    out.reserve(17 + t_update.despawns.size() * 4 + t_update.spawns.size() * (41 + 2 + 32) +
+                t_update.moves.size() * 20);
+    const auto e = wire::encode_batched(out, t_update, max_packet_bytes_);
+    t_update.spawns.clear();
+    if (e != wire::WireError::kNone) {
+        // Every entry fits the smallest packet, so a batch always splits: not reached.
+        log()->error("[conn {}] cannot encode a world update: {}", to_string(connection_->id()),
+                     wire::wire_error_text(e));
+        return;
+    }
+    counters_->update_bytes->observe(static_cast<double>(out.size()));
+    const auto packets = packets_in(out);
+    send_world(std::move(out), packets, Then::kNothing);
+}
+
+void WorldSink::correction(std::uint32_t seq, world::Vec3 at, float heading,
+                           world::CorrectionReason reason) {
+    send(wire::Correction{.seq = seq,
+                          .at = to_wire(at),
+                          .heading = heading,
+                          .reason = static_cast<wire::CorrectionReason>(reason)});
+}
+
+void WorldSink::hp_update(world::EntityId entity, std::uint32_t hp, std::uint32_t max_hp,
+                          world::EntityId source) {
+    send(wire::HpUpdate{.entity = entity, .hp = hp, .max_hp = max_hp, .source = source});
+}
+
+void WorldSink::death(world::EntityId entity, world::EntityId killer) {
+    send(wire::Death{.entity = entity, .killer = killer});
+}
+
+void WorldSink::respawned(world::EntityId entity, world::Vec3 at, float heading, std::uint32_t hp,
+                          std::uint32_t max_hp) {
+    send(wire::Respawned{
+        .entity = entity, .at = to_wire(at), .heading = heading, .hp = hp, .max_hp = max_hp});
+}
+
+void WorldSink::target_hp(world::EntityId entity, std::uint32_t hp, std::uint32_t max_hp) {
+    send(wire::TargetHp{.entity = entity, .hp = hp, .max_hp = max_hp});
+}
+
+void WorldSink::chat(world::ChatChannel channel, world::EntityId from, std::string_view from_name,
+                     std::string_view text) {
+    send(wire::ChatMessage{.channel = static_cast<wire::ChatChannel>(channel),
+                           .from_entity = from,
+                           .from = utf8_prefix(from_name, wire::kMaxCharacterNameBytes),
+                           .text = utf8_prefix(text, wire::kMaxChatBytes)});
+}
+
+void WorldSink::whisper(bool sent, std::string_view peer, std::string_view text) {
+    send(wire::WhisperMessage{
+        .direction = sent ? wire::WhisperDirection::kSent : wire::WhisperDirection::kReceived,
+        .peer = utf8_prefix(peer, wire::kMaxCharacterNameBytes),
+        .text = utf8_prefix(text, wire::kMaxChatBytes)});
+}
+
+void WorldSink::notice(world::NoticeKind kind, std::string_view text) {
+    send(wire::Notice{.kind = static_cast<wire::NoticeKind>(kind),
+                      .text = utf8_prefix(text, wire::kMaxNoticeBytes)});
+}
+
+void WorldSink::refused(world::Request request, world::WorldError error, std::uint32_t detail) {
+    using wire::ErrorCode;
+    using world::WorldError;
+    const auto opcode = opcode_of(request);
+    const Then then = request == world::Request::kEnter ? Then::kEnterRefused : Then::kNothing;
+    switch (error) {
+        case WorldError::kDisabled:
+            // Retrying will not help until an operator enables the module: the detail says so.
+            return send_error(ErrorCode::kUnavailable, opcode,
+                              static_cast<std::uint32_t>(wire::Unavailable::kNotServed),
+                              "The world is disabled on this server", then);
+        case WorldError::kUnavailable:
+            return send_error(ErrorCode::kUnavailable, opcode,
+                              static_cast<std::uint32_t>(wire::Unavailable::kTryAgain), {}, then);
+        case WorldError::kNoSuchZone:
+            return send_error(ErrorCode::kNoSuchZone, opcode, detail, {}, then);
+        case WorldError::kNoSuchTarget:
+            return send_error(ErrorCode::kNoSuchTarget, opcode, 0, {}, then);
+        case WorldError::kOutOfRange:
+            return send_error(ErrorCode::kTargetOutOfRange, opcode, 0, {}, then);
+        case WorldError::kDead:
+            return send_error(ErrorCode::kDead, opcode, 0, {}, then);
+        case WorldError::kNotDead:
+            return send_error(ErrorCode::kNotDead, opcode, 0, {}, then);
+        case WorldError::kRateLimited:
+            // The action's own rate: this one packet is dropped, the connection stays.
+            return send_error(ErrorCode::kRateLimited, opcode, 0,
+                              "Too fast: the action was dropped", then);
+        case WorldError::kOk:
+            break;
+    }
+    log()->warn("[conn {}] the world refused {} with error {}", to_string(connection_->id()),
+                wire::opcode_name(opcode), static_cast<unsigned>(error));
+    send_error(ErrorCode::kInternalError, opcode, 0, {}, then);
+}
+
+void WorldSink::left(world::LeaveReason reason) {
+    using wire::ErrorCode;
+    switch (reason) {
+        case world::LeaveReason::kLogout: {
+            // The position is saved: now the logout is answered, and the connection ends.
+            std::string out;
+            (void)wire::encode(out, wire::LogoutReply{});
+            counters_->session_packets->inc();
+            deliver(make_binary(std::move(out)), Then::kClose);
+            return;
+        }
+        case world::LeaveReason::kDisconnected:
+            return;  // the connection is gone
+        case world::LeaveReason::kKicked:
+            return send_error(ErrorCode::kKicked, 0, 0, {}, Then::kClose);
+        case world::LeaveReason::kShutdown:
+            return send_error(ErrorCode::kShuttingDown, 0, 0, {}, Then::kClose);
+        case world::LeaveReason::kTakenOver:
+            // The front-end's takeover rule told the client and closed the connection already
+            // (when another connection selected the character): this send then finds it closed.
+            return send_error(ErrorCode::kTakenOver, 0, 0, {}, Then::kClose);
+    }
+}
+
+template <class M>
+void WorldSink::send(const M& m, Then then) {
+    if (gone_.load(std::memory_order_relaxed)) {
+        return;
+    }
+    std::string out;
+    const auto e = wire::encode(out, m, max_packet_bytes_);
+    if (e != wire::WireError::kNone) {
+        // Every field is cut to its bound above, and every such message fits the smallest
+        // packet: not reached.
+        log()->error("[conn {}] cannot encode {}: {}", to_string(connection_->id()),
+                     wire::opcode_name(static_cast<std::uint16_t>(M::kOpcode)),
+                     wire::wire_error_text(e));
+        return;
+    }
+    send_world(std::move(out), 1, then);
+}
+
+void WorldSink::send_world(std::string encoded, std::size_t packets, Then then) {
+    counters_->world_packets->inc(packets);
+    counters_->world_bytes->inc(encoded.size());
+    deliver(make_binary(std::move(encoded)), then);
+}
+
+void WorldSink::send_error(wire::ErrorCode code, std::uint16_t opcode, std::uint32_t detail,
+                           std::string_view message, Then then) {
+    auto payload = error_packet(*counters_, code, opcode, detail, message);
+    counters_->world_bytes->inc(payload->size());
+    deliver(std::move(payload), then);
+}
+
+void WorldSink::deliver(SharedPayload payload, Then then) {
+    // On the connection's own thread with nothing of ours in its queue, the send can be made now
+    // without overtaking an earlier one (a character that changed zones was called elsewhere).
+    if (shards_.on(shard_) && in_flight_.load(std::memory_order_acquire) == 0) {
+        on_connection_thread(payload, then);
+        return;
+    }
+    if (overflowed_.load(std::memory_order_relaxed)) {
+        return;
+    }
+    const auto n = payload->size();
+    if (in_flight_.fetch_add(n, std::memory_order_acq_rel) + n > kMaxInFlightBytes) {
+        overflowed_.store(true, std::memory_order_relaxed);
+        counters_->world_overflows->inc();
+        log()->info("[conn {}] closed: the world's packets piled up past {} bytes",
+                    to_string(connection_->id()), kMaxInFlightBytes);
+        connection_->close();
+        return;
+    }
+    shards_.post(shard_, [self = shared_from_this(), payload = std::move(payload), then, n] {
+        self->in_flight_.fetch_sub(n, std::memory_order_acq_rel);
+        self->on_connection_thread(payload, then);
+    });
+}
+
+void WorldSink::on_connection_thread(const SharedPayload& payload, Then then) {
+    const auto r = connection_->send(payload);
+    if (r != SendResult::kQueued) {
+        // Closing (or closed as a slow consumer): nothing more is worth encoding.
+        gone_.store(true, std::memory_order_relaxed);
+    }
+    switch (then) {
+        case Then::kNothing:
+            return;
+        case Then::kClose:
+            connection_->close();
+            return;
+        case Then::kEntered:
+        case Then::kEnterRefused:
+            // Posted, never run inside the world's call: the owner goes on with the packets it
+            // held, and its calls to the Player must not re-enter the zone.
+            shards_.post(shard_, [owner = owner_, alive = owner_alive_, then] {
+                if (alive.expired()) {
+                    return;
+                }
+                if (then == Then::kEntered) {
+                    owner->world_entered();
+                } else {
+                    owner->world_enter_refused();
+                }
+            });
+            return;
+    }
+}
+
+}  // namespace hearth::frontends::packet
