@@ -37,6 +37,28 @@ bool finite(const Vec3& p) noexcept {
     return std::isfinite(p.x) && std::isfinite(p.y) && std::isfinite(p.z);
 }
 
+/// atan2 within 1e-5 rad (Abramowitz and Stegun 4.4.49): headings are for showing which way
+/// an entity faces, and libm's atan2f was a tenth of a busy zone's tick.
+float heading_of(float dy, float dx) noexcept {
+    const float ax = std::fabs(dx);
+    const float ay = std::fabs(dy);
+    const float hi = std::max(ax, ay);
+    if (hi == 0) {
+        return 0;
+    }
+    const float t = std::min(ax, ay) / hi;
+    const float t2 = t * t;
+    float r = t * (0.9998660F +
+                   t2 * (-0.3302995F + t2 * (0.1801410F + t2 * (-0.0851330F + t2 * 0.0208351F))));
+    if (ay > ax) {
+        r = std::numbers::pi_v<float> / 2 - r;
+    }
+    if (dx < 0) {
+        r = std::numbers::pi_v<float> - r;
+    }
+    return dy < 0 ? -r : r;
+}
+
 float distance(const Vec3& a, const Vec3& b) noexcept {
     const float dx = b.x - a.x;
     const float dy = b.y - a.y;
@@ -44,9 +66,16 @@ float distance(const Vec3& a, const Vec3& b) noexcept {
     return std::sqrt(dx * dx + dy * dy + dz * dz);
 }
 
-bool contains(const std::vector<std::uint32_t>& v, std::uint32_t slot) noexcept {
-    return std::find(v.begin(), v.end(), slot) != v.end();
-}
+/// What the interest grid holds of each entity: all that a view diff and the moves it sends
+/// read, next to the positions it scans.
+struct GridEntry {
+    EntityId id = 0;
+    std::uint32_t slot = 0;
+    Vec3 at;
+    float heading = 0;
+    std::uint32_t player = 0;  // index in players, or kNone for an NPC
+    bool moved = false;        // since the last tick
+};
 
 }  // namespace
 
@@ -65,11 +94,14 @@ struct Zone::State {
     };
 
     struct Player {
+        // What the tick reads first, in one cache line.
         std::uint32_t slot = 0;
+        // Its view as of the last tick: slots, at [visible_at, + visible_size) of `visible`.
+        std::uint32_t visible_at = 0;
+        std::uint32_t visible_size = 0;
         std::shared_ptr<PlayerSink> sink;
+        float budget = 0;  // units it may still walk
         PlayerState state;
-        std::vector<std::uint32_t> visible;  // slots, as of the last tick
-        float budget = 0;                    // units it may still walk
         float chat_tokens = 0;
         std::uint32_t chat_tick = 0;
         float attack_tokens = 0;
@@ -100,8 +132,8 @@ struct Zone::State {
     std::vector<Vec3> at;
     std::vector<float> heading;
     std::vector<std::uint8_t> moved;  // since the last tick
-    std::vector<std::uint32_t> mark;  // scratch of the view diff, see diff_view
-    std::uint32_t epoch = 0;
+    std::vector<std::uint8_t> mark;   // scratch of the view diff, see diff_view
+    std::uint8_t epoch = 0;
     std::vector<std::uint32_t> free_slots;
     /// Slots freed since the last tick: reused only after it, so that no view still holds one
     /// when it gets a new entity.
@@ -112,16 +144,35 @@ struct Zone::State {
     std::vector<Npc> npcs;
     std::size_t npcs_alive = 0;
 
-    InterestGrid grid;
+    InterestGrid<GridEntry> grid;
+    /// Every character's view, one after the other in the order of `players` (see diff_view),
+    /// and the views being made by the tick that runs.
+    std::vector<std::uint32_t> visible;
+    std::vector<std::uint32_t> next_visible;
+    std::size_t next_visible_size = 0;
+    /// The characters' grid positions, in grid order: the tick works out views in this order,
+    /// so that neighbours follow each other and find the grid's runs they scan in cache.
+    std::vector<std::uint32_t> viewers;
     std::vector<Vec3> grid_at;  // by slot: where the grid last saw it (while in_grid)
     std::vector<std::uint8_t> in_grid;
 
-    // The view diff's scratch, reused across viewers.
+    // The view diff's scratch, reused across viewers: grid positions (near, spawns, moves) and
+    // slots (despawns).
     std::vector<std::uint32_t> near;
-    std::vector<std::uint32_t> now_visible;
     std::vector<std::uint32_t> despawns;
     std::vector<std::uint32_t> spawns;
     std::vector<std::uint32_t> moves;
+    std::size_t despawn_count = 0;
+    std::size_t spawn_count = 0;
+    std::size_t move_count = 0;
+
+    std::span<const std::uint32_t> view_of(const Player& p) const {
+        return {visible.data() + p.visible_at, p.visible_size};
+    }
+    bool sees(const Player& p, std::uint32_t slot) const {
+        const auto v = view_of(p);
+        return std::find(v.begin(), v.end(), slot) != v.end();
+    }
 
     float reach() const noexcept { return settings.view_radius + settings.view_hysteresis; }
     float budget_cap() const noexcept { return settings.max_speed * (1 + settings.speed_slack); }
@@ -207,19 +258,22 @@ struct Zone::State {
         }
         const Vec3 c = grid_at[s];
         const float r2 = reach() * reach();
-        grid.for_each_run(
-            c.x, c.y, reach(),
-            [&](const float* xs, const float* ys, const std::uint32_t* slots, std::size_t n) {
-                for (std::size_t j = 0; j < n; ++j) {
-                    const float dx = xs[j] - c.x;
-                    const float dy = ys[j] - c.y;
-                    const std::uint32_t v = slots[j];
-                    if (dx * dx + dy * dy <= r2 && v != s && info[v].player != kNone &&
-                        contains(players[info[v].player].visible, s)) {
-                        f(players[info[v].player]);
+        grid.for_each_run(c.x, c.y, reach(), [&](std::size_t first, std::size_t n) {
+            for (std::size_t j = first; j < first + n; ++j) {
+                const GridEntry& e = grid.payload(j);
+                const float dx = grid.x()[j] - c.x;
+                const float dy = grid.y()[j] - c.y;
+                // Characters may have left since the tick (their slots wait for the next one):
+                // the slot's current player, not the grid's index, which removals shift.
+                if (e.player != kNone && dx * dx + dy * dy <= r2 && e.slot != s &&
+                    info[e.slot].player != kNone) {
+                    Player& v = players[info[e.slot].player];
+                    if (sees(v, s)) {
+                        f(v);
                     }
                 }
-            });
+            }
+        });
     }
 
     // Refills a token bucket from zone time; takes one token when there is one.
@@ -272,7 +326,7 @@ struct Zone::State {
                 p.y += dy / left * step;
             }
             if (left > 0) {
-                heading[n.slot] = std::atan2(dy, dx);
+                heading[n.slot] = heading_of(dy, dx);
                 moved[n.slot] = 1;
             }
         }
@@ -293,96 +347,129 @@ struct Zone::State {
             in_grid[s] = on ? 1 : 0;
             if (on) {
                 grid_at[s] = at[s];
-                grid.add(s, at[s].x, at[s].y);
+                grid.add(
+                    at[s].x, at[s].y,
+                    GridEntry{info[s].id, s, at[s], heading[s], info[s].player, moved[s] != 0});
             }
         }
         grid.build();
+        viewers.clear();
+        for (std::uint32_t g = 0; g < grid.size(); ++g) {
+            if (grid.payload(g).player != kNone) {
+                viewers.push_back(g);
+            }
+        }
+        // The scratch of the view diffs holds the most a view may have: the whole grid.
         near.resize(grid.size());
+        spawns.resize(grid.size());
+        moves.resize(grid.size());
+        despawns.resize(grid.size());
+        next_visible_size = 0;
     }
 
     /// The viewer's new view, and what changed in it since the last tick. An entity enters the
     /// view within view_radius and leaves it beyond view_radius + view_hysteresis. `mark`
     /// holds, per slot, `epoch` for "was in view" and `epoch + 1` for "still in view": two
-    /// passes over arrays instead of a set per viewer.
-    void diff_view(Player& p) {
-        if (epoch >= std::numeric_limits<std::uint32_t>::max() - 2) {
+    /// passes over arrays instead of a set per viewer. A byte per slot keeps `mark` in the L1
+    /// cache; it is cleared every 127 viewers. Views are read from `visible` and written to
+    /// `next_visible` in grid order, so both are streamed rather than visited. The loops work on
+    /// raw pointers: a store through a byte pointer may alias anything, and would make the
+    /// compiler reload every vector's data pointer after each.
+    void diff_view(Player& p, std::uint32_t self) {
+        if (epoch >= 253) {
             std::fill(mark.begin(), mark.end(), 0);
             epoch = 0;
         }
         epoch += 2;
-        const std::uint32_t was = epoch;
-        const std::uint32_t kept = epoch + 1;
-        for (std::uint32_t s : p.visible) {
-            mark[s] = was;
+        const std::uint8_t was = epoch;
+        const auto kept = static_cast<std::uint8_t>(epoch + 1);
+        std::uint8_t* const marks = mark.data();
+        const auto before = view_of(p);
+        for (const std::uint32_t s : before) {
+            marks[s] = was;
         }
-        const Vec3 c = at[p.slot];
+        const Vec3 c = grid.payload(self).at;
         const float enter2 = settings.view_radius * settings.view_radius;
         const float leave2 = reach() * reach();
-        std::size_t near_n = 0;
-        now_visible.clear();
-        spawns.clear();
-        moves.clear();
-        despawns.clear();
-        grid.for_each_run(
-            c.x, c.y, reach(),
-            [&](const float* xs, const float* ys, const std::uint32_t* slots, std::size_t n) {
-                // Branch-free, so that the compiler vectorises the distances.
-                // `near` holds as many entries as the grid.
-                std::uint32_t* out = near.data() + near_n;
-                std::size_t k = 0;
-                for (std::size_t j = 0; j < n; ++j) {
-                    const float dx = xs[j] - c.x;
-                    const float dy = ys[j] - c.y;
-                    const float d2 = dx * dx + dy * dy;
-                    out[k] = slots[j] | (d2 <= enter2 ? 0x80000000U : 0U);
-                    k += d2 <= leave2 ? 1 : 0;
-                }
-                near_n += k;
-            });
-        for (std::size_t k = 0; k < near_n; ++k) {
-            const std::uint32_t s = near[k] & 0x7FFFFFFFU;
-            const bool close = (near[k] & 0x80000000U) != 0;
-            if (s == p.slot) {
+        std::uint32_t* const found = near.data();
+        std::size_t found_n = 0;
+        const float* const xs = grid.x();
+        const float* const ys = grid.y();
+        grid.for_each_run(c.x, c.y, reach(), [&](std::size_t first, std::size_t n) {
+            // Branch-free, so that the compiler vectorises the distances.
+            std::uint32_t* const out = found + found_n;
+            std::size_t k = 0;
+            for (std::size_t j = first; j < first + n; ++j) {
+                const float dx = xs[j] - c.x;
+                const float dy = ys[j] - c.y;
+                const float d2 = dx * dx + dy * dy;
+                out[k] = static_cast<std::uint32_t>(j) | (d2 <= enter2 ? 0x80000000U : 0U);
+                k += d2 <= leave2 ? 1 : 0;
+            }
+            found_n += k;
+        });
+        if (next_visible.size() < next_visible_size + found_n) {
+            next_visible.resize(std::max(2 * next_visible.size(), next_visible_size + found_n));
+        }
+        const GridEntry* const entries = grid.payloads();
+        std::uint32_t* const now = next_visible.data() + next_visible_size;
+        std::uint32_t* const spawned = spawns.data();
+        std::uint32_t* const moved_out = moves.data();
+        std::size_t now_n = 0;
+        std::size_t spawn_n = 0;
+        std::size_t move_n = 0;
+        for (std::size_t k = 0; k < found_n; ++k) {
+            const std::uint32_t g = found[k] & 0x7FFFFFFFU;
+            if (g == self) {
                 continue;
             }
-            if (mark[s] == was) {
-                mark[s] = kept;
-                now_visible.push_back(s);
-                if (moved[s] != 0) {
-                    moves.push_back(s);
-                }
-            } else if (close) {
-                now_visible.push_back(s);
-                spawns.push_back(s);
+            const GridEntry& e = entries[g];
+            if (marks[e.slot] == was) {
+                marks[e.slot] = kept;
+                now[now_n++] = e.slot;
+                moved_out[move_n] = g;
+                move_n += e.moved ? 1 : 0;
+            } else if ((found[k] & 0x80000000U) != 0) {
+                now[now_n++] = e.slot;
+                spawned[spawn_n++] = g;
             }
         }
-        for (const std::uint32_t s : p.visible) {
-            if (mark[s] != kept) {
-                despawns.push_back(s);
-            }
+        std::uint32_t* const gone = despawns.data();
+        std::size_t gone_n = 0;
+        for (const std::uint32_t s : before) {
+            gone[gone_n] = s;
+            gone_n += marks[s] != kept ? 1 : 0;
         }
-        p.visible.swap(now_visible);
+        p.visible_at = static_cast<std::uint32_t>(next_visible_size);
+        p.visible_size = static_cast<std::uint32_t>(now_n);
+        next_visible_size += now_n;
+        spawn_count = spawn_n;
+        move_count = move_n;
+        despawn_count = gone_n;
     }
 
     void send_view(Player& p, TickReport& report) {
-        if (despawns.empty() && spawns.empty() && moves.empty()) {
+        if (despawn_count == 0 && spawn_count == 0 && move_count == 0) {
             return;
         }
         PlayerSink& sink = *p.sink;
         sink.begin_update(tick);
-        for (const std::uint32_t s : despawns) {
-            sink.despawn(info[s].id);
+        for (std::size_t k = 0; k < despawn_count; ++k) {
+            sink.despawn(info[despawns[k]].id);
         }
-        for (const std::uint32_t s : spawns) {
-            sink.spawn(view(s));
+        for (std::size_t k = 0; k < spawn_count; ++k) {
+            sink.spawn(view(grid.payload(spawns[k]).slot));
         }
-        for (const std::uint32_t s : moves) {
-            sink.move(info[s].id, at[s], heading[s]);
+        const GridEntry* const entries = grid.payloads();
+        const std::uint32_t* const moved_in = moves.data();
+        for (std::size_t k = 0; k < move_count; ++k) {
+            const GridEntry& e = entries[moved_in[k]];
+            sink.move(e.id, e.at, e.heading);
         }
         sink.end_update();
-        report.despawns += despawns.size();
-        report.spawns += spawns.size();
-        report.moves += moves.size();
+        report.despawns += despawn_count;
+        report.spawns += spawn_count;
+        report.moves += move_count;
         ++report.updates;
     }
 
@@ -564,7 +651,7 @@ void Zone::move(EntityId entity, std::uint32_t seq, std::span<const Vec3> path) 
         const float dx = to.x - at.x;
         const float dy = to.y - at.y;
         if (dx != 0 || dy != 0) {
-            heading = std::atan2(dy, dx);
+            heading = heading_of(dy, dx);
         }
         walked = walked || !(to == at);
         at = to;
@@ -584,7 +671,7 @@ void Zone::target_hp(EntityId entity, EntityId target) {
         return;
     }
     const std::uint32_t t = z.find(target);
-    if (t == kNone || !z.info[t].alive || (t != p->slot && !contains(p->visible, t))) {
+    if (t == kNone || !z.info[t].alive || (t != p->slot && !z.sees(*p, t))) {
         p->sink->refused(Request::kTargetHp, WorldError::kNoSuchTarget, 0);
         return;
     }
@@ -599,7 +686,7 @@ void Zone::attack(EntityId entity, EntityId target) {
     }
     const std::uint32_t t = z.find(target);
     // Only NPCs can be attacked: another character, or oneself, is no target.
-    if (t == kNone || z.info[t].npc == kNone || !z.info[t].alive || !contains(p->visible, t)) {
+    if (t == kNone || z.info[t].npc == kNone || !z.info[t].alive || !z.sees(*p, t)) {
         p->sink->refused(Request::kAttack, WorldError::kNoSuchTarget, 0);
         return;
     }
@@ -682,10 +769,21 @@ TickReport Zone::tick() {
     z.rebuild_grid();
     TickReport report;
     report.tick = z.tick;
-    for (State::Player& p : z.players) {
-        z.diff_view(p);
+    const auto& viewers = z.viewers;
+    for (std::size_t i = 0; i < viewers.size(); ++i) {
+        // The characters a few places ahead, and their sinks, are anywhere in memory: fetch
+        // them while this one's view is worked out.
+        if (i + 8 < viewers.size()) {
+            __builtin_prefetch(&z.players[z.grid.payload(viewers[i + 8]).player]);
+        }
+        if (i + 4 < viewers.size()) {
+            __builtin_prefetch(z.players[z.grid.payload(viewers[i + 4]).player].sink.get());
+        }
+        State::Player& p = z.players[z.grid.payload(viewers[i]).player];
+        z.diff_view(p, viewers[i]);
         z.send_view(p, report);
     }
+    z.visible.swap(z.next_visible);
     std::fill(z.moved.begin(), z.moved.end(), 0);
     z.free_slots.insert(z.free_slots.end(), z.freed_slots.begin(), z.freed_slots.end());
     z.freed_slots.clear();

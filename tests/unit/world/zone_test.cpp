@@ -230,7 +230,7 @@ TEST(Zone, MovesAreCheckedPointByPoint) {
     EXPECT_EQ(w.of(a).corrections.back().seq, 9U);
     EXPECT_EQ(w.of(a).corrections.back().reason, CorrectionReason::kTooFast);
     EXPECT_EQ(w.at(a), (Vec3{101, 106, 0}));
-    EXPECT_NEAR(w.zone.player(a)->heading, std::numbers::pi_v<float> / 2, 1e-6);
+    EXPECT_NEAR(w.zone.player(a)->heading, std::numbers::pi_v<float> / 2, 1e-5);
     EXPECT_EQ(w.of(a).corrections.size(), 5U);
 
     // Others see where the character got to.
