@@ -501,9 +501,12 @@ struct Swarm::Impl {
             return;
         }
         const float step = std::min(left, bot.speed * static_cast<float>(dt));
+        const wire::Vec3 from = bot.at;
         bot.at.x += (bot.waypoint.x - bot.at.x) / left * step;
         bot.at.y += (bot.waypoint.y - bot.at.y) / left * step;
-        const wire::Vec3 path[] = {bot.at};
+        // A path starts where the character stands (the server refuses one that starts farther
+        // than [world] path_start_tolerance from it: bad_path).
+        const wire::Vec3 path[] = {from, bot.at};
         if (auto s = bot.client.move(bot.seq++, path); !s) {
             count_error(s.error().name());
             bot.close_requested = true;
