@@ -123,10 +123,10 @@ class Saver : public std::enable_shared_from_this<Saver> {
 public:
     using Done = std::function<void(bool saved)>;
 
-    Saver(characters::CharacterService& characters, boost::asio::thread_pool& pool,
+    Saver(characters::CharacterService& characters, core::Runtime& runtime,
           core::MetricsRegistry& metrics)
         : characters_(characters),
-          pool_(pool),
+          runtime_(runtime),
           ok_(metrics.counter("hearth_world_saves_total",
                               "Characters saved by the world's write-behind, by result.",
                               {{"result", "ok"}})),
@@ -232,7 +232,7 @@ private:
             return;
         }
         writing_ = true;
-        boost::asio::post(pool_, [self = shared_from_this()] { self->write(); });
+        boost::asio::post(runtime_.blocking_pool(), [self = shared_from_this()] { self->write(); });
     }
 
     /// On the blocking pool: the next batch to the character service.
@@ -278,12 +278,12 @@ private:
             }
             // Posted, not called: a refusal completes on the calling thread, and the next
             // batch must not grow this one's stack.
-            boost::asio::post(self->pool_, [self] { self->write(); });
+            boost::asio::post(self->runtime_.blocking_pool(), [self] { self->write(); });
         });
     }
 
     characters::CharacterService& characters_;
-    boost::asio::thread_pool& pool_;
+    core::Runtime& runtime_;  // its blocking pool exists once the runtime started
     core::Counter& ok_;
     core::Counter& failed_;
     core::Gauge& pending_gauge_;
@@ -407,7 +407,7 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
         : shards(s),
           characters(c),
           metrics(m),
-          saver(std::make_shared<Saver>(c, s.runtime().blocking_pool(), m)),
+          saver(std::make_shared<Saver>(c, s.runtime(), m)),
           players(m.gauge("hearth_world_players", "Characters in the world.")),
           dropped(m.counter("hearth_world_requests_dropped_total",
                             "Requests of characters dropped: their queue held "
@@ -603,11 +603,10 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
     void leave(const std::shared_ptr<Link>& link, ZoneSlot& slot, EntityId entity,
                LeaveReason reason) {
         auto state = slot.zone->remove_player(entity);
-        if (!state) {
-            return;
+        if (state) {
+            --slot.players;
+            players.sub(1);
         }
-        --slot.players;
-        players.sub(1);
         std::shared_ptr<Link> next;
         std::uint64_t token = 0;
         {
@@ -620,7 +619,7 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
                 next = std::move(link->successor);
             }
             auto it = directory.find(link->character_id);
-            if (it != directory.end() && it->second.current == link) {
+            if (state && it != directory.end() && it->second.current == link) {
                 token = ++next_token;
                 it->second.parting = *state;
                 it->second.parting_zone = slot.id;
@@ -629,6 +628,14 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
             forget_locked(link);
         }
         const auto shard = slot.shard;
+        if (!state) {
+            // Not in its zone after all (never expected): out of the world, nothing to save.
+            link->sink->left(reason);
+            if (next) {
+                place(next, next->initial, next->initial_zone, false);
+            }
+            return;
+        }
         const auto id = link->character_id;
         saver->save(save_of(*state, slot.id),
                     [weak = weak_from_this(), link, shard, reason, id, token](bool) {
