@@ -1092,13 +1092,6 @@ TEST_P(Homestead, TlsListenerServesWss) {
 
 // ---- durability ---------------------------------------------------------------------------------
 
-std::uint16_t logged_port(ChildProcess& p, const std::string& listener) {
-    const auto line = p.wait_for_line("for " + listener);
-    std::smatch m;
-    EXPECT_TRUE(std::regex_search(line, m, std::regex(R"(listening on [^ ]+:(\d+) for )"))) << line;
-    return m.size() > 1 ? static_cast<std::uint16_t>(std::stoi(m[1])) : 0;
-}
-
 TEST_P(HomesteadDurability, QueuedMessagesSurviveSigkillAndArriveOnceInOrder) {
     TempDir dir;
     const std::string config = dir.file("hearth.toml");

@@ -1,6 +1,7 @@
 #include "support/server.hpp"
 #include <cstdlib>
 #include <filesystem>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -140,6 +141,15 @@ std::string built_binary(const std::string& name) {
     std::error_code ec;
     const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
     return ec ? "./" + name : (exe.parent_path().parent_path() / name).string();
+}
+
+std::uint16_t logged_port(ChildProcess& p, const std::string& listener) {
+    const auto line = p.wait_for_line("for " + listener);
+    std::smatch m;
+    if (!std::regex_search(line, m, std::regex(R"(listening on [^ ]+:(\d+) for )"))) {
+        throw std::runtime_error("no port in: " + line);
+    }
+    return static_cast<std::uint16_t>(std::stoi(m[1]));
 }
 
 std::string hearth_binary() {

@@ -120,6 +120,10 @@ private:
     std::size_t scanned_ = 0;
 };
 
+/// The port of `listener` ("http", "packet", ...) that a `hearth serve` child logged when it
+/// bound it (waits for the line, as wait_for_line).
+std::uint16_t logged_port(ChildProcess& p, const std::string& listener);
+
 /// The path of a program built next to `hearth` (`hearth-bench`, ...), found through
 /// HEARTH_TEST_BINARY_DIR (set by ctest) or the test binary's own location.
 std::string built_binary(const std::string& name);
