@@ -73,8 +73,8 @@ struct GridEntry {
     std::uint32_t slot = 0;
     Vec3 at;
     float heading = 0;
-    std::uint32_t player = 0;  // index in players, or kNone for an NPC
-    bool moved = false;        // since the last tick
+    bool player = false;  // a character (a viewer), not an NPC
+    bool moved = false;   // since the last tick
 };
 
 }  // namespace
@@ -96,17 +96,12 @@ struct Zone::State {
     struct Player {
         // What the tick reads first, in one cache line.
         std::uint32_t slot = 0;
-        // Its view as of the last tick: slots, at [visible_at, + visible_size) of `visible`.
-        std::uint32_t visible_at = 0;
-        std::uint32_t visible_size = 0;
         std::shared_ptr<PlayerSink> sink;
-        float budget = 0;  // units it may still walk
         PlayerState state;
         float chat_tokens = 0;
         std::uint32_t chat_tick = 0;
         float attack_tokens = 0;
         std::uint32_t attack_tick = 0;
-        bool dirty = false;  // changed since the last collect_saves
     };
 
     struct Npc {
@@ -132,7 +127,16 @@ struct Zone::State {
     std::vector<Vec3> at;
     std::vector<float> heading;
     std::vector<std::uint8_t> moved;  // since the last tick
-    std::vector<std::uint8_t> mark;   // scratch of the view diff, see diff_view
+    // A character's movement budget (units it may still walk) and whether it changed since the
+    // last collect_saves, by slot: a move touches the hot arrays only, not the Player.
+    std::vector<float> budget;
+    std::vector<std::uint8_t> dirty;
+    // A character's view as of the last tick: slots, at [view_at, + view_size) of `visible`; and
+    // its sink (owned by its Player). By slot, so that the tick does not visit the Players.
+    std::vector<std::uint32_t> view_at;
+    std::vector<std::uint32_t> view_size;
+    std::vector<PlayerSink*> sink_of;
+    std::vector<std::uint8_t> mark;  // scratch of the view diff, see diff_view
     std::uint8_t epoch = 0;
     std::vector<std::uint32_t> free_slots;
     /// Slots freed since the last tick: reused only after it, so that no view still holds one
@@ -166,11 +170,11 @@ struct Zone::State {
     std::size_t spawn_count = 0;
     std::size_t move_count = 0;
 
-    std::span<const std::uint32_t> view_of(const Player& p) const {
-        return {visible.data() + p.visible_at, p.visible_size};
+    std::span<const std::uint32_t> view_of(std::uint32_t viewer) const {
+        return {visible.data() + view_at[viewer], view_size[viewer]};
     }
-    bool sees(const Player& p, std::uint32_t slot) const {
-        const auto v = view_of(p);
+    bool sees(std::uint32_t viewer, std::uint32_t slot) const {
+        const auto v = view_of(viewer);
         return std::find(v.begin(), v.end(), slot) != v.end();
     }
 
@@ -194,6 +198,11 @@ struct Zone::State {
         at.emplace_back();
         heading.push_back(0);
         moved.push_back(0);
+        budget.push_back(0);
+        dirty.push_back(0);
+        view_at.push_back(0);
+        view_size.push_back(0);
+        sink_of.push_back(nullptr);
         mark.push_back(0);
         grid_at.emplace_back();
         in_grid.push_back(0);
@@ -250,7 +259,7 @@ struct Zone::State {
         return v;
     }
 
-    /// Calls f(player) for each character whose view (as of the last tick) holds slot `s`.
+    /// Calls f(sink) for each character whose view (as of the last tick) holds slot `s`.
     template <class F>
     void for_each_viewer(std::uint32_t s, F&& f) {
         if (in_grid[s] == 0) {
@@ -265,11 +274,10 @@ struct Zone::State {
                 const float dy = grid.y()[j] - c.y;
                 // Characters may have left since the tick (their slots wait for the next one):
                 // the slot's current player, not the grid's index, which removals shift.
-                if (e.player != kNone && dx * dx + dy * dy <= r2 && e.slot != s &&
+                if (e.player && dx * dx + dy * dy <= r2 && e.slot != s &&
                     info[e.slot].player != kNone) {
-                    Player& v = players[info[e.slot].player];
-                    if (sees(v, s)) {
-                        f(v);
+                    if (sees(e.slot, s)) {
+                        f(*sink_of[e.slot]);
                     }
                 }
             }
@@ -335,8 +343,9 @@ struct Zone::State {
     void refill_budgets() {
         const float cap = budget_cap();
         const float per_tick = cap * seconds(1);
-        for (Player& p : players) {
-            p.budget = std::min(cap, p.budget + per_tick);
+        // Every slot, NPCs' too: a loop the compiler vectorises, cheaper than picking.
+        for (float& b : budget) {
+            b = std::min(cap, b + per_tick);
         }
     }
 
@@ -347,15 +356,15 @@ struct Zone::State {
             in_grid[s] = on ? 1 : 0;
             if (on) {
                 grid_at[s] = at[s];
-                grid.add(
-                    at[s].x, at[s].y,
-                    GridEntry{info[s].id, s, at[s], heading[s], info[s].player, moved[s] != 0});
+                grid.add(at[s].x, at[s].y,
+                         GridEntry{info[s].id, s, at[s], heading[s], info[s].player != kNone,
+                                   moved[s] != 0});
             }
         }
         grid.build();
         viewers.clear();
         for (std::uint32_t g = 0; g < grid.size(); ++g) {
-            if (grid.payload(g).player != kNone) {
+            if (grid.payload(g).player) {
                 viewers.push_back(g);
             }
         }
@@ -375,7 +384,7 @@ struct Zone::State {
     /// `next_visible` in grid order, so both are streamed rather than visited. The loops work on
     /// raw pointers: a store through a byte pointer may alias anything, and would make the
     /// compiler reload every vector's data pointer after each.
-    void diff_view(Player& p, std::uint32_t self) {
+    void diff_view(std::uint32_t viewer, std::uint32_t self) {
         if (epoch >= 253) {
             std::fill(mark.begin(), mark.end(), 0);
             epoch = 0;
@@ -384,7 +393,7 @@ struct Zone::State {
         const std::uint8_t was = epoch;
         const auto kept = static_cast<std::uint8_t>(epoch + 1);
         std::uint8_t* const marks = mark.data();
-        const auto before = view_of(p);
+        const auto before = view_of(viewer);
         for (const std::uint32_t s : before) {
             marks[s] = was;
         }
@@ -440,19 +449,18 @@ struct Zone::State {
             gone[gone_n] = s;
             gone_n += marks[s] != kept ? 1 : 0;
         }
-        p.visible_at = static_cast<std::uint32_t>(next_visible_size);
-        p.visible_size = static_cast<std::uint32_t>(now_n);
+        view_at[viewer] = static_cast<std::uint32_t>(next_visible_size);
+        view_size[viewer] = static_cast<std::uint32_t>(now_n);
         next_visible_size += now_n;
         spawn_count = spawn_n;
         move_count = move_n;
         despawn_count = gone_n;
     }
 
-    void send_view(Player& p, TickReport& report) {
+    void send_view(PlayerSink& sink, TickReport& report) {
         if (despawn_count == 0 && spawn_count == 0 && move_count == 0) {
             return;
         }
-        PlayerSink& sink = *p.sink;
         sink.begin_update(tick);
         for (std::size_t k = 0; k < despawn_count; ++k) {
             sink.despawn(info[despawns[k]].id);
@@ -535,6 +543,9 @@ std::optional<ZoneEntry> Zone::add_player(const PlayerState& state,
     State::Player p;
     p.slot = s;
     p.sink = std::move(sink);
+    z.sink_of[s] = p.sink.get();
+    z.view_at[s] = 0;
+    z.view_size[s] = 0;
     p.state = state;
     if (!z.inside(state.at) || !std::isfinite(state.heading)) {
         p.state.at = z.def.spawn;
@@ -547,7 +558,8 @@ std::optional<ZoneEntry> Zone::add_player(const PlayerState& state,
     if (stats.hp < 1 || stats.hp > stats.max_hp) {
         stats.hp = stats.max_hp;
     }
-    p.budget = z.budget_cap();
+    z.budget[s] = z.budget_cap();
+    z.dirty[s] = 0;
     p.chat_tokens = z.settings.chat_burst;
     p.chat_tick = z.tick;
     p.attack_tokens = 1;
@@ -597,6 +609,8 @@ std::optional<PlayerState> Zone::remove_player(EntityId entity) {
     }
     z.players.pop_back();
     z.info[s].player = kNone;
+    z.sink_of[s] = nullptr;
+    z.view_size[s] = 0;
     z.release(s);
     return out;
 }
@@ -621,11 +635,11 @@ PlayerSink* Zone::sink(EntityId entity) const {
 
 void Zone::move(EntityId entity, std::uint32_t seq, std::span<const Vec3> path) {
     State& z = *state_;
-    State::Player* p = z.player_of(entity);
-    if (p == nullptr) {
+    const std::uint32_t s = z.find(entity);
+    if (s == kNone || z.info[s].player == kNone) {
         return;
     }
-    const std::uint32_t s = p->slot;
+    float& budget = z.budget[s];
     Vec3 at = z.at[s];
     float heading = z.heading[s];
     bool walked = false;
@@ -639,15 +653,15 @@ void Zone::move(EntityId entity, std::uint32_t seq, std::span<const Vec3> path) 
             d = distance(at, to);
             if (k == 0 && d > z.settings.path_start_tolerance) {
                 refused = CorrectionReason::kBadStart;
-            } else if (d > p->budget) {
+            } else if (d > budget) {
                 refused = CorrectionReason::kTooFast;
             }
         }
         if (refused) {
-            p->sink->correction(seq, at, heading, *refused);
+            z.sink_of[s]->correction(seq, at, heading, *refused);
             break;
         }
-        p->budget -= d;
+        budget -= d;
         const float dx = to.x - at.x;
         const float dy = to.y - at.y;
         if (dx != 0 || dy != 0) {
@@ -660,7 +674,7 @@ void Zone::move(EntityId entity, std::uint32_t seq, std::span<const Vec3> path) 
         z.at[s] = at;
         z.heading[s] = heading;
         z.moved[s] = 1;
-        p->dirty = true;
+        z.dirty[s] = 1;
     }
 }
 
@@ -671,7 +685,7 @@ void Zone::target_hp(EntityId entity, EntityId target) {
         return;
     }
     const std::uint32_t t = z.find(target);
-    if (t == kNone || !z.info[t].alive || (t != p->slot && !z.sees(*p, t))) {
+    if (t == kNone || !z.info[t].alive || (t != p->slot && !z.sees(p->slot, t))) {
         p->sink->refused(Request::kTargetHp, WorldError::kNoSuchTarget, 0);
         return;
     }
@@ -686,7 +700,7 @@ void Zone::attack(EntityId entity, EntityId target) {
     }
     const std::uint32_t t = z.find(target);
     // Only NPCs can be attacked: another character, or oneself, is no target.
-    if (t == kNone || z.info[t].npc == kNone || !z.info[t].alive || !z.sees(*p, t)) {
+    if (t == kNone || z.info[t].npc == kNone || !z.info[t].alive || !z.sees(p->slot, t)) {
         p->sink->refused(Request::kAttack, WorldError::kNoSuchTarget, 0);
         return;
     }
@@ -703,11 +717,11 @@ void Zone::attack(EntityId entity, EntityId target) {
     const std::uint32_t hp = i.hp;
     const std::uint32_t max_hp = i.max_hp;
     // The attacker sees the target (checked above), so it is among the viewers.
-    z.for_each_viewer(t, [&](State::Player& v) { v.sink->hp_update(target, hp, max_hp, entity); });
+    z.for_each_viewer(t, [&](PlayerSink& v) { v.hp_update(target, hp, max_hp, entity); });
     if (hp > 0) {
         return;
     }
-    z.for_each_viewer(t, [&](State::Player& v) { v.sink->death(target, entity); });
+    z.for_each_viewer(t, [&](PlayerSink& v) { v.death(target, entity); });
     // Out of the grid from the next tick (its viewers get a despawn); back after respawn_s, at
     // least one tick later so that the despawn is sent before the spawn.
     State::Npc& n = z.npcs[i.npc];
@@ -746,8 +760,7 @@ void Zone::chat(EntityId entity, ChatChannel channel, std::string_view text) {
         return;
     }
     p->sink->chat(channel, entity, name, text);
-    z.for_each_viewer(p->slot,
-                      [&](State::Player& v) { v.sink->chat(channel, entity, name, text); });
+    z.for_each_viewer(p->slot, [&](PlayerSink& v) { v.chat(channel, entity, name, text); });
 }
 
 void Zone::notice(NoticeKind kind, std::string_view text) {
@@ -771,17 +784,14 @@ TickReport Zone::tick() {
     report.tick = z.tick;
     const auto& viewers = z.viewers;
     for (std::size_t i = 0; i < viewers.size(); ++i) {
-        // The characters a few places ahead, and their sinks, are anywhere in memory: fetch
-        // them while this one's view is worked out.
-        if (i + 8 < viewers.size()) {
-            __builtin_prefetch(&z.players[z.grid.payload(viewers[i + 8]).player]);
-        }
+        // The sinks a few places ahead are anywhere in the heap: fetch them while this view is
+        // worked out.
         if (i + 4 < viewers.size()) {
-            __builtin_prefetch(z.players[z.grid.payload(viewers[i + 4]).player].sink.get());
+            __builtin_prefetch(z.sink_of[z.grid.payload(viewers[i + 4]).slot]);
         }
-        State::Player& p = z.players[z.grid.payload(viewers[i]).player];
-        z.diff_view(p, viewers[i]);
-        z.send_view(p, report);
+        const std::uint32_t slot = z.grid.payload(viewers[i]).slot;
+        z.diff_view(slot, viewers[i]);
+        z.send_view(*z.sink_of[slot], report);
     }
     z.visible.swap(z.next_visible);
     std::fill(z.moved.begin(), z.moved.end(), 0);
@@ -795,10 +805,10 @@ TickReport Zone::tick() {
 void Zone::collect_saves(std::vector<store::CharacterSave>& out, bool all) {
     State& z = *state_;
     for (State::Player& p : z.players) {
-        if (!p.dirty && !all) {
+        if (z.dirty[p.slot] == 0 && !all) {
             continue;
         }
-        p.dirty = false;
+        z.dirty[p.slot] = 0;
         store::CharacterSave save;
         save.id = p.state.character_id;
         store::CharacterStats stats = p.state.stats;

@@ -2,7 +2,6 @@
 // data directory's zones over them, and every rule's error naming the file, the key and the line.
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +11,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "unit/store/store_test_support.hpp"
 #include "world/zone_data.hpp"
 #include "world/zone_files.hpp"
 
@@ -20,33 +20,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class TempDir {
-public:
-    TempDir() {
-        const char* base = std::getenv("TMPDIR");
-        std::string pattern =
-            (std::filesystem::path(base != nullptr ? base : "/tmp") / "hearth-zones-XXXXXX")
-                .string();
-        if (mkdtemp(pattern.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
+using store::test::TempDir;
 
-    const std::filesystem::path& path() const noexcept { return path_; }
-    void write(const std::string& name, const std::string& text) const {
-        std::ofstream(path_ / name, std::ios::binary) << text;
-    }
-
-private:
-    std::filesystem::path path_;
-};
+void write(const TempDir& dir, const std::string& name, const std::string& text) {
+    std::ofstream(dir.path() / name, std::ios::binary) << text;
+}
 
 const std::string kMinimal = R"(id = 7
 name = "Fields"
@@ -173,11 +151,11 @@ TEST(ZoneData, NpcGroupsAreChecked) {
 
 TEST(ZoneData, ADirectoryAddsAndReplacesZones) {
     TempDir dir;
-    dir.write("a.toml",
-              "id = 1\nname = \"New Meadow\"\nwidth = 10\nheight = 10\nspawn = [1, 1, "
-              "0]\n");
-    dir.write("b.toml", kMinimal);
-    dir.write("notes.txt", "not a zone");
+    write(dir, "a.toml",
+          "id = 1\nname = \"New Meadow\"\nwidth = 10\nheight = 10\nspawn = [1, 1, "
+          "0]\n");
+    write(dir, "b.toml", kMinimal);
+    write(dir, "notes.txt", "not a zone");
     const auto zones = load_zones(dir.path());
     ASSERT_EQ(zones.size(), 3U);
     std::map<std::uint32_t, std::string> names;
@@ -195,8 +173,8 @@ TEST(ZoneData, AMissingDirectoryLeavesTheShippedZones) {
 TEST(ZoneData, DirectoryErrorsNameTheFile) {
     {
         TempDir dir;
-        dir.write("a.toml", kMinimal);
-        dir.write("b.toml", kMinimal);
+        write(dir, "a.toml", kMinimal);
+        write(dir, "b.toml", kMinimal);
         try {
             load_zones(dir.path());
             FAIL() << "no error";
@@ -207,7 +185,7 @@ TEST(ZoneData, DirectoryErrorsNameTheFile) {
     }
     {
         TempDir dir;
-        dir.write("big.toml", kMinimal + "# " + std::string(kMaxZoneFileBytes, 'x') + "\n");
+        write(dir, "big.toml", kMinimal + "# " + std::string(kMaxZoneFileBytes, 'x') + "\n");
         try {
             load_zones(dir.path());
             FAIL() << "no error";
@@ -217,7 +195,7 @@ TEST(ZoneData, DirectoryErrorsNameTheFile) {
     }
     {
         TempDir dir;
-        dir.write("bad.toml", kMinimal + "width = 3\n");
+        write(dir, "bad.toml", kMinimal + "width = 3\n");
         try {
             load_zones(dir.path());
             FAIL() << "no error";
@@ -230,7 +208,7 @@ TEST(ZoneData, DirectoryErrorsNameTheFile) {
 TEST(ZoneData, ADirectoryHoldsAtMostAThousandZoneFiles) {
     TempDir dir;
     for (int i = 0; i <= 1000; ++i) {
-        dir.write(std::to_string(i) + ".toml", "");
+        write(dir, std::to_string(i) + ".toml", "");
     }
     try {
         load_zones(dir.path());

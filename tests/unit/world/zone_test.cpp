@@ -256,15 +256,13 @@ TEST(Zone, MovesAreCheckedPointByPoint) {
 
 ZoneDef wolf_zone() {
     ZoneDef def = plain_zone();
-    NpcSpawnDef wolf;
-    wolf.model = 5;
-    wolf.name = "Wolf";
-    wolf.level = 2;
-    wolf.max_hp = 25;
-    wolf.at = {100, 100, 0};
-    wolf.wander_radius = 0;  // stays put
-    wolf.respawn_s = 1;
-    def.npcs.push_back(wolf);
+    // Stays put (no wander radius).
+    def.npcs.push_back({.model = 5,
+                        .name = "Wolf",
+                        .level = 2,
+                        .max_hp = 25,
+                        .at = {100, 100, 0},
+                        .respawn_s = 1});
     return def;
 }
 
@@ -368,15 +366,14 @@ TEST(Zone, AttacksHitKillAndTheNpcRespawns) {
 
 TEST(Zone, NpcsWanderWithinTheirRadiusAtTheirSpeed) {
     ZoneDef def = plain_zone();
-    NpcSpawnDef boar;
-    boar.model = 6;
-    boar.name = "Boar";
-    boar.max_hp = 10;
-    boar.count = 20;
-    boar.at = {20, 500, 0};  // near the edge: wandering stays inside the zone
-    boar.wander_radius = 50;
-    boar.speed = 4;
-    def.npcs.push_back(boar);
+    // Near the edge: wandering stays inside the zone.
+    def.npcs.push_back({.model = 6,
+                        .name = "Boar",
+                        .max_hp = 10,
+                        .count = 20,
+                        .at = {20, 500, 0},
+                        .wander_radius = 50,
+                        .speed = 4});
     EntityIds ids;
     Zone zone(def, {}, ids);
     std::map<EntityId, Vec3> last;
@@ -490,15 +487,13 @@ TEST(Zone, ViewsMatchBruteForceOverManyTicks) {
     ZoneDef def = plain_zone();
     def.width = 600;
     def.height = 400;
-    NpcSpawnDef npc;
-    npc.model = 1;
-    npc.name = "Rat";
-    npc.max_hp = 5;
-    npc.count = 60;
-    npc.at = {300, 200, 0};
-    npc.wander_radius = 250;
-    npc.speed = 30;
-    def.npcs.push_back(npc);
+    def.npcs.push_back({.model = 1,
+                        .name = "Rat",
+                        .max_hp = 5,
+                        .count = 60,
+                        .at = {300, 200, 0},
+                        .wander_radius = 250,
+                        .speed = 30});
     ZoneSettings settings;
     settings.view_radius = 60;
     settings.view_hysteresis = 15;
