@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
-#include <csignal>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -11,19 +10,12 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <fmt/format.h>
-#include <signal.h>
 
 #include "common/run_support.hpp"
 
 namespace hearth::bench {
 
 namespace {
-
-volatile std::sig_atomic_t g_interrupted = 0;
-
-extern "C" void on_stop_signal(int) {
-    g_interrupted = 1;
-}
 
 // Posted tasks are short; a worker that does not answer in this long is stuck for good.
 constexpr auto kWorkerTaskDeadline = std::chrono::seconds(30);
@@ -281,16 +273,11 @@ void Bench::note(const std::string& text) {
 }
 
 bool Bench::interrupted() noexcept {
-    return g_interrupted != 0;
+    return tools::stop_requested();
 }
 
 void Bench::install_signal_handlers() {
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C ends the process at once
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    tools::install_stop_handlers();
 }
 
 }  // namespace hearth::bench

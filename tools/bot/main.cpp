@@ -26,12 +26,6 @@ namespace {
 using namespace hearth::bot;
 using Clock = std::chrono::steady_clock;
 
-volatile std::sig_atomic_t g_interrupted = 0;
-
-extern "C" void on_stop_signal(int) {
-    g_interrupted = 1;
-}
-
 double since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -87,12 +81,7 @@ int main(int argc, char** argv) {
         std::fputs("hearth-bot: the run overran its deadline; exiting\n", stderr);
         std::_Exit(3);
     }).detach();
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C ends the process at once
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    hearth::tools::install_stop_handlers();
 
     std::vector<std::string> tokens;
     std::vector<Identity> identities;
@@ -135,7 +124,7 @@ int main(int argc, char** argv) {
     swarm.run(
         start + std::chrono::duration_cast<Clock::duration>(
                     std::chrono::duration<double>(o.duration_s)),
-        [] { return g_interrupted != 0; },
+        [] { return hearth::tools::stop_requested(); },
         [&] {
             if (!run.settled_s && swarm.settled()) {
                 run.settled_s = since(start);
@@ -151,7 +140,7 @@ int main(int argc, char** argv) {
             }
             last_at = Clock::now();
         });
-    if (g_interrupted != 0) {
+    if (hearth::tools::stop_requested()) {
         note(run, "interrupted: the figures cover the run until then");
     }
     run.end = sample(swarm, o, start);

@@ -106,6 +106,12 @@ ParseResult parse_command_line(const std::vector<std::string>& args) {
     app.add_option("--connect-rate", o.connect_rate, "Connections opened per second")
         ->check(CLI::Range(1.0, 100000.0))
         ->capture_default_str();
+    app.add_option("--source-addresses", o.source_addresses,
+                   "Connect from 127.0.0.1..127.0.0.K when --host is 127.x (the server limits "
+                   "connections per address: [packet] max_connections_per_ip); 0: one address per "
+                   "200 bots")
+        ->check(CLI::Range(0, 254))
+        ->capture_default_str();
     app.add_option("--setup-timeout", o.setup_timeout_s,
                    "Seconds one bot may take from its connection to entering the world")
         ->check(CLI::Range(0.1, 3600.0))
@@ -130,6 +136,25 @@ ParseResult parse_command_line(const std::vector<std::string>& args) {
         return ParseExit{2, "hearth-bot: " + error + "\n"};
     }
     return o;
+}
+
+std::vector<std::string> source_addresses(const Options& o) {
+    if (o.host.rfind("127.", 0) != 0) {
+        return {};
+    }
+    std::size_t k = o.source_addresses;
+    if (k == 0) {
+        k = std::min<std::size_t>((o.bots + kBotsPerSourceAddress - 1) / kBotsPerSourceAddress,
+                                  254);
+    }
+    if (k <= 1) {
+        return {};  // one address: let the system choose, as any client would
+    }
+    std::vector<std::string> out;
+    for (std::size_t i = 1; i <= k; ++i) {
+        out.push_back("127.0.0." + std::to_string(i));
+    }
+    return out;
 }
 
 std::string make_prefix(std::uint64_t seed) {

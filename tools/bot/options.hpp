@@ -31,12 +31,23 @@ struct Options {
     double chat_per_min = 1;         // per bot, local chat
     double attack_per_min = 0;       // per bot, at the nearest NPC in view
     double connect_rate = 500;       // connections opened per second
-    double setup_timeout_s = 10;     // for one bot's login to world entry
-    std::uint64_t seed = 0;          // 0: from the clock
+    // Connect from 127.0.0.1..127.0.0.K (a 127.x host only); 0: one address per
+    // kBotsPerSourceAddress bots.
+    unsigned source_addresses = 0;
+    double setup_timeout_s = 10;  // for one bot's login to world entry
+    std::uint64_t seed = 0;       // 0: from the clock
     int server_pid = 0;
     bool json = false;
     bool quiet = false;  // no progress lines
 };
+
+/// Bots per source address by default: under the packet front-end's default
+/// `max_connections_per_ip` (256).
+inline constexpr std::size_t kBotsPerSourceAddress = 200;
+
+/// The source addresses bot connections spread over: none (the system's choice) unless the host
+/// is a 127.x address and more than one is needed or asked for.
+std::vector<std::string> source_addresses(const Options& o);
 
 /// The outcome of parsing: options to run with, or an exit (--help, or a usage error) with the
 /// text to print and the status to exit with.

@@ -26,6 +26,8 @@ constexpr std::size_t kTrackedNpcs = 8;
 // Sends the socket did not take yet, per bot: a few seconds of a bot's traffic. Past it the
 // server is not reading, and the bot counts an error and leaves.
 constexpr std::size_t kMaxQueuedSendBytes = 16 * 1024;
+// How near a bot goes to attack: within the server's default [world] attack_range (5 units).
+constexpr float kAttackReach = 4;
 // Packets one bot handles per wake-up, so that one busy bot does not hold up the others.
 constexpr std::size_t kPacketsPerWake = 256;
 // The loop's longest sleep: new connections and progress are looked at least this often.
@@ -76,6 +78,7 @@ struct Bot {
     Clock::time_point next_chat = Clock::time_point::max();
     Clock::time_point next_attack = Clock::time_point::max();
     std::array<Npc, kTrackedNpcs> npcs{};
+    std::uint32_t target = 0;  // the NPC it hunts (--attack)
     std::uint8_t npc_count = 0;
 };
 
@@ -112,8 +115,12 @@ struct Swarm::Impl {
         co.timeout = std::chrono::milliseconds(
             static_cast<std::int64_t>(std::min(o.setup_timeout_s, 5.0) * 1000));
         co.max_queued_send_bytes = kMaxQueuedSendBytes;
+        const auto sources = source_addresses(o);
         bots.reserve(o.bots);
         for (std::size_t i = 0; i < o.bots; ++i) {
+            if (!sources.empty()) {
+                co.source_address = sources[i % sources.size()];
+            }
             bots.push_back(std::make_unique<Bot>(static_cast<std::uint32_t>(i), co));
         }
         population.waiting = o.bots;
@@ -432,6 +439,9 @@ struct Swarm::Impl {
     }
 
     void forget(Bot& bot, std::uint32_t entity) {
+        if (entity == bot.target) {
+            bot.target = 0;
+        }
         for (std::size_t i = 0; i < bot.npc_count; ++i) {
             if (bot.npcs[i].entity == entity) {
                 bot.npcs[i] = bot.npcs[--bot.npc_count];
@@ -492,6 +502,14 @@ struct Swarm::Impl {
         const double period = 1.0 / o.move_hz;
         const double dt = std::min(duration<double>(now - bot.last_move).count(), 2 * period);
         bot.last_move = now;
+        if (const Npc* target = tracked(bot, bot.target)) {
+            if (distance(target->at, bot.at) <= kAttackReach - 1) {
+                return;  // close enough: it stays and fights
+            }
+            bot.waypoint = target->at;
+        } else {
+            bot.target = 0;
+        }
         float left = distance(bot.at, bot.waypoint);
         if (left < 0.5F) {
             bot.waypoint = random_waypoint(bot);
@@ -516,22 +534,41 @@ struct Swarm::Impl {
         ++counters.moves_sent;
     }
 
-    void attack(Bot& bot) {
-        if (bot.dead || bot.npc_count == 0) {
-            return;
-        }
-        std::size_t nearest = 0;
-        for (std::size_t i = 1; i < bot.npc_count; ++i) {
-            if (distance(bot.npcs[i].at, bot.at) < distance(bot.npcs[nearest].at, bot.at)) {
-                nearest = i;
+    const Npc* tracked(const Bot& bot, std::uint32_t entity) const {
+        for (std::size_t i = 0; i < bot.npc_count; ++i) {
+            if (bot.npcs[i].entity == entity) {
+                return &bot.npcs[i];
             }
         }
-        // Walk towards it too: an attack from too far is refused (target_out_of_range).
-        if (static_cast<double>(distance(bot.npcs[nearest].at, bot.home)) <= 2 * o.spread + 1) {
-            bot.waypoint = bot.npcs[nearest].at;
+        return nullptr;
+    }
+
+    // Hunting: the bot keeps its target (the nearest NPC it remembers, near enough its entry
+    // point), walks up to it (move) and attacks once within reach; from farther the server would
+    // refuse (target_out_of_range).
+    void attack(Bot& bot) {
+        if (bot.dead) {
+            return;
         }
-        send(bot, wire::AttackRequest{.target = bot.npcs[nearest].entity});
-        ++counters.attacks_sent;
+        const Npc* target = tracked(bot, bot.target);
+        if (target == nullptr) {
+            bot.target = 0;
+            for (std::size_t i = 0; i < bot.npc_count; ++i) {
+                const Npc& n = bot.npcs[i];
+                if (static_cast<double>(distance(n.at, bot.home)) <= 2 * o.spread + 1 &&
+                    (target == nullptr || distance(n.at, bot.at) < distance(target->at, bot.at))) {
+                    target = &n;
+                }
+            }
+            if (target == nullptr) {
+                return;
+            }
+            bot.target = target->entity;
+        }
+        if (distance(target->at, bot.at) <= kAttackReach) {
+            send(bot, wire::AttackRequest{.target = target->entity});
+            ++counters.attacks_sent;
+        }
     }
 
     void on_timer(Bot& bot) {

@@ -1,6 +1,7 @@
 #include "common/run_support.hpp"
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
@@ -8,6 +9,29 @@
 #include <sys/resource.h>
 
 namespace hearth::tools {
+
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+
+extern "C" void on_stop_signal(int) {
+    g_stop = 1;
+}
+
+}  // namespace
+
+void install_stop_handlers() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C ends the process at once
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool stop_requested() noexcept {
+    return g_stop != 0;
+}
 
 bool raise_file_limit(std::string_view tool, std::size_t connections) {
     rlimit rl{};

@@ -19,6 +19,11 @@ namespace hearth::tools {
 /// fit under it.
 bool raise_file_limit(std::string_view tool, std::size_t connections);
 
+/// SIGINT and SIGTERM end a run early: they set a flag that stop_requested() reads (the run then
+/// reports what it has); a second one ends the process at once.
+void install_stop_handlers();
+bool stop_requested() noexcept;
+
 /// The figures of process `pid` from /proc: nullopt when `pid` is 0 or below, or the process is
 /// gone (or went between the check and the read).
 std::optional<core::ProcessStats> sample_process(int pid);

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -106,6 +107,34 @@ Status connect_within(int fd, const sockaddr* address, socklen_t length, Clock::
     return Done{};
 }
 
+/// Binds `fd` to `source` (a numeric address of `family`) before it connects; nothing when empty.
+Status bind_source(int fd, int family, const std::string& source) {
+    if (source.empty()) {
+        return Done{};
+    }
+    sockaddr_storage address{};
+    socklen_t length = 0;
+    if (family == AF_INET) {
+        auto* in = reinterpret_cast<sockaddr_in*>(&address);
+        in->sin_family = AF_INET;
+        if (::inet_pton(AF_INET, source.c_str(), &in->sin_addr) != 1) {
+            return local(Error::Kind::kIo, "source address " + source + " is not an IPv4 address");
+        }
+        length = sizeof(sockaddr_in);
+    } else {
+        auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
+        in6->sin6_family = AF_INET6;
+        if (::inet_pton(AF_INET6, source.c_str(), &in6->sin6_addr) != 1) {
+            return local(Error::Kind::kIo, "source address " + source + " is not an IPv6 address");
+        }
+        length = sizeof(sockaddr_in6);
+    }
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+        return io_error("bind");
+    }
+    return Done{};
+}
+
 }  // namespace
 
 std::string_view Error::name() const noexcept {
@@ -175,6 +204,11 @@ Status Client::connect(const std::string& host, std::uint16_t port) {
         const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
         if (fd < 0) {
             last = io_error("socket");
+            continue;
+        }
+        if (auto bound = bind_source(fd, a->ai_family, options_.source_address); !bound) {
+            last = bound.error();
+            ::close(fd);
             continue;
         }
         if (auto connected = connect_within(fd, a->ai_addr, a->ai_addrlen, until); !connected) {

@@ -101,6 +101,26 @@ TEST(BotOptions, BadValuesAreRefusedWithTheReason) {
     EXPECT_NE(refused({"--port", "1", "--token", "t\n"}).code, 0);
 }
 
+TEST(BotOptions, SourceAddressesSpreadALocalRunUnderThePerAddressLimit) {
+    Options o;
+    o.bots = 200;
+    EXPECT_TRUE(source_addresses(o).empty());  // fits one address: the system's choice
+    o.bots = 1000;
+    const auto five = source_addresses(o);
+    ASSERT_EQ(five.size(), 5U);
+    EXPECT_EQ(five.front(), "127.0.0.1");
+    EXPECT_EQ(five.back(), "127.0.0.5");
+    o.bots = 100000;
+    EXPECT_EQ(source_addresses(o).size(), 254U);
+    o.source_addresses = 3;
+    EXPECT_EQ(source_addresses(o).size(), 3U);
+    o.host = "10.0.0.5";  // only loopback has 127.0.0.x to spare
+    EXPECT_TRUE(source_addresses(o).empty());
+    EXPECT_EQ(parsed({"--port", "1", "--token", "t", "--source-addresses", "9"}).source_addresses,
+              9U);
+    EXPECT_NE(refused({"--port", "1", "--token", "t", "--source-addresses", "255"}).code, 0);
+}
+
 TEST(BotOptions, HelpExitsZero) {
     const auto help = refused({"--help"});
     EXPECT_EQ(help.code, 0);

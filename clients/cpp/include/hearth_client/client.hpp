@@ -155,6 +155,10 @@ struct ClientOptions {
     /// flush() (call it when wants_write() and the socket is writable) and by every poll(); a send
     /// that would go past the bound fails (kTimeout: the server does not read) and queues nothing.
     std::size_t max_queued_send_bytes = 0;
+    /// A local address (numeric: "127.0.0.2", "::1") to connect from; empty: the system's choice.
+    /// A load generator spreads its connections over 127.0.0.x so that a server's per-address
+    /// limit holds each address under it.
+    std::string source_address{};
 };
 
 class Client {
