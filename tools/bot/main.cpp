@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
     } else {
         run.zones_error = "no --api: the zones' figures come from the operator API";
     }
-    swarm.finish(5.0);
+    swarm.finish(15.0);
     if (o.cleanup && !identities.empty()) {
         const auto removed = remove_accounts(o.api, o.admin_token, identities, o.provision_threads);
         note(run, fmt::format("--cleanup: deleted {} of {} accounts", removed, identities.size()));
