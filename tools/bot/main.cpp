@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
     const auto start = Clock::now();
     Swarm swarm(o, run.prefix, tokens);
     run.begin = sample(swarm, o, start);
+    run.server_rss_before = run.begin.server_rss_bytes;
     Counters last = run.begin.counters;
     auto last_at = start;
     swarm.run(

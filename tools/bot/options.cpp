@@ -33,6 +33,9 @@ std::string check(const Options& o) {
                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; })) {
         return "tokens must not contain control characters";
     }
+    if (o.moving && *o.moving > o.bots) {
+        return "--moving must be at most --bots";
+    }
     if (o.cleanup && o.api.empty()) {
         return "--cleanup deletes the accounts made through --api: it needs --api";
     }
@@ -62,6 +65,9 @@ ParseResult parse_command_line(const std::vector<std::string>& args) {
         ->check(CLI::Range(0.0, 50.0))
         ->capture_default_str();
     app.add_option("--zone", o.zone, "Zone id to play in (change_map when the entry zone differs)");
+    app.add_option("--moving", o.moving,
+                   "How many of the bots move, chat and attack (the first N); the others stand "
+                   "in the world and only keep their connection alive (default: all)");
     app.add_option("--spread", o.spread, "Units around its entry point a bot wanders within")
         ->check(CLI::Range(0.0, 1e6))
         ->capture_default_str();

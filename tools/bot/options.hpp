@@ -39,6 +39,9 @@ struct Options {
     int server_pid = 0;
     bool json = false;
     bool quiet = false;  // no progress lines
+    // Bots that move and chat (the first N); the others only keep their connection alive. Empty:
+    // every bot.
+    std::optional<std::size_t> moving;
 };
 
 /// Bots per source address by default: under the packet front-end's default

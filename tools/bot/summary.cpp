@@ -37,6 +37,7 @@ json::object make_summary(const RunRecord& run) {
     out["move_hz"] = o.move_hz;
     out["zone"] = o.zone ? json::value(*o.zone) : json::value(nullptr);
     out["spread"] = o.spread;
+    out["moving"] = o.moving ? *o.moving : o.bots;
     out["prefix"] = run.prefix;
     out["provision_s"] = rounded(run.provision_s);
     out["elapsed_s"] = rounded(run.end.at_s);
@@ -109,6 +110,16 @@ json::object make_summary(const RunRecord& run) {
     }
     out["server_rss_bytes"] =
         run.end.server_rss_bytes ? json::value(*run.end.server_rss_bytes) : json::value(nullptr);
+    out["server_rss_bytes_before"] =
+        run.server_rss_before ? json::value(*run.server_rss_before) : json::value(nullptr);
+    if (run.server_rss_before && run.end.server_rss_bytes && run.population_at_end.in_world > 0) {
+        out["server_rss_bytes_per_bot"] =
+            std::round((static_cast<double>(*run.end.server_rss_bytes) -
+                        static_cast<double>(*run.server_rss_before)) /
+                       static_cast<double>(run.population_at_end.in_world));
+    } else {
+        out["server_rss_bytes_per_bot"] = nullptr;
+    }
     out["client_cpu_per_s"] =
         window > 0 ? rounded((run.end.client_cpu_s - run.begin.client_cpu_s) / window) : 0.0;
     out["zones"] = run.zones ? *run.zones : json::value(nullptr);

@@ -74,8 +74,9 @@ struct RunRecord {
     Sample begin;  // the window's start: when every bot settled, else the start of the run
     Sample end;    // at --duration, before the logouts
     Population population_at_end;
-    std::optional<boost::json::value> zones;  // GET /api/v1/world/zones
-    std::string zones_error;                  // why there are none
+    std::optional<std::uint64_t> server_rss_before;  // before the first connection
+    std::optional<boost::json::value> zones;         // GET /api/v1/world/zones
+    std::string zones_error;                         // why there are none
     std::vector<std::string> notes;
 };
 

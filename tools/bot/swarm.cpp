@@ -277,6 +277,11 @@ struct Swarm::Impl {
         bot.waypoint = e.at;
         bot.idle_timeout_s = std::max<std::uint16_t>(bot.idle_timeout_s, 3);
         bot.last_move = now;
+        set_phase(bot, Phase::kInWorld);
+        if (o.moving && bot.index >= *o.moving) {
+            schedule(bot, next_wake(bot));  // stands: only keep-alives
+            return;
+        }
         // Spread over the first period, so that the bots' moves do not come in waves.
         std::uniform_real_distribution<double> phase(0, 1);
         if (o.move_hz > 0) {
@@ -288,7 +293,6 @@ struct Swarm::Impl {
         if (o.attack_per_min > 0) {
             bot.next_attack = now + seconds(random_interval(o.attack_per_min));
         }
-        set_phase(bot, Phase::kInWorld);
         schedule(bot, next_wake(bot));
     }
 

@@ -71,6 +71,8 @@ TEST(BotOptions, TheExtras) {
     EXPECT_EQ(o.bots_per_account, 4U);
     EXPECT_DOUBLE_EQ(o.speed, 0.5);
     EXPECT_TRUE(o.quiet);
+    EXPECT_FALSE(o.moving.has_value());
+    EXPECT_EQ(*parsed({"--port", "1", "--token", "t", "--bots", "10", "--moving", "4"}).moving, 4U);
     EXPECT_DOUBLE_EQ(parsed({"--port", "1", "--token", "t", "--attack-per-min", "30", "--attack"})
                          .attack_per_min,
                      30);
@@ -98,6 +100,8 @@ TEST(BotOptions, BadValuesAreRefusedWithTheReason) {
     const auto prefix = refused({"--port", "1", "--token", "t", "--prefix", "a-b"});
     EXPECT_NE(prefix.text.find("--prefix"), std::string::npos) << prefix.text;
     EXPECT_NE(refused({"--port", "1", "--token", "t", "--cleanup"}).code, 0);
+    const auto moving = refused({"--port", "1", "--token", "t", "--bots", "2", "--moving", "3"});
+    EXPECT_NE(moving.text.find("--moving"), std::string::npos) << moving.text;
     EXPECT_NE(refused({"--port", "1", "--token", "t\n"}).code, 0);
 }
 

@@ -40,6 +40,7 @@ RunRecord a_run() {
     run.end.counters.errors["no_such_target"] = 4;
     run.end.server_cpu_s = 7.0;
     run.end.server_rss_bytes = 123456;
+    run.server_rss_before = 100000;
     run.end.client_cpu_s = 3.0;
     run.population_at_end.in_world = 8;
     run.population_at_end.gone = 2;
@@ -77,6 +78,9 @@ TEST(BotSummary, ServerFiguresPerSecondOfTheWindow) {
     EXPECT_DOUBLE_EQ(s.at("server_cpu_s").to_number<double>(), 2.0);
     EXPECT_DOUBLE_EQ(s.at("server_cpu_per_s").to_number<double>(), 0.5);
     EXPECT_EQ(s.at("server_rss_bytes").to_number<std::uint64_t>(), 123456U);
+    EXPECT_EQ(s.at("server_rss_bytes_before").to_number<std::uint64_t>(), 100000U);
+    EXPECT_DOUBLE_EQ(s.at("server_rss_bytes_per_bot").to_number<double>(), 2932);  // 23456 / 8
+    EXPECT_EQ(s.at("moving").to_number<int>(), 10);  // all, without --moving
     EXPECT_DOUBLE_EQ(s.at("client_cpu_per_s").to_number<double>(), 0.5);
     EXPECT_EQ(s.at("zones").as_array().size(), 1U);
     EXPECT_FALSE(s.contains("zones_error"));
@@ -87,12 +91,14 @@ TEST(BotSummary, WithoutServerPidOrZonesTheFieldsSaySo) {
     run.begin.server_cpu_s.reset();
     run.end.server_cpu_s.reset();
     run.end.server_rss_bytes.reset();
+    run.server_rss_before.reset();
     run.zones.reset();
     run.zones_error = "GET /api/v1/world/zones answered 404";
     const auto s = make_summary(run);
     EXPECT_TRUE(s.at("server_cpu_s").is_null());
     EXPECT_TRUE(s.at("server_cpu_per_s").is_null());
     EXPECT_TRUE(s.at("server_rss_bytes").is_null());
+    EXPECT_TRUE(s.at("server_rss_bytes_per_bot").is_null());
     EXPECT_TRUE(s.at("zones").is_null());
     EXPECT_EQ(s.at("zones_error").as_string(), "GET /api/v1/world/zones answered 404");
 }
