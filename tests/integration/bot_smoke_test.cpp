@@ -115,6 +115,30 @@ TEST_F(BotSmoke, BotsMakeTheirIdentitiesAndPlayInTheWorld) {
     EXPECT_EQ(u64(again.summary, "zone_changes"), 0U) << again.out;
 }
 
+TEST_F(BotSmoke, OneTokenServesBotsOfOneAccount) {
+    const std::map<std::string, std::string> admin{
+        {"Authorization", std::string("Bearer ") + kAdminToken},
+        {"Content-Type", "application/json"}};
+    ASSERT_EQ(http_request(server_->port(), "POST", "/api/v1/accounts",
+                           R"({"username":"tokenbots","password":"long enough password"})", admin)
+                  .status,
+              201);
+    const auto key =
+        http_request(server_->port(), "POST", "/api/v1/tokens",
+                     R"({"account":"tokenbots","name":"bots","scopes":["packet"]})", admin);
+    ASSERT_EQ(key.status, 201) << key.body;
+    const std::string token(json::parse(key.body).as_object().at("token").as_string());
+    const auto r =
+        run({"--port", std::to_string(server_->app().server().bound_port("packet")), "--bots", "2",
+             "--token", token, "--duration", "1", "--prefix", "tok", "--json", "--quiet"});
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(u64(r.summary, "logged_in"), 2U) << r.out;
+    EXPECT_EQ(u64(r.summary, "characters_created"), 2U) << r.out;  // tok0 and tok1, one account
+    EXPECT_EQ(u64(r.summary, "entered_world"), 2U) << r.out;
+    EXPECT_TRUE(r.summary.at("zones").is_null());
+    EXPECT_NE(r.summary.at("zones_error").as_string().find("--api"), json::string::npos);
+}
+
 TEST_F(BotSmoke, CleanupDeletesTheAccountsMade) {
     auto args = base_args(2);
     args.insert(args.end(), {"--duration", "0.5", "--prefix", "smoke2", "--cleanup"});
