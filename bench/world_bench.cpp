@@ -4,8 +4,8 @@
 // the packet front-end's encode_batched, as the server does, so a tick's time includes the
 // interest grid, the view diffs, the sink calls and the encoded bytes.
 //
-// Args: entities, zone side (units), whether the sinks encode. Time: the thread's CPU time per
-// tick, the characters' moves included.
+// Args: entities, zone side (units), whether the sinks encode, whether the characters walk.
+// Time: the thread's CPU time per tick, the characters' moves included.
 
 #include <array>
 #include <cmath>
@@ -117,6 +117,7 @@ void BM_ZoneTick(benchmark::State& state) {
     const auto entities = static_cast<std::size_t>(state.range(0));
     const auto side = static_cast<float>(state.range(1));
     const bool encode = state.range(2) != 0;
+    const bool walking = state.range(3) != 0;
     world::ZoneDef def;
     def.id = 1;
     def.name = "Bench";
@@ -170,7 +171,9 @@ void BM_ZoneTick(benchmark::State& state) {
     t_scratch.bytes = 0;
     std::uint64_t in_view = 0;
     for (auto _ : state) {
-        walk();
+        if (walking) {
+            walk();
+        }
         const world::TickReport r = zone.tick();
         in_view += r.moves + r.spawns;
     }
@@ -185,14 +188,18 @@ void BM_ZoneTick(benchmark::State& state) {
 }
 
 BENCHMARK(BM_ZoneTick)
-    ->ArgNames({"entities", "side", "encode"})
-    ->Args({1'000, 2'000, 1})
-    ->Args({10'000, 20'000, 1})
-    ->Args({10'000, 2'000, 1})
+    ->ArgNames({"entities", "side", "encode", "walk"})
+    ->Args({1'000, 2'000, 1, 1})
+    ->Args({10'000, 20'000, 1, 1})
+    ->Args({10'000, 2'000, 1, 1})
     // The same without the encoding (the sinks fill the WorldUpdate only): the zone's share.
-    ->Args({1'000, 2'000, 0})
-    ->Args({10'000, 20'000, 0})
-    ->Args({10'000, 2'000, 0})
+    ->Args({1'000, 2'000, 0, 1})
+    ->Args({10'000, 20'000, 0, 1})
+    ->Args({10'000, 2'000, 0, 1})
+    // No one walks: nothing is sent, what is left is working out the views.
+    ->Args({1'000, 2'000, 0, 0})
+    ->Args({10'000, 20'000, 0, 0})
+    ->Args({10'000, 2'000, 0, 0})
     ->Unit(benchmark::kMillisecond);
 
 // The production encoding alone: one client's tick with `moves` entities moving in its view (the

@@ -71,10 +71,11 @@ struct WorldConfig {
           {.help = "Attacks per second one character may make; more are refused "
                    "(rate_limited)."});
         v("chat_per_s", chat_per_s,
-          {.help = "Chat lines and whispers per second one character may send (sustained); "
-                   "more are refused (rate_limited)."});
+          {.help = "Chat lines per second one character may send (sustained), and whispers "
+                   "counted apart at the same rate; more are refused (rate_limited)."});
         v("chat_burst", chat_burst,
-          {.help = "Chat lines and whispers one character may send at once above chat_per_s."});
+          {.help = "Chat lines (and, apart, whispers) one character may send at once above "
+                   "chat_per_s."});
         v("max_players_per_zone", max_players_per_zone,
           {.help = "Characters in one zone; entering or changing into a full zone is refused "
                    "(unavailable).",

@@ -562,13 +562,7 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
         std::shared_ptr<Link> next;
         {
             std::lock_guard lock(mutex);
-            {
-                std::lock_guard link_lock(link->mutex);
-                link->out = true;
-                link->queue.clear();
-                next = std::move(link->successor);
-            }
-            forget_locked(link);
+            next = retire_locked(link);
         }
         auto tell = [link, error, detail] { link->sink->refused(Request::kEnter, error, detail); };
         if (core::ShardSet::current()) {
@@ -580,6 +574,31 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
         if (next) {
             place(next, next->initial, next->initial_zone, false);
         }
+    }
+
+    /// Takes `link` out of the world: nothing more runs for it, and it leaves the directory
+    /// (the parting state, when given, stays there until its save is written). Returns who takes
+    /// the character over next, if anyone. The core's mutex held.
+    std::shared_ptr<Link> retire_locked(const std::shared_ptr<Link>& link,
+                                        const std::optional<PlayerState>& parting = std::nullopt,
+                                        std::uint32_t zone = 0, std::uint64_t* token = nullptr) {
+        std::shared_ptr<Link> next;
+        {
+            std::lock_guard link_lock(link->mutex);
+            link->out = true;
+            link->slot = nullptr;
+            link->queue.clear();
+            next = std::move(link->successor);
+        }
+        auto it = directory.find(link->character_id);
+        if (parting && it != directory.end() && it->second.current == link) {
+            *token = ++next_token;
+            it->second.parting = *parting;
+            it->second.parting_zone = zone;
+            it->second.parting_token = *token;
+        }
+        forget_locked(link);
+        return next;
     }
 
     /// Drops `link` from the directory when it is the current one (the core's mutex held).
@@ -611,21 +630,7 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
         std::uint64_t token = 0;
         {
             std::lock_guard lock(mutex);
-            {
-                std::lock_guard link_lock(link->mutex);
-                link->out = true;
-                link->slot = nullptr;
-                link->queue.clear();
-                next = std::move(link->successor);
-            }
-            auto it = directory.find(link->character_id);
-            if (state && it != directory.end() && it->second.current == link) {
-                token = ++next_token;
-                it->second.parting = *state;
-                it->second.parting_zone = slot.id;
-                it->second.parting_token = token;
-            }
-            forget_locked(link);
+            next = retire_locked(link, state, slot.id, &token);
         }
         const auto shard = slot.shard;
         if (!state) {
@@ -738,13 +743,7 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
             std::shared_ptr<Link> next;
             {
                 std::lock_guard lock(mutex);
-                {
-                    std::lock_guard link_lock(link->mutex);
-                    link->out = true;
-                    link->queue.clear();
-                    next = std::move(link->successor);
-                }
-                forget_locked(link);
+                next = retire_locked(link);
             }
             const auto shard = slot->shard;
             saver->save(save_of(state, slot->id), [weak = weak_from_this(), link, shard](bool) {
@@ -888,9 +887,18 @@ public:
 
 private:
     void request(Job r) {
-        if (link_->core != nullptr) {
-            link_->core->push(link_, std::move(r), false);
+        if (link_->core == nullptr) {
+            return;
         }
+        {
+            // Once out, a Player never touches the service again: the app may destroy the world
+            // module before the network layer (and with it this Player's connection).
+            std::lock_guard lock(link_->mutex);
+            if (link_->out || link_->leaving) {
+                return;
+            }
+        }
+        link_->core->push(link_, std::move(r), false);
     }
 
     std::shared_ptr<Link> link_;

@@ -93,8 +93,8 @@ struct Zone::State {
         std::uint32_t npc = kNone;     // index in npcs
     };
 
+    /// A character's record: what requests read (the tick reads the per-slot arrays below).
     struct Player {
-        // What the tick reads first, in one cache line.
         std::uint32_t slot = 0;
         std::shared_ptr<PlayerSink> sink;
         PlayerState state;
@@ -149,8 +149,8 @@ struct Zone::State {
     std::size_t npcs_alive = 0;
 
     InterestGrid<GridEntry> grid;
-    /// Every character's view, one after the other in the order of `players` (see diff_view),
-    /// and the views being made by the tick that runs.
+    /// Every character's view, one after the other in grid order (see diff_view), and the views
+    /// being made by the tick that runs.
     std::vector<std::uint32_t> visible;
     std::vector<std::uint32_t> next_visible;
     std::size_t next_visible_size = 0;

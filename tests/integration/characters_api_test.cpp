@@ -17,6 +17,7 @@
 #include "characters/characters_module.hpp"
 #include "core/module_registry.hpp"
 #include "support/clients.hpp"
+#include "support/operator_client.hpp"
 #include "support/server.hpp"
 #include "support/store_backend.hpp"
 #include "unit/store/store_test_support.hpp"
@@ -38,52 +39,8 @@ Overrides character_overrides(Overrides extra = {}) {
     return extra;
 }
 
-struct Api {
-    std::uint16_t port;
-
-    HttpResult call(const std::string& method, const std::string& target,
-                    const std::string& body = "", const std::string& token = kAdminToken) const {
-        return api_request(port, method, target, body, token);
-    }
-    json::value ok(const std::string& method, const std::string& target,
-                   const std::string& body = "", int status = 200) const {
-        auto r = call(method, target, body);
-        EXPECT_EQ(r.status, status) << method << " " << target << ": " << r.body;
-        return r.body.empty() ? json::value() : json::parse(r.body);
-    }
-    /// The error code of a refused call, after checking its status.
-    std::string refused(const std::string& method, const std::string& target, int status,
-                        const std::string& body = "") const {
-        auto r = call(method, target, body);
-        EXPECT_EQ(r.status, status) << method << " " << target << ": " << r.body;
-        return r.body.empty() ? std::string()
-                              : std::string(json::parse(r.body).at("error").at("code").as_string());
-    }
-    std::uint64_t account(const std::string& name, const std::string& roles = R"(["player"])") {
-        auto v = ok("POST", "/api/v1/accounts",
-                    R"({"username":")" + name + R"(","password":"long enough password","roles":)" +
-                        roles + "}",
-                    201);
-        return v.at("id").to_number<std::uint64_t>();
-    }
-    std::string token_of(const std::string& name) const {
-        auto r = call("POST", "/api/v1/auth/login",
-                      R"({"username":")" + name + R"(","password":"long enough password"})", "");
-        EXPECT_EQ(r.status, 200) << r.body;
-        return std::string(json::parse(r.body).at("token").as_string());
-    }
-    /// Whether the audit log got `action` on `target` (its write may land just after the answer).
-    bool audited(const std::string& action, const std::string& target) const {
-        return eventually([&] {
-            auto v = ok("GET", "/api/v1/audit?action=" + action);
-            for (const auto& e : v.at("items").as_array()) {
-                if (e.at("target").as_string() == target) {
-                    return true;
-                }
-            }
-            return false;
-        });
-    }
+struct Api : OperatorClient {
+    explicit Api(std::uint16_t p) : OperatorClient{p, kAdminToken} {}
 };
 
 std::vector<std::string> names(const json::value& page) {

@@ -4,8 +4,10 @@
 // interval, after a logout, after the module stops); takeover; whisper across zones and zone
 // changes. The game protocol over TCP is tested with the packet front-end.
 
+#include <algorithm>
 #include <array>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -21,6 +23,7 @@
 #include "characters/characters_module.hpp"
 #include "core/module_registry.hpp"
 #include "support/clients.hpp"
+#include "support/operator_client.hpp"
 #include "support/server.hpp"
 #include "unit/store/store_test_support.hpp"
 #include "world/world_module.hpp"
@@ -135,7 +138,9 @@ private:
     std::condition_variable cv_;
 };
 
-struct World {
+struct World : OperatorClient {
+    explicit World(TestServer& s) : OperatorClient{s.port(), kAdminToken}, server(s) {}
+
     TestServer& server;
 
     characters::CharacterService& characters() {
@@ -145,41 +150,6 @@ struct World {
     }
     world::WorldServiceImpl& world() {
         return dynamic_cast<world::WorldModule&>(*server.app().modules().module("world")).world();
-    }
-
-    HttpResult call(const std::string& method, const std::string& target,
-                    const std::string& body = "", const std::string& token = kAdminToken) const {
-        return api_request(server.port(), method, target, body, token);
-    }
-    json::value ok(const std::string& method, const std::string& target,
-                   const std::string& body = "", int status = 200) const {
-        auto r = call(method, target, body);
-        EXPECT_EQ(r.status, status) << method << " " << target << ": " << r.body;
-        return r.body.empty() ? json::value() : json::parse(r.body);
-    }
-    std::uint64_t account(const std::string& name, const std::string& roles = R"(["player"])") {
-        auto v = ok("POST", "/api/v1/accounts",
-                    R"({"username":")" + name + R"(","password":"long enough password","roles":)" +
-                        roles + "}",
-                    201);
-        return v.at("id").to_number<std::uint64_t>();
-    }
-    std::string token_of(const std::string& name) const {
-        auto r = call("POST", "/api/v1/auth/login",
-                      R"({"username":")" + name + R"(","password":"long enough password"})", "");
-        EXPECT_EQ(r.status, 200) << r.body;
-        return std::string(json::parse(r.body).at("token").as_string());
-    }
-    bool audited(const std::string& action, const std::string& target) const {
-        return eventually([&] {
-            auto v = ok("GET", "/api/v1/audit?action=" + action);
-            for (const auto& e : v.at("items").as_array()) {
-                if (e.at("target").as_string() == target) {
-                    return true;
-                }
-            }
-            return false;
-        });
     }
 
     CharacterRecord character(const std::string& account_name, const std::string& name) {
@@ -205,6 +175,17 @@ struct World {
             ids.push_back(z.at("id").to_number<std::uint32_t>());
         }
         return ids;
+    }
+    /// The ticks the operator API's figures of `zone` cover (they grow with each tick for the
+    /// first minute).
+    std::int64_t ticks(std::uint32_t zone) const {
+        const auto page = ok("GET", "/api/v1/world/zones");
+        for (const auto& z : page.at("items").as_array()) {
+            if (z.at("id").to_number<std::uint32_t>() == zone) {
+                return z.at("tick").at("window_ticks").to_number<std::int64_t>();
+            }
+        }
+        return -1;
     }
     /// The entity `id` of `zone` as the operator API shows it, or null.
     json::value entity(std::uint32_t zone, world::EntityId id) const {
@@ -469,6 +450,145 @@ TEST(WorldService, EveryRequestIsAnsweredOrCountedAsDropped) {
         refused += r.request == world::Request::kTargetHp ? 1 : 0;
     }
     EXPECT_EQ(sink->target_hps_ + refused + dropped, sent);
+}
+
+TEST(WorldService, WhispersBeyondTheChatRateAreRefused) {
+    // A burst of 3 that refills one whisper every 100 s: the fourth is refused.
+    TestServer server(world_overrides({{"world.chat_per_s", "0.01"}, {"world.chat_burst", "3"}}));
+    World w{server};
+    auto alice = w.character("alice", "Alice");
+    auto bob = w.character("bob", "Bob");
+    auto a_sink = std::make_shared<Sink>();
+    auto b_sink = std::make_shared<Sink>();
+    auto a = w.world().enter(alice, a_sink);
+    auto b = w.world().enter(bob, b_sink);
+    ASSERT_TRUE(has_entry(*a_sink));
+    ASSERT_TRUE(has_entry(*b_sink));
+    for (int i = 0; i < 4; ++i) {
+        a->whisper("Bob", "line " + std::to_string(i));
+    }
+    ASSERT_TRUE(
+        a_sink->wait([](const Sink& s) { return s.whispers_.size() + s.refusals_.size() == 4; }));
+    EXPECT_EQ(a_sink->whispers_.size(), 3U);
+    ASSERT_EQ(a_sink->refusals_.size(), 1U);
+    EXPECT_EQ(a_sink->refusals_[0].request, world::Request::kWhisper);
+    EXPECT_EQ(a_sink->refusals_[0].error, WorldError::kRateLimited);
+    ASSERT_TRUE(b_sink->wait([](const Sink& s) { return s.whispers_.size() == 3; }));
+    EXPECT_EQ(b_sink->whispers_[2].text, "line 2");
+}
+
+TEST(WorldService, AFullZoneRefusesEntryAndChange) {
+    TestServer server(world_overrides({{"world.max_players_per_zone", "1"}}));
+    World w{server};
+    auto alice = w.character("alice", "Alice");
+    auto bob = w.character("bob", "Bob");
+    auto a_sink = std::make_shared<Sink>();
+    auto a = w.world().enter(alice, a_sink);
+    ASSERT_TRUE(has_entry(*a_sink));
+    const auto full = a_sink->entry_->zone;
+
+    auto refused_sink = std::make_shared<Sink>();
+    auto refused = w.world().enter(bob, refused_sink);
+    ASSERT_TRUE(refused_sink->wait([](const Sink& s) { return !s.refusals_.empty(); }));
+    EXPECT_EQ(refused_sink->refusals_[0].request, world::Request::kEnter);
+    EXPECT_EQ(refused_sink->refusals_[0].error, WorldError::kUnavailable);
+    EXPECT_EQ(refused_sink->entries_, 0);
+    refused.reset();
+
+    // Saved in another zone, Bob enters there, and cannot change into the full one.
+    const auto zones = w.zones();
+    ASSERT_GE(zones.size(), 2U);
+    bob.position.zone = full == zones[0] ? zones[1] : zones[0];
+    auto b_sink = std::make_shared<Sink>();
+    auto b = w.world().enter(bob, b_sink);
+    ASSERT_TRUE(has_entry(*b_sink));
+    EXPECT_EQ(b_sink->entry_->zone, bob.position.zone);
+    b->change_zone(full);
+    ASSERT_TRUE(b_sink->wait([](const Sink& s) { return !s.refusals_.empty(); }));
+    EXPECT_EQ(b_sink->refusals_[0].request, world::Request::kChangeZone);
+    EXPECT_EQ(b_sink->refusals_[0].error, WorldError::kUnavailable);
+    EXPECT_TRUE(w.entity(bob.position.zone, b_sink->entry_->entity).is_object());
+
+    // Once Alice is gone there is room.
+    a->leave(LeaveReason::kLogout);
+    ASSERT_TRUE(a_sink->wait([](const Sink& s) { return s.left_.has_value(); }));
+    b->change_zone(full);
+    ASSERT_TRUE(b_sink->wait([](const Sink& s) { return s.changed_ == 1; }));
+    EXPECT_EQ(b_sink->entry_->zone, full);
+}
+
+TEST(WorldService, ACharacterWhoseZoneIsGoneEntersAtTheStartZonesSpawn) {
+    TestServer server(world_overrides(
+        {{"characters.start_zone", "2"}, {"characters.safe_spots", R"(["2:150,150,0"])"}}));
+    World w{server};
+    auto aria = w.character("alice", "Aria");
+    aria.position.zone = 4'000'000;
+    auto sink = std::make_shared<Sink>();
+    auto player = w.world().enter(aria, sink);
+    ASSERT_TRUE(has_entry(*sink));
+    EXPECT_EQ(sink->entry_->zone, 2U);
+    // The shipped zone 2's spawn point (data/zones/caves.toml), not the saved coordinates.
+    EXPECT_EQ(sink->entry_->at, (world::Vec3{100, 100, 0}));
+}
+
+TEST(WorldReload, LiveKeysApplyAndANewZonesDirRestartsTheWorld) {
+    TempDir data;
+    TempDir zones;
+    auto overrides = world_overrides(
+        {{"server.data_dir", "\"" + data.path() + "\""}, {"world.max_players_per_zone", "1"}});
+    TestServer server(overrides);
+    World w{server};
+    auto alice = w.character("alice", "Alice");
+    auto bob = w.character("bob", "Bob");
+    auto a_sink = std::make_shared<Sink>();
+    auto a = w.world().enter(alice, a_sink);
+    ASSERT_TRUE(has_entry(*a_sink));
+    auto full_sink = std::make_shared<Sink>();
+    auto refused = w.world().enter(bob, full_sink);
+    ASSERT_TRUE(full_sink->wait([](const Sink& s) { return !s.refusals_.empty(); }));
+    EXPECT_EQ(full_sink->refusals_[0].error, WorldError::kUnavailable);
+
+    // A live key: the same characters stay, and the zone takes one more from its next tick.
+    overrides["world.max_players_per_zone"] = "2";
+    server.app().apply(test_config(overrides, data.path()));
+    const auto zone = a_sink->entry_->zone;
+    const auto ticked = w.ticks(zone);
+    ASSERT_TRUE(eventually([&] { return w.ticks(zone) > ticked; }));
+    auto b_sink = std::make_shared<Sink>();
+    auto b = w.world().enter(bob, b_sink);
+    ASSERT_TRUE(has_entry(*b_sink));
+    EXPECT_FALSE(a_sink->left_.has_value());
+
+    // zones_dir: the module restarts (everyone saved and out), with the operator's zone.
+    {
+        std::ofstream file(zones.file("arena.toml"));
+        file << "id = 7\nname = \"Arena\"\nwidth = 300\nheight = 300\nspawn = [150, 150, 0]\n";
+    }
+    overrides["world.zones_dir"] = "\"" + zones.path() + "\"";
+    server.app().apply(test_config(overrides, data.path()));
+    ASSERT_TRUE(a_sink->wait([](const Sink& s) { return s.left_.has_value(); }));
+    EXPECT_EQ(*a_sink->left_, LeaveReason::kShutdown);
+    ASSERT_TRUE(b_sink->wait([](const Sink& s) { return s.left_.has_value(); }));
+    const auto ids = w.zones();
+    EXPECT_NE(std::find(ids.begin(), ids.end(), 7U), ids.end());
+    EXPECT_TRUE(w.world().running());
+}
+
+TEST(WorldService, BadWorldSettingsAreNamed) {
+    TempDir dir;
+    for (const auto& [key, value] :
+         std::vector<std::pair<std::string, std::string>>{{"world.view_radius", "-1"},
+                                                          {"world.chat_burst", "0.5"},
+                                                          {"world.max_speed", "nan"},
+                                                          {"world.tick_hz", "61"},
+                                                          {"world.zones_dir", "\"\""}}) {
+        try {
+            test_config({{key, value}}, dir.path());
+            ADD_FAILURE() << key << " = " << value << " was accepted";
+        } catch (const std::runtime_error& e) {
+            EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+        }
+    }
 }
 
 }  // namespace

@@ -395,6 +395,31 @@ TEST(Zone, NpcsWanderWithinTheirRadiusAtTheirSpeed) {
     EXPECT_TRUE(any_moved);
 }
 
+TEST(Zone, ATickIsDeterministicAndListsEveryEntity) {
+    ZoneDef def = plain_zone();
+    def.npcs.push_back({.model = 2,
+                        .name = "Crow",
+                        .max_hp = 3,
+                        .count = 30,
+                        .at = {500, 500, 0},
+                        .wander_radius = 200,
+                        .speed = 5});
+    auto run = [&] {
+        World w(def);
+        w.add("Ann", {400, 400, 0});
+        w.ticks(200);
+        std::vector<std::pair<EntityKind, Vec3>> seen;
+        w.zone.for_each_entity([&](const EntityView& e) { seen.emplace_back(e.kind, e.at); });
+        return seen;
+    };
+    const auto first = run();
+    EXPECT_EQ(first, run());  // no clock, a generator seeded by the zone id
+    ASSERT_EQ(first.size(), 31U);
+    EXPECT_EQ(std::count_if(first.begin(), first.end(),
+                            [](const auto& e) { return e.first == EntityKind::kPlayer; }),
+              1);
+}
+
 TEST(Zone, ChatReachesViewersOrTheZoneUnderARate) {
     World w;
     const EntityId a = w.add("Ann", {100, 100, 0});
