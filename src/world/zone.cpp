@@ -405,7 +405,9 @@ struct Zone::State {
         const float* const xs = grid.x();
         const float* const ys = grid.y();
         grid.for_each_run(c.x, c.y, reach(), [&](std::size_t first, std::size_t n) {
-            // Branch-free, so that the compiler vectorises the distances.
+            // Branch-free: whether one in a run is within reach is about as good as random, so
+            // a branch would often be mispredicted. (Four distances at a time with SSE2, and a
+            // diff without branches below, measured no faster.)
             std::uint32_t* const out = found + found_n;
             std::size_t k = 0;
             for (std::size_t j = first; j < first + n; ++j) {

@@ -5,10 +5,12 @@
 // moves hits the connection's packet rate and closes that connection alone; a flood of chat and
 // whispers is dropped past the world's chat rate without closing.
 
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include "hearth_client/client.hpp"
 #include "net/server.hpp"
@@ -23,39 +25,24 @@ using client::Client;
 using namespace std::chrono_literals;
 
 constexpr const char* kAdmin = "abuse-world-admin";
-constexpr const char* kPassword = "long enough password";
 
 class AbusePacketWorld : public ::testing::Test {
 protected:
-    void start(Overrides extra = {}) {
+    /// The test zones (support/packet_world.hpp), zone 1 replaced by `field` when given.
+    void start(Overrides extra = {}, const std::string& field = {}) {
         write_test_zones(zones_.path());
+        if (!field.empty()) {
+            std::ofstream(zones_.file("field.toml")) << field;
+        }
         extra.merge(world_overrides(zones_.path(), kAdmin));
         server_ = std::make_unique<TestServer>(extra);
     }
 
     std::uint16_t port() const { return server_->app().server().bound_port("packet"); }
 
-    /// A connection logged in as a new account `name`.
-    Client logged_in(const std::string& name) {
-        auto r = api_request(server_->port(), "POST", "/api/v1/accounts",
-                             R"({"username":")" + name + R"(","password":")" + kPassword + R"("})",
-                             kAdmin);
-        EXPECT_EQ(r.status, 201) << r.body;
-        Client c(client::ClientOptions{.timeout = 10s, .max_unread_packets = 4096});
-        EXPECT_TRUE(c.connect("127.0.0.1", port()).ok());
-        EXPECT_TRUE(c.login_password(name, kPassword).ok());
-        return c;
-    }
-
     /// A new account `name` with its character (`name` capitalised) in the world.
     WorldPlayer play(const std::string& name) {
-        auto c = logged_in(name);
-        std::string character = name;
-        character[0] = static_cast<char>(character[0] - 'a' + 'A');
-        auto made = c.create_character(character, {});
-        EXPECT_TRUE(made.ok()) << (made.ok() ? "" : made.error().message);
-        EXPECT_TRUE(c.select_character(made.ok() ? made->id : 0).ok());
-        WorldPlayer p(std::move(c));
+        WorldPlayer p(std::move(selected(server_->port(), port(), kAdmin, name).client));
         EXPECT_TRUE(p.enter().ok());
         return p;
     }
@@ -96,14 +83,16 @@ void expect_world_refused(Client& c, wire::ErrorCode code, bool with_enter) {
 
 TEST_F(AbusePacketWorld, WorldPacketsOutOfTheirStateAreRefusedAndTheConnectionGoesOn) {
     start();
-    auto r = api_request(server_->port(), "POST", "/api/v1/accounts",
-                         R"({"username":"tess","password":")" + std::string(kPassword) + R"("})",
-                         kAdmin);
-    ASSERT_EQ(r.status, 201) << r.body;
+    ASSERT_EQ(
+        api_request(server_->port(), "POST", "/api/v1/accounts",
+                    R"({"username":"tess","password":")" + std::string(kWorldPassword) + R"("})",
+                    kAdmin)
+            .status,
+        201);
     Client c(client::ClientOptions{.timeout = 10s, .max_unread_packets = 4096});
     ASSERT_TRUE(c.connect("127.0.0.1", port()).ok());
     expect_world_refused(c, wire::ErrorCode::kNotLoggedIn, true);
-    ASSERT_TRUE(c.login_password("tess", kPassword).ok());
+    ASSERT_TRUE(c.login_password("tess", kWorldPassword).ok());
     expect_world_refused(c, wire::ErrorCode::kNoCharacterSelected, true);
     auto made = c.create_character("Tess", {});
     ASSERT_TRUE(made.ok());
@@ -242,6 +231,55 @@ TEST_F(AbusePacketWorld, ChatAndWhispersPastTheChatRateAreDroppedAndTheConnectio
     // The connection is served as before.
     ASSERT_TRUE(a.client.send(wire::TargetHpRequest{.entity = a.entry.entity}).ok());
     EXPECT_TRUE(a.next<wire::TargetHp>());
+}
+
+TEST_F(AbusePacketWorld, AClientThatStopsReadingIsClosedAndItsCharacterLeaves) {
+    // A crowd in view: 5,000 NPCs always walking within 100 units of the spawn point, about 100 KB
+    // of moves a tick for each character there.
+    start({{"world.view_radius", "300"}}, R"(id = 1
+name = "Crowd"
+width = 1000
+height = 1000
+spawn = [500, 500, 0]
+
+[[npcs]]
+model = 3
+name = "Rat"
+max_hp = 5
+count = 5000
+at = [500, 500, 0]
+wander_radius = 100
+speed = 1
+)");
+    auto watcher = play("zeno");
+    auto slow = selected(server_->port(), port(), kAdmin, "yves");
+    // A small receive window, so that the server's queue fills sooner.
+    const int small = 4096;
+    ASSERT_EQ(setsockopt(slow.client.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small),
+              0);
+    ASSERT_TRUE(slow.client.call(wire::EnterWorldRequest{}).ok());
+    ASSERT_TRUE(eventually([&] { return server_->metric("hearth_world_players") == 2; }));
+    // It reads nothing more: past the connection's 256 KiB (or the world's 256 KiB in flight to
+    // it, once the kernel's buffers are full), the server closes it, and its character leaves the
+    // world. The watcher, in the same crowd, reads on; it looks at the population every hundred
+    // packets (a tick is about twenty).
+    int packets = 0;
+    const auto zone_population = [&] {
+        auto r = api_request(server_->port(), "GET", "/api/v1/world/zones", "", kAdmin);
+        return r.body.find(R"("players":1)") != std::string::npos;
+    };
+    ASSERT_TRUE(watcher.until([&] { return ++packets % 100 == 0 && zone_population(); }, 120s));
+    EXPECT_GE(server_->metric("hearth_stream_disconnects_total",
+                              {{"listener", "packet"}, {"reason", "slow_consumer"}}) +
+                  server_->metric("hearth_packet_world_overflows_total"),
+              1);
+    EXPECT_EQ(server_->metric("hearth_world_players"), 1);
+    // The watcher is served as before.
+    ASSERT_TRUE(
+        watcher.client.send(wire::ChatSend{.channel = wire::ChatChannel::kLocal, .text = "ok"})
+            .ok());
+    EXPECT_TRUE(watcher.next<wire::ChatMessage>());
+    EXPECT_FALSE(watcher.closed);
 }
 
 }  // namespace

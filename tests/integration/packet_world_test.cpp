@@ -3,8 +3,9 @@
 // the test's own (support/packet_world.hpp), spoken through the C++ client library: two players
 // see each other's spawn, moves and despawn; a speed hack is corrected; whisper across zones;
 // a change of zone; an NPC attacked until it dies, and back; logout and login restore the
-// position; a takeover in the world; an operator's kick and notice; and a kill -9 of the server
-// process loses no more than the save interval. Every test runs on SQLite and on PostgreSQL.
+// position; a takeover in the world; an operator's kick and notice; the world module disabled and
+// enabled under its players; and a kill -9 of the server process loses no more than the save
+// interval. Every test runs on SQLite and on PostgreSQL.
 
 #include <csignal>
 #include <fstream>
@@ -28,48 +29,16 @@ using client::Client;
 using namespace std::chrono_literals;
 
 constexpr const char* kAdminToken = "packet-world-admin";
-constexpr const char* kPassword = "long enough password";
 
 bool near(wire::Vec3 a, wire::Vec3 b) {
     return std::abs(a.x - b.x) < 1e-3F && std::abs(a.y - b.y) < 1e-3F &&
            std::abs(a.z - b.z) < 1e-3F;
 }
 
-struct Selected {
-    Client client;
-    client::SelectedCharacter character;
-};
-
-/// An account `name` (lower case) with one character, `name` capitalised, selected on a logged-in
-/// connection to `port` (made first unless `create` is false); `http` is the server's API port.
+/// `name`'s character selected (made first unless `create` is false).
 Selected selected(std::uint16_t http, std::uint16_t port, const std::string& name,
                   bool create = true) {
-    if (create) {
-        auto r = api_request(http, "POST", "/api/v1/accounts",
-                             R"({"username":")" + name + R"(","password":")" + kPassword + R"("})",
-                             kAdminToken);
-        EXPECT_EQ(r.status, 201) << r.body;
-    }
-    Client c(client::ClientOptions{.timeout = 10s, .max_unread_packets = 4096});
-    auto s = c.connect("127.0.0.1", port);
-    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
-    auto l = c.login_password(name, kPassword);
-    EXPECT_TRUE(l.ok()) << (l.ok() ? "" : l.error().message);
-    std::string character = name;
-    character[0] = static_cast<char>(character[0] - 'a' + 'A');
-    std::uint64_t id = 0;
-    if (create) {
-        auto made = c.create_character(character, {});
-        EXPECT_TRUE(made.ok()) << (made.ok() ? "" : made.error().message);
-        id = made.ok() ? made->id : 0;
-    } else {
-        auto list = c.list_characters();
-        EXPECT_TRUE(list.ok() && list->size() == 1);
-        id = list.ok() && !list->empty() ? (*list)[0].id : 0;
-    }
-    auto sel = c.select_character(id);
-    EXPECT_TRUE(sel.ok()) << (sel.ok() ? "" : sel.error().message);
-    return {std::move(c), sel.ok() ? *sel : client::SelectedCharacter{}};
+    return test::selected(http, port, kAdminToken, name, create);
 }
 
 class PacketWorld : public StoreBackendTest {
@@ -394,6 +363,32 @@ TEST_P(PacketWorld, AnOperatorKicksAndSendsNotices) {
     r = api_request(server_->port(), "POST", kick, "", kAdminToken);
     EXPECT_EQ(r.status, 404) << r.body;
     EXPECT_EQ(metric("hearth_packet_errors_total", {{"code", "kicked"}}), 1);
+}
+
+TEST_P(PacketWorld, DisablingTheWorldSavesAndClosesItsPlayersAndRefusesNewEntries) {
+    start();
+    auto a = play("tamsin");
+    a.move({{501, 500, 0}, {502, 500, 0}});
+    ASSERT_TRUE(a.client.send(wire::TargetHpRequest{.entity = a.entry.entity}).ok());
+    ASSERT_TRUE(a.next<wire::TargetHp>());  // the move before it was handled
+    auto r = api_request(server_->port(), "POST", "/api/v1/modules/world/disable", "", kAdminToken);
+    ASSERT_LT(r.status, 300) << r.body;
+    // Told why (no request answered), then closed.
+    ASSERT_TRUE(a.got_error(wire::ErrorCode::kShuttingDown, 0));
+    ASSERT_TRUE(a.until([&] { return a.closed; }));
+    // The packet module goes on: the character is where it stood, and the world says it is off.
+    auto again = selected(server_->port(), port(), "tamsin", false);
+    EXPECT_TRUE(near(again.character.position.at, {502, 500, 0}));
+    auto enter = again.client.call(wire::EnterWorldRequest{});
+    ASSERT_FALSE(enter.ok());
+    EXPECT_TRUE(enter.error().is(wire::ErrorCode::kUnavailable)) << enter.error().name();
+    EXPECT_EQ(enter.error().detail, static_cast<std::uint32_t>(wire::Unavailable::kNotServed));
+    // Enabled again: in the world again.
+    r = api_request(server_->port(), "POST", "/api/v1/modules/world/enable", "", kAdminToken);
+    ASSERT_LT(r.status, 300) << r.body;
+    WorldPlayer back(std::move(again.client));
+    ASSERT_TRUE(back.enter().ok());
+    EXPECT_TRUE(near(back.entry.at, {502, 500, 0}));
 }
 
 /// The position the store holds for `character`, through the operator API (it reads the store).

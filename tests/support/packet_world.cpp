@@ -2,6 +2,10 @@
 #include <fstream>
 #include <stdexcept>
 
+#include <gtest/gtest.h>
+
+#include "support/clients.hpp"
+
 namespace hearth::test {
 
 void write_test_zones(const std::string& dir) {
@@ -50,6 +54,44 @@ Overrides world_overrides(const std::string& zones_dir, const std::string& admin
             {"characters.enabled", "true"},
             {"world.enabled", "true"},
             {"world.zones_dir", "\"" + zones_dir + "\""}};
+}
+
+client::Client logged_in(std::uint16_t http, std::uint16_t port, const std::string& admin_token,
+                         const std::string& name, bool create) {
+    if (create) {
+        auto r =
+            api_request(http, "POST", "/api/v1/accounts",
+                        R"({"username":")" + name + R"(","password":")" + kWorldPassword + R"("})",
+                        admin_token);
+        EXPECT_EQ(r.status, 201) << r.body;
+    }
+    client::Client c(
+        client::ClientOptions{.timeout = std::chrono::seconds(10), .max_unread_packets = 4096});
+    auto s = c.connect("127.0.0.1", port);
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+    auto l = c.login_password(name, kWorldPassword);
+    EXPECT_TRUE(l.ok()) << (l.ok() ? "" : l.error().message);
+    return c;
+}
+
+Selected selected(std::uint16_t http, std::uint16_t port, const std::string& admin_token,
+                  const std::string& name, bool create) {
+    auto c = logged_in(http, port, admin_token, name, create);
+    std::uint64_t id = 0;
+    if (create) {
+        std::string character = name;
+        character[0] = static_cast<char>(character[0] - 'a' + 'A');
+        auto made = c.create_character(character, {});
+        EXPECT_TRUE(made.ok()) << (made.ok() ? "" : made.error().message);
+        id = made.ok() ? made->id : 0;
+    } else {
+        auto list = c.list_characters();
+        EXPECT_TRUE(list.ok() && list->size() == 1);
+        id = list.ok() && !list->empty() ? (*list)[0].id : 0;
+    }
+    auto sel = c.select_character(id);
+    EXPECT_TRUE(sel.ok()) << (sel.ok() ? "" : sel.error().message);
+    return {std::move(c), sel.ok() ? *sel : client::SelectedCharacter{}};
 }
 
 client::Status WorldPlayer::enter() {

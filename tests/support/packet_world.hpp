@@ -30,6 +30,24 @@ void write_test_zones(const std::string& dir);
 /// write_test_zones), with the packet listener on a free port and `admin_token` for the API.
 Overrides world_overrides(const std::string& zones_dir, const std::string& admin_token);
 
+/// The password of the accounts below.
+inline constexpr const char* kWorldPassword = "long enough password";
+
+/// A connection to the packet listener `port` logged in as `name`, an account made first through
+/// the API on `http` with `admin_token` unless `create` is false.
+client::Client logged_in(std::uint16_t http, std::uint16_t port, const std::string& admin_token,
+                         const std::string& name, bool create = true);
+
+struct Selected {
+    client::Client client;
+    client::SelectedCharacter character;
+};
+
+/// As logged_in, with the account's one character (`name` capitalised, made first unless
+/// `create` is false) selected.
+Selected selected(std::uint16_t http, std::uint16_t port, const std::string& admin_token,
+                  const std::string& name, bool create = true);
+
 /// An entity in a client's view.
 struct SeenEntity {
     wire::EntityKind kind = wire::EntityKind::kPlayer;

@@ -723,6 +723,13 @@ private:
         end_wait();
     }
 
+    void world_connection_lost() override {
+        // The close waits for the transport's write timeout while the client does not read; its
+        // character should not stand in the world (seen, and unsaved) until then.
+        done_ = true;
+        player_.reset();
+    }
+
     // In the world: each request goes to the Player, whose answers and refusals come through the
     // sink.
     void in_world(const wire::EnterWorldRequest&, std::uint16_t type) {

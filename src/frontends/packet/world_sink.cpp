@@ -286,6 +286,7 @@ void WorldSink::deliver(SharedPayload payload, Then then) {
         log()->info("[conn {}] closed: the world's packets piled up past {} bytes",
                     to_string(connection_->id()), kMaxInFlightBytes);
         connection_->close();
+        lost();
         return;
     }
     shards_.post(shard_, [self = shared_from_this(), payload = std::move(payload), then, n] {
@@ -300,6 +301,9 @@ void WorldSink::on_connection_thread(const SharedPayload& payload, Then then) {
         // Closing (or closed as a slow consumer): nothing more is worth encoding.
         gone_.store(true, std::memory_order_relaxed);
     }
+    if (r == SendResult::kDropped) {
+        lost();
+    }
     switch (then) {
         case Then::kNothing:
             return;
@@ -308,20 +312,35 @@ void WorldSink::on_connection_thread(const SharedPayload& payload, Then then) {
             return;
         case Then::kEntered:
         case Then::kEnterRefused:
-            // Posted, never run inside the world's call: the owner goes on with the packets it
-            // held, and its calls to the Player must not re-enter the zone.
-            shards_.post(shard_, [owner = owner_, alive = owner_alive_, then] {
-                if (alive.expired()) {
-                    return;
-                }
-                if (then == Then::kEntered) {
-                    owner->world_entered();
-                } else {
-                    owner->world_enter_refused();
-                }
-            });
+            tell_owner(then);
             return;
     }
+}
+
+void WorldSink::lost() {
+    if (!lost_.exchange(true)) {
+        tell_owner(Then::kClose);
+    }
+}
+
+void WorldSink::tell_owner(Then then) {
+    // Posted, never run inside the world's call: the owner goes on with the packets it held, or
+    // destroys its Player, and neither may re-enter the zone.
+    shards_.post(shard_, [owner = owner_, alive = owner_alive_, then] {
+        if (alive.expired()) {
+            return;
+        }
+        switch (then) {
+            case Then::kEntered:
+                return owner->world_entered();
+            case Then::kEnterRefused:
+                return owner->world_enter_refused();
+            case Then::kClose:
+                return owner->world_connection_lost();
+            case Then::kNothing:
+                return;
+        }
+    });
 }
 
 }  // namespace hearth::frontends::packet

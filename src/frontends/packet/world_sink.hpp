@@ -32,6 +32,10 @@ public:
     virtual void world_entered() = 0;
     /// The Error answering EnterWorldRequest is sent: the character is not in the world.
     virtual void world_enter_refused() = 0;
+    /// The connection is being closed because it did not keep up with what the world sends (a
+    /// slow consumer): the character should leave now, not when the close completes (which waits
+    /// for the transport's write timeout while the client does not read).
+    virtual void world_connection_lost() = 0;
 
 protected:
     ~WorldSinkOwner() = default;
@@ -73,6 +77,10 @@ private:
     /// What follows a send on the connection's thread.
     enum class Then : std::uint8_t { kNothing, kClose, kEntered, kEnterRefused };
 
+    /// Tells the owner, on the connection's thread, if it is still there.
+    void tell_owner(Then then);
+    void lost();
+
     template <class M>
     void send(const M& m, Then then = Then::kNothing);
     /// Sends the bytes of whole packets (`packets` of them) from the world.
@@ -92,6 +100,7 @@ private:
     std::atomic<std::size_t> in_flight_{0};
     std::atomic<bool> overflowed_{false};
     std::atomic<bool> gone_{false};  // a send found the connection closing
+    std::atomic<bool> lost_{false};  // the owner was told the connection is lost
 };
 
 }  // namespace hearth::frontends::packet

@@ -109,8 +109,10 @@ class Owner final : public WorldSinkOwner {
 public:
     void world_entered() override { entered.fetch_add(1); }
     void world_enter_refused() override { refused.fetch_add(1); }
+    void world_connection_lost() override { lost.fetch_add(1); }
     std::atomic<int> entered{0};
     std::atomic<int> refused{0};
+    std::atomic<int> lost{0};
 };
 
 template <class M>
@@ -279,6 +281,11 @@ TEST_F(WorldSinkTest, WhatPilesUpForTheConnectionsThreadIsBounded) {
     s->chat(world::ChatChannel::kZone, 1, "A", text);
     EXPECT_EQ(connection_->closes(), 1);
     EXPECT_EQ(connection_->bytes_sent(), 0U);
+    // The connection is told, once, on its thread (where what was posted before runs first).
+    runtime_.start();
+    ASSERT_TRUE(drain());
+    EXPECT_EQ(owner_.lost.load(), 1);
+    runtime_.stop();
 }
 
 }  // namespace

@@ -205,6 +205,17 @@ TEST(ZoneData, DirectoryErrorsNameTheFile) {
     }
 }
 
+TEST(ZoneData, AFileWhereTheDirectoryShouldBeIsAnError) {
+    TempDir dir;
+    write(dir, "zones", kMinimal);
+    try {
+        load_zones(dir.path() / "zones");
+        FAIL() << "no error";
+    } catch (const std::runtime_error& e) {
+        EXPECT_THAT(e.what(), HasSubstr("zones: not a directory"));
+    }
+}
+
 TEST(ZoneData, ADirectoryHoldsAtMostAThousandZoneFiles) {
     TempDir dir;
     for (int i = 0; i <= 1000; ++i) {
