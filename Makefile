@@ -57,10 +57,11 @@ fuzz:
 	        build/fuzz/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
 
-# Micro-benchmarks (Google Benchmark); the load generator hearth-bench is built alongside.
+# Micro-benchmarks (Google Benchmark); the load generators hearth-bench and hearth-bot are built
+# alongside.
 bench: deps
 	@cmake --preset release >/dev/null
-	cmake --build --preset release --target hearth hearth-microbench hearth-bench
+	cmake --build --preset release --target hearth hearth-microbench hearth-bench hearth-bot
 	./build/release/bench/hearth-microbench
 
 format: deps

@@ -1,9 +1,7 @@
 #include "bench/bench.hpp"
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <condition_variable>
-#include <csignal>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -12,17 +10,12 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <fmt/format.h>
-#include <signal.h>
+
+#include "common/run_support.hpp"
 
 namespace hearth::bench {
 
 namespace {
-
-volatile std::sig_atomic_t g_interrupted = 0;
-
-extern "C" void on_stop_signal(int) {
-    g_interrupted = 1;
-}
 
 // Posted tasks are short; a worker that does not answer in this long is stuck for good.
 constexpr auto kWorkerTaskDeadline = std::chrono::seconds(30);
@@ -218,17 +211,7 @@ Snapshot Bench::snapshot() {
 }
 
 std::optional<core::ProcessStats> Bench::server() const {
-    if (options_.server_pid <= 0) {
-        return std::nullopt;
-    }
-    if (::kill(options_.server_pid, 0) != 0 && errno != EPERM) {
-        return std::nullopt;
-    }
-    auto stats = core::read_process_stats(options_.server_pid);
-    if (stats.resident_bytes == 0) {
-        return std::nullopt;  // gone between the check and the read
-    }
-    return stats;
+    return tools::sample_process(options_.server_pid);
 }
 
 void Bench::fill_window(Report& report, const Snapshot& begin, const Snapshot& end) {
@@ -290,16 +273,11 @@ void Bench::note(const std::string& text) {
 }
 
 bool Bench::interrupted() noexcept {
-    return g_interrupted != 0;
+    return tools::stop_requested();
 }
 
 void Bench::install_signal_handlers() {
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C ends the process at once
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    tools::install_stop_handlers();
 }
 
 }  // namespace hearth::bench

@@ -11,9 +11,9 @@
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
-#include <sys/resource.h>
 
 #include "bench/bench.hpp"
+#include "common/run_support.hpp"
 
 namespace {
 
@@ -64,31 +64,6 @@ void add_common_options(CLI::App& cmd, CommonOptions& o) {
                  "and deflate every data message sent");
 }
 
-// Raises the soft open-file limit to the hard one; false (and a message) when `connections`
-// cannot fit under it.
-bool raise_file_limit(std::size_t connections) {
-    rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        return true;
-    }
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-        (void)getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    // Descriptors besides the connections: standard streams, epoll, eventfds, /proc reads.
-    constexpr std::size_t kReserve = 64;
-    if (rl.rlim_cur != RLIM_INFINITY && connections + kReserve > rl.rlim_cur) {
-        fmt::print(stderr,
-                   "hearth-bench: {} connections need about {} file descriptors, but this "
-                   "process may open {} (the hard limit); at most {} connections fit. Raise the "
-                   "limit (ulimit -Hn, LimitNOFILE=) or ask for fewer.\n",
-                   connections, connections + kReserve, rl.rlim_cur, rl.rlim_cur - kReserve);
-        return false;
-    }
-    return true;
-}
-
 double micros(std::uint64_t ns) {
     return std::round(static_cast<double>(ns) / 100.0) / 10.0;  // 0.1 us
 }
@@ -102,40 +77,6 @@ json::object latency_object(const LatencyHistogram& h) {
     o["max"] = micros(h.max());
     o["count"] = h.count();
     return o;
-}
-
-// JSON text with doubles in their shortest form ("47.4"): Boost.JSON 1.81 writes "4.74E1".
-std::string to_text(const json::value& v) {
-    switch (v.kind()) {
-        case json::kind::double_: {
-            const double d = v.get_double();
-            return std::isfinite(d) ? fmt::format("{}", d) : std::string("null");
-        }
-        case json::kind::object: {
-            std::string out = "{";
-            for (const auto& kv : v.get_object()) {
-                if (out.size() > 1) {
-                    out += ',';
-                }
-                out += json::serialize(json::value(kv.key()));
-                out += ':';
-                out += to_text(kv.value());
-            }
-            return out + "}";
-        }
-        case json::kind::array: {
-            std::string out = "[";
-            for (const auto& item : v.get_array()) {
-                if (out.size() > 1) {
-                    out += ',';
-                }
-                out += to_text(item);
-            }
-            return out + "]";
-        }
-        default:
-            return json::serialize(v);
-    }
 }
 
 }  // namespace
@@ -182,7 +123,7 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "hearth-bench: {}\n", error);
         return 2;
     }
-    if (!raise_file_limit(scenario.connections())) {
+    if (!hearth::tools::raise_file_limit("hearth-bench", scenario.connections())) {
         return 2;
     }
     Target target;
@@ -274,13 +215,13 @@ int main(int argc, char** argv) {
     }
 
     if (options.json) {
-        std::fputs((to_text(out) + "\n").c_str(), stdout);
+        std::fputs((hearth::tools::json_text(out) + "\n").c_str(), stdout);
     } else {
         for (const auto& kv : out) {
             if (kv.key() == "notes") {
                 continue;  // already printed as they came
             }
-            fmt::print("{:<34} {}\n", std::string(kv.key()), to_text(kv.value()));
+            fmt::print("{:<34} {}\n", std::string(kv.key()), hearth::tools::json_text(kv.value()));
         }
     }
     std::fflush(stdout);

@@ -2,9 +2,11 @@
 // which poll() with a deadline covers, and a game's own build should not need Boost to use it.
 
 #include "hearth_client/client.hpp"
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -105,6 +107,34 @@ Status connect_within(int fd, const sockaddr* address, socklen_t length, Clock::
     return Done{};
 }
 
+/// Binds `fd` to `source` (a numeric address of `family`) before it connects; nothing when empty.
+Status bind_source(int fd, int family, const std::string& source) {
+    if (source.empty()) {
+        return Done{};
+    }
+    sockaddr_storage address{};
+    socklen_t length = 0;
+    if (family == AF_INET) {
+        auto* in = reinterpret_cast<sockaddr_in*>(&address);
+        in->sin_family = AF_INET;
+        if (::inet_pton(AF_INET, source.c_str(), &in->sin_addr) != 1) {
+            return local(Error::Kind::kIo, "source address " + source + " is not an IPv4 address");
+        }
+        length = sizeof(sockaddr_in);
+    } else {
+        auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
+        in6->sin6_family = AF_INET6;
+        if (::inet_pton(AF_INET6, source.c_str(), &in6->sin6_addr) != 1) {
+            return local(Error::Kind::kIo, "source address " + source + " is not an IPv6 address");
+        }
+        length = sizeof(sockaddr_in6);
+    }
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+        return io_error("bind");
+    }
+    return Done{};
+}
+
 }  // namespace
 
 std::string_view Error::name() const noexcept {
@@ -135,7 +165,11 @@ Client::Client(Client&& other) noexcept
     : options_(other.options_),
       fd_(std::exchange(other.fd_, -1)),
       in_(std::move(other.in_)),
+      decoder_(std::move(other.decoder_)),
       unread_(std::move(other.unread_)),
+      out_(std::move(other.out_)),
+      traffic_(other.traffic_),
+      entity_(other.entity_),
       max_send_bytes_(other.max_send_bytes_) {}
 
 Client& Client::operator=(Client&& other) noexcept {
@@ -144,7 +178,11 @@ Client& Client::operator=(Client&& other) noexcept {
         options_ = other.options_;
         fd_ = std::exchange(other.fd_, -1);
         in_ = std::move(other.in_);
+        decoder_ = std::move(other.decoder_);
         unread_ = std::move(other.unread_);
+        out_ = std::move(other.out_);
+        traffic_ = other.traffic_;
+        entity_ = other.entity_;
         max_send_bytes_ = other.max_send_bytes_;
     }
     return *this;
@@ -166,6 +204,11 @@ Status Client::connect(const std::string& host, std::uint16_t port) {
         const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
         if (fd < 0) {
             last = io_error("socket");
+            continue;
+        }
+        if (auto bound = bind_source(fd, a->ai_family, options_.source_address); !bound) {
+            last = bound.error();
+            ::close(fd);
             continue;
         }
         if (auto connected = connect_within(fd, a->ai_addr, a->ai_addrlen, until); !connected) {
@@ -191,8 +234,11 @@ void Client::close() noexcept {
         ::close(fd_);
         fd_ = -1;
     }
-    in_.clear();
+    std::string().swap(in_);
+    decoder_ = wire::FrameDecoder(wire::kLargestMaxPacketBytes);
     unread_.clear();
+    std::string().swap(out_);
+    entity_ = 0;
     max_send_bytes_ = wire::kSmallestMaxPacketBytes;
 }
 
@@ -205,6 +251,7 @@ Status Client::write_all(std::string_view bytes) {
         const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             bytes.remove_prefix(static_cast<std::size_t>(n));
+            traffic_.bytes_sent += static_cast<std::uint64_t>(n);
             continue;
         }
         if (n < 0 && errno == EINTR) {
@@ -233,51 +280,159 @@ Error Client::encoding_error(wire::WireError e) {
                  std::string("cannot encode: ") + std::string(wire::wire_error_text(e)));
 }
 
-Result<ReceivedPacket> Client::read_packet(Clock::time_point until) {
-    for (;;) {
-        if (in_.size() >= wire::kHeaderBytes) {
-            // The server never sends more than its maximum, itself at most the u16 limit.
-            const auto r = wire::decode_packet(in_, wire::kLargestMaxPacketBytes);
-            if (r.status == wire::FrameStatus::kPacket) {
-                ReceivedPacket p{r.packet.type, std::string(r.packet.payload)};
-                in_.erase(0, r.consumed);
-                return p;
-            }
-            if (r.status != wire::FrameStatus::kNeedMore) {
-                return protocol_error("a packet size of " + std::to_string(r.declared_size));
-            }
-        }
-        if (fd_ < 0) {
-            return local(Error::Kind::kClosed, "not connected");
-        }
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
-        if (left.count() <= 0) {
-            return local(Error::Kind::kTimeout, "no packet from the server in time");
-        }
+Result<std::optional<wire::Packet>> Client::frame(std::string_view& input) {
+    const auto r = decoder_.next(input);
+    input.remove_prefix(r.consumed);
+    if (r.status == wire::FrameStatus::kPacket) {
+        ++traffic_.packets_received;
+        return std::optional<wire::Packet>(r.packet);
+    }
+    if (r.status == wire::FrameStatus::kNeedMore) {
+        return std::optional<wire::Packet>();
+    }
+    // The server never sends more than its maximum, itself at most the u16 limit.
+    return protocol_error("a packet size of " + std::to_string(r.declared_size));
+}
+
+void Client::keep_input(std::string_view rest, bool from_socket) {
+    if (from_socket) {
+        in_.append(rest);
+    } else {
+        in_.erase(0, in_.size() - rest.size());
+    }
+    if (in_.empty() && in_.capacity() > kReadChunkBytes) {
+        std::string().swap(in_);  // a bot's thousands of clients keep no large buffers
+    }
+}
+
+Result<std::size_t> Client::read_now(char* into, std::size_t size,
+                                     std::chrono::milliseconds timeout) {
+    if (fd_ < 0) {
+        return local(Error::Kind::kClosed, "not connected");
+    }
+    if (timeout.count() > 0) {
         pollfd pfd{fd_, POLLIN, 0};
-        const int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
+        const int ready = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
         if (ready < 0 && errno != EINTR) {
             return io_error("poll");
         }
         if (ready <= 0) {
-            continue;
+            return std::size_t{0};
         }
-        char buf[16 * 1024];
-        const auto n = ::recv(fd_, buf, sizeof buf, 0);
-        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+    }
+    for (;;) {
+        const auto n = ::recv(fd_, into, size, MSG_DONTWAIT);
+        if (n > 0) {
+            traffic_.bytes_received += static_cast<std::uint64_t>(n);
+            return static_cast<std::size_t>(n);
+        }
+        if (n == 0 || errno == ECONNRESET) {
             ::close(fd_);
             fd_ = -1;
             return local(Error::Kind::kClosed, "the server closed the connection");
         }
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN) {
-                continue;
-            }
-            return io_error("recv");
+        if (errno == EINTR) {
+            continue;
         }
-        in_.append(buf, static_cast<std::size_t>(n));
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return std::size_t{0};
+        }
+        return io_error("recv");
     }
+}
+
+Result<ReceivedPacket> Client::read_packet(Clock::time_point until) {
+    for (;;) {
+        while (!in_.empty()) {
+            std::string_view input = in_;
+            auto framed = frame(input);
+            const std::size_t used = in_.size() - input.size();
+            if (!framed) {
+                in_.erase(0, used);
+                return framed.error();
+            }
+            if (*framed) {
+                // A copy before the erase: the payload may be a view into in_.
+                ReceivedPacket p{(*framed)->type, std::string((*framed)->payload)};
+                in_.erase(0, used);
+                return p;
+            }
+            in_.erase(0, used);  // the beginning of a packet: the decoder keeps it
+        }
+        keep_input({}, false);
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+        if (fd_ >= 0 && left.count() <= 0) {
+            return local(Error::Kind::kTimeout, "no packet from the server in time");
+        }
+        char chunk[kReadChunkBytes];
+        auto n = read_now(chunk, sizeof chunk, std::max(left, std::chrono::milliseconds(1)));
+        if (!n) {
+            return n.error();
+        }
+        in_.append(chunk, *n);
+    }
+}
+
+Error Client::undecodable(std::uint16_t type, wire::WireError e) {
+    return protocol_error(std::string("cannot read ") + std::string(wire::opcode_name(type)) +
+                          ": " + std::string(wire::wire_error_text(e)));
+}
+
+Status Client::write_packet(std::string_view packet) {
+    if (options_.max_queued_send_bytes == 0) {
+        auto s = write_all(packet);
+        if (s) {
+            ++traffic_.packets_sent;
+        }
+        return s;
+    }
+    if (fd_ < 0) {
+        return local(Error::Kind::kClosed, "not connected");
+    }
+    if (!out_.empty() && out_.size() + packet.size() > options_.max_queued_send_bytes) {
+        return local(Error::Kind::kTimeout, "the server does not read: the send queue is full");
+    }
+    // Behind what is queued, or whatever the socket does not take now (the rest of a packet is
+    // queued whatever the bound: a part sent alone would break the stream).
+    out_.append(packet);
+    ++traffic_.packets_sent;
+    return flush();
+}
+
+Status Client::flush() {
+    std::size_t sent = 0;
+    Status result = Done{};
+    while (sent < out_.size()) {
+        if (fd_ < 0) {
+            result = local(Error::Kind::kClosed, "not connected");
+            break;
+        }
+        const auto n =
+            ::send(fd_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent += static_cast<std::size_t>(n);
+            traffic_.bytes_sent += static_cast<std::uint64_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            result = local(Error::Kind::kClosed, "the server closed the connection");
+        } else {
+            result = io_error("send");
+        }
+        break;
+    }
+    out_.erase(0, sent);
+    if (out_.empty() && out_.capacity() > kReadChunkBytes) {
+        std::string().swap(out_);
+    }
+    return result;
 }
 
 Result<ReceivedPacket> Client::receive(std::optional<std::chrono::milliseconds> timeout) {
@@ -410,6 +565,91 @@ Result<SelectedCharacter> Client::select_character(std::uint64_t id) {
     return SelectedCharacter{
         m.id,    std::string(m.name), m.level,    m.experience, m.money, m.stats,
         m.looks, m.position,          m.inventory};
+}
+
+Result<ZoneEntry> Client::zone_entry(const Result<ReceivedPacket>& answer) {
+    if (!answer) {
+        return answer.error();
+    }
+    // WorldEntered and MapChanged carry the same fields.
+    auto d = decoded<wire::MapChanged>(*answer);
+    if (!d) {
+        return d.error();
+    }
+    const auto& e = d->entry;
+    entity_ = e.entity;
+    return ZoneEntry{.zone = e.zone,
+                     .zone_name = std::string(e.zone_name),
+                     .width = e.width,
+                     .height = e.height,
+                     .entity = e.entity,
+                     .at = e.at,
+                     .heading = e.heading,
+                     .tick_hz = e.tick_hz,
+                     .view_radius = e.view_radius,
+                     .max_speed = e.max_speed};
+}
+
+Result<ZoneEntry> Client::enter_world() {
+    return zone_entry(call(wire::EnterWorldRequest{}));
+}
+
+Result<ZoneEntry> Client::change_map(std::uint32_t zone) {
+    return zone_entry(call(wire::ChangeMapRequest{.zone = zone}));
+}
+
+Status Client::move(std::uint32_t seq, std::span<const wire::Vec3> path) {
+    if (path.empty() || path.size() > wire::kMaxPathPoints) {
+        return local(Error::Kind::kEncoding, "cannot encode: a path has 1 to " +
+                                                 std::to_string(wire::kMaxPathPoints) + " points");
+    }
+    wire::MoveIntent m;
+    m.seq = seq;
+    m.count = static_cast<std::uint8_t>(path.size());
+    std::copy(path.begin(), path.end(), m.points.begin());
+    return send(m);
+}
+
+Status Client::attack(std::uint32_t target) {
+    return send(wire::AttackRequest{.target = target});
+}
+
+Result<wire::TargetHp> Client::target_hp(std::uint32_t entity) {
+    auto p = call(wire::TargetHpRequest{.entity = entity});
+    if (!p) {
+        return p.error();
+    }
+    return decoded<wire::TargetHp>(*p);
+}
+
+Result<wire::Respawned> Client::respawn() {
+    if (auto s = send(wire::RespawnRequest{}); !s) {
+        return s.error();
+    }
+    // Viewers receive other characters' Respawned under the same opcode: the answer is the one
+    // about this character; the others are kept, in order, for receive() and poll().
+    for (;;) {
+        auto p = await(static_cast<std::uint16_t>(wire::Opcode::kRespawn));
+        if (!p) {
+            return p.error();
+        }
+        auto r = decoded<wire::Respawned>(*p);
+        if (!r || r->entity == entity_ || entity_ == 0) {
+            return r;
+        }
+        if (unread_.size() >= options_.max_unread_packets) {
+            return protocol_error("too many unread packets: call receive()");
+        }
+        unread_.push_back(std::move(*p));
+    }
+}
+
+Status Client::chat(wire::ChatChannel channel, std::string_view text) {
+    return send(wire::ChatSend{.channel = channel, .text = text});
+}
+
+Status Client::whisper(std::string_view to, std::string_view text) {
+    return send(wire::WhisperSend{.to = to, .text = text});
 }
 
 }  // namespace hearth::client

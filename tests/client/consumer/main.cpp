@@ -1,5 +1,6 @@
 // Uses the library's public API and its codec: exits 0 when the login request it encodes is the
-// bytes of docs/protocol/packets.md's example (login_password).
+// bytes of docs/protocol/packets.md's example (login_password), and the world's calls and poll()
+// compile and, unconnected, fail as local errors.
 
 #include <cstdio>
 #include <string>
@@ -18,6 +19,17 @@ int main() {
         23);
     hearth::client::Client client;
     const auto status = client.alive();  // not connected: a local error, no crash
+    const wire::Vec3 path[] = {{1, 2, 0}};
+    std::size_t messages = 0;
+    const auto polled =
+        client.poll(std::chrono::milliseconds(0), [&messages](const auto&) { ++messages; });
+    if (client.move(1, path).ok() || client.attack(7).ok() ||
+        client.chat(wire::ChatChannel::kLocal, "hi").ok() || client.enter_world().ok() ||
+        polled.ok() || polled.error().kind != hearth::client::Error::Kind::kClosed ||
+        messages != 0) {
+        std::puts("unexpected world calls");
+        return 1;
+    }
     if (e != wire::WireError::kNone || out != expected || status.ok() ||
         status.error().kind != hearth::client::Error::Kind::kClosed) {
         std::puts("unexpected");
