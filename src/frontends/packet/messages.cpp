@@ -259,12 +259,13 @@ struct DespawnBytes {
 // check (15 ns a move, half of a busy zone's tick).
 template <class Bytes, class T>
 std::size_t fill_fixed(Writer& w, const std::vector<T>& v, std::size_t& next, std::size_t limit) {
-    const std::size_t count_at = w.position();
-    w.u16(0);
     if (!w.ok()) {
+        w.u16(0);
         return 0;
     }
     std::string& out = w.out();
+    const std::size_t count_at = out.size();
+    out.append(2, '\0');
     const std::size_t at = out.size();
     const std::size_t room = limit > at ? (limit - at) / Bytes::kSize : 0;
     const std::size_t n = std::min({v.size() - next, room, std::size_t{0xFFFF}});
@@ -310,12 +311,16 @@ WireError encode_batched(std::string& out, const WorldUpdate& update,
     std::size_t m = 0;
     for (;;) {
         Writer w(out);
-        const std::size_t start =
-            begin_packet(out, static_cast<std::uint16_t>(Opcode::kWorldUpdate));
+        // The header (its size set by finish_packet), the tick and the flags in one append: a
+        // busy zone encodes an update per character per tick, most of them a few entries.
+        const std::size_t start = out.size();
+        constexpr auto kType = static_cast<std::uint16_t>(Opcode::kWorldUpdate);
+        char head[kHeaderBytes + 5] = {0, 0, static_cast<char>(kType & 0xFF),
+                                       static_cast<char>(kType >> 8)};
+        store_u32(head + kHeaderBytes, update.tick);
+        out.append(head, sizeof head);
         const std::size_t limit = start + max_packet_bytes;
-        w.u32(update.tick);
-        const std::size_t flags_at = w.position();
-        w.u8(0);
+        const std::size_t flags_at = start + kHeaderBytes + 4;
         // Each list leaves room for the counts of the lists after it (2 bytes each).
         std::size_t n = fill_fixed<DespawnBytes>(w, update.despawns, d, limit - 4);
         n += fill(w, update.spawns, s, CountWidth::kU16, 0xFFFF, limit - 2);
