@@ -12,6 +12,7 @@
 #include <memory>
 #include <numbers>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,17 @@ public:
     }
     void move(world::EntityId entity, world::Vec3 at, float heading) override {
         scratch_->update.moves.push_back({entity, {at.x, at.y, at.z}, heading});
+    }
+    // As the server's sink (src/frontends/packet/world_sink.cpp) takes them.
+    void moves(std::span<const world::MoveEntry> batch) override {
+        auto& moves = scratch_->update.moves;
+        const std::size_t at = moves.size();
+        moves.resize(at + batch.size());
+        packet::EntityMove* const out = moves.data() + at;
+        for (std::size_t k = 0; k < batch.size(); ++k) {
+            const world::MoveEntry& m = batch[k];
+            out[k] = {m.entity, {m.at.x, m.at.y, m.at.z}, m.heading};
+        }
     }
     void end_update() override {
         if (!encode_) {

@@ -45,6 +45,13 @@ struct EntityView {
     store::CharacterLooks looks;
 };
 
+/// An entity's move, as `PlayerSink::moves` hands a tick's moves over.
+struct MoveEntry {
+    EntityId entity = 0;
+    Vec3 at;
+    float heading = 0;
+};
+
 /// The zone a character entered and where it stands. `zone_name` is valid during the call.
 struct ZoneEntry {
     std::uint32_t zone = 0;
@@ -126,6 +133,14 @@ public:
     virtual void despawn(EntityId entity) = 0;
     virtual void spawn(const EntityView& entity) = 0;
     virtual void move(EntityId entity, Vec3 at, float heading) = 0;
+    /// The moves of an update, in order, in one call rather than one virtual call each (a busy
+    /// zone sends most of a million a tick); `batch` is valid during the call. The zone calls
+    /// this, never `move`; the default calls `move` for each.
+    virtual void moves(std::span<const MoveEntry> batch) {
+        for (const MoveEntry& m : batch) {
+            move(m.entity, m.at, m.heading);
+        }
+    }
     virtual void end_update() = 0;
 
     /// A move of `seq` was refused: the character stays at `at`.

@@ -166,6 +166,7 @@ struct Zone::State {
     std::vector<std::uint32_t> despawns;
     std::vector<std::uint32_t> spawns;
     std::vector<std::uint32_t> moves;
+    std::vector<MoveEntry> move_batch;  // send_view's, for PlayerSink::moves
     std::size_t despawn_count = 0;
     std::size_t spawn_count = 0;
     std::size_t move_count = 0;
@@ -372,6 +373,7 @@ struct Zone::State {
         near.resize(grid.size());
         spawns.resize(grid.size());
         moves.resize(grid.size());
+        move_batch.resize(grid.size());
         despawns.resize(grid.size());
         next_visible_size = 0;
     }
@@ -472,9 +474,13 @@ struct Zone::State {
         }
         const GridEntry* const entries = grid.payloads();
         const std::uint32_t* const moved_in = moves.data();
+        MoveEntry* const batch = move_batch.data();
         for (std::size_t k = 0; k < move_count; ++k) {
             const GridEntry& e = entries[moved_in[k]];
-            sink.move(e.id, e.at, e.heading);
+            batch[k] = {e.id, e.at, e.heading};
+        }
+        if (move_count != 0) {
+            sink.moves({batch, move_count});
         }
         sink.end_update();
         report.despawns += despawn_count;

@@ -1,5 +1,7 @@
 #include "frontends/packet/messages.hpp"
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <iterator>
 #include <type_traits>
 
@@ -207,6 +209,80 @@ std::size_t fill(Writer& w, const std::vector<T>& v, std::size_t& next, CountWid
     return n;
 }
 
+// Stores `v` little-endian at `p`.
+inline void store_u32(char* p, std::uint32_t v) noexcept {
+    if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(p, &v, sizeof v);
+    } else {
+        p[0] = static_cast<char>(v & 0xFF);
+        p[1] = static_cast<char>((v >> 8) & 0xFF);
+        p[2] = static_cast<char>((v >> 16) & 0xFF);
+        p[3] = static_cast<char>(v >> 24);
+    }
+}
+
+// Stores a float's bits; returns them or'ed into a mask whose exponent bits are all set only
+// for a value that is not finite (NaN, an infinity), checked once per batch of entries.
+inline std::uint32_t store_f32(char* p, float v) noexcept {
+    const auto bits = std::bit_cast<std::uint32_t>(v);
+    store_u32(p, bits);
+    return bits;
+}
+
+constexpr std::uint32_t kExponentBits = 0x7F800000;
+
+struct MoveBytes {
+    static constexpr std::size_t kSize = 20;
+    // Returns false for a coordinate or heading that is not finite (as Writer::f32 refuses).
+    static bool put(char* p, const EntityMove& m) noexcept {
+        store_u32(p, m.entity);
+        const std::uint32_t x = store_f32(p + 4, m.at.x);
+        const std::uint32_t y = store_f32(p + 8, m.at.y);
+        const std::uint32_t z = store_f32(p + 12, m.at.z);
+        const std::uint32_t h = store_f32(p + 16, m.heading);
+        return (x & kExponentBits) != kExponentBits && (y & kExponentBits) != kExponentBits &&
+               (z & kExponentBits) != kExponentBits && (h & kExponentBits) != kExponentBits;
+    }
+};
+
+struct DespawnBytes {
+    static constexpr std::size_t kSize = 4;
+    static bool put(char* p, std::uint32_t entity) noexcept {
+        store_u32(p, entity);
+        return true;
+    }
+};
+
+// `fill` for entries of a fixed size (Bytes::kSize, the sum of their fields' sizes), with the
+// same bytes: as many as the packet has room for are stored at once into bytes sized up front,
+// rather than field by field through the Writer, each field an append with its own capacity
+// check (15 ns a move, half of a busy zone's tick).
+template <class Bytes, class T>
+std::size_t fill_fixed(Writer& w, const std::vector<T>& v, std::size_t& next, std::size_t limit) {
+    if (!w.ok()) {
+        w.u16(0);
+        return 0;
+    }
+    std::string& out = w.out();
+    const std::size_t count_at = out.size();
+    out.append(2, '\0');
+    const std::size_t at = out.size();
+    const std::size_t room = limit > at ? (limit - at) / Bytes::kSize : 0;
+    const std::size_t n = std::min({v.size() - next, room, std::size_t{0xFFFF}});
+    out.resize(at + n * Bytes::kSize);
+    char* p = out.data() + at;
+    bool ok = true;
+    for (std::size_t k = 0; k < n; ++k, p += Bytes::kSize) {
+        ok &= Bytes::put(p, v[next + k]);
+    }
+    next += n;
+    if (!ok) {
+        w.fail(WireError::kBadValue);
+    }
+    w.patch_u16(count_at, static_cast<std::uint16_t>(n));
+    return n;
+}
+
 // Sets the `more` flag and the size of a batch's packet. On an error the whole batch (from
 // `batch_start`) is removed. An entry too large for an empty packet can never be sent, so that is
 // an error rather than an endless batch.
@@ -235,16 +311,20 @@ WireError encode_batched(std::string& out, const WorldUpdate& update,
     std::size_t m = 0;
     for (;;) {
         Writer w(out);
-        const std::size_t start =
-            begin_packet(out, static_cast<std::uint16_t>(Opcode::kWorldUpdate));
+        // The header (its size set by finish_packet), the tick and the flags in one append: a
+        // busy zone encodes an update per character per tick, most of them a few entries.
+        const std::size_t start = out.size();
+        constexpr auto kType = static_cast<std::uint16_t>(Opcode::kWorldUpdate);
+        char head[kHeaderBytes + 5] = {0, 0, static_cast<char>(kType & 0xFF),
+                                       static_cast<char>(kType >> 8)};
+        store_u32(head + kHeaderBytes, update.tick);
+        out.append(head, sizeof head);
         const std::size_t limit = start + max_packet_bytes;
-        w.u32(update.tick);
-        const std::size_t flags_at = w.position();
-        w.u8(0);
+        const std::size_t flags_at = start + kHeaderBytes + 4;
         // Each list leaves room for the counts of the lists after it (2 bytes each).
-        std::size_t n = fill(w, update.despawns, d, CountWidth::kU16, 0xFFFF, limit - 4);
+        std::size_t n = fill_fixed<DespawnBytes>(w, update.despawns, d, limit - 4);
         n += fill(w, update.spawns, s, CountWidth::kU16, 0xFFFF, limit - 2);
-        n += fill(w, update.moves, m, CountWidth::kU16, 0xFFFF, limit);
+        n += fill_fixed<MoveBytes>(w, update.moves, m, limit);
         const bool more =
             d < update.despawns.size() || s < update.spawns.size() || m < update.moves.size();
         const WireError e =

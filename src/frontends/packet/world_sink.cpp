@@ -108,6 +108,16 @@ void WorldSink::move(world::EntityId entity, world::Vec3 at, float heading) {
     t_update.moves.push_back({.entity = entity, .at = to_wire(at), .heading = heading});
 }
 
+void WorldSink::moves(std::span<const world::MoveEntry> batch) {
+    const std::size_t at = t_update.moves.size();
+    t_update.moves.resize(at + batch.size());
+    wire::EntityMove* const out = t_update.moves.data() + at;
+    for (std::size_t k = 0; k < batch.size(); ++k) {
+        const world::MoveEntry& m = batch[k];
+        out[k] = {.entity = m.entity, .at = to_wire(m.at), .heading = m.heading};
+    }
+}
+
 void WorldSink::end_update() {
     if (gone_.load(std::memory_order_relaxed)) {
         t_update.spawns.clear();  // its names view the world's strings, valid until we return

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include <hearth/stream.hpp>
@@ -57,6 +58,7 @@ public:
     void despawn(world::EntityId entity) override;
     void spawn(const world::EntityView& entity) override;
     void move(world::EntityId entity, world::Vec3 at, float heading) override;
+    void moves(std::span<const world::MoveEntry> batch) override;
     void end_update() override;
     void correction(std::uint32_t seq, world::Vec3 at, float heading,
                     world::CorrectionReason reason) override;

@@ -298,6 +298,34 @@ TEST(PacketBatches, TickSpansPacketsThatEachReadAlone) {
     }
 }
 
+// Moves and despawns are stored by a batch's own code, not the Writer's (fill_fixed): a tick that
+// fits one packet has the bytes the message's field list gives.
+TEST(PacketBatches, OnePacketBatchHasTheMessagesBytes) {
+    std::vector<std::string> names;
+    const WorldUpdate all = big_update(names);
+    std::string batched;
+    ASSERT_EQ(encode_batched(batched, all, kLargestMaxPacketBytes), WireError::kNone);
+    std::string single;
+    ASSERT_EQ(encode(single, all, kLargestMaxPacketBytes), WireError::kNone);
+    EXPECT_EQ(batched, single);
+}
+
+TEST(PacketBatches, NonFiniteMoveFailsWithoutOutput) {
+    for (const float bad :
+         {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+          -std::numeric_limits<float>::infinity()}) {
+        for (int field = 0; field < 4; ++field) {
+            std::vector<std::string> names;
+            WorldUpdate u = big_update(names);
+            EntityMove& m = u.moves[650];  // in a later packet than the first
+            (field == 0 ? m.at.x : field == 1 ? m.at.y : field == 2 ? m.at.z : m.heading) = bad;
+            std::string out = "keep";
+            EXPECT_EQ(encode_batched(out, u, 1024), WireError::kBadValue) << field;
+            EXPECT_EQ(out, "keep");
+        }
+    }
+}
+
 TEST(PacketBatches, EmptyTickIsOnePacket) {
     WorldUpdate u;
     u.tick = 5;

@@ -183,6 +183,10 @@ TEST_F(WorldSinkTest, EachCallIsItsPacketOnTheConnection) {
               .max_hp = 40,
               .looks = {}});
     s->move(18, {521, 481, 0}, 0.5F);
+    // The zone's batched call (PlayerSink::moves) adds to the same list, in order.
+    const world::MoveEntry batch[] = {{.entity = 19, .at = {1, 2, 3}, .heading = 0.25F},
+                                      {.entity = 20, .at = {4, 5, 6}, .heading = -1}};
+    s->moves(batch);
     s->end_update();
     s->correction(7, {10, 20, 0}, 0, world::CorrectionReason::kTooFast);
     s->refused(world::Request::kChat, world::WorldError::kRateLimited, 0);
@@ -202,8 +206,10 @@ TEST_F(WorldSinkTest, EachCallIsItsPacketOnTheConnection) {
     ASSERT_EQ(u.spawns.size(), 1U);
     EXPECT_EQ(u.spawns[0].name, std::string(32, 'x'));
     EXPECT_EQ(u.spawns[0].kind, wire::EntityKind::kNpc);
-    ASSERT_EQ(u.moves.size(), 1U);
+    ASSERT_EQ(u.moves.size(), 3U);
     EXPECT_EQ(u.moves[0], (wire::EntityMove{.entity = 18, .at = {521, 481, 0}, .heading = 0.5F}));
+    EXPECT_EQ(u.moves[1], (wire::EntityMove{.entity = 19, .at = {1, 2, 3}, .heading = 0.25F}));
+    EXPECT_EQ(u.moves[2], (wire::EntityMove{.entity = 20, .at = {4, 5, 6}, .heading = -1}));
     EXPECT_EQ(decode<wire::Correction>(p[2]).reason, wire::CorrectionReason::kTooFast);
     const auto rate = decode<wire::Error>(p[3]);
     EXPECT_EQ(rate.code, wire::ErrorCode::kRateLimited);
