@@ -317,6 +317,9 @@ struct ZoneSlot {
     // The tick's figures, on the shard.
     Clock::duration interval{};
     std::optional<Clock::time_point> due;
+    // When the last tick ran: the zone's movement budgets refill by the time that passed, not by
+    // the ticks that ran (a late shard makes up none).
+    std::optional<Clock::time_point> last_tick;
     std::vector<float> cpu_window;
     std::vector<float> late_window;
     std::size_t window_next = 0;
@@ -347,8 +350,14 @@ struct ZoneSlot {
         } else {
             due = now + interval;
         }
+        float periods = 1;
+        if (last_tick) {
+            periods = static_cast<float>(std::chrono::duration<double>(now - *last_tick) /
+                                         std::chrono::duration<double>(interval));
+        }
+        last_tick = now;
         const double cpu0 = thread_cpu_seconds();
-        const TickReport report = zone->tick();
+        const TickReport report = zone->tick(periods);
         const double cpu = thread_cpu_seconds() - cpu0;
         if (cpu_window.size() < kTickWindow) {
             cpu_window.push_back(static_cast<float>(cpu));

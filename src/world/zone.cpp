@@ -341,9 +341,10 @@ struct Zone::State {
         }
     }
 
-    void refill_budgets() {
+    void refill_budgets(float periods) {
         const float cap = budget_cap();
-        const float per_tick = cap * seconds(1);
+        const float tick_hz = static_cast<float>(std::max<std::uint16_t>(settings.tick_hz, 1));
+        const float per_tick = cap * seconds(1) * std::clamp(periods, 0.0F, tick_hz);
         // Every slot, NPCs' too: a loop the compiler vectorises, cheaper than picking.
         for (float& b : budget) {
             b = std::min(cap, b + per_tick);
@@ -777,7 +778,7 @@ void Zone::notice(NoticeKind kind, std::string_view text) {
     }
 }
 
-TickReport Zone::tick() {
+TickReport Zone::tick(float periods) {
     State& z = *state_;
     if (z.next_settings) {
         z.settings = *z.next_settings;
@@ -786,7 +787,7 @@ TickReport Zone::tick() {
     }
     ++z.tick;
     z.step_npcs();
-    z.refill_budgets();
+    z.refill_budgets(periods);
     z.rebuild_grid();
     TickReport report;
     report.tick = z.tick;

@@ -126,8 +126,12 @@ public:
     void notice(NoticeKind kind, std::string_view text);
 
     /// One tick: NPCs wander and respawn, then every character is sent the changes in its view
-    /// since the last tick (one begin_update .. end_update per character with any).
-    TickReport tick();
+    /// since the last tick (one begin_update .. end_update per character with any). `periods`:
+    /// the tick intervals of wall-clock time since the last tick, when the caller knows them (more
+    /// than 1 after a tick that ran late, less for the one that follows it at once); movement
+    /// budgets refill by it, so that a zone whose ticks run late does not refuse clients that walk
+    /// at an honest speed. Clamped to [0, tick_hz] (at most one second's worth).
+    TickReport tick(float periods = 1);
 
     /// The characters whose position or stats changed since the last call (all of them when
     /// `all`), as saves, appended to `out`.

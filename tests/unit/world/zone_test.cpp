@@ -254,6 +254,38 @@ TEST(Zone, MovesAreCheckedPointByPoint) {
     EXPECT_EQ(w.at(a), (Vec3{101, 117.7F, 0}));
 }
 
+// A shard that runs a tick late makes up no ticks: the budget refills by the time that passed, so
+// a client walking at an honest speed is not refused while its zone's ticks run late.
+TEST(Zone, ALateTickRefillsTheBudgetByTheTimeThatPassed) {
+    World w;  // 8.75 units of budget at most, 0.4375 per tick at 20 Hz
+    const EntityId a = w.add("Ann", {100, 100, 0});
+    w.zone.tick();
+    const Vec3 drain[] = {{100, 100, 0}, {100, 108.75F, 0}};
+    w.zone.move(a, 1, drain);
+    ASSERT_TRUE(w.of(a).corrections.empty());
+
+    // Four intervals passed in one tick: 1.75 units, not 0.4375.
+    w.zone.tick(4);
+    const Vec3 walk[] = {{100, 108.75F, 0}, {100, 110.4F, 0}};
+    w.zone.move(a, 2, walk);
+    EXPECT_TRUE(w.of(a).corrections.empty());
+    EXPECT_EQ(w.at(a), (Vec3{100, 110.4F, 0}));
+
+    // One interval: the same walk again is too far.
+    w.zone.tick(1);
+    const Vec3 again[] = {{100, 110.4F, 0}, {100, 112.05F, 0}};
+    w.zone.move(a, 3, again);
+    ASSERT_EQ(w.of(a).corrections.size(), 1U);
+    EXPECT_EQ(w.of(a).corrections[0].reason, CorrectionReason::kTooFast);
+
+    // Clamped to one second: a tick after a long stall refills at most the cap.
+    w.zone.tick(1e6F);
+    const Vec3 beyond[] = {{100, 110.4F, 0}, {100, 119.3F, 0}};
+    w.zone.move(a, 4, beyond);
+    EXPECT_EQ(w.of(a).corrections.back().seq, 4U);
+    EXPECT_EQ(w.of(a).corrections.back().reason, CorrectionReason::kTooFast);
+}
+
 ZoneDef wolf_zone() {
     ZoneDef def = plain_zone();
     // Stays put (no wander radius).
