@@ -281,6 +281,12 @@ void ThreadState::defer_flush(std::shared_ptr<void> owner, void (*run)(void*)) {
     }
 }
 
+void ThreadState::drop_deferred_flushes() noexcept {
+    flushes_.clear();
+    running_.clear();
+    flushes_posted_ = false;
+}
+
 void ThreadState::run_flushes() {
     flushes_posted_ = false;
     running_.swap(flushes_);
@@ -857,8 +863,10 @@ Server::~Server() {
         l->accept_retry.reset();
         l->acceptor.reset();
     }
-    // Scheduled and polled connections hold the state (a cycle): dropped here, with the timers.
+    // Scheduled, polled and flush-deferred connections hold the state (a cycle): dropped here,
+    // with the timers.
     for (auto& t : state_->threads) {
+        t->drop_deferred_flushes();
         t->poller->clear();
         t->poller.reset();
         t->deadlines->clear();

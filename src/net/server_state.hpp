@@ -89,6 +89,10 @@ struct ThreadState {
     /// the scheduler's lock). The connection keeps its own flag so that it is deferred at most
     /// once: the list holds at most one entry per connection of the thread.
     void defer_flush(std::shared_ptr<void> owner, void (*run)(void*));
+    /// Drops the flushes still deferred, and the connections they hold (which hold the server's
+    /// state: a cycle). For ~Server, once the io threads have stopped: a flush deferred just
+    /// before they stopped never ran.
+    void drop_deferred_flushes() noexcept;
 
 private:
     struct DeferredFlush {
