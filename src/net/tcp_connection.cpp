@@ -363,6 +363,9 @@ private:
         if ((events & EPOLLOUT) != 0 && writer_.waiting()) {
             continue_write();
         }
+        if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+            hung_up_ = true;  // see on_readable
+        }
         if ((events & kInputEvents) != 0) {
             on_readable();
         }
@@ -413,8 +416,12 @@ private:
                 }
                 handler_->on_data(std::string_view(reinterpret_cast<const char*>(buffer), n));
             }
-            if (n < ThreadState::kReadBufferBytes) {
-                return;  // drained: the poller reports the next input
+            // A short read drained the socket, and the poller reports the next input, unless the
+            // peer has hung up: its end of stream may wait behind the bytes just read (both
+            // reported by one edge, or by one that came while reading was paused), and no other
+            // edge comes for it.
+            if (n < ThreadState::kReadBufferBytes && !hung_up_) {
+                return;
             }
         }
         read_soon();  // more may be waiting: yield to the thread's other connections first
@@ -504,6 +511,7 @@ private:
     bool paused_ = false;
     bool read_posted_ = false;  // a read_soon() is pending
     bool peer_eof_ = false;
+    bool hung_up_ = false;  // the poller reported the peer's hang-up: read to the end of stream
     bool flush_scheduled_ = false;
     bool rate_limited_ = false;  // take_message refused: the handler gets no more input
 
