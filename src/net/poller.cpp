@@ -81,6 +81,7 @@ void Poller::replace(PollClient& from, std::shared_ptr<PollClient> to) noexcept 
     }
     Entry& entry = entries_[from.poll_slot_ - 1];
     to->poll_slot_ = std::exchange(from.poll_slot_, 0);
+    to->hung_up_ = from.hung_up_;  // an edge the old owner saw comes no more
     // The generation stays: events already read for the socket are the new owner's to handle.
     auto previous = std::exchange(entry.client, std::move(to));
     if (dispatching_) {
@@ -168,7 +169,11 @@ void Poller::dispatch() {
         // A raw pointer is enough: removing the client during its call parks the reference in
         // removed_ until the batch ends.
         PollClient* client = entry.client.get();
-        client->on_ready(events_[static_cast<std::size_t>(i)].events);
+        const std::uint32_t events = events_[static_cast<std::size_t>(i)].events;
+        if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+            client->hung_up_ = true;
+        }
+        client->on_ready(events);
     }
     dispatching_ = false;
     removed_.clear();

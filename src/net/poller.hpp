@@ -28,12 +28,20 @@ public:
 
     bool polled() const noexcept { return poll_slot_ != 0; }
 
+    /// Whether the poller has reported the peer's hang-up (or a failure) for this socket. A
+    /// client that stops reading at a short read (the socket drained: the next bytes bring a new
+    /// edge) must read on to the end of stream once this is set: the peer's FIN may wait behind
+    /// the bytes just read, reported by the same edge or by one that came while reading was
+    /// paused, and no other edge comes for it.
+    bool hung_up() const noexcept { return hung_up_; }
+
     /// The events that mean "read now": input, the peer's end of it, or a failure.
     static constexpr std::uint32_t kInputEvents = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 
 private:
     friend class Poller;
     std::uint32_t poll_slot_ = 0;  // entry index + 1; 0: not registered
+    bool hung_up_ = false;
 };
 
 /// Why not Asio's own sockets for connections: Asio's reactor keeps a 168-byte descriptor state

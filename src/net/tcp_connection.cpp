@@ -363,9 +363,6 @@ private:
         if ((events & EPOLLOUT) != 0 && writer_.waiting()) {
             continue_write();
         }
-        if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
-            hung_up_ = true;  // see on_readable
-        }
         if ((events & kInputEvents) != 0) {
             on_readable();
         }
@@ -416,11 +413,8 @@ private:
                 }
                 handler_->on_data(std::string_view(reinterpret_cast<const char*>(buffer), n));
             }
-            // A short read drained the socket, and the poller reports the next input, unless the
-            // peer has hung up: its end of stream may wait behind the bytes just read (both
-            // reported by one edge, or by one that came while reading was paused), and no other
-            // edge comes for it.
-            if (n < ThreadState::kReadBufferBytes && !hung_up_) {
+            // A short read drained the socket (PollClient::hung_up says when it may not have).
+            if (n < ThreadState::kReadBufferBytes && !hung_up()) {
                 return;
             }
         }
@@ -511,7 +505,6 @@ private:
     bool paused_ = false;
     bool read_posted_ = false;  // a read_soon() is pending
     bool peer_eof_ = false;
-    bool hung_up_ = false;  // the poller reported the peer's hang-up: read to the end of stream
     bool flush_scheduled_ = false;
     bool rate_limited_ = false;  // take_message refused: the handler gets no more input
 

@@ -904,9 +904,6 @@ private:
             if ((events & EPOLLOUT) != 0 && writer_.waiting()) {
                 continue_write();
             }
-            if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
-                hung_up_ = true;  // see on_readable
-            }
             if ((events & kInputEvents) != 0 && !stop_reading_ && state_ != State::kClosed) {
                 on_readable({});
             }
@@ -982,10 +979,8 @@ private:
             if (state_ == State::kClosed || stop_reading_ || paused_) {
                 return;
             }
-            // A short read drained the socket, and the poller reports the next input, unless the
-            // peer has hung up: its end of stream may wait behind the bytes just read, and no
-            // other edge comes for it.
-            if (n < ThreadState::kReadBufferBytes && !hung_up_) {
+            // A short read drained the socket (PollClient::hung_up says when it may not have).
+            if (n < ThreadState::kReadBufferBytes && !this->hung_up()) {
                 return;
             }
         }
@@ -1300,7 +1295,6 @@ private:
 
     State state_ = State::kOpen;
     bool deflate_;
-    bool hung_up_ = false;  // the poller reported the peer's hang-up: read to the end of stream
     bool registered_ = false;
     bool peer_counted_ = false;
     bool stop_reading_ = false;   // the peer's close frame arrived: nothing may follow it

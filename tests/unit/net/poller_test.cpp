@@ -94,6 +94,30 @@ TEST(Poller, ReportsInputAndTheEndOfIt) {
     EXPECT_EQ(poller.size(), 0u);
 }
 
+// Bytes and the peer's shutdown that arrive before the client reads come as one edge: a client
+// that stops at a short read learns from hung_up() that the end of stream still waits.
+TEST(Poller, TellsAClientThePeerHungUpAndTheReplacementToo) {
+    boost::asio::io_context io;
+    Poller poller(io);
+    Pair pair;
+    auto first = std::make_shared<Reader>(pair.ours);
+    first->also = [&] { io.stop(); };
+    boost::system::error_code ec;
+    ASSERT_TRUE(poller.add(pair.ours.native_handle(), first, ec));
+    EXPECT_FALSE(first->hung_up());
+    send(pair.theirs, "bye");
+    ASSERT_EQ(::shutdown(pair.theirs.native_handle(), SHUT_WR), 0);
+    io.run();
+    EXPECT_TRUE(first->hung_up());
+    EXPECT_NE(first->last_events & EPOLLRDHUP, 0u);
+
+    // The registration handed on keeps what the edge said: none comes again.
+    auto second = std::make_shared<Reader>(pair.ours);
+    poller.replace(*first, second);
+    EXPECT_TRUE(second->hung_up());
+    poller.remove(*second, pair.ours.native_handle());
+}
+
 TEST(Poller, KeepsItsClientsAliveUntilRemoved) {
     boost::asio::io_context io;
     Poller poller(io);
