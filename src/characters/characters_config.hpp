@@ -38,7 +38,8 @@ struct CharactersConfig {
     std::int64_t delete_grace_days = 7;
     std::int64_t max_deleted_per_account = 20;
     std::int64_t start_zone = 1;
-    std::vector<std::string> safe_spots = {"1:5200,5200,0"};
+    // Zone 1's spawn point in the shipped zone files (data/zones/meadow.toml).
+    std::vector<std::string> safe_spots = {"1:520,480.5,0"};
 
     template <class V>
     void visit(V& v) {

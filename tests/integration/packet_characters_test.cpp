@@ -150,7 +150,7 @@ TEST_P(PacketCharacters, CreateListSelectDelete) {
                                             .vitality = 10}));
     EXPECT_EQ(selected->looks, looks);
     EXPECT_EQ(selected->position.zone, 1U);
-    EXPECT_EQ(selected->position.at, (wire::Vec3{.x = 5200, .y = 5200, .z = 0}));
+    EXPECT_EQ(selected->position.at, (wire::Vec3{.x = 520, .y = 480.5F, .z = 0}));
     EXPECT_TRUE(selected->inventory.empty());
 
     auto deleted = c.delete_character(brio->id);

@@ -53,7 +53,10 @@ Overrides world_overrides(const std::string& zones_dir, const std::string& admin
             {"packet.listen", "\"127.0.0.1:0\""},
             {"characters.enabled", "true"},
             {"world.enabled", "true"},
-            {"world.zones_dir", "\"" + zones_dir + "\""}};
+            {"world.zones_dir", "\"" + zones_dir + "\""},
+            // Outside the test zones: new characters enter at the zone's spawn point, which is
+            // what the tests expect (and what a position outside its zone must give).
+            {"characters.safe_spots", R"(["1:5200,5200,0"])"}};
 }
 
 client::Client logged_in(std::uint16_t http, std::uint16_t port, const std::string& admin_token,
