@@ -43,11 +43,12 @@ struct TimerControl {
     // Waiter, which takes `mutex`).
     bool waiting = false;
     std::weak_ptr<Waiter> waiter;
-    std::function<void()> fn;
+    std::function<void(Clock::time_point)> fn;  // given the time the run was scheduled for
     std::atomic<Clock::rep> interval;
     boost::asio::io_context* io = nullptr;
 
-    TimerControl(Clock::duration i, std::function<void()> f, boost::asio::io_context& c)
+    TimerControl(Clock::duration i, std::function<void(Clock::time_point)> f,
+                 boost::asio::io_context& c)
         : fn(std::move(f)), interval(checked_interval(i)), io(&c) {}
 };
 
@@ -88,7 +89,7 @@ void fire(std::shared_ptr<Waiter> w) {
     }
     // `fn` is used without the lock: cancel() leaves it alone while `running` is set.
     try {
-        c.fn();
+        c.fn(w->due);
     } catch (const std::exception& e) {
         util::logger("core")->error("shard timer: the callback threw: {}", e.what());
     } catch (...) {
@@ -152,7 +153,7 @@ void ShardTimer::cancel() noexcept {
     auto control = std::move(control_);
     control_.reset();
     auto& c = *control;
-    std::function<void()> gone;  // destroyed after the lock is released
+    decltype(c.fn) gone;  // destroyed after the lock is released
     {
         std::unique_lock lock(c.mutex);
         c.cancelled = true;
@@ -183,6 +184,18 @@ void ShardTimer::set_interval(std::chrono::steady_clock::duration interval) {
 
 ShardTimer ShardSet::every(std::size_t shard, std::chrono::steady_clock::duration interval,
                            std::function<void()> fn) const {
+    if (!fn) {
+        throw std::invalid_argument("shard timer: the callback is empty");
+    }
+    return every(shard, interval,
+                 [fn = std::move(fn)](std::chrono::steady_clock::time_point) { fn(); });
+}
+
+ShardTimer ShardSet::every(std::size_t shard, std::chrono::steady_clock::duration interval,
+                           std::function<void(std::chrono::steady_clock::time_point)> fn) const {
+    if (!fn) {
+        throw std::invalid_argument("shard timer: the callback is empty");
+    }
     auto& io = runtime_->io_context(shard);
     auto control = std::make_shared<detail::TimerControl>(interval, std::move(fn), io);
     boost::asio::post(io, [control, &io] {

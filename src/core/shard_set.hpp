@@ -121,6 +121,12 @@ public:
     /// `interval` is positive, std::out_of_range for a shard past size().
     [[nodiscard]] ShardTimer every(std::size_t shard, std::chrono::steady_clock::duration interval,
                                    std::function<void()> fn) const;
+    /// The same, and each run is given the time it was scheduled for (by the rule above), so that
+    /// the callback can tell how late it runs against the timer's own schedule rather than keep a
+    /// schedule of its own that drifts from it after a late run.
+    [[nodiscard]] ShardTimer every(
+        std::size_t shard, std::chrono::steady_clock::duration interval,
+        std::function<void(std::chrono::steady_clock::time_point scheduled)> fn) const;
 
     /// The runtime whose io threads the shards are (for its blocking pool).
     Runtime& runtime() const noexcept { return *runtime_; }

@@ -149,19 +149,13 @@ void add_world_routes(api::OperatorApi& api, WorldServiceImpl& service) {
                                                "cursor: not a cursor returned as \"next\""));
                     return;
                 }
-                const bool found =
-                    service.entities(*zone, static_cast<EntityId>(after),
-                                     std::get<std::size_t>(limit), [res](EntityPage page) mutable {
-                                         json::array items;
-                                         for (const auto& e : page.rows) {
-                                             items.push_back(entity_json(e));
-                                         }
-                                         std::optional<std::string> next;
-                                         if (page.more) {
-                                             next = std::to_string(page.rows.back().id);
-                                         }
-                                         res.respond(api::page_response(std::move(items), next));
-                                     });
+                const auto page = std::get<std::size_t>(limit);
+                // One row more than the page: it tells whether a next page exists.
+                const bool found = service.entities(
+                    *zone, static_cast<EntityId>(after), page + 1,
+                    [res, page](std::vector<EntityRow> rows) mutable {
+                        res.respond(api::id_page_response(std::move(rows), page, entity_json));
+                    });
                 if (!found) {
                     res.respond(no_such_zone());
                 }

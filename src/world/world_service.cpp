@@ -301,7 +301,7 @@ private:
 
 // ---- zones and characters ----------------------------------------------------------------------
 
-/// One zone and what the service keeps of it. `zone`, `window`, `due`: its shard only.
+/// One zone and what the service keeps of it. `zone` and the tick's figures: its shard only.
 struct ZoneSlot {
     std::uint32_t id = 0;
     std::string name;
@@ -316,7 +316,6 @@ struct ZoneSlot {
 
     // The tick's figures, on the shard.
     Clock::duration interval{};
-    std::optional<Clock::time_point> due;
     // When the last tick ran: the zone's movement budgets refill by the time that passed, not by
     // the ticks that ran (a late shard makes up none).
     std::optional<Clock::time_point> last_tick;
@@ -333,23 +332,16 @@ struct ZoneSlot {
     core::Counter* moves = nullptr;
     core::Counter* updates = nullptr;
 
-    void tick() {
+    /// `scheduled`: when the shard's timer meant this tick to start (ShardSet::every's schedule:
+    /// a fixed rate, moved to the end of a tick that overran its successor's time).
+    void tick(Clock::time_point scheduled) {
         if (!zone) {
             return;
         }
         const auto now = Clock::now();
-        double late = 0;
-        if (due) {
-            late = std::chrono::duration<double>(std::max(Clock::duration::zero(), now - *due))
-                       .count();
-            *due += interval;
-            // ShardSet::every runs a late tick's successor at once and makes up no others.
-            if (*due < now) {
-                *due = now;
-            }
-        } else {
-            due = now + interval;
-        }
+        const double late =
+            std::chrono::duration<double>(std::max(Clock::duration::zero(), now - scheduled))
+                .count();
         float periods = 1;
         if (last_tick) {
             periods = static_cast<float>(std::chrono::duration<double>(now - *last_tick) /
@@ -383,6 +375,36 @@ namespace {
 /// A character's request, run on its zone's shard with its zone and entity.
 using Job = std::function<void(ZoneSlot& slot, EntityId entity)>;
 
+/// A character's requests in order. Not a std::deque: libstdc++'s allocates a 512-byte block and
+/// its map even while empty, and every character in the world has a queue that is empty almost
+/// always; this one holds no memory while empty and gives back what a burst made it grow to.
+class JobQueue {
+public:
+    bool empty() const noexcept { return head_ == jobs_.size(); }
+    std::size_t size() const noexcept { return jobs_.size() - head_; }
+    void push_back(Job job) { jobs_.push_back(std::move(job)); }
+    Job pop_front() {
+        Job job = std::move(jobs_[head_++]);
+        if (empty()) {
+            clear();
+        }
+        return job;
+    }
+    void clear() {
+        jobs_.clear();
+        head_ = 0;
+        if (jobs_.capacity() > kKeptCapacity) {
+            jobs_.shrink_to_fit();
+        }
+    }
+
+private:
+    // What a character walking at 10 moves a second leaves queued between two drains, kept.
+    static constexpr std::size_t kKeptCapacity = 4;
+    std::vector<Job> jobs_;
+    std::size_t head_ = 0;
+};
+
 }  // namespace
 
 /// A character in the world (or on its way in), shared by its Player, the directory and the
@@ -398,7 +420,7 @@ struct Link {
     std::uint32_t initial_zone = 0;
 
     std::mutex mutex;
-    std::deque<Job> queue;
+    JobQueue queue;
     bool scheduled = false;          // a drain is posted or running
     std::shared_ptr<ZoneSlot> slot;  // its zone; null before it entered, in transit, after
     EntityId entity = 0;
@@ -500,8 +522,7 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
                     shards.post(link->slot->shard, [this, link] { drain(link); });
                     return;
                 }
-                r = std::move(link->queue.front());
-                link->queue.pop_front();
+                r = link->queue.pop_front();
                 slot = link->slot;
                 entity = link->entity;
             }
@@ -1041,7 +1062,9 @@ void WorldServiceImpl::start(WorldSetup setup) {
             setup.start_zone, ids));
     }
     for (auto& [id, slot] : zones) {
-        slot->timer = c.shards.every(slot->shard, interval, [s = slot.get()] { s->tick(); });
+        slot->timer =
+            c.shards.every(slot->shard, interval,
+                           [s = slot.get()](Clock::time_point scheduled) { s->tick(scheduled); });
     }
     {
         std::lock_guard lock(c.mutex);
@@ -1235,8 +1258,8 @@ void WorldServiceImpl::zones(std::function<void(std::vector<ZoneStatus>)> done) 
     }
 }
 
-bool WorldServiceImpl::entities(std::uint32_t zone, EntityId after, std::size_t limit,
-                                std::function<void(EntityPage)> done) const {
+bool WorldServiceImpl::entities(std::uint32_t zone, EntityId after, std::size_t count,
+                                std::function<void(std::vector<EntityRow>)> done) const {
     auto& c = *core_;
     std::shared_ptr<ZoneSlot> slot;
     {
@@ -1247,28 +1270,33 @@ bool WorldServiceImpl::entities(std::uint32_t zone, EntityId after, std::size_t 
         }
         slot = it->second;
     }
-    c.shards.post(slot->shard, [slot, after, limit, done = std::move(done)] {
-        EntityPage page;
-        if (slot->zone) {
+    c.shards.post(slot->shard, [slot, after, count, done = std::move(done)] {
+        // The `count` lowest ids above `after` in a max-heap by id: a page of a crowded zone
+        // costs the zone's shard one pass and `count` rows, not a copy and a sort of everyone.
+        std::vector<EntityRow> rows;
+        const auto by_id = [](const EntityRow& a, const EntityRow& b) { return a.id < b.id; };
+        if (slot->zone && count > 0) {
+            rows.reserve(count);
             slot->zone->for_each_entity([&](const EntityView& e) {
-                if (e.id > after) {
-                    page.rows.push_back({.id = e.id,
-                                         .kind = e.kind,
-                                         .model = e.model,
-                                         .name = std::string(e.name),
-                                         .at = e.at,
-                                         .hp = e.hp,
-                                         .max_hp = e.max_hp});
+                if (e.id <= after || (rows.size() == count && e.id >= rows.front().id)) {
+                    return;
                 }
+                if (rows.size() == count) {
+                    std::pop_heap(rows.begin(), rows.end(), by_id);
+                    rows.pop_back();
+                }
+                rows.push_back({.id = e.id,
+                                .kind = e.kind,
+                                .model = e.model,
+                                .name = std::string(e.name),
+                                .at = e.at,
+                                .hp = e.hp,
+                                .max_hp = e.max_hp});
+                std::push_heap(rows.begin(), rows.end(), by_id);
             });
         }
-        std::sort(page.rows.begin(), page.rows.end(),
-                  [](const EntityRow& a, const EntityRow& b) { return a.id < b.id; });
-        if (page.rows.size() > limit) {
-            page.rows.resize(limit);
-            page.more = true;
-        }
-        done(std::move(page));
+        std::sort_heap(rows.begin(), rows.end(), by_id);
+        done(std::move(rows));
     });
     return true;
 }

@@ -83,12 +83,6 @@ struct EntityRow {
     std::uint32_t max_hp = 0;
 };
 
-/// A page of a zone's entities by id.
-struct EntityPage {
-    std::vector<EntityRow> rows;
-    bool more = false;  // entities with greater ids follow
-};
-
 /// Thread-safe. start, apply and stop: the control thread, one at a time.
 class WorldServiceImpl final : public WorldService {
 public:
@@ -115,10 +109,10 @@ public:
     // The operators' calls: answered from the zones' shards.
     /// Every zone, by id (none while stopped).
     void zones(std::function<void(std::vector<ZoneStatus>)> done) const;
-    /// The entities of `zone` with ids above `after`, at most `limit`; false (and `done` is not
-    /// called) when there is no such zone.
-    bool entities(std::uint32_t zone, EntityId after, std::size_t limit,
-                  std::function<void(EntityPage)> done) const;
+    /// The entities of `zone` with the `count` lowest ids above `after`, by id; false (and `done`
+    /// is not called) when there is no such zone.
+    bool entities(std::uint32_t zone, EntityId after, std::size_t count,
+                  std::function<void(std::vector<EntityRow>)> done) const;
     /// Makes the character leave with kKicked; false when it is not in the world.
     bool kick(std::uint64_t character_id);
     /// To one zone, or every zone (nullopt); false when there is no such zone.

@@ -252,6 +252,38 @@ TEST(WorldService, OperatorRoutesAreAdminOnlyAndAudited) {
         w.call("GET", "/api/v1/world/zones/" + std::to_string(zone) + "/entities?limit=0").status,
         400);
 
+    // Paging by id: every entity of the zone (its NPCs and Aria) once, in order, 7 at a time.
+    std::vector<world::EntityId> ids;
+    std::string cursor;
+    for (int pages = 0; pages < 100; ++pages) {
+        const auto page =
+            w.ok("GET", "/api/v1/world/zones/" + std::to_string(zone) + "/entities?limit=7" +
+                            (cursor.empty() ? "" : "&cursor=" + cursor));
+        const auto& items = page.at("items").as_array();
+        EXPECT_LE(items.size(), 7U);
+        for (const auto& item : items) {
+            ids.push_back(item.at("id").to_number<world::EntityId>());
+        }
+        if (page.at("next").is_null()) {
+            break;
+        }
+        EXPECT_EQ(items.size(), 7U);  // only the last page is short
+        cursor = std::string(page.at("next").as_string());
+        EXPECT_EQ(cursor, std::to_string(ids.back()));
+    }
+    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+    EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());  // none twice
+    EXPECT_GT(ids.size(), 7U);
+    EXPECT_NE(std::find(ids.begin(), ids.end(), entity), ids.end());
+    std::size_t npcs = 0;
+    const auto zones = w.ok("GET", "/api/v1/world/zones");
+    for (const auto& z : zones.at("items").as_array()) {
+        if (z.at("id").to_number<std::uint32_t>() == zone) {
+            npcs = z.at("npcs").to_number<std::size_t>();
+        }
+    }
+    EXPECT_EQ(ids.size(), npcs + 1);
+
     // Default deny: no token, and a player's token.
     w.account("mallory");
     const auto player_token = w.token_of("mallory");

@@ -149,6 +149,46 @@ TEST(ShardSet, EveryFiresRepeatedlyOnItsShard) {
     runtime.stop();
 }
 
+// A callback measures its lateness against the time it was scheduled for: that schedule keeps a
+// fixed rate, and a run that ends past its successor's time moves the schedule to its end.
+TEST(ShardSet, EveryTellsEachRunTheTimeItWasScheduledFor) {
+    using Clock = std::chrono::steady_clock;
+    struct Run {
+        Clock::time_point scheduled;
+        Clock::time_point started;
+        Clock::time_point finished;
+    };
+    Runtime runtime(1, 1);
+    ShardSet shards(runtime);
+    runtime.start();
+    Watched<std::vector<Run>> runs;
+    static constexpr auto kInterval = 2ms;
+    auto timer = shards.every(0, kInterval, [&runs](Clock::time_point scheduled) {
+        Run r{scheduled, Clock::now(), {}};
+        if (runs.get().size() == 2) {
+            // The third run overruns three intervals (by the clock, not by sleeping).
+            while (Clock::now() < r.started + 3 * kInterval) {
+            }
+        }
+        r.finished = Clock::now();
+        runs.change([&r](auto& v) { v.push_back(r); });
+    });
+    ASSERT_TRUE(runs.wait([](const auto& v) { return v.size() >= 6; }));
+    timer.cancel();
+    const auto v = runs.get();
+    for (std::size_t k = 0; k < v.size(); ++k) {
+        EXPECT_GE(v[k].started, v[k].scheduled) << "run " << k;
+        if (k + 1 < v.size()) {
+            const auto next = v[k + 1].scheduled;
+            EXPECT_GE(next, v[k].scheduled + kInterval) << "run " << k;
+            // On the fixed rate, or moved to the end of a run that overran it.
+            EXPECT_TRUE(next == v[k].scheduled + kInterval || next >= v[k].finished) << "run " << k;
+        }
+    }
+    EXPECT_GE(v[3].scheduled, v[2].finished);  // the overrun is not made up in a burst
+    runtime.stop();
+}
+
 TEST(ShardSet, EveryRefusesANonPositiveIntervalAndAShardPastTheEnd) {
     Runtime runtime(1, 1);
     ShardSet shards(runtime);
