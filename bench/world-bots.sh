@@ -13,6 +13,8 @@ export HEARTH_SERVER__DATA_DIR="$DATA" HEARTH_HTTP__LISTEN="127.0.0.1:$HTTP" HEA
   HEARTH_WORLD__ENABLED=true HEARTH_AUTH__PASSWORD_OPS_LIMIT=1 HEARTH_AUTH__PASSWORD_MEM_LIMIT_KIB=8192
 build/release/hearth serve > "$OUT/server.log" 2>&1 &
 PID=$!
+# A failed or interrupted run leaves no server and no data behind.
+trap 'kill -INT $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$DATA"' EXIT
 for i in $(seq 1 100); do curl -s "http://127.0.0.1:$HTTP/health" >/dev/null && break; sleep 0.2; done
 COMMON=(--host 127.0.0.1 --port $GAME --bots "${BOTS:-2000}" --moving "${MOVING:-${BOTS:-2000}}" --move-hz "${MOVE_HZ:-10}"
   --zone 1 --spread "${SPREAD:-630}" --bots-per-account 5 --api "http://127.0.0.1:$HTTP" --admin-token botrun
@@ -22,5 +24,3 @@ echo "warm exit $?"
 build/release/hearth-bot "${COMMON[@]}" --duration "${DURATION:-30}" > "$OUT/summary.json" 2> "$OUT/bot.err"
 echo "bot exit $?"
 curl -s -H "Authorization: Bearer botrun" "http://127.0.0.1:$HTTP/api/v1/world/zones" > "$OUT/zones.json"
-kill -INT $PID; wait $PID
-rm -rf "$DATA"

@@ -139,6 +139,24 @@ TEST_F(BotSmoke, OneTokenServesBotsOfOneAccount) {
     EXPECT_NE(r.summary.at("zones_error").as_string().find("--api"), json::string::npos);
 }
 
+// --lobby: logged in with a character selected, and never in the world (the memory baseline).
+TEST_F(BotSmoke, LobbyBotsSelectTheirCharacterAndStayOutOfTheWorld) {
+    auto args = base_args(2);
+    args.insert(args.end(), {"--duration", "1", "--prefix", "lobby", "--lobby"});
+    const auto r = run(args);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(u64(r.summary, "logged_in"), 2U) << r.out;
+    EXPECT_EQ(u64(r.summary, "characters_selected"), 2U) << r.out;
+    EXPECT_EQ(u64(r.summary, "entered_world"), 0U) << r.out;
+    EXPECT_EQ(u64(r.summary, "in_world_at_end"), 2U) << r.out;  // connected, standing
+    EXPECT_EQ(u64(r.summary, "disconnected"), 0U) << r.out;
+    EXPECT_EQ(u64(r.summary, "moving"), 0U) << r.out;
+    EXPECT_TRUE(r.summary.at("lobby").as_bool()) << r.out;
+    for (const auto& z : r.summary.at("zones").as_array()) {
+        EXPECT_EQ(z.as_object().at("players").to_number<int>(), 0) << r.out;
+    }
+}
+
 TEST_F(BotSmoke, CleanupDeletesTheAccountsMade) {
     auto args = base_args(2);
     args.insert(args.end(), {"--duration", "0.5", "--prefix", "smoke2", "--cleanup"});

@@ -171,5 +171,8 @@ int main(int argc, char** argv) {
         }
     }
     std::fflush(stdout);
-    return run.end.counters.entered_world > 0 ? 0 : 1;
+    // Success: some bot got as far as it was asked to go.
+    const auto reached =
+        o.lobby ? run.end.counters.characters_selected : run.end.counters.entered_world;
+    return reached > 0 ? 0 : 1;
 }

@@ -36,6 +36,9 @@ std::string check(const Options& o) {
     if (o.moving && *o.moving > o.bots) {
         return "--moving must be at most --bots";
     }
+    if (o.lobby && o.moving) {
+        return "--lobby: the bots stay out of the world, so none moves (drop --moving)";
+    }
     if (o.cleanup && o.api.empty()) {
         return "--cleanup deletes the accounts made through --api: it needs --api";
     }
@@ -68,6 +71,9 @@ ParseResult parse_command_line(const std::vector<std::string>& args) {
     app.add_option("--moving", o.moving,
                    "How many of the bots move, chat and attack (the first N); the others stand "
                    "in the world and only keep their connection alive (default: all)");
+    app.add_flag("--lobby", o.lobby,
+                 "Log in and select the character but do not enter the world: idle logged-in "
+                 "connections that only keep alive (counted as in_world in the summary)");
     app.add_option("--spread", o.spread, "Units around its entry point a bot wanders within")
         ->check(CLI::Range(0.0, 1e6))
         ->capture_default_str();

@@ -42,6 +42,9 @@ struct Options {
     // Bots that move and chat (the first N); the others only keep their connection alive. Empty:
     // every bot.
     std::optional<std::size_t> moving;
+    // Stop after selecting the character: logged-in idle connections that never enter the world
+    // (the baseline the world's memory per character is measured against).
+    bool lobby = false;
 };
 
 /// Bots per source address by default: under the packet front-end's default

@@ -37,7 +37,8 @@ json::object make_summary(const RunRecord& run) {
     out["move_hz"] = o.move_hz;
     out["zone"] = o.zone ? json::value(*o.zone) : json::value(nullptr);
     out["spread"] = o.spread;
-    out["moving"] = o.moving ? *o.moving : o.bots;
+    out["moving"] = o.lobby ? 0 : (o.moving ? *o.moving : o.bots);
+    out["lobby"] = o.lobby;
     out["prefix"] = run.prefix;
     out["provision_s"] = rounded(run.provision_s);
     out["elapsed_s"] = rounded(run.end.at_s);

@@ -334,6 +334,12 @@ struct Swarm::Impl {
 
     void on(Bot& bot, const wire::CharacterSelected&) {
         ++counters.characters_selected;
+        if (o.lobby) {
+            // Counted with the bots in the world, standing: it only keeps the connection alive.
+            set_phase(bot, Phase::kInWorld);
+            schedule(bot, next_wake(bot));
+            return;
+        }
         send(bot, wire::EnterWorldRequest{});
     }
 

@@ -73,6 +73,8 @@ TEST(BotOptions, TheExtras) {
     EXPECT_TRUE(o.quiet);
     EXPECT_FALSE(o.moving.has_value());
     EXPECT_EQ(*parsed({"--port", "1", "--token", "t", "--bots", "10", "--moving", "4"}).moving, 4U);
+    EXPECT_FALSE(o.lobby);
+    EXPECT_TRUE(parsed({"--port", "1", "--token", "t", "--lobby"}).lobby);
     EXPECT_DOUBLE_EQ(parsed({"--port", "1", "--token", "t", "--attack-per-min", "30", "--attack"})
                          .attack_per_min,
                      30);
@@ -102,6 +104,8 @@ TEST(BotOptions, BadValuesAreRefusedWithTheReason) {
     EXPECT_NE(refused({"--port", "1", "--token", "t", "--cleanup"}).code, 0);
     const auto moving = refused({"--port", "1", "--token", "t", "--bots", "2", "--moving", "3"});
     EXPECT_NE(moving.text.find("--moving"), std::string::npos) << moving.text;
+    const auto lobby = refused({"--port", "1", "--token", "t", "--lobby", "--moving", "1"});
+    EXPECT_NE(lobby.text.find("--lobby"), std::string::npos) << lobby.text;
     EXPECT_NE(refused({"--port", "1", "--token", "t\n"}).code, 0);
 }
 
