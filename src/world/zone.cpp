@@ -644,6 +644,11 @@ struct Zone::State {
             gone[gone_n] = slot_at[before[k]];
             gone_n += marks[before[k]] != kept ? 1 : 0;
         }
+        // A crowd that dispersed (every character entering at one spawn point) leaves no list
+        // holding memory for it.
+        if (list.capacity() > 4 * list.size() + 256) {
+            list.shrink_to_fit();
+        }
         near_drift[rank] = drift;
         near_stale[rank] = 0;
         spawn_count = spawn_n;
