@@ -66,16 +66,35 @@ float distance(const Vec3& a, const Vec3& b) noexcept {
     return std::sqrt(dx * dx + dy * dy + dz * dz);
 }
 
-/// What the interest grid holds of each entity: all that a view diff and the moves it sends
-/// read, next to the positions it scans.
+/// What the interest grid holds of each entity, next to the positions it scans.
 struct GridEntry {
-    EntityId id = 0;
     std::uint32_t slot = 0;
+    bool player = false;  // a character (a viewer), not an NPC
+};
+
+/// What a view check reads of an entity, as of this tick's grid: one load per entity in a
+/// candidate list.
+struct Snapshot {
     Vec3 at;
     float heading = 0;
-    bool player = false;  // a character (a viewer), not an NPC
-    bool moved = false;   // since the last tick
+    EntityId id = 0;
+    std::uint8_t on = 0;     // in the grid this tick (live and alive)
+    std::uint8_t moved = 0;  // since the last tick
 };
+
+/// A candidate list's entry: a rank (see Zone::State::rank_of), and whether the viewer saw it
+/// as of the last tick.
+constexpr std::uint32_t kSeen = 0x80000000U;
+constexpr std::uint32_t kRankMask = 0x7FFFFFFFU;
+
+/// How much farther than the reach a candidate list looks: the slack that lets entities move
+/// before the list must be made again (see Zone::State::check_near).
+constexpr float kNearMargin = 5;
+/// A candidate list is made again at least this often (ticks), each viewer in a different tick,
+/// so that the work is spread and lists do not keep entities long gone.
+constexpr std::uint32_t kNearEvery = 16;
+/// Ranks follow the grid's order again this often (ticks), see Zone::State::rank_of.
+constexpr std::uint32_t kRankEvery = 32;
 
 }  // namespace
 
@@ -131,12 +150,17 @@ struct Zone::State {
     // last collect_saves, by slot: a move touches the hot arrays only, not the Player.
     std::vector<float> budget;
     std::vector<std::uint8_t> dirty;
-    // A character's view as of the last tick: slots, at [view_at, + view_size) of `visible`; and
-    // its sink (owned by its Player). By slot, so that the tick does not visit the Players.
-    std::vector<std::uint32_t> view_at;
-    std::vector<std::uint32_t> view_size;
-    std::vector<PlayerSink*> sink_of;
-    std::vector<std::uint8_t> mark;  // scratch of the view diff, see diff_view
+    // A character's candidate list (see check_near): every entity that may come into its view
+    // before the list is made again, each with whether it is in view as of the last tick; the
+    // drift when it was made; whether it must be made again at the next tick; and its sink. By
+    // rank (see rank_of), so that the tick, which works out views in the grid's order, reads
+    // them in about the order they are stored.
+    std::vector<std::vector<std::uint32_t>> near_of;
+    std::vector<double> near_drift;
+    std::vector<std::uint8_t> near_stale;
+    std::vector<PlayerSink*> near_sink;
+    std::vector<PlayerSink*> sink_of;  // by slot (owned by its Player)
+    std::vector<std::uint8_t> mark;    // scratch of build_near
     std::uint8_t epoch = 0;
     std::vector<std::uint32_t> free_slots;
     /// Slots freed since the last tick: reused only after it, so that no view still holds one
@@ -149,44 +173,58 @@ struct Zone::State {
     std::size_t npcs_alive = 0;
 
     InterestGrid<GridEntry> grid;
-    /// Every character's view, one after the other in grid order (see diff_view), and the views
-    /// being made by the tick that runs.
-    std::vector<std::uint32_t> visible;
-    std::vector<std::uint32_t> next_visible;
-    std::size_t next_visible_size = 0;
-    /// The characters' grid positions, in grid order: the tick works out views in this order,
-    /// so that neighbours follow each other and find the grid's runs they scan in cache.
-    std::vector<std::uint32_t> viewers;
-    std::vector<Vec3> grid_at;  // by slot: where the grid last saw it (while in_grid)
-    std::vector<std::uint8_t> in_grid;
+    /// The characters in the grid, in its order: the tick works out views in this order, so
+    /// that neighbours follow each other and find what they read in cache.
+    struct Viewer {
+        std::uint32_t slot = 0;
+        std::uint32_t rank = 0;
+    };
+    std::vector<Viewer> viewers;
+    /// By rank: the order of the snapshots and of the candidate lists' entries, which is the
+    /// grid's order of a recent tick (then new slots), so that the candidates of neighbours,
+    /// worked out one after the other, are read from the same few cache lines. (Slots are in
+    /// order of arrival, anywhere in the zone.) Entities walk slowly, so the order is made again
+    /// only every kRankEvery ticks.
+    std::vector<Snapshot> snapshot;
+    std::vector<std::uint32_t> rank_of;  // by slot
+    std::vector<Snapshot> rerank_scratch;
+    std::vector<std::uint32_t> slot_at;  // by rank
+    /// The sum over the ticks of the farthest any entity in the grid moved in one (entities
+    /// that came into the grid aside): no two entities came closer by more than twice its
+    /// growth since a list was made.
+    double drift = 0;
+    std::vector<std::uint32_t> fresh;  // slots that came into the grid this tick
 
-    // The view diff's scratch, reused across viewers: grid positions (near, spawns, moves) and
-    // slots (despawns).
-    std::vector<std::uint32_t> near;
+    // The view diff's scratch, reused across viewers: slots (despawns, spawns, was_seen) and the
+    // moves for PlayerSink::moves.
     std::vector<std::uint32_t> despawns;
     std::vector<std::uint32_t> spawns;
-    std::vector<std::uint32_t> moves;
-    std::vector<MoveEntry> move_batch;  // send_view's, for PlayerSink::moves
+    std::vector<std::uint32_t> was_seen;
+    std::vector<MoveEntry> move_batch;
     std::size_t despawn_count = 0;
     std::size_t spawn_count = 0;
     std::size_t move_count = 0;
 
-    std::span<const std::uint32_t> view_of(std::uint32_t viewer) const {
-        return {visible.data() + view_at[viewer], view_size[viewer]};
-    }
     bool sees(std::uint32_t viewer, std::uint32_t slot) const {
-        const auto v = view_of(viewer);
-        return std::find(v.begin(), v.end(), slot) != v.end();
+        const auto& v = near_of[rank_of[viewer]];
+        return std::find(v.begin(), v.end(), rank_of[slot] | kSeen) != v.end();
     }
 
     float reach() const noexcept { return settings.view_radius + settings.view_hysteresis; }
+    float near_reach() const noexcept { return reach() + kNearMargin; }
+    /// How much closer two entities may have come since a list was made before one that was
+    /// not in it could be within view_radius.
+    float near_slack() const noexcept { return near_reach() - settings.view_radius; }
     float budget_cap() const noexcept { return settings.max_speed * (1 + settings.speed_slack); }
     float seconds(std::uint32_t ticks) const noexcept {
         return static_cast<float>(ticks) /
                static_cast<float>(std::max<std::uint16_t>(settings.tick_hz, 1));
     }
 
-    void apply_settings() { grid.configure(def.width, def.height, reach()); }
+    void apply_settings() {
+        grid.configure(def.width, def.height, near_reach());
+        std::fill(near_stale.begin(), near_stale.end(), 1);
+    }
 
     std::uint32_t new_slot() {
         if (!free_slots.empty()) {
@@ -201,12 +239,15 @@ struct Zone::State {
         moved.push_back(0);
         budget.push_back(0);
         dirty.push_back(0);
-        view_at.push_back(0);
-        view_size.push_back(0);
+        near_of.emplace_back();
+        near_drift.push_back(0);
+        near_stale.push_back(1);
+        near_sink.push_back(nullptr);
         sink_of.push_back(nullptr);
         mark.push_back(0);
-        grid_at.emplace_back();
-        in_grid.push_back(0);
+        snapshot.emplace_back();
+        rank_of.push_back(s);
+        slot_at.push_back(s);
         return s;
     }
 
@@ -263,10 +304,11 @@ struct Zone::State {
     /// Calls f(sink) for each character whose view (as of the last tick) holds slot `s`.
     template <class F>
     void for_each_viewer(std::uint32_t s, F&& f) {
-        if (in_grid[s] == 0) {
+        const Snapshot& p = snapshot[rank_of[s]];
+        if (p.on == 0) {
             return;  // came after the last tick: no one sees it yet
         }
-        const Vec3 c = grid_at[s];
+        const Vec3 c = p.at;
         const float r2 = reach() * reach();
         grid.for_each_run(c.x, c.y, reach(), [&](std::size_t first, std::size_t n) {
             for (std::size_t j = first; j < first + n; ++j) {
@@ -353,41 +395,192 @@ struct Zone::State {
 
     void rebuild_grid() {
         grid.clear();
+        fresh.clear();
+        float farthest2 = 0;
         for (std::uint32_t s = 0; s < info.size(); ++s) {
-            const bool on = info[s].live && info[s].alive;
-            in_grid[s] = on ? 1 : 0;
-            if (on) {
-                grid_at[s] = at[s];
-                grid.add(at[s].x, at[s].y,
-                         GridEntry{info[s].id, s, at[s], heading[s], info[s].player != kNone,
-                                   moved[s] != 0});
+            // Field by field: a Snapshot built whole and copied made the store wait for the
+            // stores of its parts.
+            Snapshot& p = snapshot[rank_of[s]];
+            if (!(info[s].live && info[s].alive)) {
+                p.on = 0;
+                continue;
             }
+            // A slot is reused, and an NPC respawns, only after a tick with it out of the grid:
+            // one that was in stays the same entity.
+            const Vec3 now = at[s];
+            if (p.on != 0) {
+                const float dx = now.x - p.at.x;
+                const float dy = now.y - p.at.y;
+                farthest2 = std::max(farthest2, dx * dx + dy * dy);
+            } else {
+                fresh.push_back(s);
+            }
+            p.at = now;
+            p.heading = heading[s];
+            p.id = info[s].id;
+            p.on = 1;
+            p.moved = moved[s];
+            grid.add(now.x, now.y, GridEntry{s, info[s].player != kNone});
         }
+        drift += std::sqrt(static_cast<double>(farthest2));
         grid.build();
         viewers.clear();
         for (std::uint32_t g = 0; g < grid.size(); ++g) {
             if (grid.payload(g).player) {
-                viewers.push_back(g);
+                const std::uint32_t s = grid.payload(g).slot;
+                viewers.push_back({s, rank_of[s]});
             }
         }
-        // The scratch of the view diffs holds the most a view may have: the whole grid.
-        near.resize(grid.size());
-        spawns.resize(grid.size());
-        moves.resize(grid.size());
-        move_batch.resize(grid.size());
-        despawns.resize(grid.size());
-        next_visible_size = 0;
+        // An entity that came into the grid is in no list: those who may see it before their
+        // list is made again make it now (it too, if it is a character).
+        const float r = near_reach();
+        for (const std::uint32_t f : fresh) {
+            near_stale[rank_of[f]] = 1;
+            const Vec3 c = at[f];
+            grid.for_each_run(c.x, c.y, r, [&](std::size_t first, std::size_t n) {
+                for (std::size_t j = first; j < first + n; ++j) {
+                    const float dx = grid.x()[j] - c.x;
+                    const float dy = grid.y()[j] - c.y;
+                    if (grid.payload(j).player && dx * dx + dy * dy <= r * r) {
+                        near_stale[rank_of[grid.payload(j).slot]] = 1;
+                    }
+                }
+            });
+        }
+        // The scratch of the view diffs holds the most a list may have: every slot.
+        spawns.resize(info.size());
+        despawns.resize(info.size());
+        was_seen.resize(info.size());
+        move_batch.resize(info.size());
     }
 
-    /// The viewer's new view, and what changed in it since the last tick. An entity enters the
-    /// view within view_radius and leaves it beyond view_radius + view_hysteresis. `mark`
-    /// holds, per slot, `epoch` for "was in view" and `epoch + 1` for "still in view": two
-    /// passes over arrays instead of a set per viewer. A byte per slot keeps `mark` in the L1
-    /// cache; it is cleared every 127 viewers. Views are read from `visible` and written to
-    /// `next_visible` in grid order, so both are streamed rather than visited. The loops work on
-    /// raw pointers: a store through a byte pointer may alias anything, and would make the
-    /// compiler reload every vector's data pointer after each.
-    void diff_view(std::uint32_t viewer, std::uint32_t self) {
+    /// Ranks in the grid's order (those out of the grid after), and the lists' entries with them.
+    void rerank() {
+        std::vector<std::uint32_t>& old_rank = was_seen;  // scratch: the old rank of each slot
+        old_rank.assign(rank_of.begin(), rank_of.end());
+        std::vector<std::uint32_t>& rank_from = spawns;  // scratch: new rank by old rank
+        rank_from.resize(info.size());
+        std::vector<std::uint8_t>& placed = mark;
+        std::fill(placed.begin(), placed.end(), 0);
+        std::uint32_t next = 0;
+        for (std::uint32_t g = 0; g < grid.size(); ++g) {
+            const std::uint32_t s = grid.payload(g).slot;
+            placed[s] = 1;
+            slot_at[next] = s;
+            rank_of[s] = next++;
+        }
+        for (std::uint32_t s = 0; s < info.size(); ++s) {
+            if (placed[s] == 0) {
+                slot_at[next] = s;
+                rank_of[s] = next++;
+            }
+        }
+        std::fill(placed.begin(), placed.end(), 0);
+        epoch = 0;
+        for (std::uint32_t s = 0; s < info.size(); ++s) {
+            rank_from[old_rank[s]] = rank_of[s];
+        }
+        std::vector<Snapshot>& moved_to = rerank_scratch;
+        moved_to.resize(snapshot.size());
+        for (std::uint32_t r = 0; r < snapshot.size(); ++r) {
+            moved_to[rank_from[r]] = snapshot[r];
+        }
+        snapshot.swap(moved_to);
+        for (std::vector<std::uint32_t>& list : near_of) {
+            for (std::uint32_t& e : list) {
+                e = rank_from[e & kRankMask] | (e & kSeen);
+            }
+        }
+        permute(near_of, rank_from);
+        permute(near_drift, rank_from);
+        permute(near_stale, rank_from);
+        permute(near_sink, rank_from);
+    }
+
+    template <class T>
+    static void permute(std::vector<T>& v, const std::vector<std::uint32_t>& to) {
+        std::vector<T> out(v.size());
+        for (std::size_t k = 0; k < v.size(); ++k) {
+            out[to[k]] = std::move(v[k]);
+        }
+        v.swap(out);
+    }
+
+    /// Works out the viewer's view and what changed in it since the last tick. An entity enters
+    /// the view within view_radius and leaves it beyond view_radius + view_hysteresis. Each
+    /// character keeps a candidate list: every entity within near_reach() when it was made
+    /// (build_near), each with whether it is in view. An entity not in the list was farther
+    /// than near_reach() then, and no two entities came closer by more than twice `drift`'s
+    /// growth since (entities new to the grid make the lists near them again, see rebuild_grid),
+    /// so while that growth is under near_slack() / 2 nothing outside the list can be within
+    /// view_radius, and the view is worked out from the list alone (check_near): one distance
+    /// per candidate, read from `snapshot`, instead of a grid query and a diff against the last
+    /// view. The list is made again when the drift may have used up the margin, when an entity
+    /// came into the grid near the viewer, and every kNearEvery ticks in turn.
+    void update_view(const Viewer& v) {
+        const bool due =
+            near_stale[v.rank] != 0 ||
+            2 * (drift - near_drift[v.rank]) >= static_cast<double>(near_slack()) - 0.5 ||
+            (v.rank + tick) % kNearEvery == 0;
+        if (due) {
+            build_near(v.slot, v.rank);
+        } else {
+            check_near(v.rank);
+        }
+    }
+
+    /// The view from the list alone. The loops work on raw pointers: a store through a byte
+    /// pointer may alias anything, and would make the compiler reload every vector's data
+    /// pointer after each.
+    void check_near(std::uint32_t viewer) {
+        const Snapshot* const snap = snapshot.data();
+        const Vec3 c = snap[viewer].at;
+        const float enter2 = settings.view_radius * settings.view_radius;
+        const float leave2 = reach() * reach();
+        std::vector<std::uint32_t>& list = near_of[viewer];
+        std::uint32_t* const entries = list.data();
+        const std::size_t n = list.size();
+        std::uint32_t* const spawned = spawns.data();
+        std::uint32_t* const gone = despawns.data();
+        MoveEntry* const batch = move_batch.data();
+        std::size_t spawn_n = 0;
+        std::size_t gone_n = 0;
+        std::size_t move_n = 0;
+        for (std::size_t k = 0; k < n; ++k) {
+            const std::uint32_t e = entries[k];
+            const std::uint32_t r = e & kRankMask;
+            const std::uint32_t was = e >> 31;
+            const Snapshot& p = snap[r];
+            const float dx = p.at.x - c.x;
+            const float dy = p.at.y - c.y;
+            const float d2 = dx * dx + dy * dy;
+            // Without branches (bitwise, not logical, operators): whether a candidate is within
+            // view_radius is no better than random, and a branch on it is mispredicted often.
+            const std::uint32_t within = static_cast<std::uint32_t>(d2 <= enter2) |
+                                         (was & static_cast<std::uint32_t>(d2 <= leave2));
+            const std::uint32_t seen = within & p.on;
+            entries[k] = r | (seen << 31);
+            // Unconditionally written: whether a kept entity moved is no better than random.
+            batch[move_n] = {p.id, p.at, p.heading};
+            move_n += seen & was & p.moved;
+            if (seen != was) {
+                if (seen) {
+                    spawned[spawn_n++] = slot_at[r];
+                } else {
+                    gone[gone_n++] = slot_at[r];
+                }
+            }
+        }
+        spawn_count = spawn_n;
+        despawn_count = gone_n;
+        move_count = move_n;
+    }
+
+    /// Makes the viewer's list from the grid (one query of near_reach()), and works out its
+    /// view by a diff with the last one. `mark` holds, per rank, `epoch` for "was in view" and
+    /// `epoch + 1` for "still in view": two passes over arrays instead of a set per viewer. A byte
+    /// per rank keeps `mark` in the L1 cache; it is cleared every 127 lists.
+    void build_near(std::uint32_t viewer, std::uint32_t rank) {
         if (epoch >= 253) {
             std::fill(mark.begin(), mark.end(), 0);
             epoch = 0;
@@ -396,67 +589,68 @@ struct Zone::State {
         const std::uint8_t was = epoch;
         const auto kept = static_cast<std::uint8_t>(epoch + 1);
         std::uint8_t* const marks = mark.data();
-        const auto before = view_of(viewer);
-        for (const std::uint32_t s : before) {
-            marks[s] = was;
+        std::vector<std::uint32_t>& list = near_of[rank];
+        std::uint32_t* const before = was_seen.data();
+        std::size_t before_n = 0;
+        for (const std::uint32_t e : list) {
+            if ((e & kSeen) != 0) {
+                marks[e & kRankMask] = was;
+                before[before_n++] = e & kRankMask;
+            }
         }
-        const Vec3 c = grid.payload(self).at;
+        list.clear();
+        const Snapshot* const snap = snapshot.data();
+        const std::uint32_t* const ranks = rank_of.data();
+        const Vec3 c = snap[rank].at;
         const float enter2 = settings.view_radius * settings.view_radius;
         const float leave2 = reach() * reach();
-        std::uint32_t* const found = near.data();
-        std::size_t found_n = 0;
+        const float near2 = near_reach() * near_reach();
         const float* const xs = grid.x();
         const float* const ys = grid.y();
-        grid.for_each_run(c.x, c.y, reach(), [&](std::size_t first, std::size_t n) {
-            // Branch-free: whether one in a run is within reach is about as good as random, so
-            // a branch would often be mispredicted. (Four distances at a time with SSE2, and a
-            // diff without branches below, measured no faster.)
-            std::uint32_t* const out = found + found_n;
-            std::size_t k = 0;
+        const GridEntry* const entries = grid.payloads();
+        std::uint32_t* const spawned = spawns.data();
+        MoveEntry* const batch = move_batch.data();
+        std::size_t spawn_n = 0;
+        std::size_t move_n = 0;
+        grid.for_each_run(c.x, c.y, near_reach(), [&](std::size_t first, std::size_t n) {
             for (std::size_t j = first; j < first + n; ++j) {
                 const float dx = xs[j] - c.x;
                 const float dy = ys[j] - c.y;
                 const float d2 = dx * dx + dy * dy;
-                out[k] = static_cast<std::uint32_t>(j) | (d2 <= enter2 ? 0x80000000U : 0U);
-                k += d2 <= leave2 ? 1 : 0;
+                const std::uint32_t s = entries[j].slot;
+                if (d2 > near2 || s == viewer) {
+                    continue;
+                }
+                const std::uint32_t r = ranks[s];
+                const bool had = marks[r] == was;
+                const bool seen = d2 <= enter2 || (had && d2 <= leave2);
+                list.push_back(r | (seen ? kSeen : 0U));
+                if (!seen) {
+                    continue;
+                }
+                if (had) {
+                    marks[r] = kept;
+                    const Snapshot& p = snap[r];
+                    batch[move_n] = {p.id, p.at, p.heading};
+                    move_n += p.moved != 0 ? 1 : 0;
+                } else {
+                    spawned[spawn_n++] = s;
+                }
             }
-            found_n += k;
         });
-        if (next_visible.size() < next_visible_size + found_n) {
-            next_visible.resize(std::max(2 * next_visible.size(), next_visible_size + found_n));
-        }
-        const GridEntry* const entries = grid.payloads();
-        std::uint32_t* const now = next_visible.data() + next_visible_size;
-        std::uint32_t* const spawned = spawns.data();
-        std::uint32_t* const moved_out = moves.data();
-        std::size_t now_n = 0;
-        std::size_t spawn_n = 0;
-        std::size_t move_n = 0;
-        for (std::size_t k = 0; k < found_n; ++k) {
-            const std::uint32_t g = found[k] & 0x7FFFFFFFU;
-            if (g == self) {
-                continue;
-            }
-            const GridEntry& e = entries[g];
-            if (marks[e.slot] == was) {
-                marks[e.slot] = kept;
-                now[now_n++] = e.slot;
-                moved_out[move_n] = g;
-                move_n += e.moved ? 1 : 0;
-            } else if ((found[k] & 0x80000000U) != 0) {
-                now[now_n++] = e.slot;
-                spawned[spawn_n++] = g;
-            }
-        }
         std::uint32_t* const gone = despawns.data();
         std::size_t gone_n = 0;
-        for (const std::uint32_t s : before) {
-            gone[gone_n] = s;
-            gone_n += marks[s] != kept ? 1 : 0;
+        for (std::size_t k = 0; k < before_n; ++k) {
+            gone[gone_n] = slot_at[before[k]];
+            gone_n += marks[before[k]] != kept ? 1 : 0;
         }
-        view_at[viewer] = static_cast<std::uint32_t>(next_visible_size);
-        view_size[viewer] = static_cast<std::uint32_t>(now_n);
-        next_visible_size += now_n;
+        // A crowd that dispersed (every character entering at one spawn point) leaves no list
+        // holding memory for it.
+        if (list.capacity() > 4 * list.size() + 256) {
+            list.shrink_to_fit();
+        }
+        near_drift[rank] = drift;
+        near_stale[rank] = 0;
         spawn_count = spawn_n;
         move_count = move_n;
         despawn_count = gone_n;
@@ -471,17 +665,10 @@ struct Zone::State {
             sink.despawn(info[despawns[k]].id);
         }
         for (std::size_t k = 0; k < spawn_count; ++k) {
-            sink.spawn(view(grid.payload(spawns[k]).slot));
-        }
-        const GridEntry* const entries = grid.payloads();
-        const std::uint32_t* const moved_in = moves.data();
-        MoveEntry* const batch = move_batch.data();
-        for (std::size_t k = 0; k < move_count; ++k) {
-            const GridEntry& e = entries[moved_in[k]];
-            batch[k] = {e.id, e.at, e.heading};
+            sink.spawn(view(spawns[k]));
         }
         if (move_count != 0) {
-            sink.moves({batch, move_count});
+            sink.moves({move_batch.data(), move_count});
         }
         sink.end_update();
         report.despawns += despawn_count;
@@ -553,8 +740,9 @@ std::optional<ZoneEntry> Zone::add_player(const PlayerState& state,
     p.slot = s;
     p.sink = std::move(sink);
     z.sink_of[s] = p.sink.get();
-    z.view_at[s] = 0;
-    z.view_size[s] = 0;
+    z.near_sink[z.rank_of[s]] = p.sink.get();
+    z.near_of[z.rank_of[s]].clear();
+    z.near_stale[z.rank_of[s]] = 1;
     p.state = state;
     if (!z.inside(state.at) || !std::isfinite(state.heading)) {
         p.state.at = z.def.spawn;
@@ -619,7 +807,8 @@ std::optional<PlayerState> Zone::remove_player(EntityId entity) {
     z.players.pop_back();
     z.info[s].player = kNone;
     z.sink_of[s] = nullptr;
-    z.view_size[s] = 0;
+    z.near_sink[z.rank_of[s]] = nullptr;
+    z.near_of[z.rank_of[s]].clear();
     z.release(s);
     return out;
 }
@@ -796,13 +985,14 @@ TickReport Zone::tick(float periods) {
         // The sinks a few places ahead are anywhere in the heap: fetch them while this view is
         // worked out.
         if (i + 4 < viewers.size()) {
-            __builtin_prefetch(z.sink_of[z.grid.payload(viewers[i + 4]).slot]);
+            __builtin_prefetch(z.near_sink[viewers[i + 4].rank]);
         }
-        const std::uint32_t slot = z.grid.payload(viewers[i]).slot;
-        z.diff_view(slot, viewers[i]);
-        z.send_view(*z.sink_of[slot], report);
+        z.update_view(viewers[i]);
+        z.send_view(*z.near_sink[viewers[i].rank], report);
     }
-    z.visible.swap(z.next_visible);
+    if (z.tick % kRankEvery == 0) {
+        z.rerank();
+    }
     std::fill(z.moved.begin(), z.moved.end(), 0);
     z.free_slots.insert(z.free_slots.end(), z.freed_slots.begin(), z.freed_slots.end());
     z.freed_slots.clear();

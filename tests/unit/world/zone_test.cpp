@@ -538,9 +538,11 @@ TEST(Zone, SettingsTakeEffectAtTheNextTick) {
     EXPECT_EQ(w.of(a).visible, std::set<EntityId>{b});
 }
 
-// The grid's views against brute force: many characters walking at random (some leaving and
-// arriving) among wandering NPCs, every tick's visible sets and moves checked.
-TEST(Zone, ViewsMatchBruteForceOverManyTicks) {
+// The views against brute force: many characters walking at random (some leaving and arriving)
+// among wandering NPCs, every tick's visible sets and moves checked. `step`: how far a character
+// may walk per tick along each axis. With `kill`, characters also kill the NPCs next to them
+// (which come back after respawn_s), so that entities leave and enter the grid in place.
+void expect_views_match_brute_force(float step_max, int ticks, bool kill) {
     ZoneDef def = plain_zone();
     def.width = 600;
     def.height = 400;
@@ -550,16 +552,19 @@ TEST(Zone, ViewsMatchBruteForceOverManyTicks) {
                         .count = 60,
                         .at = {300, 200, 0},
                         .wander_radius = 250,
-                        .speed = 30});
+                        .speed = 30,
+                        .respawn_s = 0.5F});
     ZoneSettings settings;
     settings.view_radius = 60;
     settings.view_hysteresis = 15;
     settings.max_speed = 80;
+    settings.attack_range = 8;
+    settings.attacks_per_s = 20;
     World w(def, settings);
     std::mt19937 rng(20);
     std::uniform_real_distribution<float> ux(0, 599.9F);
     std::uniform_real_distribution<float> uy(0, 399.9F);
-    std::uniform_real_distribution<float> step(-3.5F, 3.5F);
+    std::uniform_real_distribution<float> step(-step_max, step_max);
     std::vector<EntityId> players;
     for (int i = 0; i < 80; ++i) {
         players.push_back(w.add("P" + std::to_string(i), {ux(rng), uy(rng), 0}));
@@ -568,7 +573,8 @@ TEST(Zone, ViewsMatchBruteForceOverManyTicks) {
     std::map<EntityId, Vec3> before;
     const float r2 = 60.0F * 60.0F;
     const float h2 = 75.0F * 75.0F;
-    for (int t = 0; t < 300; ++t) {
+    std::size_t kills = 0;
+    for (int t = 0; t < ticks; ++t) {
         for (const EntityId p : players) {
             const Vec3 at = w.at(p);
             const Vec3 to{std::clamp(at.x + step(rng), 0.0F, 599.9F),
@@ -580,6 +586,29 @@ TEST(Zone, ViewsMatchBruteForceOverManyTicks) {
             w.zone.remove_player(players[k]);
             expected.erase(players[k]);
             players[k] = w.add("N" + std::to_string(t), {ux(rng), uy(rng), 0});
+        }
+        if (kill) {
+            // Each NPC within reach of a character that sees it, as of the last tick.
+            std::vector<std::pair<EntityId, EntityId>> hits;
+            w.zone.for_each_entity([&](const EntityView& e) {
+                if (e.kind != EntityKind::kNpc) {
+                    return;
+                }
+                for (const EntityId p : players) {
+                    const Vec3 at = w.at(p);
+                    const float dx = at.x - e.at.x;
+                    const float dy = at.y - e.at.y;
+                    if (dx * dx + dy * dy < 7.0F * 7.0F && w.of(p).visible.contains(e.id)) {
+                        hits.emplace_back(p, e.id);
+                        break;
+                    }
+                }
+            });
+            for (const auto& [p, npc] : hits) {
+                const std::size_t deaths = w.of(p).deaths.size();
+                w.zone.attack(p, npc);
+                kills += w.of(p).deaths.size() - deaths;
+            }
         }
         const std::uint32_t tick = w.zone.tick().tick;
         std::map<EntityId, Vec3> now;
@@ -613,6 +642,19 @@ TEST(Zone, ViewsMatchBruteForceOverManyTicks) {
         }
         before = std::move(now);
     }
+    if (kill) {
+        EXPECT_GT(kills, 20U);  // the deaths and respawns were exercised
+    }
+}
+
+TEST(Zone, ViewsMatchBruteForceOverManyTicks) {
+    expect_views_match_brute_force(3.5F, 300, false);
+}
+
+// Slow walkers, as most are: views are mostly worked out from the candidate lists between two
+// makings of them, while entities die, respawn, leave and arrive.
+TEST(Zone, ViewsMatchBruteForceWithSlowWalkersAndDeaths) {
+    expect_views_match_brute_force(0.4F, 600, true);
 }
 
 }  // namespace
