@@ -85,7 +85,9 @@ public:
     /// thread: with true once the whole frame has been handed to the kernel, with false if the
     /// connection ends first. (Used where a protocol acknowledges delivery, e.g. Homestead's
     /// "completed".) From another thread the result is kQueued and the outcome comes through
-    /// `on_written` alone.
+    /// `on_written` alone, or kDropped at once when the message's bytes, counted with what is
+    /// queued and what other threads sent before and is not queued yet, pass the bound (the
+    /// route's overflow policy applied; `on_written` is then not called).
     virtual SendResult send(SharedPayload message,
                             std::function<void(bool written)> on_written) = 0;
     /// Thread-safe. Sends one message of kind `kind` whose bytes come from `source`, part by part,
@@ -199,7 +201,8 @@ struct WsRouteSettings {
     // of whole, bounded by max_streamed_message_bytes (0: no bound; over it: close 1009).
     bool stream_binary = false;
     std::uint64_t max_streamed_message_bytes = 0;
-    std::size_t max_outbound_bytes = 4 * 1024 * 1024;  // outbox bound per connection
+    // Outbox bound per connection: bytes queued, and sent from other threads but not yet queued.
+    std::size_t max_outbound_bytes = 4 * 1024 * 1024;
     OverflowPolicy overflow = OverflowPolicy::kClose;
     std::chrono::milliseconds idle_timeout{120'000};  // nothing received for this long: close 1001
     std::chrono::milliseconds ping_interval{30'000};  // server pings; 0 disables

@@ -24,9 +24,10 @@ enum class IdleReset : std::uint8_t {
 
 /// Per-listener stream settings, fixed when the listener is declared.
 struct StreamSettings {
-    // Bytes queued for writing per connection; a send past it closes the connection (counted as
-    // reason="slow_consumer") and returns kDropped. One payload bigger than the whole bound is
-    // accepted when nothing is queued.
+    // Bytes queued for writing per connection, and sent from other threads but not yet queued
+    // (decided on the sending thread, when it sends): a send past it closes the connection
+    // (counted as reason="slow_consumer", the handler told by on_slow_consumer) and returns
+    // kDropped. One payload bigger than the whole bound is accepted when nothing is held.
     std::size_t max_outbound_bytes = 4 * 1024 * 1024;
     // Nothing received (or no touch(), see `idle_reset`) for this long: close. 0 disables.
     std::chrono::milliseconds idle_timeout{300'000};
@@ -67,11 +68,15 @@ public:
     virtual const std::string& peer_address() const noexcept = 0;
 
     /// Thread-safe. Queues the payload's bytes as they are (the front-end frames them); a
-    /// broadcast passes the same payload to every recipient. kDropped: past the outbox bound, and
-    /// the connection is being closed.
+    /// broadcast passes the same payload to every recipient. From another thread the send is
+    /// posted to the connection's thread, its bytes counted against max_outbound_bytes from now
+    /// on; a send on the connection's thread while such sends are still posted is posted behind
+    /// them, so that the bytes go out in the order they were sent. kDropped: past the outbound
+    /// bound, and the connection is being closed (StreamHandler::on_slow_consumer follows).
+    /// kQueued from another thread: it will be queued unless the connection closes first.
     virtual SendResult send(SharedPayload bytes) = 0;
-    /// Thread-safe. Writes what is queued, then closes; later sends return kClosed and no more
-    /// data reaches the handler.
+    /// Thread-safe. Writes what is queued (and what was sent before it), then closes; later sends
+    /// return kClosed and no more data reaches the handler.
     virtual void close() = 0;
 
     /// Restarts the idle clock (with IdleReset::kOnTouch). Connection thread.
@@ -111,6 +116,13 @@ public:
     virtual void on_end_of_input() = 0;
     /// The connection is gone (either side closed it, or it failed); called exactly once.
     virtual void on_close() = 0;
+    /// The connection is being closed because its peer does not read what is sent fast enough (a
+    /// send found StreamSettings::max_outbound_bytes full): what depends on the client seeing the
+    /// connection's output can end now, rather than at on_close, which waits for the write
+    /// timeout while the client does not read. Called at most once, in a run of its own (never
+    /// inside a send), before on_close; not at all when the connection ended first (on_close then
+    /// came without waiting).
+    virtual void on_slow_consumer() {}
 };
 
 /// A raw TCP listener: every accepted connection gets a handler from `make_handler` (called on

@@ -11,6 +11,7 @@
 #include "net/outbox.hpp"
 #include "net/poller.hpp"
 #include "net/raw_socket.hpp"
+#include "net/send_bound.hpp"
 #include "util/log.hpp"
 #include "util/token_bucket.hpp"
 
@@ -110,17 +111,31 @@ public:
     const std::string& peer_address() const noexcept override { return peer_address_; }
 
     SendResult send(SharedPayload bytes) override {
-        if (!executor_.running_in_this_thread()) {
-            asio::post(executor_, [self = shared_from_this(), b = std::move(bytes)]() mutable {
-                (void)self->send_local(std::move(b));
-            });
-            return SendResult::kQueued;
+        if (executor_.running_in_this_thread() && !bound_.posted()) {
+            return send_local(std::move(bytes));
         }
-        return send_local(std::move(bytes));
+        // Posted (from another thread, or behind what other threads posted, so that it does not
+        // overtake them), under the outbound bound decided here: what a busy or blocked connection
+        // thread can be made to hold is bounded, whoever sends.
+        const std::size_t n = bytes->size();
+        if (n == 0) {
+            return SendResult::kQueued;  // no bytes to write: nothing to keep in order either
+        }
+        if (bound_.overflowed() || !bound_.reserve(n)) {
+            if (bound_.overflow()) {
+                count_slow_consumer(n);
+                asio::post(executor_, [self = shared_from_this()] { self->slow_consumer(); });
+            }
+            return SendResult::kDropped;
+        }
+        asio::post(executor_, [self = shared_from_this(), b = std::move(bytes), n]() mutable {
+            self->send_posted(std::move(b), n);
+        });
+        return SendResult::kQueued;
     }
 
     void close() override {
-        if (!executor_.running_in_this_thread()) {
+        if (!executor_.running_in_this_thread() || bound_.posted()) {
             asio::post(executor_, [self = shared_from_this()] { self->close_local(); });
             return;
         }
@@ -220,19 +235,58 @@ private:
         if (state_ != State::kOpen) {
             return SendResult::kClosed;
         }
+        const std::size_t n = bytes->size();
+        if (!bound_.fits(n, outbox_.data_bytes())) {
+            if (bound_.overflow()) {
+                count_slow_consumer(n);
+            }
+            slow_consumer();
+            return SendResult::kDropped;
+        }
+        queue(std::move(bytes));
+        return SendResult::kQueued;
+    }
+
+    // A send another thread posted, its `n` bytes reserved in bound_ there.
+    void send_posted(SharedPayload bytes, std::size_t n) {
+        if (state_ == State::kOpen) {
+            queue(std::move(bytes));
+        }
+        bound_.release(n);  // after queue() published them as queued: the sum never dips
+    }
+
+    void queue(SharedPayload bytes) {
         OutFrame frame;
         frame.shared_body = bytes->bytes();
         frame.payload = std::move(bytes);
-        if (!outbox_.push_data(std::move(frame))) {
-            stream_.count_disconnect("slow_consumer");
-            log()->debug("[conn {}] outbox full ({} bytes): closing", to_string(id_),
-                         outbox_.data_bytes());
-            (void)outbox_.drop_queued_data();  // raw payloads carry no callbacks
-            close_local();
-            return SendResult::kDropped;
-        }
+        outbox_.push_data_unbounded(std::move(frame));  // admitted against bound_
+        bound_.set_queued(outbox_.data_bytes());
         schedule_flush();
-        return SendResult::kQueued;
+    }
+
+    // The first send past the bound, on whichever thread: counted and logged there, once.
+    void count_slow_consumer(std::size_t refused) {
+        stream_.count_disconnect("slow_consumer");
+        log()->debug("[conn {}] outbound bound ({} bytes) full, {} more refused: closing",
+                     to_string(id_), settings_.max_outbound_bytes, refused);
+    }
+
+    // Past the outbound bound: what is queued and not yet in flight is dropped (a client this far
+    // behind must resynchronise anyway), the connection closes, and its handler is told at once,
+    // in a run of its own (never inside the send that found the bound), rather than at on_close,
+    // which waits for the write timeout while the client does not read.
+    void slow_consumer() {
+        if (state_ != State::kOpen) {
+            return;
+        }
+        (void)outbox_.drop_queued_data();  // raw payloads carry no callbacks
+        bound_.set_queued(outbox_.data_bytes());
+        close_local();
+        asio::post(executor_, [self = shared_from_this()] {
+            if (self->handler_) {
+                self->handler_->on_slow_consumer();
+            }
+        });
     }
 
     // Payloads queued by one handler run go out together: the flush runs after it.
@@ -282,6 +336,7 @@ private:
         stream_.bytes_out->inc(result.bytes);
         bytes_out_ += result.bytes;
         (void)outbox_.complete();
+        bound_.set_queued(outbox_.data_bytes());
         if (state_ == State::kClosed) {
             return false;
         }
@@ -334,6 +389,7 @@ private:
         socket_.close();
         writer_.abandon();
         (void)outbox_.clear();
+        bound_.set_queued(0);
         stream_.open->sub(1);
         server_->events.publish(core::EventKind::kConnectionClosed, stream_.owner->name,
                                 to_string(id_), "tcp " + stream_.listener + " " + std::string(why),
@@ -512,8 +568,10 @@ private:
     util::TokenBucket messages_{settings_.message_burst, Clock::now()};
     util::TokenBucket bytes_{byte_rate().depth, Clock::now()};
 
-    Outbox outbox_;  // payloads as header-less frames; bounded by settings_.max_outbound_bytes
+    Outbox outbox_;  // payloads as header-less frames; bounded by bound_
     BatchWriter writer_;
+    // settings_.max_outbound_bytes over what is queued and what other threads posted.
+    SendBound bound_{settings_.max_outbound_bytes};
 
     Clock::time_point last_rx_{};
     Clock::time_point write_started_{};

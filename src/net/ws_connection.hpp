@@ -23,6 +23,7 @@
 #include "net/outbox.hpp"
 #include "net/poller.hpp"
 #include "net/raw_socket.hpp"
+#include "net/send_bound.hpp"
 #include "net/server_state.hpp"
 #include "net/ws_codec.hpp"
 #include "util/log.hpp"
@@ -55,7 +56,8 @@ inline constexpr bool kIsPlainSocket = std::is_same_v<Stream, RawSocket>;
 ///
 /// Sends from other threads (a HunterPie push, an operator notice): on a plain socket with nothing
 /// queued, the sending thread writes the frame itself (see `write_from_other_thread`); otherwise
-/// the send is posted to the connection's thread.
+/// the send is posted to the connection's thread, its bytes counted against the outbound bound
+/// from the moment of the send (net/send_bound.hpp), as for raw TCP connections.
 template <class Stream>
 class WsConnection final : public Connection,
                            public Session,
@@ -87,12 +89,15 @@ public:
           deflate_(p.deflate),
           parser_(parser_limits(*settings_), p.deflate, &thread_.inflater),
           outbox_(settings_->max_outbound_bytes),
+          bound_(settings_->max_outbound_bytes),
           messages_(settings_->message_burst, Clock::now()),
           bytes_(byte_rate().depth, Clock::now()),
           inflated_(inflated_rate().depth, Clock::now()) {
         // Read by other threads before they take direct_.mutex: never a stale default.
         direct_.compression_threshold.store(settings_->compression_threshold_bytes,
                                             std::memory_order_relaxed);
+        direct_.close_on_overflow.store(settings_->overflow == OverflowPolicy::kClose,
+                                        std::memory_order_relaxed);
     }
 
     /// Writes the 101 response, delivers `leftover` (bytes the client sent after its request) and
@@ -182,12 +187,16 @@ public:
                     return SendResult::kQueued;
                 }
             }
-            post_from_other_thread(
-                [m = std::move(message), cb = std::move(on_written)](WsConnection& self) mutable {
-                    if (self.send_local(std::move(m), cb) != SendResult::kQueued && cb) {
-                        cb(false);
-                    }
-                });
+            const std::size_t n = message->size();
+            if (!reserve_from_other_thread(n)) {
+                return SendResult::kDropped;  // `on_written` is not called
+            }
+            post_from_other_thread([m = std::move(message), cb = std::move(on_written),
+                                    n](WsConnection& self) mutable {
+                if (self.send_posted(std::move(m), cb, n) != SendResult::kQueued && cb) {
+                    cb(false);
+                }
+            });
             return SendResult::kQueued;
         }
         return send_local(std::move(message), std::move(on_written));
@@ -327,6 +336,9 @@ private:
         // streaming or posted from other threads; cleared by it before it queues, writes or closes
         // anything, and by a writer that could not write a whole frame.
         bool open = false;
+        // The route's overflow policy, for sends refused on other threads; kept by this thread
+        // like `compression_threshold`.
+        std::atomic<bool> close_on_overflow{true};
         std::uint32_t posted = 0;        // sends posted by other threads and not yet run here
         std::unique_ptr<OutFrame> rest;  // what a partial write left: the next bytes on the wire
         std::uint64_t bytes = 0;         // written by other threads (for describe)
@@ -385,6 +397,24 @@ private:
         route_->metrics().messages_out->inc();
         route_->metrics().bytes_out->inc(written);
         return true;
+    }
+
+    // Reserves a send's `n` bytes against the outbound bound before it is posted (from another
+    // thread). False: past the bound, the route's overflow policy applied here, at once: the
+    // message is dropped (counted), and with `close` the connection is closed as a slow consumer
+    // (counted once; the close is posted, behind the sends posted before).
+    bool reserve_from_other_thread(std::size_t n) {
+        if (!bound_.overflowed() && bound_.reserve(n)) {
+            return true;
+        }
+        route_->metrics().dropped->inc();
+        if (direct_.close_on_overflow.load(std::memory_order_relaxed) && bound_.overflow()) {
+            route_->count_disconnect("slow_consumer");
+            ws_log()->debug("[conn {}] outbound bound full, {} more bytes sent: closing",
+                            to_string(id_), n);
+            post_from_other_thread([](WsConnection& self) { self.close_slow_consumer(); });
+        }
+        return false;
     }
 
     // Runs `f` on this connection's thread, after every send posted before it; other threads do
@@ -475,34 +505,64 @@ private:
         close_direct();
         OutFrame frame = data_frame(std::move(message), settings_->compression_threshold_bytes);
         frame.on_written = std::move(on_written);
-        if (!admit(std::move(frame))) {
+        if (!bound_.fits(frame.wire_size(), queued_bytes())) {
             route_->metrics().dropped->inc();
             if (settings_->overflow == OverflowPolicy::kClose) {
-                route_->count_disconnect("slow_consumer");
-                run_callbacks(outbox_.drop_queued_data(), false);
-                close_local(close_code::kPolicyViolation, "slow consumer");
+                if (bound_.overflow()) {
+                    route_->count_disconnect("slow_consumer");
+                }
+                close_slow_consumer();
             }
             return SendResult::kDropped;
         }
+        enqueue(std::move(frame));
         ++uncounted_out_;
         schedule_flush();
         return SendResult::kQueued;
     }
 
-    // Queues a whole message: in the outbox, or behind a streamed message still being sent.
-    // false: over the bound.
-    bool admit(OutFrame frame) {
+    // A send another thread posted, its `n` bytes reserved in bound_ there: admitted already.
+    SendResult send_posted(SharedPayload message, std::function<void(bool)> on_written,
+                           std::size_t n) {
+        if (state_ != State::kOpen) {
+            bound_.release(n);
+            return SendResult::kClosed;
+        }
+        refresh_settings();
+        close_direct();
+        OutFrame frame = data_frame(std::move(message), settings_->compression_threshold_bytes);
+        frame.on_written = std::move(on_written);
+        enqueue(std::move(frame));
+        ++uncounted_out_;
+        schedule_flush();   // publishes the bytes as queued,
+        bound_.release(n);  // then they stop counting as posted: the sum never dips
+        return SendResult::kQueued;
+    }
+
+    // Past the outbound bound with the `close` policy: the queued data is dropped (a client this
+    // far behind must resynchronise) and the connection closes with 1008.
+    void close_slow_consumer() {
+        if (state_ != State::kOpen) {
+            return;
+        }
+        run_callbacks(outbox_.drop_queued_data(), false);
+        close_local(close_code::kPolicyViolation, "slow consumer");
+    }
+
+    // Data bytes queued here: in the outbox, and whole messages behind a streamed one.
+    std::size_t queued_bytes() const noexcept {
+        return outbox_.data_bytes() + (streaming_ ? streaming_->behind_bytes : 0);
+    }
+
+    // Queues an admitted whole message: in the outbox, or behind a streamed message still being
+    // sent.
+    void enqueue(OutFrame frame) {
         if (!streaming()) {
-            return outbox_.push_data(std::move(frame));
+            outbox_.push_data_unbounded(std::move(frame));
+            return;
         }
-        const std::size_t size = frame.wire_size();
-        const std::size_t queued = outbox_.data_bytes() + streaming_->behind_bytes;
-        if (queued > 0 && queued + size > settings_->max_outbound_bytes) {
-            return false;
-        }
-        streaming_->behind_bytes += size;
+        streaming_->behind_bytes += frame.wire_size();
         streaming_->behind.push_back(PendingSend{std::move(frame), nullptr, {}, {}});
-        return true;
     }
 
     // ---- streamed messages (send_stream) ---------------------------------------------------
@@ -692,6 +752,8 @@ private:
 
     // Frames queued by one handler run go out together: the flush runs after the current handler.
     void schedule_flush() {
+        // Every queueing ends here: what other threads' sends are counted against.
+        bound_.set_queued(queued_bytes());
         if (flush_scheduled_ || outbox_.in_flight() || state_ == State::kClosed) {
             return;
         }
@@ -781,6 +843,7 @@ private:
         bytes_out_ += bytes;
         const bool close_was_in_batch = close_queued_ && outbox_.queued() == 0;
         auto callbacks = outbox_.complete();
+        bound_.set_queued(queued_bytes());
         if constexpr (!kIsPlainSocket<Stream>) {
             if (tls_.write.capacity() > 64 * 1024) {
                 std::string().swap(tls_.write);
@@ -870,6 +933,7 @@ private:
         uncounted_out_ = 0;
         run_callbacks(outbox_.clear(), false);
         abort_streams();
+        bound_.set_queued(0);
         inbuf_.reset();
         if (peer_counted_) {
             route_->peers().remove(peer_key());
@@ -1203,8 +1267,11 @@ private:
             settings_ = route_->settings();
             parser_.set_limits(parser_limits(*settings_));
             outbox_.set_max_bytes(settings_->max_outbound_bytes);
+            bound_.set_max(settings_->max_outbound_bytes);
             direct_.compression_threshold.store(settings_->compression_threshold_bytes,
                                                 std::memory_order_relaxed);
+            direct_.close_on_overflow.store(settings_->overflow == OverflowPolicy::kClose,
+                                            std::memory_order_relaxed);
         }
     }
 
@@ -1324,6 +1391,8 @@ private:
     std::unique_ptr<std::string> inbuf_;
 
     Outbox outbox_;
+    // settings_->max_outbound_bytes over what is queued and what other threads posted.
+    SendBound bound_;
     DirectWrites direct_;  // plain sockets only
     std::unique_ptr<Streaming> streaming_;
     // What only a plain connection needs: its writer.

@@ -705,15 +705,33 @@ TEST(Dracosoft, ShutdownClosesConnections) {
 
 // ---- the stream layer itself -------------------------------------------------------------------
 
+/// What the stream tests share with the echo handlers, across threads.
+struct EchoShared {
+    std::atomic<int> closes{0};
+    std::atomic<int> slow_consumers{0};  // on_slow_consumer calls
+    // "share" in the input: the connection, for a test's thread to send to.
+    std::promise<StreamConnectionPtr> shared;
+    // "hold" in the input: the handler (so the connection's io thread) waits for this.
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+};
+
 /// Echoes every byte back; "close" in the input closes the connection after the echo.
 class EchoHandler final : public StreamHandler {
 public:
-    explicit EchoHandler(std::atomic<int>& closes) : closes_(closes) {}
+    explicit EchoHandler(EchoShared& shared) : shared_(shared), closes_(shared.closes) {}
     void on_open(StreamConnectionPtr c) override { c_ = std::move(c); }
     void on_data(std::string_view bytes) override {
         (void)c_->send(make_binary(std::string(bytes)));
         if (bytes.find("close") != std::string_view::npos) {
             c_->close();
+        }
+        if (bytes.find("share") != std::string_view::npos) {
+            shared_.shared.set_value(c_);
+        }
+        if (bytes.find("hold") != std::string_view::npos) {
+            // A deadline, so that a failing test does not hang the io thread for good.
+            (void)shared_.released.wait_for(kWait);
         }
         if (bytes.find("flood") != std::string_view::npos) {
             // 64 x 64 KiB against a 256 KiB outbox and a client that does not read.
@@ -730,8 +748,10 @@ public:
         closes_.fetch_add(1);
         c_.reset();
     }
+    void on_slow_consumer() override { shared_.slow_consumers.fetch_add(1); }
 
 private:
+    EchoShared& shared_;
     std::atomic<int>& closes_;
     StreamConnectionPtr c_;
 };
@@ -742,7 +762,7 @@ public:
         StreamRoute route;
         route.settings.max_outbound_bytes = 256 * 1024;
         route.settings.idle_timeout = 0ms;
-        route.make_handler = [this] { return std::make_unique<EchoHandler>(closes); };
+        route.make_handler = [this] { return std::make_unique<EchoHandler>(echo); };
         key_ = server_->add_stream_listener({"echo", "127.0.0.1:0", "", ""}, std::move(route));
         runtime_.start();
         server_->start();
@@ -756,8 +776,24 @@ public:
     std::uint16_t port() const { return server_->bound_port(key_); }
     net::Server& server() { return *server_; }
     core::MetricsRegistry& metrics() { return metrics_; }
+    std::uint64_t slow_consumer_closes() {
+        return metrics_
+            .counter("hearth_stream_disconnects_total",
+                     "Raw TCP (stream) connections closed by the server, by listener and reason.",
+                     {{"listener", "echo"}, {"reason", "slow_consumer"}})
+            .value();
+    }
+    /// The connection that sent "share" (waits at most kWait).
+    StreamConnectionPtr shared_connection() {
+        auto f = echo.shared.get_future();
+        if (f.wait_for(kWait) != std::future_status::ready) {
+            throw std::runtime_error("no connection was shared in time");
+        }
+        return f.get();
+    }
 
-    std::atomic<int> closes{0};
+    EchoShared echo;  // before the server: its handlers refer to it until they are closed
+    std::atomic<int>& closes = echo.closes;
 
 private:
     core::MetricsRegistry metrics_;
@@ -821,6 +857,79 @@ TEST(DracosoftStreamLayer, OutboxBoundClosesASlowReader) {
                            {{"listener", "echo"}, {"reason", "slow_consumer"}})
                   .value(),
               1u);
+}
+
+TEST(DracosoftStreamLayer, SendsFromAnotherThreadCountAgainstTheBoundWhileItsThreadIsBusy) {
+    StreamFixture f;
+    TcpClient other(f.port());
+    other.write("before");
+    EXPECT_EQ(other.read_n(6), "before");
+    TcpClient slow(f.port());
+    // Its handler shares the connection, then holds its io thread: whatever another thread sends
+    // now is posted to a thread that cannot queue it.
+    slow.write("share hold");
+    auto c = f.shared_connection();
+    const auto chunk = make_binary(std::string(1024, 's'));
+    std::size_t accepted = 0;
+    SendResult r = SendResult::kQueued;
+    for (int i = 0; i < 10'000; ++i) {
+        r = c->send(chunk);
+        if (r != SendResult::kQueued) {
+            break;
+        }
+        accepted += chunk->size();
+    }
+    // Refused on this thread at the connection's 256 KiB, posted and queued together (the echo of
+    // "share hold", 10 bytes, is queued): what the server holds for it is bounded.
+    EXPECT_EQ(r, SendResult::kDropped);
+    EXPECT_LE(accepted + 10, 256u * 1024);
+    EXPECT_GT(accepted + 10 + chunk->size(), 256u * 1024);
+    EXPECT_EQ(f.slow_consumer_closes(), 1u);
+    // Nothing more is posted for it.
+    EXPECT_EQ(c->send(chunk), SendResult::kDropped);
+    EXPECT_EQ(f.slow_consumer_closes(), 1u);
+    f.echo.release.set_value();
+    c.reset();
+    // Closed: at most what was accepted reaches the client, and its handler is told why.
+    EXPECT_LE(slow.bytes_until_eof(), accepted + 10);
+    const auto until = Clock::now() + kWait;
+    while (f.echo.slow_consumers.load() == 0 && Clock::now() < until) {
+        std::this_thread::sleep_for(5ms);  // polling with a deadline, not a synchronising sleep
+    }
+    EXPECT_EQ(f.echo.slow_consumers.load(), 1);
+    // The other connection is served as before.
+    other.write("after");
+    EXPECT_EQ(other.read_n(5), "after");
+    EXPECT_EQ(f.slow_consumer_closes(), 1u);
+}
+
+TEST(DracosoftStreamLayer, AClientThatDoesNotReadIsClosedWhenAnotherThreadSends) {
+    StreamFixture f;
+    TcpClient other(f.port());
+    TcpClient slow(f.port());
+    slow.write("share");
+    EXPECT_EQ(slow.read_n(5), "share");
+    auto c = f.shared_connection();
+    // The client reads nothing more while this thread sends: the kernel's buffers fill, then the
+    // connection's 256 KiB, and a send is refused at the bound, however fast its thread queues.
+    const auto chunk = make_binary(std::string(16 * 1024, 'n'));
+    SendResult r = SendResult::kQueued;
+    int sends = 0;
+    while (r == SendResult::kQueued && sends < 100'000) {  // 1.6 GB: far past any buffer
+        r = c->send(chunk);
+        ++sends;
+    }
+    EXPECT_EQ(r, SendResult::kDropped);
+    EXPECT_EQ(f.slow_consumer_closes(), 1u);
+    c.reset();
+    EXPECT_LE(slow.bytes_until_eof(), static_cast<std::size_t>(sends) * chunk->size());
+    const auto until = Clock::now() + kWait;
+    while (f.echo.slow_consumers.load() == 0 && Clock::now() < until) {
+        std::this_thread::sleep_for(5ms);  // polling with a deadline, not a synchronising sleep
+    }
+    EXPECT_EQ(f.echo.slow_consumers.load(), 1);
+    other.write("still here");
+    EXPECT_EQ(other.read_n(10), "still here");
 }
 
 TEST(DracosoftStreamLayer, RefusesHttpRoutesAndSharedPorts) {

@@ -1,12 +1,14 @@
 // The WebSocket transport's streaming paths through real sockets: Connection::send_stream (a
 // large message pulled part by part, with backpressure, ordered with the messages sent after it),
 // a source that fails mid-way, a connection that ends mid-stream, and pause_reading /
-// resume_reading. (Streamed incoming binary, WsHandler::on_binary_part, is tested byte by byte in
-// the codec's unit tests and end to end by the Moonshare file transfers.)
+// resume_reading; and sends from another thread while the connection's thread is busy, bounded
+// with what is queued (net/send_bound.hpp). (Streamed incoming binary, WsHandler::on_binary_part,
+// is tested byte by byte in the codec's unit tests and end to end by the Moonshare file transfers.)
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -38,6 +40,11 @@ struct Probe {
     std::atomic<int> most_parts_alive{0};
     std::atomic<int> parts_made{0};
     std::function<void()> resume;  // resumes the paused connection, from any thread
+    // "hold": the connection, for the test's thread to send to; then the handler (so the
+    // connection's io thread) waits for `release`.
+    std::promise<ConnectionPtr> held;
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
 
     void set_resume(std::function<void()> f) {
         std::lock_guard lock(mutex);
@@ -144,6 +151,12 @@ public:
                 MessageKind::kBinary, std::make_shared<PatternSource>(probe_, runtime_, 1 << 20, 1),
                 report("stream"));
             (void)connection_->send(make_text("after"), report("after"));
+        } else if (text == "hold") {
+            // Queued first, so that other threads do not write directly meanwhile: their sends
+            // are posted to this thread, which is busy.
+            (void)connection_->send(make_text("holding"));
+            probe_.held.set_value(connection_);
+            (void)probe_.released.wait_for(kDeadline);  // a deadline: a failing test ends
         } else if (text == "pause") {
             connection_->pause_reading();
             std::weak_ptr<Connection> weak = connection_;
@@ -184,6 +197,14 @@ struct StreamingServer {
             return std::make_unique<StreamingHandler>(probe, runtime);
         };
         server->add_ws_route(listener, "/stream", std::move(route));
+        WsRoute small;
+        auto settings = std::make_shared<WsRouteSettings>();
+        settings->max_outbound_bytes = 64 * 1024;
+        small.settings = std::move(settings);
+        small.accept = [this](const HttpRequest&) -> WsRoute::Decision {
+            return std::make_unique<StreamingHandler>(probe, runtime);
+        };
+        server->add_ws_route(listener, "/small", std::move(small));
         runtime.start();
         server->start();
     }
@@ -334,6 +355,53 @@ TEST(WsStreaming, PausedReadingHoldsInputUntilResumed) {
     EXPECT_EQ(c.read()->data, "x");
     c.send_text("y");
     EXPECT_EQ(c.read()->data, "y");
+}
+
+TEST(WsStreaming, SendsFromAnotherThreadCountAgainstTheBoundWhileItsThreadIsBusy) {
+    StreamingServer s;
+    WsClient other(s.port(), WsOptions{.path = "/small"});
+    other.send_text("before");
+    EXPECT_EQ(other.read()->data, "before");
+    WsClient c(s.port(), WsOptions{.path = "/small"});
+    c.send_text("hold");
+    auto held = s.probe.held.get_future();
+    ASSERT_EQ(held.wait_for(kDeadline), std::future_status::ready);
+    auto connection = held.get();
+    // The connection's thread is busy in its handler: every send of this thread is posted, and
+    // counted against the route's 64 KiB with the 9 bytes of "holding" queued.
+    const auto message = make_binary(std::string(1024, 'm'));
+    std::size_t accepted = 0;
+    SendResult r = SendResult::kQueued;
+    for (int i = 0; i < 10'000; ++i) {
+        r = connection->send(message);
+        if (r != SendResult::kQueued) {
+            break;
+        }
+        accepted += message->size();
+    }
+    EXPECT_EQ(r, SendResult::kDropped);
+    EXPECT_LE(accepted + 9, 64U * 1024);
+    EXPECT_GT(accepted + 9 + message->size(), 64U * 1024);
+    const auto slow_consumers = [&] {
+        return metric_value(s.metrics.render(), "hearth_ws_disconnects_total",
+                            {{"route", "/small"}, {"reason", "slow_consumer"}});
+    };
+    EXPECT_EQ(slow_consumers(), 1);
+    EXPECT_EQ(connection->send(message), SendResult::kDropped);  // nothing more is posted
+    connection.reset();
+    s.probe.release.set_value();
+    // The close (1008, what was queued dropped) follows what was posted before it.
+    std::size_t received = 0;
+    while (auto m = c.read()) {
+        received += m->data.size();
+    }
+    EXPECT_LE(received, accepted + 7);
+    EXPECT_EQ(c.close_info()->code, 1008);
+    EXPECT_EQ(c.close_info()->reason, "slow consumer");
+    EXPECT_EQ(slow_consumers(), 1);
+    // The other connection is served as before.
+    other.send_text("after");
+    EXPECT_EQ(other.read()->data, "after");
 }
 
 }  // namespace

@@ -49,7 +49,9 @@ constexpr auto kSweepInterval = std::chrono::milliseconds(250);
 // The transport's own idle timeout, beyond the front-end's deadlines: a backstop that closes a
 // connection (without an Error) should the sweep ever miss one.
 constexpr auto kTransportIdleSlack = std::chrono::seconds(10);
-// Bytes queued for one connection past which it is a slow consumer and is closed (StreamSettings).
+// Bytes queued for one connection, with what the world's zones sent it from their threads and
+// its io thread has not queued yet, past which it is a slow consumer and is closed
+// (StreamSettings::max_outbound_bytes).
 constexpr std::size_t kMaxOutboundBytes = 256 * 1024;
 
 bool is(const boost::system::error_code& ec, Errc e) {
@@ -443,6 +445,14 @@ public:
         connection_.reset();
     }
 
+    // What was sent (by the world, mostly) piled up past the connection's outbound bound: the
+    // close waits for the transport's write timeout while the client does not read, and its
+    // character should not stand in the world (seen, and unsaved) until then.
+    void on_slow_consumer() override {
+        done_ = true;
+        player_.reset();
+    }
+
     void sweep(Clock::time_point now) override {
         if (done_ || closed_) {
             return;
@@ -725,13 +735,6 @@ private:
         }
         player_.reset();
         end_wait();
-    }
-
-    void world_connection_lost() override {
-        // The close waits for the transport's write timeout while the client does not read; its
-        // character should not stand in the world (seen, and unsaved) until then.
-        done_ = true;
-        player_.reset();
     }
 
     // In the world: each request goes to the Player, whose answers and refusals come through the

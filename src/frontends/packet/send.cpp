@@ -26,10 +26,10 @@ SendCounters::SendCounters(core::MetricsRegistry& m)
           "Bytes of one tick's WorldUpdate to one client (all its packets): what a client is sent "
           "per tick, bounded by what it sees.",
           {64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072})),
-      world_overflows(&m.counter(
-          "hearth_packet_world_overflows_total",
-          "Game connections closed because the world's packets for them piled up faster than "
-          "their io thread handed them to the connection (256 KiB in flight).")) {
+      world_overflows(
+          &m.counter("hearth_packet_world_overflows_total",
+                     "Game connections closed as slow consumers when a world packet found their "
+                     "outbound bound (queued, and posted from a zone's thread: 256 KiB) full.")) {
     for (std::size_t i = 1; i < errors.size(); ++i) {
         errors[i] =
             &m.counter("hearth_packet_errors_total", "Error packets sent to game clients, by code.",

@@ -280,45 +280,22 @@ void WorldSink::send_error(wire::ErrorCode code, std::uint16_t opcode, std::uint
 }
 
 void WorldSink::deliver(SharedPayload payload, Then then) {
-    // On the connection's own thread with nothing of ours in its queue, the send can be made now
-    // without overtaking an earlier one (a character that changed zones was called elsewhere).
-    if (shards_.on(shard_) && in_flight_.load(std::memory_order_acquire) == 0) {
-        on_connection_thread(payload, then);
-        return;
-    }
-    if (overflowed_.load(std::memory_order_relaxed)) {
-        return;
-    }
-    const auto n = payload->size();
-    if (in_flight_.fetch_add(n, std::memory_order_acq_rel) + n > kMaxInFlightBytes) {
-        overflowed_.store(true, std::memory_order_relaxed);
-        counters_->world_overflows->inc();
-        log()->info("[conn {}] closed: the world's packets piled up past {} bytes",
-                    to_string(connection_->id()), kMaxInFlightBytes);
-        connection_->close();
-        lost();
-        return;
-    }
-    shards_.post(shard_, [self = shared_from_this(), payload = std::move(payload), then, n] {
-        self->in_flight_.fetch_sub(n, std::memory_order_acq_rel);
-        self->on_connection_thread(payload, then);
-    });
-}
-
-void WorldSink::on_connection_thread(const SharedPayload& payload, Then then) {
-    const auto r = connection_->send(payload);
+    // From the zone's thread, posted by the transport under the connection's outbound bound; on
+    // the connection's thread, behind what other threads posted (a character that changed zones).
+    const auto r = connection_->send(std::move(payload));
     if (r != SendResult::kQueued) {
-        // Closing (or closed as a slow consumer): nothing more is worth encoding.
+        // Closing (or closed as a slow consumer, its handler told): nothing more is worth
+        // encoding.
         gone_.store(true, std::memory_order_relaxed);
     }
     if (r == SendResult::kDropped) {
-        lost();
+        counters_->world_overflows->inc();
     }
     switch (then) {
         case Then::kNothing:
             return;
         case Then::kClose:
-            connection_->close();
+            connection_->close();  // after the send: the transport keeps their order
             return;
         case Then::kEntered:
         case Then::kEnterRefused:
@@ -327,15 +304,10 @@ void WorldSink::on_connection_thread(const SharedPayload& payload, Then then) {
     }
 }
 
-void WorldSink::lost() {
-    if (!lost_.exchange(true)) {
-        tell_owner(Then::kClose);
-    }
-}
-
 void WorldSink::tell_owner(Then then) {
-    // Posted, never run inside the world's call: the owner goes on with the packets it held, or
-    // destroys its Player, and neither may re-enter the zone.
+    // After the answer's packet is queued: a send from this thread is posted to the same queue of
+    // the connection's thread, before this. Posted, never run inside the world's call: the owner
+    // goes on with the packets it held, or destroys its Player, and neither may re-enter the zone.
     shards_.post(shard_, [owner = owner_, alive = owner_alive_, then] {
         if (alive.expired()) {
             return;
@@ -346,7 +318,6 @@ void WorldSink::tell_owner(Then then) {
             case Then::kEnterRefused:
                 return owner->world_enter_refused();
             case Then::kClose:
-                return owner->world_connection_lost();
             case Then::kNothing:
                 return;
         }

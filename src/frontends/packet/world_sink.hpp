@@ -4,11 +4,22 @@
 // as the packets of docs/protocol/packets.md, sent on the connection.
 //
 // The world calls a sink on the shard of the character's zone, which need not be the
-// connection's io thread. A send from another thread is posted to the connection's thread, where
-// the transport queues it under the connection's outbound bound (256 KiB: past it, a slow
-// consumer, the connection is closed). The sink posts those sends itself, so that it can bound
-// what is posted and not yet queued too: past kMaxInFlightBytes the connection's thread is not
-// keeping up with the world, and the connection is closed the same way.
+// connection's io thread. The sink sends from there: the transport posts a send from another
+// thread to the connection's thread, and counts its bytes against the connection's outbound bound
+// (the packet listener's max_outbound_bytes, 256 KiB) from the moment of the send, together with
+// what is queued on the connection. Past the bound the connection is a slow consumer: the send
+// returns kDropped, the transport closes the connection (hearth_stream_disconnects_total
+// {reason="slow_consumer"}) and tells its handler (StreamHandler::on_slow_consumer), whose
+// character then leaves the world at once. So what the world can make a connection hold, posted
+// or queued, is bounded by the transport, whichever thread its zone runs on. The transport keeps
+// the order of sends across threads (a send on the connection's thread goes behind what other
+// threads posted), so a character that changed zones (sent to from one zone's thread, then from
+// another's, perhaps the connection's own) gets its packets in order.
+//
+// Why the sink's thread only posts (the transport has no direct writes for raw TCP): a zone sends
+// one update per character per tick, 2,000 per tick in bench/world-bots.sh; written by the zone's
+// thread itself, that would be 2,000 sendmsg calls (about 5 us of CPU each on loopback, 10 ms) in
+// the tick, whose CPU time is 3.6 ms at p50.
 
 #include <atomic>
 #include <cstddef>
@@ -33,10 +44,6 @@ public:
     virtual void world_entered() = 0;
     /// The Error answering EnterWorldRequest is sent: the character is not in the world.
     virtual void world_enter_refused() = 0;
-    /// The connection is being closed because it did not keep up with what the world sends (a
-    /// slow consumer): the character should leave now, not when the close completes (which waits
-    /// for the transport's write timeout while the client does not read).
-    virtual void world_connection_lost() = 0;
 
 protected:
     ~WorldSinkOwner() = default;
@@ -44,10 +51,6 @@ protected:
 
 class WorldSink final : public world::PlayerSink, public std::enable_shared_from_this<WorldSink> {
 public:
-    /// Bytes posted to the connection's thread and not yet queued on the connection; beyond it
-    /// the connection is closed (the transport's outbound bound, 256 KiB, applies after).
-    static constexpr std::size_t kMaxInFlightBytes = 256 * 1024;
-
     /// Created on the connection's thread (`shard`).
     WorldSink(StreamConnectionPtr connection, core::ShardSet shards, std::size_t shard,
               std::shared_ptr<const SendCounters> counters, std::size_t max_packet_bytes,
@@ -81,7 +84,6 @@ private:
 
     /// Tells the owner, on the connection's thread, if it is still there.
     void tell_owner(Then then);
-    void lost();
 
     template <class M>
     void send(const M& m, Then then = Then::kNothing);
@@ -90,7 +92,6 @@ private:
     void send_error(wire::ErrorCode code, std::uint16_t opcode, std::uint32_t detail,
                     std::string_view message, Then then);
     void deliver(SharedPayload payload, Then then);
-    void on_connection_thread(const SharedPayload& payload, Then then);
 
     StreamConnectionPtr connection_;
     core::ShardSet shards_;
@@ -99,10 +100,7 @@ private:
     std::size_t max_packet_bytes_;
     WorldSinkOwner* owner_;
     std::weak_ptr<int> owner_alive_;
-    std::atomic<std::size_t> in_flight_{0};
-    std::atomic<bool> overflowed_{false};
     std::atomic<bool> gone_{false};  // a send found the connection closing
-    std::atomic<bool> lost_{false};  // the owner was told the connection is lost
 };
 
 }  // namespace hearth::frontends::packet
