@@ -837,11 +837,7 @@ TEST(DracosoftStreamLayer, PeerCloseEndsTheConnection) {
         c.write("x");
         EXPECT_EQ(c.read_n(1), "x");
     }
-    const auto until = Clock::now() + kWait;
-    while (f.closes.load() == 0 && Clock::now() < until) {
-        std::this_thread::sleep_for(5ms);  // polling with a deadline, not a synchronising sleep
-    }
-    EXPECT_EQ(f.closes.load(), 1);
+    EXPECT_TRUE(eventually([&] { return f.closes.load() == 1; }, kWait));
 }
 
 TEST(DracosoftStreamLayer, OutboxBoundClosesASlowReader) {
@@ -892,11 +888,7 @@ TEST(DracosoftStreamLayer, SendsFromAnotherThreadCountAgainstTheBoundWhileItsThr
     c.reset();
     // Closed: at most what was accepted reaches the client, and its handler is told why.
     EXPECT_LE(slow.bytes_until_eof(), accepted + 10);
-    const auto until = Clock::now() + kWait;
-    while (f.echo.slow_consumers.load() == 0 && Clock::now() < until) {
-        std::this_thread::sleep_for(5ms);  // polling with a deadline, not a synchronising sleep
-    }
-    EXPECT_EQ(f.echo.slow_consumers.load(), 1);
+    EXPECT_TRUE(eventually([&] { return f.echo.slow_consumers.load() == 1; }, kWait));
     // The other connection is served as before.
     other.write("after");
     EXPECT_EQ(other.read_n(5), "after");
@@ -923,11 +915,7 @@ TEST(DracosoftStreamLayer, AClientThatDoesNotReadIsClosedWhenAnotherThreadSends)
     EXPECT_EQ(f.slow_consumer_closes(), 1u);
     c.reset();
     EXPECT_LE(slow.bytes_until_eof(), static_cast<std::size_t>(sends) * chunk->size());
-    const auto until = Clock::now() + kWait;
-    while (f.echo.slow_consumers.load() == 0 && Clock::now() < until) {
-        std::this_thread::sleep_for(5ms);  // polling with a deadline, not a synchronising sleep
-    }
-    EXPECT_EQ(f.echo.slow_consumers.load(), 1);
+    EXPECT_TRUE(eventually([&] { return f.echo.slow_consumers.load() == 1; }, kWait));
     other.write("still here");
     EXPECT_EQ(other.read_n(10), "still here");
 }
