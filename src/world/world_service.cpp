@@ -447,8 +447,9 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
     struct Presence {
         std::shared_ptr<Link> current;  // the Player that has the character now
         // The state of a character that left, until its save is written: an entry meanwhile
-        // starts from it rather than from the older record.
-        std::optional<PlayerState> parting;
+        // starts from it rather than from the older record. Held apart: every character in the
+        // world has a Presence, and few are parting at a time (inline, 120 B each).
+        std::unique_ptr<PlayerState> parting;
         std::uint32_t parting_zone = 0;
         std::uint64_t parting_token = 0;
     };
@@ -623,7 +624,7 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
         auto it = directory.find(link->character_id);
         if (parting && it != directory.end() && it->second.current == link) {
             *token = ++next_token;
-            it->second.parting = *parting;
+            it->second.parting = std::make_unique<PlayerState>(*parting);
             it->second.parting_zone = zone;
             it->second.parting_token = *token;
         }
