@@ -3,7 +3,8 @@
 # "World over the network"): a warm-up run lets the bots walk apart from the spawn point where
 # new characters enter (their positions are saved at logout), then a measured run with the same
 # prefix starts where they stood. Environment: BOTS (2000), MOVING (all), WARM (150 s), DURATION
-# (30 s), SPREAD (630), MOVE_HZ (10), PREFIX. Writes warm.json, summary.json, zones.json to OUT.
+# (30 s), SPREAD (630), MOVE_HZ (10), PREFIX, SERVER (the hearth binary, build/release/hearth: a
+# copy of another build's for a side-by-side run). Writes warm.json, summary.json, zones.json to OUT.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${1:-$(mktemp -d)}; mkdir -p "$OUT"
@@ -11,7 +12,7 @@ DATA=$(mktemp -d); HTTP=15992; GAME=15993
 export HEARTH_SERVER__DATA_DIR="$DATA" HEARTH_HTTP__LISTEN="127.0.0.1:$HTTP" HEARTH_HTTP__ADMIN_TOKEN=botrun \
   HEARTH_PACKET__ENABLED=true HEARTH_PACKET__LISTEN="127.0.0.1:$GAME" HEARTH_CHARACTERS__ENABLED=true \
   HEARTH_WORLD__ENABLED=true HEARTH_AUTH__PASSWORD_OPS_LIMIT=1 HEARTH_AUTH__PASSWORD_MEM_LIMIT_KIB=8192
-build/release/hearth serve > "$OUT/server.log" 2>&1 &
+"${SERVER:-build/release/hearth}" serve > "$OUT/server.log" 2>&1 &
 PID=$!
 # A failed or interrupted run leaves no server and no data behind.
 trap 'kill -INT $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$DATA"' EXIT

@@ -11,10 +11,12 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include <boost/asio/post.hpp>
 
+#include "core/post_batch.hpp"
 #include "core/runtime.hpp"
 
 namespace hearth::core {
@@ -97,9 +99,18 @@ public:
 
     /// Runs `f` on `shard`'s io thread, later (never inline). Any thread. Dropped, not run, once
     /// the runtime stopped.
+    /// Inside a PostBatch, gathered and posted in order with the batch's other posts there.
     template <class F>
     void post(std::size_t shard, F&& f) const {
-        boost::asio::post(runtime_->io_context(shard), std::forward<F>(f));
+        if (!PostBatch::open()) {
+            boost::asio::post(runtime_->io_context(shard), std::forward<F>(f));
+        } else if constexpr (std::is_copy_constructible_v<std::decay_t<F>>) {
+            PostBatch::post(runtime_->io_context(shard), std::forward<F>(f));
+        } else {
+            PostBatch::post(
+                runtime_->io_context(shard),
+                [f = std::make_shared<std::decay_t<F>>(std::forward<F>(f))] { (*f)(); });
+        }
     }
 
     /// Runs `f` now when called on `shard`, else posts it there.

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <sys/socket.h>
 
+#include "core/post_batch.hpp"
 #include "net/batch_writer.hpp"
 #include "net/outbox.hpp"
 #include "net/poller.hpp"
@@ -121,22 +122,29 @@ public:
         if (n == 0) {
             return SendResult::kQueued;  // no bytes to write: nothing to keep in order either
         }
+        // Through core::PostBatch, each of them: a zone's tick gathers its sends to each io
+        // thread into one post, and this connection's posts keep their order in it.
         if (bound_.overflowed() || !bound_.reserve(n)) {
             if (bound_.overflow()) {
                 count_slow_consumer(n);
-                asio::post(executor_, [self = shared_from_this()] { self->slow_consumer(); });
+                core::PostBatch::post(executor_.context(),
+                                      [self = shared_from_this()] { self->slow_consumer(); });
             }
             return SendResult::kDropped;
         }
-        asio::post(executor_, [self = shared_from_this(), b = std::move(bytes), n]() mutable {
-            self->send_posted(std::move(b), n);
-        });
+        core::PostBatch::post_delivery(
+            executor_.context(), shared_from_this(),
+            [](void* self, SharedPayload b, std::size_t reserved) {
+                static_cast<TcpConnection*>(self)->send_posted(std::move(b), reserved);
+            },
+            std::move(bytes), n);
         return SendResult::kQueued;
     }
 
     void close() override {
         if (!executor_.running_in_this_thread() || bound_.posted()) {
-            asio::post(executor_, [self = shared_from_this()] { self->close_local(); });
+            core::PostBatch::post(executor_.context(),
+                                  [self = shared_from_this()] { self->close_local(); });
             return;
         }
         close_local();
