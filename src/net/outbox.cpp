@@ -138,19 +138,7 @@ void Outbox::release_if_empty() noexcept {
     }
 }
 
-bool Outbox::push_data(OutFrame frame) {
-    const std::size_t size = frame.wire_size();
-    const std::size_t queued = data_bytes();
-    if (queued > 0 && queued + size > max_data_bytes_) {
-        return false;
-    }
-    Queues& q = queues();
-    q.data_bytes += size;
-    append(q.data.frames, std::move(frame));
-    return true;
-}
-
-void Outbox::push_data_unbounded(OutFrame frame) {
+void Outbox::push_data(OutFrame frame) {
     Queues& q = queues();
     q.data_bytes += frame.wire_size();
     append(q.data.frames, std::move(frame));

@@ -32,8 +32,10 @@ struct OutFrame {
     std::size_t wire_size() const noexcept { return header_size + body().size(); }
 };
 
-/// The write queue of one connection: data frames bounded by bytes, control frames ahead of them.
-/// Pure logic with no I/O, so the bound and the order are unit-tested without sockets.
+/// The write queue of one connection: data frames, control frames ahead of them. Pure logic with
+/// no I/O, so the order is unit-tested without sockets. It keeps no bound of its own: the
+/// connection admits data against its SendBound (send_bound.hpp), which also counts what other
+/// threads posted and is the one place the slow-consumer policy looks.
 /// Runs on: the owning connection's thread.
 ///
 /// A write takes a batch from the front (`gather`) and, once the socket accepted all of it,
@@ -41,17 +43,10 @@ struct OutFrame {
 /// frames go ahead of queued data, never into a batch already in flight.
 class Outbox {
 public:
-    explicit Outbox(std::size_t max_data_bytes) : max_data_bytes_(max_data_bytes) {}
+    Outbox() = default;
 
-    void set_max_bytes(std::size_t max_data_bytes) noexcept { max_data_bytes_ = max_data_bytes; }
-
-    /// false when the frame would take the queued data past the bound: nothing is queued. A frame
-    /// bigger than the whole bound is accepted when no data is queued, so one large message to an
-    /// idle client is never refused.
-    [[nodiscard]] bool push_data(OutFrame frame);
-    /// Never refused: for frames the caller admitted against the bound itself (the parts of a
-    /// streamed message, pulled only while little is queued, and what waited behind it).
-    void push_data_unbounded(OutFrame frame);
+    /// Queues a data frame the caller admitted against its bound.
+    void push_data(OutFrame frame);
     /// Never refused: the protocol bounds control frames (one close; pongs coalesce).
     void push_control(OutFrame frame);
     /// Replaces a pong still waiting (RFC 6455 5.5.3 allows answering only the latest ping), so a
@@ -59,7 +54,7 @@ public:
     void push_pong(OutFrame frame);
 
     /// Queues a control frame after everything already queued (the close frame: it must be the
-    /// last frame on the wire). Not counted against the bound.
+    /// last frame on the wire). Not counted in data_bytes().
     void push_last(OutFrame frame);
     /// Drops queued data frames that are not yet in flight (a slow consumer about to be closed).
     /// Returns the dropped frames' `on_written` callbacks, for the caller to run with false.
@@ -79,7 +74,7 @@ public:
     std::size_t queued() const noexcept {
         return q_ == nullptr ? 0 : q_->control.size() + q_->data.size();
     }
-    /// Data bytes queued or in flight: what the bound applies to.
+    /// Data bytes queued or in flight: what the connection's bound applies to.
     std::size_t data_bytes() const noexcept { return q_ == nullptr ? 0 : q_->data_bytes; }
     /// Empties everything; returns every pending `on_written` callback, to run with false.
     std::vector<std::function<void(bool)>> clear();
@@ -116,7 +111,6 @@ private:
     // Gives the block back to the thread's pool once nothing is queued or in flight.
     void release_if_empty() noexcept;
 
-    std::size_t max_data_bytes_;
     std::unique_ptr<Queues> q_;  // null: nothing queued, nothing in flight
 };
 

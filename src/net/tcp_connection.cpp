@@ -73,8 +73,7 @@ public:
           executor_(thread_.io->get_executor()),
           id_(static_cast<ConnectionId>(server_->next_connection_id.fetch_add(1))),
           peer_ip_(std::move(peer.ip)),
-          peer_address_(std::move(peer.address)),
-          outbox_(settings_.max_outbound_bytes) {}
+          peer_address_(std::move(peer.address)) {}
 
     void start() {
         auto self = shared_from_this();
@@ -267,7 +266,7 @@ private:
         OutFrame frame;
         frame.shared_body = bytes->bytes();
         frame.payload = std::move(bytes);
-        outbox_.push_data_unbounded(std::move(frame));  // admitted against bound_
+        outbox_.push_data(std::move(frame));  // admitted against bound_
         bound_.set_queued(outbox_.data_bytes());
         schedule_flush();
     }

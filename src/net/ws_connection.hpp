@@ -88,7 +88,6 @@ public:
           peer_address_(std::move(p.peer_address)),
           deflate_(p.deflate),
           parser_(parser_limits(*settings_), p.deflate, &thread_.inflater),
-          outbox_(settings_->max_outbound_bytes),
           bound_(settings_->max_outbound_bytes),
           messages_(settings_->message_burst, Clock::now()),
           bytes_(byte_rate().depth, Clock::now()),
@@ -558,7 +557,7 @@ private:
     // sent.
     void enqueue(OutFrame frame) {
         if (!streaming()) {
-            outbox_.push_data_unbounded(std::move(frame));
+            outbox_.push_data(std::move(frame));
             return;
         }
         streaming_->behind_bytes += frame.wire_size();
@@ -685,7 +684,7 @@ private:
             st.on_written = {};
             st.source.reset();
         }
-        outbox_.push_data_unbounded(std::move(frame));
+        outbox_.push_data(std::move(frame));
         if (part.last) {
             release_behind();
         }
@@ -704,7 +703,7 @@ private:
                 begin_stream(next.kind, std::move(next.source), std::move(next.on_written));
             } else {
                 st.behind_bytes -= next.frame.wire_size();
-                outbox_.push_data_unbounded(std::move(next.frame));
+                outbox_.push_data(std::move(next.frame));
             }
         }
     }
@@ -1266,7 +1265,6 @@ private:
             generation_ = generation;
             settings_ = route_->settings();
             parser_.set_limits(parser_limits(*settings_));
-            outbox_.set_max_bytes(settings_->max_outbound_bytes);
             bound_.set_max(settings_->max_outbound_bytes);
             direct_.compression_threshold.store(settings_->compression_threshold_bytes,
                                                 std::memory_order_relaxed);
