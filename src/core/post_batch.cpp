@@ -11,13 +11,12 @@ namespace {
 struct Gathered {
     PostBatch::Deliver deliver = nullptr;
     std::shared_ptr<void> target;
-    SharedPayload payload;
-    std::size_t bytes = 0;
+    PostBatch::Delivery delivery;
     std::function<void()> fn;
 
     void run() {
         if (deliver != nullptr) {
-            deliver(target.get(), std::move(payload), bytes);
+            deliver(target.get(), std::move(delivery));
         } else {
             fn();
         }
@@ -95,17 +94,17 @@ void PostBatch::post(boost::asio::io_context& io, std::function<void()> fn) {
 }
 
 void PostBatch::post_delivery(boost::asio::io_context& io, std::shared_ptr<void> target,
-                              Deliver deliver, SharedPayload payload, std::size_t bytes) {
+                              Deliver deliver, Delivery delivery) {
     if (!t_batch.open) {
-        boost::asio::post(io,
-                          [target = std::move(target), deliver, payload = std::move(payload),
-                           bytes]() mutable { deliver(target.get(), std::move(payload), bytes); });
+        boost::asio::post(
+            io, [target = std::move(target), deliver, delivery = std::move(delivery)]() mutable {
+                deliver(target.get(), std::move(delivery));
+            });
         return;
     }
     t_batch.to(io).push_back({.deliver = deliver,
                               .target = std::move(target),
-                              .payload = std::move(payload),
-                              .bytes = bytes,
+                              .delivery = std::move(delivery),
                               .fn = {}});
 }
 

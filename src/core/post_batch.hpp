@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -34,8 +35,15 @@ namespace hearth::core {
 
 class PostBatch {
 public:
-    /// Hands `payload` (its `bytes` reserved by the caller) to `target` on its io thread.
-    using Deliver = void (*)(void* target, SharedPayload payload, std::size_t bytes);
+    /// Bytes for one recipient: a payload shared with others, or bytes of its own (one of them
+    /// set), `reserved` of them counted against its bound by the caller.
+    struct Delivery {
+        SharedPayload shared;
+        std::string own;
+        std::size_t reserved = 0;
+    };
+    /// Hands a delivery to `target` on its io thread.
+    using Deliver = void (*)(void* target, Delivery&& delivery);
 
     /// Opens the calling thread's batch; an inner batch while one is open is part of the outer.
     PostBatch() noexcept;
@@ -48,10 +56,10 @@ public:
     /// else posted at once. Never inline.
     static void post(boost::asio::io_context& io, std::function<void()> fn);
 
-    /// The same for a payload delivered to `target`: gathered without an allocation of its own,
-    /// for the transport's sends from other threads. `target` is kept alive until delivered.
+    /// The same for bytes delivered to `target`: gathered without an allocation of its own, for
+    /// the transport's sends from other threads. `target` is kept alive until delivered.
     static void post_delivery(boost::asio::io_context& io, std::shared_ptr<void> target,
-                              Deliver deliver, SharedPayload payload, std::size_t bytes);
+                              Deliver deliver, Delivery delivery);
 
     /// Whether the calling thread has a batch open.
     static bool open() noexcept;

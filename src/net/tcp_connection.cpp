@@ -111,13 +111,20 @@ public:
     const std::string& peer_address() const noexcept override { return peer_address_; }
 
     SendResult send(SharedPayload bytes) override {
+        return send_bytes({.shared = std::move(bytes), .own = {}, .reserved = 0});
+    }
+    SendResult send_own(std::string bytes) override {
+        return send_bytes({.shared = nullptr, .own = std::move(bytes), .reserved = 0});
+    }
+
+    SendResult send_bytes(core::PostBatch::Delivery bytes) {
         if (executor_.running_in_this_thread() && !bound_.posted()) {
             return send_local(std::move(bytes));
         }
         // Posted (from another thread, or behind what other threads posted, so that it does not
         // overtake them), under the outbound bound decided here: what a busy or blocked connection
         // thread can be made to hold is bounded, whoever sends.
-        const std::size_t n = bytes->size();
+        const std::size_t n = size_of(bytes);
         if (n == 0) {
             return SendResult::kQueued;  // no bytes to write: nothing to keep in order either
         }
@@ -131,12 +138,13 @@ public:
             }
             return SendResult::kDropped;
         }
+        bytes.reserved = n;
         core::PostBatch::post_delivery(
             executor_.context(), shared_from_this(),
-            [](void* self, SharedPayload b, std::size_t reserved) {
-                static_cast<TcpConnection*>(self)->send_posted(std::move(b), reserved);
+            [](void* self, core::PostBatch::Delivery&& posted) {
+                static_cast<TcpConnection*>(self)->send_posted(std::move(posted));
             },
-            std::move(bytes), n);
+            std::move(bytes));
         return SendResult::kQueued;
     }
 
@@ -238,11 +246,15 @@ private:
 
     // ---- sending -------------------------------------------------------------------------------
 
-    SendResult send_local(SharedPayload bytes) {
+    static std::size_t size_of(const core::PostBatch::Delivery& bytes) noexcept {
+        return bytes.shared ? bytes.shared->size() : bytes.own.size();
+    }
+
+    SendResult send_local(core::PostBatch::Delivery bytes) {
         if (state_ != State::kOpen) {
             return SendResult::kClosed;
         }
-        const std::size_t n = bytes->size();
+        const std::size_t n = size_of(bytes);
         if (!bound_.fits(n, outbox_.data_bytes())) {
             if (bound_.overflow()) {
                 count_slow_consumer(n);
@@ -254,18 +266,23 @@ private:
         return SendResult::kQueued;
     }
 
-    // A send another thread posted, its `n` bytes reserved in bound_ there.
-    void send_posted(SharedPayload bytes, std::size_t n) {
+    // A send another thread posted, its bytes reserved in bound_ there.
+    void send_posted(core::PostBatch::Delivery&& bytes) {
+        const std::size_t reserved = bytes.reserved;
         if (state_ == State::kOpen) {
             queue(std::move(bytes));
         }
-        bound_.release(n);  // after queue() published them as queued: the sum never dips
+        bound_.release(reserved);  // after queue() published them as queued: the sum never dips
     }
 
-    void queue(SharedPayload bytes) {
+    void queue(core::PostBatch::Delivery&& bytes) {
         OutFrame frame;
-        frame.shared_body = bytes->bytes();
-        frame.payload = std::move(bytes);
+        if (bytes.shared) {
+            frame.shared_body = bytes.shared->bytes();
+            frame.payload = std::move(bytes.shared);
+        } else {
+            frame.owned = std::move(bytes.own);
+        }
         outbox_.push_data(std::move(frame));  // admitted against bound_
         bound_.set_queued(outbox_.data_bytes());
         schedule_flush();

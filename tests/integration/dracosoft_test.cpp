@@ -27,6 +27,7 @@
 #include "auth/auth_config.hpp"
 #include "core/events.hpp"
 #include "core/metrics.hpp"
+#include "core/post_batch.hpp"
 #include "core/runtime.hpp"
 #include "frontends/dracosoft/dracosoft.hpp"
 #include "net/server.hpp"
@@ -893,6 +894,55 @@ TEST(DracosoftStreamLayer, SendsFromAnotherThreadCountAgainstTheBoundWhileItsThr
     other.write("after");
     EXPECT_EQ(other.read_n(5), "after");
     EXPECT_EQ(f.slow_consumer_closes(), 1u);
+}
+
+TEST(DracosoftStreamLayer, OwnAndSharedBytesFromAnotherThreadArriveInTheOrderSentBatchedOrNot) {
+    StreamFixture f;
+    TcpClient client(f.port());
+    client.write("share");
+    EXPECT_EQ(client.read_n(5), "share");
+    auto c = f.shared_connection();
+    std::string expected;
+    for (int i = 0; i < 300; ++i) {
+        // Every third round in a batch of this thread's (as a zone's tick sends), handed over
+        // when the round ends.
+        std::optional<core::PostBatch> batch;
+        if (i % 3 == 0) {
+            batch.emplace();
+        }
+        const std::string shared = "s" + std::to_string(i) + ";";
+        const std::string own = "o" + std::to_string(i) + ";";
+        ASSERT_EQ(c->send(make_binary(shared)), SendResult::kQueued);
+        ASSERT_EQ(c->send_own(own), SendResult::kQueued);
+        expected += shared + own;
+    }
+    c.reset();
+    EXPECT_EQ(client.read_n(expected.size()), expected);
+}
+
+TEST(DracosoftStreamLayer, OwnBytesFromAnotherThreadCountAgainstTheBoundWhileItsThreadIsBusy) {
+    StreamFixture f;
+    TcpClient slow(f.port());
+    slow.write("share hold");
+    auto c = f.shared_connection();
+    const std::string chunk(1024, 'o');
+    std::size_t accepted = 0;
+    SendResult r = SendResult::kQueued;
+    {
+        core::PostBatch batch;  // gathered or not, a send is counted when it is made
+        for (int i = 0; i < 10'000 && r == SendResult::kQueued; ++i) {
+            r = c->send_own(chunk);
+            accepted += r == SendResult::kQueued ? chunk.size() : 0;
+        }
+    }
+    EXPECT_EQ(r, SendResult::kDropped);
+    EXPECT_LE(accepted + 10, 256u * 1024);
+    EXPECT_GT(accepted + 10 + chunk.size(), 256u * 1024);
+    EXPECT_EQ(f.slow_consumer_closes(), 1u);
+    f.echo.release.set_value();
+    c.reset();
+    EXPECT_LE(slow.bytes_until_eof(), accepted + 10);
+    EXPECT_TRUE(eventually([&] { return f.echo.slow_consumers.load() == 1; }, kWait));
 }
 
 TEST(DracosoftStreamLayer, AClientThatDoesNotReadIsClosedWhenAnotherThreadSends) {

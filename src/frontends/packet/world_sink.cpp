@@ -232,7 +232,7 @@ void WorldSink::left(world::LeaveReason reason) {
             std::string out;
             (void)wire::encode(out, wire::LogoutReply{});
             counters_->session_packets->inc();
-            deliver(make_binary(std::move(out)), Then::kClose);
+            after_send(connection_->send_own(std::move(out)), Then::kClose);
             return;
         }
         case world::LeaveReason::kDisconnected:
@@ -269,20 +269,20 @@ void WorldSink::send(const M& m, Then then) {
 void WorldSink::send_world(std::string encoded, std::size_t packets, Then then) {
     counters_->world_packets->inc(packets);
     counters_->world_bytes->inc(encoded.size());
-    deliver(make_binary(std::move(encoded)), then);
+    // Bytes of this connection alone: moved into its queue, no shared payload made for them.
+    after_send(connection_->send_own(std::move(encoded)), then);
 }
 
 void WorldSink::send_error(wire::ErrorCode code, std::uint16_t opcode, std::uint32_t detail,
                            std::string_view message, Then then) {
     auto payload = error_packet(*counters_, code, opcode, detail, message);
     counters_->world_bytes->inc(payload->size());
-    deliver(std::move(payload), then);
+    after_send(connection_->send(std::move(payload)), then);
 }
 
-void WorldSink::deliver(SharedPayload payload, Then then) {
-    // From the zone's thread, posted by the transport under the connection's outbound bound; on
-    // the connection's thread, behind what other threads posted (a character that changed zones).
-    const auto r = connection_->send(std::move(payload));
+// A send from the zone's thread is posted by the transport under the connection's outbound bound;
+// on the connection's thread, behind what other threads posted (a character that changed zones).
+void WorldSink::after_send(SendResult r, Then then) {
     if (r != SendResult::kQueued) {
         // Closing (or closed as a slow consumer, its handler told): nothing more is worth
         // encoding.

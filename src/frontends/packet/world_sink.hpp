@@ -91,7 +91,8 @@ private:
     void send_world(std::string encoded, std::size_t packets, Then then);
     void send_error(wire::ErrorCode code, std::uint16_t opcode, std::uint32_t detail,
                     std::string_view message, Then then);
-    void deliver(SharedPayload payload, Then then);
+    /// What follows a send that returned `r`.
+    void after_send(SendResult r, Then then);
 
     StreamConnectionPtr connection_;
     core::ShardSet shards_;

@@ -18,16 +18,25 @@ namespace {
 
 using Log = std::vector<std::string>;
 
-/// A delivery's target: records the payloads it is handed, with the bytes reserved for each.
+/// A delivery's target: records the bytes it is handed (shared or its own), with the bytes
+/// reserved for each.
 struct Recipient {
     Log* log;
-    void take(const SharedPayload& payload, std::size_t bytes) {
-        log->push_back(std::string(payload->bytes()) + "/" + std::to_string(bytes));
+    void take(const PostBatch::Delivery& d) {
+        const std::string bytes = d.shared ? std::string(d.shared->bytes()) : "own:" + d.own;
+        log->push_back(bytes + "/" + std::to_string(d.reserved));
     }
-    static void deliver(void* self, SharedPayload payload, std::size_t bytes) {
-        static_cast<Recipient*>(self)->take(payload, bytes);
+    static void deliver(void* self, PostBatch::Delivery&& d) {
+        static_cast<Recipient*>(self)->take(d);
     }
 };
+
+PostBatch::Delivery shared(std::string bytes, std::size_t reserved) {
+    return {.shared = make_binary(std::move(bytes)), .own = {}, .reserved = reserved};
+}
+PostBatch::Delivery own(std::string bytes, std::size_t reserved) {
+    return {.shared = nullptr, .own = std::move(bytes), .reserved = reserved};
+}
 
 TEST(PostBatch, WithoutABatchEachPostIsPostedAtOnceAndNeverRunsInline) {
     boost::asio::io_context io;
@@ -35,10 +44,11 @@ TEST(PostBatch, WithoutABatchEachPostIsPostedAtOnceAndNeverRunsInline) {
     auto recipient = std::make_shared<Recipient>(Recipient{&log});
     EXPECT_FALSE(PostBatch::open());
     PostBatch::post(io, [&] { log.push_back("a"); });
-    PostBatch::post_delivery(io, recipient, &Recipient::deliver, make_binary("b"), 1);
+    PostBatch::post_delivery(io, recipient, &Recipient::deliver, shared("b", 1));
+    PostBatch::post_delivery(io, recipient, &Recipient::deliver, own("c", 1));
     EXPECT_TRUE(log.empty());
-    EXPECT_EQ(io.poll(), 2U);  // two handlers: one per post
-    EXPECT_EQ(log, (Log{"a", "b/1"}));
+    EXPECT_EQ(io.poll(), 3U);  // one handler per post
+    EXPECT_EQ(log, (Log{"a", "b/1", "own:c/1"}));
 }
 
 TEST(PostBatch, GathersUntilItClosesThenPostsOneRunPerIoContextInOrder) {
@@ -52,8 +62,8 @@ TEST(PostBatch, GathersUntilItClosesThenPostsOneRunPerIoContextInOrder) {
         PostBatch batch;
         EXPECT_TRUE(PostBatch::open());
         PostBatch::post(first, [&] { on_first.push_back("a"); });
-        PostBatch::post_delivery(first, std::move(to_first), &Recipient::deliver, make_binary("b"),
-                                 7);
+        PostBatch::post_delivery(first, to_first, &Recipient::deliver, shared("b", 7));
+        PostBatch::post_delivery(first, std::move(to_first), &Recipient::deliver, own("b2", 2));
         PostBatch::post(second, [&] { on_second.push_back("c"); });
         PostBatch::post(first, [&] { on_first.push_back("d"); });
         EXPECT_EQ(first.poll(), 0U);  // nothing posted while the batch is open
@@ -65,7 +75,7 @@ TEST(PostBatch, GathersUntilItClosesThenPostsOneRunPerIoContextInOrder) {
     EXPECT_FALSE(PostBatch::open());
     EXPECT_TRUE(on_first.empty());
     EXPECT_EQ(first.poll(), 1U);  // one handler for the three
-    EXPECT_EQ(on_first, (Log{"a", "b/7", "d"}));
+    EXPECT_EQ(on_first, (Log{"a", "b/7", "own:b2/2", "d"}));
     EXPECT_TRUE(kept.expired()) << "and lets it go once delivered";
     EXPECT_EQ(second.poll(), 1U);
     EXPECT_EQ(on_second, (Log{"c"}));
