@@ -422,8 +422,10 @@ struct Link {
     std::uint64_t character_id = 0;
     std::string name;
     std::shared_ptr<PlayerSink> sink;
-    // Where it enters, when nothing hands it over (taken from its record or the last save).
-    PlayerState initial;
+    // Where it enters, when nothing hands it over (taken from its record or the last save):
+    // taken out by take_initial when it is placed, so that the 10,000 characters of a busy world
+    // do not each keep a copy of what they entered with (about 110 B).
+    std::unique_ptr<PlayerState> initial;
     std::uint32_t initial_zone = 0;
 
     std::mutex mutex;
@@ -439,6 +441,14 @@ struct Link {
     util::TokenBucket whispers;
     bool whispers_started = false;
 };
+
+/// The state `link` enters with, taken out of it: it is placed once (entering, or taking over
+/// from the Player that had the character), and place() keeps its own copy.
+PlayerState take_initial(Link& link) {
+    PlayerState state = std::move(*link.initial);
+    link.initial.reset();
+    return state;
+}
 
 struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::Core> {
     Core(core::ShardSet s, characters::CharacterService& c, core::MetricsRegistry& m)
@@ -610,7 +620,7 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
                         tell);
         }
         if (next) {
-            place(next, next->initial, next->initial_zone, false);
+            place(next, take_initial(*next), next->initial_zone, false);
         }
     }
 
@@ -675,7 +685,7 @@ struct WorldServiceImpl::Core : std::enable_shared_from_this<WorldServiceImpl::C
             // Not in its zone after all (never expected): out of the world, nothing to save.
             link->sink->left(reason);
             if (next) {
-                place(next, next->initial, next->initial_zone, false);
+                place(next, take_initial(*next), next->initial_zone, false);
             }
             return;
         }
@@ -968,7 +978,7 @@ std::unique_ptr<Player> WorldServiceImpl::enter(const store::CharacterRecord& ch
     link->character_id = character.id;
     link->name = character.name;
     link->sink = std::move(sink);
-    link->initial = state_of(character);
+    link->initial = std::make_unique<PlayerState>(state_of(character));
     link->initial_zone = character.position.zone;
     bool handed_over = false;
     {
@@ -978,7 +988,7 @@ std::unique_ptr<Player> WorldServiceImpl::enter(const store::CharacterRecord& ch
         } else {
             auto& presence = c.directory[character.id];
             if (presence.parting) {
-                link->initial = *presence.parting;
+                *link->initial = *presence.parting;
                 link->initial_zone = presence.parting_zone;
             }
             if (auto old = presence.current) {
@@ -1008,7 +1018,7 @@ std::unique_ptr<Player> WorldServiceImpl::enter(const store::CharacterRecord& ch
         c.shards.post(c.shards.shard_of("world:character:" + std::to_string(character.id)), tell);
         link->core = nullptr;
     } else if (!handed_over) {
-        c.place(link, link->initial, link->initial_zone, false);
+        c.place(link, take_initial(*link), link->initial_zone, false);
     }
     return std::make_unique<PlayerImpl>(std::move(link));
 }
