@@ -11,7 +11,8 @@
 # whole for minutes. Environment: BOTS (10000), MOVING (2000), SPREAD (2000: the whole Meadow),
 # PLACE (150 s), DURATION (90 s), MOVE_HZ (10), DATA (a directory to keep the server's data in:
 # a second run with the same DATA skips the placement; default a temporary one, removed at the
-# end), RUNS ("lobby world"). Writes place.json, lobby.json, world.json and zones.json to OUT.
+# end), RUNS ("lobby world"), SERVER (the hearth binary, build/release/hearth). Writes place.json,
+# lobby.json, world.json and zones.json to OUT.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${1:-$(mktemp -d)}; mkdir -p "$OUT"
@@ -27,7 +28,7 @@ COMMON=(--host 127.0.0.1 --port $GAME --bots "$BOTS" --zone 1 --bots-per-account
   --api "http://127.0.0.1:$HTTP" --admin-token rssrun --setup-timeout 120 --quiet --json --prefix rss)
 
 start_server() {
-  build/release/hearth serve >> "$OUT/server.log" 2>&1 &
+  "${SERVER:-build/release/hearth}" serve >> "$OUT/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$HTTP/health" >/dev/null && return 0; sleep 0.2; done
   echo "the server did not start: $OUT/server.log" >&2; exit 1
