@@ -117,37 +117,6 @@ public:
         return send_bytes({.shared = nullptr, .own = std::move(bytes), .reserved = 0});
     }
 
-    SendResult send_bytes(core::PostBatch::Delivery bytes) {
-        if (executor_.running_in_this_thread() && !bound_.posted()) {
-            return send_local(std::move(bytes));
-        }
-        // Posted (from another thread, or behind what other threads posted, so that it does not
-        // overtake them), under the outbound bound decided here: what a busy or blocked connection
-        // thread can be made to hold is bounded, whoever sends.
-        const std::size_t n = size_of(bytes);
-        if (n == 0) {
-            return SendResult::kQueued;  // no bytes to write: nothing to keep in order either
-        }
-        // Through core::PostBatch, each of them: a zone's tick gathers its sends to each io
-        // thread into one post, and this connection's posts keep their order in it.
-        if (bound_.overflowed() || !bound_.reserve(n)) {
-            if (bound_.overflow()) {
-                count_slow_consumer(n);
-                core::PostBatch::post(executor_.context(),
-                                      [self = shared_from_this()] { self->slow_consumer(); });
-            }
-            return SendResult::kDropped;
-        }
-        bytes.reserved = n;
-        core::PostBatch::post_delivery(
-            executor_.context(), shared_from_this(),
-            [](void* self, core::PostBatch::Delivery&& posted) {
-                static_cast<TcpConnection*>(self)->send_posted(std::move(posted));
-            },
-            std::move(bytes));
-        return SendResult::kQueued;
-    }
-
     void close() override {
         if (!executor_.running_in_this_thread() || bound_.posted()) {
             core::PostBatch::post(executor_.context(),
@@ -245,6 +214,38 @@ private:
     }
 
     // ---- sending -------------------------------------------------------------------------------
+
+    // send() and send_own(): shared bytes or the connection's own.
+    SendResult send_bytes(core::PostBatch::Delivery bytes) {
+        if (executor_.running_in_this_thread() && !bound_.posted()) {
+            return send_local(std::move(bytes));
+        }
+        // Posted (from another thread, or behind what other threads posted, so that it does not
+        // overtake them), under the outbound bound decided here: what a busy or blocked connection
+        // thread can be made to hold is bounded, whoever sends.
+        const std::size_t n = size_of(bytes);
+        if (n == 0) {
+            return SendResult::kQueued;  // no bytes to write: nothing to keep in order either
+        }
+        // Through core::PostBatch, each of them: a zone's tick gathers its sends to each io
+        // thread into one post, and this connection's posts keep their order in it.
+        if (bound_.overflowed() || !bound_.reserve(n)) {
+            if (bound_.overflow()) {
+                count_slow_consumer(n);
+                core::PostBatch::post(executor_.context(),
+                                      [self = shared_from_this()] { self->slow_consumer(); });
+            }
+            return SendResult::kDropped;
+        }
+        bytes.reserved = n;
+        core::PostBatch::post_delivery(
+            executor_.context(), shared_from_this(),
+            [](void* self, core::PostBatch::Delivery&& posted) {
+                static_cast<TcpConnection*>(self)->send_posted(std::move(posted));
+            },
+            std::move(bytes));
+        return SendResult::kQueued;
+    }
 
     static std::size_t size_of(const core::PostBatch::Delivery& bytes) noexcept {
         return bytes.shared ? bytes.shared->size() : bytes.own.size();

@@ -33,6 +33,7 @@
 #include "net/server.hpp"
 #include "store/open_store.hpp"
 #include "store/storage_config.hpp"
+#include "support/send_until_refused.hpp"
 #include "support/server.hpp"
 
 namespace hearth::test {
@@ -867,15 +868,7 @@ TEST(DracosoftStreamLayer, SendsFromAnotherThreadCountAgainstTheBoundWhileItsThr
     slow.write("share hold");
     auto c = f.shared_connection();
     const auto chunk = make_binary(std::string(1024, 's'));
-    std::size_t accepted = 0;
-    SendResult r = SendResult::kQueued;
-    for (int i = 0; i < 10'000; ++i) {
-        r = c->send(chunk);
-        if (r != SendResult::kQueued) {
-            break;
-        }
-        accepted += chunk->size();
-    }
+    const auto [r, accepted] = send_until_refused([&] { return c->send(chunk); }, chunk->size());
     // Refused on this thread at the connection's 256 KiB, posted and queued together (the echo of
     // "share hold", 10 bytes, is queued): what the server holds for it is bounded.
     EXPECT_EQ(r, SendResult::kDropped);
@@ -926,15 +919,12 @@ TEST(DracosoftStreamLayer, OwnBytesFromAnotherThreadCountAgainstTheBoundWhileIts
     slow.write("share hold");
     auto c = f.shared_connection();
     const std::string chunk(1024, 'o');
-    std::size_t accepted = 0;
-    SendResult r = SendResult::kQueued;
+    SendRun run;
     {
         core::PostBatch batch;  // gathered or not, a send is counted when it is made
-        for (int i = 0; i < 10'000 && r == SendResult::kQueued; ++i) {
-            r = c->send_own(chunk);
-            accepted += r == SendResult::kQueued ? chunk.size() : 0;
-        }
+        run = send_until_refused([&] { return c->send_own(chunk); }, chunk.size());
     }
+    const auto [r, accepted] = run;
     EXPECT_EQ(r, SendResult::kDropped);
     EXPECT_LE(accepted + 10, 256u * 1024);
     EXPECT_GT(accepted + 10 + chunk.size(), 256u * 1024);

@@ -22,6 +22,7 @@
 #include "core/runtime.hpp"
 #include "net/server.hpp"
 #include "support/clients.hpp"
+#include "support/send_until_refused.hpp"
 #include "support/server.hpp"
 
 namespace hearth::test {
@@ -370,15 +371,8 @@ TEST(WsStreaming, SendsFromAnotherThreadCountAgainstTheBoundWhileItsThreadIsBusy
     // The connection's thread is busy in its handler: every send of this thread is posted, and
     // counted against the route's 64 KiB with the 9 bytes of "holding" queued.
     const auto message = make_binary(std::string(1024, 'm'));
-    std::size_t accepted = 0;
-    SendResult r = SendResult::kQueued;
-    for (int i = 0; i < 10'000; ++i) {
-        r = connection->send(message);
-        if (r != SendResult::kQueued) {
-            break;
-        }
-        accepted += message->size();
-    }
+    const auto [r, accepted] =
+        send_until_refused([&] { return connection->send(message); }, message->size());
     EXPECT_EQ(r, SendResult::kDropped);
     EXPECT_LE(accepted + 9, 64U * 1024);
     EXPECT_GT(accepted + 9 + message->size(), 64U * 1024);

@@ -19,7 +19,8 @@
 // Why the sink's thread only posts (the transport has no direct writes for raw TCP): a zone sends
 // one update per character per tick, 2,000 per tick in bench/world-bots.sh; written by the zone's
 // thread itself, that would be 2,000 sendmsg calls (about 5 us of CPU each on loopback, 10 ms) in
-// the tick, whose CPU time is 3.6 ms at p50.
+// a tick whose whole CPU time is about 3 ms at p50 (docs/benchmarks.md). A tick posts through a
+// core::PostBatch, so its sends to the connections of each other io thread go there in one post.
 
 #include <atomic>
 #include <cstddef>
