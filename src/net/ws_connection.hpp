@@ -500,10 +500,7 @@ private:
         if (state_ != State::kOpen) {
             return SendResult::kClosed;
         }
-        refresh_settings();
-        close_direct();
-        OutFrame frame = data_frame(std::move(message), settings_->compression_threshold_bytes);
-        frame.on_written = std::move(on_written);
+        OutFrame frame = message_frame(std::move(message), std::move(on_written));
         if (!bound_.fits(frame.wire_size(), queued_bytes())) {
             route_->metrics().dropped->inc();
             if (settings_->overflow == OverflowPolicy::kClose) {
@@ -514,9 +511,7 @@ private:
             }
             return SendResult::kDropped;
         }
-        enqueue(std::move(frame));
-        ++uncounted_out_;
-        schedule_flush();
+        queue_message(std::move(frame));
         return SendResult::kQueued;
     }
 
@@ -527,15 +522,27 @@ private:
             bound_.release(n);
             return SendResult::kClosed;
         }
+        queue_message(message_frame(std::move(message), std::move(on_written)));
+        bound_.release(n);  // after queue_message published them as queued: the sum never dips
+        return SendResult::kQueued;
+    }
+
+    // A whole message's frame, with the route's settings of now; other threads stop writing
+    // directly (what this thread queues goes first).
+    OutFrame message_frame(SharedPayload message, std::function<void(bool)> on_written) {
         refresh_settings();
         close_direct();
         OutFrame frame = data_frame(std::move(message), settings_->compression_threshold_bytes);
         frame.on_written = std::move(on_written);
+        return frame;
+    }
+
+    // Queues an admitted message's frame and schedules its flush (which publishes the queued
+    // bytes to bound_).
+    void queue_message(OutFrame frame) {
         enqueue(std::move(frame));
         ++uncounted_out_;
-        schedule_flush();   // publishes the bytes as queued,
-        bound_.release(n);  // then they stop counting as posted: the sum never dips
-        return SendResult::kQueued;
+        schedule_flush();
     }
 
     // Past the outbound bound with the `close` policy: the queued data is dropped (a client this
