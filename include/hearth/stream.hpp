@@ -79,6 +79,16 @@ public:
     /// with no shared payload made for them (the world's update to one character, each tick:
     /// one allocation fewer per update). Order, bound and results as send().
     virtual SendResult send_own(std::string bytes) { return send(make_binary(std::move(bytes))); }
+    /// The same for bytes of this connection alone that sit in a buffer shared with other
+    /// connections' bytes (the world's updates of one tick), kept alive by `keeper`: no
+    /// allocation per send. A view pins the whole buffer until it is written, so the transport
+    /// keeps it only while nothing else of this connection waits (a client that keeps up);
+    /// behind anything else it copies the bytes (send_own). A connection that stops reading
+    /// therefore pins at most one buffer. Order, bound and results as send().
+    virtual SendResult send_view(std::shared_ptr<const void> keeper, std::string_view bytes) {
+        (void)keeper;
+        return send_own(std::string(bytes));
+    }
     /// Thread-safe. Writes what is queued (and what was sent before it), then closes; later sends
     /// return kClosed and no more data reaches the handler.
     virtual void close() = 0;

@@ -38,7 +38,8 @@ public:
     /// Bytes for one recipient: a payload shared with others, or bytes of its own (one of them
     /// set), `reserved` of them counted against its bound by the caller.
     struct Delivery {
-        SharedPayload shared;
+        std::shared_ptr<const void> keeper;  // keeps `view` alive: a shared payload or buffer
+        std::string_view view;               // the bytes, when they are not `own`
         std::string own;
         std::size_t reserved = 0;
     };

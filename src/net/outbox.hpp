@@ -15,15 +15,18 @@
 namespace hearth::net {
 
 /// One frame waiting to be written: a small header kept inline and a body that is either a view
-/// into a shared payload (data frames: no copy per recipient) or owned bytes (control frames, the
-/// HTTP 101 response, a stream payload sent to one connection alone with send_own).
+/// into a shared payload or buffer (data frames: no copy per recipient; send_view) or owned bytes
+/// (control frames, the HTTP 101 response, a stream payload sent to one connection alone with
+/// send_own).
 struct OutFrame {
     std::array<std::uint8_t, 10> header{};
     std::uint8_t header_size = 0;
     bool control = false;
-    SharedPayload payload;         // keeps `shared_body` alive
-    std::string_view shared_body;  // a view into `payload` (or its derived, compressed form)
-    std::string owned;             // set: the frame's own bytes, not a view
+    // Keeps `shared_body` alive: a shared payload (its bytes or its derived, compressed form),
+    // or a buffer of several connections' own bytes (StreamConnection::send_view).
+    std::shared_ptr<const void> keeper;
+    std::string_view shared_body;
+    std::string owned;                     // set: the frame's own bytes, not a view
     std::function<void(bool)> on_written;  // optional: told whether the frame reached the kernel
 
     std::string_view body() const noexcept {

@@ -71,6 +71,13 @@ public:
         return posted_.load(std::memory_order_acquire) & kBytes;
     }
 
+    /// Any thread: nothing is posted or queued (as last published), and the bound was never
+    /// overflowed: the connection keeps up with what it is sent.
+    bool idle() const noexcept {
+        return posted_.load(std::memory_order_acquire) == 0 &&
+               queued_.load(std::memory_order_relaxed) == 0;
+    }
+
     /// Any thread: marks the connection as overflowed; true for the first caller only, who closes
     /// it and counts it. Later reservations are refused.
     [[nodiscard]] bool overflow() noexcept {

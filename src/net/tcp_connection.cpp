@@ -111,10 +111,19 @@ public:
     const std::string& peer_address() const noexcept override { return peer_address_; }
 
     SendResult send(SharedPayload bytes) override {
-        return send_bytes({.shared = std::move(bytes), .own = {}, .reserved = 0});
+        const std::string_view view = bytes ? bytes->bytes() : std::string_view();
+        return send_bytes({.keeper = std::move(bytes), .view = view, .own = {}, .reserved = 0});
     }
     SendResult send_own(std::string bytes) override {
-        return send_bytes({.shared = nullptr, .own = std::move(bytes), .reserved = 0});
+        return send_bytes({.keeper = nullptr, .view = {}, .own = std::move(bytes), .reserved = 0});
+    }
+    SendResult send_view(std::shared_ptr<const void> keeper, std::string_view bytes) override {
+        if (!bound_.idle()) {
+            // Behind other bytes: this one could wait as long as the client does not read, and
+            // would pin the whole buffer meanwhile.
+            return send_own(std::string(bytes));
+        }
+        return send_bytes({.keeper = std::move(keeper), .view = bytes, .own = {}, .reserved = 0});
     }
 
     void close() override {
@@ -248,7 +257,7 @@ private:
     }
 
     static std::size_t size_of(const core::PostBatch::Delivery& bytes) noexcept {
-        return bytes.shared ? bytes.shared->size() : bytes.own.size();
+        return bytes.keeper ? bytes.view.size() : bytes.own.size();
     }
 
     SendResult send_local(core::PostBatch::Delivery bytes) {
@@ -278,9 +287,9 @@ private:
 
     void queue(core::PostBatch::Delivery&& bytes) {
         OutFrame frame;
-        if (bytes.shared) {
-            frame.shared_body = bytes.shared->bytes();
-            frame.payload = std::move(bytes.shared);
+        if (bytes.keeper) {
+            frame.shared_body = bytes.view;
+            frame.keeper = std::move(bytes.keeper);
         } else {
             frame.owned = std::move(bytes.own);
         }

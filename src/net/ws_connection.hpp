@@ -483,7 +483,7 @@ private:
         frame.header_size = static_cast<std::uint8_t>(ws::encode_header(
             std::span<std::uint8_t, ws::kMaxHeaderBytes>(frame.header.data(), ws::kMaxHeaderBytes),
             opcode, true, compress, frame.shared_body.size()));
-        frame.payload = std::move(message);
+        frame.keeper = std::move(message);
         return frame;
     }
 
@@ -683,7 +683,7 @@ private:
         frame.header_size = static_cast<std::uint8_t>(ws::encode_header(
             std::span<std::uint8_t, ws::kMaxHeaderBytes>(frame.header.data(), ws::kMaxHeaderBytes),
             opcode, part.last, false, frame.shared_body.size()));
-        frame.payload = std::move(part.bytes);
+        frame.keeper = std::move(part.bytes);
         st.started = true;
         close_direct();
         if (part.last) {

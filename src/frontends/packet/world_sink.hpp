@@ -21,6 +21,7 @@
 // thread itself, that would be 2,000 sendmsg calls (about 5 us of CPU each on loopback, 10 ms) in
 // a tick whose whole CPU time is about 3 ms at p50 (docs/benchmarks.md). A tick posts through a
 // core::PostBatch, so its sends to the connections of each other io thread go there in one post.
+// Updates are copied into blocks shared by many (world_sink.cpp, UpdateBlocks) and sent as views.
 
 #include <atomic>
 #include <cstddef>

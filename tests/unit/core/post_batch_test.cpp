@@ -23,7 +23,7 @@ using Log = std::vector<std::string>;
 struct Recipient {
     Log* log;
     void take(const PostBatch::Delivery& d) {
-        const std::string bytes = d.shared ? std::string(d.shared->bytes()) : "own:" + d.own;
+        const std::string bytes = d.keeper ? std::string(d.view) : "own:" + d.own;
         log->push_back(bytes + "/" + std::to_string(d.reserved));
     }
     static void deliver(void* self, PostBatch::Delivery&& d) {
@@ -32,10 +32,12 @@ struct Recipient {
 };
 
 PostBatch::Delivery shared(std::string bytes, std::size_t reserved) {
-    return {.shared = make_binary(std::move(bytes)), .own = {}, .reserved = reserved};
+    auto payload = make_binary(std::move(bytes));
+    const std::string_view view = payload->bytes();
+    return {.keeper = std::move(payload), .view = view, .own = {}, .reserved = reserved};
 }
 PostBatch::Delivery own(std::string bytes, std::size_t reserved) {
-    return {.shared = nullptr, .own = std::move(bytes), .reserved = reserved};
+    return {.keeper = nullptr, .view = {}, .own = std::move(bytes), .reserved = reserved};
 }
 
 TEST(PostBatch, WithoutABatchEachPostIsPostedAtOnceAndNeverRunsInline) {

@@ -9,8 +9,9 @@ OutFrame data_frame(std::string bytes) {
     OutFrame f;
     f.header_size = 2;
     f.header = {0x82, static_cast<std::uint8_t>(bytes.size())};
-    f.payload = make_binary(std::move(bytes));
-    f.shared_body = f.payload->bytes();
+    auto payload = make_binary(std::move(bytes));
+    f.shared_body = payload->bytes();
+    f.keeper = std::move(payload);
     return f;
 }
 
@@ -118,7 +119,7 @@ TEST(Outbox, SharedPayloadIsNotCopiedPerRecipient) {
     Outbox b;
     for (Outbox* box : {&a, &b}) {
         OutFrame f;
-        f.payload = payload;
+        f.keeper = payload;
         f.shared_body = payload->bytes();
         box->push_data(std::move(f));
     }

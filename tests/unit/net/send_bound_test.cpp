@@ -77,6 +77,20 @@ TEST(SendBound, TheFirstOverflowIsReportedOnce) {
     EXPECT_TRUE(b.overflowed());
 }
 
+TEST(SendBound, IdleOnlyWhileNothingIsPostedOrQueuedAndNeverAfterAnOverflow) {
+    SendBound b(1000);
+    EXPECT_TRUE(b.idle());
+    ASSERT_TRUE(b.reserve(10));
+    EXPECT_FALSE(b.idle()) << "posted";
+    b.set_queued(10);
+    b.release(10);
+    EXPECT_FALSE(b.idle()) << "queued";
+    b.set_queued(0);
+    EXPECT_TRUE(b.idle());
+    ASSERT_TRUE(b.overflow());
+    EXPECT_FALSE(b.idle()) << "overflowed";
+}
+
 TEST(SendBound, SendersOnManyThreadsNeverReserveMoreThanTheBound) {
     // Nothing is released meanwhile (the connection's thread is busy): what all senders got
     // reserved together is at most the bound, whatever their interleaving.
