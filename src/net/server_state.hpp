@@ -89,6 +89,13 @@ struct ThreadState {
     /// the scheduler's lock). The connection keeps its own flag so that it is deferred at most
     /// once: the list holds at most one entry per connection of the thread.
     void defer_flush(std::shared_ptr<void> owner, void (*run)(void*));
+
+    /// The connection whose handler is handling a message on this thread, or null. What it sends
+    /// itself is gathered and flushed after the handler (its answers go out together); what it
+    /// sends to other connections (a fan-out) is written to them at once when nothing of theirs
+    /// waits, with no queueing, deferred flush and batch per delivery: uWebSockets corks its
+    /// sockets the same way.
+    const void* corked = nullptr;
     /// Drops the flushes still deferred, and the connections they hold (which hold the server's
     /// state: a cycle). For ~Server, once the io threads have stopped: a flush deferred just
     /// before they stopped never ran.

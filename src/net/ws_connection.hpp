@@ -55,9 +55,11 @@ inline constexpr bool kIsPlainSocket = std::is_same_v<Stream, RawSocket>;
 /// closing handshake.
 ///
 /// Sends from other threads (a HunterPie push, an operator notice): on a plain socket with nothing
-/// queued, the sending thread writes the frame itself (see `write_from_other_thread`); otherwise
-/// the send is posted to the connection's thread, its bytes counted against the outbound bound
-/// from the moment of the send (net/send_bound.hpp), as for raw TCP connections.
+/// queued, the sending thread writes the frame itself (see `write_direct`); otherwise the send is
+/// posted to the connection's thread, its bytes counted against the outbound bound from the
+/// moment of the send (net/send_bound.hpp), as for raw TCP connections. Sends on the connection's
+/// thread from another connection's handler (a fan-out) are written directly the same way; the
+/// connection's own handler's sends are gathered (ThreadState::corked).
 template <class Stream>
 class WsConnection final : public Connection,
                            public Session,
@@ -182,7 +184,7 @@ public:
         if (!executor().running_in_this_thread()) {
             if constexpr (kIsPlainSocket<Stream>) {
                 // A callback must run on this connection's thread: such sends are always posted.
-                if (!on_written && write_from_other_thread(message)) {
+                if (!on_written && write_direct(message)) {
                     return SendResult::kQueued;
                 }
             }
@@ -197,6 +199,13 @@ public:
                 }
             });
             return SendResult::kQueued;
+        }
+        if constexpr (kIsPlainSocket<Stream>) {
+            // Not to the connection whose handler runs now (ThreadState::corked), and not with a
+            // callback (it must not run inside the send): written at once when nothing waits.
+            if (!on_written && thread_.corked != this && write_direct(message)) {
+                return SendResult::kQueued;
+            }
         }
         return send_local(std::move(message), std::move(on_written));
     }
@@ -346,13 +355,15 @@ private:
         std::atomic<std::size_t> compression_threshold{0};
     };
 
-    // Writes a whole message from another thread when nothing is queued here: one sendmsg on the
-    // non-blocking socket and no post to this connection's thread, so no epoll wake-up of that
+    // Writes a whole message when nothing is queued here: one sendmsg on the non-blocking socket.
+    // From another thread, no post to this connection's thread, so no epoll wake-up of that
     // thread (at HunterPie's pace the wake-up, an epoll_ctl and an epoll_wait, cost more than the
-    // write). Go's net package writes from any goroutine the same way. The mutex is held over the
-    // call, which never blocks (MSG_DONTWAIT). False: nothing was written; the caller posts the
-    // send as usual, and a socket error is then reported by this thread's own write.
-    bool write_from_other_thread(const SharedPayload& message) {
+    // write); Go's net package writes from any goroutine the same way. On this thread (a fan-out
+    // from another connection's handler), no queueing, deferred flush and batch per delivery.
+    // The mutex is held over the call, which never blocks (MSG_DONTWAIT). False: nothing was
+    // written; the caller queues or posts the send as usual, and a socket error is then reported
+    // by this thread's own write.
+    bool write_direct(const SharedPayload& message) {
         const OutFrame frame =
             data_frame(message, direct_.compression_threshold.load(std::memory_order_relaxed));
         const std::string_view body = frame.body();
@@ -1259,6 +1270,13 @@ private:
         }
         ++uncounted_in_;
         got_message_ = true;
+        // What the handler sends this connection waits for its flush; other connections' are
+        // written at once (ThreadState::corked).
+        struct Cork {
+            ThreadState& thread;
+            const void* outer;
+            ~Cork() { thread.corked = outer; }
+        } cork{thread_, std::exchange(thread_.corked, this)};
         if (deflated.empty()) {
             handler_->on_message(kind, data);
         } else {

@@ -319,5 +319,57 @@ TEST(Native, SlowSubscriberIsDisconnectedWithoutDelayingTheOthers) {
     EXPECT_EQ(fast.next().at("data").at("n").as_int64(), -1);
 }
 
+TEST(Native, AFanOutToASubscriberThatStopsReadingArrivesWholeAndInOrderOnOneThread) {
+    // One io thread: the publisher's handler writes to the subscriber's socket itself while
+    // nothing of the subscriber's waits, until a write is cut short by the full socket; what
+    // follows is queued behind the rest of that frame.
+    TestServer server({{"server.io_threads", "1"},
+                       {"websocket.max_outbound_bytes", "16777216"},
+                       {"native.max_publish_bytes", "200000"},
+                       {"websocket.max_messages_per_s", "0"},
+                       {"websocket.max_bytes_per_s", "0"}});
+    Native pub(server.port());
+    Native fast(server.port());
+    fast.subscribe("t");
+    RawClient slow(server.port());
+    ASSERT_EQ(slow.upgrade("/ws").rfind("HTTP/1.1 101", 0), 0u);
+    slow.write(client_frame(0x1, R"({"type":"subscribe","topic":"t"})"));
+    std::string bytes;
+    std::size_t used = 0;
+    while (!parse_server_frame(bytes, used)) {
+        bytes += slow.read_exactly(1);  // its "ok": the subscription is in place
+    }
+    bytes.erase(0, used);
+    // 8 MB to a subscriber that reads nothing meanwhile: more than loopback's buffers hold.
+    constexpr int kPublishes = 80;
+    auto data = [](int n) {
+        return std::string(100000 + static_cast<std::size_t>(n), 'a' + n % 26);
+    };
+    for (int n = 0; n < kPublishes; ++n) {
+        pub.send(R"({"type":"publish","topic":"t","data":{"n":)" + std::to_string(n) + R"(,"p":")" +
+                 data(n) + R"("}})");
+        ASSERT_EQ(pub.next().at("type").as_string(), "ok");
+        ASSERT_EQ(fast.next().at("data").at("n").as_int64(), n);
+    }
+    ASSERT_TRUE(bytes.empty());
+    for (int n = 0; n < kPublishes; ++n) {
+        // An unmasked text frame: its header, then its payload read whole.
+        std::string head = slow.read_exactly(2);
+        ASSERT_EQ(static_cast<std::uint8_t>(head[0]), 0x81) << "frame " << n;
+        std::size_t length = static_cast<std::uint8_t>(head[1]) & 0x7F;
+        const std::size_t extended = length == 126 ? 2 : length == 127 ? 8 : 0;
+        if (extended != 0) {
+            length = 0;
+            for (const char c : slow.read_exactly(extended)) {
+                length = (length << 8) | static_cast<std::uint8_t>(c);
+            }
+        }
+        const auto message = json::parse(slow.read_exactly(length)).as_object();
+        ASSERT_EQ(message.at("data").at("n").as_int64(), n) << "out of order";
+        ASSERT_EQ(message.at("data").at("p").as_string(), data(n)) << "damaged: " << n;
+    }
+    EXPECT_EQ(server.metric("hearth_ws_disconnects_total", {{"reason", "slow_consumer"}}), 0);
+}
+
 }  // namespace
 }  // namespace hearth::test
