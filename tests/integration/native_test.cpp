@@ -288,6 +288,23 @@ TEST(Native, OversizeMessageClosesWith1009) {
     EXPECT_EQ(c.ws().wait_closed().code, 1009);
 }
 
+/// Upgrades `raw` to the native protocol and subscribes it to `topic`; returns once its "ok" is
+/// read (the subscription is in place), with nothing else read.
+void subscribe_raw(RawClient& raw, const std::string& topic) {
+    ASSERT_EQ(raw.upgrade("/ws").rfind("HTTP/1.1 101", 0), 0u);
+    raw.write(client_frame(0x1, R"({"type":"subscribe","topic":")" + topic + R"("})"));
+    std::string bytes;
+    for (std::size_t used = 0; !parse_server_frame(bytes, used);) {
+        bytes += raw.read_exactly(1);
+    }
+}
+
+/// Publishes {"n": n, "p": payload} to `topic`; returns the publisher's reply.
+json::object publish(Native& pub, const std::string& topic, int n, const std::string& payload) {
+    return pub.call(R"({"type":"publish","topic":")" + topic + R"(","data":{"n":)" +
+                    std::to_string(n) + R"(,"p":")" + payload + R"("}})");
+}
+
 TEST(Native, SlowSubscriberIsDisconnectedWithoutDelayingTheOthers) {
     TestServer server({{"websocket.max_outbound_bytes", "65536"},
                        {"native.max_publish_bytes", "200000"},
@@ -297,20 +314,12 @@ TEST(Native, SlowSubscriberIsDisconnectedWithoutDelayingTheOthers) {
     fast.subscribe("flood");
     // The slow subscriber speaks raw bytes and stops reading after its subscription.
     RawClient slow(server.port());
-    ASSERT_EQ(slow.upgrade("/ws").rfind("HTTP/1.1 101", 0), 0u);
-    slow.write(client_frame(0x1, R"({"type":"subscribe","topic":"flood"})"));
-    // Its "ok" proves the subscription is in place.
-    std::string bytes;
-    for (std::size_t used = 0; !parse_server_frame(bytes, used);) {
-        bytes += slow.read_exactly(1);
-    }
+    subscribe_raw(slow, "flood");
     const std::string payload(100000, 'p');
     int sent = 0;
     while (server.metric("hearth_ws_disconnects_total", {{"reason", "slow_consumer"}}) == 0) {
         ASSERT_LT(sent, 500) << "the slow subscriber was never disconnected";
-        pub.send(R"({"type":"publish","topic":"flood","data":{"n":)" + std::to_string(sent) +
-                 R"(,"p":")" + payload + R"("}})");
-        ASSERT_EQ(pub.next().at("type").as_string(), "ok");
+        ASSERT_EQ(publish(pub, "flood", sent, payload).at("type").as_string(), "ok");
         ASSERT_EQ(fast.next().at("data").at("n").as_int64(),
                   sent);  // the fast one keeps up, in order
         ++sent;
@@ -332,26 +341,16 @@ TEST(Native, AFanOutToASubscriberThatStopsReadingArrivesWholeAndInOrderOnOneThre
     Native fast(server.port());
     fast.subscribe("t");
     RawClient slow(server.port());
-    ASSERT_EQ(slow.upgrade("/ws").rfind("HTTP/1.1 101", 0), 0u);
-    slow.write(client_frame(0x1, R"({"type":"subscribe","topic":"t"})"));
-    std::string bytes;
-    std::size_t used = 0;
-    while (!parse_server_frame(bytes, used)) {
-        bytes += slow.read_exactly(1);  // its "ok": the subscription is in place
-    }
-    bytes.erase(0, used);
+    subscribe_raw(slow, "t");
     // 8 MB to a subscriber that reads nothing meanwhile: more than loopback's buffers hold.
     constexpr int kPublishes = 80;
     auto data = [](int n) {
         return std::string(100000 + static_cast<std::size_t>(n), 'a' + n % 26);
     };
     for (int n = 0; n < kPublishes; ++n) {
-        pub.send(R"({"type":"publish","topic":"t","data":{"n":)" + std::to_string(n) + R"(,"p":")" +
-                 data(n) + R"("}})");
-        ASSERT_EQ(pub.next().at("type").as_string(), "ok");
+        ASSERT_EQ(publish(pub, "t", n, data(n)).at("type").as_string(), "ok");
         ASSERT_EQ(fast.next().at("data").at("n").as_int64(), n);
     }
-    ASSERT_TRUE(bytes.empty());
     for (int n = 0; n < kPublishes; ++n) {
         // An unmasked text frame: its header, then its payload read whole.
         std::string head = slow.read_exactly(2);
