@@ -90,12 +90,15 @@ struct ThreadState {
     /// once: the list holds at most one entry per connection of the thread.
     void defer_flush(std::shared_ptr<void> owner, void (*run)(void*));
 
-    /// The connection whose handler is handling a message on this thread, or null. What it sends
-    /// itself is gathered and flushed after the handler (its answers go out together); what it
-    /// sends to other connections (a fan-out) is written to them at once when nothing of theirs
-    /// waits, with no queueing, deferred flush and batch per delivery: uWebSockets corks its
-    /// sockets the same way.
-    const void* corked = nullptr;
+    /// The connection whose handler handles, on this thread, the last message of what was read
+    /// from its socket, or null. What that handler sends to other connections (a fan-out) is
+    /// written to them at once when nothing of theirs waits, with no queueing, deferred flush and
+    /// batch per delivery; uWebSockets corks its sockets the same way. Everything else is queued
+    /// and flushed once the thread's current work is done, so that writes gather: what a handler
+    /// sends its own connection (its answers go out together), what the messages before the
+    /// last of a read send (a client that pipelines 50 publishes gets 1 write per subscriber, not
+    /// 50), and what posted work and timers send (a hub's deliveries from another thread).
+    const void* fanout_from = nullptr;
     /// Drops the flushes still deferred, and the connections they hold (which hold the server's
     /// state: a cycle). For ~Server, once the io threads have stopped: a flush deferred just
     /// before they stopped never ran.

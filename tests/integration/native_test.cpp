@@ -342,10 +342,11 @@ TEST(Native, AFanOutToASubscriberThatStopsReadingArrivesWholeAndInOrderOnOneThre
     fast.subscribe("t");
     RawClient slow(server.port());
     subscribe_raw(slow, "t");
-    // 8 MB to a subscriber that reads nothing meanwhile: more than loopback's buffers hold.
-    constexpr int kPublishes = 80;
+    // 9 MB to a subscriber that reads nothing meanwhile: more than loopback's buffers hold. In
+    // messages small enough to be written at once (WsConnection::kMaxFanoutWriteBytes).
+    constexpr int kPublishes = 600;
     auto data = [](int n) {
-        return std::string(100000 + static_cast<std::size_t>(n), 'a' + n % 26);
+        return std::string(15000 + static_cast<std::size_t>(n), 'a' + n % 26);
     };
     for (int n = 0; n < kPublishes; ++n) {
         ASSERT_EQ(publish(pub, "t", n, data(n)).at("type").as_string(), "ok");
