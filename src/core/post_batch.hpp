@@ -35,8 +35,9 @@ namespace hearth::core {
 
 class PostBatch {
 public:
-    /// Bytes for one recipient: a payload shared with others, or bytes of its own (one of them
-    /// set), `reserved` of them counted against its bound by the caller.
+    /// Bytes for one recipient: a view of bytes `keeper` keeps alive (a payload shared with
+    /// others, or a block of several recipients' bytes) or bytes of its own (one of them set),
+    /// `reserved` of them counted against its bound by the caller.
     struct Delivery {
         std::shared_ptr<const void> keeper;  // keeps `view` alive: a shared payload or buffer
         std::string_view view;               // the bytes, when they are not `own`

@@ -794,6 +794,13 @@ public:
         return f.get();
     }
 
+    /// The connection of `client`, once its echo of "share" has been read back.
+    StreamConnectionPtr share(TcpClient& client) {
+        client.write("share");
+        EXPECT_EQ(client.read_n(5), "share");
+        return shared_connection();
+    }
+
     /// Returns once every io thread has finished what it was running when called (a task
     /// posted to each has run), e.g. the rest of a write whose bytes a client has read.
     void pass_io_threads() {
@@ -905,9 +912,7 @@ TEST(DracosoftStreamLayer, SendsFromAnotherThreadCountAgainstTheBoundWhileItsThr
 TEST(DracosoftStreamLayer, OwnSharedAndViewedBytesFromAnotherThreadArriveInTheOrderSent) {
     StreamFixture f;
     TcpClient client(f.port());
-    client.write("share");
-    EXPECT_EQ(client.read_n(5), "share");
-    auto c = f.shared_connection();
+    auto c = f.share(client);
     std::string expected;
     for (int i = 0; i < 300; ++i) {
         // Every third round in a batch of this thread's (as a zone's tick sends), handed over
@@ -938,9 +943,7 @@ TEST(DracosoftStreamLayer, OwnSharedAndViewedBytesFromAnotherThreadArriveInTheOr
 TEST(DracosoftStreamLayer, AViewPinsItsBufferOnlyWhileNothingElseOfTheConnectionWaits) {
     StreamFixture f;
     TcpClient client(f.port());
-    client.write("share");
-    EXPECT_EQ(client.read_n(5), "share");
-    auto c = f.shared_connection();
+    auto c = f.share(client);
     f.pass_io_threads();  // the echo's write has completed: nothing of the connection waits
     auto block = std::make_shared<const std::string>("v1;v2;v3;");
     const std::string_view view(*block);
@@ -986,9 +989,7 @@ TEST(DracosoftStreamLayer, AClientThatDoesNotReadIsClosedWhenAnotherThreadSends)
     StreamFixture f;
     TcpClient other(f.port());
     TcpClient slow(f.port());
-    slow.write("share");
-    EXPECT_EQ(slow.read_n(5), "share");
-    auto c = f.shared_connection();
+    auto c = f.share(slow);
     // The client reads nothing more while this thread sends: the kernel's buffers fill, then the
     // connection's 256 KiB, and a send is refused at the bound, however fast its thread queues.
     const auto chunk = make_binary(std::string(16 * 1024, 'n'));

@@ -174,12 +174,11 @@ void WorldSink::end_update() {
     }
     counters_->update_bytes->observe(static_cast<double>(out.size()));
     const auto packets = packets_in(out);
+    count_world(out.size(), packets);
     if (out.size() > UpdateBlocks::kMaxViewBytes) {
-        send_world(out, packets, Then::kNothing);
+        after_send(connection_->send_own(out), Then::kNothing);
         return;
     }
-    counters_->world_packets->inc(packets);
-    counters_->world_bytes->inc(out.size());
     auto [keeper, view] = t_blocks.put(out);
     after_send(connection_->send_view(std::move(keeper), view), Then::kNothing);
 }
@@ -309,9 +308,13 @@ void WorldSink::send(const M& m, Then then) {
     send_world(std::move(out), 1, then);
 }
 
-void WorldSink::send_world(std::string encoded, std::size_t packets, Then then) {
+void WorldSink::count_world(std::size_t bytes, std::size_t packets) {
     counters_->world_packets->inc(packets);
-    counters_->world_bytes->inc(encoded.size());
+    counters_->world_bytes->inc(bytes);
+}
+
+void WorldSink::send_world(std::string encoded, std::size_t packets, Then then) {
+    count_world(encoded.size(), packets);
     // Bytes of this connection alone: moved into its queue, no shared payload made for them.
     after_send(connection_->send_own(std::move(encoded)), then);
 }

@@ -89,6 +89,8 @@ private:
 
     template <class M>
     void send(const M& m, Then then = Then::kNothing);
+    /// Counts `bytes` in `packets` whole packets sent from the world.
+    void count_world(std::size_t bytes, std::size_t packets);
     /// Sends the bytes of whole packets (`packets` of them) from the world.
     void send_world(std::string encoded, std::size_t packets, Then then);
     void send_error(wire::ErrorCode code, std::uint16_t opcode, std::uint32_t detail,
